@@ -1,0 +1,3 @@
+from importconsole.cli import main
+
+raise SystemExit(main())
