@@ -39,12 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        from importconsole.tui.launch import run_console  # Textual is imported only for the TUI
-
-        return run_console(args)
     try:
+        if args.command is None:
+            from importconsole.tui.launch import run_console  # Textual is imported only for the TUI
+
+            return run_console(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: never a traceback in front of an admin
+        from importconsole.crash import report_unexpected
+
+        return report_unexpected(exc)

@@ -1,0 +1,63 @@
+"""What an admin sees when something we did not foresee goes wrong: one sentence on screen, and a
+crash report (traceback WITHOUT local variables: the token could be one) in a 0600 file.
+
+Secret values the process learns (the API token) are registered here so that every crash text
+is scrubbed of them before it is shown or written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so crash output never contains it."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "[token hidden]")
+    return text
+
+
+def crash_dir() -> Path:
+    override = os.environ.get("IMPORTCONSOLE_STATE_DIR")
+    if override:
+        return Path(override) / "crashes"
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("importconsole")) / "crashes"
+
+
+def write_crash_report(exc: BaseException) -> Path | None:
+    """Write the traceback (frames and lines only, never locals) to a private file."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        folder = crash_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / time.strftime("crash-%Y%m%d-%H%M%S.txt")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(redact(text))
+        return path
+    except OSError:
+        return None
+
+
+def report_unexpected(exc: BaseException) -> int:
+    """Tell the admin in one sentence, keep the details in a file; exit code 70 (internal error)."""
+    path = write_crash_report(exc)
+    where = f" Details for the developers: {path}" if path else ""
+    print(
+        redact(f"importconsole hit an unexpected problem ({type(exc).__name__}: {exc}). Nothing more was sent to the LMS.{where}"),
+        file=sys.stderr,
+    )
+    return 70
