@@ -1,0 +1,416 @@
+"""Watch every import on the site: one event-stream subscription, polling as the fallback.
+
+Framework-free, so the CLI (`importconsole watch`) and the TUI monitor share it. See
+docs/operations.md for how to consume it.
+
+- ONE connection to `GET /events` for all imports, never one per import.
+- When the stream drops: poll `GET /imports` + `GET /locks` every `poll_interval` while
+  reconnecting with capped exponential backoff. On (re)connect, one poll resyncs imports that
+  ended while we were away.
+- Hung detection (operations.hung.HungDetector) runs on a local tick, so a silent import is
+  noticed even though the server sends nothing about it.
+- The watcher only reads. It never submits, retries a submit, or unlocks anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport
+
+ACTIVE_STATES = ("queued", "running")
+
+
+class RateWindow:
+    """Rows per second over the last `window` seconds of samples."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, t: float, rows: int) -> None:
+        if self._samples and rows < self._samples[-1][1]:
+            self._samples.clear()  # a different count (server restart, new import): start over
+        self._samples.append((t, rows))
+        # Keep one sample at or before the window's start so the rate spans the whole window.
+        while len(self._samples) > 2 and self._samples[1][0] <= t - self.window:
+            self._samples.popleft()
+
+    def rate(self, now: float) -> float | None:
+        """None until two samples exist; 0.0 when nothing moved in the window."""
+        if len(self._samples) < 2:
+            return None
+        first_t, first_rows = self._samples[0]
+        span = now - first_t
+        if span <= 0:
+            return None
+        return (self._samples[-1][1] - first_rows) / span
+
+    def eta(self, now: float, rows_left: int) -> float | None:
+        rate = self.rate(now)
+        if rows_left <= 0:
+            return 0.0
+        if not rate or rate <= 0:
+            return None
+        return rows_left / rate
+
+
+@dataclass(frozen=True)
+class ImportView:
+    """What the admin sees of one import, at one moment."""
+
+    import_id: int
+    importer: str
+    state: str
+    rows_processed: int
+    rows_total: int
+    rows_failed: int = 0
+    rows_held: int = 0
+    course_external_id: str | None = None
+    file_name: str = ""
+    created_by: str = ""
+    created_at: str | None = None
+    rate: float | None = None  # rows/s over the rate window
+    eta_seconds: float | None = None
+    holds_lock: bool = False  # this import holds its importer's lock
+    hung: HungImport | None = None
+    diagnosis: Diagnosis | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def is_hung(self) -> bool:
+        return self.hung is not None
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the console shows it: the server never says "hung", we do."""
+        return "hung" if self.hung else self.state
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.rows_processed / self.rows_total if self.rows_total else 0.0
+
+    def describe(self) -> str:
+        parts = [f"import {self.import_id}", self.shown_state,
+                 f"{self.rows_processed}/{self.rows_total} rows"]
+        if not self.finished and self.rate is not None:
+            parts.append(f"{self.rate:.1f} rows/s")
+        if not self.finished and self.eta_seconds is not None and not self.hung:
+            parts.append(f"ETA {format_duration(self.eta_seconds)}")
+        parts.append(f"{self.importer} importer" + (" (locked by it)" if self.holds_lock else ""))
+        if self.created_by:
+            parts.append(f"by {self.created_by}")
+        text = ", ".join(parts)
+        if self.hung:
+            text += f"; no progress for {format_duration(self.hung.stalled_for)}, stopped at row {self.hung.stopped_at_row}"
+            if self.diagnosis is not None:
+                text += f": {self.diagnosis.summary()}"
+        if self.error:
+            text += f"; {self.error}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "importer": self.importer,
+            "state": self.shown_state,
+            "server_state": self.state,
+            "rows_processed": self.rows_processed,
+            "rows_total": self.rows_total,
+            "rows_failed": self.rows_failed,
+            "rows_held": self.rows_held,
+            "course_external_id": self.course_external_id,
+            "file_name": self.file_name,
+            "created_by": self.created_by,
+            "rate": None if self.rate is None else round(self.rate, 2),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "holds_lock": self.holds_lock,
+            "hung": self.hung is not None,
+            "stopped_at_row": self.hung.stopped_at_row if self.hung else None,
+            "stalled_for": round(self.hung.stalled_for, 1) if self.hung else None,
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "error": self.error,
+        }
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    """One change: `kind` is "import" (view set), "lock" (lock set) or "connection"."""
+
+    kind: str
+    view: ImportView | None = None
+    lock: Lock | None = None
+    connection: str = ""  # "live" (event stream), "polling" (stream down), "stopped"
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter; injectable for tests."""
+
+    def __init__(self, base: float = 0.5, cap: float = 15.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap = base, cap
+        self._rng = rng or random.Random()
+        self.attempt = 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+
+Diagnoser = Callable[[Import], Awaitable[Diagnosis]]
+
+
+class ImportWatcher:
+    """Follows every import on the site. Run it with `await watcher.run()` (or as a task) and read
+    `views`, `changes()` or a callback registered with `on_change`.
+
+    `client` needs `events()` (async iterator of ServerEvent), `list_imports(state=...)`,
+    `get_import(id)` and `locks()`, as lms.client.LmsClient has.
+    """
+
+    def __init__(self, client: Any, *, hung_after: float = 60.0, poll_interval: float = 2.0,
+                 rate_window: float = 10.0, clock: Clock = time.monotonic,
+                 backoff: Backoff | None = None, diagnose: Diagnoser | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.client = client
+        self.poll_interval = poll_interval
+        self.detector = HungDetector(hung_after, clock)
+        self._clock = clock
+        self._rate_window = rate_window
+        self._backoff = backoff or Backoff()
+        self._diagnose = diagnose
+        self._sleep = sleep
+        self._imports: dict[int, Import] = {}
+        self._rates: dict[int, RateWindow] = {}
+        self._diagnoses: dict[int, Diagnosis] = {}
+        self._diagnosing: set[int] = set()
+        self.views: dict[int, ImportView] = {}
+        self.locks: dict[str, Lock] = {}
+        self.connection = "polling"
+        self.stream_connects = 0  # how many times the event stream was (re)opened
+        self.polls = 0
+        self.last_error: str | None = None
+        self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
+        self._callbacks: list[Callable[[WatchUpdate], None]] = []
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[WatchUpdate], None]) -> None:
+        """Call `callback(update)` on every change (on the watcher's event loop; keep it quick)."""
+        self._callbacks.append(callback)
+
+    async def changes(self) -> AsyncIterator[WatchUpdate]:
+        """Every change from now on, until the watcher stops."""
+        queue: asyncio.Queue[WatchUpdate] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while True:
+                update = await queue.get()
+                yield update
+                if update.kind == "connection" and update.connection == "stopped":
+                    return
+        finally:
+            self._subscribers.remove(queue)
+
+    def snapshot(self) -> list[ImportView]:
+        """Every import seen, newest first."""
+        return sorted(self.views.values(), key=lambda v: v.import_id, reverse=True)
+
+    def hung_imports(self) -> list[ImportView]:
+        return [v for v in self.snapshot() if v.hung]
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Watch until `stop()`. Never raises for network trouble: it reconnects or polls."""
+        self._stopping.clear()
+        self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop())]
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._set_connection("stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def poll_once(self) -> None:
+        """Read `/imports` (active ones and the ones we follow) and `/locks` once."""
+        self.polls += 1
+        active: dict[int, Import] = {}
+        for state in ACTIVE_STATES:
+            page = await self.client.list_imports(state=state)
+            for item in _items(page):
+                active[item.id] = item
+        for item in active.values():
+            self.apply_import(item)
+        # Imports we followed that are no longer active ended while we were not told.
+        for import_id, known in list(self._imports.items()):
+            if known.state in ACTIVE_STATES and import_id not in active:
+                self.apply_import(await self.client.get_import(import_id))
+        for lock in _items(await self.client.locks()):
+            self.apply_lock(lock)
+
+    async def follow(self, import_id: int) -> None:
+        """Make sure one import is known even if it is not active (e.g. `watch 42` after it ended)."""
+        self.apply_import(await self.client.get_import(import_id))
+
+    # -- applying what the server says (also used directly by tests and the TUI) ---------------
+
+    def apply_import(self, item: Import) -> None:
+        self._imports[item.id] = item
+        now = self._clock()
+        if not item.finished:
+            self._rates.setdefault(item.id, RateWindow(self._rate_window)).add(now, item.rows_processed)
+        self.detector.observe(item.id, item.rows_processed, state=item.state,
+                              importer=item.importer, rows_total=item.rows_total)
+        self._refresh(item.id)
+
+    def apply_lock(self, lock: Lock) -> None:
+        previous = self.locks.get(lock.importer)
+        self.locks[lock.importer] = lock
+        self.detector.observe_lock(lock.importer, lock.import_id if lock.locked else None)
+        if previous != lock:
+            self._publish(WatchUpdate("lock", lock=lock, connection=self.connection))
+        for import_id in {lock.import_id, previous.import_id if previous else None} - {None}:
+            if import_id in self._imports:
+                self._refresh(import_id)
+
+    def tick(self) -> None:
+        """Re-evaluate rates and hung state against the clock (no network)."""
+        now = self._clock()
+        for import_id, item in self._imports.items():
+            if not item.finished:
+                self._rates.setdefault(import_id, RateWindow(self._rate_window)).add(now, item.rows_processed)
+                self._refresh(import_id)
+
+    def _refresh(self, import_id: int) -> None:
+        item = self._imports[import_id]
+        now = self._clock()
+        rates = self._rates.get(import_id)
+        rate = rates.rate(now) if rates and not item.finished else None
+        eta = rates.eta(now, item.rows_total - item.rows_processed) if rates and not item.finished else None
+        hung = None if item.finished else self.detector.hung(import_id)
+        lock = self.locks.get(item.importer)
+        view = ImportView(
+            import_id=item.id, importer=item.importer, state=item.state,
+            rows_processed=item.rows_processed, rows_total=item.rows_total,
+            rows_failed=item.rows_failed, rows_held=item.rows_held,
+            course_external_id=item.course_external_id, file_name=item.file_name,
+            created_by=item.created_by, created_at=item.created_at, rate=rate, eta_seconds=eta,
+            holds_lock=bool(lock and lock.locked and lock.import_id == item.id),
+            hung=hung, diagnosis=self._diagnoses.get(import_id) if hung else None, error=item.error,
+        )
+        previous = self.views.get(import_id)
+        self.views[import_id] = view
+        if previous is None or _differs(previous, view):
+            self._publish(WatchUpdate("import", view=view, connection=self.connection))
+        if hung and self._diagnose and import_id not in self._diagnoses and import_id not in self._diagnosing:
+            self._diagnosing.add(import_id)
+            asyncio.get_running_loop().create_task(self._run_diagnosis(item))
+
+    async def _run_diagnosis(self, item: Import) -> None:
+        try:
+            self._diagnoses[item.id] = await self._diagnose(item)
+        except Exception as error:  # the view says so; a broken diagnosis must not stop watching
+            self.last_error = f"could not diagnose import {item.id}: {error}"
+        finally:
+            self._diagnosing.discard(item.id)
+        if item.id in self._imports:
+            self._refresh(item.id)
+
+    # -- loops -------------------------------------------------------------------------------
+
+    async def _stream_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                events = self.client.events()
+                self.stream_connects += 1
+                first = True
+                async for event in events:
+                    if first:
+                        first = False
+                        self._backoff.reset()
+                        self._set_connection("live")
+                        await self._resync()
+                    self._apply_event(event)
+                raise ConnectionError("the event stream ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.last_error = f"event stream: {error}"
+                self._set_connection("polling")
+                await self._sleep(self._backoff.next_delay())
+
+    async def _resync(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.poll_once()
+
+    def _apply_event(self, event: Any) -> None:
+        if event.kind == "import" and isinstance(event.data, Import):
+            self.apply_import(event.data)
+        elif event.kind == "lock" and isinstance(event.data, Lock):
+            self.apply_lock(event.data)
+
+    async def _tick_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self.connection != "live":
+                try:
+                    await self.poll_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    self.last_error = f"polling: {error}"
+            self.tick()
+            await self._sleep(self.poll_interval)
+
+    def _set_connection(self, state: str) -> None:
+        if state != self.connection:
+            self.connection = state
+            self._publish(WatchUpdate("connection", connection=state))
+
+    def _publish(self, update: WatchUpdate) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(update)
+        for callback in self._callbacks:
+            callback(update)
+
+
+def _items(page: Any) -> list:
+    return list(getattr(page, "items", page))
+
+
+def _differs(a: ImportView, b: ImportView) -> bool:
+    # Rate and ETA wobble on every tick; they alone do not make a change worth publishing.
+    return replace(a, rate=None, eta_seconds=None) != replace(b, rate=None, eta_seconds=None)

@@ -1,0 +1,142 @@
+"""Hung = the importer is locked by an import whose rows_processed has not moved for hung_after
+seconds. Pure logic, driven by a hand-moved clock."""
+
+import pytest
+
+from importconsole.operations.hung import (
+    CAUSE_HEADER_WHITESPACE, CAUSE_SPECIAL_CHARACTERS, HungDetector, header_whitespace,
+    is_special_character, special_characters,
+)
+from importconsole.operations.watch import RateWindow, format_duration
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def test_an_import_that_stops_while_holding_the_lock_is_hung_after_the_threshold(clock):
+    detector = HungDetector(hung_after=30, clock=clock)
+    detector.observe_lock("course", 7)
+    detector.observe(7, 119, importer="course", rows_total=200)
+    clock.advance(29.9)
+    assert detector.hung(7) is None
+    clock.advance(0.2)
+    hung = detector.hung(7)
+    assert hung is not None
+    assert (hung.import_id, hung.importer, hung.rows_processed, hung.stopped_at_row) == (7, "course", 119, 120)
+    assert hung.stalled_for == pytest.approx(30.1)
+    assert [h.import_id for h in detector.check()] == [7]
+
+
+def test_a_slow_import_that_still_moves_is_never_hung(clock):
+    detector = HungDetector(hung_after=5, clock=clock)
+    detector.observe_lock("course", 1)
+    for rows in range(1, 40):
+        detector.observe(1, rows)
+        clock.advance(4.9)  # one row just under every threshold
+        assert detector.hung(1) is None
+    assert detector.check() == []
+
+
+def test_hung_clears_when_progress_resumes(clock):
+    detector = HungDetector(hung_after=2, clock=clock)
+    detector.observe_lock("course", 3)
+    detector.observe(3, 10)
+    clock.advance(3)
+    assert detector.hung(3) is not None
+    detector.observe(3, 11)
+    assert detector.hung(3) is None
+    clock.advance(1.5)
+    assert detector.hung(3) is None
+
+
+def test_an_import_that_does_not_hold_the_lock_is_not_hung(clock):
+    """Queued behind another, or the lock was freed: not moving is not hanging."""
+    detector = HungDetector(hung_after=1, clock=clock)
+    detector.observe(4, 0, state="queued")
+    detector.observe_lock("course", 99)
+    clock.advance(10)
+    assert detector.hung(4) is None
+    detector.observe_lock("course", None)
+    assert detector.hung(4) is None
+    detector.observe_lock("course", 4)
+    assert detector.hung(4) is not None
+
+
+def test_an_ended_import_is_forgotten(clock):
+    detector = HungDetector(hung_after=1, clock=clock)
+    detector.observe_lock("global", 5)
+    detector.observe(5, 3)
+    clock.advance(5)
+    assert detector.hung(5) is not None
+    detector.observe(5, 3, state="unlocked")
+    assert detector.hung(5) is None and detector.check() == []
+
+
+def test_detection_latency_is_at_most_threshold_plus_one_poll(clock):
+    """Polled every 0.7 s, an import that stops at t=0 is reported by t = hung_after + 0.7."""
+    hung_after, poll = 3.0, 0.7
+    detector = HungDetector(hung_after=hung_after, clock=clock)
+    detector.observe_lock("course", 8)
+    start = clock.now
+    detector.observe(8, 50)  # last progress, seen at once (event stream)
+    while not detector.check():
+        clock.advance(poll)
+        detector.observe(8, 50)
+    assert clock.now - start <= hung_after + poll
+
+
+def test_the_threshold_must_be_positive():
+    with pytest.raises(ValueError):
+        HungDetector(hung_after=0)
+
+
+def test_rate_and_eta_over_a_window(clock):
+    window = RateWindow(window=10)
+    assert window.rate(clock.now) is None
+    for rows in range(0, 101, 10):  # 10 rows/s for 10 s
+        window.add(clock.now, rows)
+        clock.advance(1)
+    clock.advance(-1)
+    assert window.rate(clock.now) == pytest.approx(10.0)
+    assert window.eta(clock.now, 50) == pytest.approx(5.0)
+    # Stalled: the rate decays towards zero as the window slides, ETA becomes unknown.
+    for _ in range(12):
+        clock.advance(1)
+        window.add(clock.now, 100)
+    assert window.rate(clock.now) == pytest.approx(0.0, abs=1.0)
+    assert window.eta(clock.now, 0) == 0.0
+
+
+def test_special_characters_are_named_by_code_point_and_column():
+    found = special_characters(["u1", "Ann\u200b", "Zoë Łukasz 王芳 O'Brien-Smith"], ["external_user_id", "first_name", "last_name"], row=120)
+    assert [(c.row, c.column, c.code_point, c.position) for c in found] == [(120, "first_name", "U+200B", 3)]
+    assert "ZERO WIDTH SPACE" in found[0].describe()
+    for ch in ["\x00", "\x07", "\u00a0", "\u200c", "\u200d", "\ufeff", "\ufffd", "\u202e", "\ue000", "\x85"]:
+        assert is_special_character(ch), repr(ch)
+    for ch in ["\t", "é", "ł", "王", "'", "-", " "]:
+        assert not is_special_character(ch), repr(ch)
+
+
+def test_header_whitespace_is_described():
+    assert header_whitespace(["external_user_id", "complete"]) == []
+    problems = header_whitespace(["external_user_id ", "first  name", "last\u00a0name"])
+    assert len(problems) == 3
+    assert "'external_user_id '" in problems[0]
+    assert CAUSE_HEADER_WHITESPACE != CAUSE_SPECIAL_CHARACTERS
+
+
+def test_durations_read_like_a_person_wrote_them():
+    assert [format_duration(s) for s in (0, 59.4, 61, 3725)] == ["0s", "59s", "1m01s", "1h02m"]
