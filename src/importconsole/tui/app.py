@@ -1,0 +1,152 @@
+"""The console: one Textual app, one mode per area (files, preview, findings, monitor, credit
+fixes, journal, connect). Screens only show and ask; the work is done by the core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import App
+from textual.binding import Binding
+
+from importconsole import crash
+from importconsole.tui.commands import ConsoleCommands
+from importconsole.tui.session import LmsSession
+from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, ThemeProblem, load_themes, user_theme_dir
+
+
+class ImportConsoleApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "importconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    # Navigation keys are hidden from the footer (80 columns) but listed in `?` help and the palette.
+    BINDINGS = [
+        Binding("f", "show('files')", "Files", show=False),
+        Binding("p", "show('preview')", "Preview", show=False),
+        Binding("v", "show('findings')", "Findings", show=False),
+        Binding("m", "show('monitor')", "Monitor", show=False),
+        Binding("c", "show('credit')", "Credit fixes", show=False),
+        Binding("j", "show('journal')", "Journal", show=False),
+        Binding("n", "show('connect')", "Connect", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+    MODES = {
+        "files": lambda: _screen("files", "FilesScreen"),
+        "preview": lambda: _screen("preview", "PreviewScreen"),
+        "findings": lambda: _screen("findings", "FindingsScreen"),
+        "monitor": lambda: _screen("monitor", "MonitorScreen"),
+        "credit": lambda: _screen("credit", "CreditFixScreen"),
+        "journal": lambda: _screen("journal", "JournalScreen"),
+        "connect": lambda: _screen("connect", "ConnectScreen"),
+    }
+    SCREEN_TITLES = {
+        "files": "Files", "preview": "Preview", "findings": "Findings", "monitor": "Monitor",
+        "credit": "Credit fixes", "journal": "Journal", "connect": "Connect",
+    }
+
+    def __init__(
+        self,
+        *,
+        session: LmsSession | None = None,
+        workdir: Path | None = None,
+        open_path: Path | None = None,
+        theme_name: str | None = None,
+        theme_dirs: list[Path] | None = None,
+        config_path: Path | None = None,
+        start_mode: str | None = None,
+        live: bool = True,
+        startup_problem: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        if session is not None:
+            crash.register_secret(session.token)
+        self.workdir = (workdir or Path.cwd()).resolve()
+        self.open_path = open_path
+        self.config_path = config_path
+        # Tests and snapshots turn live refresh off to get a frame that does not change.
+        self.live = live
+        self._start_mode = start_mode
+        self.startup_problem = startup_problem
+        self.report = None  # the ValidationReport of open_path, once validated
+        self.importer = "course"
+        self.course_external_id: str | None = None
+        themes, problems = load_themes(*(theme_dirs if theme_dirs is not None else [user_theme_dir()]))
+        self.theme_problems: list[ThemeProblem] = problems
+        for theme in themes:
+            self.register_theme(theme)
+        wanted = theme_name or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.theme_problems.append(ThemeProblem(Path(wanted), "no theme of that name; using the default"))
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    # -- theme variables -------------------------------------------------------------------
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(STATE_VARIABLE_DEFAULTS)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        for problem in self.theme_problems:
+            self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=10)
+        if self.startup_problem:
+            self.notify(self.startup_problem, title="Not connected", severity="warning", timeout=15)
+        mode = self._start_mode
+        if mode is None:
+            if self.open_path is not None:
+                mode = "preview"
+            elif self.session is None:
+                mode = "connect"
+            else:
+                mode = "files"
+        self.switch_mode(mode)
+
+    def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        from importconsole.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    # -- what screens ask of the app -------------------------------------------------------
+    # Screens keep no file state of their own: on resume they show what the app holds.
+    def open_file(self, path: Path) -> None:
+        """Open an import file in the preview; the findings of the previous file are forgotten."""
+        from importconsole.tui.recent import remember
+
+        self.open_path = Path(path)
+        self.report = None
+        remember(self.open_path)
+        if self.current_mode == "preview":
+            self.screen.sync()
+        else:
+            self.switch_mode("preview")
+
+    def set_session(self, session: LmsSession) -> None:
+        self.session = session
+        crash.register_secret(session.token)
+
+    # -- crashes: one sentence, a 0600 report without locals (the token could be one) -------
+    def _handle_exception(self, error: Exception) -> None:
+        self._return_code = 1
+        if self._exception is None:  # run_test re-raises it for pytest
+            self._exception = error
+            self._exception_event.set()
+        path = crash.write_crash_report(error)
+        where = f" Details for the developers: {path}" if path else ""
+        self.panic(Text(crash.redact(
+            f"importconsole hit an unexpected problem ({type(error).__name__}: {error}). "
+            f"Nothing more was sent to the LMS.{where}"
+        )))
+
+
+def _screen(module: str, name: str):
+    """Screens are imported when first shown: the first frame comes sooner."""
+    import importlib
+
+    return getattr(importlib.import_module(f"importconsole.tui.screens.{module}"), name)()

@@ -1,0 +1,37 @@
+"""The command palette lists every action: the keys of the screen in front plus every place to
+go, so nothing is reachable only by a key the admin has to remember."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class ConsoleCommands(Provider):
+    def _commands(self) -> list[tuple[str, str, object]]:
+        seen: set[tuple[str, str]] = set()
+        found: list[tuple[str, str, object]] = []
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in ("command_palette",) or not active.enabled:
+                continue
+            marker = (binding.description, binding.action)
+            if marker in seen:
+                continue
+            seen.add(marker)
+            label = f"{binding.description} ({binding.key_display or self.app.get_key_display(binding)})"
+            run = partial(self.app.run_action, binding.action, active.node)
+            found.append((label, binding.tooltip or binding.description, run))
+        return found
+
+    async def discover(self) -> Hits:
+        for label, help_text, run in self._commands():
+            yield DiscoveryHit(label, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for label, help_text, run in self._commands():
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), run, help=help_text)

@@ -1,0 +1,1 @@
+"""One module per screen: compose, bindings, and handlers that call one operation each."""

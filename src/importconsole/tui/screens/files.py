@@ -1,0 +1,75 @@
+"""Files: recent import files first, then the folder the console was started in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DirectoryTree, OptionList, Static
+from textual.widgets.option_list import Option
+
+from importconsole.tui.recent import recent_files
+from importconsole.tui.screens.base import ConsoleScreen
+
+
+class ImportFileTree(DirectoryTree):
+    """Hidden files stay hidden: an admin's home is full of them."""
+
+    def filter_paths(self, paths):
+        return [p for p in paths if not p.name.startswith(".")]
+
+
+class FilesScreen(ConsoleScreen):
+    TITLE_TEXT = "Files"
+    BINDINGS = [
+        Binding("r", "focus_recent", "Recent"),
+        Binding("t", "focus_tree", "Folder"),
+        Binding("backspace", "up", "Parent folder"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        yield Static("Recent files (Enter opens)", classes="section-title")
+        yield OptionList(id="recent")
+        yield Static("", id="folder-title", classes="section-title")
+        yield ImportFileTree(self.app.workdir, id="tree")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        self._fill_recent()
+        self.query_one("#folder-title", Static).update(f"Folder {self.app.workdir}")
+        self.query_one("#tree").focus()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        from importconsole.tui.text import shown
+
+        recent = self.query_one("#recent", OptionList)
+        recent.clear_options()
+        files = recent_files()
+        for path in files:
+            recent.add_option(Option(shown(str(path)), id=str(path)))
+        recent.display = bool(files)
+        self.query_one(".section-title").display = bool(files)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.app.open_file(Path(event.option.id))
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        self.app.open_file(event.path)
+
+    def action_focus_recent(self) -> None:
+        self.query_one("#recent").focus()
+
+    def action_focus_tree(self) -> None:
+        self.query_one("#tree").focus()
+
+    def action_up(self) -> None:
+        tree = self.query_one("#tree", ImportFileTree)
+        parent = Path(tree.path).resolve().parent
+        tree.path = parent
+        self.query_one("#folder-title", Static).update(f"Folder {parent}")

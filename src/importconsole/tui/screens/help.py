@@ -1,0 +1,43 @@
+"""`?`: every key of the screen behind, and every place to go."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self, behind) -> None:
+        super().__init__()
+        self._rows = keys_of(behind)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title")
+            yield Static(self._table(), id="help-keys")
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("what")
+        for key, what in self._rows:
+            table.add_row(key, what)
+        return table
+
+
+def keys_of(screen) -> list[tuple[str, str]]:
+    """(key, description) for every described binding active on a screen, app keys included."""
+    own: list[tuple[str, str]] = []
+    widget: list[tuple[str, str]] = []
+    for key, active in screen.active_bindings.items():
+        if active.binding.description and not active.binding.system:
+            row = (screen.app.get_key_display(active.binding), active.binding.description)
+            # The console's own keys first; the focused widget's movement keys after.
+            (own if active.node is screen or active.node is screen.app else widget).append(row)
+    return own + widget

@@ -1,0 +1,69 @@
+"""Journal: what this console did to the LMS, newest first (read from the local audit journal)."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.text import shown
+
+# Keys of a journal entry shown as columns; anything else goes into "details".
+_COLUMNS = ("at", "action", "outcome", "import_id", "file")
+
+
+class JournalScreen(ConsoleScreen):
+    TITLE_TEXT = "Journal"
+    BINDINGS = [Binding("r", "reload", "Reload")]
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        yield Static("", id="journal-where", classes="hint")
+        yield DataTable(id="journal", cursor_type="row", zebra_stripes=True)
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#journal", DataTable)
+        table.add_columns("when", "action", "outcome", "import", "file / details")
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        session = self.app.session
+        path = session.journal_path if session else None
+        self.query_one("#journal-where", Static).update(f"Journal {path}" if path else "Journal: not connected yet")
+        if path is not None:
+            self._load(path)
+
+    @work(thread=True, exclusive=True, group="journal")
+    def _load(self, path) -> None:
+        from importconsole.journal import Journal
+
+        try:
+            entries = list(Journal(path).entries()) if path.exists() else []
+            problem = None
+        except Exception as error:  # a damaged journal is reported, the console stays up
+            entries, problem = [], f"the journal {path} cannot be read: {error}"
+        self.app.call_from_thread(self._show, entries, problem)
+
+    def _show(self, entries: list, problem: str | None) -> None:
+        table = self.query_one("#journal", DataTable)
+        table.clear()
+        if problem:
+            self.notify(problem, severity="error")
+        for entry in reversed(entries):
+            data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
+            details = {k: v for k, v in data.items() if k not in _COLUMNS and k not in ("id", "entry_id")}
+            table.add_row(
+                shown(data.get("at", data.get("time", "")))[:19],
+                shown(data.get("action", "")),
+                shown(data.get("outcome", data.get("state", ""))),
+                shown(data.get("import_id") or ""),
+                shown(data.get("file") or ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, ""))),
+            )
+        if not entries:
+            table.add_row("", "nothing yet", "", "", "submits, unlocks and re-imports are recorded here")

@@ -1,0 +1,34 @@
+"""Text from an import file or the LMS goes through the core's `safe_text.visible` before it
+reaches the terminal: a CSV cell must never move the cursor or flip the text direction."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len, set_cell_size
+
+from importconsole.importfile.safe_text import visible
+
+
+def shown(text: object) -> str:
+    return visible("" if text is None else str(text))
+
+
+def shown_header(name: str) -> str:
+    """A header cell with its spaces made visible too: leading, trailing and doubled spaces
+    are exactly what hangs the LMS importer."""
+    text = shown(name)
+    stripped = text.strip(" ")
+    lead = len(text) - len(text.lstrip(" "))
+    trail = len(text) - len(text.rstrip(" "))
+    middle = stripped
+    while "  " in middle:
+        middle = middle.replace("  ", "·" * 2)
+    return "·" * lead + middle + "·" * trail
+
+
+def clip(text: str, width: int) -> str:
+    """Exactly `width` terminal cells (wide letters such as 王 count two)."""
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"

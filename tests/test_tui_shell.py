@@ -1,0 +1,82 @@
+"""The console's shell: themes, help, command palette, crash output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.command import CommandPalette
+
+from importconsole.tui.app import ImportConsoleApp
+from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
+from tui_helpers import private_state, screen_text, wait_for_text  # noqa: F401 (autouse fixture)
+
+
+def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():
+    themes, problems = load_themes()
+    assert problems == []
+    by_name = {t.name: t for t in themes}
+    assert by_name["importconsole-dark"].dark is True
+    assert by_name["importconsole-light"].dark is False
+    contrast = by_name["importconsole-contrast"]
+    assert contrast.ansi is True
+    # every colour of the high-contrast theme is one of the terminal's 16
+    colours = [v for k, v in contrast.variables.items() if not k.endswith("text-style")]
+    for value in [contrast.primary, contrast.error, contrast.warning, *colours]:
+        assert value.startswith("ansi_"), value
+    for theme in themes:
+        assert {"import-hung", "import-running", "import-done", "import-failed"} <= set(theme.variables)
+
+
+def test_a_broken_theme_file_is_reported_with_its_path_and_the_console_still_opens(tmp_path):
+    (tmp_path / "broken.toml").write_text('name = "x"\nprimary = "#12345"\n')
+    (tmp_path / "notoml.toml").write_text("name = \n")
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#AA0000"\n[variables]\nimport-hung = "#FFFF00"\n')
+    themes, problems = load_themes(tmp_path)
+    assert "mine" in {t.name for t in themes}
+    messages = {p.path.name: p.message for p in problems}
+    assert "is not a colour" in messages["broken.toml"]
+    assert "not valid TOML" in messages["notoml.toml"]
+
+
+async def test_console_opens_with_a_user_theme_and_reports_a_broken_one(tmp_path):
+    (tmp_path / "broken.toml").write_text("primary = 3\n")
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#AA0000"\n')
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[tmp_path], theme_name="mine")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme == "mine"
+        # the state colours exist even though the user theme did not set them
+        assert app.theme_variables["import-hung"]
+        notes = [n.message for n in app._notifications]
+        assert any("broken.toml" in n and "needs a name" in n for n in notes), notes
+
+
+async def test_help_lists_the_keys_of_the_screen_and_every_place_to_go(tmp_path):
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        text = await wait_for_text(pilot, "Esc closes")
+        for what in ("Monitor", "Preview", "Findings", "Credit fixes", "Journal", "Connect", "Recent", "Quit"):
+            assert what in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "FilesScreen"
+
+
+async def test_command_palette_offers_the_screen_actions_and_runs_them(tmp_path):
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"journal")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.current_mode == "journal"
+
+
+def test_theme_files_are_packaged_beside_the_code():
+    assert (PACKAGED_THEMES / "importconsole-dark.toml").is_file()
+    load_theme_file(PACKAGED_THEMES / "importconsole-contrast.toml")

@@ -1,0 +1,39 @@
+"""Helpers for the console's Pilot tests: what the admin would read on screen, and polling waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+def screen_text(app) -> str:
+    """The whole terminal as plain text, one line per row (modals included)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def wait_for(pilot, condition, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `condition()` until truthy (no long sleeps); fail with what was awaited and the screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- screen ---\n{screen_text(pilot.app)}")
+        await pilot.pause(interval)
+
+
+async def wait_for_text(pilot, text: str, *, timeout: float = 10.0) -> str:
+    await wait_for(pilot, lambda: text in screen_text(pilot.app), timeout=timeout, what=repr(text))
+    return screen_text(pilot.app)
+
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def private_state(tmp_path, monkeypatch):
+    """Recent files and crash reports go to the test's own folder, never the admin's home."""
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(tmp_path / "config.toml"))
