@@ -8,9 +8,11 @@ locked by an import whose `rows_processed` has not changed for `hung_after` seco
 from __future__ import annotations
 
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
+
+from importconsole.importfile.safe_text import SPECIAL_RE
+from importconsole.importfile.safe_text import describe as describe_character
 
 Clock = Callable[[], float]
 
@@ -148,8 +150,9 @@ class Diagnosis:
             return "the header has extra spaces: " + "; ".join(self.header_problems)
         if self.cause == CAUSE_SPECIAL_CHARACTERS:
             return "special characters: " + "; ".join(c.describe() for c in self.characters)
-        text = f"cause unknown: row {self.row} holds no special characters and the header is clean"
-        return text + (f" ({self.note})" if self.note else "")
+        if self.note:
+            return f"cause unknown: {self.note}"
+        return f"cause unknown: row {self.row} holds no special characters and the header is clean"
 
     def to_json(self) -> dict:
         return {
@@ -170,28 +173,20 @@ class Diagnosis:
         }
 
 
-# Characters the page's "special characters" covers. The reference server hangs on a documented
-# subset; the console names anything in this wider set, so a real LMS is covered too.
-_ALLOWED_CONTROLS = {"\t", "\r", "\n"}
+# The import-file engine's definition of "special characters" (importfile.safe_text), so the
+# diagnosis names what `validate` flags (a tab is data in a cell, not a hang). The reference
+# server hangs on a documented subset.
 _UNUSUAL_SPACES = {"\u00a0", "\u1680", "\u202f", "\u205f", "\u3000"} | {chr(c) for c in range(0x2000, 0x200B)}
 _INVISIBLES = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e"}
-_BIDI = {chr(c) for c in range(0x202A, 0x202F)} | {chr(c) for c in range(0x2066, 0x206A)} | {"\u200e", "\u200f", "\u061c"}
 
 
 def is_special_character(ch: str) -> bool:
-    if ch in _ALLOWED_CONTROLS:
-        return False
-    cp = ord(ch)
-    if cp < 0x20 or 0x7F <= cp <= 0x9F:
-        return True
-    if ch in _UNUSUAL_SPACES or ch in _INVISIBLES or ch in _BIDI or ch == "\ufffd":
-        return True
-    return unicodedata.category(ch) in ("Co", "Cs", "Cn")
+    return ch not in ("\t", "\r", "\n") and SPECIAL_RE.fullmatch(ch) is not None
 
 
 def _char_name(ch: str) -> str:
-    names = {"\x00": "NUL", "\t": "TAB", "\u200b": "ZERO WIDTH SPACE", "\ufeff": "ZERO WIDTH NO-BREAK SPACE"}
-    return names.get(ch) or unicodedata.name(ch, "control character" if unicodedata.category(ch) == "Cc" else "unassigned")
+    text = describe_character(ch)  # "U+200B ZERO WIDTH SPACE" or "invalid byte 0x96"
+    return text.split(" ", 1)[1] if text.startswith("U+") and " " in text else text
 
 
 def special_characters(cells: Iterable[str], columns: list[str], row: int | None) -> list[SuspectCharacter]:
@@ -218,6 +213,92 @@ def header_whitespace(header: list[str]) -> list[str]:
     return problems
 
 
-@dataclass
-class _Header:
-    names: list[str] = field(default_factory=list)
+def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int = 0,
+                  file_source: str = "") -> Diagnosis:
+    """Look at the row after the last processed one (and the header) of the submitted file.
+
+    Only what is in the file is stated; when nothing there explains the stop, the cause is
+    "unknown" and the diagnosis says so instead of guessing.
+    """
+    from importconsole.importfile.reader import ImportFileError, open_import_file
+
+    row = rows_processed + 1
+    base = dict(import_id=import_id, row=row, file_source=file_source,
+                rows_processed=rows_processed, rows_total=rows_total)
+    try:
+        opened = open_import_file(path)
+        header = list(opened.header)
+        problems = tuple(header_whitespace(header))
+        header_chars = special_characters(header, header, row=None)
+        line = None
+        found: list[SuspectCharacter] = []
+        for record in opened.records():
+            if record.row == row:
+                line = record.line
+                found = special_characters(record.cells, [h.strip() for h in header], row=row)
+                break
+            if record.row > row:
+                break
+    except ImportFileError as error:
+        return Diagnosis(**base, line=None, cause=CAUSE_UNKNOWN,
+                         note=f"the submitted file could not be read: {error}")
+    if problems:
+        return Diagnosis(**base, line=line, cause=CAUSE_HEADER_WHITESPACE,
+                         header_problems=problems, characters=tuple(header_chars + found))
+    if found or header_chars:
+        return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(header_chars + found))
+    note = "" if line is not None else f"the file has no row {row}"
+    return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
+
+
+async def diagnose_import(client, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
+    """Diagnose an import from its submitted file: the local copy when the journal names one
+    whose sha256 still matches, else the copy the LMS keeps (GET /imports/{id}/file)."""
+    import asyncio
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    item = await client.get_import(import_id)
+    local = _local_copy(journal, item)
+    if local is not None:
+        return await asyncio.to_thread(diagnose_file, item.id, local, rows_processed=item.rows_processed,
+                                       rows_total=item.rows_total, file_source=str(local))
+    content = await client.import_file(import_id)
+    if item.file_sha256 and hashlib.sha256(content).hexdigest() != item.file_sha256:
+        return Diagnosis(import_id=item.id, row=item.rows_processed + 1, line=None, cause=CAUSE_UNKNOWN,
+                         file_source="server", rows_processed=item.rows_processed, rows_total=item.rows_total,
+                         note="the file the LMS sent back does not match the sha256 it recorded")
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-diagnose-") as tmp:
+        path = Path(tmp) / (Path(item.file_name or "import.csv").name or "import.csv")
+        path.write_bytes(content)
+        path.chmod(0o600)  # the file names people
+        return await asyncio.to_thread(diagnose_file, item.id, path, rows_processed=item.rows_processed,
+                                       rows_total=item.rows_total, file_source="server")
+
+
+def _local_copy(journal, item):
+    """The path the journal recorded for this import, if the file there is still the same bytes."""
+    import hashlib
+    from pathlib import Path
+
+    if journal is None or not item.file_sha256:
+        return None
+    try:
+        entries = list(journal.entries())
+    except Exception:  # an unreadable journal only means we download the file instead
+        return None
+    for entry in reversed(entries):
+        data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
+        if data.get("import_id") != item.id or not data.get("file_path"):
+            continue
+        if data.get("sha256") not in (None, item.file_sha256):
+            continue
+        path = Path(data["file_path"])
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            continue
+        if digest == item.file_sha256:
+            return path
+    return None

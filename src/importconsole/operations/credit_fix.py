@@ -1,0 +1,390 @@
+"""Credit that will never be reported, and the completion-only re-imports that fix it.
+
+Page sections: "Reporting credit to external entities" (imported credit never triggers reporting
+to PARS, CPE Monitor or an AMS; import completions without credit instead: if the user exists,
+is complete and the credit is non-variable, the LMS awards it and reports it) and "Importing
+enrollments" 2 (credit on an incomplete record remains; re-import a completion).
+
+What the LMS does with a completion-only row (behaviours 5 and 6): on an incomplete enrollment it
+deletes the credit the enrollment carried, then awards every NON-variable credit type of the
+course at its maximum and queues it to each entity the type reports to. So a proposal is made
+only where that loses nothing: the user exists, the enrollment is not complete, and none of the
+learner's credit in that course is of a variable type. Everything else gets "why not" and what
+to do by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from importconsole.importfile.safe_text import escape_formula, visible
+
+KIND_INCOMPLETE = "credit-on-incomplete"  # incomplete enrollment carrying imported credit
+KIND_NOT_REPORTED = "imported-credit-not-reported"  # imported credit of a reporting type
+KIND_FILE_ROW = "file-row"  # a row of a file whose credit would never be reported
+
+ENTITY_NAMES = {"pars": "PARS (ACCME)", "cpe_monitor": "CPE Monitor (NABP)", "ams": "the AMS"}
+
+
+@dataclass(frozen=True)
+class CreditAward:
+    """Credit the LMS will award on completion, and who it reports to."""
+
+    credit_type: str
+    amount: float
+    reports_to: tuple[str, ...]
+
+    def describe(self) -> str:
+        to = ", ".join(ENTITY_NAMES.get(e, e) for e in self.reports_to) or "no one"
+        return f"{self.credit_type} {self.amount:g} (awarded; reported to {to})"
+
+
+@dataclass(frozen=True)
+class CompletionOnlyProposal:
+    """One learner in one course: a completion-only row, or why not and what to do by hand."""
+
+    kind: str
+    course_external_id: str
+    external_user_id: str | None
+    email: str | None
+    user_id: int | None
+    enrollment_status: str | None  # "incomplete", "complete" or None (not enrolled)
+    current_credit: tuple[tuple[str, float, str], ...]  # (type, amount, source) now on the enrollment/row
+    proposed: bool
+    awards: tuple[CreditAward, ...] = ()
+    reason: str = ""  # why it is (not) proposed, in a sentence
+    by_hand: str = ""  # when not proposed: what the admin must do
+    rows: tuple[int, ...] = ()  # file rows it comes from (--file)
+    date_completed: str = ""
+
+    @property
+    def learner(self) -> str:
+        return self.external_user_id or self.email or (f"user {self.user_id}" if self.user_id else "unknown learner")
+
+    def describe(self) -> str:
+        where = f"{visible(self.learner)} in {visible(self.course_external_id)}"
+        if self.rows:
+            where += f" (row{'s' if len(self.rows) > 1 else ''} {', '.join(map(str, self.rows))})"
+        now = "; ".join(f"{t} {a:g} ({s})" for t, a, s in self.current_credit) or "no credit"
+        if self.proposed:
+            will = "; ".join(a.describe() for a in self.awards) or "completion only, no credit type to award"
+            return f"{where}: now {now}. Completion-only row: {will}."
+        return f"{where}: now {now}. Not proposed: {self.reason} By hand: {self.by_hand}"
+
+    def import_row(self) -> dict[str, str]:
+        return {
+            "external_user_id": self.external_user_id or "",
+            "external_email": "" if self.external_user_id else (self.email or ""),
+            "complete": "1",
+            "date_completed": self.date_completed,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "course_external_id": self.course_external_id,
+            "external_user_id": self.external_user_id,
+            "email": self.email,
+            "user_id": self.user_id,
+            "enrollment_status": self.enrollment_status,
+            "current_credit": [{"credit_type": t, "amount": a, "source": s} for t, a, s in self.current_credit],
+            "proposed": self.proposed,
+            "awards": [{"credit_type": a.credit_type, "amount": a.amount, "reports_to": list(a.reports_to)} for a in self.awards],
+            "reason": self.reason,
+            "by_hand": self.by_hand,
+            "rows": list(self.rows),
+            "date_completed": self.date_completed,
+        }
+
+
+@dataclass
+class ProposalFiles:
+    """What `write_proposal_file` wrote: one import file per course, and a report of everything."""
+
+    import_files: dict[str, Path] = field(default_factory=dict)  # course external id -> file
+    report: Path | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciding
+
+
+@dataclass
+class _Learner:
+    kind: str
+    course: str
+    external_user_id: str | None
+    email: str | None
+    user_id: int | None
+    credit: list[tuple[str, float, str]] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    date_completed: str = ""
+
+
+def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | None,
+           enrollment_credit: Iterable[tuple[str, float, str]], course, credit_types: dict) -> CompletionOnlyProposal:
+    """The rule for one learner in one course. `course` is an lms.models.Course or None."""
+    current = tuple(learner.credit)
+    base = dict(kind=learner.kind, course_external_id=learner.course, external_user_id=learner.external_user_id,
+                email=learner.email, user_id=learner.user_id, enrollment_status=enrollment_status,
+                current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed)
+    if course is None:
+        return CompletionOnlyProposal(**base, proposed=False,
+                                      reason=f"course {learner.course!r} does not exist in the LMS.",
+                                      by_hand="check the external_course_id, or create the course first.")
+    if not user_exists:
+        return CompletionOnlyProposal(**base, proposed=False,
+                                      reason="the user does not exist in the LMS, so the credit would not be awarded automatically "
+                                             "(the row would wait in the holding table).",
+                                      by_hand="create the learner's account first (or fix the user id/email), then run credit-fix again.")
+    if enrollment_status == "complete":
+        return CompletionOnlyProposal(**base, proposed=False,
+                                      reason="the enrollment is already complete and the importer cannot update it (page: Updating enrollments).",
+                                      by_hand="report this credit to the board by hand, or have it corrected in the LMS's credit records.")
+    offered = {c.credit_type: c for c in course.credits}
+    held_types = {t for t, _, _ in current} | {t for t, _, _ in enrollment_credit}
+    variable = sorted(t for t in held_types if t in offered and offered[t].enable_variable_credit)
+    if variable:
+        return CompletionOnlyProposal(**base, proposed=False,
+                                      reason=f"variable credit is enabled for {', '.join(variable)} in {course.external_id}: "
+                                             "the LMS does not award variable credit automatically, and completing would drop it.",
+                                      by_hand="leave the imported credit and report it by hand, or have the learner claim it in the LMS.")
+    missing = sorted(t for t in held_types if t not in offered)
+    if missing:
+        return CompletionOnlyProposal(**base, proposed=False,
+                                      reason=f"course {course.external_id} does not offer {', '.join(missing)} credit.",
+                                      by_hand="check the credit type, or add it to the course before re-importing.")
+    awards = tuple(
+        CreditAward(c.credit_type, float(c.max), tuple(getattr(credit_types.get(c.credit_type), "reports_to", ()) or ()))
+        for c in sorted(course.credits, key=lambda c: c.credit_type) if not c.enable_variable_credit
+    )
+    return CompletionOnlyProposal(**base, proposed=True, awards=awards,
+                                  reason="the user exists, the enrollment is not complete and the credit is not variable: "
+                                         "a completion without credit makes the LMS award it and report it.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding candidates
+
+
+async def propose_credit_fixes(client, *, course_external_id: str | None = None, import_id: int | None = None,
+                               file: str | os.PathLike | None = None, today: date | None = None) -> list[CompletionOnlyProposal]:
+    """Candidates from the LMS (imported credit on incomplete enrollments, and imported credit of
+    reporting types), or from a file's rows when `file` is given; one decision per learner and course."""
+    completed_on = (today or datetime.now(timezone.utc).date()).isoformat()
+    credit_types = {t.machine_name: t for t in await client.credit_types()}
+    reporting = {name for name, t in credit_types.items() if t.reports_to}
+    learners: dict[tuple[str, str], _Learner] = {}
+    if file is not None:
+        for learner in _learners_from_file(file, course_external_id, reporting):
+            learners[(learner.course, learner.external_user_id or learner.email or "")] = learner
+    else:
+        records = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await client.credit_records(course_external_id=course_external_id, source="import",
+                                               offset=offset, limit=1000)
+            records.extend(page.items)
+            offset = page.next_offset
+        if import_id is not None:
+            records = [r for r in records if r.import_id == import_id]
+        course_ids = {r.course_id for r in records}
+        courses_by_id = {}
+        for cid in course_ids:
+            course = await client.course(cid)
+            courses_by_id[cid] = course
+        enrollments_complete: dict[int, bool] = {}
+        if records:
+            for complete in (True, False):
+                offset = 0
+                while offset is not None:
+                    page = await client.credit_records(course_external_id=course_external_id, source="import",
+                                                       complete=complete, offset=offset, limit=1000)
+                    for r in page.items:
+                        enrollments_complete[r.enrollment_id] = complete
+                    offset = page.next_offset
+        for r in records:
+            complete = enrollments_complete.get(r.enrollment_id, False)
+            if complete and r.credit_type not in reporting:
+                continue  # complete, and the type reports nowhere: nothing is lost
+            ext = getattr(r, "external_user_id", None)
+            email = getattr(r, "email", None)
+            course = courses_by_id[r.course_id]
+            key = (course.external_id, str(r.user_id))
+            learner = learners.get(key)
+            if learner is None:
+                learner = learners[key] = _Learner(KIND_NOT_REPORTED if complete else KIND_INCOMPLETE,
+                                                   course.external_id, ext, email, r.user_id, date_completed=completed_on)
+            learner.credit.append((r.credit_type, float(r.amount), r.source))
+    return await _decide_all(client, list(learners.values()), credit_types)
+
+
+def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
+    from importconsole.importfile.reader import open_import_file
+
+    opened = open_import_file(file)
+    header = [h.strip() for h in opened.header]
+    col = {name: i for i, name in enumerate(header)}
+
+    def cell(cells, name):
+        i = col.get(name)
+        return cells[i].strip() if i is not None and i < len(cells) else ""
+
+    learners: dict[tuple[str, str], _Learner] = {}
+    for record in opened.records():
+        cells = record.cells
+        credit_type = cell(cells, "credit_type")
+        if not credit_type or credit_type not in reporting or cell(cells, "complete") != "1":
+            continue  # credit on complete=0 is the validator's `credit-on-incomplete` error, not a fix
+        course = cell(cells, "external_course_id") or course_external_id or ""
+        if course_external_id and course != course_external_id:
+            continue
+        ext, email = cell(cells, "external_user_id") or None, cell(cells, "external_email") or None
+        key = (course, (ext or "").strip() or (email or "").lower())
+        learner = learners.get(key)
+        if learner is None:
+            learner = learners[key] = _Learner(KIND_FILE_ROW, course, ext, email, None,
+                                               date_completed=cell(cells, "date_completed"))
+        amount = cell(cells, "credits")
+        try:
+            value = float(amount) if amount else 0.0
+        except ValueError:
+            value = 0.0
+        learner.credit.append((credit_type, value, "row"))
+        learner.rows.append(record.row)
+    return list(learners.values())
+
+
+async def _decide_all(client, learners: list[_Learner], credit_types: dict) -> list[CompletionOnlyProposal]:
+    if not learners:
+        return []
+    course_ids = sorted({l.course for l in learners})
+    courses = {}
+    for i in range(0, len(course_ids), 1000):
+        found = await client.lookup_courses(course_ids[i:i + 1000])
+        courses.update({c.external_id: c for c in found.items})
+    # Who exists: users found by external id or email (the LMS matches the id first).
+    ext_ids = sorted({l.external_user_id for l in learners if l.external_user_id})
+    emails = sorted({l.email.lower() for l in learners if l.email and not l.external_user_id})
+    users_by_ext, users_by_email = {}, {}
+    for i in range(0, max(len(ext_ids), len(emails)), 500):
+        found = await client.lookup_users(ext_ids[i:i + 500], emails[i:i + 500])
+        for u in found.items:
+            if u.external_user_id:
+                users_by_ext[u.external_user_id] = u
+            if u.email:
+                users_by_email[u.email.lower()] = u
+    keys = []
+    for l in learners:
+        if l.external_user_id:
+            keys.append({"external_user_id": l.external_user_id, "course_external_id": l.course})
+        elif l.email:
+            keys.append({"email": l.email, "course_external_id": l.course})
+    enrollments = {}
+    for i in range(0, len(keys), 1000):
+        for e in await client.lookup_enrollments(keys[i:i + 1000]):
+            enrollments[(e.user_id, e.course_external_id)] = e
+    out = []
+    for l in learners:
+        user = users_by_ext.get(l.external_user_id) if l.external_user_id else users_by_email.get((l.email or "").lower())
+        if user is None and l.user_id is not None and l.kind != KIND_FILE_ROW:
+            # From the LMS's own records: the learner exists even when we could not name them.
+            user_exists = True
+        else:
+            user_exists = user is not None
+        user_id = user.id if user else l.user_id
+        enrollment = enrollments.get((user_id, l.course)) if user_id is not None else None
+        status = enrollment.status if enrollment else ("incomplete" if l.kind == KIND_INCOMPLETE else
+                                                       "complete" if l.kind == KIND_NOT_REPORTED else None)
+        credit = tuple((c.credit_type, c.amount, c.source) for c in (enrollment.credits if enrollment else ()))
+        if l.user_id is None and user is not None:
+            l.user_id = user.id
+        proposal = decide(l, user_exists=user_exists, enrollment_status=status, enrollment_credit=credit,
+                          course=courses.get(l.course), credit_types=credit_types)
+        if proposal.proposed and not (l.external_user_id or l.email):
+            proposal = CompletionOnlyProposal(**{**proposal.__dict__, "proposed": False, "awards": (),
+                                                 "reason": "the LMS did not say who this learner is (no external id or email).",
+                                                 "by_hand": f"find user {l.user_id} in the LMS and import a completion for them."})
+        out.append(proposal)
+    out.sort(key=lambda p: (p.course_external_id, not p.proposed, p.learner))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing and submitting
+
+IMPORT_COLUMNS = ("external_user_id", "external_email", "complete", "date_completed")
+REPORT_COLUMNS = ("course_external_id", "learner", "kind", "rows", "current_credit", "proposed", "will_award",
+                  "reported_to", "reason", "by_hand")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file that names people: 0600 from the first byte, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def proposal_import_file(proposals: Iterable[CompletionOnlyProposal]) -> bytes:
+    """The completion-only import file for one course (data kept as it is: no formula escaping
+    in an import file)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(IMPORT_COLUMNS)
+    for p in proposals:
+        row = p.import_row()
+        writer.writerow([row[c] for c in IMPORT_COLUMNS])
+    return out.getvalue().encode("utf-8")
+
+
+def write_proposal_file(proposals: list[CompletionOnlyProposal], out_dir: str | os.PathLike) -> ProposalFiles:
+    """One completion-only import file per course plus a CSV report of every decision (0600;
+    formula-like cells escaped in the report)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = ProposalFiles()
+    by_course: dict[str, list[CompletionOnlyProposal]] = defaultdict(list)
+    for p in proposals:
+        if p.proposed:
+            by_course[p.course_external_id].append(p)
+    for course, items in sorted(by_course.items()):
+        path = out / f"credit-fix-{_safe_name(course)}.csv"
+        _write_private(path, proposal_import_file(items).decode("utf-8"))
+        written.import_files[course] = path
+    report = io.StringIO()
+    writer = csv.writer(report, lineterminator="\r\n")
+    writer.writerow(REPORT_COLUMNS)
+    for p in proposals:
+        cells = [
+            p.course_external_id, p.learner, p.kind, " ".join(map(str, p.rows)),
+            "; ".join(f"{t} {a:g} ({s})" for t, a, s in p.current_credit),
+            "yes" if p.proposed else "no",
+            "; ".join(f"{a.credit_type} {a.amount:g}" for a in p.awards),
+            "; ".join(f"{a.credit_type}: {', '.join(a.reports_to) or 'none'}" for a in p.awards),
+            p.reason, p.by_hand,
+        ]
+        writer.writerow([escape_formula(c) for c in cells])
+    written.report = out / "credit-fix-report.csv"
+    _write_private(written.report, report.getvalue())
+    return written
+
+
+def _safe_name(text: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("._")
+    return cleaned[:80] or hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def fix_key(course_external_id: str, content: bytes) -> str:
+    """The same proposal file for the same course is one import, however often it is submitted."""
+    return f"credit-fix-{hashlib.sha256(course_external_id.encode()).hexdigest()[:8]}-{hashlib.sha256(content).hexdigest()[:40]}"

@@ -1,0 +1,404 @@
+"""Unlock a hung import and re-import the rows it never reached (page: "Unlocking imports").
+
+Two steps, one plan shown before either happens:
+
+1. `plan_recovery` reads the import, its lock, the diagnosis and the rows not yet processed, and
+   works out the sanitized remainder (special characters and header whitespace removed,
+   completion-only rows where the user exists and variable credit is off).
+2. `execute_recovery` re-reads `rows_processed` and refuses if the import moved since the plan;
+   otherwise compare-and-unlock on that import's id, checks the import is `unlocked` and the
+   importer free, then submits the remainder with an idempotency key derived from the parent
+   import and the remainder's sha256. Two consoles recovering the same import therefore make
+   one re-import: one loses the unlock (409) and stops, or both send the same key and get the
+   same import back.
+
+Every step that changes the LMS is journaled before it is sent and completed after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from importconsole.lms.errors import LmsError, LockMismatch
+from importconsole.lms.models import Import, Lock
+from importconsole.operations.hung import Diagnosis
+
+KEY_PREFIX = "reimport"
+
+
+class RecoveryRefused(Exception):
+    """Recovery stopped before changing anything it should not; `str()` says why and what to do."""
+
+
+class ImportMoved(RecoveryRefused):
+    """The import made progress since the plan: it is not hung, or not hung where we thought."""
+
+    def __init__(self, message: str, *, planned: int, now: int):
+        super().__init__(message)
+        self.planned, self.now = planned, now
+
+
+class AlreadyUnlocked(RecoveryRefused):
+    """Another console (or a person in the LMS) unlocked it first; we do not re-import twice."""
+
+    def __init__(self, message: str, *, lock: Lock | None = None, reimport: Import | None = None):
+        super().__init__(message)
+        self.lock, self.reimport = lock, reimport
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One change the re-import makes to a row, in the original file's numbering."""
+
+    row: int
+    column: str
+    change: str  # a sentence: "removed U+200B (ZERO WIDTH SPACE)", "dropped credit: completion-only"
+
+    def to_json(self) -> dict:
+        return {"row": self.row, "column": self.column, "change": self.change}
+
+
+@dataclass(frozen=True)
+class UnlockPlan:
+    """Everything the admin confirms before Unlock + re-import."""
+
+    import_id: int
+    importer: str
+    course_external_id: str | None
+    file_name: str
+    lock: Lock
+    rows_total: int
+    rows_committed: int  # rows_processed when the plan was made
+    first_row_left: int
+    diagnosis: Diagnosis | None
+    changes: tuple[RowChange, ...] = ()
+    completion_only_rows: tuple[int, ...] = ()
+    remainder: bytes = b""  # the file the re-import submits (header + sanitized rows)
+    remainder_rows: int = 0
+    notes: tuple[str, ...] = ()
+    needs_unlock: bool = True  # False: already unlocked, only the re-import is left
+
+    @property
+    def rows_left(self) -> int:
+        return self.rows_total - self.rows_committed
+
+    @property
+    def remainder_sha256(self) -> str:
+        return hashlib.sha256(self.remainder).hexdigest()
+
+    @property
+    def idempotency_key(self) -> str:
+        return reimport_key(self.import_id, self.remainder)
+
+    @property
+    def holds_lock(self) -> bool:
+        return self.lock.locked and self.lock.import_id == self.import_id
+
+    @property
+    def reimport_file_name(self) -> str:
+        stem = Path(self.file_name or f"import-{self.import_id}.csv").stem
+        return f"{stem}.rows-{self.first_row_left}-{self.rows_total}.csv"
+
+    def describe(self) -> list[str]:
+        """The plan as lines an admin reads before confirming."""
+        course = f" for course {self.course_external_id}" if self.course_external_id else ""
+        lines = [
+            f"Import {self.import_id} ({self.file_name or 'no file name'}) on the {self.importer} importer{course}",
+            f"  {self.lock.describe()}",
+            f"  rows committed: {self.rows_committed} of {self.rows_total}; rows left: {self.rows_left} "
+            f"(rows {self.first_row_left}-{self.rows_total})",
+        ]
+        if self.diagnosis is not None:
+            lines.append(f"  stopped at row {self.diagnosis.row}: {self.diagnosis.summary()}")
+        if self.needs_unlock:
+            lines.append(f"1. Unlock: end import {self.import_id} as 'unlocked' and free the {self.importer} importer")
+        else:
+            lines.append(f"1. Unlock: not needed, import {self.import_id} is already unlocked")
+        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({self.remainder_rows} rows) "
+                     f"as a new import, key {self.idempotency_key}")
+        if self.changes:
+            lines.append(f"   changes ({len(self.changes)}):")
+            lines.extend(f"   row {c.row}, {c.column}: {c.change}" for c in self.changes)
+        else:
+            lines.append("   no row is changed")
+        if self.completion_only_rows:
+            rows = ", ".join(str(r) for r in self.completion_only_rows)
+            lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
+        lines.extend(f"   note: {n}" for n in self.notes)
+        return lines
+
+    def to_json(self) -> dict:
+        return {
+            "import_id": self.import_id,
+            "importer": self.importer,
+            "course_external_id": self.course_external_id,
+            "file_name": self.file_name,
+            "lock": {"locked": self.lock.locked, "import_id": self.lock.import_id, "held_by": self.lock.held_by},
+            "rows_total": self.rows_total,
+            "rows_committed": self.rows_committed,
+            "rows_left": self.rows_left,
+            "first_row_left": self.first_row_left,
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "changes": [c.to_json() for c in self.changes],
+            "completion_only_rows": list(self.completion_only_rows),
+            "remainder_rows": self.remainder_rows,
+            "remainder_sha256": self.remainder_sha256,
+            "idempotency_key": self.idempotency_key,
+            "notes": list(self.notes),
+            "needs_unlock": self.needs_unlock,
+        }
+
+
+def reimport_key(parent_import_id: int, remainder: bytes) -> str:
+    """Same parent, same remainder: same key, whichever console computes it."""
+    return f"{KEY_PREFIX}-{parent_import_id}-{hashlib.sha256(remainder).hexdigest()[:40]}"
+
+
+@dataclass
+class RecoveryResult:
+    """What happened, step by step, in words the admin reads after the fact."""
+
+    import_id: int
+    unlocked: bool = False
+    reimport: Import | None = None
+    reimport_was_new: bool = True
+    steps: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "import_id": self.import_id,
+            "unlocked": self.unlocked,
+            "reimport_id": self.reimport.id if self.reimport else None,
+            "reimport_state": self.reimport.state if self.reimport else None,
+            "reimport_was_new": self.reimport_was_new,
+            "steps": list(self.steps),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+ACTIVE = ("queued", "running")
+
+
+async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
+                        workdir: str | os.PathLike | None = None) -> UnlockPlan:
+    """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS."""
+    from importconsole.operations.hung import diagnose_import
+
+    item = await client.get_import(import_id)
+    if item.state not in ACTIVE and item.state != "unlocked":
+        raise RecoveryRefused(
+            f"Import {item.id} is {item.state.replace('_', ' ')}: it is not hung and holds no lock, so there is "
+            f"nothing to unlock or re-import. See its rows with `importconsole imports`.")
+    lock = await client.lock(item.importer)
+    if item.state in ACTIVE and not (lock.locked and lock.import_id == item.id):
+        raise RecoveryRefused(
+            f"Import {item.id} does not hold the {item.importer} importer's lock ({lock.describe()}), "
+            "so it is not hung: it is waiting its turn. Nothing to unlock.")
+    if diagnosis is None or diagnosis.rows_processed != item.rows_processed:
+        diagnosis = await diagnose_import(client, item.id, journal=journal, workdir=workdir)
+    remaining = await client.import_remaining(item.id)
+    first_row = remaining.first_row or (item.rows_processed + 1)
+    notes: list[str] = []
+    if first_row != item.rows_processed + 1:
+        # The server answered for a later moment than our read: the plan would be wrong.
+        raise ImportMoved(
+            f"Import {item.id} moved while the plan was being made ({item.rows_processed} rows processed, the "
+            f"remainder starts at row {first_row}). It is not hung; nothing was changed.",
+            planned=item.rows_processed, now=first_row - 1)
+    remainder, changes, completion_only, rows = await _sanitize_remainder(client, item, remaining.content, first_row, workdir)
+    if not changes:
+        notes.append("the remaining rows needed no change")
+    return UnlockPlan(
+        import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
+        file_name=item.file_name, lock=lock, rows_total=item.rows_total, rows_committed=item.rows_processed,
+        first_row_left=first_row, diagnosis=diagnosis, changes=tuple(changes),
+        completion_only_rows=tuple(completion_only), remainder=remainder, remainder_rows=rows,
+        notes=tuple(notes), needs_unlock=item.state in ACTIVE,
+    )
+
+
+async def _sanitize_remainder(client, item: Import, content: bytes, first_row: int, workdir):
+    """Run the import-file engine's fixes (sanitize + completion-only) over the remainder.
+
+    Returns (bytes to submit, changes in the original numbering, completion-only rows, row count).
+    """
+    import asyncio
+
+    from importconsole.importfile.fixes import write_fixed_file
+    from importconsole.importfile.reader import open_import_file
+    from importconsole.lms.facts import ApiFacts
+
+    loop = asyncio.get_running_loop()
+    facts = ApiFacts(client, loop)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-recover-") as tmp:
+        source = Path(tmp) / "remaining.csv"
+        _write_private(source, content)
+        target = Path(tmp) / "remaining.fixed.csv"
+
+        def fix():
+            manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
+                                        completion_only=True, rows=None, facts=facts)
+            count = sum(1 for _ in open_import_file(target).records(keep_raw=False))
+            return manifest, count
+
+        manifest, count = await asyncio.to_thread(fix)
+        fixed = target.read_bytes()
+    changes, completion_only = _changes_from_manifest(manifest, first_row)
+    return fixed, changes, completion_only, count
+
+
+def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
+    changes: list[RowChange] = []
+    completion_only: list[int] = []
+    for change in getattr(manifest, "changes", ()) or ():
+        row = getattr(change, "row", None)
+        column = getattr(change, "column", None) or ""
+        what = getattr(change, "description", None) or getattr(change, "change", None) or str(change)
+        kind = getattr(change, "kind", "") or ""
+        original = None if row in (None, 0) else first_row + row - 1
+        changes.append(RowChange(original if original is not None else 0, column or "header", what))
+        if original is not None and "completion" in f"{kind} {what}".lower() and original not in completion_only:
+            completion_only.append(original)
+    return changes, completion_only
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing
+
+Say = Callable[[str], None]
+
+
+def _begin(journal, action: str, **fields) -> str | None:
+    return journal.begin(action, **fields) if journal is not None else None
+
+
+def _complete(journal, entry: str | None, outcome: str, **fields) -> None:
+    if journal is not None and entry is not None:
+        journal.complete(entry, outcome, **fields)
+
+
+async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
+                           workdir: str | os.PathLike | None = None, say: Say | None = None,
+                           journal_fields: dict | None = None) -> RecoveryResult:
+    """Unlock (compare-and-unlock on the plan's import) then re-import the planned remainder.
+
+    Refuses, changing nothing, if the import moved since the plan. Raises AlreadyUnlocked when
+    another console won the unlock: then this one does not re-import.
+    """
+    result = RecoveryResult(plan.import_id)
+    extra = dict(journal_fields or {})
+
+    def step(text: str) -> None:
+        result.steps.append(text)
+        if say:
+            say(text)
+
+    if unlock and plan.needs_unlock:
+        await _unlock(client, plan, journal, extra, step)
+        result.unlocked = True
+    if reimport:
+        item = await client.get_import(plan.import_id)
+        if item.state != "unlocked":
+            raise RecoveryRefused(
+                f"Import {item.id} is {item.state.replace('_', ' ')}, not unlocked: only an unlocked import's "
+                f"remaining rows are re-imported. Run `importconsole recover {item.id}` to unlock it first.")
+        if item.rows_processed != plan.rows_committed:
+            raise ImportMoved(
+                f"Import {item.id} ended with {item.rows_processed} rows processed, not the {plan.rows_committed} "
+                f"the plan was made for; nothing was re-imported. Run `importconsole reimport {item.id}` to plan again.",
+                planned=plan.rows_committed, now=item.rows_processed)
+        await _reimport(client, plan, journal, extra, step, result, workdir)
+    return result
+
+
+async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
+    # Compare: re-read just before unlocking; a moving import is not hung.
+    now = await client.get_import(plan.import_id)
+    if now.state not in ACTIVE:
+        raise ImportMoved(
+            f"Import {now.id} is now {now.state.replace('_', ' ')} (it was running with {plan.rows_committed} rows "
+            f"processed when the plan was made). Nothing was unlocked.", planned=plan.rows_committed, now=now.rows_processed)
+    if now.rows_processed != plan.rows_committed:
+        raise ImportMoved(
+            f"Import {now.id} moved since the diagnosis: {plan.rows_committed} rows processed then, "
+            f"{now.rows_processed} now. It is not hung, so it was NOT unlocked. Watch it "
+            f"(`importconsole watch {now.id}`) and recover only if it stops again.",
+            planned=plan.rows_committed, now=now.rows_processed)
+    entry = _begin(journal, "unlock", import_id=plan.import_id, importer=plan.importer,
+                   course_external_id=plan.course_external_id, rows_committed=plan.rows_committed,
+                   rows_total=plan.rows_total, **extra)
+    try:
+        unlocked = await client.unlock(plan.importer, plan.import_id)
+    except LockMismatch as error:
+        reimport = await client.find_import_by_key(plan.idempotency_key)
+        _complete(journal, entry, "refused", message=str(error))
+        holder = error.lock.describe() if error.lock else "the lock changed"
+        again = (f" The re-import of its remaining rows is import {reimport.id} ({reimport.state})."
+                 if reimport else "")
+        raise AlreadyUnlocked(
+            f"Import {plan.import_id} was not unlocked by this console: it no longer holds the lock ({holder}). "
+            f"Someone else unlocked it first, so this console does not re-import.{again}",
+            lock=error.lock, reimport=reimport) from None
+    except LmsError as error:
+        _complete(journal, entry, "failed", message=str(error))
+        raise
+    _complete(journal, entry, "done", import_id=plan.import_id,
+              message=f"unlocked; state {unlocked.import_.state}; {unlocked.lock.describe()}")
+    step(f"unlocked import {plan.import_id}: it is now {unlocked.import_.state}")
+    # Check: the import ended as unlocked at the planned row and the importer is free.
+    item = await client.get_import(plan.import_id)
+    lock = await client.lock(plan.importer)
+    if item.state != "unlocked":
+        raise RecoveryRefused(f"After Unlock, import {item.id} is {item.state}, not unlocked; nothing was re-imported. "
+                              "Check the import in the LMS.")
+    if lock.locked and lock.import_id == plan.import_id:
+        raise RecoveryRefused(f"After Unlock, {lock.describe()}; nothing was re-imported. Check the importer in the LMS.")
+    step(f"checked: {lock.describe()}" if not lock.locked else
+         f"checked: import {plan.import_id} released the lock ({lock.describe()} now)")
+    if item.rows_processed != plan.rows_committed:
+        raise ImportMoved(
+            f"Import {item.id} processed rows up to {item.rows_processed} between the check and the unlock; "
+            f"it is unlocked, but the planned remainder is out of date. Run `importconsole reimport {item.id}` to "
+            "plan the re-import again.", planned=plan.rows_committed, now=item.rows_processed)
+
+
+async def _reimport(client, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
+    if plan.remainder_rows == 0:
+        step(f"no rows left to re-import for import {plan.import_id}")
+        return
+    key = plan.idempotency_key
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-reimport-") as tmp:
+        path = Path(tmp) / plan.reimport_file_name
+        _write_private(path, plan.remainder)
+        entry = _begin(journal, "reimport", importer=plan.importer, course_external_id=plan.course_external_id,
+                       sha256=plan.remainder_sha256, row_count=plan.remainder_rows, idempotency_key=key,
+                       parent_import_id=plan.import_id, first_row=plan.first_row_left, **extra)
+        try:
+            receipt = await client.submit_import_detailed(
+                path, importer=plan.importer, course_external_id=plan.course_external_id,
+                idempotency_key=key, file_name=plan.reimport_file_name)
+        except LmsError as error:
+            _complete(journal, entry, "failed", message=str(error))
+            raise
+    result.reimport = receipt.import_
+    result.reimport_was_new = receipt.created
+    _complete(journal, entry, "created" if receipt.created else "already_existed", import_id=receipt.import_.id,
+              message="; ".join(receipt.notes) or None)
+    if receipt.created:
+        step(f"re-imported rows {plan.first_row_left}-{plan.rows_total} as import {receipt.import_.id} "
+             f"({plan.remainder_rows} rows, key {key})")
+    else:
+        step(f"the LMS already had this re-import: import {receipt.import_.id} (same key {key}); nothing sent twice")
