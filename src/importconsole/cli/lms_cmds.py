@@ -1,5 +1,387 @@
-"""Subcommands of this area (filled in by its issue)."""
+"""Connect and submit: `config validate|init`, `login`, `logout`, `submit`, `imports`, `journal`.
+
+Exit codes (cli/__init__.py): 0 done, 1 refused (findings, warnings not confirmed, bad config),
+2 usage or unreadable file, 3 the LMS could not be reached or refused us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given after the command it wins, else the global option before it is kept.
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+    parser.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS, help="LMS profile from the config file")
 
 
 def register(subparsers) -> None:
-    return None
+    cfg = subparsers.add_parser("config", help="check or create the config file")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    val = cfg_sub.add_parser("validate", help="list every problem in the config file")
+    _common(val)
+    val.set_defaults(func=cmd_config_validate)
+    init = cfg_sub.add_parser("init", help="write a first config file (never over an existing one)")
+    _common(init)
+    init.add_argument("--base-url", required=True, help="the LMS address, https://...")
+    init.add_argument("--username", required=True, help="your LMS user name")
+    init.add_argument("--ca-bundle", help="PEM file of your LMS's certificate authority (optional)")
+    init.add_argument("--importer", choices=("course", "global"), default="course")
+    init.set_defaults(func=cmd_config_init)
+
+    login = subparsers.add_parser("login", help="store the API token for a profile in the OS keyring")
+    _common(login)
+    login.add_argument("--no-check", action="store_true", help="store without asking the LMS who the token belongs to")
+    login.set_defaults(func=cmd_login)
+    logout = subparsers.add_parser("logout", help="remove the profile's API token from the OS keyring")
+    _common(logout)
+    logout.set_defaults(func=cmd_logout)
+
+    submit = subparsers.add_parser("submit", help="validate and submit an import file (exactly once)")
+    _common(submit)
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--importer", choices=("course", "global"), help="default: the profile's importer (course)")
+    submit.add_argument("--course", metavar="EXTERNAL_ID", help="the course (course-level importer)")
+    submit.add_argument("--yes", action="store_true", help="submit despite warnings (errors still refuse)")
+    submit.add_argument("--watch", action="store_true", help="follow the import until it ends")
+    submit.set_defaults(func=cmd_submit)
+
+    imports = subparsers.add_parser("imports", help="list imports on the LMS")
+    _common(imports)
+    imports.add_argument("--state", choices=("queued", "running", "completed", "completed_with_errors", "failed", "unlocked"))
+    imports.add_argument("--json", action="store_true")
+    imports.add_argument("--limit", type=int, default=50)
+    imports.set_defaults(func=cmd_imports)
+
+    journal = subparsers.add_parser("journal", help="show what this console did to the LMS")
+    _common(journal)
+    journal.add_argument("--reconcile", action="store_true", help="settle entries left 'sending' by asking the LMS")
+    journal.add_argument("--json", action="store_true")
+    journal.add_argument("--limit", type=int, default=50)
+    journal.set_defaults(func=cmd_journal)
+
+
+# ---- shared plumbing ------------------------------------------------------------------------
+
+class _Stop(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _profile(args):
+    from importconsole.config import ConfigError, ConfigMissing, load_config
+
+    try:
+        config = load_config(getattr(args, "config", None))
+        return config.profile(getattr(args, "profile", None))
+    except ConfigMissing as exc:
+        raise _Stop(EXIT_USAGE, f"{exc}") from None
+    except ConfigError as exc:
+        raise _Stop(EXIT_REFUSED, f"The config has problems (importconsole config validate lists them):\n{exc}") from None
+
+
+def _token(profile, *, prompt: bool = True) -> str:
+    from importconsole.secrets import TokenError, get_token
+
+    try:
+        return get_token(profile, prompt=prompt)
+    except TokenError as exc:
+        raise _Stop(EXIT_LMS, str(exc)) from None
+
+
+def _client(profile, token: str):
+    from importconsole.lms.client import LmsClient
+    from importconsole.lms.errors import LmsError
+
+    try:
+        return LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle, profile=profile.name)
+    except LmsError as exc:
+        raise _Stop(EXIT_LMS, str(exc)) from None
+
+
+def _run(coro_factory) -> int:
+    from importconsole.lms.errors import LmsError
+    from importconsole.operations.submit import SubmitRefused
+
+    try:
+        return asyncio.run(coro_factory())
+    except _Stop as stop:
+        _err(str(stop))
+        return stop.code
+    except SubmitRefused as exc:
+        _err(str(exc))
+        return EXIT_REFUSED
+    except LmsError as exc:
+        _err(str(exc))
+        return EXIT_LMS
+
+
+def _wrap(func):
+    def inner(args) -> int:
+        try:
+            return func(args)
+        except _Stop as stop:
+            _err(str(stop))
+            return stop.code
+
+    return inner
+
+
+def _journal():
+    from importconsole.journal import Journal
+
+    return Journal()
+
+
+def _visible(text: Any) -> str:
+    from importconsole.importfile.safe_text import visible
+
+    return visible("" if text is None else str(text))
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+def cmd_config_validate(args) -> int:
+    from importconsole.config import config_path, validate_config
+
+    path = config_path(getattr(args, "config", None))
+    problems = validate_config(path)
+    if not problems:
+        print(f"{path}: OK")
+        return EXIT_OK
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s). See config.example.toml for every key, with a comment.", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def cmd_config_init(args) -> int:
+    from importconsole.config import ConfigError, init_config
+
+    name = getattr(args, "profile", None) or "default"
+    try:
+        path = init_config(getattr(args, "config", None), profile=name, base_url=args.base_url, username=args.username,
+                           ca_bundle=args.ca_bundle, importer=args.importer)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    print(f"Wrote {path} with profile {name!r}. Next: importconsole login --profile {name}")
+    return EXIT_OK
+
+
+# ---- login / logout -------------------------------------------------------------------------
+
+@_wrap
+def cmd_login(args) -> int:
+    import getpass
+
+    from importconsole import crash
+    from importconsole.secrets import TokenError, keyring_available, store_token
+
+    profile = _profile(args)
+    if not keyring_available():
+        from importconsole.secrets import NoKeyringBackend, _no_backend_sentence
+
+        _err(str(NoKeyringBackend(_no_backend_sentence())))
+        return EXIT_LMS
+    if sys.stdin.isatty():
+        token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
+    else:
+        token = sys.stdin.readline()  # e.g. `pass show lms | importconsole login`
+    token = token.strip()
+    if not token:
+        _err("No token given; nothing was stored.")
+        return EXIT_USAGE
+    crash.register_secret(token)
+    if not args.no_check:
+        async def who():
+            async with _client(profile, token) as lms:
+                return await lms.me()
+
+        try:
+            me = asyncio.run(who())
+        except Exception as exc:  # an LmsError sentence, or _Stop
+            _err(f"{exc} The token was not stored.")
+            return EXIT_LMS
+        if me.username != profile.username:
+            _err(f"Note: this token belongs to {me.username}, not {profile.username} as the profile says.")
+    try:
+        print(store_token(profile, token))
+    except TokenError as exc:
+        _err(str(exc))
+        return EXIT_LMS
+    return EXIT_OK
+
+
+@_wrap
+def cmd_logout(args) -> int:
+    from importconsole.secrets import TokenError, delete_token
+
+    profile = _profile(args)
+    try:
+        removed = delete_token(profile)
+    except TokenError as exc:
+        _err(str(exc))
+        return EXIT_LMS
+    print(f"Token for {profile.username} on profile {profile.name} removed from the keyring." if removed
+          else f"No token was stored for {profile.username} on profile {profile.name}.")
+    return EXIT_OK
+
+
+# ---- submit ---------------------------------------------------------------------------------
+
+class UploadProgress:
+    """A one-line bar on stderr (only on a terminal; redirected stderr gets one line at the end)."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last = 0.0
+        self.sent = 0
+        self.total = 0
+
+    def __call__(self, sent: int, total: int) -> None:
+        self.sent, self.total = sent, total
+        now = time.monotonic()
+        if not self.tty or (now - self._last < 0.1 and sent < total):
+            return
+        self._last = now
+        frac = sent / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        self.stream.write(f"\rUploading [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        elif self.total:
+            self.stream.write(f"Uploaded {self.total} bytes\n")
+        self.stream.flush()
+
+
+def _confirm_on_terminal(plan) -> bool:
+    _err("Warnings:")
+    for warning in plan.warnings:
+        _err(f"  {warning}")
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    sys.stderr.write(f"Submit {plan.path.name} anyway? [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def cmd_submit(args) -> int:
+    from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
+
+    async def go() -> int:
+        profile = _profile(args)
+        importer = args.importer or profile.importer
+        token = _token(profile)
+        journal = _journal()
+        async with _client(profile, token) as lms:
+            me = await lms.me()
+            for item in await reconcile_pending(journal, lms):
+                _err(item.sentence)
+            plan = await prepare_submit(lms, args.file, importer=importer, course_external_id=args.course)
+            if plan.warnings:
+                if args.yes:
+                    _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+                    for warning in plan.warnings:
+                        _err(f"  {warning}")
+                elif not _confirm_on_terminal(plan):
+                    raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+            bar = UploadProgress()
+            outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
+            bar.done()
+            for note in outcome.notes:
+                _err(note)
+            print(outcome.sentence)
+            if args.watch:
+                _err("--watch: follow it with `importconsole watch "
+                     f"{outcome.import_.id}` (or the console's Watch screen).")
+            return EXIT_OK
+
+    return _run(go)
+
+
+# ---- imports --------------------------------------------------------------------------------
+
+def cmd_imports(args) -> int:
+    async def go() -> int:
+        profile = _profile(args)
+        token = _token(profile)
+        async with _client(profile, token) as lms:
+            page = await lms.list_imports(state=args.state, limit=max(1, min(args.limit, 1000)))
+        if args.json:
+            print(json.dumps([asdict(i) for i in page.items], indent=2))
+            return EXIT_OK
+        if not page.items:
+            print("No imports" + (f" in state {args.state}" if args.state else "") + ".")
+            return EXIT_OK
+        print(f"{'id':>6}  {'state':<22} {'importer':<8} {'course':<16} {'rows':>11}  {'by':<12} {'created':<20} file")
+        for i in page.items:
+            rows = f"{i.rows_processed}/{i.rows_total}"
+            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {_visible(i.course_external_id or '-')[:16]:<16} {rows:>11}  "
+                  f"{_visible(i.created_by)[:12]:<12} {(i.created_at or '')[:19]:<20} {_visible(i.file_name)}")
+        return EXIT_OK
+
+    return _run(go)
+
+
+# ---- journal --------------------------------------------------------------------------------
+
+def cmd_journal(args) -> int:
+    journal = _journal()
+
+    async def settle() -> int:
+        from importconsole.operations.submit import reconcile_pending
+
+        profile = _profile(args)
+        token = _token(profile)
+        async with _client(profile, token) as lms:
+            results = await reconcile_pending(journal, lms)
+        for item in results:
+            print(item.sentence)
+        if not results:
+            print("Nothing was left pending.")
+        return EXIT_OK
+
+    if args.reconcile:
+        code = _run(settle)
+        if code:
+            return code
+    entries = journal.entries()[-max(1, args.limit):]
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=2))
+        return EXIT_OK
+    if not entries:
+        print(f"The journal ({journal.path}) is empty.")
+        return EXIT_OK
+    print(f"Journal: {journal.path}")
+    for e in entries:
+        what = f"{e.action} {Path(e.file_path).name if e.file_path else ''}".strip()
+        imp = f"import {e.import_id}" if e.import_id is not None else "no import"
+        print(f"{e.time[:19]}  {e.outcome:<15} {imp:<14} {_visible(what)}  ({e.lms_user or '?'} as {e.os_user or '?'}, profile {e.profile or '?'})")
+        if e.message:
+            print(f"{'':21}{_visible(e.message)}")
+    pending = [e for e in entries if e.pending]
+    if pending and not args.reconcile:
+        print(f"{len(pending)} entr{'y' if len(pending) == 1 else 'ies'} left 'sending': run `importconsole journal --reconcile` to settle with the LMS.")
+    if journal.skipped_lines:
+        print(f"({journal.skipped_lines} damaged line(s) skipped.)")
+    return EXIT_OK

@@ -619,6 +619,7 @@ class LmsClient:
             return None
 
         attempt = 0
+        maybe_sent = False  # only connect failures so far: the LMS cannot have the upload
         last: LmsError | None = None
         for attempt in range(self.retry.attempts):
             retry_after = None
@@ -626,6 +627,7 @@ class LmsClient:
             headers["Idempotency-Key"] = key
             try:
                 resp = await self._http.post("/imports", content=body, headers=headers, timeout=timeout)
+                maybe_sent = True
             except httpx.ConnectError as exc:
                 # Nothing was sent (connect refused / TLS / DNS): safe to try again with the key.
                 last = self._unreachable(exc, action)
@@ -636,6 +638,7 @@ class LmsClient:
                 last = self._unreachable(exc, action)
                 notes.append("connect timed out")
             except httpx.TransportError as exc:
+                maybe_sent = True
                 last = self._unreachable(exc, action)
                 why = "the answer did not arrive in time" if isinstance(exc, httpx.TimeoutException) else "the connection dropped before the answer"
                 found = await ask_server(why)
@@ -671,11 +674,13 @@ class LmsClient:
                     raise self._error_for(resp, action)
             if attempt + 1 < self.retry.attempts:
                 await self.retry.sleep(self.retry.delay(attempt, retry_after))
+        assert last is not None
+        if not maybe_sent:
+            raise Unreachable(f"{last} Nothing was sent, so nothing was imported.")
         # Out of tries: say for certain whether an import exists.
         found = await ask_server("the retries ran out")
         if found:
             return found
-        assert last is not None
         raise type(last)(f"{last} No import was created: the LMS holds none for this upload (checked).",
                          status=last.status) if type(last) in (Unreachable, ServerError) else last
 

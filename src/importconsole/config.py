@@ -1,0 +1,349 @@
+"""Profiles (TOML) and the console's own state file.
+
+The admin's `config.toml` is read, never rewritten: `${VAR}` interpolation happens in memory only.
+The app writes just two files it owns, with tomli-w: a first config (`config init`, never over an
+existing file) and `state.toml` (last profile, theme, recent files).
+
+Every problem is reported with the file, the key and what is allowed, all at once, so
+`importconsole config validate` can list them in one go.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+APP_NAME = "importconsole"
+IMPORTERS = ("course", "global")
+TOP_LEVEL_KEYS = ("default_profile", "profiles")
+PROFILE_KEYS = ("base_url", "username", "ca_bundle", "poll_interval", "hung_after", "importer")
+# Keys that look like someone tried to put a secret in the file: refused without echoing the value.
+SECRET_KEYS = ("token", "api_token", "password", "secret", "api_key", "bearer")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+VAR = re.compile(r"\$\{([^}]*)\}")
+
+# Bounds a person can reason about; the TUI's hung detector uses hung_after directly.
+POLL_INTERVAL = (0.1, 300.0)
+HUNG_AFTER = (1.0, 86400.0)
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME)
+
+
+def state_dir() -> Path:
+    override = os.environ.get("IMPORTCONSOLE_STATE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_state_path
+
+    return user_state_path(APP_NAME)
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    """--config PATH, else $IMPORTCONSOLE_CONFIG, else the platform's config dir."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("IMPORTCONSOLE_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return config_dir() / "config.toml"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str  # dotted, e.g. profiles.prod.poll_interval; "" for the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; str() lists each on its own line."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigMissing(ConfigError, FileNotFoundError):
+    """No config file yet (first run)."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    base_url: str
+    username: str
+    ca_bundle: str | None = None
+    poll_interval: float = 2.0
+    hung_after: float = 60.0
+    importer: str = "course"
+
+    @property
+    def keyring_username(self) -> str:
+        return f"{self.name}:{self.username}"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default_profile: str | None = None
+
+    def profile(self, name: str | None = None) -> Profile:
+        """The named profile, else default_profile, else the only one."""
+        chosen = name or self.default_profile
+        if chosen is None:
+            if len(self.profiles) == 1:
+                return next(iter(self.profiles.values()))
+            names = ", ".join(self.profiles) or "none"
+            raise ConfigError([ConfigProblem(str(self.path), "default_profile",
+                                             f"several profiles ({names}) and no default_profile; pass --profile NAME or set default_profile")])
+        if chosen not in self.profiles:
+            names = ", ".join(self.profiles) or "none"
+            raise ConfigError([ConfigProblem(str(self.path), f"profiles.{chosen}",
+                                             f"no profile named {chosen!r}; the profiles are: {names}")])
+        return self.profiles[chosen]
+
+
+def _suggest(word: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _interpolate(value: str, file: str, key: str, environ: Mapping[str, str], problems: list[ConfigProblem]) -> str:
+    def repl(m: re.Match) -> str:
+        name = m.group(1)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(ConfigProblem(file, key, f"${{{name}}} is not a valid environment variable name (letters, digits, _)"))
+            return m.group(0)
+        if name not in environ:
+            problems.append(ConfigProblem(file, key, f"uses ${{{name}}} but the environment variable {name} is not set; set it or write the value"))
+            return m.group(0)
+        return environ[name]
+
+    return VAR.sub(repl, value)
+
+
+def _number(raw: Any, file: str, key: str, bounds: tuple[float, float], problems: list[ConfigProblem]) -> float | None:
+    if isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            pass
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        problems.append(ConfigProblem(file, key, f"must be a number of seconds between {bounds[0]:g} and {bounds[1]:g}, not {raw!r}"))
+        return None
+    if not bounds[0] <= raw <= bounds[1]:
+        problems.append(ConfigProblem(file, key, f"must be between {bounds[0]:g} and {bounds[1]:g} seconds, not {raw:g}"))
+        return None
+    return float(raw)
+
+
+def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], problems: list[ConfigProblem]) -> Profile | None:
+    where = f"profiles.{name}"
+    if not PROFILE_NAME.match(name):
+        problems.append(ConfigProblem(file, where, "a profile name may use letters, digits, '.', '_' and '-' (at most 64)"))
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem(file, where, f"must be a table: [profiles.{name}] with base_url and username under it"))
+        return None
+    before = len(problems)
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        k = f"{where}.{key}"
+        if key.lower() in SECRET_KEYS:
+            problems.append(ConfigProblem(file, k, "the API token never goes in the config file; remove this line and run "
+                                                   f"`importconsole login --profile {name}` (or set IMPORTCONSOLE_TOKEN)"))
+            continue
+        if key not in PROFILE_KEYS:
+            problems.append(ConfigProblem(file, k, f"unknown key{_suggest(key, PROFILE_KEYS)}; allowed: {', '.join(PROFILE_KEYS)}"))
+            continue
+        if isinstance(raw, str):
+            raw = _interpolate(raw, file, k, environ, problems)
+        values[key] = raw
+    for required in ("base_url", "username"):
+        if required not in table:
+            problems.append(ConfigProblem(file, f"{where}.{required}", "missing; every profile needs base_url and username"))
+    url = values.get("base_url")
+    if url is not None:
+        if not isinstance(url, str) or not url.strip():
+            problems.append(ConfigProblem(file, f"{where}.base_url", "must be the LMS address as a string, e.g. \"https://lms.example.org\""))
+        elif "${" not in url:
+            from importconsole.lms.client import check_base_url  # one rule for which addresses are safe
+            from importconsole.lms.errors import InsecureUrl
+
+            try:
+                check_base_url(url)
+            except InsecureUrl as exc:
+                problems.append(ConfigProblem(file, f"{where}.base_url", str(exc)))
+    user = values.get("username")
+    if user is not None and (not isinstance(user, str) or not user.strip()):
+        problems.append(ConfigProblem(file, f"{where}.username", "must be your LMS user name as a non-empty string"))
+    ca = values.get("ca_bundle")
+    if ca is not None:
+        if not isinstance(ca, str) or not ca.strip():
+            problems.append(ConfigProblem(file, f"{where}.ca_bundle", "must be the path of a PEM file with your CA's certificates"))
+        elif "${" not in ca and not Path(ca).expanduser().is_file():
+            problems.append(ConfigProblem(file, f"{where}.ca_bundle", f"no file at {ca}; give the path of a PEM file with your CA's certificates, or remove the key"))
+    poll = _number(values["poll_interval"], file, f"{where}.poll_interval", POLL_INTERVAL, problems) if "poll_interval" in values else 2.0
+    hung = _number(values["hung_after"], file, f"{where}.hung_after", HUNG_AFTER, problems) if "hung_after" in values else 60.0
+    importer = values.get("importer", "course")
+    if importer not in IMPORTERS:
+        problems.append(ConfigProblem(file, f"{where}.importer", f"must be \"course\" (course-level importer, counted in PARS) or \"global\" (legacy data, left out of PARS), not {importer!r}"))
+    if len(problems) > before:
+        return None
+    return Profile(name=name, base_url=values["base_url"].strip(), username=values["username"].strip(),
+                   ca_bundle=str(Path(ca).expanduser()) if ca else None, poll_interval=poll, hung_after=hung, importer=importer)
+
+
+def parse_config(text: str, path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config | None, list[ConfigProblem]]:
+    environ = os.environ if environ is None else environ
+    file = str(path)
+    problems: list[ConfigProblem] = []
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [ConfigProblem(file, "", f"not valid TOML: {exc}. Fix that line (strings need double quotes; tables look like [profiles.NAME])")]
+    for key in data:
+        if key.lower() in SECRET_KEYS:
+            problems.append(ConfigProblem(file, key, "the API token never goes in the config file; remove this line and run `importconsole login`"))
+        elif key not in TOP_LEVEL_KEYS:
+            hint = _suggest(key, TOP_LEVEL_KEYS)
+            if not hint and isinstance(data[key], dict) and set(data[key]) & set(PROFILE_KEYS):
+                hint = f" (a profile goes under [profiles.{key}])"
+            problems.append(ConfigProblem(file, key, f"unknown key{hint}; allowed at the top: {', '.join(TOP_LEVEL_KEYS)}"))
+    raw_profiles = data.get("profiles", {})
+    profiles: dict[str, Profile] = {}
+    if not isinstance(raw_profiles, dict):
+        problems.append(ConfigProblem(file, "profiles", "must be a table of profiles: [profiles.NAME]"))
+        raw_profiles = {}
+    for name, table in raw_profiles.items():
+        prof = _profile(name, table, file, environ, problems)
+        if prof is not None:
+            profiles[name] = prof
+    default = data.get("default_profile")
+    if default is not None:
+        if not isinstance(default, str):
+            problems.append(ConfigProblem(file, "default_profile", f"must be the name of a profile as a string, not {default!r}"))
+            default = None
+        elif default not in raw_profiles:
+            names = ", ".join(raw_profiles) or "none defined"
+            problems.append(ConfigProblem(file, "default_profile", f"names {default!r}, which is not a profile; the profiles are: {names}"))
+    return Config(path=path, profiles=profiles, default_profile=default), problems
+
+
+def load_config(path: str | os.PathLike | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """The config, or ConfigError listing every problem (ConfigMissing when there is no file)."""
+    target = config_path(path)
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        raise ConfigMissing([ConfigProblem(str(target), "", "no config file here yet; create one with `importconsole config init`")]) from None
+    except IsADirectoryError:
+        raise ConfigError([ConfigProblem(str(target), "", "is a folder, not a config file; give the path of a .toml file")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(target), "", f"cannot be read ({exc.strerror}); check its permissions")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(target), "", f"is not UTF-8 (byte {exc.start}); save it as UTF-8")]) from None
+    config, problems = parse_config(text, target, environ)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def validate_config(path: str | os.PathLike | None = None, *, environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:
+    try:
+        load_config(path, environ=environ)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def _write_new(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
+    """Write a file the app owns; never over an existing one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as out:
+        tomli_w.dump(data, out)
+
+
+def init_config(path: str | os.PathLike | None, *, profile: str, base_url: str, username: str,
+                ca_bundle: str | None = None, importer: str = "course") -> Path:
+    """A first config with one profile. Refuses to touch an existing file."""
+    target = config_path(path)
+    if target.exists():
+        raise ConfigError([ConfigProblem(str(target), "", "already exists; importconsole never rewrites your config. Edit it by hand (see config.example.toml)")])
+    table: dict[str, Any] = {"base_url": base_url, "username": username, "importer": importer}
+    if ca_bundle:
+        table["ca_bundle"] = ca_bundle
+    data = {"default_profile": profile, "profiles": {profile: table}}
+    config, problems = parse_config(tomli_w.dumps(data), target, environ={})
+    if problems:
+        raise ConfigError(problems)
+    try:
+        _write_new(target, data)
+    except FileExistsError:
+        raise ConfigError([ConfigProblem(str(target), "", "already exists; importconsole never rewrites your config")]) from None
+    return target
+
+
+# ---- the state file: the app's own memory between runs -----------------------------------
+
+MAX_RECENT = 10
+
+
+@dataclass
+class State:
+    last_profile: str | None = None
+    theme: str | None = None
+    recent_files: list[str] = field(default_factory=list)
+
+    def remember_file(self, path: str | os.PathLike) -> None:
+        p = str(Path(path).resolve())
+        self.recent_files = [p] + [x for x in self.recent_files if x != p][: MAX_RECENT - 1]
+
+
+def state_path() -> Path:
+    return state_dir() / "state.toml"
+
+
+def load_state(path: Path | None = None) -> State:
+    """A damaged or missing state file is not worth a word: start fresh."""
+    target = path or state_path()
+    try:
+        data = tomllib.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return State()
+    recent = data.get("recent_files", [])
+    return State(
+        last_profile=data.get("last_profile") if isinstance(data.get("last_profile"), str) else None,
+        theme=data.get("theme") if isinstance(data.get("theme"), str) else None,
+        recent_files=[x for x in recent if isinstance(x, str)][:MAX_RECENT] if isinstance(recent, list) else [],
+    )
+
+
+def save_state(state: State, path: Path | None = None) -> Path:
+    target = path or state_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in {"last_profile": state.last_profile, "theme": state.theme,
+                              "recent_files": state.recent_files[:MAX_RECENT]}.items() if v is not None}
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # recent files name people's data
+    with os.fdopen(fd, "wb") as out:
+        tomli_w.dump(data, out)
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,181 @@
+"""The local audit journal: what this console did to the LMS, one JSON object per line.
+
+Append-only, mode 0600 (it names people's files). An entry is written BEFORE a request that changes
+the LMS ("sending") and completed after with the outcome, as a second line. If the console dies in
+between, the entry stays pending and the next run reconciles it with the server instead of
+submitting again (operations.submit.reconcile_pending).
+
+The token is never written here: entries carry only the fields below.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: O_APPEND alone
+    fcntl = None  # type: ignore[assignment]
+
+SENDING = "sending"
+# Outcomes that mean the entry is settled.
+OUTCOMES = ("created", "already_existed", "reconciled", "not_created", "refused", "failed", "unknown", "done")
+
+FIELDS = ("time", "os_user", "lms_user", "profile", "base_url", "action", "import_id", "file_path",
+          "sha256", "row_count", "idempotency_key", "importer", "course_external_id", "outcome", "message")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_journal_path() -> Path:
+    from importconsole.config import state_dir
+
+    return state_dir() / "journal.jsonl"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class JournalEntry:
+    """One action as it stands now (begin line merged with its completion, if any)."""
+
+    entry_id: str
+    action: str
+    outcome: str
+    time: str
+    completed_at: str | None = None
+    os_user: str | None = None
+    lms_user: str | None = None
+    profile: str | None = None
+    base_url: str | None = None
+    import_id: int | None = None
+    file_path: str | None = None
+    sha256: str | None = None
+    row_count: int | None = None
+    idempotency_key: str | None = None
+    importer: str | None = None
+    course_external_id: str | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome == SENDING
+
+
+class Journal:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else default_journal_path()
+        self.skipped_lines = 0  # lines that could not be read (e.g. cut short by a kill)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # an older file made with a loose umask is tightened
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            # A line cut short by a kill must not glue onto the next one.
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as existing:
+                    existing.seek(size - 1)
+                    if existing.read(1) != b"\n":
+                        line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)  # "written before the request" has to survive a power cut too
+        finally:
+            os.close(fd)
+
+    def begin(self, action: str, *, profile: str | None = None, base_url: str | None = None, lms_user: str | None = None,
+              import_id: int | None = None, file_path: str | os.PathLike | None = None, sha256: str | None = None,
+              row_count: int | None = None, idempotency_key: str | None = None, importer: str | None = None,
+              course_external_id: str | None = None, **extra: Any) -> str:
+        entry_id = uuid.uuid4().hex
+        record = {
+            "entry": entry_id, "event": "begin", "time": now_iso(), "os_user": _os_user(), "lms_user": lms_user,
+            "profile": profile, "base_url": base_url, "action": action, "import_id": import_id,
+            "file_path": str(Path(file_path).resolve()) if file_path else None, "sha256": sha256, "row_count": row_count,
+            "idempotency_key": idempotency_key, "importer": importer, "course_external_id": course_external_id,
+            "outcome": SENDING,
+        }
+        if extra:
+            record["extra"] = extra
+        self._append(record)
+        return entry_id
+
+    def complete(self, entry_id: str, outcome: str, *, import_id: int | None = None, message: str | None = None, **extra: Any) -> None:
+        if outcome == SENDING:
+            raise ValueError("complete() needs a final outcome")
+        record = {"entry": entry_id, "event": "complete", "time": now_iso(), "outcome": outcome,
+                  "import_id": import_id, "message": message}
+        if extra:
+            record["extra"] = extra
+        self._append(record)
+
+    def _lines(self) -> Iterator[dict[str, Any]]:
+        self.skipped_lines = 0
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            for raw in fh:
+                if not raw.strip():
+                    continue
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    self.skipped_lines += 1
+                    continue
+                if isinstance(rec, dict) and "entry" in rec:
+                    yield rec
+
+    def entries(self) -> list[JournalEntry]:
+        """Every action, oldest first, each with its latest outcome."""
+        merged: dict[str, JournalEntry] = {}
+        for rec in self._lines():
+            eid = rec["entry"]
+            if rec.get("event") == "begin":
+                merged[eid] = JournalEntry(
+                    entry_id=eid, action=rec.get("action", "?"), outcome=rec.get("outcome", SENDING), time=rec.get("time", ""),
+                    os_user=rec.get("os_user"), lms_user=rec.get("lms_user"), profile=rec.get("profile"),
+                    base_url=rec.get("base_url"), import_id=rec.get("import_id"), file_path=rec.get("file_path"),
+                    sha256=rec.get("sha256"), row_count=rec.get("row_count"), idempotency_key=rec.get("idempotency_key"),
+                    importer=rec.get("importer"), course_external_id=rec.get("course_external_id"),
+                    extra=dict(rec.get("extra") or {}),
+                )
+            elif rec.get("event") == "complete" and eid in merged:
+                entry = merged[eid]
+                entry.outcome = rec.get("outcome", entry.outcome)
+                entry.completed_at = rec.get("time")
+                if rec.get("import_id") is not None:
+                    entry.import_id = rec["import_id"]
+                if rec.get("message"):
+                    entry.message = rec["message"]
+                entry.extra.update(rec.get("extra") or {})
+        return list(merged.values())
+
+    def pending(self, *, base_url: str | None = None) -> list[JournalEntry]:
+        """Entries left "sending": the console stopped before it learned the outcome."""
+        return [e for e in self.entries() if e.pending and (base_url is None or _same_lms(e.base_url, base_url))]
+
+
+def _same_lms(a: str | None, b: str | None) -> bool:
+    return (a or "").rstrip("/") == (b or "").rstrip("/")

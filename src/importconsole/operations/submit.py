@@ -1,0 +1,306 @@
+"""Submit an import file so the LMS ends up with exactly one import, and the admin knows which.
+
+The steps, in order (each refuses with a sentence, never a traceback):
+1. settle what an earlier run left "sending" in the journal (ask the LMS, never resubmit);
+2. validate with the same code as `importconsole validate`, against the LMS's facts: errors refuse;
+3. hash the file before and after validation, and again just before sending: a file that changed
+   since it was validated is refused;
+4. warn about what the admin should confirm: the rules' warnings, the same file imported before
+   (by hash, naming the earlier import), the global importer (left out of PARS);
+5. journal the attempt, upload (streamed, with progress, one idempotency key for every retry),
+   complete the journal entry with the import id or what is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from importconsole.journal import Journal, JournalEntry
+from importconsole.lms.client import LmsClient, SubmitReceipt
+from importconsole.lms.errors import LmsError, UnknownOutcome
+from importconsole.lms.models import Import
+
+HASH_CHUNK = 1024 * 1024
+SHOW_FINDINGS = 10  # a refusal lists this many; `importconsole validate` lists all
+
+GLOBAL_PARS_WARNING = (
+    "The global course report importer is for legacy data: its records are NOT included in PARS "
+    "reports. To have them counted in PARS, use the course-level importer (--importer course --course ID)."
+)
+
+
+class SubmitRefused(Exception):
+    """Nothing was sent. str() says why and what to do; `findings` when validation refused."""
+
+    def __init__(self, message: str, *, findings: list[Any] | None = None, report: Any = None):
+        super().__init__(message)
+        self.findings = findings or []
+        self.report = report
+
+
+def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _attr(obj: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+def describe_finding(f: Any) -> str:
+    """One line: where, which rule, what, the fix (the CLI and refusals use it)."""
+    from importconsole.importfile.safe_text import visible
+
+    where = []
+    row, column = _attr(f, "row"), _attr(f, "column")
+    if row is not None:
+        where.append(f"row {row}")
+    if column:
+        where.append(f"column {column}")
+    rule = _attr(f, "rule_id", "rule", "id", default="")
+    rule = getattr(rule, "id", rule)
+    text = visible(str(_attr(f, "message", "text", default="")))
+    fix = _attr(f, "fix", default="")
+    head = ", ".join(where)
+    line = f"{head}: " if head else ""
+    line += f"[{rule}] " if rule else ""
+    line += text
+    if fix:
+        line += f" Fix: {visible(str(fix))}"
+    return line
+
+
+def _severity(f: Any) -> str:
+    return str(_attr(f, "severity", default="error"))
+
+
+def _row_count(report: Any) -> int | None:
+    for source in (report, _attr(report, "summary"), _attr(report, "file")):
+        if source is None:
+            continue
+        value = _attr(source, "rows", "row_count", "records", "record_count", "rows_total")
+        if isinstance(value, int):
+            return value
+    return None
+
+
+@dataclass
+class SubmitPlan:
+    """What will be sent and what the admin must confirm first. Built by `prepare_submit`."""
+
+    path: Path
+    importer: str
+    course_external_id: str | None
+    sha256: str
+    size: int
+    row_count: int | None
+    report: Any
+    warnings: list[str] = field(default_factory=list)
+    earlier_imports: list[Import] = field(default_factory=list)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return bool(self.warnings)
+
+
+@dataclass
+class SubmitOutcome:
+    import_: Import
+    receipt: SubmitReceipt
+    plan: SubmitPlan
+    journal_entry: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sentence(self) -> str:
+        imp = self.import_
+        how = "created" if self.receipt.created else "already held by the LMS (found by its idempotency key; nothing was imported twice)"
+        return f"Import {imp.id} {how}: {self.plan.path.name}, {imp.importer} importer, state {imp.state}."
+
+
+@dataclass
+class Reconciled:
+    entry: JournalEntry
+    outcome: str
+    import_: Import | None
+    sentence: str
+
+
+async def reconcile_pending(journal: Journal, client: LmsClient) -> list[Reconciled]:
+    """Settle entries an earlier run left "sending" on this LMS by asking the server what exists.
+    Never resubmits: an upload the LMS never got is reported, the admin decides."""
+    done: list[Reconciled] = []
+    for entry in journal.pending(base_url=client.base_url):
+        imp: Import | None = None
+        if entry.idempotency_key:
+            try:
+                imp = await client.find_import_by_key(entry.idempotency_key)
+            except LmsError as exc:
+                done.append(Reconciled(entry, "sending", None, f"Could not check the upload of {entry.file_path} with the LMS yet: {exc}"))
+                continue
+            name = Path(entry.file_path).name if entry.file_path else "a file"
+            if imp is not None:
+                journal.complete(entry.entry_id, "reconciled", import_id=imp.id,
+                                 message=f"found on the LMS as import {imp.id} after the console stopped before the answer")
+                done.append(Reconciled(entry, "reconciled", imp,
+                                       f"The upload of {name} from {entry.time} reached the LMS: it is import {imp.id} ({imp.state}). Nothing was sent again."))
+            else:
+                journal.complete(entry.entry_id, "not_created", message="the LMS holds no import for this upload")
+                done.append(Reconciled(entry, "not_created", None,
+                                       f"The upload of {name} from {entry.time} never reached the LMS; nothing was imported. Submit it again if you still want it."))
+        elif entry.action == "unlock" and entry.import_id is not None:
+            try:
+                imp = await client.get_import(entry.import_id)
+            except LmsError as exc:
+                done.append(Reconciled(entry, "sending", None, f"Could not check unlock of import {entry.import_id}: {exc}"))
+                continue
+            outcome = "reconciled" if imp.state == "unlocked" else "not_created"
+            journal.complete(entry.entry_id, outcome, import_id=imp.id, message=f"import {imp.id} is {imp.state}")
+            done.append(Reconciled(entry, outcome, imp, f"Unlock of import {imp.id}: the import is now {imp.state}."))
+        else:
+            journal.complete(entry.entry_id, "unknown", message="cannot be checked with the LMS automatically; look at it there")
+            done.append(Reconciled(entry, "unknown", None, f"{entry.action} from {entry.time} cannot be checked automatically; look at the LMS."))
+    return done
+
+
+def _validate(path: Path, importer: str, course: str | None, facts: Any, progress: Callable | None):
+    from importconsole.importfile.validate import validate
+
+    return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
+
+
+async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
+                         facts: Any = None, validation_progress: Callable | None = None,
+                         validated_sha256: str | None = None) -> SubmitPlan:
+    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused."""
+    path = Path(path)
+    if importer not in ("course", "global"):
+        raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
+    if importer == "course" and not course_external_id:
+        raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
+                            "(or use --importer global for a multi-course legacy file).")
+    if not path.is_file():
+        raise SubmitRefused(f"{path}: no such file.")
+    try:
+        sha_before, size = await asyncio.to_thread(file_sha256, path)
+    except OSError as exc:
+        raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).") from None
+    if validated_sha256 and validated_sha256 != sha_before:
+        raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
+
+    if facts is None:
+        from importconsole.lms.facts import ApiFacts
+
+        facts = ApiFacts(client, asyncio.get_running_loop())
+    try:
+        report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
+    except LmsError:
+        raise
+    except Exception as exc:
+        from importconsole.importfile.reader import ImportFileError
+
+        if isinstance(exc, ImportFileError):
+            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.") from None
+        raise
+
+    findings = list(_attr(report, "findings", default=[]) or [])
+    errors = [f for f in findings if _severity(f) == "error"]
+    if errors:
+        shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
+        more = f"\n  ... and {len(errors) - SHOW_FINDINGS} more" if len(errors) > SHOW_FINDINGS else ""
+        raise SubmitRefused(
+            f"{path} has {len(errors)} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
+            findings=errors, report=report,
+        )
+
+    sha_after, size = await asyncio.to_thread(file_sha256, path)
+    if sha_after != sha_before:
+        raise SubmitRefused(f"{path} changed on disk while it was being validated. Nothing was sent. Validate it again, then submit.")
+
+    plan = SubmitPlan(path, importer, course_external_id, sha_after, size, _row_count(report), report)
+    for f in findings:
+        if _severity(f) == "warning":
+            plan.warnings.append(describe_finding(f))
+    if importer == "global":
+        plan.warnings.append(GLOBAL_PARS_WARNING)
+    earlier = await client.list_imports(file_sha256=sha_after, limit=20)
+    plan.earlier_imports = list(earlier.items)
+    if plan.earlier_imports:
+        named = "; ".join(f"import {i.id} ({i.state}, {i.created_at or 'unknown time'}, by {i.created_by or 'unknown'})" for i in plan.earlier_imports[:5])
+        plan.warnings.append(f"This exact file (sha256 {sha_after[:12]}...) was imported before: {named}. "
+                             "Submitting it again may import its rows twice.")
+    return plan
+
+
+async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, profile: str | None = None,
+                    lms_user: str | None = None, progress: Callable[[int, int], None] | None = None,
+                    idempotency_key: str | None = None) -> SubmitOutcome:
+    """Journal, upload, complete the journal. The file must still be the one validated."""
+    sha_now, _ = await asyncio.to_thread(file_sha256, plan.path)
+    if sha_now != plan.sha256:
+        raise SubmitRefused(f"{plan.path} changed on disk since it was validated (sha256 {plan.sha256[:12]}... is now "
+                            f"{sha_now[:12]}...). Nothing was sent. Validate it again, then submit.")
+    key = idempotency_key or f"ic-{uuid.uuid4()}"
+    entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,
+                          sha256=plan.sha256, row_count=plan.row_count, idempotency_key=key, importer=plan.importer,
+                          course_external_id=plan.course_external_id)
+    try:
+        receipt = await client.submit_import_detailed(plan.path, importer=plan.importer, course_external_id=plan.course_external_id,
+                                                      idempotency_key=key, progress=progress)
+    except UnknownOutcome as exc:
+        journal.complete(entry, "unknown", message=str(exc))
+        raise
+    except LmsError as exc:
+        # Every other LmsError from submit is definite: the LMS refused, or holds nothing for this key (checked).
+        journal.complete(entry, "refused" if exc.status and exc.status < 500 else "not_created", message=str(exc))
+        raise
+    except BaseException:
+        # Cancelled or crashed mid-upload: leave it "sending" so the next run asks the LMS.
+        raise
+    imp = receipt.import_
+    outcome = "created" if receipt.created else ("reconciled" if receipt.reconciled else "already_existed")
+    journal.complete(entry, outcome, import_id=imp.id, message="; ".join(receipt.notes) or None)
+    notes = list(receipt.notes)
+    if imp.file_sha256 and imp.file_sha256 != plan.sha256:
+        notes.append(f"Warning: the LMS received a file with sha256 {imp.file_sha256[:12]}..., not the validated "
+                     f"{plan.sha256[:12]}...: {plan.path} changed during the upload. Check import {imp.id}.")
+    return SubmitOutcome(imp, receipt, plan, entry, notes)
+
+
+Confirm = Callable[[SubmitPlan], bool]
+
+
+async def submit_file(path: str | os.PathLike, *, client: LmsClient, journal: Journal, importer: str,
+                      course_external_id: str | None = None, assume_yes: bool = False, confirm: Confirm | None = None,
+                      profile: str | None = None, lms_user: str | None = None, facts: Any = None,
+                      progress: Callable[[int, int], None] | None = None, validation_progress: Callable | None = None,
+                      validated_sha256: str | None = None, on_reconciled: Callable[[Reconciled], None] | None = None) -> SubmitOutcome:
+    """The whole submit workflow (the CLI and the TUI both call this or its two halves)."""
+    for item in await reconcile_pending(journal, client):
+        if on_reconciled:
+            on_reconciled(item)
+    plan = await prepare_submit(client, path, importer=importer, course_external_id=course_external_id, facts=facts,
+                                validation_progress=validation_progress, validated_sha256=validated_sha256)
+    if plan.needs_confirmation and not assume_yes:
+        if confirm is None or not confirm(plan):
+            listed = "\n".join(f"  {w}" for w in plan.warnings)
+            raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation (--yes):\n{listed}", report=plan.report)
+    return await send_plan(plan, client=client, journal=journal, profile=profile, lms_user=lms_user, progress=progress)
