@@ -1,0 +1,138 @@
+"""The background importer: one row at a time, one transaction per row, yielding to the loop between rows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+
+from importconsole.sandbox.db import Tx, get_import, get_lock, now
+from importconsole.sandbox.events import Broadcaster
+from importconsole.sandbox.importfile import ParsedFile, parse
+from importconsole.sandbox.rules import process_record
+
+log = logging.getLogger("importconsole.sandbox")
+
+
+class Importer:
+    def __init__(self, conn: sqlite3.Connection, events: Broadcaster, rows_per_second: float | None):
+        self.conn = conn
+        self.events = events
+        self.rows_per_second = rows_per_second or None
+        self.tasks: dict[int, asyncio.Task] = {}
+        self._parsed: dict[int, ParsedFile] = {}
+        # Where an import stopped making progress. Never exposed: like the real LMS, the server
+        # does not know an import is hung; this only lets the operator's log say so.
+        self.stalled: dict[int, str] = {}
+
+    def parsed(self, import_id: int) -> ParsedFile:
+        if import_id not in self._parsed:
+            data = self.conn.execute("SELECT file_bytes FROM imports WHERE id = ?", (import_id,)).fetchone()[0]
+            self._parsed[import_id] = parse(bytes(data))
+        return self._parsed[import_id]
+
+    def remember(self, import_id: int, parsed: ParsedFile) -> None:
+        self._parsed[import_id] = parsed
+
+    def start(self, import_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(import_id), name=f"import-{import_id}")
+        self.tasks[import_id] = task
+        task.add_done_callback(lambda t, i=import_id: self.tasks.pop(i, None) if self.tasks.get(i) is t else None)
+
+    def resume_all(self) -> None:
+        """After a restart: running imports go on from their last committed row (and hang again if they were hung)."""
+        for (import_id,) in self.conn.execute("SELECT id FROM imports WHERE state IN ('queued', 'running') ORDER BY id"):
+            self.start(import_id)
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def forget(self, import_id: int) -> None:
+        task = self.tasks.pop(import_id, None)
+        if task is not None:
+            task.cancel()
+        self._parsed.pop(import_id, None)
+
+    def _publish(self, import_id: int) -> None:
+        self.events.publish("import", import_id, get_import(self.conn, import_id))
+
+    async def _run(self, import_id: int) -> None:
+        conn = self.conn
+        parsed = self.parsed(import_id)
+        imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
+        if imp["state"] not in ("queued", "running"):
+            return
+        if parsed.error:
+            with Tx(conn):
+                conn.execute(
+                    "UPDATE imports SET state = 'failed', error = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?",
+                    (f"{imp['file_name']}: {parsed.error}", now(), now(), import_id),
+                )
+                self._release(import_id)
+            self._publish(import_id)
+            self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
+            return
+        if imp["state"] == "queued":
+            with Tx(conn):
+                conn.execute("UPDATE imports SET state = 'running', started_at = ? WHERE id = ?", (now(), import_id))
+            self._publish(import_id)
+        if parsed.header_hang:
+            self._stall(import_id, f"header: {parsed.header_hang}")
+            return
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.rows_per_second if self.rows_per_second else 0.0
+        due = loop.time()
+        columns = parsed.columns
+        for record in parsed.records[imp["rows_processed"]:]:
+            if interval:
+                due += interval
+                await asyncio.sleep(max(0.0, due - loop.time()))
+            else:
+                await asyncio.sleep(0)  # let HTTP handlers run between rows
+            if record.hang_reason:
+                # Behaviour 8: stop here, silently. State stays running, the lock stays held.
+                self._stall(import_id, f"row {record.row}: {record.hang_reason}")
+                return
+            cells = parsed.cells(record)
+            with Tx(conn):
+                imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
+                if imp["state"] != "running":
+                    return  # unlocked meanwhile
+                if len(cells) != len(columns):
+                    outcome_status, message, enrollment_id = (
+                        "failed", f"the row has {len(cells)} cells but the header has {len(columns)}", None)
+                else:
+                    fields = dict(zip(columns, cells))
+                    fields["__row__"] = record.row
+                    outcome = process_record(conn, imp, fields)
+                    outcome_status, message, enrollment_id = outcome.status, outcome.message, outcome.enrollment_id
+                conn.execute(
+                    "INSERT INTO import_rows (import_id, row, line, status, message, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (import_id, record.row, record.line, outcome_status, message, enrollment_id),
+                )
+                conn.execute(
+                    """UPDATE imports SET rows_processed = rows_processed + 1,
+                         rows_failed = rows_failed + ?, rows_held = rows_held + ?, last_progress_at = ? WHERE id = ?""",
+                    (int(outcome_status in ("failed", "refused")), int(outcome_status == "held"), now(), import_id),
+                )
+            self._publish(import_id)
+        with Tx(conn):
+            imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
+            if imp["state"] != "running":
+                return
+            state = "completed_with_errors" if imp["rows_failed"] else "completed"
+            conn.execute("UPDATE imports SET state = ?, finished_at = ? WHERE id = ?", (state, now(), import_id))
+            self._release(import_id)
+        self._parsed.pop(import_id, None)
+        self._publish(import_id)
+        self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
+
+    def _stall(self, import_id: int, where: str) -> None:
+        self.stalled[import_id] = where
+        log.info("import %s stopped making progress at %s", import_id, where)
+
+    def _release(self, import_id: int) -> None:
+        self.conn.execute("UPDATE locks SET import_id = NULL, held_by = NULL, since = NULL WHERE import_id = ?", (import_id,))

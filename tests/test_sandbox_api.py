@@ -1,0 +1,115 @@
+"""The reference LMS's API basics over real HTTP: auth and roles, look-ups, the import lifecycle."""
+
+from __future__ import annotations
+
+import httpx
+
+from sandbox_helpers import wait_for
+
+
+def test_me_names_the_signed_in_admin(sandbox):
+    response = httpx.get(sandbox.url("/me"), headers=sandbox.auth())
+    assert response.status_code == 200
+    assert response.json() == {"username": "admin", "role": "site_admin", "display_name": "Site Admin"}
+
+
+def test_no_token_or_an_unknown_token_is_401(sandbox):
+    assert httpx.get(sandbox.url("/me")).status_code == 401
+    response = httpx.get(sandbox.url("/credit-types"), headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+
+
+def test_course_admin_may_not_unlock_create_users_or_use_the_global_importer(sandbox):
+    headers = sandbox.auth("course_admin")
+    r = httpx.post(sandbox.url("/locks/course/unlock"), headers=headers, json={"import_id": 1})
+    assert (r.status_code, r.json()["error"], r.json()["role_needed"]) == (403, "forbidden", "site_admin")
+    assert httpx.post(sandbox.url("/users"), headers=headers, json={"email": "x@example.org"}).status_code == 403
+    r = sandbox.submit(b"external_user_id,external_course_id,title\nu1,C-FIXED,x\n", importer="global", role="course_admin")
+    assert r.status_code == 403
+    assert sandbox.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+def test_course_admin_may_import_to_the_course_importer(sandbox):
+    r = sandbox.submit(b"external_user_id,complete\nu1,0\n", course="C-FIXED", role="course_admin")
+    assert r.status_code == 201
+    assert sandbox.wait_import(r.json()["id"])["created_by"] == "courseadmin"
+
+
+def test_lookups_answer_found_and_missing(sandbox):
+    client = sandbox.client()
+    r = client.post("/courses/lookup", json={"external_ids": ["C-VAR", "NOPE"]})
+    assert r.json()["missing"] == ["NOPE"]
+    [course] = r.json()["items"]
+    assert course["credits"] == [{"credit_type": "ama", "min": 0.25, "max": 2.0, "increments": 0.25,
+                                  "enable_variable_credit": True}]
+    r = client.post("/users/lookup", json={"external_user_ids": ["u1", "zz"], "emails": ["U2@EXAMPLE.ORG"]})
+    assert sorted(u["external_user_id"] for u in r.json()["items"]) == ["u1", "u2"]
+    assert r.json()["missing_external_user_ids"] == ["zz"]
+    r = client.post("/users/lookup", json={"external_user_ids": [f"x{i}" for i in range(1001)]})
+    assert (r.status_code, r.json()["error"]) == (413, "too_many_keys")
+    assert [c["machine_name"] for c in client.get("/credit-types").json()["items"]] == ["acpe", "ama", "ancc", "cme_other"]
+
+
+def test_an_import_runs_row_by_row_and_frees_the_lock(sandbox):
+    rows = "".join(f"u{n},1,2026-03-0{n}\n" for n in range(1, 6))
+    r = sandbox.submit(("external_user_id,complete,date_completed\n" + rows).encode(), course="C-FIXED")
+    assert r.status_code == 201
+    imp = r.json()
+    assert (imp["state"], imp["rows_total"]) == ("queued", 5)
+    done = sandbox.wait_import(imp["id"])
+    assert (done["state"], done["rows_processed"], done["rows_failed"]) == ("completed", 5, 0)
+    lock = httpx.get(sandbox.url("/locks/course"), headers=sandbox.auth()).json()
+    assert lock == {"importer": "course", "locked": False, "import_id": None, "held_by": None, "since": None}
+    db = sandbox.db()
+    assert db.execute("SELECT count(*) FROM enrollments WHERE status = 'complete'").fetchone()[0] == 5
+    assert db.execute("SELECT count(*) FROM import_rows WHERE import_id = ? AND status = 'imported'",
+                      (imp["id"],)).fetchone()[0] == 5
+
+
+def test_an_unreadable_file_fails_with_a_reason_and_frees_the_lock(sandbox):
+    r = sandbox.submit(b"PK\x03\x04 not really a workbook", course="C-FIXED", file_name="grades.csv")
+    done = sandbox.wait_import(r.json()["id"])
+    assert done["state"] == "failed"
+    assert "grades.csv" in done["error"] and "Excel" in done["error"]
+    assert not httpx.get(sandbox.url("/locks/course"), headers=sandbox.auth()).json()["locked"]
+
+
+def test_semicolon_files_with_a_bom_are_read(sandbox):
+    r = sandbox.submit("\ufeffexternal_email;complete\nu3@example.org;1\n".encode(), course="C-FIXED")
+    done = sandbox.wait_import(r.json()["id"])
+    assert (done["state"], done["rows_processed"]) == ("completed", 1)
+
+
+def test_a_bad_row_fails_and_the_rest_goes_on(sandbox):
+    body = b"external_user_id,complete,credits,credit_type\nu1,yes,,\nu2,1,1,nope\nu3,1,,\n"
+    r = sandbox.submit(body, course="C-FIXED")
+    done = sandbox.wait_import(r.json()["id"])
+    assert (done["state"], done["rows_processed"], done["rows_failed"]) == ("completed_with_errors", 3, 2)
+    rows = sandbox.client().get(f"/imports/{done['id']}/rows", params={"status": "failed"}).json()["items"]
+    assert [(r["row"], r["line"]) for r in rows] == [(1, 2), (2, 3)]
+    assert "must be 1 or 0" in rows[0]["message"] and "nope" in rows[1]["message"]
+
+
+def test_the_submitted_file_comes_back_byte_for_byte(sandbox):
+    body = b"external_user_id,complete\r\nu1,1\r\nu2,1"
+    imp = sandbox.submit(body, course="C-FIXED").json()
+    assert sandbox.client().get(f"/imports/{imp['id']}/file").content == body
+    sandbox.wait_import(imp["id"])
+    listed = sandbox.client().get("/imports", params={"file_sha256": imp["file_sha256"]}).json()["items"]
+    assert [i["id"] for i in listed] == [imp["id"]]
+
+
+def test_the_event_stream_reports_locks_and_progress(sandbox):
+    seen: list[str] = []
+    with httpx.Client(timeout=10) as client:
+        with client.stream("GET", sandbox.url("/events"), headers=sandbox.auth()) as stream:
+            lines = stream.iter_lines()
+            wait_for(lambda: next(lines).startswith("event: lock") or None, timeout=5, message="lock event")
+            imp = sandbox.submit(b"external_user_id,complete\nu1,1\nu2,1\n", course="C-FIXED").json()
+            for line in lines:
+                seen.append(line)
+                if line.startswith("data:") and '"state":"completed"' in line:
+                    break
+    assert any(f'"id":{imp["id"]}' in line for line in seen)
+    assert any('"rows_processed":2' in line for line in seen)
