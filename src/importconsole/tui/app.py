@@ -58,6 +58,7 @@ class ImportConsoleApp(App[int]):
         start_mode: str | None = None,
         live: bool = True,
         startup_problem: str | None = None,
+        hung_after: float = 30.0,
     ) -> None:
         super().__init__()
         self.session = session
@@ -71,6 +72,9 @@ class ImportConsoleApp(App[int]):
         self._start_mode = start_mode
         self.startup_problem = startup_problem
         self.report = None  # the ValidationReport of open_path, once validated
+        self._lms = None
+        self.hung_after = hung_after
+        self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
         self.importer = "course"
         self.course_external_id: str | None = None
         themes, problems = load_themes(*(theme_dirs if theme_dirs is not None else [user_theme_dir()]))
@@ -127,9 +131,65 @@ class ImportConsoleApp(App[int]):
         else:
             self.switch_mode("preview")
 
+    def show_cell(self, row: int, column: int | None) -> None:
+        self.jump_to = (row, column)
+        if self.current_mode == "preview":
+            self.screen.sync()
+        else:
+            self.switch_mode("preview")
+
+    def action_submit(self) -> None:
+        from importconsole.tui.screens.submit import SubmitScreen
+
+        if self.open_path is None:
+            self.notify("Open a file first (f: Files).", severity="warning")
+        elif self.session is None:
+            self.notify("Connect to an LMS first (n: Connect).", severity="warning")
+        else:
+            self.push_screen(SubmitScreen(self.open_path))
+
     def set_session(self, session: LmsSession) -> None:
+        if self._lms is not None:
+            self.run_worker(self._lms.aclose(), exit_on_error=False)
+            self._lms = None
         self.session = session
         crash.register_secret(session.token)
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if hasattr(screen, "session_changed"):
+                    screen.session_changed()
+
+    def state_dir(self):
+        """Where the console keeps its private files (plans, remainders): 0700."""
+        import os
+
+        from importconsole.crash import crash_dir
+
+        folder = crash_dir().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return None
+        return folder if os.access(folder, os.W_OK) else None
+
+    def lms(self):
+        """The one LmsClient of this run (HTTP only ever from async workers on the app's loop)."""
+        if self.session is None:
+            raise RuntimeError("not connected")
+        if self._lms is None:
+            self._lms = self.session.client()
+        return self._lms
+
+    def journal(self):
+        from importconsole.journal import Journal
+
+        if self.session is None or self.session.journal_path is None:
+            return None
+        return Journal(self.session.journal_path)
+
+    async def on_unmount(self) -> None:
+        if self._lms is not None:
+            await self._lms.aclose()
 
     # -- crashes: one sentence, a 0600 report without locals (the token could be one) -------
     def _handle_exception(self, error: Exception) -> None:

@@ -35,8 +35,10 @@ def session_from_config(config_path: str | None, profile_name: str | None) -> tu
 
 
 def session_for(profile, name: str, token: str) -> LmsSession:
+    from importconsole.config import state_dir
+
     return LmsSession(profile=name, base_url=str(profile.base_url).rstrip("/"), token=token,
-                      ca_bundle=getattr(profile, "ca_bundle", None))
+                      ca_bundle=getattr(profile, "ca_bundle", None), journal_path=state_dir() / "journal.jsonl")
 
 
 def token_for(profile) -> tuple[str | None, str | None]:

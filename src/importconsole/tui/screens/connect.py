@@ -1,0 +1,179 @@
+"""Connect: pick a profile from the config, or create the first one. The token goes to the OS
+keyring (never the config file); where there is no keyring (most SSH hosts) the screen says so
+and keeps it in memory for this run only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.text import shown
+
+NO_KEYRING_HELP = (
+    "No keyring on this machine (usual over SSH). The token is kept in memory for this run only. "
+    "To skip this step next time, give it to your shell, not a file: "
+    "read -rs IMPORTCONSOLE_TOKEN && export IMPORTCONSOLE_TOKEN"
+)
+
+
+class ConnectScreen(ConsoleScreen):
+    TITLE_TEXT = "Connect"
+    BINDINGS = [Binding("ctrl+s", "connect", "Connect")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = None
+        self.problem: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        with VerticalScroll(classes="form"):
+            yield Static("", id="connect-intro")
+            yield OptionList(id="profiles")
+            yield Label("Profile name", id="name-label")
+            yield Input(placeholder="e.g. production", id="profile-name")
+            yield Label("LMS address", id="url-label")
+            yield Input(placeholder="https://lms.example.org", id="base-url")
+            yield Label("Your LMS user name", id="user-label")
+            yield Input(placeholder="e.g. jdoe", id="username")
+            yield Label("API token (hidden as you type)")
+            yield Input(password=True, id="token")
+            yield Checkbox("Remember the token in the OS keyring", value=True, id="remember")
+            yield Static("", id="keyring-note", classes="hint")
+            with Horizontal():
+                yield Button("Connect", id="connect", variant="primary")
+            yield Static("", id="connect-result")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        self._load_config()
+
+    def _load_config(self) -> None:
+        from importconsole.config import ConfigError, ConfigMissing, load_config
+
+        path = self.app.config_path
+        try:
+            self.config = load_config(path)
+        except ConfigMissing:
+            self.config = None
+        except ConfigError as error:
+            self.config = None
+            self.problem = str(error)
+        profiles = self.query_one("#profiles", OptionList)
+        profiles.clear_options()
+        have_profiles = bool(self.config and self.config.profiles)
+        for name, profile in (self.config.profiles.items() if have_profiles else []):
+            profiles.add_option(Option(f"{shown(name)}  {shown(profile.base_url)}  ({shown(profile.username)})", id=name))
+        profiles.display = have_profiles
+        for widget_id in ("#name-label", "#profile-name", "#url-label", "#base-url", "#user-label", "#username"):
+            self.query_one(widget_id).display = not have_profiles
+        if self.problem:
+            intro = f"The config file has problems:\n{shown(self.problem)}"
+        elif have_profiles:
+            intro = "Pick a profile (Enter), type the token if asked, then Connect."
+        else:
+            intro = "No profile yet: create the first one. It is written to your config file without the token."
+        self.query_one("#connect-intro", Static).update(intro)
+        from importconsole.secrets import keyring_available
+
+        if not keyring_available():
+            remember = self.query_one("#remember", Checkbox)
+            remember.value = False
+            remember.disabled = True
+            self.query_one("#keyring-note", Static).update(NO_KEYRING_HELP)
+        if have_profiles:
+            profiles.highlighted = 0
+            profiles.focus()
+        else:
+            self.query_one("#profile-name").focus()
+
+    def selected_profile(self):
+        if not (self.config and self.config.profiles):
+            return None
+        profiles = self.query_one("#profiles", OptionList)
+        index = profiles.highlighted or 0
+        return list(self.config.profiles.values())[index]
+
+    @on(OptionList.OptionSelected, "#profiles")
+    def _profile_chosen(self, event: OptionList.OptionSelected) -> None:
+        from importconsole.tui.connecting import token_for
+
+        profile = self.config.profiles[event.option.id]
+        token, why = token_for(profile)
+        if token:
+            self._connect(profile, token, store=False)
+        else:
+            self.query_one("#connect-result", Static).update(shown(why or "Enter the API token."))
+            self.query_one("#token").focus()
+
+    @on(Button.Pressed, "#connect")
+    @on(Input.Submitted, "#token")
+    def action_connect(self) -> None:
+        token = self.query_one("#token", Input).value.strip()
+        profile = self.selected_profile()
+        if profile is None:
+            profile = self._new_profile()
+            if profile is None:
+                return
+        if not token:
+            from importconsole.tui.connecting import token_for
+
+            token, why = token_for(profile)
+            if not token:
+                self.query_one("#connect-result", Static).update("Enter the API token.")
+                return
+        self._connect(profile, token, store=self.query_one("#remember", Checkbox).value)
+
+    def _new_profile(self):
+        from importconsole.config import ConfigError, init_config, load_config
+
+        name = self.query_one("#profile-name", Input).value.strip()
+        url = self.query_one("#base-url", Input).value.strip()
+        user = self.query_one("#username", Input).value.strip()
+        missing = [label for label, value in (("profile name", name), ("LMS address", url), ("user name", user)) if not value]
+        if missing:
+            self.query_one("#connect-result", Static).update(f"Fill in: {', '.join(missing)}.")
+            return None
+        try:
+            path = init_config(self.app.config_path, profile=name, base_url=url, username=user)
+            self.config = load_config(path)
+        except ConfigError as error:
+            self.query_one("#connect-result", Static).update(shown(str(error)))
+            return None
+        self.notify(f"Profile {name} written to {path} (the token is not in it).")
+        return self.config.profiles[name]
+
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def _connect(self, profile, token: str, *, store: bool) -> None:
+        from importconsole.lms.client import LmsClient
+        from importconsole.tui.connecting import session_for
+
+        result = self.query_one("#connect-result", Static)
+        result.update(f"Connecting to {shown(profile.base_url)}...")
+        try:
+            async with LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle) as client:
+                me = await client.me()
+        except Exception as error:  # Unreachable, Unauthorized, TLS: a sentence each
+            result.update(shown(str(error)))
+            return
+        note = ""
+        if store:
+            from importconsole.secrets import TokenError, store_token
+
+            try:
+                store_token(profile, token)
+                note = " Token stored in the OS keyring."
+            except TokenError as error:
+                note = f" {error} {NO_KEYRING_HELP}"
+        self.query_one("#token", Input).value = ""
+        self.app.set_session(session_for(profile, profile.name, token))
+        self.app.hung_after = getattr(profile, "hung_after", self.app.hung_after)
+        result.update(f"Connected as {shown(me.display_name or me.username)} ({shown(me.role)}).{note}")
+        self.app.switch_mode("monitor")

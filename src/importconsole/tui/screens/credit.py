@@ -1,0 +1,151 @@
+"""Credit fixes: imported credit that will never reach PARS, CPE Monitor or the AMS, and the
+completion-only re-imports that fix it (operations.credit_fix). One key submits them all."""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.text import shown
+
+
+class CreditFixScreen(ConsoleScreen):
+    TITLE_TEXT = "Credit fixes"
+    BINDINGS = [
+        Binding("s", "submit", "Submit proposals"),
+        Binding("r", "reload", "Look again"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proposals: list = []
+        self.busy = False
+        self.submitted: list = []  # imports made by the last submit
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        yield Static("", id="credit-status", classes="status-line")
+        yield DataTable(id="proposals", cursor_type="row")
+        yield Static("", id="proposal-detail")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#proposals", DataTable)
+        table.add_column("learner", key="learner", width=16)
+        table.add_column("course", key="course", width=10)
+        table.add_column("credit now", key="now", width=14)
+        table.add_column("fix", key="fix", width=9)
+        table.add_column("will award / why not", key="will")
+        self.action_reload()
+
+    def session_changed(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        if self.app.session is None:
+            self._status("Not connected: press n for Connect.")
+            return
+        self._status("Looking for credit that will never be reported...")
+        self._load()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#credit-status", Static).update(text)
+
+    @work(exclusive=True, group="credit", exit_on_error=False)
+    async def _load(self) -> None:
+        from importconsole.operations.credit_fix import propose_credit_fixes
+
+        try:
+            proposals = await propose_credit_fixes(self.app.lms())
+        except Exception as error:  # LmsError's str() is the sentence
+            self._status(shown(str(error)))
+            return
+        self.proposals = proposals
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one("#proposals", DataTable)
+        table.clear()
+        for index, p in enumerate(self.proposals):
+            now = "; ".join(f"{t} {a:g}" for t, a, _ in p.current_credit) or "none"
+            if p.proposed:
+                will = "; ".join(f"{a.credit_type} {a.amount:g} -> {', '.join(a.reports_to) or 'no one'}"
+                                 for a in p.awards) or "completion only"
+            else:
+                will = p.reason
+            table.add_row(shown(p.learner), shown(p.course_external_id), now,
+                          "complete" if p.proposed else "by hand", shown(will), key=str(index))
+        proposed = sum(1 for p in self.proposals if p.proposed)
+        if not self.proposals:
+            self._status("No imported credit left unreported: nothing to fix.")
+        else:
+            self._status(f"{proposed} completion-only row(s) proposed, {len(self.proposals) - proposed} to do by hand."
+                         + ("  s: submit them." if proposed else ""))
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        table = self.query_one("#proposals", DataTable)
+        detail = self.query_one("#proposal-detail", Static)
+        if not self.proposals or table.row_count == 0:
+            detail.update("")
+            return
+        proposal = self.proposals[min(table.cursor_row, len(self.proposals) - 1)]
+        detail.update(shown(proposal.describe()))
+
+    def action_submit(self) -> None:
+        if self.busy:
+            return
+        if not any(p.proposed for p in self.proposals):
+            self.notify("Nothing to submit.", severity="warning")
+            return
+        self.busy = True
+        self._status("Submitting the completion-only files...")
+        self._submit()
+
+    @work(exclusive=True, group="credit-submit", exit_on_error=False)
+    async def _submit(self) -> None:
+        import asyncio
+
+        from importconsole.operations import credit_fix
+
+        folder = (self.app.state_dir() or self.app.workdir) / time.strftime("credit-fix-%Y%m%d-%H%M%S")
+        try:
+            files = await asyncio.to_thread(credit_fix.write_proposal_file, self.proposals, folder)
+            if hasattr(credit_fix, "submit_proposals"):
+                imports = await credit_fix.submit_proposals(self.app.lms(), files, journal=self.app.journal())
+            else:
+                imports = await self._submit_each(files)
+        except Exception as error:
+            self._status(shown(str(error)))
+            self.notify(shown(str(error)), severity="error")
+            return
+        finally:
+            self.busy = False
+        imports = list(imports.values()) if isinstance(imports, dict) else list(imports)
+        self.submitted = imports
+        ids = ", ".join(str(getattr(i, "id", i)) for i in imports)
+        self._status(f"Submitted as import(s) {ids}; files in {folder}. Watch them on the Monitor (m).")
+        self.notify(f"Credit fixes submitted: import(s) {ids}")
+
+    async def _submit_each(self, files) -> list:
+        from importconsole.operations.credit_fix import fix_key
+
+        client = self.app.lms()
+        journal = self.app.journal()
+        made = []
+        for course, path in files.import_files.items():
+            key = fix_key(course, path.read_bytes())
+            entry = journal.begin("credit-fix submit", file=str(path), course=course, idempotency_key=key) if journal else None
+            item = await client.submit_import(path, importer="course", course_external_id=course, idempotency_key=key)
+            if journal:
+                journal.complete(entry, "submitted", import_id=item.id)
+            made.append(item)
+        return made

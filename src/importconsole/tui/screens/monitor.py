@@ -1,0 +1,251 @@
+"""Monitor: every import on the site, live, from operations.watch.ImportWatcher (one event
+stream, polling when it drops). Hung imports stand out; `u` opens the recover plan."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Sparkline, Static
+
+from importconsole.operations.watch import ImportView, ImportWatcher, format_duration
+from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.text import shown
+
+BAR_WIDTH = 10
+RATE_HISTORY = 40
+STATE_VARIABLES = {
+    "hung": "import-hung", "running": "import-running", "queued": "import-queued",
+    "completed": "import-done", "completed_with_errors": "import-failed", "failed": "import-failed",
+    "unlocked": "import-queued",
+}
+
+
+def progress_bar(view: ImportView) -> str:
+    done = int(BAR_WIDTH * view.rows_processed / view.rows_total) if view.rows_total else 0
+    return "█" * done + "░" * (BAR_WIDTH - done) + f" {view.percent:3.0f}%"
+
+
+class MonitorScreen(ConsoleScreen):
+    TITLE_TEXT = "Monitor"
+    BINDINGS = [
+        Binding("u", "recover", "Unlock + re-import"),
+        Binding("h", "next_hung", "Next hung"),
+        Binding("r", "resync", "Refresh now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watcher: ImportWatcher | None = None
+        self.views: list[ImportView] = []
+        self._rates: dict[int, deque[float]] = {}
+        self._dirty = True
+        self.following: int | None = None  # a re-import started by recover: the cursor follows it
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        yield Static("", id="monitor-status", classes="status-line")
+        yield DataTable(id="imports", cursor_type="row", zebra_stripes=False)
+        yield Sparkline([], id="rate-sparkline")
+        yield Static("", id="import-detail")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#imports", DataTable)
+        table.add_column("id", key="id", width=5)
+        table.add_column("state", key="state", width=9)
+        table.add_column("progress", key="progress", width=15)
+        table.add_column("rows", key="rows", width=11)
+        table.add_column("rows/s", key="rate", width=6)
+        table.add_column("ETA", key="eta", width=6)
+        table.add_column("who", key="who", width=10)
+        table.add_column("lock", key="lock", width=6)
+        table.add_column("file", key="file")
+        self.set_interval(0.25, self._repaint)
+        self.start_watching()
+
+    def session_changed(self) -> None:
+        self.start_watching()
+
+    # -- the watcher: an async worker on the app's loop ------------------------------------
+    def start_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.app.session is None:
+            self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
+            return
+        self._watch()
+
+    @work(exclusive=True, group="monitor-watch", exit_on_error=False)
+    async def _watch(self) -> None:
+        from importconsole.operations.hung import diagnose_import
+
+        client = self.app.lms()
+        self.watcher = ImportWatcher(client, hung_after=self.app.hung_after, poll_interval=1.0,
+                                     diagnose=lambda item: diagnose_import(client, item.id, journal=self.app.journal()))
+        self.watcher.on_change(lambda update: self._mark_dirty())
+        await self.watcher.run()
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    # -- painting: a few times a second, never while a dialog is open ----------------------
+    def _repaint(self) -> None:
+        if isinstance(self.app.screen, ModalScreen) or not self.is_current:
+            return  # the admin is reading a dialog: nothing moves under it
+        watcher = self.watcher
+        if watcher is None:
+            return
+        for view in watcher.snapshot():
+            if not view.finished and view.rate is not None:
+                history = self._rates.setdefault(view.import_id, deque(maxlen=RATE_HISTORY))
+                history.append(view.rate)
+        if not self._dirty and not any(not v.finished for v in watcher.snapshot()):
+            return
+        self._dirty = False
+        self.views = watcher.snapshot()
+        self._fill_table()
+        self._show_status()
+        self._show_detail()
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#imports", DataTable)
+        selected = self.selected_id()
+        if self.following is not None and any(v.import_id == self.following for v in self.views):
+            selected = self.following
+        wanted = [str(v.import_id) for v in self.views]
+        present = [str(key.value) for key in table.rows]
+        if present != wanted:
+            table.clear()
+            for view in self.views:
+                table.add_row(*self._cells(view), key=str(view.import_id))
+        else:
+            for view in self.views:
+                for column, value in zip(("id", "state", "progress", "rows", "rate", "eta", "who", "lock", "file"),
+                                         self._cells(view)):
+                    table.update_cell(str(view.import_id), column, value)
+        if selected is not None and str(selected) in wanted:
+            index = wanted.index(str(selected))
+            if table.cursor_row != index:
+                table.move_cursor(row=index, animate=False)
+
+    def _style(self, view: ImportView) -> str:
+        variable = STATE_VARIABLES.get(view.shown_state, "import-queued")
+        colour = self.app.theme_variables.get(variable, "")
+        return f"bold {colour}" if view.is_hung else colour
+
+    def _cells(self, view: ImportView) -> list:
+        style = self._style(view)
+        rate = "" if view.finished or view.rate is None else f"{view.rate:.1f}"
+        eta = "" if view.finished or view.is_hung or view.eta_seconds is None else format_duration(view.eta_seconds)
+        state = "HUNG" if view.is_hung else view.state.replace("completed_with_errors", "errors")
+        return [
+            Text(str(view.import_id), style=style),
+            Text(state, style=style),
+            Text(progress_bar(view), style=style),
+            f"{view.rows_processed}/{view.rows_total}",
+            rate,
+            eta,
+            shown(view.created_by)[:10],
+            Text("held", style=style) if view.holds_lock else "",
+            shown(view.file_name),
+        ]
+
+    def _show_status(self) -> None:
+        watcher = self.watcher
+        running = sum(1 for v in self.views if not v.finished)
+        hung = [v for v in self.views if v.is_hung]
+        locks = ", ".join(
+            f"{name}: {'locked by ' + str(lock.import_id) if lock.locked else 'free'}"
+            for name, lock in sorted(watcher.locks.items())
+        ) if watcher else ""
+        link = {"live": "live", "polling": "polling (event stream down)", "stopped": "stopped"}.get(
+            watcher.connection if watcher else "", "")
+        text = f"{running} active · {len(hung)} hung · {locks} · {link}"
+        self.query_one("#monitor-status", Static).update(text)
+
+    def _show_detail(self) -> None:
+        view = self.selected_view()
+        detail = self.query_one("#import-detail", Static)
+        sparkline = self.query_one("#rate-sparkline", Sparkline)
+        if view is None:
+            detail.update("No imports yet." if not self.views else "")
+            sparkline.data = []
+            return
+        sparkline.data = list(self._rates.get(view.import_id, [])) or [0]
+        lock = f"{view.importer} importer" + (" (locked by it)" if view.holds_lock else "")
+        lines = [f"Import {view.import_id} · {shown(view.file_name)} · {view.shown_state} · "
+                 f"{view.rows_processed}/{view.rows_total} rows · {lock} · by {shown(view.created_by)}"]
+        if view.error:
+            lines.append(shown(view.error))
+        if view.is_hung:
+            where = f"Stopped at row {view.hung.stopped_at_row}"
+            cause = view.diagnosis.summary() if view.diagnosis is not None else "looking for the cause..."
+            lines.append(f"{where}: {shown(cause)}")
+            lines.append("Press u to unlock and re-import the rows not yet processed.")
+        detail.update(Text("\n".join(lines), style=self._style(view) if view.is_hung else ""))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.following is not None and event.row_key is not None and event.row_key.value != str(self.following):
+            if self.selected_id() != self.following:
+                self.following = None
+        self._show_detail()
+
+    # -- selection and actions ---------------------------------------------------------------
+    def selected_id(self) -> int | None:
+        table = self.query_one("#imports", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
+        except Exception:
+            return None
+        return int(key.value) if key and key.value else None
+
+    def selected_view(self) -> ImportView | None:
+        wanted = self.selected_id()
+        return next((v for v in self.views if v.import_id == wanted), None)
+
+    def action_next_hung(self) -> None:
+        hung = [v for v in self.views if v.is_hung]
+        if not hung:
+            self.notify("No hung import.")
+            return
+        current = self.selected_id()
+        ids = [v.import_id for v in hung]
+        target = ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0]
+        table = self.query_one("#imports", DataTable)
+        table.move_cursor(row=[v.import_id for v in self.views].index(target))
+
+    def action_resync(self) -> None:
+        if self.watcher is not None:
+            self.run_worker(self.watcher.poll_once(), exit_on_error=False)
+
+    def action_recover(self) -> None:
+        from importconsole.tui.screens.recover import RecoverScreen
+
+        view = self.selected_view()
+        if view is None:
+            self.notify("No import selected.", severity="warning")
+            return
+        if not view.is_hung and not (view.state == "running" and view.holds_lock):
+            self.notify(f"Import {view.import_id} is {view.shown_state}: only a hung import is unlocked.",
+                        severity="warning")
+            return
+
+        def done(reimport_id: int | None) -> None:
+            if reimport_id is not None:
+                self.following = reimport_id
+                self.action_resync()
+                self._dirty = True
+
+        self.app.push_screen(RecoverScreen(view), done)

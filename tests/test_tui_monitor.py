@@ -1,0 +1,91 @@
+"""The monitor against the real reference LMS: watch to completion; a hung import stands out with
+its row and cause; `u` then Enter unlocks and re-imports the remainder, every row exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from importconsole.tui.app import ImportConsoleApp
+from importconsole.tui.session import LmsSession
+from sandbox_helpers import dataset, start_sandbox
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+
+HEADER = "external_user_id,complete,date_completed\r\n"
+
+
+def course_file(rows: list[str]) -> bytes:
+    return (HEADER + "".join(r + "\r\n" for r in rows)).encode("utf-8")
+
+
+def console(server, tmp_path, **kwargs) -> ImportConsoleApp:
+    session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                         journal_path=tmp_path / "journal.jsonl")
+    return ImportConsoleApp(session=session, workdir=tmp_path, start_mode="monitor", theme_dirs=[], **kwargs)
+
+
+def imported_users(server, course: str) -> list[str]:
+    rows = server.db().execute(
+        "SELECT u.external_user_id FROM enrollments e JOIN users u ON u.id = e.user_id "
+        "JOIN courses c ON c.id = e.course_id WHERE c.external_id = ? ORDER BY u.external_user_id", (course,))
+    return [r[0] for r in rows]
+
+
+async def test_monitor_follows_an_import_to_completion(tmp_path):
+    with start_sandbox(dataset(), rows_per_second=20) as server:
+        app = console(server, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_text(pilot, "0 active")
+            created = server.submit(course_file([f"u{n},1,2026-01-0{n}" for n in range(1, 6)]), course="C-FIXED",
+                                    file_name="five.csv").json()
+            await wait_for_text(pilot, "five.csv")
+            text = await wait_for_text(pilot, "completed", timeout=15)
+            assert f"{created['id']}" in text and "5/5" in text
+            assert imported_users(server, "C-FIXED") == ["u1", "u2", "u3", "u4", "u5"]
+
+
+async def _hang(pilot, server, app):
+    rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
+    rows[2] = "u3\u200b,1,2026-01-03"  # a zero-width space in row 3 hangs the LMS importer
+    hung = server.submit(course_file(rows), course="C-FIXED", file_name="zwsp.csv").json()
+    server.wait_rows(hung["id"], 2)
+    await wait_for_text(pilot, "HUNG", timeout=15)
+    await wait_for_text(pilot, "Stopped at row 3", timeout=15)
+    await wait_for(pilot, lambda: "U+200B" in screen_text(app), timeout=15, what="the cause U+200B")
+    return hung
+
+
+async def test_a_hung_import_stands_out_with_its_row_and_cause(tmp_path):
+    with start_sandbox(dataset(), rows_per_second=50) as server:
+        app = console(server, tmp_path, hung_after=1.0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            hung = await _hang(pilot, server, app)
+            text = screen_text(app)
+            assert "1 hung" in text and "course: locked by 1" in text
+            view = app.screen.selected_view()
+            assert view.import_id == hung["id"] and view.is_hung
+            # the server still says running: only the console calls it hung
+            assert server.get_import(hung["id"])["state"] == "running"
+
+
+async def test_one_key_recovers_a_hung_import_and_every_row_is_imported_once(tmp_path):
+    pytest.importorskip("importconsole.importfile.fixes", reason="recover sanitizes the remainder with importfile.fixes")
+    with start_sandbox(dataset(), rows_per_second=50) as server:
+        app = console(server, tmp_path, hung_after=1.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            hung = await _hang(pilot, server, app)
+            await pilot.press("u")
+            text = await wait_for_text(pilot, "Enter: unlock import", timeout=15)
+            assert "rows 3-5" in text
+            await pilot.press("enter")
+            await wait_for_text(pilot, "The monitor follows it", timeout=15)
+            await pilot.press("enter")
+            reimport = app.screen.following
+            assert reimport is not None and reimport != hung["id"]
+            server.wait_import(reimport)
+            await wait_for(pilot, lambda: app.screen.selected_view() is not None
+                           and app.screen.selected_view().import_id == reimport
+                           and app.screen.selected_view().finished, timeout=15, what="the re-import followed to its end")
+            assert server.get_import(hung["id"])["state"] == "unlocked"
+            # every row of the original file imported exactly once
+            assert imported_users(server, "C-FIXED") == ["u1", "u2", "u3", "u4", "u5"]
+            assert server.db().execute("SELECT count(*) FROM enrollments").fetchone()[0] == 5
