@@ -1,5 +1,343 @@
-"""Subcommands of this area (filled in by its issue)."""
+"""`watch`, `diagnose`, `unlock`, `reimport`, `recover`, `credit-fix`: thin wrappers over
+importconsole.operations (the TUI calls the same functions).
+
+Exit codes (cli/__init__.py): 0 done, 1 the job found a problem (hung, refused, not proposed),
+2 usage, 3 the LMS could not be reached or refused us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from importconsole.importfile.safe_text import visible
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
-    return None
+    p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
+    p.add_argument("import_id", nargs="?", type=int, metavar="IMPORT_ID", help="one import (default: every active import)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
+    p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
+    p.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="at most one progress line per import this often (default 1)")
+    p.set_defaults(func=cmd_watch)
+
+    p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
+    p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
+
+    for name, helptext in (("unlock", "compare-and-unlock a hung import (after showing the plan)"),
+                           ("reimport", "re-import the rows an unlocked import never reached, sanitized"),
+                           ("recover", "unlock a hung import and re-import the rest, after one confirmation")):
+        p = subparsers.add_parser(name, help=helptext)
+        p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
+        p.set_defaults(func=cmd_recover, mode=name)
+
+    p = subparsers.add_parser("credit-fix", help="propose completion-only re-imports for credit that is never reported")
+    p.add_argument("--course", metavar="EXTERNAL_ID", help="only this course")
+    p.add_argument("--import", dest="import_id", type=int, metavar="ID", help="only credit imported by this import")
+    p.add_argument("--file", metavar="FILE", help="look at the rows of this import file instead of the LMS's records")
+    p.add_argument("--out", metavar="DIR", default=".", help="where to write the proposal files (default: here)")
+    p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
+    p.add_argument("--yes", action="store_true", help="submit without asking")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_credit_fix)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connecting (profile from the config, token from env/keyring)
+
+
+class _Session:
+    def __init__(self, args):
+        from importconsole.config import load_config
+        from importconsole.journal import Journal
+        from importconsole.lms.client import LmsClient
+        from importconsole.secrets import get_token
+
+        config = load_config(getattr(args, "config", None))
+        self.profile = config.profile(getattr(args, "profile", None))
+        token = get_token(self.profile)
+        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name)
+        self.journal = Journal()
+
+    def journal_fields(self) -> dict[str, Any]:
+        return {"profile": self.profile.name, "base_url": self.client.base_url, "lms_user": self.profile.username}
+
+
+def _run(args, body) -> int:
+    """Open the session, run `body(session)`, turn every known failure into one sentence."""
+    from importconsole.config import ConfigError
+    from importconsole.lms.errors import LmsError
+    from importconsole.operations.recover import RecoveryRefused
+    from importconsole.secrets import TokenError
+
+    try:
+        session = _Session(args)
+    except ConfigError as error:
+        print(f"importconsole: config problem:\n{error}", file=sys.stderr)
+        return EXIT_USAGE
+    except TokenError as error:
+        print(f"importconsole: {error}", file=sys.stderr)
+        return EXIT_LMS
+    except LmsError as error:
+        print(f"importconsole: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def main():
+        async with session.client:
+            return await body(session)
+
+    try:
+        return asyncio.run(main())
+    except RecoveryRefused as error:
+        _emit(args, {"refused": str(error)}, f"Refused: {error}")
+        return EXIT_PROBLEM
+    except LmsError as error:
+        _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
+        return EXIT_LMS
+
+
+def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False), flush=True)
+    else:
+        print(visible(text).replace("<U+000A>", "\n"), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _confirm(args, question: str) -> bool:
+    if getattr(args, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        print(f"{question}\nNot confirmed: no terminal to ask on. Run again with --yes to go ahead.", file=sys.stderr)
+        return False
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# watch
+
+
+def cmd_watch(args) -> int:
+    return _run(args, lambda session: _watch(args, session))
+
+
+async def _watch(args, session) -> int:
+    from importconsole.operations.hung import diagnose_import
+    from importconsole.operations.watch import ImportWatcher
+
+    client = session.client
+    watcher = ImportWatcher(
+        client,
+        hung_after=args.hung_after or session.profile.hung_after,
+        poll_interval=args.poll_interval or session.profile.poll_interval,
+        diagnose=lambda item: diagnose_import(client, item.id, journal=session.journal),
+    )
+    queue: asyncio.Queue = asyncio.Queue()
+    watcher.on_change(queue.put_nowait)
+    await watcher.poll_once()
+    if args.import_id is not None:
+        await watcher.follow(args.import_id)
+    runner = asyncio.create_task(watcher.run())
+    last_line: dict[int, tuple[float, str]] = {}
+    hung_since: dict[int, float] = {}
+
+    def show(view, force: bool = False) -> None:
+        now = time.monotonic()
+        seen = last_line.get(view.import_id)
+        key = f"{view.shown_state}:{view.diagnosis is not None}"
+        if not force and seen and seen[1] == key and now - seen[0] < args.every:
+            return
+        last_line[view.import_id] = (now, key)
+        _emit(args, {"event": "import", **view.to_json()}, view.describe())
+
+    def done(view) -> bool:
+        if view.finished:
+            return True
+        if view.hung:
+            hung_since.setdefault(view.import_id, time.monotonic())
+            # Wait briefly for the diagnosis; a failed one must not keep us here.
+            return view.diagnosis is not None or time.monotonic() - hung_since[view.import_id] > 15
+        return False
+
+    def targets():
+        if args.import_id is not None:
+            view = watcher.views.get(args.import_id)
+            return [view] if view else []
+        return [v for v in watcher.views.values() if v.import_id in followed]
+
+    followed = {v.import_id for v in watcher.views.values() if not v.finished}
+    if args.import_id is None and not followed:
+        _emit(args, {"event": "idle", "message": "no import is queued or running"}, "No import is queued or running.")
+        watcher.stop()
+        await runner
+        return EXIT_OK
+    for view in targets():
+        show(view, force=True)
+    try:
+        while True:
+            current = targets()
+            if current and all(done(v) for v in current):
+                break
+            try:
+                update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
+            except asyncio.TimeoutError:
+                continue
+            if update.kind == "connection":
+                _emit(args, {"event": "connection", "connection": update.connection},
+                      "event stream live" if update.connection == "live" else
+                      f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
+            elif update.kind == "import" and update.view is not None:
+                if args.import_id is None and not update.view.finished:
+                    followed.add(update.view.import_id)
+                if update.view in targets() or update.view.import_id in followed or update.view.import_id == args.import_id:
+                    finished = update.view.finished or (update.view.hung and update.view.diagnosis is not None)
+                    show(update.view, force=finished)
+    finally:
+        watcher.stop()
+        await runner
+    final = targets()
+    for view in final:
+        show(view, force=True)
+    return EXIT_OK if all(v.state == "completed" for v in final) else EXIT_PROBLEM
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnose
+
+
+def cmd_diagnose(args) -> int:
+    async def body(session):
+        from importconsole.operations.hung import diagnose_import
+
+        item = await session.client.get_import(args.import_id)
+        diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
+        lines = [f"Import {item.id} ({item.file_name}): {item.state}, {item.rows_processed}/{item.rows_total} rows processed",
+                 f"Stops at row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
+                 f": {diagnosis.summary()}",
+                 f"File read from: {diagnosis.file_source}"]
+        if diagnosis.known:
+            lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
+        _emit(args, diagnosis.to_json(), "\n".join(lines))
+        return EXIT_OK if diagnosis.known else EXIT_PROBLEM
+
+    return _run(args, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# unlock / reimport / recover
+
+
+def cmd_recover(args) -> int:
+    async def body(session):
+        from importconsole.operations.recover import execute_recovery, plan_recovery
+
+        plan = await plan_recovery(session.client, args.import_id, journal=session.journal)
+        mode = args.mode
+        if mode in ("unlock", "recover") and not plan.needs_unlock:
+            if mode == "unlock":
+                _emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
+                      f"Import {plan.import_id} is already unlocked. Re-import the rest with `importconsole reimport {plan.import_id}`.")
+                return EXIT_PROBLEM
+        if mode == "reimport" and plan.needs_unlock:
+            raise_text = (f"Import {plan.import_id} still holds the {plan.importer} importer's lock: unlock it first "
+                          f"(`importconsole recover {plan.import_id}` does both).")
+            _emit(args, {"refused": raise_text, "plan": plan.to_json()}, raise_text)
+            return EXIT_PROBLEM
+        if not args.json:
+            print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
+        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows)"
+        question = {
+            "unlock": f"Unlock import {plan.import_id} ({plan.rows_committed} of {plan.rows_total} rows committed; {rows} will not be imported until you re-import them)?",
+            "reimport": f"Re-import {rows} of import {plan.import_id} as a new import?",
+            "recover": (f"Unlock import {plan.import_id} and re-import {rows}?" if plan.needs_unlock
+                        else f"Import {plan.import_id} is already unlocked. Re-import {rows}?"),
+        }[mode]
+        if not _confirm(args, question):
+            _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
+            return EXIT_PROBLEM
+        say = None if args.json else (lambda text: print(visible(text)))
+        result = await execute_recovery(session.client, plan, journal=session.journal,
+                                        unlock=mode in ("unlock", "recover"), reimport=mode in ("reimport", "recover"),
+                                        say=say, journal_fields=session.journal_fields())
+        if args.json:
+            print(json.dumps({"plan": plan.to_json(), "outcome": result.to_json()}, ensure_ascii=False))
+        elif mode == "unlock":
+            print(f"Next: `importconsole reimport {plan.import_id}` re-imports {rows}.")
+        elif result.reimport is not None:
+            print(f"Follow it with `importconsole watch {result.reimport.id}`.")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# credit-fix
+
+
+def cmd_credit_fix(args) -> int:
+    if args.file and not Path(args.file).is_file():
+        print(f"importconsole: {args.file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def body(session):
+        from importconsole.importfile.reader import ImportFileError
+        from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
+
+        try:
+            proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
+                                                   import_id=args.import_id, file=args.file)
+        except ImportFileError as error:
+            _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
+            return EXIT_USAGE
+        written = write_proposal_file(proposals, args.out)
+        proposed = [p for p in proposals if p.proposed]
+        if not args.json:
+            if not proposals:
+                print("Nothing to fix: no imported credit that would stay unreported or sit on an incomplete enrollment.")
+            for p in proposals:
+                print(visible(("+ " if p.proposed else "- ") + p.describe()))
+            for course, path in written.import_files.items():
+                print(f"Wrote {path} (completion-only rows for {visible(course)})")
+            if written.report:
+                print(f"Wrote {written.report} (every decision)")
+        outcome: dict[str, Any] = {"proposals": [p.to_json() for p in proposals],
+                                   "files": {c: str(p) for c, p in written.import_files.items()},
+                                   "report": str(written.report) if written.report else None, "submitted": []}
+        if args.submit and proposed:
+            courses = ", ".join(sorted(written.import_files))
+            if _confirm(args, f"Submit {len(proposed)} completion-only rows through the course-level importer "
+                              f"(one import per course: {courses})?"):
+                from importconsole.operations.submit import SubmitRefused
+
+                def warn(course, text):
+                    if not args.json:
+                        print(visible(f"warning ({course}): {text}"))
+                try:
+                    submitted = await submit_proposals(session.client, written, journal=session.journal,
+                                                       journal_fields=session.journal_fields(), on_warning=warn)
+                except SubmitRefused as error:
+                    _emit(args, {**outcome, "refused": str(error)}, f"Not submitted: {error}", err=True)
+                    return EXIT_PROBLEM
+                for course, item in submitted.items():
+                    outcome["submitted"].append({"course_external_id": course, "import_id": item.id, "state": item.state})
+                    if not args.json:
+                        print(f"Submitted {visible(course)}: import {item.id} ({item.state}); follow it with `importconsole watch {item.id}`")
+            else:
+                outcome["submitted"] = None
+        if args.json:
+            print(json.dumps(outcome, ensure_ascii=False))
+        return EXIT_OK if all(p.proposed for p in proposals) else EXIT_PROBLEM
+
+    return _run(args, body)

@@ -388,3 +388,25 @@ def _safe_name(text: str) -> str:
 def fix_key(course_external_id: str, content: bytes) -> str:
     """The same proposal file for the same course is one import, however often it is submitted."""
     return f"credit-fix-{hashlib.sha256(course_external_id.encode()).hexdigest()[:8]}-{hashlib.sha256(content).hexdigest()[:40]}"
+
+
+async def submit_proposals(client, written: ProposalFiles, *, journal, journal_fields: dict | None = None,
+                           progress=None, on_warning=None) -> dict[str, Any]:
+    """One course-level import per course's proposal file, through operations.submit (validated,
+    hash-checked, journaled). The key is derived from the file, so submitting the same proposals
+    again gives back the same import instead of a second one. Warnings were confirmed with the
+    proposals; they are passed to `on_warning` to be shown. Errors refuse (SubmitRefused)."""
+    from importconsole.operations.submit import prepare_submit, send_plan
+
+    fields_ = journal_fields or {}
+    submitted: dict[str, Any] = {}
+    for course, path in sorted(written.import_files.items()):
+        plan = await prepare_submit(client, path, importer="course", course_external_id=course)
+        for warning in plan.warnings:
+            if on_warning:
+                on_warning(course, warning)
+        outcome = await send_plan(plan, client=client, journal=journal, profile=fields_.get("profile"),
+                                  lms_user=fields_.get("lms_user"), progress=progress,
+                                  idempotency_key=fix_key(course, Path(path).read_bytes()))
+        submitted[course] = outcome.import_
+    return submitted

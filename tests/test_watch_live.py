@@ -1,0 +1,116 @@
+"""The watcher against the real reference LMS: one event stream for every import, hung detection
+within hung_after + one poll, and no resubmission when the stream drops."""
+
+import asyncio
+import time
+
+import pytest
+
+from test_operations_support import (
+    client_for, count, course_file, dataset, learners, start_on_same_port, start_sandbox, submit, until,
+)
+
+from importconsole.operations.hung import diagnose_import
+from importconsole.operations.watch import Backoff, ImportWatcher
+
+HUNG_AFTER, POLL = 1.0, 0.2
+
+
+async def test_zero_width_space_at_row_120_is_reported_hung_within_threshold_plus_one_poll():
+    with start_sandbox(dataset(users=learners(200)), rows_per_second=400) as lms:
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=HUNG_AFTER, poll_interval=POLL,
+                                    diagnose=lambda item: diagnose_import(client, item.id))
+            seen = []
+            watcher.on_change(lambda u: u.kind == "import" and seen.append((time.monotonic(), u.view)))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.connection == "live", message="the event stream")
+                item = await submit(lms, course_file(200, bad_row=120), course="C-FIXED")
+                view = await until(lambda: (v := watcher.views.get(item["id"])) and v.diagnosis and v, timeout=15,
+                                   message="a hung view with its diagnosis")
+            finally:
+                watcher.stop()
+                await runner
+    stalled_at = min(t for t, v in seen if v.import_id == item["id"] and v.rows_processed == 119)
+    hung_at = min(t for t, v in seen if v.import_id == item["id"] and v.hung)
+    assert hung_at - stalled_at <= HUNG_AFTER + POLL + 0.15  # scheduling slack on a busy 2-core box
+    assert not [v for _, v in seen if v.hung and v.rows_processed < 119]  # no false alarm on the way
+    assert view.shown_state == "hung" and view.holds_lock and view.hung.stopped_at_row == 120
+    assert (view.rows_processed, view.rows_total, view.created_by) == (119, 200, "admin")
+    chars = view.diagnosis.characters
+    assert [(c.row, c.column, c.code_point) for c in chars] == [(120, "external_user_id", "U+200B")]
+    assert "row 120" in view.describe() and "U+200B" in view.describe()
+    # One subscription for everything; nothing was submitted by watching.
+    assert watcher.stream_connects == 1
+
+
+async def test_a_slow_import_that_keeps_moving_is_never_called_hung():
+    with start_sandbox(dataset(users=learners(6)), rows_per_second=2.5) as lms:
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=HUNG_AFTER, poll_interval=POLL)
+            hung_seen = []
+            watcher.on_change(lambda u: u.kind == "import" and u.view.hung and hung_seen.append(u.view))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.connection == "live")
+                item = await submit(lms, course_file(6), course="C-FIXED")
+                mid = await until(lambda: (v := watcher.views.get(item["id"])) and v.rows_processed >= 3 and v, timeout=10)
+                done = await until(lambda: (v := watcher.views.get(item["id"])) and v.finished and v, timeout=10)
+            finally:
+                watcher.stop()
+                await runner
+    assert hung_seen == []
+    assert mid.rate is not None and 1.0 < mid.rate < 4.0  # about 2.5 rows/s
+    assert mid.eta_seconds is not None and mid.eta_seconds > 0
+    assert (done.state, done.rows_processed, done.rate, done.eta_seconds) == ("completed", 6, None, None)
+
+
+@pytest.mark.slow
+async def test_the_event_stream_drops_mid_import_the_watcher_reconnects_and_resubmits_nothing():
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=20) as lms:
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=30, poll_interval=POLL, backoff=Backoff(base=0.1, cap=0.5))
+            connections = []
+            watcher.on_change(lambda u: u.kind == "connection" and connections.append(u.connection))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.connection == "live")
+                item = await submit(lms, course_file(40), course="C-FIXED", key="watch-drop-1")
+                await until(lambda: (v := watcher.views.get(item["id"])) and v.rows_processed >= 5, timeout=10)
+                lms.kill()  # the stream drops with the server (and processing stops)
+                await until(lambda: watcher.connection == "polling", message="the watcher to notice")
+                await asyncio.sleep(0.5)  # a few failed polls and reconnects while it is down
+                await asyncio.to_thread(start_on_same_port, lms)
+                done = await until(lambda: (v := watcher.views.get(item["id"])) and v.finished and v, timeout=20,
+                                   message="the import to finish, seen through the new stream")
+            finally:
+                watcher.stop()
+                await runner
+        assert connections[:3] == ["live", "polling", "live"], (connections, watcher.stream_connects, watcher.last_error)
+        assert watcher.stream_connects >= 2
+        assert (done.state, done.rows_processed) == ("completed", 40)
+        # Nothing resubmitted: one import in the LMS, every row once.
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+        assert count(lms, "SELECT count(*) FROM import_rows WHERE import_id = ?", item["id"]) == 40
+        assert count(lms, "SELECT count(*) FROM enrollments") == 40
+
+
+async def test_while_the_stream_is_refused_the_watcher_polls_and_still_follows_the_import():
+    with start_sandbox(dataset(users=learners(20)), rows_per_second=40, faults=True) as lms:
+        refused = await asyncio.to_thread(
+            lms.client().post, "/_faults", json={"kind": "status", "status": 503, "times": 1000,
+                                                 "path_prefix": "/api/v1/events", "method": "GET"})
+        assert refused.status_code in (200, 201, 204)
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=30, poll_interval=POLL, backoff=Backoff(base=0.1, cap=0.3))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                item = await submit(lms, course_file(20), course="C-FIXED")
+                done = await until(lambda: (v := watcher.views.get(item["id"])) and v.finished and v, timeout=10)
+            finally:
+                watcher.stop()
+                await runner
+        assert watcher.connection == "stopped" and watcher.polls >= 2 and watcher.stream_connects >= 2
+        assert (done.state, done.rows_processed) == ("completed", 20)
+        assert count(lms, "SELECT count(*) FROM imports") == 1
