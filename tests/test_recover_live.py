@@ -1,0 +1,154 @@
+"""Unlock + re-import against the real reference LMS, outcomes checked in its database:
+every row of the original file imported exactly once; a moving import is never unlocked; two
+consoles recovering the same import make one unlock and one re-import."""
+
+import asyncio
+import json
+
+import pytest
+
+from test_operations_support import client_for, count, course_file, dataset, learners, start_sandbox, submit, until
+
+from importconsole.cli import main
+from importconsole.journal import Journal
+from importconsole.operations.recover import AlreadyUnlocked, ImportMoved, RecoveryRefused, execute_recovery, plan_recovery
+
+
+async def hang(lms, rows=200, bad_row=120, **kw) -> dict:
+    item = await submit(lms, course_file(rows, bad_row=bad_row, **kw), course="C-FIXED")
+    await asyncio.to_thread(lms.wait_rows, item["id"], bad_row - 1)
+    await asyncio.sleep(0.1)  # it stays there: the row holds a zero-width space
+    assert lms.get_import(item["id"])["rows_processed"] == bad_row - 1
+    return item
+
+
+def assert_each_learner_imported_once(lms, rows: int) -> None:
+    db = lms.db()
+    per_user = db.execute(
+        "SELECT u.external_user_id, count(e.id) FROM users u LEFT JOIN enrollments e ON e.user_id = u.id "
+        "GROUP BY u.id").fetchall()
+    assert {n for _, n in per_user} == {1}, [r for r in per_user if r[1] != 1][:5]
+    assert count(lms, "SELECT count(*) FROM enrollments WHERE status = 'complete'") == rows
+    # Across the hung import and its re-import, each of the file's rows was imported once.
+    assert count(lms, "SELECT count(*) FROM import_rows WHERE status = 'imported'") == rows
+    assert count(lms, "SELECT count(*) FROM import_rows WHERE status != 'imported'") == 0
+
+
+async def test_recover_unlocks_and_reimports_only_the_rest_sanitized(tmp_path):
+    with start_sandbox(dataset(users=learners(200)), rows_per_second=1000) as lms:
+        item = await hang(lms)
+        journal = Journal(tmp_path / "journal.jsonl")
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=journal)
+            assert (plan.rows_committed, plan.first_row_left, plan.rows_left, plan.remainder_rows) == (119, 120, 81, 81)
+            assert plan.holds_lock and plan.needs_unlock
+            assert plan.diagnosis.row == 120 and plan.diagnosis.characters[0].code_point == "U+200B"
+            assert [(c.row, c.column) for c in plan.changes if "special" in c.change] == [(120, "external_user_id")]
+            # Users exist and ama is not variable in C-FIXED: the LMS awards and reports it itself.
+            assert plan.completion_only_rows == tuple(range(120, 201))
+            text = "\n".join(plan.describe())
+            assert "rows 120-200" in text and "U+200B" in text and "completion-only" in text
+            result = await execute_recovery(client, plan, journal=journal)
+        assert result.unlocked and result.reimport is not None and result.reimport_was_new
+        reimport = await asyncio.to_thread(lms.wait_import, result.reimport.id)
+        assert reimport["state"] == "completed" and reimport["rows_total"] == 81
+        assert lms.get_import(item["id"])["state"] == "unlocked"
+        assert count(lms, "SELECT count(*) FROM locks WHERE import_id IS NOT NULL") == 0
+        assert count(lms, "SELECT count(*) FROM imports") == 2
+        assert_each_learner_imported_once(lms, 200)
+        # Rows 1-119 kept their imported credit (never reported); 120-200 were awarded and queued once.
+        assert count(lms, "SELECT count(*) FROM credit_records WHERE source = 'import'") == 119
+        assert count(lms, "SELECT count(*) FROM credit_records WHERE source = 'awarded'") == 81
+        assert count(lms, "SELECT count(*) FROM reporting_queue WHERE entity = 'pars'") == 81
+        assert count(lms, "SELECT count(DISTINCT user_id) FROM reporting_queue") == 81
+    steps = {e.action: e for e in journal.entries()}
+    assert steps["unlock"].outcome == "done" and steps["unlock"].import_id == item["id"]
+    assert steps["reimport"].outcome == "created" and steps["reimport"].import_id == result.reimport.id
+    assert steps["reimport"].idempotency_key == plan.idempotency_key
+    assert str(item["id"]) in plan.idempotency_key
+
+
+async def test_unlock_is_refused_when_the_import_moved_since_the_diagnosis(tmp_path):
+    """A slow import that still moves looks stalled for a moment; the compare step catches it."""
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=8) as lms:
+        item = await submit(lms, course_file(30), course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 2)
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
+            await asyncio.to_thread(lms.wait_rows, item["id"], plan.rows_committed + 1)
+            with pytest.raises(ImportMoved) as refused:
+                await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
+        assert "moved since the diagnosis" in str(refused.value) and "NOT unlocked" in str(refused.value)
+        now = lms.get_import(item["id"])
+        assert now["state"] == "running" and now["rows_processed"] > plan.rows_committed
+        assert lms.client().get("/locks/course").json()["import_id"] == item["id"]
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+        assert not [e for e in Journal(tmp_path / "j.jsonl").entries() if e.action == "unlock"]
+
+
+async def test_two_consoles_recover_the_same_import_one_unlock_one_reimport(tmp_path):
+    with start_sandbox(dataset(users=learners(60)), rows_per_second=1000) as lms:
+        item = await hang(lms, rows=60, bad_row=25)
+        async with client_for(lms) as first, client_for(lms) as second:
+            plans = await asyncio.gather(plan_recovery(first, item["id"]), plan_recovery(second, item["id"]))
+            assert plans[0].idempotency_key == plans[1].idempotency_key
+            outcomes = await asyncio.gather(
+                execute_recovery(first, plans[0], journal=Journal(tmp_path / "a.jsonl")),
+                execute_recovery(second, plans[1], journal=Journal(tmp_path / "b.jsonl")),
+                return_exceptions=True)
+            won = [o for o in outcomes if not isinstance(o, BaseException)]
+            lost = [o for o in outcomes if isinstance(o, BaseException)]
+            assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], AlreadyUnlocked), outcomes
+            assert "does not re-import" in str(lost[0])
+            await asyncio.to_thread(lms.wait_import, won[0].reimport.id)
+            # Later, the loser runs `reimport`: the same remainder gives the same import back.
+            again = await plan_recovery(second, item["id"])
+            assert not again.needs_unlock and again.idempotency_key == plans[0].idempotency_key
+            late = await execute_recovery(second, again, unlock=False)
+            assert late.reimport.id == won[0].reimport.id and not late.reimport_was_new
+        assert count(lms, "SELECT count(*) FROM imports") == 2
+        assert count(lms, "SELECT count(*) FROM imports WHERE state = 'unlocked'") == 1
+        assert_each_learner_imported_once(lms, 60)
+
+
+async def test_nothing_to_recover_for_an_import_that_completed():
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
+        item = await submit(lms, course_file(3), course="C-FIXED")
+        await asyncio.to_thread(lms.wait_import, item["id"])
+        async with client_for(lms) as client:
+            with pytest.raises(RecoveryRefused, match="nothing to unlock"):
+                await plan_recovery(client, item["id"])
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+
+
+def cli_env(monkeypatch, tmp_path, lms, hung_after=1.0, poll=0.2):
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
+                      f"poll_interval = {poll}\nhung_after = {hung_after}\n", encoding="utf-8")
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+
+
+def test_cli_diagnose_then_recover_yes(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=40, bad_row=12))
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["diagnose", str(item["id"])]) == 0
+        shown = capsys.readouterr().out
+        assert "row 12" in shown and "U+200B" in shown and "external_user_id" in shown
+        assert main(["recover", str(item["id"])]) == 1  # no terminal, no --yes: nothing happens
+        assert lms.get_import(item["id"])["state"] == "running"
+        capsys.readouterr()
+        assert main(["recover", str(item["id"]), "--yes", "--json"]) == 0
+        outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert outcome["plan"]["first_row_left"] == 12 and outcome["outcome"]["unlocked"]
+        lms.wait_import(outcome["outcome"]["reimport_id"])
+        assert_each_learner_imported_once(lms, 40)
+        # Running it again does nothing new: the import is unlocked and its re-import exists.
+        assert main(["reimport", str(item["id"]), "--yes", "--json"]) == 0
+        again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert again["outcome"]["reimport_id"] == outcome["outcome"]["reimport_id"]
+        assert count(lms, "SELECT count(*) FROM imports") == 2
+        journal = (tmp_path / "state" / "journal.jsonl").read_text()
+        assert lms.admin_token not in journal and lms.admin_token not in shown
