@@ -109,6 +109,10 @@ class CreditRecord:
     importer: str | None = None
     import_id: int | None = None
     created_at: str | None = None
+    # Only GET /credit-records sends these (who and which course; docs/api.md).
+    course_external_id: str | None = None
+    external_user_id: str | None = None
+    email: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CreditRecord":

@@ -304,8 +304,10 @@ async def credit_records(request: Request):
     if user_id is not None:
         where.append("cr.user_id = ?")
         args.append(user_id)
-    sql = ("SELECT cr.* FROM credit_records cr JOIN enrollments e ON e.id = cr.enrollment_id "
-           "JOIN courses c ON c.id = cr.course_id")
+    # Who and which course, so a client can write a completion row for the learner (credit-fix).
+    sql = ("SELECT cr.*, c.external_id AS course_external_id, u.external_user_id, u.email "
+           "FROM credit_records cr JOIN enrollments e ON e.id = cr.enrollment_id "
+           "JOIN courses c ON c.id = cr.course_id JOIN users u ON u.id = cr.user_id")
     if where:
         sql += " WHERE " + " AND ".join(where)
     return JSONResponse(_paged_query(conn, sql + " ORDER BY cr.id", args, offset, limit, dbm.credit_record_json))

@@ -235,6 +235,8 @@ def credit_record_json(row) -> dict:
         "importer": row["importer"],
         "import_id": row["import_id"],
         "created_at": row["created_at"],
+        # Only GET /credit-records carries these (additive; see docs/api.md).
+        **{k: row[k] for k in ("course_external_id", "external_user_id", "email") if k in row.keys()},
     }
 
 
