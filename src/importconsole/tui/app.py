@@ -59,6 +59,7 @@ class ImportConsoleApp(App[int]):
         live: bool = True,
         startup_problem: str | None = None,
         hung_after: float = 30.0,
+        welcome: str | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -71,6 +72,7 @@ class ImportConsoleApp(App[int]):
         self.live = live
         self._start_mode = start_mode
         self.startup_problem = startup_problem
+        self.welcome = welcome
         self.report = None  # the ValidationReport of open_path, once validated
         self._lms = None
         self.hung_after = hung_after
@@ -95,6 +97,8 @@ class ImportConsoleApp(App[int]):
     def on_mount(self) -> None:
         for problem in self.theme_problems:
             self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=10)
+        if self.welcome:
+            self.notify(self.welcome, title="Welcome", timeout=12)
         if self.startup_problem:
             self.notify(self.startup_problem, title="Not connected", severity="warning", timeout=15)
         mode = self._start_mode
@@ -146,7 +150,15 @@ class ImportConsoleApp(App[int]):
         elif self.session is None:
             self.notify("Connect to an LMS first (n: Connect).", severity="warning")
         else:
-            self.push_screen(SubmitScreen(self.open_path))
+            self.push_screen(SubmitScreen(self.open_path), self._submitted)
+
+    def _submitted(self, import_id: int | None) -> None:
+        if import_id is None:
+            return
+        self.switch_mode("monitor")
+        monitor = self.screen
+        if hasattr(monitor, "follow"):
+            monitor.follow(import_id)
 
     def set_session(self, session: LmsSession) -> None:
         if self._lms is not None:

@@ -17,6 +17,7 @@ from importconsole import crash
 
 DEMO_TOKEN = "demo-admin-token"  # the demo data's site-admin token: in memory only, never written
 LISTENING = "importconsole sandbox listening on "
+DEMO_HUNG_AFTER = 8.0  # seconds without progress: short, so the demo shows a hang at once
 
 
 class DemoServerError(RuntimeError):
@@ -42,7 +43,7 @@ class DemoServer:
 def start_demo_server(folder: Path, *, rows_per_second: float = 5, timeout: float = 30.0) -> DemoServer:
     """Start `importconsole sandbox --seed demo --port 0` in `folder`; wait for its URL line."""
     command = [sys.executable, "-m", "importconsole", "sandbox", "--seed", "demo", "--port", "0",
-               "--rows-per-second", str(rows_per_second)]
+               "--rows-per-second", str(rows_per_second), "--db", str(folder / "lms.sqlite3")]
     process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace")
     lines: queue.Queue[str | None] = queue.Queue()
@@ -88,6 +89,7 @@ def _profile_session(args):
 
 def run_console(args) -> int:
     from importconsole.tui.app import ImportConsoleApp
+    from importconsole.tui.demo import WELCOME
 
     theme = os.environ.get("IMPORTCONSOLE_THEME")
     if getattr(args, "demo", False):
@@ -100,8 +102,10 @@ def run_console(args) -> int:
                 return 3
             try:
                 crash.register_secret(DEMO_TOKEN)
-                app = ImportConsoleApp(session=_demo_session(server), workdir=_demo_workdir(folder),
-                                       theme_name=theme)
+                session = _demo_session(server)
+                files = prepare_demo(session, folder)
+                app = ImportConsoleApp(session=session, workdir=files, theme_name=theme, start_mode="files",
+                                       hung_after=DEMO_HUNG_AFTER, welcome=WELCOME)
                 app.run()
                 return app.return_code or 0
             finally:
@@ -114,9 +118,17 @@ def run_console(args) -> int:
     return app.return_code or 0
 
 
-def _demo_workdir(folder: Path) -> Path:
-    """The demo's files (written by the sandbox's demo seed) are where the admin starts browsing."""
-    for candidate in (folder / "demo-files", folder / "files", folder):
-        if candidate.is_dir() and any(candidate.glob("*.csv")):
-            return candidate
-    return folder
+def prepare_demo(session, folder: Path) -> Path:
+    """Write the demo files and send the colleague's hanging import; returns the files' folder."""
+    import asyncio
+
+    from importconsole.tui.demo import submit_hanging_import, write_demo_files
+
+    files = write_demo_files(folder)
+
+    async def send() -> None:
+        async with session.client() as client:
+            await submit_hanging_import(client, files)
+
+    asyncio.run(send())
+    return files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +13,7 @@ from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import shown
 
 # Keys of a journal entry shown as columns; anything else goes into "details".
-_COLUMNS = ("at", "action", "outcome", "import_id", "file")
+_COLUMNS = ("time", "action", "outcome", "import_id", "file_path")
 
 
 class JournalScreen(ConsoleScreen):
@@ -57,13 +59,14 @@ class JournalScreen(ConsoleScreen):
             self.notify(problem, severity="error")
         for entry in reversed(entries):
             data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
-            details = {k: v for k, v in data.items() if k not in _COLUMNS and k not in ("id", "entry_id")}
+            file = data.get("file_path")
+            what = Path(file).name if file else (data.get("message") or data.get("course_external_id") or "")
             table.add_row(
-                shown(data.get("at", data.get("time", "")))[:19],
+                shown(data.get("time", ""))[:19].replace("T", " "),
                 shown(data.get("action", "")),
-                shown(data.get("outcome", data.get("state", ""))),
+                shown(data.get("outcome", "")),
                 shown(data.get("import_id") or ""),
-                shown(data.get("file") or ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, ""))),
+                shown(what),
             )
         if not entries:
             table.add_row("", "nothing yet", "", "", "submits, unlocks and re-imports are recorded here")

@@ -16,7 +16,7 @@ from importconsole.operations.watch import ImportView, ImportWatcher, format_dur
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import shown
 
-BAR_WIDTH = 10
+BAR_WIDTH = 8
 RATE_HISTORY = 40
 STATE_VARIABLES = {
     "hung": "import-hung", "running": "import-running", "queued": "import-queued",
@@ -56,14 +56,15 @@ class MonitorScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#imports", DataTable)
-        table.add_column("id", key="id", width=5)
-        table.add_column("state", key="state", width=9)
-        table.add_column("progress", key="progress", width=15)
-        table.add_column("rows", key="rows", width=11)
+        # Sized for 80 columns: the file name (last) takes what is left; the detail shows it whole.
+        table.add_column("id", key="id", width=4)
+        table.add_column("state", key="state", width=7)
+        table.add_column("progress", key="progress", width=13)
+        table.add_column("rows", key="rows", width=9)
         table.add_column("rows/s", key="rate", width=6)
-        table.add_column("ETA", key="eta", width=6)
-        table.add_column("who", key="who", width=10)
-        table.add_column("lock", key="lock", width=6)
+        table.add_column("ETA", key="eta", width=5)
+        table.add_column("who", key="who", width=8)
+        table.add_column("lock", key="lock", width=4)
         table.add_column("file", key="file")
         self.set_interval(0.25, self._repaint)
         self.start_watching()
@@ -155,7 +156,7 @@ class MonitorScreen(ConsoleScreen):
             f"{view.rows_processed}/{view.rows_total}",
             rate,
             eta,
-            shown(view.created_by)[:10],
+            shown(view.created_by)[:8],
             Text("held", style=style) if view.holds_lock else "",
             shown(view.file_name),
         ]
@@ -226,6 +227,12 @@ class MonitorScreen(ConsoleScreen):
         table = self.query_one("#imports", DataTable)
         table.move_cursor(row=[v.import_id for v in self.views].index(target))
 
+    def follow(self, import_id: int) -> None:
+        """Keep the cursor on this import (a submit or re-import just made it)."""
+        self.following = import_id
+        self._dirty = True
+        self.action_resync()
+
     def action_resync(self) -> None:
         if self.watcher is not None:
             self.run_worker(self.watcher.poll_once(), exit_on_error=False)
@@ -244,8 +251,6 @@ class MonitorScreen(ConsoleScreen):
 
         def done(reimport_id: int | None) -> None:
             if reimport_id is not None:
-                self.following = reimport_id
-                self.action_resync()
-                self._dirty = True
+                self.follow(reimport_id)
 
         self.app.push_screen(RecoverScreen(view), done)

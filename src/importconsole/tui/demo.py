@@ -1,0 +1,47 @@
+"""`importconsole --demo`: the files a new admin meets every workflow with, in five minutes.
+Written for the demo LMS's dataset (docs/sandbox.md): users U0011-U0049 have no enrollments;
+U0002-U0006 carry imported credit on incomplete CARD-101 enrollments (credit to fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WELCOME = ("Demo LMS with three files here. A colleague's import already hung: m (Monitor), "
+           "then u. Credit to fix: c. Keys: ?")
+
+HEADER = "external_user_id,first_name,last_name,complete,date_completed,credit_type,credits"
+
+
+def _rows(lines: list[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def write_demo_files(folder: Path) -> Path:
+    """Three import files in `folder/import-files`; returns that folder."""
+    target = folder / "import-files"
+    target.mkdir(parents=True, exist_ok=True)
+    completions = [HEADER]
+    for n in range(11, 31):
+        date = "" if n in (14, 22) else f"2026-02-{n - 10:02d}"  # completion-date-missing: warning
+        completions.append(f"U{n:04d},Learner,{n},1,{date},,")
+    (target / "card-101-completions.csv").write_bytes(_rows(completions))
+
+    partial = ["external_user_id ,first_name,last_name,complete,date_completed,credit_type,credits"]  # header-whitespace
+    for n in range(31, 41):
+        credits = "0.5" if n % 3 == 0 else ""  # partial credit on a non-variable type
+        partial.append(f"U{n:04d},Learner,{n},1,2026-03-{n - 30:02d},{'ama' if credits else ''},{credits}")
+    (target / "card-101-partial-credit.csv").write_bytes(_rows(partial))
+
+    hangs = [HEADER]
+    for n in range(41, 50):
+        last = f"Nguyen\u200b{n}" if n == 47 else f"Learner{n}"  # row 7: ZERO WIDTH SPACE
+        hangs.append(f"U{n:04d},Demo,{last},1,2026-04-{n - 40:02d},,")
+    (target / "ethics-110-hangs.csv").write_bytes(_rows(hangs))
+    return target
+
+
+async def submit_hanging_import(client, folder: Path) -> None:
+    """What a colleague did before you arrived: sent the hanging file straight to the LMS
+    (no console, no validation). The monitor shows it hung, and `u` recovers it."""
+    await client.submit_import(folder / "ethics-110-hangs.csv", importer="course", course_external_id="ETHICS-110",
+                               idempotency_key="demo-colleague-ethics-110")

@@ -1,0 +1,199 @@
+"""Submit: importer (course-level by default; the global one warns about PARS), a course picked
+from the LMS, then a confirmation naming file, rows, importer and course, then the upload with
+progress. The work is operations.submit: prepare_submit, then send_plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, RadioSet, Static
+from textual.widgets.option_list import Option
+
+from importconsole.tui.text import shown
+
+GLOBAL_WARNING = ("The global importer is for legacy data only: its records are NOT included in PARS reports. "
+                  "To count in PARS, use the course-level importer.")
+
+
+class SubmitScreen(ModalScreen[int | None]):
+    """Dismisses with the new import's id (the app then shows the monitor), or None."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "next", "Check / submit", priority=True),
+    ]
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.courses: list = []
+        self.course: str | None = None
+        self.plan = None
+        self.stage = "choose"  # choose -> checking -> confirm -> sending -> done
+        self.import_id: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="submit-box"):
+            yield Label(f"Submit {shown(self.path.name)}", classes="dialog-title")
+            with RadioSet(id="importer"):
+                yield RadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
+                yield RadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
+            yield Static("", id="importer-warning", classes="warning")
+            yield Input(placeholder="search courses by id or title", id="course-search")
+            yield OptionList(id="courses")
+            yield Static("", id="submit-summary")
+            yield ProgressBar(total=100, id="submit-progress", show_eta=False)
+            yield Static("Ctrl+S: check the file  ·  Esc: cancel", id="submit-keys", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#submit-progress").display = False
+        self.query_one("#courses", OptionList).styles.height = 5
+        self._importer_changed()
+        self._load_courses()
+        self.query_one("#course-search").focus()
+
+    # -- choosing ----------------------------------------------------------------------------
+    @work(exclusive=True, group="submit-courses", exit_on_error=False)
+    async def _load_courses(self) -> None:
+        client = self.app.lms()
+        found: list = []
+        offset = 0
+        try:
+            while offset is not None and len(found) < 5000:
+                page = await client.courses(offset=offset, limit=1000)
+                found.extend(page.items)
+                offset = page.next_offset
+        except Exception as error:  # a sentence from LmsError
+            self.query_one("#submit-summary", Static).update(shown(str(error)))
+            return
+        self.courses = found
+        self._filter_courses()
+
+    @on(Input.Changed, "#course-search")
+    def _filter_courses(self) -> None:
+        words = self.query_one("#course-search", Input).value.lower().split()
+        options = self.query_one("#courses", OptionList)
+        options.clear_options()
+        for course in self.courses:
+            text = f"{course.external_id} {course.title}".lower()
+            if all(w in text for w in words):
+                options.add_option(Option(f"{shown(course.external_id)}  {shown(course.title)}", id=course.external_id))
+        if options.option_count:
+            options.highlighted = 0
+
+    @on(Input.Submitted, "#course-search")
+    def _search_done(self) -> None:
+        self.query_one("#courses").focus()
+
+    @on(OptionList.OptionHighlighted, "#courses")
+    def _course_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.course = event.option.id
+
+    @on(OptionList.OptionSelected, "#courses")
+    def _course_selected(self, event: OptionList.OptionSelected) -> None:
+        self.course = event.option.id
+        self.action_next()
+
+    @on(RadioSet.Changed, "#importer")
+    def _importer_changed(self) -> None:
+        pressed = self.query_one("#importer", RadioSet).pressed_button
+        importer = pressed.id if pressed is not None else "course"
+        self.app.importer = importer
+        self.query_one("#importer-warning", Static).update(GLOBAL_WARNING if importer == "global" else "")
+        for widget in ("#course-search", "#courses"):
+            self.query_one(widget).display = importer == "course"
+
+    # -- checking, confirming, sending ---------------------------------------------------------
+    def action_next(self) -> None:
+        if self.stage == "choose":
+            if self.app.importer == "course" and not self.course:
+                self.query_one("#submit-summary", Static).update("Pick the course the records go to.")
+                return
+            self.stage = "checking"
+            self.query_one("#submit-keys", Static).update("Checking the file against the LMS...")
+            self._check()
+        elif self.stage == "confirm":
+            self.stage = "sending"
+            self.query_one("#submit-keys", Static).update("Uploading...")
+            self._send()
+        elif self.stage == "done":
+            self.dismiss(self.import_id)
+
+    def key_enter(self) -> None:
+        # Enter confirms once a plan is shown (the inputs use Enter themselves before that).
+        if self.stage in ("confirm", "done"):
+            self.action_next()
+
+    @work(exclusive=True, group="submit", exit_on_error=False)
+    async def _check(self) -> None:
+        from importconsole.operations.submit import prepare_submit, reconcile_pending
+
+        summary = self.query_one("#submit-summary", Static)
+        client = self.app.lms()
+        journal = self.app.journal()
+        course = self.course if self.app.importer == "course" else None
+        try:
+            if journal is not None:
+                for item in await reconcile_pending(journal, client):
+                    self.notify(shown(item.sentence), title="Earlier submit reconciled")
+            self.plan = await prepare_submit(client, self.path, importer=self.app.importer, course_external_id=course)
+        except Exception as error:  # SubmitRefused or LmsError: say why; nothing was sent
+            self.stage = "choose"
+            summary.update(shown(str(error)))
+            summary.set_class(True, "problem")
+            self.query_one("#submit-keys", Static).update("Ctrl+S: check again  ·  Esc: cancel")
+            return
+        summary.set_class(False, "problem")
+        plan = self.plan
+        rows = f"{plan.row_count:,} rows" if plan.row_count is not None else "rows: unknown"
+        importer = "course-level" if plan.importer == "course" else "global"
+        lines = [f"File {shown(plan.path.name)} · {rows} · {importer} importer"
+                 + (f" · course {shown(plan.course_external_id)}" if plan.course_external_id else "")]
+        lines += [f"! {shown(w)}" for w in plan.warnings[:6]]
+        if len(plan.warnings) > 6:
+            lines.append(f"... and {len(plan.warnings) - 6} more warnings (see Findings)")
+        summary.update("\n".join(lines))
+        self.stage = "confirm"
+        self.query_one("#submit-keys", Static).update(
+            f"Enter: submit {rows} to the {importer} importer  ·  Esc: cancel")
+        self.query_one("#submit-keys").set_class(True, "danger")
+        self.set_focus(None)  # Enter now belongs to the confirmation, not the search box
+
+    @work(exclusive=True, group="submit", exit_on_error=False)
+    async def _send(self) -> None:
+        from importconsole.operations.submit import send_plan
+
+        bar = self.query_one("#submit-progress", ProgressBar)
+        bar.display = True
+
+        def progress(sent: int, total: int) -> None:
+            bar.update(total=max(total, 1), progress=sent)
+
+        session = self.app.session
+        try:
+            outcome = await send_plan(self.plan, client=self.app.lms(), journal=self.app.journal(),
+                                      profile=session.profile if session else None, progress=progress)
+        except Exception as error:
+            self.stage = "done"
+            self.query_one("#submit-summary", Static).update(shown(str(error)))
+            self.query_one("#submit-keys", Static).update("Enter or Esc: close")
+            return
+        self.import_id = outcome.import_.id
+        self.stage = "done"
+        text = shown(outcome.sentence)
+        if outcome.notes:
+            text += "\n" + "\n".join(shown(n) for n in outcome.notes)
+        self.query_one("#submit-summary", Static).update(text)
+        self.query_one("#submit-keys", Static).update("Enter: watch it on the monitor  ·  Esc: close")
+        self.query_one("#submit-keys").set_class(False, "danger")
+
+    def action_cancel(self) -> None:
+        if self.stage == "sending":
+            self.notify("The upload is under way: wait for it to finish.", severity="warning")
+            return
+        self.dismiss(self.import_id)

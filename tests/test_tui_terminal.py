@@ -1,0 +1,70 @@
+"""A real terminal: tmux runs `importconsole --demo` at 80x24; keys are sent and the screen is
+read back, as an admin on an SSH link would see it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.tmux, pytest.mark.slow]
+
+TMUX = shutil.which("tmux")
+CONSOLE = Path(sys.executable).with_name("importconsole")
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def _wait(session: str, text: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared in the terminal; it showed:\n{screen}")
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
+def test_demo_in_a_real_80x24_terminal_shows_the_hung_import_and_stops_its_server_on_quit(tmp_path):
+    session = f"ic-{uuid.uuid4().hex[:8]}"
+    done = tmp_path / "exit-code"
+    (tmp_path / "tmp").mkdir()
+    # TMPDIR: the demo's folder (and its LMS database) lands inside this test's folder
+    env = f"TMPDIR={tmp_path / 'tmp'} IMPORTCONSOLE_STATE_DIR={tmp_path / 'state'} IMPORTCONSOLE_CONFIG={tmp_path / 'config.toml'} TERM=xterm-256color"
+    command = f"cd {tmp_path} && env {env} {CONSOLE} --demo; echo $? > {done}; sleep 5"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
+    try:
+        screen = _wait(session, "ethics-110-hangs.csv")
+        running = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True)
+        assert running.stdout.strip(), "the demo LMS should be running while the console is open"
+        assert "card-101-completions.csv" in screen and "Files" in screen
+        assert "demo-admin-token" not in screen  # the token is never on screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "m"], check=True)
+        screen = _wait(session, "HUNG", timeout=40)
+        assert "1 hung" in screen
+        screen = _wait(session, "Stopped at row 7")
+        subprocess.run(["tmux", "send-keys", "-t", session, "?"], check=True)
+        screen = _wait(session, "Unlock + re-import")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+        time.sleep(0.3)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 15
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.read_text().strip() == "0"
+        assert "Traceback" not in _capture(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    # the demo LMS stopped with the console: no sandbox left listening from this test's folder
+    leftover = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
