@@ -1,0 +1,42 @@
+"""Credit fixes against the real reference LMS: imported credit on an incomplete enrollment is
+never reported; the console proposes a completion-only row; one key submits it; the LMS then
+awards the credit itself and queues it for PARS."""
+
+from __future__ import annotations
+
+from importconsole.tui.app import ImportConsoleApp
+from importconsole.tui.session import LmsSession
+from sandbox_helpers import dataset, start_sandbox
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+
+
+async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pars(tmp_path):
+    data = dataset(enrollments=[
+        {"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
+         "enrollment_start": "2026-01-10", "importer": "course",
+         "credits": [{"credit_type": "ama", "amount": 1.0, "source": "import"}]},
+    ])
+    with start_sandbox(data, rows_per_second=200) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
+        async with app.run_test(size=(120, 40)) as pilot:
+            text = await wait_for_text(pilot, "proposed", timeout=15)
+            assert "u1" in text and "C-FIXED" in text and "1 completion-only row(s) proposed" in text
+            assert server.db().execute("SELECT count(*) FROM reporting_queue").fetchone()[0] == 0
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submitted as import(s)", timeout=15)
+            made = app.screen.submitted
+            assert len(made) == 1
+            server.wait_import(made[0].id)
+        db = server.db()
+        enrollment = db.execute("SELECT status FROM enrollments").fetchall()
+        assert [r[0] for r in enrollment] == ["complete"]
+        sources = [r[0] for r in db.execute("SELECT source FROM credit_records")]
+        assert sources == ["awarded"]
+        assert [r[0] for r in db.execute("SELECT entity FROM reporting_queue")] == ["pars"]
+        # exactly one import: the fix
+        assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+        # the journal recorded what the console did
+        journal = (tmp_path / "journal.jsonl").read_text()
+        assert str(made[0].id) in journal and server.admin_token not in journal
