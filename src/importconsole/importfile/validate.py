@@ -1,0 +1,808 @@
+"""Everything that will go wrong with an import file, before the LMS sees it.
+
+`validate(path, importer=..., course_external_id=..., facts=...)` runs the offline rules over the
+whole file (column-wise per chunk: set operations in C rather than a Python test per cell), then
+the rules that need the LMS, through `facts` in batches of at most 1,000 records. With
+`OfflineFacts` those rules are listed in `not_checked`. Submit runs exactly this.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import re
+import threading
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Callable
+
+from . import safe_text
+from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
+from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
+from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, open_import_file
+from .scan import scan
+
+COLUMNS = (
+    "external_user_id", "external_email", "first_name", "last_name", "external_course_id", "title",
+    "enrollment_start", "enrollment_end", "participant_category", "complete", "date_completed",
+    "credit_type", "credits", "credit_expiration",
+)
+DATE_COLUMNS = ("enrollment_start", "enrollment_end", "date_completed", "credit_expiration")
+ID_COLUMNS = ("external_user_id", "external_email", "external_course_id", "credit_type")
+CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
+MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
+COURSE_ID_MAX = 128
+
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+_NUMBER_RE = re.compile(r"\d{1,4}(?:\.\d{1,2})?|\.\d{1,2}")
+_SMART_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb"
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    row: int | None  # 1 = first data row; None for the file or the header
+    line: int | None
+    column: str | None  # the column's header (as written, made visible)
+    column_number: int | None  # 1-based
+    value: str  # the offending value, made safe to show
+    message: str
+    fix: str
+
+    def as_dict(self) -> dict:
+        return {
+            "rule": self.rule, "severity": self.severity, "row": self.row, "line": self.line,
+            "column": self.column, "column_number": self.column_number, "value": self.value,
+            "message": self.message, "fix": self.fix,
+        }
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    importer: str
+    course_external_id: str | None
+    encoding: str = ""
+    bom: bool = False
+    delimiter: str = ","
+    line_endings: str = ""
+    header: list[str] = field(default_factory=list)
+    rows: int = 0
+    blank_rows: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)  # by rule id, every occurrence
+    not_checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    online: bool = False
+
+    @property
+    def summary(self) -> dict:
+        by_severity = Counter()
+        for rule, n in self.counts.items():
+            by_severity[RULES[rule].severity] += n
+        return {
+            "errors": by_severity[ERROR], "warnings": by_severity[WARNING], "info": by_severity[INFO],
+            "rows": self.rows, "blank_rows": self.blank_rows, "by_rule": dict(sorted(self.counts.items())),
+            "findings_shown": len(self.findings), "cancelled": self.cancelled,
+        }
+
+    @property
+    def errors(self) -> int:
+        return self.summary["errors"]
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and not self.cancelled
+
+    def of(self, rule: str) -> list[Finding]:
+        return [f for f in self.findings if f.rule == rule]
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.path, "importer": self.importer, "course": self.course_external_id,
+            "encoding": self.encoding, "bom": self.bom, "delimiter": self.delimiter,
+            "line_endings": self.line_endings, "rows": self.rows, "online": self.online,
+            "findings": [f.as_dict() for f in self.findings], "summary": self.summary,
+            "not_checked": list(self.not_checked), "notes": list(self.notes),
+        }
+
+
+class _Collector:
+    def __init__(self, report: ValidationReport, header: list[str]):
+        self.report = report
+        self.header = header
+
+    def add(self, rule: str, *, row=None, line=None, column: int | None = None, value: str = "",
+            message: str, fix: str | None = None) -> None:
+        r = self.report
+        r.counts[rule] += 1
+        if r.counts[rule] > MAX_FINDINGS_PER_RULE:
+            return
+        spec = RULES[rule]
+        name = safe_text.visible(self.header[column]) if column is not None and column < len(self.header) else None
+        r.findings.append(Finding(
+            rule, spec.severity, row, line, name, column + 1 if column is not None else None,
+            safe_text.visible(value[:200]), message, fix or spec.fix,
+        ))
+
+
+def _canonical(name: str) -> str:
+    return safe_text.clean_header(name).lower()
+
+
+def validate(path, *, importer: str = "course", course_external_id: str | None = None,
+             facts: LmsFacts | None = None, progress: Callable[[int, int], None] | None = None,
+             cancel: threading.Event | Callable[[], bool] | None = None,
+             field_size_limit: int = 65536) -> ValidationReport:
+    """Check the file; raises ImportFileError if it cannot be read as an import file.
+
+    progress(bytes_done, bytes_total) is called after each chunk; cancel (an Event or a callable)
+    stops early with report.cancelled set.
+    """
+    if importer not in ("course", "global"):
+        raise ValueError("importer must be 'course' or 'global'")
+    facts = facts or OfflineFacts()
+    online = bool(getattr(facts, "online", True))
+    f = open_import_file(path, field_size_limit=field_size_limit)
+    report = ValidationReport(
+        path=str(path), importer=importer, course_external_id=course_external_id, encoding=f.encoding_label,
+        bom=f.bom, delimiter=f.delimiter, header=list(f.header), notes=list(f.notes), online=online,
+    )
+    out = _Collector(report, f.header)
+    if f.bom:
+        out.add("encoding-bom", line=1, message=f"the file starts with a {f.encoding_label.split(' with')[0]} "
+                "byte order mark; it was stripped")
+    if f.encoding == "cp1252":
+        out.add("encoding-fallback", line=None, message=f.notes[-1])
+    if not online:
+        report.not_checked = list(LMS_RULES)
+    cols = _check_header(f, out, importer, course_external_id)
+    if cols is None:  # the header is not one: row rules would only repeat that
+        report.line_endings = f.line_endings
+        report.rows = sum(1 for _ in f.records(keep_raw=False))
+        return report
+
+    checker = _RowChecks(f, out, cols, importer, course_external_id, facts if online else None)
+    gc_was = gc.isenabled()
+    gc.disable()  # a million short-lived lists, no cycles: collection passes only cost time
+    try:
+        _run(f, checker, report, out, progress, cancel)
+    finally:
+        if gc_was:
+            gc.enable()
+    report.line_endings = f.line_endings
+    if f.line_endings == "mixed":
+        counts = ", ".join(f"{k} {v}" for k, v in f.line_ending_counts.items() if v)
+        out.add("mixed-line-endings", message=f"the file mixes line endings ({counts})")
+    if report.rows == 0 and not report.cancelled:
+        out.add("no-records", line=f.header_line, message="the file has a header row but 0 records")
+    report.findings.sort(key=lambda x: (x.line or 0, x.column_number or 0))
+    return report
+
+
+def _run(f, checker, report, out, progress, cancel) -> None:
+    is_cancelled = (cancel.is_set if isinstance(cancel, threading.Event) else cancel) or (lambda: False)
+    total = max(f.size, 1)
+    done_chars = 0
+    for chunk in scan(f):
+        checker.check(chunk)
+        report.rows += len(chunk.rows)
+        report.blank_rows += len(chunk.blank_lines)
+        for ln in chunk.blank_lines:
+            out.add("blank-row", line=ln, message="blank row (empty or only delimiters): not a record")
+        done_chars += len(chunk.text)
+        if progress:
+            progress(min(done_chars, total), total)
+        if is_cancelled():
+            report.cancelled = True
+            return
+    checker.finish()
+
+
+def _check_header(f: ImportFile, out: _Collector, importer: str, course: str | None) -> dict[str, int] | None:
+    header = f.header
+    line = f.header_line
+    canon = [_canonical(h) for h in header]
+    known = [c for c in canon if c in COLUMNS]
+    if len(header) == 1:
+        other = _other_delimiter(f)
+        if other:
+            out.add("delimiter-suspect", line=line, column=0, value=header[0],
+                    message=f"the header reads as a single column; the delimiter may be {DELIMITER_NAMES[other]} "
+                            f"({other!r})", fix=f"export as comma-separated CSV (the file seems to use {DELIMITER_NAMES[other]}s)")
+            return None
+    if not known:
+        where = _header_below(f)
+        msg = "the first line is not a header of import columns"
+        if where:
+            msg += f"; a header seems to be on line {where}: delete the line(s) above it"
+        out.add("header-not-recognised", line=line, value=f.delimiter.join(header)[:80], message=msg)
+        return None
+    cols: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for i, (name, key) in enumerate(zip(header, canon)):
+        if safe_text.clean_header(name) != name:
+            points = ", ".join(sorted({safe_text.describe(ch) for ch in name if not ch.isalnum() and ch not in "_-"}))
+            out.add("header-whitespace", line=line, column=i, value=name,
+                    message=f"header {safe_text.visible(name)!r} has extra or unusual spaces or invisible characters"
+                            + (f" ({points})" if points else ""),
+                    fix=f"rename it to {safe_text.clean_header(name)!r} (`importconsole fix --sanitize`)")
+        if not key:
+            out.add("blank-column", line=line, column=i, message=f"header cell {i + 1} is blank")
+            continue
+        if key in seen:
+            out.add("duplicate-column", line=line, column=i, value=name,
+                    message=f"column {safe_text.visible(name)!r} repeats column {seen[key] + 1}"
+                            + (" (after ignoring case and spaces)" if header[seen[key]] != name else ""),
+                    fix="keep one of the two columns")
+            continue
+        seen[key] = i
+        if key in COLUMNS:
+            cols[key] = i
+            continue
+        match = difflib.get_close_matches(key.replace(" ", "_"), COLUMNS, n=1, cutoff=0.75)
+        if match and match[0] not in canon:
+            out.add("misspelled-column", line=line, column=i, value=name,
+                    message=f"unknown column {safe_text.visible(name)!r}: did you mean {match[0]!r}?",
+                    fix=f"rename the column to {match[0]!r}")
+        else:
+            near = difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.5)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            out.add("unknown-column", line=line, column=i, value=name,
+                    message=f"unknown column {safe_text.visible(name)!r}{hint}",
+                    fix="rename it to one of: " + ", ".join(COLUMNS) + "; or remove it")
+    if "external_user_id" not in cols and "external_email" not in cols:
+        out.add("missing-column", line=line, message="no external_user_id or external_email column: rows name no learner",
+                fix="add an external_user_id or external_email column")
+    if importer == "global":
+        for name in ("external_course_id", "title"):
+            if name not in cols:
+                out.add("missing-column", line=line, message=f"the global importer needs a {name} column",
+                        fix=f"add the {name} column")
+    return cols
+
+
+def _other_delimiter(f: ImportFile) -> str | None:
+    with f.open_text(0) as text:
+        sample = text.read(8192)
+    counts = {d: sample.count(d) for d in DELIMITERS if d != f.delimiter}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else None
+
+
+def _header_below(f: ImportFile) -> int | None:
+    """A title row above the header: find the line that reads like a header."""
+    with f.open_text(0) as text:
+        for n, line in enumerate(text, start=1):
+            if n > 20:
+                break
+            cells = [_canonical(c) for c in line.strip("\r\n\ufeff").split(f.delimiter)]
+            if sum(c in COLUMNS for c in cells) >= 2:
+                return n
+    return None
+
+
+def _parse_date(value: str) -> bool:
+    if not _DATE_RE.fullmatch(value):
+        return False
+    try:
+        if len(value) == 10:
+            date.fromisoformat(value)
+        else:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_number(value: str) -> bool:
+    return bool(_NUMBER_RE.fullmatch(value))
+
+
+class _RowChecks:
+    """The row rules, column-wise over each chunk."""
+
+    def __init__(self, f: ImportFile, out: _Collector, cols: dict[str, int], importer: str,
+                 course: str | None, facts: LmsFacts | None):
+        self.f = f
+        self.out = out
+        self.cols = cols
+        self.ncols = len(f.header)
+        self.importer = importer
+        self.course = course
+        self.facts = facts
+        self.ok_values: dict[str, set[str]] = {c: set() for c in (*DATE_COLUMNS, "credits", "complete", "credit_type")}
+        self.keys_seen: set[int] = set()
+        self.dup_keys: set[int] = set()
+        self.dup_rows: list[tuple[int, int, int]] = []  # (row, line, key hash)
+        self.category_seen: set[int] = set()
+        self.special = safe_text.special_pattern(f.delimiter)
+        self.lms = _LmsChecks(self, facts, importer, course) if facts is not None else None
+
+    # -- per chunk --------------------------------------------------------------------------
+    def check(self, chunk) -> None:
+        rows = chunk.rows
+        if not rows:
+            return
+        n = self.ncols
+        ragged = set(map(len, rows)) != {n}
+        if ragged:
+            rows = self._ragged(chunk)
+            idx = [i for i, cells in enumerate(chunk.rows) if len(cells) == n]
+        else:
+            idx = None
+        if not chunk.clean:
+            self._raw_checks(chunk)
+        elif not chunk.text.isascii():
+            self._text_checks(chunk)
+        if not rows:
+            return
+        columns = list(zip(*rows))
+
+        def where(i: int) -> tuple[int, int]:
+            j = idx[i] if idx is not None else i
+            return chunk.first_row + j, chunk.line_of(j)
+
+        self._formats(columns, where)
+        self._formula_and_spaces(columns, where)
+        self._semantics(columns, where)
+        self._duplicates(columns, where)
+        if self.lms:
+            self.lms.check(columns, where)
+
+    def _ragged(self, chunk) -> list[list[str]]:
+        n = self.ncols
+        keep = []
+        raws = chunk.raws
+        for i, cells in enumerate(chunk.rows):
+            if len(cells) == n:
+                keep.append(cells)
+                continue
+            row, line = chunk.first_row + i, chunk.line_of(i)
+            raw = raws[i] if raws else ""
+            if raw and _swallowed(raw, cells, self.f.delimiter, n):
+                end = line + _line_breaks(raw.rstrip("\r\n"))
+                out_col = next((k for k, c in enumerate(cells) if "\n" in c or "\r" in c), len(cells) - 1)
+                self.out.add("unbalanced-quote", row=row, line=line, column=min(out_col, n - 1), value=cells[out_col][:60],
+                             message=f"a quote opened on line {line} swallows lines {line}-{end} into one value "
+                                     f"({end - line + 1} lines read as 1 record)")
+                continue
+            if len(cells) < n:
+                self.out.add("ragged-row", row=row, line=line, column=len(cells) - 1 if cells else 0,
+                             value=self.f.delimiter.join(cells)[:80],
+                             message=f"row has {len(cells)} cells, the header has {n}: "
+                                     f"{self.f.header[len(cells)] if len(cells) < n else ''} and after are missing "
+                                     "(a line break inside an unquoted value?)")
+            else:
+                self.out.add("ragged-row", row=row, line=line, column=n - 1, value=cells[n],
+                             message=f"row has {len(cells)} cells, the header has {n}: {len(cells) - n} extra from "
+                                     f"cell {n + 1} (a delimiter inside an unquoted value?)")
+        return keep
+
+    def _raw_checks(self, chunk) -> None:
+        delim = self.f.delimiter
+        special = self.special
+        for i, (cells, raw) in enumerate(zip(chunk.rows, chunk.raws)):
+            row, line = chunk.first_row + i, chunk.line_of(i)
+            if special.search(raw):
+                for c, cell in enumerate(cells):
+                    hits = safe_text.find_special(cell)
+                    if hits:
+                        points = ", ".join(dict.fromkeys(safe_text.describe(ch) for _, ch in hits))
+                        pos = hits[0][0]
+                        self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
+                                     value=cell, message=f"{points} at character {pos + 1} of the value"
+                                     + (" (bytes invalid in the file's encoding)" if "invalid byte" in points else ""))
+            if '"' in raw:
+                problem = _quote_problem(raw, delim)
+                if problem is not None and len(cells) == self.ncols:
+                    col, what = problem
+                    self.out.add("stray-quote", row=row, line=line, column=min(col, self.ncols - 1),
+                                 value=cells[min(col, len(cells) - 1)], message=what)
+            if not raw.isascii():
+                self._text_cells(cells, row, line)
+
+    def _text_checks(self, chunk) -> None:
+        # A clean chunk with letters beyond ASCII: only mojibake, smart quotes, NFC can be there.
+        text = chunk.text
+        # Smart quotes and most mojibake carry bytes that already made the chunk unclean.
+        if ((("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
+                or not unicodedata.is_normalized("NFC", text)):
+            for i, cells in enumerate(chunk.rows):
+                if not all(map(str.isascii, cells)):
+                    self._text_cells(cells, chunk.first_row + i, chunk.line_of(i))
+
+    def _text_cells(self, cells: list[str], row: int, line: int) -> None:
+        for c, cell in enumerate(cells):
+            if cell.isascii():
+                continue
+            m = safe_text.MOJIBAKE_RE.search(cell)
+            if m:
+                try:
+                    guess = cell.encode("cp1252").decode("utf-8")
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    guess = None
+                self.out.add("mojibake", row=row, line=line, column=c, value=cell,
+                             message=f"garbled letters {m.group()!r} (UTF-8 read as Windows-1252)"
+                                     + (f"; probably {safe_text.visible(guess)!r}" if guess else ""))
+            s = cell.strip()
+            if len(s) >= 2 and s[0] in _SMART_QUOTES and s[-1] in _SMART_QUOTES:
+                self.out.add("smart-quotes", row=row, line=line, column=c, value=cell,
+                             message=f"value wrapped in typographic quotes {s[0]} {s[-1]}: CSV only treats \" as a quote")
+            if not unicodedata.is_normalized("NFC", cell):
+                self.out.add("unicode-normalisation", row=row, line=line, column=c, value=cell,
+                             message="value is in decomposed Unicode form (NFD): it will not match the same text "
+                                     "written in composed form (NFC)")
+
+    def _formats(self, columns, where) -> None:
+        cols = self.cols
+        checks = [(name, _parse_date, "bad-date", "an ISO 8601 date (YYYY-MM-DD)") for name in DATE_COLUMNS]
+        checks.append(("credits", _parse_number, "bad-number", "a number like 1.5 (dot, at most 2 decimals, at most 9999.99)"))
+        for name, ok, rule, expected in checks:
+            if name not in cols:
+                continue
+            col = columns[cols[name]]
+            cache = self.ok_values[name]
+            new = set(col) - cache
+            new.discard("")
+            bad = set()
+            for v in new:
+                (cache if ok(v) else bad).add(v)
+            if len(cache) > 100_000:
+                cache.clear()
+            if bad:
+                for i, v in enumerate(col):
+                    if v in bad:
+                        row, line = where(i)
+                        fix = "write the date as YYYY-MM-DD, e.g. 2026-03-04" if rule == "bad-date" else \
+                            "write the amount with a dot and at most 2 decimals, e.g. 1.5"
+                        self.out.add(rule, row=row, line=line, column=cols[name], value=v,
+                                     message=f"{name} {safe_text.visible(v)!r} is not {expected}", fix=fix)
+        if "complete" in cols:
+            col = columns[cols["complete"]]
+            bad = set(col) - {"", "0", "1"}
+            for i, v in enumerate(col) if bad else ():
+                if v in bad:
+                    row, line = where(i)
+                    self.out.add("bad-complete", row=row, line=line, column=cols["complete"], value=v,
+                                 message=f"complete {safe_text.visible(v)!r} is not 1 or 0")
+
+    def _formula_and_spaces(self, columns, where) -> None:
+        formatted = {self.cols[c] for c in (*DATE_COLUMNS, "credits", "complete") if c in self.cols}
+        ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols}
+        for k, col in enumerate(columns):
+            # Values sorting after "@" cannot start with = + - @ tab CR: one C-level min() per column.
+            if k not in formatted and min(filter(None, col), default="~") <= "@":
+                for i, v in enumerate(col):
+                    if v.startswith(safe_text.FORMULA_START):
+                        row, line = where(i)
+                        self.out.add("formula-like", row=row, line=line, column=k, value=v,
+                                     message=f"value starts with {safe_text.visible(v[0])!r}: a spreadsheet runs it "
+                                             "as a formula (kept as it is in the import file)")
+            if k not in ids:
+                continue
+            joined = "\x00".join(col)
+            if k in ids and " " in joined:
+                for i, v in enumerate(col):
+                    if v and v != v.strip(" "):
+                        row, line = where(i)
+                        self.out.add("id-whitespace", row=row, line=line, column=k, value=v,
+                                     message=f"{self.f.header[k]} {safe_text.visible(v)!r} has spaces around it: "
+                                             "it may not match the LMS's record", fix="trim the value (`importconsole fix --sanitize`)")
+
+    def _semantics(self, columns, where) -> None:
+        cols = self.cols
+        get = lambda name: columns[cols[name]] if name in cols else None  # noqa: E731
+        users, emails = get("external_user_id"), get("external_email")
+        complete, credits, ctype = get("complete"), get("credits"), get("credit_type")
+        done, course_col, title = get("date_completed"), get("external_course_id"), get("title")
+        if users is not None or emails is not None:
+            if (users is None or "" in users) and (emails is None or "" in emails):
+                empty = ("",) * len(columns[0])
+                for i, (u, e) in enumerate(zip(users or empty, emails or empty)):
+                    if not u.strip() and not e.strip():
+                        row, line = where(i)
+                        self.out.add("missing-user", row=row, line=line, message="the row names no learner "
+                                     "(external_user_id and external_email are empty)")
+        if self.importer == "global":
+            for name, col in (("external_course_id", course_col), ("title", title)):
+                if col is not None and "" in col:
+                    for i, v in enumerate(col):
+                        if not v.strip():
+                            row, line = where(i)
+                            self.out.add("missing-value", row=row, line=line, column=cols[name],
+                                         message=f"{name} is empty; the global importer needs it on every row")
+        if course_col is not None:
+            if max(map(len, course_col)) > COURSE_ID_MAX:
+                for i, v in enumerate(course_col):
+                    if len(v) > COURSE_ID_MAX:
+                        row, line = where(i)
+                        self.out.add("value-too-long", row=row, line=line, column=cols["external_course_id"], value=v,
+                                     message=f"external_course_id has {len(v)} characters; at most {COURSE_ID_MAX}")
+            if self.importer == "course" and self.course:
+                other = set(course_col) - {self.course, ""}
+                for i, v in enumerate(course_col) if other else ():
+                    if v in other:
+                        row, line = where(i)
+                        self.out.add("course-mismatch", row=row, line=line, column=cols["external_course_id"], value=v,
+                                     message=f"the row names course {safe_text.visible(v)!r}, the import goes to {self.course!r}")
+        if ctype is not None:
+            multi = {v for v in set(ctype) - self.ok_values["credit_type"]
+                     if len([p for p in CREDIT_TYPE_SEPARATORS.split(v.strip()) if p]) > 1}
+            self.ok_values["credit_type"].update(set(ctype) - multi)
+            for i, v in enumerate(ctype) if multi else ():
+                if v in multi:
+                    row, line = where(i)
+                    parts = [p for p in CREDIT_TYPE_SEPARATORS.split(v.strip()) if p]
+                    self.out.add("multiple-credit-types-in-row", row=row, line=line, column=cols["credit_type"], value=v,
+                                 message=f"credit_type holds {len(parts)} types ({', '.join(parts)}); one per row",
+                                 fix="write one row per credit type (`importconsole fix --split-credit-types`)")
+        if complete is not None:
+            if "0" in complete and (credits is not None or ctype is not None):
+                empty = ("",) * len(complete)
+                for i, (c, cr, ct) in enumerate(zip(complete, credits or empty, ctype or empty)):
+                    if c == "0" and (cr.strip() or ct.strip()):
+                        row, line = where(i)
+                        col = cols["credits"] if cr.strip() and credits is not None else cols["credit_type"]
+                        self.out.add("credit-on-incomplete", row=row, line=line, column=col, value=cr or ct,
+                                     message="complete=0 with credit: the imported credit record is the one that remains")
+            if "1" in complete and (done is None or "" in done):
+                empty = ("",) * len(complete)
+                for i, (c, d) in enumerate(zip(complete, done or empty)):
+                    if c == "1" and not d.strip():
+                        row, line = where(i)
+                        self.out.add("completion-date-missing", row=row, line=line,
+                                     column=cols.get("date_completed", cols["complete"]),
+                                     message="complete=1 and no date_completed: the learner's next login date is used")
+
+    def _duplicates(self, columns, where) -> None:
+        cols = self.cols
+        n = len(columns[0])
+        empty = ("",) * n
+        pick = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
+        users, emails = pick("external_user_id"), pick("external_email")
+        course = pick("external_course_id")
+        ctype = pick("credit_type")
+        hashes = list(map(hash, zip(users, emails, course, ctype)))
+        seen = self.keys_seen
+        chunk_keys = set(hashes)
+        repeated = chunk_keys & seen  # keys of earlier chunks
+        seen |= chunk_keys
+        if repeated or len(chunk_keys) != n:  # some key repeats: find which rows (rare)
+            local: set[int] = set()
+            for i, h in enumerate(hashes):
+                if h in repeated or h in local:
+                    row, line = where(i)
+                    self.dup_rows.append((row, line, h))
+                    self.dup_keys.add(h)
+                local.add(h)
+        if "participant_category" in cols:
+            cat = columns[cols["participant_category"]]
+            for i, c in enumerate(cat):
+                if c.strip():
+                    h = hash((users[i], emails[i].lower(), course[i]))
+                    if h in self.category_seen:
+                        row, line = where(i)
+                        self.out.add("participant-category-repeated", row=row, line=line,
+                                     column=cols["participant_category"], value=c,
+                                     message="participant_category already given on an earlier row of this participant "
+                                             "and course: PARS counts them twice")
+                    self.category_seen.add(h)
+
+    def finish(self) -> None:
+        if self.dup_rows:
+            _report_duplicates(self)
+        if self.lms:
+            self.lms.finish()
+
+
+def _report_duplicates(checks: _RowChecks) -> None:
+    """Second pass, only when keys repeat: name the first row of each and compare whole rows."""
+    f, cols = checks.f, checks.cols
+    wanted = checks.dup_keys
+    first: dict[int, tuple[int, tuple]] = {}
+    rows_of: dict[int, tuple] = {}
+    dup_row_numbers = {r for r, _, _ in checks.dup_rows}
+    n = len(f.header)
+    for chunk in scan(f):
+        for j, cells in enumerate(chunk.rows):
+            if len(cells) != n:
+                continue
+            key = tuple(cells[cols[c]] if c in cols else "" for c in
+                        ("external_user_id", "external_email", "external_course_id", "credit_type"))
+            h = hash(key)
+            if h in wanted:
+                row = chunk.first_row + j
+                if h not in first:
+                    first[h] = (row, tuple(cells))
+                if row in dup_row_numbers:
+                    rows_of[row] = tuple(cells)
+    for row, line, h in checks.dup_rows:
+        if h not in first or row not in rows_of or first[h][0] == row:
+            continue
+        first_row, first_cells = first[h]
+        if rows_of[row] == first_cells:
+            checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(rows_of[row])[:80],
+                           message=f"identical to row {first_row}: it would be imported twice",
+                           fix=f"delete row {row} (or row {first_row})")
+        else:
+            cells = rows_of[row]
+            ct = cells[cols["credit_type"]] if "credit_type" in cols else ""
+            cr = cells[cols["credits"]] if "credits" in cols else ""
+            if ct or cr:
+                checks.out.add("duplicate-credit-row", row=row, line=line,
+                               column=cols.get("credit_type"), value=ct,
+                               message=f"same learner, course and credit type as row {first_row}",
+                               fix="keep one row per learner, course and credit type")
+
+
+def _swallowed(raw: str, cells: list[str], delim: str, n: int) -> bool:
+    """A record whose quoted value holds line breaks and whole rows: an unbalanced quote."""
+    for c in cells:
+        if ("\n" in c or "\r" in c) and delim in c:
+            return True
+    return False
+
+
+def _line_breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _quote_problem(raw: str, delim: str) -> tuple[int, str] | None:
+    """Where quoting breaks RFC 4180: (0-based column, what) or None."""
+    col = 0
+    i = 0
+    n = len(raw)
+    at_start = True
+    while i < n:
+        ch = raw[i]
+        if at_start:
+            if ch == '"':
+                i += 1
+                while True:
+                    j = raw.find('"', i)
+                    if j < 0:
+                        return col, f"the quote opening value {col + 1} never closes"
+                    if j + 1 < n and raw[j + 1] == '"':
+                        i = j + 2
+                        continue
+                    i = j + 1
+                    break
+                if i < n and raw[i] not in (delim, "\r", "\n"):
+                    return col, f"text after the closing quote of value {col + 1}"
+                at_start = False
+                continue
+            if ch == " ":
+                k = i
+                while k < n and raw[k] == " ":
+                    k += 1
+                if k < n and raw[k] == '"':
+                    return col, f"spaces before the opening quote of value {col + 1}"
+            at_start = False
+            continue
+        if ch == delim:
+            col += 1
+            at_start = True
+        elif ch == '"':
+            return col, f"a quote inside unquoted value {col + 1}"
+        elif ch in "\r\n":
+            at_start = False
+        i += 1
+    return None
+
+
+class _LmsChecks:
+    """Rules that need the LMS: facts fetched for <= 1000 records at a time, cached for the run."""
+
+    def __init__(self, checks: _RowChecks, facts: LmsFacts, importer: str, course: str | None):
+        self.checks = checks
+        self.facts = facts
+        self.importer = importer
+        self.course = course
+        self.credit_types = facts.credit_types()
+        self.courses: dict[str, object] = {}
+        self.course_reported: set[str] = set()
+
+    def _courses(self, ids) -> None:
+        missing = [c for c in dict.fromkeys(ids) if c and c not in self.courses]
+        for batch in chunks(missing, MAX_KEYS):
+            answer = self.facts.courses(batch)
+            for c in batch:
+                self.courses[c] = answer.get(c)
+
+    def check(self, columns, where) -> None:
+        cols = self.checks.cols
+        out = self.checks.out
+        n = len(columns[0])
+        empty = ("",) * n
+        pick = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
+        users, emails, course_col = pick("external_user_id"), pick("external_email"), pick("external_course_id")
+        ctype, credits, complete = pick("credit_type"), pick("credits"), pick("complete")
+        for start in range(0, n, MAX_KEYS):
+            stop = min(n, start + MAX_KEYS)
+            rng = range(start, stop)
+            course_of = [self.course if self.importer == "course" and self.course else course_col[i].strip() for i in rng]
+            self._courses(course_of)
+            keys = [UserKey.for_row(users[i], emails[i]) for i in rng]
+            ids = sorted({k.external_user_id for k in keys if k and k.external_user_id})
+            mails = sorted({k.email for k in keys if k and k.email})
+            user_facts = self.facts.users(ids, mails) if (ids or mails) else {}
+            enroll_keys = sorted({(k, c) for k, c in zip(keys, course_of) if k and c and self.courses.get(c)},
+                                 key=lambda kc: (str(kc[0]), kc[1]))
+            enrollments = self.facts.enrollments(enroll_keys) if enroll_keys else {}
+            for off, i in enumerate(rng):
+                row, line = where(i)
+                course_id = course_of[off]
+                course = self.courses.get(course_id) if course_id else None
+                key = keys[off]
+                if course_id and course is None:
+                    if self.importer == "global":
+                        out.add("course-shell-no-certificate", row=row, line=line, column=cols.get("external_course_id"),
+                                value=course_id, message=f"course {safe_text.visible(course_id)!r} does not exist: a course "
+                                "shell is made, with no certificate and no required objects")
+                    elif course_id not in self.course_reported:
+                        self.course_reported.add(course_id)
+                        out.add("unknown-course", row=None, line=None, value=course_id,
+                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS")
+                user = user_facts.get(key) if key else None
+                if key and user is None and (course is None and course_id and self.importer == "global"
+                                             or course is not None and course.required_objects == 0):
+                    out.add("new-user-no-required-objects", row=row, line=line,
+                            column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
+                            message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
+                                    "required objects: on enrollment they complete at once with every credit available")
+                enrollment = enrollments.get((key, course_id)) if key and course_id else None
+                if enrollment is not None and enrollment.complete:
+                    out.add("would-update-existing", row=row, line=line,
+                            column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
+                            message=f"learner {safe_text.visible(str(key))!r} already has a COMPLETE enrollment in "
+                                    f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
+                t = ctype[i].strip()
+                if not t or CREDIT_TYPE_SEPARATORS.search(t):
+                    continue
+                type_fact = self.credit_types.get(t)
+                if type_fact is None:
+                    out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
+                            message=f"credit type {safe_text.visible(t)!r} is not one of the site's "
+                                    f"({', '.join(sorted(self.credit_types)) or 'none'})")
+                    continue
+                if self.importer == "global" and "pars" in type_fact.reports_to:
+                    out.add("global-importer-pars", row=row, line=line, column=cols.get("credit_type"), value=t,
+                            message=f"{t} reports to PARS, but global-importer records are left out of PARS reports",
+                            fix="use the course-level importer for this course")
+                amount_text = credits[i].strip()
+                offered = course.credits.get(t) if course is not None else None
+                if course is not None and offered is None:
+                    out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
+                            message=f"course {course_id!r} does not offer credit type {t!r}")
+                if amount_text and type_fact.reports_to:
+                    variable_off = offered is not None and not offered.enable_variable_credit
+                    can_fix = user is not None and variable_off and complete[i] == "1"
+                    out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
+                            value=amount_text, message=f"imported {t} credit is never reported to "
+                            f"{', '.join(type_fact.reports_to)}",
+                            fix="import the completion without credit: the LMS awards and reports it "
+                                "(`importconsole fix --completion-only`)" if can_fix else
+                                "report this credit by hand, or have the LMS award it (completion-only import where "
+                                "the user exists and variable credit is off)")
+                if not amount_text or offered is None or not _parse_number(amount_text):
+                    continue
+                amount = Decimal(amount_text)
+                if amount > offered.max or amount < offered.min or (
+                        offered.increments and (amount - offered.min) % offered.increments != 0):
+                    out.add("credits-out-of-range", row=row, line=line, column=cols.get("credits"), value=amount_text,
+                            message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
+                                    f"in steps of {offered.increments}")
+                elif amount < offered.max and not offered.enable_variable_credit:
+                    out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
+                            value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
+                            f"Variable is off on {course_id}: the LMS records {offered.max}")
+
+    def finish(self) -> None:
+        return None
