@@ -196,11 +196,9 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
             offset = page.next_offset
         if import_id is not None:
             records = [r for r in records if r.import_id == import_id]
-        course_ids = {r.course_id for r in records}
-        courses_by_id = {}
-        for cid in course_ids:
-            course = await client.course(cid)
-            courses_by_id[cid] = course
+        course_names: dict[int, str] = {r.course_id: r.course_external_id for r in records if r.course_external_id}
+        for cid in {r.course_id for r in records} - set(course_names):
+            course_names[cid] = (await client.course(cid)).external_id  # an LMS that does not name it
         enrollments_complete: dict[int, bool] = {}
         if records:
             for complete in (True, False):
@@ -217,12 +215,12 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
                 continue  # complete, and the type reports nowhere: nothing is lost
             ext = getattr(r, "external_user_id", None)
             email = getattr(r, "email", None)
-            course = courses_by_id[r.course_id]
-            key = (course.external_id, str(r.user_id))
+            course = course_names[r.course_id]
+            key = (course, str(r.user_id))
             learner = learners.get(key)
             if learner is None:
                 learner = learners[key] = _Learner(KIND_NOT_REPORTED if complete else KIND_INCOMPLETE,
-                                                   course.external_id, ext, email, r.user_id, date_completed=completed_on)
+                                                   course, ext, email, r.user_id, date_completed=completed_on)
             learner.credit.append((r.credit_type, float(r.amount), r.source))
     return await _decide_all(client, list(learners.values()), credit_types)
 
@@ -401,12 +399,18 @@ async def submit_proposals(client, written: ProposalFiles, *, journal, journal_f
     fields_ = journal_fields or {}
     submitted: dict[str, Any] = {}
     for course, path in sorted(written.import_files.items()):
+        key = fix_key(course, Path(path).read_bytes())
+        earlier = await client.find_import_by_key(key)
+        if earlier is not None:
+            # Already submitted (this run or an earlier one): the same import, nothing sent twice.
+            submitted[course] = earlier
+            continue
         plan = await prepare_submit(client, path, importer="course", course_external_id=course)
         for warning in plan.warnings:
             if on_warning:
                 on_warning(course, warning)
         outcome = await send_plan(plan, client=client, journal=journal, profile=fields_.get("profile"),
                                   lms_user=fields_.get("lms_user"), progress=progress,
-                                  idempotency_key=fix_key(course, Path(path).read_bytes()))
+                                  idempotency_key=key)
         submitted[course] = outcome.import_
     return submitted
