@@ -103,12 +103,19 @@ def _token(profile, *, prompt: bool = True) -> str:
         raise _Stop(EXIT_LMS, str(exc)) from None
 
 
+def retry_policy():
+    """The CLI's retry policy (tests replace this to keep retry paths fast)."""
+    from importconsole.lms.client import RetryPolicy
+
+    return RetryPolicy()
+
+
 def _client(profile, token: str):
     from importconsole.lms.client import LmsClient
     from importconsole.lms.errors import LmsError
 
     try:
-        return LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle, profile=profile.name)
+        return LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle, profile=profile.name, retry=retry_policy())
     except LmsError as exc:
         raise _Stop(EXIT_LMS, str(exc)) from None
 

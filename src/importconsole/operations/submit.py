@@ -70,8 +70,11 @@ def describe_finding(f: Any) -> str:
 
     where = []
     row, column = _attr(f, "row"), _attr(f, "column")
+    line = _attr(f, "line")
     if row is not None:
-        where.append(f"row {row}")
+        where.append(f"row {row}" + (f" (line {line})" if line is not None else ""))
+    elif line is not None:
+        where.append(f"line {line}")
     if column:
         where.append(f"column {column}")
     rule = _attr(f, "rule_id", "rule", "id", default="")
@@ -79,12 +82,12 @@ def describe_finding(f: Any) -> str:
     text = visible(str(_attr(f, "message", "text", default="")))
     fix = _attr(f, "fix", default="")
     head = ", ".join(where)
-    line = f"{head}: " if head else ""
-    line += f"[{rule}] " if rule else ""
-    line += text
+    out = f"{head}: " if head else ""
+    out += f"[{rule}] " if rule else ""
+    out += text
     if fix:
-        line += f" Fix: {visible(str(fix))}"
-    return line
+        out += f" Fix: {visible(str(fix))}"
+    return out
 
 
 def _severity(f: Any) -> str:
@@ -220,13 +223,17 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
             raise SubmitRefused(f"{path}: {exc}. Nothing was sent.") from None
         raise
 
+    if _attr(report, "cancelled", default=False):
+        raise SubmitRefused(f"Validation of {path} was cancelled; nothing was sent.", report=report)
     findings = list(_attr(report, "findings", default=[]) or [])
     errors = [f for f in findings if _severity(f) == "error"]
-    if errors:
+    summary = _attr(report, "summary", default={}) or {}
+    n_errors = max(len(errors), int(summary.get("errors", 0)) if isinstance(summary, dict) else 0)
+    if errors or n_errors:
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
-        more = f"\n  ... and {len(errors) - SHOW_FINDINGS} more" if len(errors) > SHOW_FINDINGS else ""
+        more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
         raise SubmitRefused(
-            f"{path} has {len(errors)} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"{path} has {n_errors} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
             f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
             findings=errors, report=report,
         )

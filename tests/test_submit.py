@@ -1,0 +1,258 @@
+"""Submitting a file: validated first (errors refuse, warnings need confirmation), the file must not
+change after validation, the same file twice is named, every change is journaled, and a console
+killed right after the upload reconciles from the journal to the one import. The token appears
+nowhere the console writes or prints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from importconsole.cli import main
+from importconsole.journal import Journal
+from importconsole.lms.client import LmsClient, RetryPolicy
+from importconsole.lms.errors import Unauthorized
+from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan, submit_file
+from sandbox_helpers import dataset, start_sandbox, wait_for
+
+TOKEN = "tok-SECRET-submit-5d8e2c4b9a71"
+ROOT = Path(__file__).resolve().parents[1]
+LMS_URL: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def lms():
+    tokens = [{"token": TOKEN, "username": "jdoe", "role": "site_admin", "display_name": "J. Doe"}]
+    with start_sandbox(dataset(tokens=tokens), rows_per_second=None, faults=True) as server:
+        LMS_URL[:] = [server.base_url]
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, lms):
+    """The admin's machine: a config with a profile for the LMS, the token in the environment."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "test"\n[profiles.test]\nbase_url = "{lms.base_url}"\nusername = "jdoe"\n')
+    env = {"IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "IMPORTCONSOLE_CONFIG": str(config),
+           "IMPORTCONSOLE_TOKEN": TOKEN, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield tmp_path
+    httpx.delete(lms.url("/_faults"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert_token_nowhere(tmp_path)
+
+
+def assert_token_nowhere(folder: Path, *texts: str) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), f"the token leaked into {path}"
+    for text in texts:
+        assert TOKEN not in text
+
+
+def client(lms, **kw):
+    return LmsClient(lms.base_url, TOKEN, retry=RetryPolicy(attempts=4, base=0.01, cap=0.05), **kw)
+
+
+def clean_file(folder: Path, course: str = "C-VAR") -> Path:
+    """Completions without credit for two learners who exist (the page's recommended shape): no findings.
+    Fresh learners each time, so an earlier test's completions do not make it an update."""
+    tag = uuid.uuid4().hex[:8]
+    ids = [f"t{tag}-{n}" for n in (1, 2)]
+    for ext in ids:
+        r = httpx.post(f"{LMS_URL[0]}/api/v1/users", json={"external_user_id": ext, "email": f"{ext}@example.org"},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert r.status_code == 201, r.text
+    path = folder / f"completions-{tag}.csv"
+    rows = "".join(f"{ext},1,2026-03-01,2026-01-01\n" for ext in ids)
+    path.write_bytes(f"external_user_id,complete,date_completed,enrollment_start\n{rows}".encode())
+    return path
+
+
+def held_file(folder: Path) -> Path:
+    """Completions for learners who have no account yet: they wait in the holding table, so the
+    same file can be validated clean again after it was imported."""
+    tag = uuid.uuid4().hex[:8]
+    path = folder / f"newcomers-{tag}.csv"
+    path.write_bytes(f"external_email,complete,date_completed\nnew1-{tag}@example.org,1,2026-03-01\nnew2-{tag}@example.org,1,2026-03-01\n".encode())
+    return path
+
+
+def imports_of(lms, path: Path):
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return lms.db().execute("SELECT id FROM imports WHERE file_sha256 = ?", (sha,)).fetchall()
+
+
+async def test_a_clean_file_is_submitted_once_and_journaled(lms, home):
+    path = clean_file(home)
+    journal = Journal()
+    sent = []
+    async with client(lms) as c:
+        outcome = await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR",
+                                    profile="test", lms_user="jdoe", progress=lambda s, t: sent.append(s))
+    assert [r[0] for r in imports_of(lms, path)] == [outcome.import_.id]
+    assert outcome.receipt.created and sent[-1] == path.stat().st_size
+    [entry] = journal.entries()
+    assert (entry.action, entry.outcome, entry.import_id) == ("submit", "created", outcome.import_.id)
+    assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and entry.row_count == 2
+    assert entry.idempotency_key == lms.get_import(outcome.import_.id)["idempotency_key"]
+    assert entry.profile == "test" and entry.lms_user == "jdoe" and entry.file_path == str(path)
+    lms.wait_import(outcome.import_.id)
+
+
+async def test_errors_refuse_naming_row_column_rule_and_fix(lms, home):
+    path = home / "credit-on-incomplete.csv"
+    path.write_bytes(b"external_user_id,complete,credit_type,credits\nu4,0,ama,1.0\n")
+    journal = Journal()
+    async with client(lms) as c:
+        with pytest.raises(SubmitRefused) as err:
+            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR", assume_yes=True)
+    text = str(err.value)
+    assert "nothing was sent" in text and "row 1 (line 2)" in text and "[credit-on-incomplete]" in text and "Fix:" in text
+    assert imports_of(lms, path) == [] and journal.entries() == []
+
+
+async def test_warnings_need_confirmation(lms, home):
+    path = home / "legacy.csv"
+    path.write_bytes(f"external_user_id,external_course_id,title,complete,date_completed\nu5,C-LEGACY-{uuid.uuid4().hex[:6]},Old course,1,2020-01-01\n".encode())
+    journal = Journal()
+    asked = []
+    async with client(lms) as c:
+        with pytest.raises(SubmitRefused) as err:
+            await submit_file(path, client=c, journal=journal, importer="global", confirm=lambda plan: asked.append(plan) or False)
+        assert "NOT included in PARS" in str(err.value) and "course-shell-no-certificate" in str(err.value)
+        assert imports_of(lms, path) == [] and asked and asked[0].needs_confirmation
+        outcome = await submit_file(path, client=c, journal=journal, importer="global", confirm=lambda plan: True)
+    assert [r[0] for r in imports_of(lms, path)] == [outcome.import_.id]
+    lms.wait_import(outcome.import_.id)
+
+
+async def test_the_same_file_again_names_the_earlier_import(lms, home):
+    path = held_file(home)
+    journal = Journal()
+    async with client(lms) as c:
+        first = await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
+        lms.wait_import(first.import_.id)
+        with pytest.raises(SubmitRefused) as err:
+            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
+    assert f"was imported before: import {first.import_.id}" in str(err.value)
+    assert len(imports_of(lms, path)) == 1
+
+
+async def test_a_file_changed_after_validation_is_refused(lms, home):
+    path = clean_file(home)
+    journal = Journal()
+    async with client(lms) as c:
+        plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
+        original = path.read_bytes()
+        path.write_bytes(original.replace(b"2026-03-01", b"2026-03-02"))
+        with pytest.raises(SubmitRefused, match="changed on disk since it was validated"):
+            await send_plan(plan, client=c, journal=journal)
+        with pytest.raises(SubmitRefused, match="changed on disk since it was validated"):
+            await prepare_submit(c, path, importer="course", course_external_id="C-VAR", validated_sha256=plan.sha256)
+    assert imports_of(lms, path) == [] and journal.entries() == []
+    path.write_bytes(original)
+    assert imports_of(lms, path) == []
+
+
+async def test_401_mid_run_stops_with_a_sentence_and_keeps_the_journal(lms, home):
+    path = clean_file(home)
+    journal = Journal()
+    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 401}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    async with client(lms, profile="test") as c:
+        with pytest.raises(Unauthorized) as err:
+            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
+    assert "importconsole login --profile test" in str(err.value)
+    [entry] = journal.entries()
+    assert entry.outcome == "refused" and "did not accept the API token" in entry.message
+    assert imports_of(lms, path) == []
+
+
+def test_cli_submit_prints_the_import_id_and_imports_lists_it(lms, home, capsys):
+    path = held_file(home)
+    assert main(["submit", str(path), "--course", "C-VAR"]) == 0
+    out = capsys.readouterr()
+    [(import_id,)] = imports_of(lms, path)
+    assert f"Import {import_id} created" in out.out
+    lms.wait_import(import_id)
+    assert main(["imports", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert import_id in [i["id"] for i in listed]
+    assert main(["imports", "--state", "completed"]) == 0
+    table = capsys.readouterr().out
+    assert path.name in table
+    assert main(["submit", str(path), "--course", "C-VAR"]) == 1  # same file again, no --yes
+    again = capsys.readouterr()
+    assert f"import {import_id}" in again.err and "--yes" in again.err
+    assert main(["submit", str(home / "missing.csv"), "--course", "C-VAR"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert_token_nowhere(home, out.out, out.err, table, again.out, again.err)
+
+
+def test_cli_submit_without_a_reachable_lms_says_so(home, capsys, monkeypatch):
+    from importconsole.cli import lms_cmds
+
+    monkeypatch.setattr(lms_cmds, "retry_policy", lambda: RetryPolicy(attempts=3, base=0.01, cap=0.02))
+    config = home / "closed.toml"
+    config.write_text('[profiles.x]\nbase_url = "http://127.0.0.1:9"\nusername = "jdoe"\n')
+    path = clean_file(home)
+    assert main(["submit", str(path), "--course", "C-VAR", "--config", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert "Could not reach the LMS at 127.0.0.1" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_9_console_killed_after_sending_reconciles_from_the_journal(lms, home):
+    """SIGKILL the submitting process while the LMS handles its upload; the next run asks the LMS
+    about the journal's pending entry: still exactly one import, and the journal names it."""
+    path = clean_file(home)
+    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(), cwd=ROOT)
+    journal = Journal()
+    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry written before the upload")
+    time.sleep(0.5)  # the body is sent; the LMS is still handling it
+    os.kill(proc.pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    [pending] = journal.pending()
+    assert pending.outcome == "sending" and pending.import_id is None
+    [(import_id,)] = wait_for(lambda: imports_of(lms, path), timeout=10, message="the LMS to finish handling")
+
+    code = main(["journal", "--reconcile"])
+    assert code == 0
+    assert journal.pending() == []
+    [entry] = journal.entries()
+    assert (entry.outcome, entry.import_id) == ("reconciled", import_id)
+    assert len(imports_of(lms, path)) == 1
+    lms.wait_import(import_id)
+    assert_token_nowhere(home, out.decode(), err.decode())
+
+
+@pytest.mark.slow
+def test_9_a_new_submit_reconciles_first_and_does_not_import_twice(lms, home, capsys):
+    path = held_file(home)
+    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(), cwd=ROOT)
+    journal = Journal()
+    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry")
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    [(import_id,)] = wait_for(lambda: imports_of(lms, path), timeout=10, message="the LMS to finish handling")
+    lms.wait_import(import_id)
+    assert main(["submit", str(path), "--course", "C-VAR"]) == 1
+    err = capsys.readouterr().err
+    assert f"it is import {import_id}" in err and f"imported before: import {import_id}" in err
+    assert len(imports_of(lms, path)) == 1
