@@ -1,5 +1,184 @@
-"""Subcommands of this area (filled in by its issue)."""
+"""`importconsole validate FILE` and `importconsole fix FILE --out PATH`.
+
+Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 the file cannot be read as an
+import file or a usage error, 3 the LMS could not be reached or refused us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
-    return None
+    val = subparsers.add_parser("validate", help="check an import file against every rule (no change to anything)")
+    val.add_argument("file", type=Path)
+    _common(val)
+    val.add_argument("--json", action="store_true", help="print one JSON document (schema: docs/validate-json.md)")
+    val.set_defaults(func=cmd_validate)
+
+    fix = subparsers.add_parser("fix", help="write a fixed copy of an import file, with a manifest of every change")
+    fix.add_argument("file", type=Path)
+    fix.add_argument("--out", type=Path, required=True, metavar="PATH", help="the new file (never the input)")
+    fix.add_argument("--sanitize", action="store_true", help="remove special characters, trim headers and ids")
+    fix.add_argument("--split-credit-types", action="store_true", help="one row per credit type")
+    fix.add_argument("--completion-only", action="store_true",
+                     help="drop credit where the LMS awards and reports it (user exists, variable credit off; needs a profile)")
+    fix.add_argument("--rows", metavar="SPEC", help="keep only these rows, e.g. 7-20,25")
+    _common(fix)
+    fix.set_defaults(func=cmd_fix)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--importer", choices=("course", "global"), default="course",
+                        help="course-level (default) or global course report importer")
+    parser.add_argument("--course", metavar="EXTERNAL_ID", help="the course the course-level importer imports into")
+    parser.add_argument("--offline", action="store_true", help="no LMS: rules that need it are listed as not checked")
+    parser.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS, help="LMS profile from the config file")
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+class _Stop(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _with_facts(args, job):
+    """Run job(facts) in a worker thread: OfflineFacts, or the LMS of the profile."""
+    from importconsole.importfile.facts import OfflineFacts
+
+    if args.offline:
+        return job(OfflineFacts())
+    try:
+        from importconsole.lms.facts import ApiFacts
+        from importconsole.cli import lms_cmds
+    except ImportError:
+        raise _Stop(EXIT_USAGE, "LMS checks need a profile and the LMS client, which is not available here; "
+                                "use --offline to check the file alone.") from None
+    from importconsole.lms.errors import LmsError
+
+    try:
+        profile = lms_cmds._profile(args)
+        token = lms_cmds._token(profile)
+        client = lms_cmds._client(profile, token)
+    except lms_cmds._Stop as stop:
+        hint = "" if stop.code == EXIT_LMS else (
+            "\nLMS checks need a profile (importconsole config init, then --profile NAME); "
+            "or use --offline to check the file alone.")
+        raise _Stop(stop.code if stop.code != EXIT_FINDINGS else EXIT_USAGE, f"{stop}{hint}") from None
+
+    async def main():
+        async with client as lms:
+            facts = ApiFacts(lms, asyncio.get_running_loop())
+            return await asyncio.to_thread(job, facts)
+
+    try:
+        return asyncio.run(main())
+    except LmsError as exc:
+        raise _Stop(EXIT_LMS, str(exc)) from None
+
+
+def cmd_validate(args) -> int:
+    from importconsole.importfile.reader import ImportFileError
+    from importconsole.importfile.validate import validate
+
+    try:
+        report = _with_facts(args, lambda facts: validate(
+            args.file, importer=args.importer, course_external_id=args.course, facts=facts))
+    except ImportFileError as exc:
+        return _unreadable(args, exc)
+    except _Stop as stop:
+        _err(str(stop))
+        return stop.code
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_report(report, sys.stdout)
+    return EXIT_FINDINGS if report.errors else EXIT_OK
+
+
+def _unreadable(args, exc) -> int:
+    from importconsole.importfile.safe_text import visible
+
+    if getattr(args, "json", False):
+        print(json.dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2, ensure_ascii=False))
+    else:
+        _err(f"{visible(str(args.file))}: cannot be read as an import file: {visible(str(exc))}")
+    return EXIT_USAGE
+
+
+def print_report(report, out) -> None:
+    from importconsole.importfile.reader import DELIMITER_NAMES
+    from importconsole.importfile.safe_text import visible
+    from importconsole.importfile.validate import MAX_FINDINGS_PER_RULE
+
+    name = visible(report.path)
+    for f in report.findings:
+        where = f"{name}:{f.line or '-'}:{f.column_number or '-'}"
+        parts = []
+        if f.row:
+            parts.append(f"row {f.row}")
+        if f.column:
+            parts.append(f"column {f.column}")
+        place = (" " + " ".join(parts)) if parts else ""
+        print(f"{where} [{f.severity} {f.rule}]{place}: {f.message} -- {f.fix}", file=out)
+    s = report.summary
+    print(f"{name}: {s['rows']} rows; {s['errors']} errors, {s['warnings']} warnings, {s['info']} info "
+          f"({report.encoding}, {DELIMITER_NAMES.get(report.delimiter, report.delimiter)}-delimited, "
+          f"{report.line_endings} line endings)", file=out)
+    for rule, n in s["by_rule"].items():
+        if n > MAX_FINDINGS_PER_RULE:
+            print(f"  {rule}: {n} findings, the first {MAX_FINDINGS_PER_RULE} shown", file=out)
+    if report.cancelled:
+        print("  validation was cancelled before the end of the file", file=out)
+    if report.not_checked:
+        print("Not checked (need the LMS; run with --profile instead of --offline): "
+              + ", ".join(report.not_checked), file=out)
+
+
+def cmd_fix(args) -> int:
+    from importconsole.importfile.fixes import FixRefused, parse_rows, write_fixed_file
+    from importconsole.importfile.reader import ImportFileError
+    from importconsole.importfile.safe_text import visible
+
+    if not (args.sanitize or args.split_credit_types or args.completion_only or args.rows):
+        _err("Nothing to fix: give --sanitize, --split-credit-types, --completion-only or --rows SPEC.")
+        return EXIT_USAGE
+    try:
+        rows = parse_rows(args.rows) if args.rows else None
+    except ValueError as exc:
+        _err(f"--rows {args.rows!r}: {exc}")
+        return EXIT_USAGE
+    if args.completion_only and args.offline:
+        _err("--completion-only needs the LMS (does the user exist? is variable credit off?): give a --profile, not --offline.")
+        return EXIT_USAGE
+    if not args.completion_only:
+        args.offline = True  # the other fixes need no LMS
+
+    try:
+        manifest = _with_facts(args, lambda facts: write_fixed_file(
+            args.file, args.out, sanitize=args.sanitize, split_credit_types=args.split_credit_types,
+            completion_only=args.completion_only, rows=rows, facts=facts, importer=args.importer,
+            course_external_id=args.course))
+    except ImportFileError as exc:
+        return _unreadable(args, exc)
+    except FixRefused as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except _Stop as stop:
+        _err(str(stop))
+        return stop.code
+    print(f"Wrote {visible(str(args.out))}: {manifest.rows_written} rows "
+          f"({manifest.rows_read} read, {len(manifest.changes)} changes).")
+    print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
+    return EXIT_OK

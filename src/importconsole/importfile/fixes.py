@@ -1,0 +1,264 @@
+"""Fixed copies of an import file: never the file itself ("the console never edits the file it
+was given"). Every changed row goes into a manifest next to the new file.
+
+- sanitize: special characters removed (unusual spaces become a space), NFC, headers and ids
+  trimmed ("Unlocking imports": they hang the import).
+- split_credit_types: `ama;ancc` becomes one row per credit type ("Multiple credit types").
+- completion_only: credit dropped where the LMS awards and reports it itself: the user exists,
+  the row completes, and the course's credit type is not variable ("Reporting credit").
+- rows: keep only the given rows (`7-20,25`).
+
+The new file is UTF-8 without BOM, same delimiter and line endings; values are otherwise kept
+exactly (formula-like cells included: only reports escape them).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import safe_text
+from .facts import MAX_KEYS, LmsFacts, UserKey
+from .reader import ImportFileError, open_import_file
+from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
+
+
+class FixRefused(Exception):
+    """The fix cannot be written (it would overwrite the input, needs the LMS...)."""
+
+
+@dataclass
+class FixChange:
+    row: int  # row number in the input file (0 = the header)
+    line: int
+    column: str
+    kind: str  # header, sanitize, split, completion-only, duplicate-removed
+    before: str
+    after: str
+    description: str
+
+    def as_row(self) -> list[str]:
+        return [str(self.row), str(self.line), self.column, self.kind, self.before, self.after, self.description]
+
+
+@dataclass
+class FixManifest:
+    source: Path
+    out: Path
+    manifest_path: Path
+    rows_read: int = 0
+    rows_written: int = 0
+    changes: list[FixChange] = field(default_factory=list)
+    completion_only_rows: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_rows(spec: str) -> set[int] | list[tuple[int, int | None]]:
+    """`7-20,25,30-` -> ranges; raises ValueError with what is wrong."""
+    ranges: list[tuple[int, int | None]] = []
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            start = int(lo)
+            end = (int(hi) if hi else None) if sep else start
+        except ValueError:
+            raise ValueError(f"{part!r} is not a row or a range like 7-20") from None
+        if start < 1 or (end is not None and end < start):
+            raise ValueError(f"{part!r}: rows start at 1 and ranges go upwards")
+        ranges.append((start, end))
+    if not ranges:
+        raise ValueError("no rows given")
+    return ranges
+
+
+def _wanted(row: int, ranges) -> bool:
+    return any(lo <= row and (hi is None or row <= hi) for lo, hi in ranges)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: bool = False,
+                     completion_only: bool = False, rows=None, facts: LmsFacts | None = None,
+                     importer: str = "course", course_external_id: str | None = None) -> FixManifest:
+    path, out = Path(path), Path(out)
+    if _same_file(path, out) or path.resolve() == out.resolve():
+        raise FixRefused(f"{safe_text.visible(str(out))} is the input file: a fix is always written to a new file "
+                         "(give another --out)")
+    if completion_only and (facts is None or not getattr(facts, "online", True)):
+        raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
+                         "give a profile, not --offline")
+    if isinstance(rows, str):
+        rows = parse_rows(rows)
+    f = open_import_file(path)
+    manifest_path = out.with_name(out.name + ".manifest.csv")
+    manifest = FixManifest(path, out, manifest_path)
+    if f.encoding != "utf-8" or f.bom:
+        manifest.notes.append(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
+
+    header = list(f.header)
+    if sanitize:
+        for i, name in enumerate(header):
+            cleaned = safe_text.clean_header(name)
+            if cleaned != name:
+                manifest.changes.append(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
+                                                  f"header {safe_text.visible(name)!r} -> {cleaned!r}"))
+                header[i] = cleaned
+    cols = {}
+    for i, name in enumerate(header):
+        cols.setdefault(_canonical(name), i)
+    ids = {cols[c] for c in ID_COLUMNS if c in cols}
+
+    pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
+    lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
+    tmp = out.with_name(out.name + ".part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written_keys: set[tuple] = set()
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter=f.delimiter, lineterminator=lineterminator)
+            writer.writerow(header)
+
+            def emit(record, cells_list):
+                for cells in cells_list:
+                    if completion_only:
+                        key = tuple(cells)
+                        if key in written_keys:
+                            manifest.changes.append(FixChange(record.row, record.line, "", "duplicate-removed",
+                                                              "", "", "completion row already written for this learner "
+                                                              "and course: removed"))
+                            continue
+                        written_keys.add(key)
+                    writer.writerow(cells)
+                    manifest.rows_written += 1
+
+            def flush():
+                if not pending:
+                    return
+                decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest)
+                for (record, cells_list), new_list in zip(pending, decided):
+                    emit(record, new_list)
+                pending.clear()
+
+            for record in f.records(keep_raw=False):
+                manifest.rows_read += 1
+                if rows is not None and not _wanted(record.row, rows):
+                    continue
+                cells = list(record.cells)
+                if sanitize:
+                    for i, value in enumerate(cells):
+                        fixed = safe_text.sanitize(value)
+                        if i in ids:
+                            fixed = fixed.strip()
+                        if fixed != value:
+                            col = header[i] if i < len(header) else f"column {i + 1}"
+                            manifest.changes.append(FixChange(
+                                record.row, record.line, col, "sanitize", safe_text.visible(value), fixed,
+                                f"{safe_text.visible(value)!r} -> {fixed!r} (special characters or spaces removed)"))
+                            cells[i] = fixed
+                out_rows = [cells]
+                if split_credit_types and "credit_type" in cols and cols["credit_type"] < len(cells):
+                    out_rows = _split(record, cells, cols, manifest)
+                if completion_only:
+                    pending.append((record, out_rows))
+                    if len(pending) >= MAX_KEYS // 2:
+                        flush()
+                else:
+                    emit(record, out_rows)
+            flush()
+        os.replace(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _write_manifest(manifest)
+    return manifest
+
+
+def _split(record, cells, cols, manifest) -> list[list[str]]:
+    ct = cols["credit_type"]
+    value = cells[ct]
+    parts = [p for p in CREDIT_TYPE_SEPARATORS.split(value.strip()) if p]
+    if len(parts) < 2:
+        return [cells]
+    amounts = None
+    if "credits" in cols and cols["credits"] < len(cells):
+        a = [p for p in CREDIT_TYPE_SEPARATORS.split(cells[cols["credits"]].strip()) if p]
+        if len(a) == len(parts):
+            amounts = a
+    out = []
+    for k, part in enumerate(parts):
+        new = list(cells)
+        new[ct] = part
+        if amounts:
+            new[cols["credits"]] = amounts[k]
+        out.append(new)
+    manifest.changes.append(FixChange(record.row, record.line, "credit_type", "split", safe_text.visible(value),
+                                      " | ".join(parts), f"{safe_text.visible(value)!r} split into {len(parts)} rows, "
+                                      "one per credit type"))
+    return out
+
+
+def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest) -> list[list[list[str]]]:
+    """Drop credit on completion rows where the LMS will award (and report) it itself."""
+    def get(cells, name):
+        i = cols.get(name)
+        return cells[i].strip() if i is not None and i < len(cells) else ""
+
+    flat = [(rec, cells) for rec, lst in pending for cells in lst]
+    keys, courses = [], set()
+    for rec, cells in flat:
+        key = UserKey.for_row(get(cells, "external_user_id"), get(cells, "external_email"))
+        course = course_id if importer == "course" and course_id else get(cells, "external_course_id")
+        keys.append((key, course))
+        if course:
+            courses.add(course)
+    course_facts = facts.courses(sorted(courses)) if courses else {}
+    ids = sorted({k.external_user_id for k, _ in keys if k and k.external_user_id})
+    mails = sorted({k.email for k, _ in keys if k and k.email})
+    users = facts.users(ids, mails) if (ids or mails) else {}
+    result_by_record: dict[int, list[list[str]]] = {}
+    for (rec, cells), (key, course) in zip(flat, keys):
+        new = list(cells)
+        ctype = get(cells, "credit_type")
+        has_credit = bool(get(cells, "credits") or ctype)
+        course_fact = course_facts.get(course) if course else None
+        offered = course_fact.credits.get(ctype) if course_fact and ctype else None
+        if (has_credit and get(cells, "complete") == "1" and key is not None and users.get(key) is not None
+                and offered is not None and not offered.enable_variable_credit):
+            before = f"{get(cells, 'credits')} {ctype}".strip()
+            for name in ("credits", "credit_type"):
+                if name in cols and cols[name] < len(new):
+                    new[cols[name]] = ""
+            manifest.changes.append(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
+                                              f"completion-only: credit {before} dropped; the LMS awards it and "
+                                              "reports it"))
+            if rec.row not in manifest.completion_only_rows:
+                manifest.completion_only_rows.append(rec.row)
+        result_by_record.setdefault(id(rec), []).append(new)
+    return [result_by_record[id(rec)] for rec, _ in pending]
+
+
+def _write_manifest(manifest: FixManifest) -> None:
+    """A CSV report: formula-like cells escaped, 0600 (it names people)."""
+    fd = os.open(manifest.manifest_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "line", "column", "change", "before", "after", "description"])
+        for note in manifest.notes:
+            w.writerow(["", "", "", "file", "", "", safe_text.escape_formula(note)])
+        for change in manifest.changes:
+            w.writerow([safe_text.escape_formula(c) for c in change.as_row()])
+
+
+__all__ = ["FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
