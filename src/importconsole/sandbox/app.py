@@ -75,7 +75,10 @@ def _auth(request: Request, role: str | None = None):
     return user
 
 
-def _int_param(request: Request, name: str, default: int | None, *, lo: int = 0, hi: int | None = None) -> int | None:
+MAX_INT = 2**62  # SQLite integers are 64-bit; larger numbers are input errors, not crashes
+
+
+def _int_param(request: Request, name: str, default: int | None, *, lo: int = 0, hi: int = MAX_INT) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -83,8 +86,8 @@ def _int_param(request: Request, name: str, default: int | None, *, lo: int = 0,
         value = int(raw)
     except ValueError:
         raise ApiError(422, "invalid", f"{name} must be a whole number.", field=name) from None
-    if value < lo or (hi is not None and value > hi):
-        raise ApiError(422, "invalid", f"{name} must be between {lo} and {hi if hi is not None else 'any'}.", field=name)
+    if value < lo or value > hi:
+        raise ApiError(422, "invalid", f"{name} must be between {lo} and {hi}.", field=name)
     return value
 
 

@@ -45,6 +45,11 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._announce = announce
 
+    def handle_exit(self, sig, frame):
+        # A requested stop is a clean exit (status 0), not a death by signal after shutdown.
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
     async def startup(self, sockets=None):
         await super().startup(sockets=sockets)
         if self.started and self.servers:

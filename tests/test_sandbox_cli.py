@@ -1,0 +1,83 @@
+"""`importconsole sandbox` as an admin or a test runs it: flags, the listening line, clean stops, bad datasets."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+
+from sandbox_helpers import dataset
+
+CMD = [sys.executable, "-m", "importconsole", "sandbox"]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_port_0_prints_one_listening_line_then_the_demo_tokens_and_sigterm_stops_it(tmp_path):
+    proc = _start("--port", "0", "--db", str(tmp_path / "lms.sqlite3"), "--seed", "demo")
+    try:
+        first = proc.stdout.readline()
+        assert re.fullmatch(r"importconsole sandbox listening on http://127\.0\.0\.1:\d+\n", first), first
+        assert proc.stdout.readline() == "token site_admin: demo-admin-token\n"
+        assert proc.stdout.readline() == "token course_admin: demo-course-admin-token\n"
+        base = first.split()[-1]
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": "Bearer demo-course-admin-token"})
+        assert me.json()["role"] == "course_admin"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_toml_dataset_seeds_a_new_database_and_its_tokens_are_not_printed(tmp_path):
+    seed = tmp_path / "lms.toml"
+    seed.write_text('[[credit_types]]\nmachine_name = "ama"\nreports_to = ["pars"]\n\n'
+                    '[[courses]]\nexternal_id = "T-1"\ncredits = [{credit_type = "ama", max = 2.0}]\n\n'
+                    '[[tokens]]\ntoken = "secret-t"\nrole = "site_admin"\n', encoding="utf-8")
+    proc = _start("--port", "0", "--db", str(tmp_path / "t.sqlite3"), "--seed", str(seed), "--rows-per-second", "max")
+    try:
+        base = proc.stdout.readline().split()[-1]
+        course = httpx.get(f"{base}/api/v1/courses", params={"external_id": "T-1"},
+                           headers={"Authorization": "Bearer secret-t"}).json()["items"][0]
+        assert course["credits"][0]["max"] == 2.0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "secret-t" not in proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_broken_dataset_is_named_without_a_traceback(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps(dataset(courses=[{"external_id": "X", "credits": [{"credit_type": "nope", "max": 1}]}])))
+    result = subprocess.run([*CMD, "--port", "0", "--seed", str(bad)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "broken.json" in result.stderr and "courses[0].credits[0]" in result.stderr and "nope" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run([*CMD, "--port", "0", "--seed", str(tmp_path / "missing.json")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_flags_are_usage_errors():
+    for args in (["--rows-per-second", "fast"], ["--port", "70000"], ["--port", "http"]):
+        result = subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+    help_text = subprocess.run([*CMD, "--help"], capture_output=True, text=True, timeout=30).stdout
+    for flag in ("--host", "--port", "--db", "--seed", "--rows-per-second", "--faults"):
+        assert flag in help_text
+
+
+def test_without_faults_the_fault_switch_does_not_exist(sandbox):
+    r = httpx.post(sandbox.url("/_faults"), json={"kind": "status", "status": 503})
+    assert r.status_code == 404
