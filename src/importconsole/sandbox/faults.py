@@ -97,6 +97,7 @@ class FaultSwitch:
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if transport is not None:
             transport.abort()
+            await asyncio.sleep(0.01)  # let the server see the disconnect, so it does not log a missing response
             return
         # Fallback: start a response and break it; the client sees no usable answer.
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
