@@ -367,11 +367,7 @@ class _RowChecks:
             row, line = chunk.first_row + i, chunk.line_of(i)
             raw = raws[i] if raws else ""
             if raw and _swallowed(raw, cells, self.f.delimiter, n):
-                end = line + _line_breaks(raw.rstrip("\r\n"))
-                out_col = next((k for k, c in enumerate(cells) if "\n" in c or "\r" in c), len(cells) - 1)
-                self.out.add("unbalanced-quote", row=row, line=line, column=min(out_col, n - 1), value=cells[out_col][:60],
-                             message=f"a quote opened on line {line} swallows lines {line}-{end} into one value "
-                                     f"({end - line + 1} lines read as 1 record)")
+                self._unbalanced(cells, row, line, raw)
                 continue
             if len(cells) < n:
                 self.out.add("ragged-row", row=row, line=line, column=len(cells) - 1 if cells else 0,
@@ -384,6 +380,13 @@ class _RowChecks:
                              message=f"row has {len(cells)} cells, the header has {n}: {len(cells) - n} extra from "
                                      f"cell {n + 1} (a delimiter inside an unquoted value?)")
         return keep
+
+    def _unbalanced(self, cells, row, line, raw) -> None:
+        end = line + _line_breaks(raw.rstrip("\r\n"))
+        k = next((k for k, c in enumerate(cells) if "\n" in c or "\r" in c), len(cells) - 1)
+        self.out.add("unbalanced-quote", row=row, line=line, column=min(k, self.ncols - 1), value=cells[k][:60],
+                     message=f"a quote opened on line {line} never closes where expected: lines {line}-{end} were read "
+                             f"as one record ({end - line} lines swallowed into value {k + 1})")
 
     def _raw_checks(self, chunk) -> None:
         delim = self.f.delimiter
@@ -399,6 +402,9 @@ class _RowChecks:
                         self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
                                      value=cell, message=f"{points} at character {pos + 1} of the value"
                                      + (" (bytes invalid in the file's encoding)" if "invalid byte" in points else ""))
+            if len(cells) == self.ncols and _swallowed(raw, cells, delim, self.ncols):
+                self._unbalanced(cells, row, line, raw)
+                continue
             if '"' in raw:
                 problem = _quote_problem(raw, delim)
                 if problem is not None and len(cells) == self.ncols:
@@ -477,8 +483,8 @@ class _RowChecks:
         formatted = {self.cols[c] for c in (*DATE_COLUMNS, "credits", "complete") if c in self.cols}
         ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols}
         for k, col in enumerate(columns):
-            # Values sorting after "@" cannot start with = + - @ tab CR: one C-level min() per column.
-            if k not in formatted and min(filter(None, col), default="~") <= "@":
+            # Values sorting from "A" on cannot start with = + - @ tab CR: one C-level min() per column.
+            if k not in formatted and min(filter(None, col), default="~") < "A":
                 for i, v in enumerate(col):
                     if v.startswith(safe_text.FORMULA_START):
                         row, line = where(i)
@@ -643,10 +649,13 @@ def _report_duplicates(checks: _RowChecks) -> None:
 
 
 def _swallowed(raw: str, cells: list[str], delim: str, n: int) -> bool:
-    """A record whose quoted value holds line breaks and whole rows: an unbalanced quote."""
+    """A record whose quoted value holds line breaks followed by what reads as whole rows (at
+    least n-1 delimiters on a line): an unbalanced quote. A quoted address over two lines is not."""
     for c in cells:
         if ("\n" in c or "\r" in c) and delim in c:
-            return True
+            for part in c.replace("\r", "\n").split("\n")[1:]:
+                if part.count(delim) >= max(1, n - 1):
+                    return True
     return False
 
 
