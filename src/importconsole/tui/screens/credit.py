@@ -119,33 +119,18 @@ class CreditFixScreen(ConsoleScreen):
         folder = (self.app.state_dir() or self.app.workdir) / time.strftime("credit-fix-%Y%m%d-%H%M%S")
         try:
             files = await asyncio.to_thread(credit_fix.write_proposal_file, self.proposals, folder)
-            if hasattr(credit_fix, "submit_proposals"):
-                imports = await credit_fix.submit_proposals(self.app.lms(), files, journal=self.app.journal())
-            else:
-                imports = await self._submit_each(files)
+            session = self.app.session
+            imports = await credit_fix.submit_proposals(
+                self.app.lms(), files, journal=self.app.journal(), journal_fields={"profile": session.profile},
+                on_warning=lambda course, warning: self.notify(shown(f"{course}: {warning}"), severity="warning"))
         except Exception as error:
             self._status(shown(str(error)))
             self.notify(shown(str(error)), severity="error")
             return
         finally:
             self.busy = False
-        imports = list(imports.values()) if isinstance(imports, dict) else list(imports)
+        imports = list(imports.values())
         self.submitted = imports
-        ids = ", ".join(str(getattr(i, "id", i)) for i in imports)
+        ids = ", ".join(str(i.id) for i in imports)
         self._status(f"Submitted as import(s) {ids}; files in {folder}. Watch them on the Monitor (m).")
         self.notify(f"Credit fixes submitted: import(s) {ids}")
-
-    async def _submit_each(self, files) -> list:
-        from importconsole.operations.credit_fix import fix_key
-
-        client = self.app.lms()
-        journal = self.app.journal()
-        made = []
-        for course, path in files.import_files.items():
-            key = fix_key(course, path.read_bytes())
-            entry = journal.begin("credit-fix submit", file=str(path), course=course, idempotency_key=key) if journal else None
-            item = await client.submit_import(path, importer="course", course_external_id=course, idempotency_key=key)
-            if journal:
-                journal.complete(entry, "submitted", import_id=item.id)
-            made.append(item)
-        return made

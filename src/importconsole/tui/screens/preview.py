@@ -48,6 +48,7 @@ class PreviewScreen(ConsoleScreen):
         self.path: Path | None = None
         self.source = None
         self._timer = None
+        self._pending_jump: tuple[int, int | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -128,6 +129,8 @@ class PreviewScreen(ConsoleScreen):
             return
         self.query_one(RowView).rows_changed()
         self._show_status()
+        if self._pending_jump is not None:
+            self.go_to_cell(*self._pending_jump)
         if self.source.done or self.source.error:
             self._timer.pause()
             self.query_one(RowView).rows_changed()
@@ -166,6 +169,11 @@ class PreviewScreen(ConsoleScreen):
 
     # -- actions -----------------------------------------------------------------------------
     def go_to_cell(self, row: int, column: int | None = None) -> None:
+        source = self.source
+        if source is not None and row > source.row_count() and not (source.done or source.error):
+            self._pending_jump = (row, column)  # not indexed yet: jump when the index gets there
+            return
+        self._pending_jump = None
         self.query_one(RowView).go_to(row, column)
         self.query_one(RowView).focus()
 

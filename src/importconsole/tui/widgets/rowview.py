@@ -59,12 +59,14 @@ class RowView(ScrollView, can_focus=True):
         self._widths: list[int] = []
         self._rows: OrderedDict[int, list[str]] = OrderedDict()
         self._gutter = 7
+        self._measured = 0  # rows the column widths were measured over
 
     # -- data --------------------------------------------------------------------------------
     def set_source(self, source: RowSource | None) -> None:
         self.source = source
         self._rows.clear()
         self._widths = []
+        self._measured = 0
         self.cursor_row, self.cursor_col = 1, 0
         self.scroll_to(0, 0, animate=False)
         self.rows_changed()
@@ -72,8 +74,10 @@ class RowView(ScrollView, can_focus=True):
     def rows_changed(self) -> None:
         """The index found more rows: grow the scroll range (cheap; called on a timer)."""
         count = self.source.row_count() if self.source else 0
-        if not self._widths and self.source is not None and (count or self.source.header):
+        if self.source is not None and self._measured < min(count, WIDTH_SAMPLE_ROWS) or (
+                self.source is not None and not self._widths):
             self._widths = self._measure()
+            self._measured = min(count, WIDTH_SAMPLE_ROWS)
         self._gutter = max(5, len(f"{count:,}") + 1)
         width = self._gutter + sum(w + 1 for w in self._widths)
         self.virtual_size = Size(width, count + 1)  # +1: the header line
