@@ -77,7 +77,10 @@ async def test_one_key_recovers_a_hung_import_and_every_row_is_imported_once(tmp
             text = await wait_for_text(pilot, "Enter: unlock import", timeout=15)
             assert "rows 3-5" in text
             await pilot.press("enter")
-            await wait_for_text(pilot, "The monitor follows it", timeout=15)
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.result_id is not None, timeout=15, what="the re-import")
+            text = screen_text(app)
+            assert "unlocked import 1" in text and "re-imported rows 3-5" in text
             await pilot.press("enter")
             reimport = app.screen.following
             assert reimport is not None and reimport != hung["id"]
