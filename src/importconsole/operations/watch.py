@@ -249,8 +249,8 @@ class ImportWatcher:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Watch until `stop()`. Never raises for network trouble: it reconnects or polls."""
-        self._stopping.clear()
+        """Watch until `stop()` (which may come before this starts). Never raises for network
+        trouble: it reconnects or polls. A stopped watcher does not start again; make a new one."""
         self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop())]
         try:
             await self._stopping.wait()

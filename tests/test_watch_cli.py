@@ -1,0 +1,65 @@
+"""`importconsole watch`: live lines until the import ends or is hung."""
+
+import asyncio
+import json
+
+import pytest
+
+from test_operations_support import count, course_file, dataset, learners, start_sandbox, submit
+
+from importconsole.cli import main
+
+
+def use(monkeypatch, tmp_path, lms, hung_after=1.0, poll=0.2):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
+                      f"poll_interval = {poll}\nhung_after = {hung_after}\n", encoding="utf-8")
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+
+
+def test_watch_json_follows_an_import_until_it_is_hung_and_names_the_row(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=100) as lms:
+        use(monkeypatch, tmp_path, lms)
+        item = asyncio.run(submit(lms, course_file(30, bad_row=20), course="C-FIXED"))
+        assert main(["watch", str(item["id"]), "--json"]) == 1
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        views = [l for l in lines if l["event"] == "import"]
+        assert views[0]["import_id"] == item["id"] and views[0]["rows_total"] == 30
+        last = views[-1]
+        assert last["state"] == "hung" and last["server_state"] == "running" and last["holds_lock"]
+        assert (last["rows_processed"], last["stopped_at_row"]) == (19, 20)
+        assert last["diagnosis"]["characters"][0]["code_point"] == "U+200B"
+        assert last["diagnosis"]["row"] == 20
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+
+
+def test_watch_text_until_completed(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=30) as lms:
+        use(monkeypatch, tmp_path, lms)
+        item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
+        assert main(["watch", str(item["id"])]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1].startswith(f"import {item['id']}, completed, 30/30 rows")
+        assert any("rows/s" in line for line in out[:-1])  # rate while it ran
+        assert len(out) <= 10  # throttled: not a line per row
+
+
+def test_watch_with_nothing_running_says_so(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(), rows_per_second=100) as lms:
+        use(monkeypatch, tmp_path, lms)
+        assert main(["watch"]) == 0
+        assert "No import is queued or running" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # the client's connect retries take ~5 s before it gives up
+def test_diagnose_with_no_lms_says_so_without_a_traceback(monkeypatch, tmp_path, capsys):
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.t]\nbase_url = "http://127.0.0.1:9"\nusername = "admin"\n', encoding="utf-8")
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", "t0ken-for-test")
+    assert main(["diagnose", "1"]) == 3
+    captured = capsys.readouterr()
+    assert "Could not reach the LMS" in captured.err and "Traceback" not in captured.err + captured.out
+    assert "t0ken-for-test" not in captured.err + captured.out
