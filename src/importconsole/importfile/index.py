@@ -9,6 +9,8 @@ so the first screen never waits for the build.
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 from array import array
 
@@ -76,39 +78,46 @@ class RowIndex:
             self._done = True
             return
         f = self.file
-        delim = f.delimiter.encode("ascii")
-        blank_chars = b"\r\n" + delim
         every = self.every
         offsets, lines = self._offsets, self._lines
+        encoding = f.encoding
+        position = f.data_offset  # byte offset of the next line the csv reader will get
+
+        def physical_lines(fh):
+            nonlocal position
+            for raw in fh:
+                text = raw.decode(encoding, "surrogateescape")
+                if "\r" in text[:-2]:  # a lone CR inside: split as the reader does
+                    for piece in io.StringIO(text, newline=""):
+                        position += len(piece.encode(encoding, "surrogateescape"))
+                        yield piece
+                else:
+                    position += len(raw)
+                    yield text
+
+        csv.field_size_limit(max(f.field_size_limit, 1))
         with open(f.path, "rb") as fh:
             fh.seek(f.data_offset)
-            offset = f.data_offset
-            line_no = f.header_end_line
+            reader = csv.reader(physical_lines(fh), delimiter=f.delimiter)
+            first_line = f.header_end_line + 1
+            start_offset, consumed = position, 0
             count = 0
-            inside = False  # inside a quoted value at the end of the last line
-            start_offset, start_line = offset, line_no + 1
-            for raw in fh:
-                line_no += 1
-                if not inside:
-                    start_offset, start_line = offset, line_no
-                offset += len(raw)
-                if 34 in raw:  # '"'
-                    if raw.count(b'"') & 1:
-                        inside = not inside
-                if inside:
-                    continue
-                if not raw.strip(blank_chars):
-                    continue  # a blank row is not a record
-                count += 1
-                if count % every == 0:
-                    with self._lock:
-                        offsets.append(offset)
-                        lines.append(line_no + 1)
-                self._count = count
-                if (count & 1023) == 0 and cancel.is_set():
-                    return
-            if inside:
-                self._count = count + 1  # the unbalanced quote's record runs to the end
+            try:
+                for cells in reader:
+                    record_offset, record_line = start_offset, first_line + consumed
+                    start_offset, consumed = position, reader.line_num
+                    if not cells or not any(cells):
+                        continue  # a blank row is not a record
+                    count += 1
+                    if count % every == 1 and count > 1:
+                        with self._lock:
+                            offsets.append(record_offset)
+                            lines.append(record_line)
+                    self._count = count
+                    if (count & 1023) == 0 and cancel.is_set():
+                        return
+            except csv.Error as exc:
+                raise f._csv_error(exc, count + 1, first_line + consumed, []) from None
         self._done = True
 
     # -- reading ------------------------------------------------------------------------------
