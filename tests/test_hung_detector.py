@@ -140,3 +140,20 @@ def test_header_whitespace_is_described():
 
 def test_durations_read_like_a_person_wrote_them():
     assert [format_duration(s) for s in (0, 59.4, 61, 3725)] == ["0s", "59s", "1m01s", "1h02m"]
+
+
+def test_a_clean_row_is_cause_unknown_never_a_guess(tmp_path):
+    from importconsole.operations.hung import CAUSE_UNKNOWN, diagnose_file
+
+    path = tmp_path / "clean.csv"
+    path.write_bytes("external_user_id,first_name\r\nu1,Zoë\r\nu2,Łukasz\r\n".encode())
+    diagnosis = diagnose_file(9, path, rows_processed=1, rows_total=2)
+    assert diagnosis.cause == CAUSE_UNKNOWN and not diagnosis.known and diagnosis.characters == ()
+    assert diagnosis.summary() == "cause unknown: row 2 holds no special characters and the header is clean"
+    assert diagnosis.line == 3
+    beyond = diagnose_file(9, path, rows_processed=2, rows_total=2)
+    assert beyond.summary() == "cause unknown: the file has no row 3"
+    binary = tmp_path / "book.csv"
+    binary.write_bytes(b"PK\x03\x04" + bytes(100))
+    unreadable = diagnose_file(9, binary, rows_processed=0)
+    assert unreadable.cause == CAUSE_UNKNOWN and "could not be read" in unreadable.summary()

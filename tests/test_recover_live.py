@@ -152,3 +152,20 @@ def test_cli_diagnose_then_recover_yes(monkeypatch, tmp_path, capsys):
         assert count(lms, "SELECT count(*) FROM imports") == 2
         journal = (tmp_path / "state" / "journal.jsonl").read_text()
         assert lms.admin_token not in journal and lms.admin_token not in shown
+
+
+async def test_header_with_a_trailing_space_hangs_before_row_1_and_recovers_with_a_clean_header(tmp_path):
+    header = "external_user_id ,complete,date_completed,credit_type,credits"
+    with start_sandbox(dataset(users=learners(10)), rows_per_second=1000) as lms:
+        item = await submit(lms, course_file(10, header=header), course="C-FIXED")
+        await asyncio.sleep(0.3)
+        assert lms.get_import(item["id"])["rows_processed"] == 0
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
+            assert plan.diagnosis.cause == "header-whitespace" and plan.diagnosis.row == 1
+            assert "'external_user_id '" in plan.diagnosis.summary()
+            assert (plan.first_row_left, plan.remainder_rows) == (1, 10)
+            assert plan.remainder.startswith(b"external_user_id,complete,")
+            result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
+        await asyncio.to_thread(lms.wait_import, result.reimport.id)
+        assert_each_learner_imported_once(lms, 10)

@@ -204,7 +204,7 @@ def header_whitespace(header: list[str]) -> list[str]:
     problems = []
     for cell in header:
         shown = repr(cell)
-        if cell != cell.strip(" \t"):
+        if cell != cell.strip():  # any Unicode whitespace, NBSP included
             problems.append(f"{shown} has leading or trailing spaces")
         elif "  " in cell:
             problems.append(f"{shown} has doubled spaces")

@@ -230,149 +230,41 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
 
 
 async def _sanitize_remainder(client, item: Import, content: bytes, first_row: int, workdir):
-    """Sanitize the remainder and make rows completion-only where the LMS will award and report
-    the credit itself. Uses the import-file engine's `fixes` when it is there; otherwise the
-    same engine's reader and `safe_text.sanitize`, with the LMS facts looked up here.
-
-    Returns (bytes to submit, changes in the original numbering, completion-only rows, row count).
-    """
+    """The import-file engine's fixes over the remainder: special characters removed, header
+    cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
+    variable credit off). Returns (bytes to submit, changes and completion-only rows in the
+    original file's numbering, row count)."""
     import asyncio
 
-    try:
-        from importconsole.importfile.fixes import write_fixed_file
-    except ImportError:
-        write_fixed_file = None
+    from importconsole.importfile.fixes import write_fixed_file
     from importconsole.importfile.reader import open_import_file
+    from importconsole.lms.facts import ApiFacts
 
+    facts = ApiFacts(client, asyncio.get_running_loop())
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-recover-") as tmp:
         source = Path(tmp) / "remaining.csv"
         _write_private(source, content)
-        if write_fixed_file is not None:
-            from importconsole.lms.facts import ApiFacts
+        target = Path(tmp) / "remaining.fixed.csv"
 
-            facts = ApiFacts(client, asyncio.get_running_loop())
-            target = Path(tmp) / "remaining.fixed.csv"
+        def fix():
+            manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
+                                        completion_only=True, rows=None, facts=facts,
+                                        importer=item.importer, course_external_id=item.course_external_id)
+            rows = sum(1 for _ in open_import_file(target).records(keep_raw=False))
+            return manifest, rows
 
-            def fix():
-                manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
-                                            completion_only=True, rows=None, facts=facts)
-                rows = sum(1 for _ in open_import_file(target).records(keep_raw=False))
-                return manifest, rows
-
-            manifest, rows = await asyncio.to_thread(fix)
-            changes, completion_only = _changes_from_manifest(manifest, first_row)
-            return target.read_bytes(), changes, completion_only, rows
-        return await _sanitize_here(client, item, source, first_row)
-
-
-async def _sanitize_here(client, item: Import, source: Path, first_row: int):
-    import csv
-    import io
-
-    from importconsole.importfile.reader import open_import_file
-    from importconsole.importfile.safe_text import clean_header, sanitize, visible
-
-    opened = open_import_file(source)
-    changes: list[RowChange] = []
-    header = []
-    for name in opened.header:
-        cleaned = clean_header(name)
-        if cleaned != name:
-            changes.append(RowChange(0, cleaned, f"header {visible(name)!r} -> {cleaned!r}"))
-        header.append(cleaned)
-    col = {name: i for i, name in enumerate(header)}
-    records = []
-    for record in opened.records(keep_raw=False):
-        cells = list(record.cells)
-        for i, value in enumerate(cells):
-            fixed = sanitize(value)
-            if fixed != value:
-                column = header[i] if i < len(header) else f"column {i + 1}"
-                changes.append(RowChange(first_row + record.row - 1, column,
-                                         f"{visible(value)!r} -> {fixed!r} (special characters removed)"))
-                cells[i] = fixed
-        records.append((first_row + record.row - 1, cells))
-
-    def cell(cells, name):
-        i = col.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
-
-    completion_only = await _completion_only_rows(client, item, records, cell)
-    for row, cells in records:
-        if row in completion_only:
-            for name in ("credit_type", "credits", "credit_expiration"):
-                if name in col and col[name] < len(cells) and cells[col[name]]:
-                    cells[col[name]] = ""
-            changes.append(RowChange(row, "credit_type, credits",
-                                     "credit dropped: completion-only, the LMS awards the credit and reports it"))
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=opened.delimiter, lineterminator="\r\n")
-    writer.writerow(header)
-    for _, cells in records:
-        writer.writerow(cells)
-    changes.sort(key=lambda c: c.row)
-    return out.getvalue().encode("utf-8"), changes, sorted(completion_only), len(records)
-
-
-async def _completion_only_rows(client, item: Import, records, cell) -> set[int]:
-    """Rows where dropping the credit loses nothing: complete=1, the user exists, the enrollment
-    is not complete, and the learner's credit types in that course are all non-variable."""
-    wanted = {}
-    for row, cells in records:
-        if cell(cells, "complete") != "1" or not cell(cells, "credit_type"):
-            continue
-        course = item.course_external_id if item.importer == "course" else cell(cells, "external_course_id")
-        user = cell(cells, "external_user_id"), cell(cells, "external_email").lower()
-        if course and (user[0] or user[1]):
-            wanted.setdefault((user, course), []).append((row, cell(cells, "credit_type")))
-    if not wanted:
-        return set()
-    courses = {}
-    course_ids = sorted({c for _, c in wanted})
-    for i in range(0, len(course_ids), 1000):
-        courses.update({c.external_id: c for c in (await client.lookup_courses(course_ids[i:i + 1000])).items})
-    ext_ids = sorted({u[0] for u, _ in wanted if u[0]})
-    emails = sorted({u[1] for u, _ in wanted if not u[0]})
-    by_ext, by_email = {}, {}
-    for i in range(0, max(len(ext_ids), len(emails)), 500):
-        found = await client.lookup_users(ext_ids[i:i + 500], emails[i:i + 500])
-        for u in found.items:
-            by_ext[u.external_user_id] = u
-            by_email[(u.email or "").lower()] = u
-    keys = [{"external_user_id": u[0], "course_external_id": c} if u[0] else {"email": u[1], "course_external_id": c}
-            for u, c in wanted]
-    enrollments = {}
-    for i in range(0, len(keys), 1000):
-        for e in await client.lookup_enrollments(keys[i:i + 1000]):
-            enrollments[(e.user_id, e.course_external_id)] = e
-    rows: set[int] = set()
-    for (user, course_id), items in wanted.items():
-        found = by_ext.get(user[0]) if user[0] else by_email.get(user[1])
-        course = courses.get(course_id)
-        if found is None or course is None:
-            continue
-        enrollment = enrollments.get((found.id, course_id))
-        if enrollment is not None and enrollment.status == "complete":
-            continue
-        offered = {c.credit_type: c for c in course.credits}
-        types = {t for _, t in items} | {c.credit_type for c in (enrollment.credits if enrollment else ())}
-        if all(t in offered and not offered[t].enable_variable_credit for t in types):
-            rows.update(row for row, _ in items)
-    return rows
+        manifest, rows = await asyncio.to_thread(fix)
+        changes, completion_only = _changes_from_manifest(manifest, first_row)
+        return target.read_bytes(), changes, completion_only, rows
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
-    changes: list[RowChange] = []
-    completion_only: list[int] = []
-    for change in getattr(manifest, "changes", ()) or ():
-        row = getattr(change, "row", None)
-        column = getattr(change, "column", None) or ""
-        what = getattr(change, "description", None) or getattr(change, "change", None) or str(change)
-        kind = getattr(change, "kind", "") or ""
-        original = None if row in (None, 0) else first_row + row - 1
-        changes.append(RowChange(original if original is not None else 0, column or "header", what))
-        if original is not None and "completion" in f"{kind} {what}".lower() and original not in completion_only:
-            completion_only.append(original)
+    """The engine numbers rows within the remainder file; the admin thinks in the original's."""
+    def original(row: int) -> int:
+        return 0 if row == 0 else first_row + row - 1
+
+    changes = [RowChange(original(c.row), c.column or "header", c.description) for c in manifest.changes]
+    completion_only = sorted({original(r) for r in manifest.completion_only_rows})
     return changes, completion_only
 
 
