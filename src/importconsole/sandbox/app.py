@@ -459,12 +459,13 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
     stamp = now()
     with Tx(conn):
         cur = conn.execute(
-            """INSERT INTO imports (importer, course_external_id, file_name, file_sha256, file_size, file_bytes,
+            """INSERT INTO imports (importer, course_external_id, file_name, file_sha256, file_size,
                                     payload_sha256, idempotency_key, state, rows_total, created_by, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)""",
-            (importer, course_ext, file_name, file_sha, len(data), data, payload, key, rows_total, user["username"], stamp),
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)""",
+            (importer, course_ext, file_name, file_sha, len(data), payload, key, rows_total, user["username"], stamp),
         )
         import_id = cur.lastrowid
+        conn.execute("INSERT INTO import_files (import_id, file_bytes) VALUES (?, ?)", (import_id, data))
         conn.execute("UPDATE locks SET import_id = ?, held_by = ?, since = ? WHERE importer = ?",
                      (import_id, user["username"], stamp, importer))
     sandbox.importer.remember(import_id, parsed)
@@ -505,7 +506,7 @@ async def import_remaining(request: Request):
     _auth(request)
     sandbox = _sandbox(request)
     imp = _import_row(sandbox.conn, _path_id(request))
-    data = bytes(imp["file_bytes"])
+    data = dbm.import_file_bytes(sandbox.conn, imp["id"])
     parsed = sandbox.importer.parsed(imp["id"])
     rest = parsed.records[imp["rows_processed"]:]
     if rest:
@@ -518,7 +519,7 @@ async def import_remaining(request: Request):
 async def import_file(request: Request):
     _auth(request)
     imp = _import_row(_sandbox(request).conn, _path_id(request))
-    return Response(bytes(imp["file_bytes"]), media_type="application/octet-stream",
+    return Response(dbm.import_file_bytes(_sandbox(request).conn, imp["id"]), media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="import-{imp["id"]}.csv"'})
 
 

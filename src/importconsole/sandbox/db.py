@@ -95,7 +95,6 @@ CREATE TABLE IF NOT EXISTS imports (
   file_name TEXT NOT NULL,
   file_sha256 TEXT NOT NULL,
   file_size INTEGER NOT NULL,
-  file_bytes BLOB NOT NULL,
   payload_sha256 TEXT NOT NULL,                  -- sha256 of file sha + importer + course
   idempotency_key TEXT UNIQUE,
   state TEXT NOT NULL,
@@ -109,6 +108,11 @@ CREATE TABLE IF NOT EXISTS imports (
   last_progress_at TEXT,
   finished_at TEXT,
   error TEXT
+);
+-- The file lives apart from its import: updating the counters per row must not rewrite the blob.
+CREATE TABLE IF NOT EXISTS import_files (
+  import_id INTEGER PRIMARY KEY REFERENCES imports(id),
+  file_bytes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS import_rows (
   import_id INTEGER NOT NULL REFERENCES imports(id),
@@ -154,7 +158,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives a process crash; only power loss can drop the last commits.
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA wal_autocheckpoint=20000")
     return conn
 
 
@@ -273,6 +277,10 @@ IMPORT_COLUMNS = (
 
 def import_json(row) -> dict:
     return {key: row[key] for key in IMPORT_COLUMNS.split(", ")}
+
+
+def import_file_bytes(conn: sqlite3.Connection, import_id: int) -> bytes:
+    return bytes(conn.execute("SELECT file_bytes FROM import_files WHERE import_id = ?", (import_id,)).fetchone()[0])
 
 
 def get_import(conn: sqlite3.Connection, import_id: int) -> dict | None:

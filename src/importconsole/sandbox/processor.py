@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 
-from importconsole.sandbox.db import Tx, get_import, get_lock, now
+from importconsole.sandbox.db import Tx, get_import, get_lock, import_file_bytes, now
 from importconsole.sandbox.events import Broadcaster
 from importconsole.sandbox.importfile import ParsedFile, parse
 from importconsole.sandbox.rules import process_record
@@ -27,8 +27,7 @@ class Importer:
 
     def parsed(self, import_id: int) -> ParsedFile:
         if import_id not in self._parsed:
-            data = self.conn.execute("SELECT file_bytes FROM imports WHERE id = ?", (import_id,)).fetchone()[0]
-            self._parsed[import_id] = parse(bytes(data))
+            self._parsed[import_id] = parse(import_file_bytes(self.conn, import_id))
         return self._parsed[import_id]
 
     def remember(self, import_id: int, parsed: ParsedFile) -> None:
@@ -57,7 +56,8 @@ class Importer:
         self._parsed.pop(import_id, None)
 
     def _publish(self, import_id: int) -> None:
-        self.events.publish("import", import_id, get_import(self.conn, import_id))
+        if self.events.subscribers:  # nobody watching: skip the query (it is per row)
+            self.events.publish("import", import_id, get_import(self.conn, import_id))
 
     async def _run(self, import_id: int) -> None:
         conn = self.conn
@@ -82,6 +82,10 @@ class Importer:
         if parsed.header_hang:
             self._stall(import_id, f"header: {parsed.header_hang}")
             return
+        imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
+        course = None
+        if imp["importer"] == "course":  # courses cannot change while an import runs: look it up once
+            course = conn.execute("SELECT * FROM courses WHERE external_id = ?", (imp["course_external_id"],)).fetchone()
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.rows_per_second if self.rows_per_second else 0.0
         due = loop.time()
@@ -98,8 +102,8 @@ class Importer:
                 return
             cells = parsed.cells(record)
             with Tx(conn):
-                imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
-                if imp["state"] != "running":
+                state = conn.execute("SELECT state FROM imports WHERE id = ?", (import_id,)).fetchone()[0]
+                if state != "running":
                     return  # unlocked meanwhile
                 if len(cells) != len(columns):
                     outcome_status, message, enrollment_id = (
@@ -107,7 +111,7 @@ class Importer:
                 else:
                     fields = dict(zip(columns, cells))
                     fields["__row__"] = record.row
-                    outcome = process_record(conn, imp, fields)
+                    outcome = process_record(conn, imp, fields, course)
                     outcome_status, message, enrollment_id = outcome.status, outcome.message, outcome.enrollment_id
                 conn.execute(
                     "INSERT INTO import_rows (import_id, row, line, status, message, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)",

@@ -34,24 +34,24 @@ def _iso(value: str, column: str) -> str | None:
     return value
 
 
-def process_record(conn: sqlite3.Connection, imp, fields: dict[str, str]) -> RowOutcome:
-    """One row of import `imp` (a row of table imports)."""
+def process_record(conn: sqlite3.Connection, imp, fields: dict[str, str], course=None) -> RowOutcome:
+    """One row of import `imp` (a row of table imports). `course`: the course-level import's course, if known."""
     try:
-        return _process(conn, imp, fields)
+        return _process(conn, imp, fields, course)
     except RowRefused as exc:
         return RowOutcome("failed", str(exc))
 
 
-def _process(conn, imp, fields) -> RowOutcome:
+def _process(conn, imp, fields, course=None) -> RowOutcome:
     ext_user = fields.get("external_user_id", "").strip()
     email = fields.get("external_email", "").strip()
     if not ext_user and not email:
         raise RowRefused("the row has neither external_user_id nor external_email")
     _check_values(fields)
     importer = imp["importer"]
-    if importer == "course":
+    if importer == "course" and course is None:
         course = conn.execute("SELECT * FROM courses WHERE external_id = ?", (imp["course_external_id"],)).fetchone()
-    else:
+    elif importer == "global":
         course = _global_course(conn, imp, fields)
     _credit_for(conn, course, fields)  # refuse bad credit before holding the row
     user = find_user(conn, ext_user, email)

@@ -1,0 +1,105 @@
+"""The reference LMS's import speed, unthrottled, against a same-run baseline.
+
+Figures:
+- import rows/s: a completion import of N rows (each: user look-up, enrollment, awarded credit,
+  reporting queue entry, row result, counters, one transaction) timed by the server's own
+  started_at/finished_at. Baseline: a bare sqlite3 loop inserting the same rows, one transaction
+  each, same WAL settings. Target >= 2,000 rows/s.
+- API latency while importing: median GET /imports/{id} time while an unthrottled import runs,
+  against the same request on an idle server (the importer must not starve HTTP handlers).
+
+Run alone: `python bench/run.py bench_server` (or `python bench/bench_server.py`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from sandbox_helpers import dataset, start_sandbox  # noqa: E402
+
+ROWS = 5000
+TARGET_ROWS_PER_SECOND = 2000
+
+
+def _rows(n: int) -> bytes:
+    return b"external_user_id,complete,date_completed\n" + b"".join(
+        f"b{i},1,2026-06-01\n".encode() for i in range(1, n + 1))
+
+
+def _seconds(a: str, b: str) -> float:
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(b) - parse(a)).total_seconds()
+
+
+def baseline_sqlite(workdir: Path, n: int) -> float:
+    """Rows/s of a bare loop: one INSERT per row, one transaction each, WAL + synchronous=NORMAL."""
+    path = workdir / "baseline.sqlite3"
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, user TEXT, complete INTEGER, date_completed TEXT)")
+    lines = _rows(n).decode().splitlines()[1:]
+    started = time.perf_counter()
+    for line in lines:
+        user, complete, date = line.split(",")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO rows (user, complete, date_completed) VALUES (?, ?, ?)", (user, int(complete), date))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return n / elapsed
+
+
+def _latency(client: httpx.Client, path: str, samples: int) -> float:
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        client.get(path).raise_for_status()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def run(workdir: Path) -> list[dict]:
+    users = [{"external_user_id": f"b{i}"} for i in range(1, ROWS + 1)]
+    with start_sandbox(dataset(users=users), rows_per_second=None) as lms, lms.client() as client:
+        idle_ms = _latency(client, "/imports?limit=1", 30)
+        imp = lms.submit(_rows(ROWS), course="C-FIXED").json()
+        busy = []
+        while True:
+            t = time.perf_counter()
+            state = client.get(f"/imports/{imp['id']}").json()
+            busy.append(time.perf_counter() - t)
+            if state["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.01)
+        assert state["state"] == "completed" and state["rows_processed"] == ROWS, state
+        rate = ROWS / _seconds(state["started_at"], state["finished_at"])
+        busy_ms = statistics.median(busy) * 1000
+    base = baseline_sqlite(workdir, ROWS)
+    return [
+        {"name": f"import rows/s, unthrottled ({ROWS} completion rows)", "value": rate, "unit": "rows/s",
+         "baseline_name": "bare sqlite insert, 1 tx/row", "baseline": base, "ratio": rate / base,
+         "target": f">= {TARGET_ROWS_PER_SECOND} rows/s", "ok": rate >= TARGET_ROWS_PER_SECOND},
+        {"name": "GET /imports/{id} median while importing", "value": busy_ms, "unit": "ms",
+         "baseline_name": "same request, idle server", "baseline": idle_ms, "ratio": busy_ms / idle_ms,
+         "target": "<= 50 ms", "ok": busy_ms <= 50},
+    ]
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in run(Path(tmp)):
+            print(row)
