@@ -194,8 +194,13 @@ def test_cli_submit_prints_the_import_id_and_imports_lists_it(lms, home, capsys)
     assert main(["submit", str(path), "--course", "C-VAR"]) == 1  # same file again, no --yes
     again = capsys.readouterr()
     assert f"import {import_id}" in again.err and "--yes" in again.err
-    assert main(["submit", str(home / "missing.csv"), "--course", "C-VAR"]) == 1
+    assert main(["submit", str(home / "missing.csv"), "--course", "C-VAR"]) == 2
     assert "no such file" in capsys.readouterr().err
+    workbook = home / "export.csv"
+    workbook.write_bytes(b"PK\x03\x04" + bytes(200))  # an .xlsx renamed .csv
+    assert main(["submit", str(workbook), "--course", "C-VAR"]) == 2
+    refused = capsys.readouterr().err
+    assert str(workbook) in refused and "Excel" in refused and "Nothing was sent" in refused and "Traceback" not in refused
     assert_token_nowhere(home, out.out, out.err, table, again.out, again.err)
 
 
@@ -256,3 +261,12 @@ def test_9_a_new_submit_reconciles_first_and_does_not_import_twice(lms, home, ca
     err = capsys.readouterr().err
     assert f"it is import {import_id}" in err and f"imported before: import {import_id}" in err
     assert len(imports_of(lms, path)) == 1
+
+
+def test_cli_submit_watch_follows_the_import_to_its_end(lms, home, capsys):
+    path = clean_file(home)
+    assert main(["submit", str(path), "--course", "C-VAR", "--watch"]) == 0
+    out = capsys.readouterr().out
+    [(import_id,)] = imports_of(lms, path)
+    assert f"Import {import_id} created" in out
+    assert "completed" in out.split(f"Import {import_id} created", 1)[1]

@@ -131,7 +131,7 @@ def _run(coro_factory) -> int:
         return stop.code
     except SubmitRefused as exc:
         _err(str(exc))
-        return EXIT_REFUSED
+        return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
     except LmsError as exc:
         _err(str(exc))
         return EXIT_LMS
@@ -317,13 +317,25 @@ def cmd_submit(args) -> int:
             bar.done()
             for note in outcome.notes:
                 _err(note)
-            print(outcome.sentence)
+            print(outcome.sentence, flush=True)
             if args.watch:
-                _err("--watch: follow it with `importconsole watch "
-                     f"{outcome.import_.id}` (or the console's Watch screen).")
+                return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
 
     return _run(go)
+
+
+async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> int:
+    """`submit --watch`: the same watch loop as `importconsole watch ID` (operations area), on
+    this run's client, so a token typed at the prompt is not asked for twice."""
+    from types import SimpleNamespace
+
+    from importconsole.cli.operation_cmds import _watch
+
+    watch_args = SimpleNamespace(import_id=import_id, json=False, hung_after=None, poll_interval=None, every=1.0)
+    session = SimpleNamespace(client=lms, profile=profile, journal=journal,
+                              journal_fields=lambda: {"profile": profile.name, "base_url": lms.base_url, "lms_user": profile.username})
+    return await _watch(watch_args, session)
 
 
 # ---- imports --------------------------------------------------------------------------------

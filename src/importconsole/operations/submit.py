@@ -39,10 +39,11 @@ GLOBAL_PARS_WARNING = (
 class SubmitRefused(Exception):
     """Nothing was sent. str() says why and what to do; `findings` when validation refused."""
 
-    def __init__(self, message: str, *, findings: list[Any] | None = None, report: Any = None):
+    def __init__(self, message: str, *, findings: list[Any] | None = None, report: Any = None, unreadable: bool = False):
         super().__init__(message)
         self.findings = findings or []
         self.report = report
+        self.unreadable = unreadable  # not an import file at all (CLI exit 2)
 
 
 def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
@@ -200,11 +201,11 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
     if not path.is_file():
-        raise SubmitRefused(f"{path}: no such file.")
+        raise SubmitRefused(f"{path}: no such file.", unreadable=True)
     try:
         sha_before, size = await asyncio.to_thread(file_sha256, path)
     except OSError as exc:
-        raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).") from None
+        raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
     if validated_sha256 and validated_sha256 != sha_before:
         raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
 
@@ -220,7 +221,7 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         from importconsole.importfile.reader import ImportFileError
 
         if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.") from None
+            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
         raise
 
     if _attr(report, "cancelled", default=False):
