@@ -169,3 +169,24 @@ async def test_header_with_a_trailing_space_hangs_before_row_1_and_recovers_with
             result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
         await asyncio.to_thread(lms.wait_import, result.reimport.id)
         assert_each_learner_imported_once(lms, 10)
+
+
+def test_cli_unlock_then_reimport_as_two_steps(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(20)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=20, bad_row=5))
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["reimport", str(item["id"]), "--yes"]) == 1  # still locked: unlock first
+        assert "unlock it first" in capsys.readouterr().out
+        assert main(["unlock", str(item["id"]), "--yes"]) == 0
+        out = capsys.readouterr().out
+        assert f"unlocked import {item['id']}" in out and "the course importer is free" in out
+        assert f"importconsole reimport {item['id']}" in out
+        assert lms.get_import(item["id"])["state"] == "unlocked" and count(lms, "SELECT count(*) FROM imports") == 1
+        assert main(["unlock", str(item["id"]), "--yes"]) == 1  # already unlocked: nothing to do
+        capsys.readouterr()
+        assert main(["reimport", str(item["id"]), "--yes", "--json"]) == 0
+        outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        lms.wait_import(outcome["outcome"]["reimport_id"])
+        assert_each_learner_imported_once(lms, 20)
+        entries = [json.loads(line) for line in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
+        assert [e["action"] for e in entries if e["event"] == "begin"] == ["unlock", "reimport"]
