@@ -100,3 +100,16 @@ def test_cli_credit_fix_for_a_file_skips_unknown_users_and_variable_credit(monke
         assert (tmp_path / "out" / "credit-fix-C-FIXED.csv").read_bytes() == (
             b"external_user_id,external_email,complete,date_completed\r\nu1,,1,2026-02-01\r\n")
         assert lms.admin_token not in json.dumps(out)
+
+
+async def test_credit_fix_for_one_import_looks_only_at_that_imports_credit(tmp_path):
+    """`--import ID`: credit put on incomplete enrollments by that import (behaviour 4) only."""
+    with start_sandbox(dataset(users=learners(6), enrollments=ENROLLMENTS), rows_per_second=1000) as lms:
+        response = lms.submit(b"external_user_id,complete,credit_type,credits\r\nu6,0,ama,1.0\r\n", course="C-FIXED")
+        item = lms.wait_import(response.json()["id"])
+        assert item["state"] == "completed"
+        async with client_for(lms) as client:
+            proposals = await propose_credit_fixes(client, import_id=item["id"])
+        assert [(p.learner, p.course_external_id, p.kind, p.proposed) for p in proposals] == [
+            ("u6", "C-FIXED", "credit-on-incomplete", True)]
+        assert proposals[0].current_credit == (("ama", 1.0, "import"),)
