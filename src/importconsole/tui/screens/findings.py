@@ -31,6 +31,7 @@ class FindingsScreen(ConsoleScreen):
         Binding("w", "filter('warnings')", "Warnings"),
         Binding("a", "filter('all')", "All"),
         Binding("x", "fix", "Fix copy"),
+        Binding("X", "fix(True)", "Fix copy, completion-only", show=False),
         Binding("r", "revalidate", "Recheck"),
         Binding("s", "submit", "Submit"),
     ]
@@ -231,7 +232,7 @@ class FindingsScreen(ConsoleScreen):
         self.app.action_submit()
 
     # -- fixing ------------------------------------------------------------------------------
-    def action_fix(self) -> None:
+    def action_fix(self, completion_only: bool = False) -> None:
         path = self.app.open_path
         if path is None or self.report is None:
             self.notify("Validate a file first.", severity="warning")
@@ -243,15 +244,22 @@ class FindingsScreen(ConsoleScreen):
             from importconsole.lms.facts import ApiFacts
 
             facts = ApiFacts(self.app.lms(), asyncio.get_running_loop())
-        self._fix(path, out, facts)
+        if completion_only and facts is None:
+            self.notify("Completion-only rows need the LMS (does the user exist? is credit variable?): connect first.",
+                        severity="warning")
+            return
+        self._fix(path, out, facts, completion_only)
 
     @work(thread=True, exclusive=True, group="fix")
-    def _fix(self, path: Path, out: Path, facts) -> None:
+    def _fix(self, path: Path, out: Path, facts, completion_only: bool) -> None:
         from importconsole.importfile.fixes import write_fixed_file
 
         try:
+            # Sanitize (invisible characters, header spaces) and one credit type per row; dropping
+            # credit for completion-only rows changes what is imported, so only on X.
             manifest = write_fixed_file(path, out, sanitize=True, split_credit_types=True,
-                                        completion_only=facts is not None, rows=None, facts=facts)
+                                        completion_only=completion_only, rows=None, facts=facts,
+                                        importer=self.app.importer, course_external_id=self.app.course_external_id)
         except Exception as error:  # ImportFileError or a refusal (e.g. out exists): the sentence
             self.app.call_from_thread(self._status, shown(f"No fixed copy written: {error}"))
             return

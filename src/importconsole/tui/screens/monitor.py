@@ -18,6 +18,7 @@ from importconsole.tui.text import shown
 
 BAR_WIDTH = 8
 RATE_HISTORY = 40
+RECENT_IMPORTS = 20
 STATE_VARIABLES = {
     "hung": "import-hung", "running": "import-running", "queued": "import-queued",
     "completed": "import-done", "completed_with_errors": "import-failed", "failed": "import-failed",
@@ -45,6 +46,7 @@ class MonitorScreen(ConsoleScreen):
         self._rates: dict[int, deque[float]] = {}
         self._dirty = True
         self.following: int | None = None  # a re-import started by recover: the cursor follows it
+        self._to_follow: set[int] = set()
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -90,6 +92,15 @@ class MonitorScreen(ConsoleScreen):
         self.watcher = ImportWatcher(client, hung_after=self.app.hung_after, poll_interval=1.0,
                                      diagnose=lambda item: diagnose_import(client, item.id, journal=self.app.journal()))
         self.watcher.on_change(lambda update: self._mark_dirty())
+        try:  # the latest imports, finished ones included: the admin sees what just happened
+            page = await client.list_imports(limit=RECENT_IMPORTS)
+            for item in page.items:
+                self.watcher.apply_import(item)
+            for import_id in list(self._to_follow):
+                await self.watcher.follow(import_id)
+        except Exception as error:  # the watcher itself reconnects and says so
+            self.notify(shown(str(error)), severity="warning")
+        self._to_follow.clear()
         await self.watcher.run()
 
     def _mark_dirty(self) -> None:
@@ -231,7 +242,10 @@ class MonitorScreen(ConsoleScreen):
         """Keep the cursor on this import (a submit or re-import just made it)."""
         self.following = import_id
         self._dirty = True
-        self.action_resync()
+        if self.watcher is None:
+            self._to_follow.add(import_id)
+        else:
+            self.run_worker(self.watcher.follow(import_id), exit_on_error=False)
 
     def action_resync(self) -> None:
         if self.watcher is not None:

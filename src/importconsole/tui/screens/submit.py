@@ -44,7 +44,7 @@ class SubmitScreen(ModalScreen[int | None]):
                 yield RadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
                 yield RadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
             yield Static("", id="importer-warning", classes="warning")
-            yield Input(placeholder="search courses by id or title", id="course-search")
+            yield Input(placeholder="search courses by id or title", id="course-search", compact=True)
             yield OptionList(id="courses")
             yield Static("", id="submit-summary")
             yield ProgressBar(total=100, id="submit-progress", show_eta=False)
@@ -152,8 +152,9 @@ class SubmitScreen(ModalScreen[int | None]):
         plan = self.plan
         rows = f"{plan.row_count:,} rows" if plan.row_count is not None else "rows: unknown"
         importer = "course-level" if plan.importer == "course" else "global"
-        lines = [f"File {shown(plan.path.name)} · {rows} · {importer} importer"
-                 + (f" · course {shown(plan.course_external_id)}" if plan.course_external_id else "")]
+        lines = [f"File: {shown(plan.path.name)}",
+                 f"{rows} · {importer} importer" + (f" · course {shown(plan.course_external_id)}"
+                                                     if plan.course_external_id else "")]
         lines += [f"! {shown(w)}" for w in plan.warnings[:6]]
         if len(plan.warnings) > 6:
             lines.append(f"... and {len(plan.warnings) - 6} more warnings (see Findings)")

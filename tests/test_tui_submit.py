@@ -1,0 +1,85 @@
+"""The whole way through against the real reference LMS: open a file, validate it with the LMS's
+facts, write a fixed copy, submit it to a course picked by search, and watch it to completion.
+The LMS database then holds exactly one import and every row once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from importconsole.tui.app import ImportConsoleApp
+from importconsole.tui.session import LmsSession
+from sandbox_helpers import dataset, start_sandbox
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+
+
+async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
+    original = tmp_path / "completions.csv"
+    original.write_bytes(b"external_user_id ,complete,date_completed\r\n"  # trailing space: hangs the LMS
+                         + b"".join(f"u{n},1,2026-02-0{n}\r\n".encode() for n in range(1, 6)))
+    with start_sandbox(dataset(), rows_per_second=100) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=original, theme_dirs=[])
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for_text(pilot, "5 rows")
+            await pilot.press("v")
+            text = await wait_for_text(pilot, "header-whitespace", timeout=15)
+            assert "1 errors" in text
+            await pilot.press("x")
+            fixed = tmp_path / "completions.fixed.csv"
+            await wait_for(pilot, lambda: app.open_path == fixed and app.current_mode == "preview", timeout=15,
+                           what="the fixed copy open in the preview")
+            assert original.read_bytes().startswith(b"external_user_id ,")  # the original is never edited
+            await wait_for_text(pilot, "completions.fixed.csv · UTF-8")
+            await pilot.press("v")
+            await wait_for_text(pilot, "0 errors", timeout=15)
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submit completions.fixed.csv")
+            await pilot.press(*"fixed")
+            await wait_for_text(pilot, "C-FIXED  Fixed credit course")
+            assert "C-VAR" not in screen_text(app)  # the search narrowed the list
+            await pilot.press("ctrl+s")
+            text = await wait_for_text(pilot, "Enter: submit", timeout=15)
+            assert "File: completions.fixed.csv" in text
+            assert "5 rows · course-level importer · course C-FIXED" in text
+            assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0  # nothing sent yet
+            await pilot.press("enter")
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.import_id is not None, timeout=15, what="the upload")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.current_mode == "monitor", what="the monitor")
+            monitor = app.screen
+            await wait_for(pilot, lambda: (v := monitor.selected_view()) is not None and v.import_id == dialog.import_id
+                           and v.state == "completed", timeout=20, what="the import followed to completion")
+            assert "5/5" in screen_text(app)
+        db = server.db()
+        assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+        users = [r[0] for r in db.execute(
+            "SELECT u.external_user_id FROM enrollments e JOIN users u ON u.id = e.user_id ORDER BY 1")]
+        assert users == ["u1", "u2", "u3", "u4", "u5"]
+        journal = (tmp_path / "journal.jsonl").read_text()
+        assert "completions.fixed.csv" in journal and server.admin_token not in journal
+
+
+async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_path):
+    path = tmp_path / "legacy.csv"
+    path.write_bytes(b"external_user_id,external_course_id,title,complete,date_completed,credit_type,credits\r\n"
+                     b"u1,C-FIXED,Fixed credit course,1,2026-01-01,ama,1.0\r\n")
+    with start_sandbox(dataset(), rows_per_second=100) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for_text(pilot, "1 rows")
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submit legacy.csv")
+            app.screen.query_one("#global").value = True
+            text = await wait_for_text(pilot, "importer is for legacy data only")
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            text = await wait_for_text(pilot, "Enter: submit", timeout=15)
+            assert "global importer" in text and "PARS" in text
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.current_mode == "preview" and app.screen.__class__.__name__ == "PreviewScreen",
+                           what="back to the preview")
+        assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
