@@ -14,7 +14,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass
 
-from .reader import ImportFile
+from .reader import ImportFile, _endings_label
 
 CHUNK_CHARS = 1 << 20
 
@@ -22,7 +22,8 @@ CHUNK_CHARS = 1 << 20
 # the special characters' ranges (C1/NBSP/soft hyphen, Arabic format marks, U+1680/U+180E,
 # U+2000-U+206F, U+3000, private use and specials, astral planes).
 _SUSPECT = {*range(0, 10), 11, 12, *range(14, 32), 127, ord('"'), 0xC2, 0xD8, 0xDB, 0xDC, 0xE1, 0xE2, 0xE3,
-            0xEE, 0xEF, 0xF0, 0xF1, 0xF2, 0xF3, 0xF4}
+            0xEE, 0xEF, 0xF0, 0xF1, 0xF2, 0xF3, 0xF4,
+            0xCC, 0xCD}  # combining marks (U+0300-U+036F): NFD text
 
 
 def _delete_table(delimiter: str) -> bytes:
@@ -51,94 +52,115 @@ class Chunk:
 def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS):
     """Yield Chunks covering every line after the header, in order."""
     f = import_file
-    delim = f.delimiter
-    table = _delete_table(delim)
-    limit = f.field_size_limit
+    if f.encoding.startswith("utf-16"):
+        source = _text_parts(f, chunk_chars)
+    else:
+        source = _byte_parts(f, chunk_chars)
+    table = _delete_table(f.delimiter)
     endings = f.line_ending_counts
     row = 0
     line = f.header_end_line + 1
-    carry = ""
-    with f.open_text() as text:
-        eof = False
-        while not eof or carry:
-            data = text.read(chunk_chars) if not eof else ""
-            if not data:
-                eof = True
-            buf = carry + data
-            if not buf:
-                break
-            if eof:
-                cut = len(buf)
-            else:
-                # A final \r may be the first half of a CRLF: keep it for the next read.
-                end = len(buf) - 1 if buf.endswith("\r") else len(buf)
-                cut = max(buf.rfind("\n", 0, end), buf.rfind("\r", 0, end)) + 1
-                if cut <= 0:
-                    carry = buf
-                    continue
-                if '"' in buf and buf.count('"', 0, cut) % 2:
-                    # Inside a quoted value: read on, unless the value is past the field cap
-                    # (the csv module then reports it).
-                    if len(buf) < limit * 2 + chunk_chars:
-                        carry = buf
-                        continue
-            part, carry = buf[:cut], buf[cut:]
-            if eof and carry:
-                part, carry = buf, ""
-            chunk = _parse(part, delim, row + 1, line, table, limit, f, endings)
-            row += len(chunk.rows)
-            line += chunk.physical_lines
-            yield chunk
+    for text, raw in source:
+        chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings)
+        row += len(chunk.rows)
+        line += chunk.physical_lines
+        yield chunk
     f.lines_read = line - 1
-    from .reader import _endings_label
-
     f.line_endings = _endings_label(endings, f.line_endings)
 
 
-def _count_lines(text: str) -> int:
+def _cut(buf, eof: bool, nl, cr, quote, limit: int, chunk: int) -> int | None:
+    """Where to end this part: after the last line end outside quotes; None = read more."""
+    if eof:
+        return len(buf)
+    # A final CR may be the first half of a CRLF: keep it for the next read.
+    end = len(buf) - 1 if buf.endswith(cr) else len(buf)
+    cut = max(buf.rfind(nl, 0, end), buf.rfind(cr, 0, end)) + 1
+    if cut <= 0:
+        return None
+    if quote in buf and buf.count(quote, 0, cut) % 2 and len(buf) < limit * 2 + chunk:
+        return None  # inside a quoted value: read on (past the field cap, the csv module reports it)
+    return cut
+
+
+def _byte_parts(f: ImportFile, chunk: int):
+    """(text, bytes) parts of an 8-bit-compatible file: line ends are single bytes there."""
+    strict = "strict"
+    with open(f.path, "rb") as fh:
+        fh.seek(f.data_offset)
+        carry = b""
+        eof = False
+        while not eof:
+            data = fh.read(chunk)
+            eof = not data
+            buf = carry + data if carry else data
+            if not buf:
+                break
+            cut = _cut(buf, eof, b"\n", b"\r", b'"', f.field_size_limit, chunk)
+            if cut is None:
+                carry = buf
+                continue
+            part, carry = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+            try:
+                text = part.decode(f.encoding, strict)
+            except UnicodeDecodeError:  # invalid bytes become lone surrogates: the chunk is not clean
+                text = part.decode(f.encoding, "surrogateescape")
+                part = None
+            yield text, part
+
+
+def _text_parts(f: ImportFile, chunk: int):
+    with f.open_text() as fh:
+        carry = ""
+        eof = False
+        while not eof:
+            data = fh.read(chunk)
+            eof = not data
+            buf = carry + data
+            if not buf:
+                break
+            cut = _cut(buf, eof, "\n", "\r", '"', f.field_size_limit, chunk)
+            if cut is None:
+                carry = buf
+                continue
+            part, carry = buf[:cut], buf[cut:]
+            yield part, None
+
+
+def _tally_endings(text: str, endings: Counter, lines: list[str] | None) -> int:
+    """Count the part's line endings by kind; returns its physical lines."""
     lf = text.count("\n")
     cr = text.count("\r")
-    n = lf + cr - (text.count("\r\n") if cr and lf else 0)
-    if text and text[-1] not in "\r\n":
-        n += 1
-    return n
-
-
-def _tally_endings(text: str, endings: Counter) -> int:
-    """Count the chunk's line endings by kind; returns its physical lines."""
-    lf = text.count("\n")
-    cr = text.count("\r") if not text.isascii() or "\r" in text else 0
-    crlf = text.count("\r\n") if cr and lf else 0
+    if lines is not None:  # splitlines() counted the physical lines already
+        n = len(lines)
+        crlf = lf + cr - n + (0 if not text or text[-1] in "\r\n" else 1)
+    else:
+        crlf = text.count("\r\n") if cr and lf else 0
+        n = lf + cr - crlf + (0 if not text or text[-1] in "\r\n" else 1)
     if crlf:
         endings["CRLF"] += crlf
     if lf - crlf:
         endings["LF"] += lf - crlf
     if cr - crlf:
         endings["CR"] += cr - crlf
-    n = lf + cr - crlf
-    if text and text[-1] not in "\r\n":
-        n += 1
     return n
 
 
-def _parse(text: str, delim: str, first_row: int, first_line: int, table: bytes, limit: int,
+def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line: int, table: bytes, limit: int,
            f: ImportFile, endings: Counter) -> Chunk:
-    physical = _tally_endings(text, endings)
-    clean = True
-    if text.isascii():
-        if text.encode("ascii").translate(None, table):
-            clean = False
+    # Clean = valid text with no byte worth a closer look (see _SUSPECT): then no quote, no
+    # special character and no line break other than CR/LF can be in it.
+    if raw is None:
+        clean = False
+    elif text.isascii():
+        clean = not raw.translate(None, table)
     else:
-        try:
-            raw = text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: bytes invalid in the file's encoding
-            clean = False
-        else:
-            if f.encoding != "utf-8" or raw.translate(None, table):
-                clean = False
-    lines = text.splitlines() if clean else []
+        clean = f.encoding == "utf-8" and not raw.translate(None, table)
+    lines = text.splitlines() if clean else None
     if clean and len(text) > limit and max(map(len, lines), default=0) > limit and _longest_field(lines, delim) > limit:
         clean = False  # let the csv module raise the field-size error with its place
+        lines = None
+    physical = _tally_endings(text, endings, lines)
     if clean:
         rows = [ln.split(delim) for ln in lines]
         blank: list[int] = []

@@ -33,6 +33,7 @@ COLUMNS = (
 )
 DATE_COLUMNS = ("enrollment_start", "enrollment_end", "date_completed", "credit_expiration")
 ID_COLUMNS = ("external_user_id", "external_email", "external_course_id", "credit_type")
+KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows the same credit
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
 COURSE_ID_MAX = 128
@@ -320,7 +321,6 @@ class _RowChecks:
         self.ok_values: dict[str, set[str]] = {c: set() for c in (*DATE_COLUMNS, "credits", "complete", "credit_type")}
         self.keys_seen: set[int] = set()
         self.dup_keys: set[int] = set()
-        self.dup_rows: list[tuple[int, int, int]] = []  # (row, line, key hash)
         self.category_seen: set[int] = set()
         self.special = safe_text.special_pattern(f.delimiter)
         self.lms = _LmsChecks(self, facts, importer, course) if facts is not None else None
@@ -417,9 +417,9 @@ class _RowChecks:
     def _text_checks(self, chunk) -> None:
         # A clean chunk with letters beyond ASCII: only mojibake, smart quotes, NFC can be there.
         text = chunk.text
-        # Smart quotes and most mojibake carry bytes that already made the chunk unclean.
-        if ((("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
-                or not unicodedata.is_normalized("NFC", text)):
+        # Smart quotes, combining marks (NFD) and most mojibake carry bytes that already made the
+        # chunk unclean.
+        if ("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text):
             for i, cells in enumerate(chunk.rows):
                 if not all(map(str.isascii, cells)):
                     self._text_cells(cells, chunk.first_row + i, chunk.line_of(i))
@@ -484,7 +484,7 @@ class _RowChecks:
         ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols}
         for k, col in enumerate(columns):
             # Values sorting from "A" on cannot start with = + - @ tab CR: one C-level min() per column.
-            if k not in formatted and min(filter(None, col), default="~") < "A":
+            if k not in formatted and _may_hold_formula(col):
                 for i, v in enumerate(col):
                     if v.startswith(safe_text.FORMULA_START):
                         row, line = where(i)
@@ -572,22 +572,27 @@ class _RowChecks:
         n = len(columns[0])
         empty = ("",) * n
         pick = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
-        users, emails = pick("external_user_id"), pick("external_email")
-        course = pick("external_course_id")
-        ctype = pick("credit_type")
-        hashes = list(map(hash, zip(users, emails, course, ctype)))
-        seen = self.keys_seen
-        chunk_keys = set(hashes)
-        repeated = chunk_keys & seen  # keys of earlier chunks
-        seen |= chunk_keys
-        if repeated or len(chunk_keys) != n:  # some key repeats: find which rows (rare)
-            local: set[int] = set()
-            for i, h in enumerate(hashes):
-                if h in repeated or h in local:
-                    row, line = where(i)
-                    self.dup_rows.append((row, line, h))
-                    self.dup_keys.add(h)
-                local.add(h)
+        present = [columns[cols[c]] for c in KEY_COLUMNS if c in cols]
+        if present:
+            hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
+            seen = self.keys_seen
+            if seen.isdisjoint(hashes):
+                before = len(seen)
+                seen.update(hashes)
+                if len(seen) - before != n:  # a key repeats inside this chunk (rare)
+                    local: set[int] = set()
+                    for h in hashes:
+                        if h in local:
+                            self.dup_keys.add(h)
+                        local.add(h)
+            else:  # a key of an earlier chunk repeats (rare)
+                local = set()
+                for h in hashes:
+                    if h in seen or h in local:
+                        self.dup_keys.add(h)
+                    local.add(h)
+                seen.update(hashes)
+        users, emails, course = pick("external_user_id"), pick("external_email"), pick("external_course_id")
         if "participant_category" in cols:
             cat = columns[cols["participant_category"]]
             for i, c in enumerate(cat):
@@ -602,48 +607,50 @@ class _RowChecks:
                     self.category_seen.add(h)
 
     def finish(self) -> None:
-        if self.dup_rows:
+        if self.dup_keys:
             _report_duplicates(self)
         if self.lms:
             self.lms.finish()
 
 
+def _may_hold_formula(col) -> bool:
+    first = min(col)
+    if first == "":
+        first = min(filter(None, col), default="~")
+    return first < "A"
+
+
 def _report_duplicates(checks: _RowChecks) -> None:
-    """Second pass, only when keys repeat: name the first row of each and compare whole rows."""
+    """Second pass, only for keys that repeat: name the first row of each, compare whole rows."""
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
-    first: dict[int, tuple[int, tuple]] = {}
-    rows_of: dict[int, tuple] = {}
-    dup_row_numbers = {r for r, _, _ in checks.dup_rows}
+    idx = [cols[c] for c in KEY_COLUMNS if c in cols]
+    first: dict[int, tuple[int, list[str]]] = {}
     n = len(f.header)
     for chunk in scan(f):
         for j, cells in enumerate(chunk.rows):
             if len(cells) != n:
                 continue
-            key = tuple(cells[cols[c]] if c in cols else "" for c in
-                        ("external_user_id", "external_email", "external_course_id", "credit_type"))
-            h = hash(key)
-            if h in wanted:
-                row = chunk.first_row + j
-                if h not in first:
-                    first[h] = (row, tuple(cells))
-                if row in dup_row_numbers:
-                    rows_of[row] = tuple(cells)
-    for row, line, h in checks.dup_rows:
-        if h not in first or row not in rows_of or first[h][0] == row:
-            continue
-        first_row, first_cells = first[h]
-        if rows_of[row] == first_cells:
-            checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(rows_of[row])[:80],
-                           message=f"identical to row {first_row}: it would be imported twice",
-                           fix=f"delete row {row} (or row {first_row})")
-        else:
-            cells = rows_of[row]
+            key = tuple(cells[i] for i in idx)
+            h = hash(key if len(idx) > 1 else key[0])
+            if h not in wanted:
+                continue
+            row, line = chunk.first_row + j, chunk.line_of(j)
+            if h not in first:
+                first[h] = (row, cells)
+                continue
+            first_row, first_cells = first[h]
+            if tuple(first_cells[i] for i in idx) != key:
+                continue  # a hash collision, not a duplicate
+            if cells == first_cells:
+                checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
+                               message=f"identical to row {first_row}: it would be imported twice",
+                               fix=f"delete row {row} (or row {first_row})")
+                continue
             ct = cells[cols["credit_type"]] if "credit_type" in cols else ""
             cr = cells[cols["credits"]] if "credits" in cols else ""
             if ct or cr:
-                checks.out.add("duplicate-credit-row", row=row, line=line,
-                               column=cols.get("credit_type"), value=ct,
+                checks.out.add("duplicate-credit-row", row=row, line=line, column=cols.get("credit_type"), value=ct,
                                message=f"same learner, course and credit type as row {first_row}",
                                fix="keep one row per learner, course and credit type")
 
