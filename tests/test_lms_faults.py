@@ -389,3 +389,11 @@ async def test_13_events_arrive_typed_and_a_dropped_stream_is_a_sentence(tmp_pat
             with pytest.raises(LmsError) as err:
                 await asyncio.wait_for(task, 10)
         assert "Could not reach the LMS" in str(err.value)
+
+
+async def test_3_a_read_that_times_out_is_retried(lms):
+    fault(lms, "slow", seconds=1.0, path_prefix="/api/v1/locks", method="GET")
+    sleeps = Sleeps()
+    async with client(lms, sleeps, timeout=0.3) as c:
+        locks = await c.locks()
+    assert {lock.importer for lock in locks} == {"course", "global"} and len(sleeps.delays) == 1

@@ -57,3 +57,17 @@ def test_backoff_is_capped_full_jitter():
     assert RetryPolicy(random=lambda: 0.0).backoff(5) == 0
     assert RetryPolicy(random=lambda: 1.0, retry_after_cap=30).delay(0, "garbage") == 0.5
     assert RetryPolicy(retry_after_cap=30).delay(0, "120") == 30
+
+
+from hypothesis import given, strategies as st
+
+
+@given(st.text(max_size=40), st.floats(min_value=0, max_value=3600))
+def test_retry_after_never_raises_and_stays_clamped(value, cap):
+    waited = parse_retry_after(value, cap)
+    assert waited is None or 0 <= waited <= cap
+
+
+@given(st.integers(min_value=0, max_value=10_000), st.floats(min_value=0, max_value=1))
+def test_backoff_never_exceeds_the_cap(attempt, jitter):
+    assert 0 <= RetryPolicy(base=0.5, cap=10, random=lambda: jitter).backoff(attempt) <= 10

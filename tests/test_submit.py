@@ -270,3 +270,18 @@ def test_cli_submit_watch_follows_the_import_to_its_end(lms, home, capsys):
     [(import_id,)] = imports_of(lms, path)
     assert f"Import {import_id} created" in out
     assert "completed" in out.split(f"Import {import_id} created", 1)[1]
+
+
+async def test_debug_logs_of_a_faulty_submit_never_carry_the_token(lms, home, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    path = held_file(home)
+    for kind in ("error_500_after", "drop_after_body"):
+        httpx.post(lms.url("/_faults"), json={"kind": kind}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    async with client(lms) as c:
+        outcome = await submit_file(path, client=c, journal=Journal(), importer="course", course_external_id="C-VAR")
+    assert outcome.receipt.reconciled and len(imports_of(lms, path)) == 1
+    assert "retrying" in caplog.text or "already held" in " ".join(outcome.notes)
+    assert len(caplog.records) > 5 and TOKEN not in caplog.text
+    assert repr(c).startswith("LmsClient(") and TOKEN not in repr(c) and TOKEN not in repr(c.__dict__)

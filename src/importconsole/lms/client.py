@@ -92,7 +92,7 @@ class RetryPolicy:
     random: Callable[[], float] = random.random
 
     def backoff(self, attempt: int) -> float:
-        return self.random() * min(self.cap, self.base * (2**attempt))
+        return self.random() * min(self.cap, self.base * (2 ** min(attempt, 32)))
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
         honoured = parse_retry_after(retry_after, self.retry_after_cap)
@@ -367,7 +367,9 @@ class LmsClient:
                 else:
                     raise self._error_for(resp, action)
             if attempt + 1 < self.retry.attempts:
-                await self.retry.sleep(self.retry.delay(attempt, retry_after))
+                wait = self.retry.delay(attempt, retry_after)
+                log.debug("%s %s: attempt %d failed (%s); retrying in %.2f s", method, path, attempt + 1, last_exc.status or "no answer", wait)
+                await self.retry.sleep(wait)
         assert last_exc is not None
         raise last_exc
 
@@ -673,7 +675,9 @@ class LmsClient:
                 else:
                     raise self._error_for(resp, action)
             if attempt + 1 < self.retry.attempts:
-                await self.retry.sleep(self.retry.delay(attempt, retry_after))
+                wait = self.retry.delay(attempt, retry_after)
+                log.debug("POST /imports key %s: attempt %d: %s; retrying in %.2f s", key, attempt + 1, notes[-1] if notes else "", wait)
+                await self.retry.sleep(wait)
         assert last is not None
         if not maybe_sent:
             raise Unreachable(f"{last} Nothing was sent, so nothing was imported.")

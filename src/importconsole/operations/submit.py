@@ -252,7 +252,10 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
     earlier = await client.list_imports(file_sha256=sha_after, limit=20)
     plan.earlier_imports = list(earlier.items)
     if plan.earlier_imports:
-        named = "; ".join(f"import {i.id} ({i.state}, {i.created_at or 'unknown time'}, by {i.created_by or 'unknown'})" for i in plan.earlier_imports[:5])
+        from importconsole.importfile.safe_text import visible
+
+        named = "; ".join(f"import {i.id} ({visible(i.state)}, {visible(i.created_at or 'unknown time')}, by {visible(i.created_by or 'unknown')})"
+                          for i in plan.earlier_imports[:5])
         plan.warnings.append(f"This exact file (sha256 {sha_after[:12]}...) was imported before: {named}. "
                              "Submitting it again may import its rows twice.")
     return plan
