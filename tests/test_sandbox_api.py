@@ -113,3 +113,49 @@ def test_the_event_stream_reports_locks_and_progress(sandbox):
                     break
     assert any(f'"id":{imp["id"]}' in line for line in seen)
     assert any('"rows_processed":2' in line for line in seen)
+
+
+def test_on_connect_the_stream_sends_every_running_import_and_both_locks(sandbox):
+    imp = sandbox.submit(b"external_user_id,complete\nu1,1\nu2\xe2\x80\x8b,1\n", course="C-FIXED").json()
+    sandbox.wait_rows(imp["id"], 1)
+    with httpx.Client(timeout=10) as client:
+        with client.stream("GET", sandbox.url("/events"), headers=sandbox.auth()) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            first: list[str] = []
+            for line in stream.iter_lines():
+                first.append(line)
+                if len([x for x in first if x.startswith("event: lock")]) == 2:
+                    break
+    events = [line.split(": ", 1)[1] for line in first if line.startswith("event: ")]
+    assert events == ["import", "lock", "lock"]
+    assert f'"id":{imp["id"]}' in first[1] and '"state":"running"' in first[1]
+
+
+def test_remaining_is_byte_for_byte_with_bom_crlf_and_quoted_line_breaks(sandbox):
+    header = b"\xef\xbb\xbfexternal_user_id,first_name,complete\r\n"
+    rows = [b'u1,"Ann\r\nMarie",1\r\n', b"u2,Bob,1\r\n", b"\r\n", b"u3,Cy\xc2\xa0,1\r\n", b'u4,"Di, Jr",1']
+    imp = sandbox.submit(header + b"".join(rows), course="C-FIXED").json()
+    assert imp["rows_total"] == 4  # the blank line is not a record
+    sandbox.wait_rows(imp["id"], 2)
+    remaining = sandbox.client().get(f"/imports/{imp['id']}/remaining")
+    assert remaining.headers["x-first-row"] == "3"
+    assert remaining.content == header + rows[3] + rows[4]
+    results = sandbox.client().get(f"/imports/{imp['id']}/rows").json()["items"]
+    assert [(r["row"], r["line"]) for r in results] == [(1, 2), (2, 4)]  # row 2 starts after the quoted break
+    assert sandbox.db().execute("SELECT first_name FROM users u JOIN enrollments e ON e.user_id = u.id "
+                                "WHERE u.external_user_id = 'u1'").fetchone() is not None
+
+
+def test_lists_page_with_next_offset(sandbox):
+    body = "external_user_id,complete\n" + "".join(f"u{n},0\n" for n in range(1, 6))
+    imp = sandbox.wait_import(sandbox.submit(body.encode(), course="C-FIXED").json()["id"])
+    client = sandbox.client()
+    page = client.get(f"/imports/{imp['id']}/rows", params={"limit": 2}).json()
+    assert ([r["row"] for r in page["items"]], page["next_offset"]) == ([1, 2], 2)
+    last = client.get(f"/imports/{imp['id']}/rows", params={"limit": 2, "offset": 4}).json()
+    assert ([r["row"] for r in last["items"]], last["next_offset"]) == ([5], None)
+    assert client.get(f"/imports/{imp['id']}/rows", params={"limit": 5000}).status_code == 422
+    done = client.get(f"/imports/{imp['id']}/remaining")
+    assert (done.headers["x-first-row"], done.content) == ("6", b"external_user_id,complete\n")
+    assert client.get("/imports/999").status_code == 404
+    assert client.get("/imports/abc").status_code == 404
