@@ -51,7 +51,8 @@ class CreditFixScreen(ConsoleScreen):
             self._status("Not connected: press n for Connect.")
             return
         self._status("Looking for credit that will never be reported...")
-        self._load()
+        if self.app.live:
+            self._load()
 
     def _status(self, text: str) -> None:
         self.query_one("#credit-status", Static).update(text)
@@ -65,6 +66,9 @@ class CreditFixScreen(ConsoleScreen):
         except Exception as error:  # LmsError's str() is the sentence
             self._status(shown(str(error)))
             return
+        self.show_proposals(proposals)
+
+    def show_proposals(self, proposals: list) -> None:
         self.proposals = proposals
         self._fill()
 

@@ -47,6 +47,8 @@ class MonitorScreen(ConsoleScreen):
         self._dirty = True
         self.following: int | None = None  # a re-import started by recover: the cursor follows it
         self._to_follow: set[int] = set()
+        self._locks: dict = {}
+        self._connection = ""
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -60,12 +62,12 @@ class MonitorScreen(ConsoleScreen):
         table = self.query_one("#imports", DataTable)
         # Sized for 80 columns: the file name (last) takes what is left; the detail shows it whole.
         table.add_column("id", key="id", width=4)
-        table.add_column("state", key="state", width=7)
+        table.add_column("state", key="state", width=9)
         table.add_column("progress", key="progress", width=13)
-        table.add_column("rows", key="rows", width=9)
+        table.add_column("rows", key="rows", width=11)
         table.add_column("rows/s", key="rate", width=6)
         table.add_column("ETA", key="eta", width=5)
-        table.add_column("who", key="who", width=8)
+        table.add_column("who", key="who", width=7)
         table.add_column("lock", key="lock", width=4)
         table.add_column("file", key="file")
         self.set_interval(0.25, self._repaint)
@@ -82,7 +84,8 @@ class MonitorScreen(ConsoleScreen):
         if self.app.session is None:
             self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
             return
-        self._watch()
+        if self.app.live:
+            self._watch()
 
     @work(exclusive=True, group="monitor-watch", exit_on_error=False)
     async def _watch(self) -> None:
@@ -124,7 +127,12 @@ class MonitorScreen(ConsoleScreen):
         if not self._dirty and not any(not v.finished for v in watcher.snapshot()):
             return
         self._dirty = False
-        self.views = watcher.snapshot()
+        self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
+
+    def show_views(self, views: list[ImportView], locks: dict, connection: str) -> None:
+        """Paint these imports (the watcher's snapshot; fixed ones in snapshot tests)."""
+        self.views = views
+        self._locks, self._connection = locks, connection
         self._fill_table()
         self._show_status()
         self._show_detail()
@@ -167,21 +175,20 @@ class MonitorScreen(ConsoleScreen):
             f"{view.rows_processed}/{view.rows_total}",
             rate,
             eta,
-            shown(view.created_by)[:8],
+            shown(view.created_by)[:7],
             Text("held", style=style) if view.holds_lock else "",
             shown(view.file_name),
         ]
 
     def _show_status(self) -> None:
-        watcher = self.watcher
         running = sum(1 for v in self.views if not v.finished)
         hung = [v for v in self.views if v.is_hung]
         locks = ", ".join(
             f"{name}: {'locked by ' + str(lock.import_id) if lock.locked else 'free'}"
-            for name, lock in sorted(watcher.locks.items())
-        ) if watcher else ""
+            for name, lock in sorted(self._locks.items())
+        )
         link = {"live": "live", "polling": "polling (event stream down)", "stopped": "stopped"}.get(
-            watcher.connection if watcher else "", "")
+            self._connection, "")
         text = f"{running} active · {len(hung)} hung · {locks} · {link}"
         self.query_one("#monitor-status", Static).update(text)
 
@@ -191,9 +198,11 @@ class MonitorScreen(ConsoleScreen):
         sparkline = self.query_one("#rate-sparkline", Sparkline)
         if view is None:
             detail.update("No imports yet." if not self.views else "")
-            sparkline.data = []
+            sparkline.display = False
             return
-        sparkline.data = list(self._rates.get(view.import_id, [])) or [0]
+        history = list(self._rates.get(view.import_id, []))
+        sparkline.display = len(history) >= 2 and max(history) > 0  # no bar chart of nothing
+        sparkline.data = history
         lock = f"{view.importer} importer" + (" (locked by it)" if view.holds_lock else "")
         lines = [f"Import {view.import_id} · {shown(view.file_name)} · {view.shown_state} · "
                  f"{view.rows_processed}/{view.rows_total} rows · {lock} · by {shown(view.created_by)}"]

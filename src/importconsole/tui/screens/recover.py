@@ -22,10 +22,10 @@ class RecoverScreen(ModalScreen[int | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, view: ImportView) -> None:
+    def __init__(self, view: ImportView, plan=None) -> None:
         super().__init__()
         self.view = view
-        self.plan = None
+        self.plan = plan  # given: shown as it is (snapshots); else made on mount
         self.busy = True
         self.result_id: int | None = None
 
@@ -38,7 +38,10 @@ class RecoverScreen(ModalScreen[int | None]):
             yield Static("", id="recover-keys", classes="hint")
 
     def on_mount(self) -> None:
-        self._plan()
+        if self.plan is not None:
+            self._show_plan()
+        else:
+            self._plan()
 
     @work(exclusive=True, group="recover", exit_on_error=False)
     async def _plan(self) -> None:
@@ -50,6 +53,9 @@ class RecoverScreen(ModalScreen[int | None]):
         except Exception as error:  # RecoveryRefused, LmsError: their str() is the sentence
             self._refused(error)
             return
+        self._show_plan()
+
+    def _show_plan(self) -> None:
         self.busy = False
         text = "\n".join(shown(line) for line in self.plan.describe())
         self.query_one("#recover-plan", Static).update(text)
