@@ -435,6 +435,9 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
             course_ext = None
     finally:
         await form.close()
+    # Reading the file may take a while for a big one: off the event loop, and BEFORE the checks
+    # below, which must run without an await between them (lock check, then insert).
+    parsed = await asyncio.to_thread(parse, data)
     conn = sandbox.conn
     file_sha = hashlib.sha256(data).hexdigest()
     payload = hashlib.sha256(f"{file_sha}\n{importer}\n{course_ext or ''}".encode()).hexdigest()
@@ -454,7 +457,6 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
         raise ApiError(423, "importer_locked",
                        f"The {importer} importer is locked by import {lock['import_id']} ({lock['held_by']}, since "
                        f"{lock['since']}); wait for it to finish or unlock it.", lock=lock)
-    parsed = parse(data)
     rows_total = len(parsed.records)
     stamp = now()
     with Tx(conn):
@@ -533,15 +535,23 @@ async def events(request: Request):
                 conn.execute(f"SELECT {dbm.IMPORT_COLUMNS} FROM imports WHERE state IN ('queued', 'running') ORDER BY id")]
     snapshot += [sse("lock", dbm.get_lock(conn, importer)) for importer in IMPORTERS]
 
+    stopping: asyncio.Event = request.app.state.stopping
+    loop = asyncio.get_running_loop()
+
     async def stream():
         try:
             yield "".join(snapshot)
-            while True:
+            quiet_since = loop.time()
+            # Wake twice a second to notice a server stop: the stream ends cleanly instead of being cut.
+            while not stopping.is_set():
                 try:
-                    await asyncio.wait_for(sub.ready.wait(), KEEPALIVE_SECONDS)
+                    await asyncio.wait_for(sub.ready.wait(), 0.5)
                 except asyncio.TimeoutError:
-                    yield ": keepalive\n\n"
+                    if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+                        quiet_since = loop.time()
+                        yield ": keepalive\n\n"
                     continue
+                quiet_since = loop.time()
                 yield "".join(sse(kind, data) for kind, data in sub.drain())
         finally:
             sandbox.events.unsubscribe(sub)
@@ -674,8 +684,10 @@ def create_app(db_path: Path, *, rows_per_second: float | None = None, faults: b
 
     app = Starlette(routes=routes(faults), lifespan=lifespan,
                     exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error})
+    app.state.stopping = asyncio.Event()  # set by the server on Ctrl-C/SIGTERM: event streams end
     if not faults:
         return app
     switch = FaultSwitch(app)
     app.state.fault_switch = switch
+    switch.state = app.state
     return switch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -44,13 +45,17 @@ class _Server(uvicorn.Server):
     def __init__(self, config, announce):
         super().__init__(config)
         self._announce = announce
+        self._loop = None
 
     def handle_exit(self, sig, frame):
         # A requested stop is a clean exit (status 0), not a death by signal after shutdown.
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.config.app.state.stopping.set)
 
     async def startup(self, sockets=None):
+        self._loop = asyncio.get_running_loop()
         await super().startup(sockets=sockets)
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
