@@ -95,3 +95,12 @@ def test_journal_command_shows_entries_and_pending_hint(capsys):
     assert main(["journal", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [e["outcome"] for e in data] == ["created", "sending"]
+
+
+def test_an_unknown_outcome_stays_pending_until_the_lms_is_asked(tmp_path):
+    journal = Journal(tmp_path / "j.jsonl")
+    entry = _begin(journal)
+    journal.complete(entry, "unknown", message="the LMS could not be asked")
+    assert [e.entry_id for e in journal.pending()] == [entry]
+    journal.complete(entry, "reconciled", import_id=5)
+    assert journal.pending() == [] and journal.entries()[0].import_id == 5

@@ -285,3 +285,30 @@ async def test_debug_logs_of_a_faulty_submit_never_carry_the_token(lms, home, ca
     assert "retrying" in caplog.text or "already held" in " ".join(outcome.notes)
     assert len(caplog.records) > 5 and TOKEN not in caplog.text
     assert repr(c).startswith("LmsClient(") and TOKEN not in repr(c) and TOKEN not in repr(c.__dict__)
+
+
+async def test_an_outcome_the_lms_cannot_confirm_is_journaled_and_settled_later(lms, home):
+    """The answer is lost AND the LMS cannot be asked: nothing more is sent, the journal says
+    "unknown"; once the LMS answers again, reconcile names the one import."""
+    from importconsole.lms.errors import UnknownOutcome
+    from importconsole.operations.submit import reconcile_pending
+
+    path = held_file(home)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    journal = Journal()
+    async with client(lms) as c:
+        plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
+        httpx.post(lms.url("/_faults"), json={"kind": "drop_after_body"}, headers=auth, timeout=10)
+        httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 503, "times": 100, "method": "GET",
+                                              "path_prefix": "/api/v1/imports"}, headers=auth, timeout=10)
+        with pytest.raises(UnknownOutcome) as err:
+            await send_plan(plan, client=c, journal=journal)
+        assert "Nothing more was sent" in str(err.value) and "journal --reconcile" in str(err.value)
+        [entry] = journal.pending()
+        assert entry.outcome == "unknown"
+        [(import_id,)] = imports_of(lms, path)
+        httpx.delete(lms.url("/_faults"), headers=auth, timeout=10)
+        [settled] = await reconcile_pending(journal, c)
+    assert settled.outcome == "reconciled" and settled.import_.id == import_id
+    assert journal.pending() == [] and len(imports_of(lms, path)) == 1
+    lms.wait_import(import_id)

@@ -25,8 +25,10 @@ except ImportError:  # Windows: O_APPEND alone
     fcntl = None  # type: ignore[assignment]
 
 SENDING = "sending"
+UNKNOWN = "unknown"
+UNRESOLVED = frozenset({SENDING, UNKNOWN})  # the LMS has not told us yet: reconcile asks it
 # Outcomes that mean the entry is settled.
-OUTCOMES = ("created", "already_existed", "reconciled", "not_created", "refused", "failed", "unknown", "done")
+OUTCOMES = ("created", "already_existed", "reconciled", "not_created", "refused", "failed", "unknown", "unchecked", "done")
 
 FIELDS = ("time", "os_user", "lms_user", "profile", "base_url", "action", "import_id", "file_path",
           "sha256", "row_count", "idempotency_key", "importer", "course_external_id", "outcome", "message")
@@ -74,7 +76,7 @@ class JournalEntry:
 
     @property
     def pending(self) -> bool:
-        return self.outcome == SENDING
+        return self.outcome in UNRESOLVED
 
 
 class Journal:
@@ -173,7 +175,8 @@ class Journal:
         return list(merged.values())
 
     def pending(self, *, base_url: str | None = None) -> list[JournalEntry]:
-        """Entries left "sending": the console stopped before it learned the outcome."""
+        """Entries left "sending" (the console stopped before it learned the outcome) or "unknown"
+        (the LMS could not be asked): the next run asks the LMS about them."""
         return [e for e in self.entries() if e.pending and (base_url is None or _same_lms(e.base_url, base_url))]
 
 

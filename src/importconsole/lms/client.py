@@ -277,6 +277,11 @@ class LmsClient:
         code = body.get("error")
         status = resp.status_code
         said = f" The LMS said: {server_msg}" if server_msg else ""
+        if 300 <= status < 400:
+            where = resp.headers.get("Location", "another address")
+            return ServerError(f"The LMS redirected the request to {where} while trying to {action}; the token is not sent "
+                               "after a redirect. Set base_url in the profile to the LMS's final https:// address.",
+                               status=status, code=code, detail=body)
         if status == 401:
             return Unauthorized(
                 f"The LMS at {self.host} did not accept the API token (401) while trying to {action}. "
@@ -349,7 +354,7 @@ class LmsClient:
             retry_after = None
             try:
                 resp = await self._http.request(method, path, params=params, json=json_body)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 last_exc = self._unreachable(exc, action)
                 if isinstance(last_exc, CertificateInvalid):
                     raise last_exc from None
@@ -685,6 +690,10 @@ class LmsClient:
         found = await ask_server("the retries ran out")
         if found:
             return found
+        if isinstance(last, IdempotencyInFlight):
+            raise UnknownOutcome(f"The LMS was still handling the upload of {path.name} after {self.retry.attempts} tries; "
+                                 "it may yet create the import. Nothing more was sent. Check with `importconsole journal --reconcile` "
+                                 "in a minute.", idempotency_key=key)
         raise type(last)(f"{last} No import was created: the LMS holds none for this upload (checked).",
                          status=last.status) if type(last) in (Unreachable, ServerError) else last
 

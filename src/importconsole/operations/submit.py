@@ -179,8 +179,8 @@ async def reconcile_pending(journal: Journal, client: LmsClient) -> list[Reconci
             journal.complete(entry.entry_id, outcome, import_id=imp.id, message=f"import {imp.id} is {imp.state}")
             done.append(Reconciled(entry, outcome, imp, f"Unlock of import {imp.id}: the import is now {imp.state}."))
         else:
-            journal.complete(entry.entry_id, "unknown", message="cannot be checked with the LMS automatically; look at it there")
-            done.append(Reconciled(entry, "unknown", None, f"{entry.action} from {entry.time} cannot be checked automatically; look at the LMS."))
+            journal.complete(entry.entry_id, "unchecked", message="cannot be checked with the LMS automatically; look at it there")
+            done.append(Reconciled(entry, "unchecked", None, f"{entry.action} from {entry.time} cannot be checked automatically; look at the LMS."))
     return done
 
 
