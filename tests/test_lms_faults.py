@@ -114,6 +114,39 @@ async def test_1_connect_refused_retries_then_says_it_could_not_reach(tmp_path):
     assert sleeps.delays == [0.1, 0.2, 0.4]  # exponential, capped
 
 
+@pytest.fixture
+def full_backlog():
+    """A port whose listen queue is full: the kernel drops new SYNs, so connecting times out."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(5):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    yield port
+    for s in fillers + [server]:
+        s.close()
+
+
+async def test_1_connect_timeout_retries_then_says_it_could_not_reach(tmp_path, full_backlog):
+    path, _ = import_file(tmp_path)
+    sleeps = Sleeps()
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.1, sleep=sleeps, random=lambda: 1.0)
+    timeout = httpx.Timeout(2.0, connect=0.2)
+    async with LmsClient(f"http://127.0.0.1:{full_backlog}", ADMIN_TOKEN, retry=policy, timeout=timeout) as c:
+        with pytest.raises(Unreachable) as err:
+            await c.submit_import(path, importer="course", course_external_id="C-VAR")
+    assert "did not answer in time" in str(err.value) and "Nothing was sent" in str(err.value)
+    assert len(sleeps.delays) == 2
+
+
 # ---- 2, 3. lost response, read timeout --------------------------------------------------------
 
 async def test_2_connection_dropped_after_upload_asks_the_server_and_finds_the_one_import(lms, tmp_path):
