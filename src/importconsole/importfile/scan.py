@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from dataclasses import dataclass
+from operator import methodcaller
 
 from .reader import ImportFile, _endings_label
 
@@ -33,17 +33,42 @@ def _delete_table(delimiter: str) -> bytes:
     return bytes(b for b in range(256) if b not in keep)
 
 
-@dataclass
 class Chunk:
-    rows: list[list[str]]  # the records' cells (blank rows removed)
-    first_row: int  # row number of rows[0]
-    lines: list[int] | None  # start line of each record; None = consecutive from first_line
-    first_line: int
-    raws: list[str] | None  # each record's raw text; None for a clean chunk
-    clean: bool  # no quote, no special or invalid character anywhere in the chunk
-    text: str  # the chunk's text (for whole-chunk checks)
-    blank_lines: list[int]
-    physical_lines: int = 0
+    """The records of one part of the file. A consistent clean part keeps its cells as one flat
+    list (every row has the header's width): columns are then slices, no per-row lists."""
+
+    def __init__(self, rows, first_row, lines, first_line, raws, clean, text, blank_lines, physical_lines=0,
+                 *, flat=None, ncols=0):
+        self._rows = rows  # the records' cells (blank rows removed), or None with flat
+        self.first_row = first_row  # row number of the first record
+        self.lines = lines  # start line of each record; None = consecutive from first_line
+        self.first_line = first_line
+        self.raws = raws  # each record's raw text; None for a clean chunk
+        self.clean = clean  # no quote, no special or invalid character anywhere in the chunk
+        self.text = text
+        self.blank_lines = blank_lines
+        self.physical_lines = physical_lines
+        self.flat = flat
+        self.ncols = ncols
+        self.count = len(rows) if rows is not None else len(flat) // ncols
+
+    @property
+    def rows(self) -> list[list[str]]:
+        if self._rows is None:
+            n, flat = self.ncols, self.flat
+            self._rows = [flat[i:i + n] for i in range(0, len(flat), n)]
+        return self._rows
+
+    @property
+    def uniform(self) -> bool:
+        """Every record has the header's width (known without looking at each)."""
+        return self.flat is not None
+
+    def columns(self) -> list:
+        if self.flat is not None:
+            n = self.ncols
+            return [self.flat[k::n] for k in range(n)]
+        return list(zip(*self.rows))
 
     def line_of(self, i: int) -> int:
         return self.first_line + i if self.lines is None else self.lines[i]
@@ -62,7 +87,7 @@ def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS):
     line = f.header_end_line + 1
     for text, raw in source:
         chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings)
-        row += len(chunk.rows)
+        row += chunk.count
         line += chunk.physical_lines
         yield chunk
     f.lines_read = line - 1
@@ -162,6 +187,11 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         lines = None
     physical = _tally_endings(text, endings, lines)
     if clean:
+        n = len(f.header)
+        if lines and min(map(len, lines)) >= n and set(map(methodcaller("count", delim), lines)) == {n - 1}:
+            # Every line has the header's width and none is blank: split the part in one go.
+            flat = delim.join(lines).split(delim)
+            return Chunk(None, first_row, None, first_line, None, True, text, [], physical, flat=flat, ncols=n)
         rows = [ln.split(delim) for ln in lines]
         blank: list[int] = []
         line_numbers = None

@@ -193,7 +193,7 @@ def _run(f, checker, report, out, progress, cancel) -> None:
     done_chars = 0
     for chunk in scan(f):
         checker.check(chunk)
-        report.rows += len(chunk.rows)
+        report.rows += chunk.count
         report.blank_rows += len(chunk.blank_lines)
         for ln in chunk.blank_lines:
             out.add("blank-row", line=ln, message="blank row (empty or only delimiters): not a record")
@@ -327,23 +327,24 @@ class _RowChecks:
 
     # -- per chunk --------------------------------------------------------------------------
     def check(self, chunk) -> None:
-        rows = chunk.rows
-        if not rows:
+        if not chunk.count:
             return
         n = self.ncols
-        ragged = set(map(len, rows)) != {n}
-        if ragged:
-            rows = self._ragged(chunk)
-            idx = [i for i, cells in enumerate(chunk.rows) if len(cells) == n]
+        idx = None
+        if chunk.uniform:
+            columns = chunk.columns()
         else:
-            idx = None
+            rows = chunk.rows
+            if set(map(len, rows)) != {n}:
+                rows = self._ragged(chunk)
+                idx = [i for i, cells in enumerate(chunk.rows) if len(cells) == n]
+            columns = list(zip(*rows)) if rows else []
         if not chunk.clean:
             self._raw_checks(chunk)
         elif not chunk.text.isascii():
             self._text_checks(chunk)
-        if not rows:
+        if not columns:
             return
-        columns = list(zip(*rows))
 
         def where(i: int) -> tuple[int, int]:
             j = idx[i] if idx is not None else i
@@ -483,17 +484,18 @@ class _RowChecks:
         formatted = {self.cols[c] for c in (*DATE_COLUMNS, "credits", "complete") if c in self.cols}
         ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols}
         for k, col in enumerate(columns):
-            # Values sorting from "A" on cannot start with = + - @ tab CR: one C-level min() per column.
-            if k not in formatted and _may_hold_formula(col):
+            if k in formatted and k not in ids:
+                continue
+            # One join per column, then C-level finds: a value starts a line of `joined`.
+            joined = "\n".join(col)
+            if k not in formatted and any(ch in joined and (joined.startswith(ch) or ("\n" + ch) in joined)
+                                          for ch in safe_text.FORMULA_START):
                 for i, v in enumerate(col):
                     if v.startswith(safe_text.FORMULA_START):
                         row, line = where(i)
                         self.out.add("formula-like", row=row, line=line, column=k, value=v,
                                      message=f"value starts with {safe_text.visible(v[0])!r}: a spreadsheet runs it "
                                              "as a formula (kept as it is in the import file)")
-            if k not in ids:
-                continue
-            joined = "\x00".join(col)
             if k in ids and " " in joined:
                 for i, v in enumerate(col):
                     if v and v != v.strip(" "):
@@ -611,13 +613,6 @@ class _RowChecks:
             _report_duplicates(self)
         if self.lms:
             self.lms.finish()
-
-
-def _may_hold_formula(col) -> bool:
-    first = min(col)
-    if first == "":
-        first = min(filter(None, col), default="~")
-    return first < "A"
 
 
 def _report_duplicates(checks: _RowChecks) -> None:
