@@ -7,10 +7,11 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import datetime
 
 import httpx
 
-from sandbox_helpers import dataset
+from sandbox_helpers import dataset, start_sandbox
 
 CMD = [sys.executable, "-m", "importconsole", "sandbox"]
 
@@ -81,3 +82,11 @@ def test_bad_flags_are_usage_errors():
 def test_without_faults_the_fault_switch_does_not_exist(sandbox):
     r = httpx.post(sandbox.url("/_faults"), json={"kind": "status", "status": 503})
     assert r.status_code == 404
+
+
+def test_rows_per_second_sets_the_processing_speed():
+    with start_sandbox(dataset(), rows_per_second=20) as lms:
+        body = "external_user_id,complete\n" + "".join(f"u{n % 5 + 1},0\n" for n in range(10))
+        imp = lms.wait_import(lms.submit(body.encode(), course="C-FIXED").json()["id"])
+        took = (datetime.fromisoformat(imp["finished_at"][:-1]) - datetime.fromisoformat(imp["started_at"][:-1]))
+        assert 0.45 <= took.total_seconds() <= 3.0  # 10 rows at 20 rows/s: about half a second
