@@ -551,9 +551,16 @@ class LmsClient:
 
     async def reporting_queue(self, *, entity: str | None = None, course_external_id: str | None = None,
                               user_id: int | None = None) -> list[QueueEntry]:
-        data = await self._get_json("/reporting-queue", "read the reporting queue",
-                                    params={"entity": entity, "course_external_id": course_external_id, "user_id": user_id})
-        return [QueueEntry.from_json(x) for x in data.get("items", [])]
+        """Every entry (all pages)."""
+        out: list[QueueEntry] = []
+        offset: int | None = 0
+        while offset is not None:
+            data = await self._get_json("/reporting-queue", "read the reporting queue",
+                                        params={"entity": entity, "course_external_id": course_external_id, "user_id": user_id,
+                                                "offset": offset, "limit": MAX_KEYS})
+            out += [QueueEntry.from_json(x) for x in data.get("items", [])]
+            offset = data.get("next_offset") if data.get("next_offset") != offset else None
+        return out
 
     async def pars_report(self, course_external_id: str | None = None) -> list[ParsRecord]:
         data = await self._get_json("/reports/pars", "read the PARS report", params={"course_external_id": course_external_id})
