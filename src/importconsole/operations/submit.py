@@ -87,7 +87,7 @@ def describe_finding(f: Any) -> str:
     out += f"[{rule}] " if rule else ""
     out += text
     if fix:
-        out += f" Fix: {visible(str(fix))}"
+        out += ("" if out.rstrip().endswith((".", "!", "?", ":")) else ".") + f" Fix: {visible(str(fix))}"
     return out
 
 
