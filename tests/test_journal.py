@@ -65,6 +65,8 @@ def test_pending_is_per_lms(tmp_path):
     _begin(journal, base_url="http://127.0.0.1:1/api/v1")
     _begin(journal, base_url="https://other.example.org/api/v1")
     assert len(journal.pending(base_url="https://other.example.org/api/v1/")) == 1
+    assert len(journal.pending(base_url="https://other.example.org")) == 1
+    assert len(journal.pending(base_url="http://127.0.0.1:1/")) == 1
 
 
 def _writer(path, n):

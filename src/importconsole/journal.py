@@ -180,5 +180,11 @@ class Journal:
         return [e for e in self.entries() if e.pending and (base_url is None or _same_lms(e.base_url, base_url))]
 
 
+def _lms_root(url: str | None) -> str:
+    """`https://lms/ce/api/v1/` and `https://lms/ce` name the same LMS (the TUI and CLI differ)."""
+    root = (url or "").rstrip("/")
+    return root[: -len("/api/v1")] if root.endswith("/api/v1") else root
+
+
 def _same_lms(a: str | None, b: str | None) -> bool:
-    return (a or "").rstrip("/") == (b or "").rstrip("/")
+    return _lms_root(a) == _lms_root(b)
