@@ -72,6 +72,8 @@ def test_an_unreadable_file_fails_with_a_reason_and_frees_the_lock(sandbox):
     done = sandbox.wait_import(r.json()["id"])
     assert done["state"] == "failed"
     assert "grades.csv" in done["error"] and "Excel" in done["error"]
+    remaining = sandbox.client().get(f"/imports/{done['id']}/remaining")
+    assert (remaining.headers["x-first-row"], remaining.content) == ("1", b"PK\x03\x04 not really a workbook")
     assert not httpx.get(sandbox.url("/locks/course"), headers=sandbox.auth()).json()["locked"]
 
 

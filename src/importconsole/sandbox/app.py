@@ -511,7 +511,9 @@ async def import_remaining(request: Request):
     data = dbm.import_file_bytes(sandbox.conn, imp["id"])
     parsed = sandbox.importer.parsed(imp["id"])
     rest = parsed.records[imp["rows_processed"]:]
-    if rest:
+    if parsed.error:  # never read: all of it is unprocessed
+        body, first = data, 1
+    elif rest:
         body, first = data[: parsed.header_end] + data[rest[0].start:], rest[0].row
     else:
         body, first = data[: parsed.header_end], imp["rows_processed"] + 1

@@ -72,6 +72,7 @@ class Importer:
                     (f"{imp['file_name']}: {parsed.error}", now(), now(), import_id),
                 )
                 self._release(import_id)
+            self._parsed.pop(import_id, None)
             self._publish(import_id)
             self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
             return
