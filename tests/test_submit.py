@@ -312,3 +312,39 @@ async def test_an_outcome_the_lms_cannot_confirm_is_journaled_and_settled_later(
     assert settled.outcome == "reconciled" and settled.import_.id == import_id
     assert journal.pending() == [] and len(imports_of(lms, path)) == 1
     lms.wait_import(import_id)
+
+
+def test_login_checks_the_token_with_the_lms_before_storing_it(lms, home, monkeypatch, capsys):
+    import io
+
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class Ring(KeyringBackend):
+        priority = 1
+        store: dict = {}
+
+        def get_password(self, service, username):
+            return self.store.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.store[(service, username)] = password
+
+        def delete_password(self, service, username):
+            self.store.pop((service, username))
+
+    ring = Ring()
+    keyring.set_keyring(ring)
+    monkeypatch.delenv("IMPORTCONSOLE_TOKEN")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("not-the-token-123\n"))
+    assert main(["login"]) == 3
+    err = capsys.readouterr().err
+    assert "did not accept the API token" in err and "not stored" in err and ring.store == {}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
+    assert main(["login"]) == 0
+    assert ring.store == {("importconsole", "test:jdoe"): TOKEN}
+    path = held_file(home)
+    assert main(["submit", str(path), "--course", "C-VAR"]) == 0  # the token now comes from the keyring
+    out = capsys.readouterr()
+    assert_token_nowhere(home, out.out, out.err)
+    assert len(imports_of(lms, path)) == 1
