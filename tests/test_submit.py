@@ -160,6 +160,11 @@ async def test_a_file_changed_after_validation_is_refused(lms, home):
             await send_plan(plan, client=c, journal=journal)
         with pytest.raises(SubmitRefused, match="changed on disk since it was validated"):
             await prepare_submit(c, path, importer="course", course_external_id="C-VAR", validated_sha256=plan.sha256)
+        moved = path.with_suffix(".moved")
+        path.rename(moved)
+        with pytest.raises(SubmitRefused, match="cannot be read any more"):
+            await send_plan(plan, client=c, journal=journal)
+        moved.rename(path)
     assert imports_of(lms, path) == [] and journal.entries() == []
     path.write_bytes(original)
     assert imports_of(lms, path) == []

@@ -265,7 +265,10 @@ async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, pr
                     lms_user: str | None = None, progress: Callable[[int, int], None] | None = None,
                     idempotency_key: str | None = None) -> SubmitOutcome:
     """Journal, upload, complete the journal. The file must still be the one validated."""
-    sha_now, _ = await asyncio.to_thread(file_sha256, plan.path)
+    try:
+        sha_now, _ = await asyncio.to_thread(file_sha256, plan.path)
+    except OSError as exc:
+        raise SubmitRefused(f"{plan.path}: cannot be read any more ({exc.strerror}). Nothing was sent.", unreadable=True) from None
     if sha_now != plan.sha256:
         raise SubmitRefused(f"{plan.path} changed on disk since it was validated (sha256 {plan.sha256[:12]}... is now "
                             f"{sha_now[:12]}...). Nothing was sent. Validate it again, then submit.")
