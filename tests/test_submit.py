@@ -353,3 +353,26 @@ def test_login_checks_the_token_with_the_lms_before_storing_it(lms, home, monkey
     out = capsys.readouterr()
     assert_token_nowhere(home, out.out, out.err)
     assert len(imports_of(lms, path)) == 1
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_otherwise():
+    import io
+
+    from importconsole.cli.lms_cmds import UploadProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = UploadProgress(stream=screen, width=10)
+    bar(0, 2_000_000)
+    bar(2_000_000, 2_000_000)
+    bar.done()
+    assert screen.getvalue().endswith("\rUploading [##########] 100% 2.0/2.0 MB\n")
+    piped = io.StringIO()
+    bar = UploadProgress(stream=piped)
+    bar(1_000, 2_000)
+    bar(2_000, 2_000)
+    bar.done()
+    assert piped.getvalue() == "Uploaded 2000 bytes\n"

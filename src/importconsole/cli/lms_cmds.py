@@ -254,8 +254,10 @@ def cmd_logout(args) -> int:
 class UploadProgress:
     """A one-line bar on stderr (only on a terminal; redirected stderr gets one line at the end)."""
 
-    def __init__(self, stream=None, width: int = 30):
+    def __init__(self, stream=None, width: int = 30, label: str = "Uploading", quiet_end: bool = False):
         self.stream = stream or sys.stderr  # looked up now: tests and the TUI swap sys.stderr
+        self.label = label
+        self.quiet_end = quiet_end
         self.width = width
         self.tty = self.stream.isatty()
         self._last = 0.0
@@ -270,13 +272,13 @@ class UploadProgress:
         self._last = now
         frac = sent / total if total else 1.0
         bar = "#" * int(frac * self.width)
-        self.stream.write(f"\rUploading [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
+        self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
         self.stream.flush()
 
     def done(self) -> None:
         if self.tty:
             self.stream.write("\n")
-        elif self.total:
+        elif self.total and not self.quiet_end:
             self.stream.write(f"Uploaded {self.total} bytes\n")
         self.stream.flush()
 
@@ -304,7 +306,13 @@ def cmd_submit(args) -> int:
             me = await lms.me()
             for item in await reconcile_pending(journal, lms):
                 _err(item.sentence)
-            plan = await prepare_submit(lms, args.file, importer=importer, course_external_id=args.course)
+            checking = UploadProgress(label="Validating", quiet_end=True)
+            try:
+                plan = await prepare_submit(lms, args.file, importer=importer, course_external_id=args.course,
+                                            validation_progress=checking)
+            finally:
+                if checking.total:
+                    checking.done()
             if plan.warnings:
                 if args.yes:
                     _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
