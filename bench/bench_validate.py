@@ -86,9 +86,15 @@ def frictionless_seconds(path: Path) -> float | None:
     exe = shutil.which("frictionless") or str(Path(sys.executable).with_name("frictionless"))
     if not Path(exe).exists():
         return None
+    # frictionless refuses absolute paths ("not safe"): run it beside the file.
     start = time.perf_counter()
-    subprocess.run([exe, "validate", str(path)], capture_output=True, text=True)
-    return time.perf_counter() - start
+    done = subprocess.run([exe, "validate", "--json", path.name], capture_output=True, text=True, cwd=path.parent)
+    seconds = time.perf_counter() - start
+    report = json.loads(done.stdout)
+    task = report["tasks"][0]
+    if not task["valid"] or task["stats"].get("rows", FRICTIONLESS_ROWS) < FRICTIONLESS_ROWS:
+        raise RuntimeError(f"frictionless did not validate the file: {task['errors'][:1]}")
+    return seconds
 
 
 def best_of(n: int, kind: str, path: Path) -> dict:

@@ -8,7 +8,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from importconsole.importfile.fixes import write_fixed_file
@@ -56,7 +56,9 @@ def test_every_record_is_accounted_for(rows, ending, chunk):
     writer = csv.writer(buf, lineterminator=ending)
     writer.writerow(["external_email", "first_name", "complete"])
     writer.writerows(rows)
-    path = _file(buf.getvalue().encode("utf-8"))
+    content = buf.getvalue().encode("utf-8")
+    assume(content.count(b"\x00") * 3 < len(content))  # mostly NUL bytes is refused as binary, rightly
+    path = _file(content)
     expected = [r for r in rows if any(r)]  # rows of only empty cells are blank rows, not records
     opened = open_import_file(path)
     records = list(opened.records())

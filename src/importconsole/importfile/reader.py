@@ -271,7 +271,11 @@ def _looks_binary(head: bytes) -> bool:
     if not sample:
         return False
     controls = sum(sample.count(bytes([b])) for b in (*range(0, 9), 11, 12, *range(14, 32)))
-    return controls > len(sample) * 0.1
+    if controls > len(sample) * 0.3:
+        return True
+    # Valid UTF-8 with a few control bytes is text with special characters (a finding, not a
+    # refusal); invalid UTF-8 full of them is binary.
+    return controls > len(sample) * 0.1 and _first_invalid_utf8(sample, complete=False) is not None
 
 
 def _first_invalid_utf8(head: bytes, complete: bool) -> int | None:

@@ -578,22 +578,12 @@ class _RowChecks:
         if present:
             hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
             seen = self.keys_seen
-            if seen.isdisjoint(hashes):
-                before = len(seen)
-                seen.update(hashes)
-                if len(seen) - before != n:  # a key repeats inside this chunk (rare)
-                    local: set[int] = set()
-                    for h in hashes:
-                        if h in local:
-                            self.dup_keys.add(h)
-                        local.add(h)
-            else:  # a key of an earlier chunk repeats (rare)
-                local = set()
-                for h in hashes:
-                    if h in seen or h in local:
-                        self.dup_keys.add(h)
-                    local.add(h)
-                seen.update(hashes)
+            before = len(seen)
+            seen.update(hashes)
+            if len(seen) - before != n:
+                # Some key of this chunk was seen before (here or earlier): which ones is settled
+                # by the second pass, for this chunk's keys only.
+                self.dup_keys.update(hashes)
         users, emails, course = pick("external_user_id"), pick("external_email"), pick("external_course_id")
         if "participant_category" in cols:
             cat = columns[cols["participant_category"]]
@@ -620,7 +610,7 @@ def _report_duplicates(checks: _RowChecks) -> None:
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
     idx = [cols[c] for c in KEY_COLUMNS if c in cols]
-    first: dict[int, tuple[int, list[str]]] = {}
+    first: dict[int, tuple[int, int, int]] = {}
     n = len(f.header)
     for chunk in scan(f):
         for j, cells in enumerate(chunk.rows):
@@ -631,13 +621,14 @@ def _report_duplicates(checks: _RowChecks) -> None:
             if h not in wanted:
                 continue
             row, line = chunk.first_row + j, chunk.line_of(j)
+            whole = hash(tuple(cells))
             if h not in first:
-                first[h] = (row, cells)
+                first[h] = (row, hash(("key", key)), whole)  # hashes only: memory stays small
                 continue
-            first_row, first_cells = first[h]
-            if tuple(first_cells[i] for i in idx) != key:
+            first_row, first_key, first_whole = first[h]
+            if first_key != hash(("key", key)):
                 continue  # a hash collision, not a duplicate
-            if cells == first_cells:
+            if whole == first_whole:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
                                message=f"identical to row {first_row}: it would be imported twice",
                                fix=f"delete row {row} (or row {first_row})")
