@@ -71,3 +71,11 @@ def test_retry_after_never_raises_and_stays_clamped(value, cap):
 @given(st.integers(min_value=0, max_value=10_000), st.floats(min_value=0, max_value=1))
 def test_backoff_never_exceeds_the_cap(attempt, jitter):
     assert 0 <= RetryPolicy(base=0.5, cap=10, random=lambda: jitter).backoff(attempt) <= 10
+
+
+def test_a_client_registers_its_token_for_crash_reports():
+    from importconsole import crash
+    from importconsole.lms.client import LmsClient
+
+    LmsClient("https://lms.example.org", "tok-only-in-a-client-93c1")
+    assert crash.redact("boom tok-only-in-a-client-93c1") == "boom [token hidden]"

@@ -229,6 +229,9 @@ class LmsClient:
         self.profile = profile
         self.retry = retry or RetryPolicy()
         self._token = _Secret(token)
+        from importconsole import crash
+
+        crash.register_secret(token)  # whoever built the client, crash text never shows the token
         if isinstance(timeout, httpx.Timeout):
             self._timeout = timeout
         else:
