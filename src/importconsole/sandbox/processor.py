@@ -12,6 +12,7 @@ from importconsole.sandbox.importfile import ParsedFile, parse
 from importconsole.sandbox.rules import process_record
 
 log = logging.getLogger("importconsole.sandbox")
+PROGRESS_EVERY = 0.02  # seconds; unthrottled imports would otherwise send thousands of events a second
 
 
 class Importer:
@@ -24,6 +25,7 @@ class Importer:
         # Where an import stopped making progress. Never exposed: like the real LMS, the server
         # does not know an import is hung; this only lets the operator's log say so.
         self.stalled: dict[int, str] = {}
+        self._published: dict[int, float] = {}
 
     def parsed(self, import_id: int) -> ParsedFile:
         if import_id not in self._parsed:
@@ -54,6 +56,14 @@ class Importer:
         if task is not None:
             task.cancel()
         self._parsed.pop(import_id, None)
+        self._published.pop(import_id, None)
+
+    def _publish_progress(self, import_id: int, now_: float) -> None:
+        # At most one progress event per import every PROGRESS_EVERY seconds; the last state before a
+        # stop (stall, end, unlock) is always published, so a watcher never keeps a stale count.
+        if now_ - self._published.get(import_id, 0.0) >= PROGRESS_EVERY:
+            self._published[import_id] = now_
+            self._publish(import_id)
 
     def _publish(self, import_id: int) -> None:
         if self.events.subscribers:  # nobody watching: skip the query (it is per row)
@@ -73,6 +83,7 @@ class Importer:
                 )
                 self._release(import_id)
             self._parsed.pop(import_id, None)
+            self._published.pop(import_id, None)
             self._publish(import_id)
             self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
             return
@@ -123,7 +134,7 @@ class Importer:
                          rows_failed = rows_failed + ?, rows_held = rows_held + ?, last_progress_at = ? WHERE id = ?""",
                     (int(outcome_status in ("failed", "refused")), int(outcome_status == "held"), now(), import_id),
                 )
-            self._publish(import_id)
+            self._publish_progress(import_id, loop.time())
         with Tx(conn):
             imp = conn.execute("SELECT * FROM imports WHERE id = ?", (import_id,)).fetchone()
             if imp["state"] != "running":
@@ -132,10 +143,12 @@ class Importer:
             conn.execute("UPDATE imports SET state = ?, finished_at = ? WHERE id = ?", (state, now(), import_id))
             self._release(import_id)
         self._parsed.pop(import_id, None)
+        self._published.pop(import_id, None)
         self._publish(import_id)
         self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
 
     def _stall(self, import_id: int, where: str) -> None:
+        self._publish(import_id)
         self.stalled[import_id] = where
         log.info("import %s stopped making progress at %s", import_id, where)
 
