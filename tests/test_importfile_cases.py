@@ -35,7 +35,8 @@ CASES = [
     ("5 UTF-16 without BOM", "external_email,complete\na@example.org,1\n".encode("utf-16-le"), ("refuse", "UTF-16")),
     ("6 cp1252 bytes", rows(b"a@example.org,Jos\xe9,1"), ("encoding-fallback", None, None, "byte offset 52, line 2")),
     ("6 invalid byte after the sniff window", H + BIG_PREFIX + b"z@example.org,Jos\xe9,1\n",
-     ("special-characters", 3001, "first_name", "invalid byte 0xE9")),
+     ("special-characters", 3001, "first_name", f"invalid byte 0xE9 at character 4 of the value (bytes invalid in UTF-8; "
+                                                 f"the file's first invalid byte is at byte offset {len(H + BIG_PREFIX) + 17}")),
     ("7 mojibake", rows("a@example.org,NumÃ©ro,1".encode()), ("mojibake", 1, "first_name", "Numéro")),
     ("8 CRLF", H.replace(b"\n", b"\r\n") + b"a@example.org,Ann,1\r\nb@example.org,Bo,2\r\n", ("bad-complete", 2, "complete", "")),
     ("8 CR only", H.replace(b"\n", b"\r") + b"a@example.org,Ann,1\rb@example.org,Bo,2\r", ("bad-complete", 2, "complete", "")),

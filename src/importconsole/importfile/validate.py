@@ -23,7 +23,7 @@ from typing import Callable
 from . import safe_text
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
-from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, open_import_file
+from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file
 from .scan import scan
 
 COLUMNS = (
@@ -322,6 +322,7 @@ class _RowChecks:
         self.keys_seen: set[int] = set()
         self.dup_keys: set[int] = set()
         self.category_seen: set[int] = set()
+        self.first_invalid: int | None = None
         self.special = safe_text.special_pattern(f.delimiter)
         self.lms = _LmsChecks(self, facts, importer, course) if facts is not None else None
 
@@ -382,6 +383,12 @@ class _RowChecks:
                                      f"cell {n + 1} (a delimiter inside an unquoted value?)")
         return keep
 
+    def _invalid_bytes_note(self) -> str:
+        if self.first_invalid is None:  # looked up once, by scanning the bytes
+            self.first_invalid = first_invalid_byte(self.f.path, self.f.encoding, self.f.data_offset) or -1
+        where = f"; the file's first invalid byte is at byte offset {self.first_invalid}" if self.first_invalid >= 0 else ""
+        return f" (bytes invalid in {self.f.encoding_label}{where}: save the file as CSV UTF-8)"
+
     def _unbalanced(self, cells, row, line, raw) -> None:
         end = line + _line_breaks(raw.rstrip("\r\n"))
         k = next((k for k, c in enumerate(cells) if "\n" in c or "\r" in c), len(cells) - 1)
@@ -402,7 +409,7 @@ class _RowChecks:
                         pos = hits[0][0]
                         self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
                                      value=cell, message=f"{points} at character {pos + 1} of the value"
-                                     + (" (bytes invalid in the file's encoding)" if "invalid byte" in points else ""))
+                                     + (self._invalid_bytes_note() if "invalid byte" in points else ""))
             if len(cells) == self.ncols and _swallowed(raw, cells, delim, self.ncols):
                 self._unbalanced(cells, row, line, raw)
                 continue
