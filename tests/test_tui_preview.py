@@ -27,7 +27,7 @@ async def test_preview_shows_the_file_facts_and_makes_header_spaces_and_invisibl
     path = write(tmp_path / "spaces.csv", ["u1,Ana,Lee\u200b,1", "u2,José,王芳,0"], header=header)
     app = console(tmp_path, path)
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_for_text(pilot, "2 rows")
+        text = await wait_for_text(pilot, "2 rows ·")
         assert "spaces.csv · UTF-8 · comma · 2 rows · importer course-level" in text
         assert "external_user_id·" in text  # the trailing space that hangs the LMS importer
         assert "first<U+00A0>name" in text

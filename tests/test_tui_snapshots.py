@@ -89,7 +89,7 @@ def _monitor(tmp_path):
         await pilot.pause()
         monitor = app.screen
         monitor.show_views(VIEWS, LOCKS, "live")
-        monitor.query_one("#imports").move_cursor(row=2)
+        monitor.query_one("#imports").move_cursor(2)
         await pilot.pause()
 
     return app, ready
@@ -125,7 +125,7 @@ def test_high_contrast_monitor_in_16_colours(snap_compare, tmp_path):
     async def ready(pilot):
         await pilot.pause()
         app.screen.show_views(VIEWS, LOCKS, "live")
-        app.screen.query_one("#imports").move_cursor(row=2)
+        app.screen.query_one("#imports").move_cursor(2)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

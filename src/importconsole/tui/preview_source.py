@@ -10,6 +10,9 @@ from importconsole.importfile.index import RowIndex
 from importconsole.importfile.reader import ImportFile, open_import_file
 
 
+HEAD_ROWS = 200
+
+
 class PreviewSource:
     def __init__(self, path: Path) -> None:
         self.file: ImportFile = open_import_file(path)  # ImportFileError: shown, never raised further
@@ -17,6 +20,9 @@ class PreviewSource:
         self.index = RowIndex(self.file)
         self.cancel = threading.Event()
         self.error: str | None = None
+        # The first screen's rows, read before the index is built: the preview draws them while
+        # the index thread has not yet started competing for the interpreter.
+        self.head_rows = len(self.file.head(HEAD_ROWS))
 
     def build(self) -> None:
         """Runs in a thread worker; the grid reads row_count() while it grows."""
@@ -30,7 +36,9 @@ class PreviewSource:
         return self.index.done
 
     def row_count(self) -> int:
-        return self.index.count
+        if self.index.done:
+            return self.index.count
+        return max(self.index.count, self.head_rows)
 
     def cells(self, row: int) -> list[str]:
         return self.index.record(row).cells

@@ -10,13 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
-from importconsole.operations.watch import ImportView, ImportWatcher, format_duration
+from importconsole.operations.watch import ImportView, ImportWatcher
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import shown
+from importconsole.tui.widgets.importtable import ImportTable
 
-BAR_WIDTH = 8
 RATE_HISTORY = 40
 RECENT_IMPORTS = 20
 STATE_VARIABLES = {
@@ -24,11 +24,6 @@ STATE_VARIABLES = {
     "completed": "import-done", "completed_with_errors": "import-failed", "failed": "import-failed",
     "unlocked": "import-queued",
 }
-
-
-def progress_bar(view: ImportView) -> str:
-    done = int(BAR_WIDTH * view.rows_processed / view.rows_total) if view.rows_total else 0
-    return "█" * done + "░" * (BAR_WIDTH - done) + f" {view.percent:3.0f}%"
 
 
 class MonitorScreen(ConsoleScreen):
@@ -53,23 +48,12 @@ class MonitorScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         yield Static("", id="monitor-status", classes="status-line")
-        yield DataTable(id="imports", cursor_type="row", zebra_stripes=False)
+        yield ImportTable(id="imports")
         yield Sparkline([], id="rate-sparkline")
         yield Static("", id="import-detail")
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#imports", DataTable)
-        # Sized for 80 columns: the file name (last) takes what is left; the detail shows it whole.
-        table.add_column("id", key="id", width=4)
-        table.add_column("state", key="state", width=9)
-        table.add_column("progress", key="progress", width=13)
-        table.add_column("rows", key="rows", width=11)
-        table.add_column("rows/s", key="rate", width=6)
-        table.add_column("ETA", key="eta", width=5)
-        table.add_column("who", key="who", width=7)
-        table.add_column("lock", key="lock", width=4)
-        table.add_column("file", key="file")
         self.set_interval(0.25, self._repaint)
         self.start_watching()
 
@@ -138,47 +122,13 @@ class MonitorScreen(ConsoleScreen):
         self._show_detail()
 
     def _fill_table(self) -> None:
-        table = self.query_one("#imports", DataTable)
-        selected = self.selected_id()
-        if self.following is not None and any(v.import_id == self.following for v in self.views):
-            selected = self.following
-        wanted = [str(v.import_id) for v in self.views]
-        present = [str(key.value) for key in table.rows]
-        if present != wanted:
-            table.clear()
-            for view in self.views:
-                table.add_row(*self._cells(view), key=str(view.import_id))
-        else:
-            for view in self.views:
-                for column, value in zip(("id", "state", "progress", "rows", "rate", "eta", "who", "lock", "file"),
-                                         self._cells(view)):
-                    table.update_cell(str(view.import_id), column, value)
-        if selected is not None and str(selected) in wanted:
-            index = wanted.index(str(selected))
-            if table.cursor_row != index:
-                table.move_cursor(row=index, animate=False)
+        keep = self.following if any(v.import_id == self.following for v in self.views) else None
+        self.query_one("#imports", ImportTable).set_views(self.views, keep=keep)
 
     def _style(self, view: ImportView) -> str:
         variable = STATE_VARIABLES.get(view.shown_state, "import-queued")
         colour = self.app.theme_variables.get(variable, "")
         return f"bold {colour}" if view.is_hung else colour
-
-    def _cells(self, view: ImportView) -> list:
-        style = self._style(view)
-        rate = "" if view.finished or view.rate is None else f"{view.rate:.1f}"
-        eta = "" if view.finished or view.is_hung or view.eta_seconds is None else format_duration(view.eta_seconds)
-        state = "HUNG" if view.is_hung else view.state.replace("completed_with_errors", "errors")
-        return [
-            Text(str(view.import_id), style=style),
-            Text(state, style=style),
-            Text(progress_bar(view), style=style),
-            f"{view.rows_processed}/{view.rows_total}",
-            rate,
-            eta,
-            shown(view.created_by)[:7],
-            Text("held", style=style) if view.holds_lock else "",
-            shown(view.file_name),
-        ]
 
     def _show_status(self) -> None:
         running = sum(1 for v in self.views if not v.finished)
@@ -215,26 +165,18 @@ class MonitorScreen(ConsoleScreen):
             lines.append("Press u to unlock and re-import the rows not yet processed.")
         detail.update(Text("\n".join(lines), style=self._style(view) if view.is_hung else ""))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if self.following is not None and event.row_key is not None and event.row_key.value != str(self.following):
-            if self.selected_id() != self.following:
-                self.following = None
+    def on_import_table_highlighted(self, event: ImportTable.Highlighted) -> None:
+        followed_shown = any(v.import_id == self.following for v in self.views)
+        if followed_shown and event.view is not None and event.view.import_id != self.following:
+            self.following = None  # the admin moved to another import
         self._show_detail()
 
     # -- selection and actions ---------------------------------------------------------------
     def selected_id(self) -> int | None:
-        table = self.query_one("#imports", DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
-        except Exception:
-            return None
-        return int(key.value) if key and key.value else None
+        return self.query_one("#imports", ImportTable).selected_id
 
     def selected_view(self) -> ImportView | None:
-        wanted = self.selected_id()
-        return next((v for v in self.views if v.import_id == wanted), None)
+        return self.query_one("#imports", ImportTable).selected
 
     def action_next_hung(self) -> None:
         hung = [v for v in self.views if v.is_hung]
@@ -244,8 +186,8 @@ class MonitorScreen(ConsoleScreen):
         current = self.selected_id()
         ids = [v.import_id for v in hung]
         target = ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0]
-        table = self.query_one("#imports", DataTable)
-        table.move_cursor(row=[v.import_id for v in self.views].index(target))
+        self.following = None
+        self.query_one("#imports", ImportTable).move_cursor([v.import_id for v in self.views].index(target))
 
     def follow(self, import_id: int) -> None:
         """Keep the cursor on this import (a submit or re-import just made it)."""

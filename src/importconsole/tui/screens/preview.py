@@ -3,6 +3,7 @@ worker while the admin already reads the first screen."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual import work
@@ -101,7 +102,9 @@ class PreviewScreen(ConsoleScreen):
         except OSError as error:
             self.app.call_from_thread(self._refused, path, f"cannot open {path}: {error.strerror}")
             return
-        self.app.call_from_thread(self._opened, path, source)
+        drawn = threading.Event()
+        self.app.call_from_thread(self._opened, path, source, drawn)
+        drawn.wait(2.0)  # index after the first frame is on screen: it would slow that frame down
         source.build()
 
     def _refused(self, path: Path, error) -> None:
@@ -111,10 +114,12 @@ class PreviewScreen(ConsoleScreen):
         self.query_one("#cell-detail", Static).update(shown(str(error)))
         self.query_one("#cell-detail").set_class(True, "problem")
 
-    def _opened(self, path: Path, source) -> None:
+    def _opened(self, path: Path, source, drawn: threading.Event) -> None:
         if path != self.path:
             source.cancel.set()
+            drawn.set()
             return
+        self.call_after_refresh(drawn.set)
         self.source = source
         self.query_one("#cell-detail").set_class(False, "problem")
         grid = self.query_one(RowView)
