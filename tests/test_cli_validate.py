@@ -123,6 +123,8 @@ def test_fix_writes_a_new_file_and_a_manifest_and_never_overwrites_the_input(tmp
     assert "<U+200B>" in manifest and "split into 2 rows" in manifest and "first_name" in manifest
     assert stat.S_IMODE(os.stat(tmp_path / "out.csv.manifest.csv").st_mode) == 0o600
     assert validate(out).errors == 0
+    assert main(["fix", str(path), "--out", str(out), "--sanitize"]) == 2  # nor any existing file
+    assert "already exists" in capsys.readouterr().err and out.read_text() == text
 
 
 def test_fix_rows_keeps_only_the_rows_asked_for(tmp_path, capsys):
@@ -132,7 +134,7 @@ def test_fix_rows_keeps_only_the_rows_asked_for(tmp_path, capsys):
     assert main(["fix", str(path), "--out", str(out), "--rows", "2-3,9-"]) == 0
     assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == [
         "l2@example.org", "l3@example.org", "l9@example.org", "l10@example.org"]
-    assert main(["fix", str(path), "--out", str(out), "--rows", "x-3"]) == 2
+    assert main(["fix", str(path), "--out", str(tmp_path / "other.csv"), "--rows", "x-3"]) == 2
     assert "not a row" in capsys.readouterr().err
 
 

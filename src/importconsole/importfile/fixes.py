@@ -93,6 +93,9 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     if _same_file(path, out) or path.resolve() == out.resolve():
         raise FixRefused(f"{safe_text.visible(str(out))} is the input file: a fix is always written to a new file "
                          "(give another --out)")
+    if out.exists():
+        raise FixRefused(f"{safe_text.visible(str(out))} already exists: a fixed copy never replaces a file "
+                         "(give another --out, or delete it first)")
     if completion_only and (facts is None or not getattr(facts, "online", True)):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
