@@ -97,3 +97,19 @@ def test_a_clean_file_takes_the_fast_path_and_is_read_whole(tmp_path):
     assert sum(c.count for c in chunks) == 20_000
     report = validate(path)
     assert report.rows == 20_000 and report.findings == [] and report.line_endings == "CRLF"
+
+
+def test_past_the_spill_point_duplicates_are_still_found_and_memory_stays_flat(tmp_path, monkeypatch):
+    import importconsole.importfile.validate as validation
+
+    monkeypatch.setattr(validation, "SPILL_KEYS", 2_000)  # a 1 GB file's behaviour on 30k rows
+    path = big_file(tmp_path / "f.csv", 30_000)
+    with open(path, "ab") as fh:
+        fh.write(b"u0000005,l0000005@example.org,Zo\xc3\xab,1,2026-03-04\r\n")  # row 30001 repeats row 6
+    tracemalloc.start()
+    report = validation.validate(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [(f.rule, f.row, f.message) for f in report.findings] == [
+        ("duplicate-row", 30_001, "identical to row 6: it would be imported twice")]
+    assert peak < 32 * 1024 * 1024, f"validation held {peak} bytes"  # one 1 MiB chunk's cells at a time

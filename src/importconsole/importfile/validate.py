@@ -36,6 +36,7 @@ ID_COLUMNS = ("external_user_id", "external_email", "external_course_id", "credi
 KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows the same credit
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
+SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
 COURSE_ID_MAX = 128
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -323,6 +324,7 @@ class _RowChecks:
         self.dup_keys: set[int] = set()
         self.category_seen: set[int] = set()
         self.first_invalid: int | None = None
+        self.spill: _KeySpill | None = None
         self.special = safe_text.special_pattern(f.delimiter)
         self.lms = _LmsChecks(self, facts, importer, course) if facts is not None else None
 
@@ -584,10 +586,17 @@ class _RowChecks:
         present = [columns[cols[c]] for c in KEY_COLUMNS if c in cols]
         if present:
             hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
-            seen = self.keys_seen
-            before = len(seen)
-            seen.update(hashes)
-            if len(seen) - before != n:
+            if self.spill is not None:
+                repeated = self.spill.add(hashes)
+            else:
+                seen = self.keys_seen
+                before = len(seen)
+                seen.update(hashes)
+                repeated = len(seen) - before != n
+                if len(seen) > SPILL_KEYS:  # past ~1M rows the set leaves memory for a temp file
+                    self.spill = _KeySpill(seen)
+                    self.keys_seen = set()
+            if repeated:
                 # Some key of this chunk was seen before (here or earlier): which ones is settled
                 # by the second pass, for this chunk's keys only.
                 self.dup_keys.update(hashes)
@@ -606,10 +615,37 @@ class _RowChecks:
                     self.category_seen.add(h)
 
     def finish(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
         if self.dup_keys:
             _report_duplicates(self)
         if self.lms:
             self.lms.finish()
+
+
+class _KeySpill:
+    """The learner/course/credit-type keys of a very large file, in a temporary SQLite file
+    instead of a set, so validating a 1 GB file keeps memory flat."""
+
+    def __init__(self, keys: set[int]):
+        import sqlite3
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="importconsole-keys-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "keys.sqlite3")
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE k (h INTEGER PRIMARY KEY)")
+        self._db.executemany("INSERT INTO k VALUES (?)", ((h,) for h in keys))
+
+    def add(self, hashes: list[int]) -> bool:
+        """Store the keys; True if any was there already (or repeats among them)."""
+        unique = set(hashes)
+        before = self._db.total_changes
+        self._db.executemany("INSERT OR IGNORE INTO k VALUES (?)", ((h,) for h in unique))
+        return self._db.total_changes - before != len(hashes)
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
 
 
 def _report_duplicates(checks: _RowChecks) -> None:
