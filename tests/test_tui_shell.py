@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,38 @@ async def test_command_palette_offers_the_screen_actions_and_runs_them(tmp_path)
 def test_theme_files_are_packaged_beside_the_code():
     assert (PACKAGED_THEMES / "importconsole-dark.toml").is_file()
     load_theme_file(PACKAGED_THEMES / "importconsole-contrast.toml")
+
+
+async def test_a_crash_shows_one_sentence_and_never_the_token_or_local_variables(tmp_path):
+    from importconsole.tui.session import LmsSession
+
+    class Broken(ImportConsoleApp):
+        BINDINGS = [("z", "explode", "Explode")]
+
+        def action_explode(self) -> None:
+            token_copy = self.session.token  # a local holding the secret, as real code might  # noqa: F841
+            raise RuntimeError(f"boom with {token_copy}")
+
+    session = LmsSession(profile="p", base_url="https://lms.example.org", token="s3cret-token-value")
+    app = Broken(session=session, workdir=tmp_path, start_mode="files", theme_dirs=[], live=False)
+    panicked: list = []  # what the admin's terminal gets when the console ends
+    original_panic = app.panic
+    app.panic = lambda *renderables: (panicked.extend(renderables), original_panic(*renderables))[1]
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("z")
+            await pilot.pause()
+    from rich.console import Console
+
+    console = Console(record=True, width=200, file=open(os.devnull, "w"))
+    for renderable in panicked:
+        console.print(renderable)
+    shown = console.export_text()
+    assert "importconsole hit an unexpected problem" in shown
+    assert "s3cret-token-value" not in shown and "token_copy" not in shown
+    reports = list((tmp_path / "state" / "crashes").glob("crash-*.txt"))
+    assert len(reports) == 1
+    report = reports[0].read_text()
+    assert "RuntimeError" in report and "s3cret-token-value" not in report
+    assert oct(reports[0].stat().st_mode & 0o777) == "0o600"

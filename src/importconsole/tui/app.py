@@ -16,7 +16,7 @@ from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, The
 
 
 class ImportConsoleApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "importconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     # Navigation keys are hidden from the footer (80 columns) but listed in `?` help and the palette.
