@@ -218,3 +218,28 @@ def test_offline_lists_the_lms_rules_as_not_checked(tmp_path):
     report = validate(path, course_external_id="C-FIXED", facts=OfflineFacts())
     assert "partial-credit-not-variable" in report.not_checked and "would-update-existing" in report.not_checked
     assert not report.of("partial-credit-not-variable")
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _example_table() -> list[tuple[str, str, str | None]]:
+    readme = EXAMPLES / "README.md"
+    if not readme.exists():
+        return []
+    out = []
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("rule-") and cells[0].endswith(".csv"):
+            out.append((cells[0], cells[1], None if cells[2].startswith("(") else cells[2]))
+    return out
+
+
+@pytest.mark.parametrize("name,importer,course", _example_table() or [pytest.param("", "", None, marks=pytest.mark.skip)])
+async def test_each_example_file_triggers_its_rule_on_the_demo_lms(demo_sandbox, name, importer, course):
+    rule = name[len("rule-"):-len(".csv")]
+    async with LmsClient(demo_sandbox.base_url, demo_sandbox.admin_token) as client:
+        facts = ApiFacts(client, asyncio.get_running_loop())
+        report = await asyncio.to_thread(validate, EXAMPLES / name, importer=importer, course_external_id=course,
+                                         facts=facts)
+    assert report.of(rule), f"{name}: {[(f.rule, f.row) for f in report.findings]}"

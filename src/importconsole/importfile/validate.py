@@ -675,7 +675,6 @@ def _report_duplicates(checks: _RowChecks) -> None:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
                                message=f"identical to row {first_row}: it would be imported twice",
                                fix=f"delete row {row} (or row {first_row})")
-                continue
             ct = cells[cols["credit_type"]] if "credit_type" in cols else ""
             cr = cells[cols["credits"]] if "credits" in cols else ""
             if ct or cr:
