@@ -167,3 +167,25 @@ def test_special_character_finding_shows_the_value_safely(tmp_path):
     path.write_bytes(rows(b"a@example.org,Ann\x1b[31mRED,1"))
     (finding,) = validate(path).of("special-characters")
     assert "\x1b" not in finding.value and "<U+001B>" in finding.value
+
+
+def test_the_reference_lms_hang_triggers_are_all_flagged(tmp_path):
+    # docs/sandbox.md: the server hangs on a fixed subset of what the console flags.
+    triggers = [chr(c) for c in (*range(0, 9), 0x0B, 0x0C, *range(0x0E, 0x20))] + ["\u00a0", "\u200b", "\u200c", "\u200d",
+                                                                                  "\ufeff", "\ufffd"]
+    for ch in triggers:
+        path = tmp_path / "f.csv"
+        path.write_bytes(rows(f"a@example.org,An{ch}n,0".encode()))
+        assert validate(path).of("special-characters"), f"U+{ord(ch):04X} not flagged"
+    for header in (b" external_email,complete\n", b"external_email,complete\t\n", "external_email,complete\u3000\n".encode()):
+        path = tmp_path / "h.csv"
+        path.write_bytes(header + b"a@example.org,0\n")
+        assert validate(path).of("header-whitespace"), header
+
+
+def test_a_header_with_an_escape_sequence_never_reaches_the_terminal_raw(tmp_path, capsys):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"external_email,\x1b[2Jfirst_name,complete\na@example.org,Ann\n")
+    main(["validate", str(path), "--offline"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "<U+001B>" in out

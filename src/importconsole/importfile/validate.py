@@ -130,7 +130,8 @@ class _Collector:
         name = safe_text.visible(self.header[column]) if column is not None and column < len(self.header) else None
         r.findings.append(Finding(
             rule, spec.severity, row, line, name, column + 1 if column is not None else None,
-            safe_text.visible(value[:200]), message, fix or spec.fix,
+            # Messages quote file content: made safe again, whatever a rule forgot.
+            safe_text.visible(value[:200]), safe_text.visible(message), safe_text.visible(fix or spec.fix),
         ))
 
 
