@@ -162,3 +162,18 @@ def test_completion_only_refuses_offline(tmp_path, capsys, flag):
     path.write_bytes(b"external_email,complete\na@example.org,1\n")
     assert main(["fix", str(path), "--out", str(tmp_path / "o.csv"), flag, "--offline"]) == 2
     assert "needs the LMS" in capsys.readouterr().err
+
+
+def test_completion_only_without_the_course_leaves_credit_and_says_why(tmp_path):
+    from importconsole.importfile.facts import OfflineFacts
+    from importconsole.importfile.fixes import write_fixed_file
+
+    class Online(OfflineFacts):
+        online = True
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"external_email,complete,credit_type,credits\na@example.org,1,ama,1\n")
+    manifest = write_fixed_file(path, tmp_path / "o.csv", completion_only=True, facts=Online())
+    assert manifest.completion_only_rows == [] and "--course" in manifest.notes[0]
+    assert (tmp_path / "o.csv").read_bytes() == path.read_bytes()
+    assert "--course" in (tmp_path / "o.csv.manifest.csv").read_text()

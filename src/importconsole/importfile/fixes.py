@@ -119,6 +119,11 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     for i, name in enumerate(header):
         cols.setdefault(_canonical(name), i)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
+    if completion_only and not (course_external_id and importer == "course") and "external_course_id" not in cols:
+        # Without the course there is no telling whether its credit is variable: leave credit as it is.
+        completion_only = False
+        manifest.notes.append("completion-only not applied: the course is not named (give --course EXTERNAL_ID, "
+                              "or use a file with an external_course_id column)")
 
     pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
     lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
