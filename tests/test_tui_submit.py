@@ -52,6 +52,9 @@ async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
             await wait_for(pilot, lambda: (v := monitor.selected_view()) is not None and v.import_id == dialog.import_id
                            and v.state == "completed", timeout=20, what="the import followed to completion")
             assert "5/5" in screen_text(app)
+            await pilot.press("j")  # the journal names what this console did
+            text = await wait_for_text(pilot, "completions.fixed.csv")
+            assert "submit" in text and "created" in text and str(dialog.import_id) in text
         db = server.db()
         assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
         users = [r[0] for r in db.execute(

@@ -15,6 +15,9 @@ from importconsole.tui.session import LmsSession
 from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, ThemeProblem, load_themes, user_theme_dir
 
 
+DEFAULT_HUNG_AFTER = 60.0
+
+
 class ImportConsoleApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "importconsole"
@@ -58,7 +61,7 @@ class ImportConsoleApp(App[int]):
         start_mode: str | None = None,
         live: bool = True,
         startup_problem: str | None = None,
-        hung_after: float = 30.0,
+        hung_after: float | None = None,
         welcome: str | None = None,
     ) -> None:
         super().__init__()
@@ -75,7 +78,8 @@ class ImportConsoleApp(App[int]):
         self.welcome = welcome
         self.report = None  # the ValidationReport of open_path, once validated
         self._lms = None
-        self.hung_after = hung_after
+        # Seconds without progress before an import is called hung: given, else the profile's.
+        self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
         self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
         self.importer = "course"
         self.course_external_id: str | None = None
@@ -83,7 +87,10 @@ class ImportConsoleApp(App[int]):
         self.theme_problems: list[ThemeProblem] = problems
         for theme in themes:
             self.register_theme(theme)
-        wanted = theme_name or DEFAULT_THEME
+        from importconsole.tui.recent import saved_theme
+
+        self._remember_theme = theme_dirs is None  # tests and snapshots leave the admin's state alone
+        wanted = theme_name or (saved_theme() if self._remember_theme else None) or DEFAULT_THEME
         if wanted not in self.available_themes:
             self.theme_problems.append(ThemeProblem(Path(wanted), "no theme of that name; using the default"))
             wanted = DEFAULT_THEME
@@ -95,6 +102,10 @@ class ImportConsoleApp(App[int]):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self._remember_theme:
+            from importconsole.tui.recent import remember_theme
+
+            self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name))
         for problem in self.theme_problems:
             self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=10)
         if self.welcome:
@@ -166,6 +177,8 @@ class ImportConsoleApp(App[int]):
             self._lms = None
         self.session = session
         crash.register_secret(session.token)
+        if session.hung_after:
+            self.hung_after = session.hung_after
         for stack in self._screen_stacks.values():
             for screen in stack:
                 if hasattr(screen, "session_changed"):

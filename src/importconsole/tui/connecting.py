@@ -11,14 +11,14 @@ from importconsole.tui.session import LmsSession
 
 def session_from_config(config_path: str | None, profile_name: str | None) -> tuple[LmsSession | None, str | None]:
     """(session, None) when a profile and its token are at hand, else (None, why not)."""
-    from importconsole.config import ConfigError, load_config
+    from importconsole.config import ConfigError, ConfigMissing, load_config
 
     try:
         config = load_config(Path(config_path) if config_path else None)
+    except ConfigMissing:
+        return None, None  # first run: Connect creates the first profile
     except ConfigError as error:
         return None, str(error)
-    except FileNotFoundError:
-        return None, None  # first run: Connect creates the first profile
     name = profile_name or getattr(config, "default_profile", None)
     profiles = getattr(config, "profiles", {}) or {}
     if not profiles:
@@ -38,7 +38,8 @@ def session_for(profile, name: str, token: str) -> LmsSession:
     from importconsole.config import state_dir
 
     return LmsSession(profile=name, base_url=str(profile.base_url).rstrip("/"), token=token,
-                      ca_bundle=getattr(profile, "ca_bundle", None), journal_path=state_dir() / "journal.jsonl")
+                      ca_bundle=getattr(profile, "ca_bundle", None), journal_path=state_dir() / "journal.jsonl",
+                      hung_after=getattr(profile, "hung_after", None))
 
 
 def token_for(profile) -> tuple[str | None, str | None]:

@@ -14,6 +14,7 @@ class LmsSession:
     token: str = field(repr=False)
     ca_bundle: str | None = None
     journal_path: Path | None = None
+    hung_after: float | None = None  # the profile's threshold (seconds without progress)
 
     def __repr__(self) -> str:
         return f"LmsSession(profile={self.profile!r}, base_url={self.base_url!r}, token=<hidden>)"

@@ -174,6 +174,5 @@ class ConnectScreen(ConsoleScreen):
                 note = f" {error} {NO_KEYRING_HELP}"
         self.query_one("#token", Input).value = ""
         self.app.set_session(session_for(profile, profile.name, token))
-        self.app.hung_after = getattr(profile, "hung_after", self.app.hung_after)
         result.update(f"Connected as {shown(me.display_name or me.username)} ({shown(me.role)}).{note}")
         self.app.switch_mode("monitor")

@@ -43,8 +43,8 @@ def cells(view: ImportView) -> list[str]:
 class ImportTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"importtable--header", "importtable--cursor", *STATE_CLASSES.values()}
     BINDINGS = [
-        Binding("up,k", "move(-1)", "Up", show=False),
-        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
         Binding("pageup", "move(-10)", "Page up", show=False),
         Binding("pagedown", "move(10)", "Page down", show=False),
         Binding("home", "move(-100000)", "First", show=False),
