@@ -1,9 +1,11 @@
 """Everything that will go wrong with an import file, before the LMS sees it.
 
-`validate(path, importer=..., course_external_id=..., facts=...)` runs the offline rules over the
-whole file (column-wise per chunk: set operations in C rather than a Python test per cell), then
-the rules that need the LMS, through `facts` in batches of at most 1,000 records. With
-`OfflineFacts` those rules are listed in `not_checked`. Submit runs exactly this.
+`validate(path, importer=..., course_external_id=..., facts=...)` reads the file once, in chunks
+of about 1 MiB (`scan`). Each chunk gets the offline rules column-wise (set operations and finds
+in C rather than a Python test per cell), then the rules that need the LMS, through `facts` in
+batches of at most 1,000 records. With `OfflineFacts` those rules are listed in `not_checked`.
+Repeated learner/course/credit-type keys are settled by a second pass over the file, only when
+there are any. Submit runs exactly this.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
 from . import safe_text
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
-from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file
+from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
 from .scan import scan
 
 COLUMNS = (
