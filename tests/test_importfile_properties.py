@@ -41,6 +41,9 @@ def test_arbitrary_bytes_only_ever_raise_import_file_error(head, body):
         index = RowIndex(opened)
         index.build()
         assert report.rows == len(records) == index.count
+        assert [index.record(r.row).cells for r in records[:3]] == [r.cells for r in records[:3]]
+        manifest = write_fixed_file(path, path.with_name("fixed.csv"), sanitize=True, split_credit_types=True)
+        assert manifest.rows_read == len(records)
     except ImportFileError as exc:
         assert str(exc)  # a sentence, never empty
 
