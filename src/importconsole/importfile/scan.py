@@ -50,6 +50,8 @@ class Chunk:
         self.physical_lines = physical_lines
         self.flat = flat
         self.ncols = ncols
+        self.formula_free = False  # known: no value starts with = + - @ (then no per-column look)
+        self.edge_space_free = False  # known: no value starts or ends with a space
         self.count = len(rows) if rows is not None else len(flat) // ncols
 
     @property
@@ -191,7 +193,9 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         if lines and min(map(len, lines)) >= n and set(map(methodcaller("count", delim), lines)) == {n - 1}:
             # Every line has the header's width and none is blank: split the part in one go.
             flat = delim.join(lines).split(delim)
-            return Chunk(None, first_row, None, first_line, None, True, text, [], physical, flat=flat, ncols=n)
+            chunk = Chunk(None, first_row, None, first_line, None, True, text, [], physical, flat=flat, ncols=n)
+            chunk.formula_free, chunk.edge_space_free = _value_edges(raw, delim)
+            return chunk
         rows = [ln.split(delim) for ln in lines]
         blank: list[int] = []
         line_numbers = None
@@ -208,6 +212,29 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
     chunk = _parse_csv(text, delim, first_row, first_line, f)
     chunk.physical_lines = physical
     return chunk
+
+
+_FORMULA_MAPS: dict[str, bytes] = {}
+
+
+def _value_edges(raw: bytes, delim: str) -> tuple[bool, bool]:
+    """(no value starts with = + - @, no value starts or ends with a space). Values start a line
+    or follow a delimiter: map those to \n, the four characters to =, then a few finds (a clean
+    part holds no quote, tab or CR inside a value)."""
+    table = _FORMULA_MAPS.get(delim)
+    if table is None:
+        out = bytearray(b"a" * 256)
+        for b in (ord(delim), 10, 13):
+            out[b] = 10
+        for b in b"=+-@":
+            out[b] = ord("=")
+        out[32] = 32
+        table = _FORMULA_MAPS[delim] = bytes(out)
+    mapped = raw.translate(table)
+    formula = mapped.startswith(b"=") or b"\n=" in mapped
+    spaces = b" " in mapped and (mapped.startswith(b" ") or mapped.endswith(b" ") or b"\n " in mapped
+                                 or b" \n" in mapped)
+    return not formula, not spaces
 
 
 def _longest_field(lines: list[str], delim: str) -> int:

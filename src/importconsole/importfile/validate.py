@@ -357,7 +357,7 @@ class _RowChecks:
             return chunk.first_row + j, chunk.line_of(j)
 
         self._formats(columns, where)
-        self._formula_and_spaces(columns, where)
+        self._formula_and_spaces(columns, where, formula=not chunk.formula_free, spaces=not chunk.edge_space_free)
         self._semantics(columns, where)
         self._duplicates(columns, where)
         if self.lms:
@@ -492,15 +492,15 @@ class _RowChecks:
                     self.out.add("bad-complete", row=row, line=line, column=cols["complete"], value=v,
                                  message=f"complete {safe_text.visible(v)!r} is not 1 or 0")
 
-    def _formula_and_spaces(self, columns, where) -> None:
+    def _formula_and_spaces(self, columns, where, formula: bool = True, spaces: bool = True) -> None:
         formatted = {self.cols[c] for c in (*DATE_COLUMNS, "credits", "complete") if c in self.cols}
-        ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols}
+        ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols} if spaces else set()
         for k, col in enumerate(columns):
-            if k in formatted and k not in ids:
+            if (k in formatted or not formula) and k not in ids:
                 continue
             # One join per column, then C-level finds: a value starts a line of `joined`.
             joined = "\n".join(col)
-            if k not in formatted and any(ch in joined and (joined.startswith(ch) or ("\n" + ch) in joined)
+            if formula and k not in formatted and any(ch in joined and (joined.startswith(ch) or ("\n" + ch) in joined)
                                           for ch in safe_text.FORMULA_START):
                 for i, v in enumerate(col):
                     if v.startswith(safe_text.FORMULA_START):
