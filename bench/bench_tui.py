@@ -141,8 +141,8 @@ async def _monitor_latency(imports: int) -> list[float]:
         await pilot.pause()
         monitor = app.screen
         watcher = ImportWatcher(client=None, hung_after=3600)
-        monitor.watcher = watcher
-        watcher.on_change(lambda update: monitor._mark_dirty())
+        app.watcher = watcher
+        watcher.on_change(app._watch_changed)
         watcher.apply_lock(Lock("course", True, 1, "admin"))
         done = [0] * imports
         stop = asyncio.Event()

@@ -49,6 +49,8 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hung_import_and_stops_its_serve
         assert running.stdout.strip(), "the demo LMS should be running while the console is open"
         assert "card-101-completions.csv" in screen and "Files" in screen
         assert "demo-admin-token" not in screen  # the token is never on screen
+        # the hang is noticed while the admin is still on the Files screen
+        _wait(session, "Import hung", timeout=40)
         subprocess.run(["tmux", "send-keys", "-t", session, "m"], check=True)
         screen = _wait(session, "HUNG", timeout=40)
         assert "1 hung" in screen

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.app import App
+from textual import work
 from textual.binding import Binding
 
 from importconsole import crash
@@ -16,6 +17,7 @@ from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, The
 
 
 DEFAULT_HUNG_AFTER = 60.0
+RECENT_IMPORTS = 20
 
 
 class ImportConsoleApp(App[int]):
@@ -78,6 +80,10 @@ class ImportConsoleApp(App[int]):
         self.welcome = welcome
         self.report = None  # the ValidationReport of open_path, once validated
         self._lms = None
+        self.watcher = None  # operations.watch.ImportWatcher, from the start while connected
+        self.watch_generation = 0  # bumped on every change the watcher reports
+        self._to_follow: set[int] = set()
+        self._announced_hung: set[int] = set()
         # Seconds without progress before an import is called hung: given, else the profile's.
         self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
         self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
@@ -121,6 +127,7 @@ class ImportConsoleApp(App[int]):
             else:
                 mode = "files"
         self.switch_mode(mode)
+        self.start_watching()
 
     def action_show(self, mode: str) -> None:
         if self.current_mode != mode:
@@ -175,10 +182,15 @@ class ImportConsoleApp(App[int]):
         if self._lms is not None:
             self.run_worker(self._lms.aclose(), exit_on_error=False)
             self._lms = None
+        self.watcher = None  # operations.watch.ImportWatcher, from the start while connected
+        self.watch_generation = 0  # bumped on every change the watcher reports
+        self._to_follow: set[int] = set()
+        self._announced_hung: set[int] = set()
         self.session = session
         crash.register_secret(session.token)
         if session.hung_after:
             self.hung_after = session.hung_after
+        self.start_watching()
         for stack in self._screen_stacks.values():
             for screen in stack:
                 if hasattr(screen, "session_changed"):
@@ -197,6 +209,53 @@ class ImportConsoleApp(App[int]):
             return None
         return folder if os.access(folder, os.W_OK) else None
 
+    # -- watching every import (dolphie's shape: one worker feeds, screens paint) -----------
+    def start_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.session is not None and self.live:
+            self._watch()
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def _watch(self) -> None:
+        from importconsole.operations.hung import diagnose_import
+        from importconsole.operations.watch import ImportWatcher
+
+        client = self.lms()
+        watcher = ImportWatcher(client, hung_after=self.hung_after, poll_interval=1.0,
+                                diagnose=lambda item: diagnose_import(client, item.id, journal=self.journal()))
+        self.watcher = watcher
+        watcher.on_change(self._watch_changed)
+        try:  # the latest imports, finished ones included: the admin sees what just happened
+            page = await client.list_imports(limit=RECENT_IMPORTS)
+            for item in page.items:
+                watcher.apply_import(item)
+            for import_id in list(self._to_follow):
+                await watcher.follow(import_id)
+        except Exception as error:  # the watcher reconnects by itself and the monitor says so
+            self.notify(crash.redact(str(error)), title="Monitor", severity="warning")
+        self._to_follow.clear()
+        await watcher.run()
+
+    def _watch_changed(self, update) -> None:
+        self.watch_generation += 1
+        view = update.view
+        if view is not None and view.is_hung and view.diagnosis is not None and view.import_id not in self._announced_hung:
+            self._announced_hung.add(view.import_id)
+            from importconsole.tui.text import shown
+
+            self.notify(f"Import {view.import_id} is hung at row {view.hung.stopped_at_row}: "
+                        f"{shown(view.diagnosis.summary())}. Monitor (m), then u.",
+                        title="Import hung", severity="error", timeout=15)
+
+    def follow_import(self, import_id: int) -> None:
+        """Make sure the watcher knows this import even if it finished before it was seen."""
+        if self.watcher is None:
+            self._to_follow.add(import_id)
+        else:
+            self.run_worker(self.watcher.follow(import_id), exit_on_error=False)
+
     def lms(self):
         """The one LmsClient of this run (HTTP only ever from async workers on the app's loop)."""
         if self.session is None:
@@ -213,6 +272,8 @@ class ImportConsoleApp(App[int]):
         return Journal(self.session.journal_path)
 
     async def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self._lms is not None:
             await self._lms.aclose()
 

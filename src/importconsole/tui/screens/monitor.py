@@ -18,7 +18,6 @@ from importconsole.tui.text import shown
 from importconsole.tui.widgets.importtable import ImportTable
 
 RATE_HISTORY = 40
-RECENT_IMPORTS = 20
 STATE_VARIABLES = {
     "hung": "import-hung", "running": "import-running", "queued": "import-queued",
     "completed": "import-done", "completed_with_errors": "import-failed", "failed": "import-failed",
@@ -36,12 +35,11 @@ class MonitorScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.watcher: ImportWatcher | None = None
         self.views: list[ImportView] = []
         self._rates: dict[int, deque[float]] = {}
         self._dirty = True
         self.following: int | None = None  # a re-import started by recover: the cursor follows it
-        self._to_follow: set[int] = set()
+        self._painted = -1  # the app's watch_generation last painted
         self._locks: dict = {}
         self._connection = ""
 
@@ -55,47 +53,16 @@ class MonitorScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self._repaint)
-        self.start_watching()
-
-    def session_changed(self) -> None:
-        self.start_watching()
-
-    # -- the watcher: an async worker on the app's loop ------------------------------------
-    def start_watching(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
         if self.app.session is None:
             self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
-            return
-        if self.app.live:
-            self._watch()
 
-    @work(exclusive=True, group="monitor-watch", exit_on_error=False)
-    async def _watch(self) -> None:
-        from importconsole.operations.hung import diagnose_import
-
-        client = self.app.lms()
-        self.watcher = ImportWatcher(client, hung_after=self.app.hung_after, poll_interval=1.0,
-                                     diagnose=lambda item: diagnose_import(client, item.id, journal=self.app.journal()))
-        self.watcher.on_change(lambda update: self._mark_dirty())
-        try:  # the latest imports, finished ones included: the admin sees what just happened
-            page = await client.list_imports(limit=RECENT_IMPORTS)
-            for item in page.items:
-                self.watcher.apply_import(item)
-            for import_id in list(self._to_follow):
-                await self.watcher.follow(import_id)
-        except Exception as error:  # the watcher itself reconnects and says so
-            self.notify(shown(str(error)), severity="warning")
-        self._to_follow.clear()
-        await self.watcher.run()
+    @property
+    def watcher(self) -> ImportWatcher | None:
+        """The app's watcher: it runs from the console's start, so hangs are noticed on any screen."""
+        return self.app.watcher
 
     def _mark_dirty(self) -> None:
         self._dirty = True
-
-    def on_unmount(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
 
     # -- painting: a few times a second, never while a dialog is open ----------------------
     def _repaint(self) -> None:
@@ -108,9 +75,10 @@ class MonitorScreen(ConsoleScreen):
             if not view.finished and view.rate is not None:
                 history = self._rates.setdefault(view.import_id, deque(maxlen=RATE_HISTORY))
                 history.append(view.rate)
-        if not self._dirty and not any(not v.finished for v in watcher.snapshot()):
+        generation = self.app.watch_generation
+        if generation == self._painted and not self._dirty and not any(not v.finished for v in watcher.snapshot()):
             return
-        self._dirty = False
+        self._dirty, self._painted = False, generation
         self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
 
     def show_views(self, views: list[ImportView], locks: dict, connection: str) -> None:
@@ -193,10 +161,7 @@ class MonitorScreen(ConsoleScreen):
         """Keep the cursor on this import (a submit or re-import just made it)."""
         self.following = import_id
         self._dirty = True
-        if self.watcher is None:
-            self._to_follow.add(import_id)
-        else:
-            self.run_worker(self.watcher.follow(import_id), exit_on_error=False)
+        self.app.follow_import(import_id)
 
     def action_resync(self) -> None:
         if self.watcher is not None:

@@ -109,7 +109,6 @@ class RecoverScreen(ModalScreen[int | None]):
             done += f"; re-import {reimport.id} has {reimport.rows_total} rows. The monitor follows it."
         self.query_one("#recover-keys", Static).update(done + "  Enter: back to the monitor.")
         self.query_one("#recover-keys").set_class(False, "danger")
-        self.notify(done)
 
     def action_cancel(self) -> None:
         if self.busy and self.plan is not None:
