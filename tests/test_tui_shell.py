@@ -10,7 +10,7 @@ from textual.command import CommandPalette
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
-from tui_helpers import private_state, screen_text, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():
@@ -116,3 +116,31 @@ async def test_a_crash_shows_one_sentence_and_never_the_token_or_local_variables
     report = reports[0].read_text()
     assert "RuntimeError" in report and "s3cret-token-value" not in report
     assert oct(reports[0].stat().st_mode & 0o777) == "0o600"
+
+
+async def test_files_screen_opens_a_file_from_the_folder_and_lists_it_first_next_time(tmp_path):
+    from textual.widgets import DirectoryTree, OptionList
+
+    (tmp_path / "b-completions.csv").write_bytes(b"external_user_id,complete\r\nu1,1\r\n")
+    (tmp_path / "a-other.csv").write_bytes(b"external_user_id,complete\r\nu2,1\r\n")
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[], live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_for_text(pilot, "b-completions.csv")
+        assert "a-other.csv" in text
+        tree = app.screen.query_one(DirectoryTree)
+        await wait_for(pilot, lambda: any(n.data and n.data.path.name == "b-completions.csv"
+                                          for n in tree.root.children), what="the folder listed")
+        node = next(n for n in tree.root.children if n.data.path.name == "b-completions.csv")
+        tree.move_cursor(node)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "preview", what="the preview")
+        await wait_for_text(pilot, "b-completions.csv · UTF-8 · comma · 1 rows")
+    again = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[], live=False)
+    async with again.run_test(size=(80, 24)) as pilot:
+        recent = again.screen.query_one("#recent", OptionList)
+        await wait_for(pilot, lambda: recent.option_count == 1, what="one recent file")
+        assert recent.get_option_at_index(0).id == str((tmp_path / "b-completions.csv").resolve())
+        recent.focus()
+        recent.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: again.current_mode == "preview", what="the preview from the recent list")
