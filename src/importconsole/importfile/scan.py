@@ -52,6 +52,7 @@ class Chunk:
         self.ncols = ncols
         self.formula_free = False  # known: no value starts with = + - @ (then no per-column look)
         self.edge_space_free = False  # known: no value starts or ends with a space
+        self.max_line = len(text)  # no value is longer than this
         self.count = len(rows) if rows is not None else len(flat) // ncols
 
     @property
@@ -184,7 +185,8 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
     else:
         clean = f.encoding == "utf-8" and not raw.translate(None, table)
     lines = text.splitlines() if clean else None
-    if clean and len(text) > limit and max(map(len, lines), default=0) > limit and _longest_field(lines, delim) > limit:
+    max_line = max(map(len, lines), default=0) if clean else len(text)
+    if clean and max_line > limit and _longest_field(lines, delim) > limit:
         clean = False  # let the csv module raise the field-size error with its place
         lines = None
     physical = _tally_endings(text, endings, lines)
@@ -195,6 +197,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
             flat = delim.join(lines).split(delim)
             chunk = Chunk(None, first_row, None, first_line, None, True, text, [], physical, flat=flat, ncols=n)
             chunk.formula_free, chunk.edge_space_free = _value_edges(raw, delim)
+            chunk.max_line = max_line
             return chunk
         rows = [ln.split(delim) for ln in lines]
         blank: list[int] = []
@@ -208,7 +211,9 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
                 else:
                     blank.append(first_line + i)
             rows = keep_rows
-        return Chunk(rows, first_row, line_numbers, first_line, None, True, text, blank, physical)
+        chunk = Chunk(rows, first_row, line_numbers, first_line, None, True, text, blank, physical)
+        chunk.max_line = max_line
+        return chunk
     chunk = _parse_csv(text, delim, first_row, first_line, f)
     chunk.physical_lines = physical
     return chunk

@@ -43,6 +43,7 @@ COURSE_ID_MAX = 128
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _NUMBER_RE = re.compile(r"\d{1,4}(?:\.\d{1,2})?|\.\d{1,2}")
+_COMPLETE_VALUES = frozenset(("", "0", "1"))
 _SMART_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb"
 
 
@@ -322,7 +323,7 @@ class _RowChecks:
         self.importer = importer
         self.course = course
         self.facts = facts
-        self.ok_values: dict[str, set[str]] = {c: set() for c in (*DATE_COLUMNS, "credits", "complete", "credit_type")}
+        self.ok_values: dict[str, set[str]] = {c: {""} for c in (*DATE_COLUMNS, "credits", "complete", "credit_type")}
         self.keys_seen: set[int] = set()
         self.dup_keys: set[int] = set()
         self.category_seen: set[int] = set()
@@ -335,6 +336,7 @@ class _RowChecks:
     def check(self, chunk) -> None:
         if not chunk.count:
             return
+        self.max_line = chunk.max_line
         n = self.ncols
         idx = None
         if chunk.uniform:
@@ -468,6 +470,8 @@ class _RowChecks:
                 continue
             col = columns[cols[name]]
             cache = self.ok_values[name]
+            if cache.issuperset(col):  # every value seen and good before: no new set to build
+                continue
             new = set(col) - cache
             new.discard("")
             bad = set()
@@ -475,6 +479,7 @@ class _RowChecks:
                 (cache if ok(v) else bad).add(v)
             if len(cache) > 100_000:
                 cache.clear()
+                cache.add("")
             if bad:
                 for i, v in enumerate(col):
                     if v in bad:
@@ -485,7 +490,7 @@ class _RowChecks:
                                      message=f"{name} {safe_text.visible(v)!r} is not {expected}", fix=fix)
         if "complete" in cols:
             col = columns[cols["complete"]]
-            bad = set(col) - {"", "0", "1"}
+            bad = set() if _COMPLETE_VALUES.issuperset(col) else set(col) - _COMPLETE_VALUES
             for i, v in enumerate(col) if bad else ():
                 if v in bad:
                     row, line = where(i)
@@ -539,7 +544,7 @@ class _RowChecks:
                             self.out.add("missing-value", row=row, line=line, column=cols[name],
                                          message=f"{name} is empty; the global importer needs it on every row")
         if course_col is not None:
-            if max(map(len, course_col)) > COURSE_ID_MAX:
+            if self.max_line > COURSE_ID_MAX and max(map(len, course_col)) > COURSE_ID_MAX:
                 for i, v in enumerate(course_col):
                     if len(v) > COURSE_ID_MAX:
                         row, line = where(i)
