@@ -149,6 +149,9 @@ class SubmitScreen(ModalScreen[int | None]):
             self.query_one("#submit-keys", Static).update("Ctrl+S: check again  ·  Esc: cancel")
             return
         summary.set_class(False, "problem")
+        self.app.course_external_id = course  # the preview and findings now name it too
+        for widget in ("#importer", "#course-search", "#courses"):
+            self.query_one(widget).display = False  # the confirmation gets the room
         plan = self.plan
         rows = f"{plan.row_count:,} rows" if plan.row_count is not None else "rows: unknown"
         importer = "course-level" if plan.importer == "course" else "global"
