@@ -92,3 +92,24 @@ async def test_one_key_recovers_a_hung_import_and_every_row_is_imported_once(tmp
             # every row of the original file imported exactly once
             assert imported_users(server, "C-FIXED") == ["u1", "u2", "u3", "u4", "u5"]
             assert server.db().execute("SELECT count(*) FROM enrollments").fetchone()[0] == 5
+
+
+async def test_the_monitor_stands_still_while_a_dialog_is_open_and_catches_up_after(tmp_path):
+    with start_sandbox(dataset(), rows_per_second=20) as server:
+        app = console(server, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "0 active")
+            rows = [f"u{n % 5 + 1},1,2026-01-01" for n in range(40)]
+            created = server.submit(course_file(rows), course="C-FIXED", file_name="slow.csv").json()
+            monitor = app.screen
+            await wait_for(pilot, lambda: any(v.import_id == created["id"] and v.rows_processed > 0
+                                              for v in monitor.views), what="the import moving")
+            await pilot.press("question_mark")  # a dialog over the monitor
+            await pilot.pause(0.3)
+            painted = [(v.import_id, v.rows_processed) for v in monitor.views]
+            server.wait_rows(created["id"], painted[0][1] + 5)
+            await pilot.pause(0.5)
+            assert [(v.import_id, v.rows_processed) for v in monitor.views] == painted
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: [(v.import_id, v.rows_processed) for v in monitor.views] != painted,
+                           what="the monitor catching up")
