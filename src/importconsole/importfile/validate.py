@@ -403,20 +403,47 @@ class _RowChecks:
                      message=f"a quote opened on line {line} never closes where expected: lines {line}-{end} were read "
                              f"as one record ({end - line} lines swallowed into value {k + 1})")
 
+    def _special_cells(self, cells: list[str], row: int, line: int) -> None:
+        for c, cell in enumerate(cells):
+            hits = safe_text.find_special(cell)
+            if hits:
+                points = ", ".join(dict.fromkeys(safe_text.describe(ch) for _, ch in hits))
+                pos = hits[0][0]
+                self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
+                             value=cell, message=f"{points} at character {pos + 1} of the value"
+                             + (self._invalid_bytes_note() if "invalid byte" in points else ""))
+
+    def _quoted_checks(self, chunk) -> None:
+        """A well-quoted chunk (no raw text kept): look per record only for what the chunk may hold."""
+        delim, n, special = self.f.delimiter, self.ncols, self.special
+        multi_line = chunk.count + len(chunk.blank_lines) != chunk.physical_lines
+        text = chunk.text
+        letters = not text.isascii() and bool(
+            (("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
+            or any(q in text for q in _SMART_QUOTES) or not unicodedata.is_normalized("NFC", text))
+        if not (chunk.specials_possible or multi_line or letters):
+            return
+        for i, cells in enumerate(chunk.rows):
+            row, line = chunk.first_row + i, chunk.lines[i]
+            joined = delim.join(cells)
+            if chunk.specials_possible and special.search(joined):
+                self._special_cells(cells, row, line)
+            if multi_line and len(cells) == n and _swallowed(joined, cells, delim, n):
+                self._unbalanced(cells, row, line, joined)
+                continue
+            if letters and not joined.isascii():
+                self._text_cells(cells, row, line)
+
     def _raw_checks(self, chunk) -> None:
+        if chunk.raws is None:
+            self._quoted_checks(chunk)
+            return
         delim = self.f.delimiter
         special = self.special
         for i, (cells, raw) in enumerate(zip(chunk.rows, chunk.raws)):
             row, line = chunk.first_row + i, chunk.line_of(i)
             if special.search(raw):
-                for c, cell in enumerate(cells):
-                    hits = safe_text.find_special(cell)
-                    if hits:
-                        points = ", ".join(dict.fromkeys(safe_text.describe(ch) for _, ch in hits))
-                        pos = hits[0][0]
-                        self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
-                                     value=cell, message=f"{points} at character {pos + 1} of the value"
-                                     + (self._invalid_bytes_note() if "invalid byte" in points else ""))
+                self._special_cells(cells, row, line)
             if len(cells) == self.ncols and _swallowed(raw, cells, delim, self.ncols):
                 self._unbalanced(cells, row, line, raw)
                 continue
