@@ -249,7 +249,15 @@ def _well_quoted(delim: str) -> re.Pattern[str]:
 def _parse_quoted(text: str, delim: str, first_row: int, first_line: int, f: ImportFile) -> Chunk | None:
     """A well-quoted part: the csv module parses it; no raw text kept (nothing to locate in it)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    rows: list[list[str]] = []
+    try:
+        rows = list(reader)
+    except csv.Error:
+        return None  # e.g. a value over the field cap: the slow path says where
+    if reader.line_num == len(rows) and (not rows or min(map(len, map("".join, rows))) > 0):
+        # One line per record and no blank one: lines are consecutive.
+        return Chunk(rows, first_row, None, first_line, None, False, text, [])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    rows = []
     lines: list[int] = []
     blank: list[int] = []
     consumed = 0

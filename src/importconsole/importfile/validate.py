@@ -424,7 +424,7 @@ class _RowChecks:
         if not (chunk.specials_possible or multi_line or letters):
             return
         for i, cells in enumerate(chunk.rows):
-            row, line = chunk.first_row + i, chunk.lines[i]
+            row, line = chunk.first_row + i, chunk.line_of(i)
             joined = delim.join(cells)
             if chunk.specials_possible and special.search(joined):
                 self._special_cells(cells, row, line)
