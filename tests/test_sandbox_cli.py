@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -69,6 +70,14 @@ def test_a_broken_dataset_is_named_without_a_traceback(tmp_path):
     assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_file_that_is_not_an_lms_database_is_refused_plainly(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just words " * 100)
+    for db in (notes, tmp_path / "no" / "such" / "dir" / "lms.sqlite3"):
+        result = subprocess.run([*CMD, "--port", "0", "--db", str(db)], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and str(db) in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_flags_are_usage_errors():
     for args in (["--rows-per-second", "fast"], ["--port", "70000"], ["--port", "http"]):
         result = subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=30)
@@ -90,3 +99,13 @@ def test_rows_per_second_sets_the_processing_speed():
         imp = lms.wait_import(lms.submit(body.encode(), course="C-FIXED").json()["id"])
         took = (datetime.fromisoformat(imp["finished_at"][:-1]) - datetime.fromisoformat(imp["started_at"][:-1]))
         assert 0.45 <= took.total_seconds() <= 3.0  # 10 rows at 20 rows/s: about half a second
+
+
+def test_a_busy_port_is_said_plainly():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*CMD, "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 3
+    assert "is the port in use" in result.stderr and "Traceback" not in result.stderr

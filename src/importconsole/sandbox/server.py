@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -69,6 +70,10 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
     except DatasetError as exc:
         print(f"importconsole sandbox: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.Error as exc:
+        print(f"importconsole sandbox: {db_path}: cannot use this file as the LMS database ({exc}); "
+              "give --db a new path or one the sandbox made.", file=sys.stderr)
+        return 2
     app = create_app(db_path, rows_per_second=rows_per_second, faults=faults)
 
     def announce(bound_host: str, bound_port: int) -> None:
@@ -84,5 +89,12 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=2, proxy_headers=False, server_header=False)
     server = _Server(config, announce)
-    server.run()
-    return 0 if server.started else 3
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind; it has logged the reason
+        pass
+    if not server.started:
+        print(f"importconsole sandbox: could not listen on {host}:{port}; is the port in use? "
+              "Pick another with --port, or --port 0 for a free one.", file=sys.stderr)
+        return 3
+    return 0
