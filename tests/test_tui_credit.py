@@ -7,7 +7,7 @@ from __future__ import annotations
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import private_state, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pars(tmp_path):

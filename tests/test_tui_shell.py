@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import private_state, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():

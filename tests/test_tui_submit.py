@@ -4,7 +4,6 @@ The LMS database then holds exactly one import and every row once."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession

@@ -3,7 +3,6 @@ read back, as an admin on an SSH link would see it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys

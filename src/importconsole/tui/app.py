@@ -6,15 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual.app import App
 from textual import work
+from textual.app import App
 from textual.binding import Binding
 
 from importconsole import crash
 from importconsole.tui.commands import ConsoleCommands
 from importconsole.tui.session import LmsSession
 from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, ThemeProblem, load_themes, user_theme_dir
-
 
 DEFAULT_HUNG_AFTER = 60.0
 RECENT_IMPORTS = 20
@@ -46,11 +45,6 @@ class ImportConsoleApp(App[int]):
         "journal": lambda: _screen("journal", "JournalScreen"),
         "connect": lambda: _screen("connect", "ConnectScreen"),
     }
-    SCREEN_TITLES = {
-        "files": "Files", "preview": "Preview", "findings": "Findings", "monitor": "Monitor",
-        "credit": "Credit fixes", "journal": "Journal", "connect": "Connect",
-    }
-
     def __init__(
         self,
         *,
@@ -182,10 +176,7 @@ class ImportConsoleApp(App[int]):
         if self._lms is not None:
             self.run_worker(self._lms.aclose(), exit_on_error=False)
             self._lms = None
-        self.watcher = None  # operations.watch.ImportWatcher, from the start while connected
-        self.watch_generation = 0  # bumped on every change the watcher reports
-        self._to_follow: set[int] = set()
-        self._announced_hung: set[int] = set()
+        self._announced_hung.clear()
         self.session = session
         crash.register_secret(session.token)
         if session.hung_after:

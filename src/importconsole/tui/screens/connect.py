@@ -4,7 +4,6 @@ and keeps it in memory for this run only."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult

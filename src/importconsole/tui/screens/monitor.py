@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import deque
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
