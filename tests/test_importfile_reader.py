@@ -113,3 +113,16 @@ def test_past_the_spill_point_duplicates_are_still_found_and_memory_stays_flat(t
     assert [(f.rule, f.row, f.message) for f in report.findings] == [
         ("duplicate-row", 30_001, "identical to row 6: it would be imported twice")]
     assert peak < 32 * 1024 * 1024, f"validation held {peak} bytes"  # one 1 MiB chunk's cells at a time
+
+
+def test_index_of_a_file_with_mixed_line_endings(tmp_path):
+    path = tmp_path / "m.csv"
+    lines = [b"l%d@example.org,Ann,1" % n for n in range(200)]
+    endings = [b"\r\n", b"\n", b"\r"]
+    path.write_bytes(b"external_email,first_name,complete\r\n" + b"".join(l + endings[n % 3] for n, l in enumerate(lines)))
+    index = RowIndex(open_import_file(path))
+    index.build()
+    expected = list(open_import_file(path).records())
+    assert index.count == len(expected) == 200
+    for n in (1, 2, 3, 64, 65, 66, 200):
+        assert (index.record(n).line, index.record(n).cells) == (expected[n - 1].line, expected[n - 1].cells)

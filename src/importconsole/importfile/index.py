@@ -32,9 +32,9 @@ class RowIndex:
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self.error: ImportFileError | None = None
-        # Byte-level scanning needs \n line ends in an 8-bit-compatible encoding; other files
-        # (UTF-16, CR-only or mixed endings) are indexed through the csv reader and kept in memory.
-        self._fallback = import_file.encoding.startswith("utf-16") or import_file.line_endings not in ("LF", "CRLF", "none")
+        # Byte offsets need \n-ended lines in an 8-bit-compatible encoding (a lone CR inside is
+        # split as the reader does); UTF-16 and CR-only files are indexed in memory instead.
+        self._fallback = import_file.encoding.startswith("utf-16") or import_file.line_endings == "CR"
         self._all: list[Record] = []
 
     # -- building -----------------------------------------------------------------------------
