@@ -121,20 +121,37 @@ class CreditFixScreen(ConsoleScreen):
         from importconsole.operations import credit_fix
 
         folder = (self.app.state_dir() or self.app.workdir) / time.strftime("credit-fix-%Y%m%d-%H%M%S")
+        client = self.app.lms()
+        made: list = []
         try:
             files = await asyncio.to_thread(credit_fix.write_proposal_file, self.proposals, folder)
-            session = self.app.session
-            imports = await credit_fix.submit_proposals(
-                self.app.lms(), files, journal=self.app.journal(), journal_fields={"profile": session.profile},
-                on_warning=lambda course, warning: self.notify(shown(f"{course}: {warning}"), severity="warning"))
-        except Exception as error:
-            self._status(shown(str(error)))
+            courses = sorted(files.import_files)
+            # The course-level importer takes one import at a time (its lock): one course's file,
+            # then wait for it to end before the next, instead of a refusal for every other course.
+            for number, course in enumerate(courses, 1):
+                one = credit_fix.ProposalFiles({course: files.import_files[course]}, files.report)
+                self._status(f"Course {number} of {len(courses)}: submitting {shown(course)}...")
+                done = await credit_fix.submit_proposals(
+                    client, one, journal=self.app.journal(), journal_fields={"profile": self.app.session.profile},
+                    on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
+                item = done[course]
+                made.append(item)
+                self.app.follow_import(item.id)
+                while item.state in ("queued", "running"):
+                    self._status(f"Course {number} of {len(courses)}: {shown(course)}, import {item.id} "
+                                 f"{item.state} ({item.rows_processed}/{item.rows_total} rows)")
+                    await asyncio.sleep(0.5)
+                    item = await client.get_import(item.id)
+                made[-1] = item
+        except Exception as error:  # SubmitRefused, ImporterLocked...: the sentence, and what was done
+            done_ids = ", ".join(str(i.id) for i in made)
+            self._status(shown(str(error)) + (f" (already submitted: import {done_ids})" if made else ""))
             self.notify(shown(str(error)), severity="error")
+            self.submitted = made
             return
         finally:
             self.busy = False
-        imports = list(imports.values())
-        self.submitted = imports
-        ids = ", ".join(str(i.id) for i in imports)
-        self._status(f"Submitted as import(s) {ids}; files in {folder}. Watch them on the Monitor (m).")
+        self.submitted = made
+        ids = ", ".join(str(i.id) for i in made)
+        self._status(f"Submitted as import(s) {ids}: the LMS awards and reports the credit. Files: {folder.name}")
         self.notify(f"Credit fixes submitted: import(s) {ids}")
