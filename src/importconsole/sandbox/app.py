@@ -423,8 +423,7 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
         else:
             data, file_name = await upload.read(), upload.filename or "upload.csv"
         course_ext = form.get("course")
-        if not isinstance(course_ext, str) or not course_ext.strip():
-            course_ext = None
+        course_ext = course_ext.strip() or None if isinstance(course_ext, str) else None
         if importer == "course" and course_ext is None:
             raise ApiError(422, "invalid", "The course-level importer needs the course's external id (field 'course').",
                            field="course")

@@ -22,8 +22,8 @@ class Importer:
         self.rows_per_second = rows_per_second or None
         self.tasks: dict[int, asyncio.Task] = {}
         self._parsed: dict[int, ParsedFile] = {}
-        # Where an import stopped making progress. Never exposed: like the real LMS, the server
-        # does not know an import is hung; this only lets the operator's log say so.
+        # Where an import stopped making progress. Never exposed by the API: like the real LMS, the
+        # server "does not know" an import is hung; kept for debugging (logged at INFO).
         self.stalled: dict[int, str] = {}
         self._published: dict[int, float] = {}
 
