@@ -15,6 +15,9 @@ async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pa
         {"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
          "enrollment_start": "2026-01-10", "importer": "course",
          "credits": [{"credit_type": "ama", "amount": 1.0, "source": "import"}]},
+        {"external_user_id": "u2", "course_external_id": "C-ZERO", "status": "incomplete",
+         "enrollment_start": "2026-01-11", "importer": "course",
+         "credits": [{"credit_type": "ancc", "amount": 1.0, "source": "import"}]},
     ])
     with start_sandbox(data, rows_per_second=200) as server:
         session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
@@ -22,21 +25,22 @@ async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pa
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
         async with app.run_test(size=(120, 40)) as pilot:
             text = await wait_for_text(pilot, "proposed", timeout=15)
-            assert "u1" in text and "C-FIXED" in text and "1 completion-only row(s) proposed" in text
+            assert "u1" in text and "C-FIXED" in text and "u2" in text and "C-ZERO" in text
+            assert "2 completion-only row(s) proposed" in text
             assert server.db().execute("SELECT count(*) FROM reporting_queue").fetchone()[0] == 0
             await pilot.press("s")
-            await wait_for_text(pilot, "Submitted as import(s)", timeout=15)
+            await wait_for_text(pilot, "Submitted as import(s)", timeout=20)
             made = app.screen.submitted
-            assert len(made) == 1
-            server.wait_import(made[0].id)
+            # two courses, so two imports, one after the other (the course importer has one lock)
+            assert len(made) == 2 and all(i.state == "completed" for i in made)
         db = server.db()
         enrollment = db.execute("SELECT status FROM enrollments").fetchall()
-        assert [r[0] for r in enrollment] == ["complete"]
+        assert [r[0] for r in enrollment] == ["complete", "complete"]
         sources = [r[0] for r in db.execute("SELECT source FROM credit_records")]
-        assert sources == ["awarded"]
-        assert [r[0] for r in db.execute("SELECT entity FROM reporting_queue")] == ["pars"]
-        # exactly one import: the fix
-        assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+        assert sources == ["awarded", "awarded"]
+        assert sorted(r[0] for r in db.execute("SELECT entity FROM reporting_queue")) == ["ams", "pars"]
+        # exactly the two fixes were imported, nothing twice
+        assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 2
         # the journal recorded what the console did
         journal = (tmp_path / "journal.jsonl").read_text()
-        assert str(made[0].id) in journal and server.admin_token not in journal
+        assert str(made[0].id) in journal and str(made[1].id) in journal and server.admin_token not in journal
