@@ -246,6 +246,14 @@ def _well_quoted(delim: str) -> re.Pattern[str]:
     return pattern
 
 
+def _no_blank_row(rows: list[list[str]], n: int) -> bool:
+    """No record of only empty values (list comparisons in C; per row only when widths vary)."""
+    widths = set(map(len, rows))
+    if widths == {n}:
+        return [""] * n not in rows
+    return all(map(any, rows))
+
+
 def _parse_quoted(text: str, delim: str, first_row: int, first_line: int, f: ImportFile) -> Chunk | None:
     """A well-quoted part: the csv module parses it; no raw text kept (nothing to locate in it)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
@@ -253,7 +261,7 @@ def _parse_quoted(text: str, delim: str, first_row: int, first_line: int, f: Imp
         rows = list(reader)
     except csv.Error:
         return None  # e.g. a value over the field cap: the slow path says where
-    if reader.line_num == len(rows) and (not rows or min(map(len, map("".join, rows))) > 0):
+    if reader.line_num == len(rows) and (not rows or _no_blank_row(rows, len(f.header))):
         # One line per record and no blank one: lines are consecutive.
         return Chunk(rows, first_row, None, first_line, None, False, text, [])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
