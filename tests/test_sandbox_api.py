@@ -77,10 +77,21 @@ def test_an_unreadable_file_fails_with_a_reason_and_frees_the_lock(sandbox):
     assert not httpx.get(sandbox.url("/locks/course"), headers=sandbox.auth()).json()["locked"]
 
 
-def test_semicolon_files_with_a_bom_are_read(sandbox):
+def test_semicolon_and_tab_files_with_a_bom_are_read(sandbox):
     r = sandbox.submit("\ufeffexternal_email;complete\nu3@example.org;1\n".encode(), course="C-FIXED")
     done = sandbox.wait_import(r.json()["id"])
     assert (done["state"], done["rows_processed"]) == ("completed", 1)
+    r = sandbox.submit(b"external_user_id\tcomplete\nu4\t1\n", course="C-FIXED")
+    assert sandbox.wait_import(r.json()["id"])["state"] == "completed"
+    assert sandbox.db().execute("SELECT count(*) FROM enrollments WHERE status = 'complete'").fetchone()[0] == 2
+
+
+def test_an_empty_file_or_a_title_row_fails_with_a_reason(sandbox):
+    empty = sandbox.wait_import(sandbox.submit(b" \r\n", course="C-FIXED").json()["id"])
+    assert (empty["state"], empty["error"]) == ("failed", "import.csv: the file is empty")
+    titled = sandbox.wait_import(sandbox.submit(b"Q3 completions\nexternal_user_id,complete\nu1,1\n",
+                                                course="C-FIXED").json()["id"])
+    assert titled["state"] == "failed" and "header row was not recognised" in titled["error"]
 
 
 def test_a_bad_row_fails_and_the_rest_goes_on(sandbox):
