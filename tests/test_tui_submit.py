@@ -85,3 +85,24 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
             await wait_for(pilot, lambda: app.current_mode == "preview" and app.screen.__class__.__name__ == "PreviewScreen",
                            what="back to the preview")
         assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+async def test_picking_the_course_brings_in_the_rules_that_need_it(tmp_path):
+    path = tmp_path / "partial.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\r\n"
+                     b"u1,1,2026-01-01,ama,0.5\r\n")
+    with start_sandbox(dataset(), rows_per_second=100) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, start_mode="findings",
+                               theme_dirs=[])
+        async with app.run_test(size=(100, 32)) as pilot:
+            text = await wait_for_text(pilot, "no course chosen", timeout=15)
+            assert "partial-credit-not-variable" not in text
+            await pilot.press("o")
+            await wait_for_text(pilot, "C-VAR  Variable credit course")
+            await pilot.press(*"fixed")
+            await wait_for_text(pilot, "C-FIXED  Fixed credit course")
+            await pilot.press("enter")
+            text = await wait_for_text(pilot, "partial-credit-not-variable", timeout=15)
+            assert app.course_external_id == "C-FIXED" and "no course chosen" not in text

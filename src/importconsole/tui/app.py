@@ -154,6 +154,25 @@ class ImportConsoleApp(App[int]):
         else:
             self.switch_mode("preview")
 
+    def action_pick_course(self) -> None:
+        """Choose the course (validation and submit use it); the findings are checked again."""
+        from importconsole.tui.screens.course import CoursePicker
+
+        if self.session is None:
+            self.notify("Connect to an LMS first (n: Connect): the courses come from it.", severity="warning")
+            return
+
+        def picked(course: str | None) -> None:
+            if course is None or course == self.course_external_id:
+                return
+            self.course_external_id = course
+            self.importer = "course"
+            self.report = None
+            if hasattr(self.screen, "course_changed"):
+                self.screen.course_changed()
+
+        self.push_screen(CoursePicker(self.course_external_id), picked)
+
     def action_submit(self) -> None:
         from importconsole.tui.screens.submit import SubmitScreen
 

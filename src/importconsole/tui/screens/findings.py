@@ -33,6 +33,7 @@ class FindingsScreen(ConsoleScreen):
         Binding("x", "fix", "Fix copy"),
         Binding("X", "fix(True)", "Fix copy, completion-only", show=False),
         Binding("r", "revalidate", "Recheck"),
+        Binding("o", "app.pick_course", "Course"),
         Binding("s", "submit", "Submit"),
     ]
 
@@ -59,6 +60,9 @@ class FindingsScreen(ConsoleScreen):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.sync()
+
+    def course_changed(self) -> None:
+        self.action_revalidate()
 
     def forget(self) -> None:
         self.report = None
@@ -154,6 +158,8 @@ class FindingsScreen(ConsoleScreen):
         summary = report.summary
         verdict = "ready to submit" if report.ok else "fix the errors before submitting (x writes a fixed copy)"
         not_checked = f" · {len(report.not_checked)} rules not checked (offline)" if report.not_checked else ""
+        if report.importer == "course" and not report.course_external_id and self.app.session is not None:
+            not_checked += " · no course chosen: o picks one (credit rules need it)"
         self._status(f"{report.rows:,} rows · {summary['errors']} errors · {summary['warnings']} warnings"
                      f"{not_checked} · showing {self.filter} · {verdict}")
         grouped: dict[str, list] = defaultdict(list)

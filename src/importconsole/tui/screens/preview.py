@@ -42,6 +42,7 @@ class PreviewScreen(ConsoleScreen):
         Binding("s", "submit", "Submit"),
         Binding("g", "go_to", "Go to row"),
         Binding("i", "toggle_importer", "Importer"),
+        Binding("o", "app.pick_course", "Course"),
     ]
 
     def __init__(self) -> None:
@@ -196,6 +197,9 @@ class PreviewScreen(ConsoleScreen):
     def action_submit(self) -> None:
         if self.path is not None:
             self.app.action_submit()
+
+    def course_changed(self) -> None:
+        self._show_status()
 
     def action_toggle_importer(self) -> None:
         self.app.importer = "global" if self.app.importer == "course" else "course"

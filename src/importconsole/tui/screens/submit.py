@@ -32,7 +32,7 @@ class SubmitScreen(ModalScreen[int | None]):
         super().__init__()
         self.path = Path(path)
         self.courses: list = []
-        self.course: str | None = None
+        self.course: str | None = None  # preselected below from the app's choice
         self.plan = None
         self.stage = "choose"  # choose -> checking -> confirm -> sending -> done
         self.import_id: int | None = None
@@ -60,14 +60,10 @@ class SubmitScreen(ModalScreen[int | None]):
     # -- choosing ----------------------------------------------------------------------------
     @work(exclusive=True, group="submit-courses", exit_on_error=False)
     async def _load_courses(self) -> None:
-        client = self.app.lms()
-        found: list = []
-        offset = 0
+        from importconsole.tui.screens.course import load_courses
+
         try:
-            while offset is not None and len(found) < 5000:
-                page = await client.courses(offset=offset, limit=1000)
-                found.extend(page.items)
-                offset = page.next_offset
+            found = await load_courses(self.app.lms())
         except Exception as error:  # a sentence from LmsError
             self.query_one("#submit-summary", Static).update(shown(str(error)))
             return
@@ -76,15 +72,17 @@ class SubmitScreen(ModalScreen[int | None]):
 
     @on(Input.Changed, "#course-search")
     def _filter_courses(self) -> None:
-        words = self.query_one("#course-search", Input).value.lower().split()
+        from importconsole.tui.screens.course import matching
+
         options = self.query_one("#courses", OptionList)
         options.clear_options()
-        for course in self.courses:
-            text = f"{course.external_id} {course.title}".lower()
-            if all(w in text for w in words):
-                options.add_option(Option(f"{shown(course.external_id)}  {shown(course.title)}", id=course.external_id))
-        if options.option_count:
-            options.highlighted = 0
+        found = matching(self.courses, self.query_one("#course-search", Input).value)
+        for course in found:
+            options.add_option(Option(f"{shown(course.external_id)}  {shown(course.title)}", id=course.external_id))
+        ids = [c.external_id for c in found]
+        if ids:
+            wanted = self.app.course_external_id
+            options.highlighted = ids.index(wanted) if wanted in ids else 0
 
     @on(Input.Submitted, "#course-search")
     def _search_done(self) -> None:
