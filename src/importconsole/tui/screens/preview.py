@@ -66,6 +66,10 @@ class PreviewScreen(ConsoleScreen):
         super().on_screen_resume()
         self.sync()
 
+    def on_unmount(self) -> None:
+        if self.source is not None:
+            self.source.cancel.set()  # quitting must not wait for a 1 GB index
+
     def sync(self) -> None:
         """Show the app's open file (if it changed) and jump where the findings asked."""
         if self.app.open_path is None:
