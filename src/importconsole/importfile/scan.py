@@ -14,7 +14,6 @@ import csv
 import io
 import re
 from collections import Counter
-from operator import methodcaller
 
 from .reader import ImportFile, _endings_label
 
@@ -197,7 +196,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
     physical = _tally_endings(text, endings, lines)
     if clean:
         n = len(f.header)
-        if lines and min(map(len, lines)) >= n and set(map(methodcaller("count", delim), lines)) == {n - 1}:
+        if lines and min(map(len, lines)) >= n and _uniform(raw, delim, n, len(lines)):
             # Every line has the header's width and none is blank: split the part in one go.
             flat = delim.join(lines).split(delim)
             chunk = Chunk(None, first_row, None, first_line, None, True, text, [], physical, flat=flat, ncols=n)
@@ -281,6 +280,22 @@ def _parse_quoted(text: str, delim: str, first_row: int, first_line: int, f: Imp
     except csv.Error:
         return None  # e.g. a value over the field cap: the slow path says where
     return Chunk(rows, first_row, lines, first_line, None, False, text, blank)
+
+
+_SKELETONS: dict[str, bytes] = {}
+
+
+def _uniform(raw: bytes, delim: str, n: int, lines: int) -> bool:
+    """Does every line hold exactly n-1 delimiters? Keep only delimiters and LFs (one C pass)
+    and compare with the expected skeleton."""
+    delete = _SKELETONS.get(delim)
+    if delete is None:
+        delete = _SKELETONS[delim] = bytes(b for b in range(256) if b not in (ord(delim), 10))
+    skeleton = raw.translate(None, delete)
+    unit = delim.encode() * (n - 1) + b"\n"
+    if skeleton.endswith(b"\n"):
+        return skeleton == unit * lines
+    return skeleton == unit * (lines - 1) + unit[:-1]  # the last line has no line end
 
 
 _FORMULA_MAPS: dict[str, bytes] = {}
