@@ -57,7 +57,11 @@ class RecoverScreen(ModalScreen[int | None]):
 
     def _show_plan(self) -> None:
         self.busy = False
-        text = "\n".join(shown(line) for line in self.plan.describe())
+        lines = [shown(line) for line in self.plan.describe()]
+        if not self.view.is_hung and self.plan.needs_unlock:
+            lines.insert(0, f"Not detected as hung yet (no progress for {self.app.hung_after:g}s is the sign). "
+                            "Nothing is unlocked if it moves before you confirm.")
+        text = "\n".join(lines)
         self.query_one("#recover-plan", Static).update(text)
         self.query_one("#recover-keys", Static).update(
             f"Enter: unlock import {self.plan.import_id} and re-import rows "
