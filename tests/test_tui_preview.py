@@ -89,3 +89,14 @@ async def test_findings_are_grouped_by_rule_filtered_and_enter_shows_the_cell(tm
         grid = app.screen.query_one(RowView)
         await wait_for(pilot, lambda: (grid.cursor_row, grid.cursor_col) == (6, 2), what="the cursor on row 6, last_name")
         text = await wait_for_text(pilot, "row 6 (line 7) · last_name: La<U+200B>st6")
+
+
+async def test_an_excel_unicode_text_file_previews_with_its_encoding_and_delimiter_named(tmp_path):
+    path = tmp_path / "excel.txt"
+    text = "external_user_id\tcomplete\tdate_completed\r\nu1\t1\t2026-01-01\r\nu2\t1\t2026-01-02\r\n"
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    app = console(tmp_path, path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_for_text(pilot, "2 rows ·")
+        assert "UTF-16 LE with BOM · tab · 2 rows" in text
+        assert "u2" in text and "2026-01-02" in text
