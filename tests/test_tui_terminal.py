@@ -34,7 +34,7 @@ def _wait(session: str, text: str, timeout: float = 30.0) -> str:
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
-def test_demo_in_a_real_80x24_terminal_shows_the_hung_import_and_stops_its_server_on_quit(tmp_path):
+def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_and_stops_its_server_on_quit(tmp_path):
     session = f"ic-{uuid.uuid4().hex[:8]}"
     done = tmp_path / "exit-code"
     (tmp_path / "tmp").mkdir()
@@ -58,6 +58,14 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hung_import_and_stops_its_serve
         screen = _wait(session, "Unlock + re-import")
         subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
         time.sleep(0.3)
+        # one key on the hung import, Enter on the plan; the monitor then follows the re-import
+        subprocess.run(["tmux", "send-keys", "-t", session, "u"], check=True)
+        _wait(session, "Enter: unlock import 1")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        _wait(session, "Enter: back to the monitor")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        screen = _wait(session, "completed")
+        assert "unlocked" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 15
         while not done.exists() and time.monotonic() < deadline:
