@@ -100,6 +100,11 @@ class ImportTable(ScrollView, can_focus=True):
     def action_move(self, rows: int) -> None:
         self.move_cursor(self.cursor + rows)
 
+    def on_click(self, event) -> None:
+        row = int(self.scroll_y) + event.y - 1  # line 0 is the header
+        if 0 <= row < len(self.views):
+            self.move_cursor(row)
+
     # -- drawing -----------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width

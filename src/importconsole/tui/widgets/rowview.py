@@ -168,6 +168,18 @@ class RowView(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.CursorMoved(self.cursor_row, self.cursor_col))
 
+    def on_click(self, event) -> None:
+        if self.source is None or event.y == 0:
+            return
+        x = int(self.scroll_x) + event.x - self._gutter
+        column, left = 0, 0
+        for index, width in enumerate(self._widths):
+            if left <= x < left + width + 1:
+                column = index
+                break
+            left += width + 1
+        self.go_to(int(self.scroll_y) + event.y, column)
+
     def action_move(self, rows: int, cols: int) -> None:
         self.go_to(self.cursor_row + rows, self.cursor_col + cols)
 
