@@ -38,3 +38,59 @@ def _no_real_keyring_or_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     monkeypatch.setattr(keyring.core, "_keyring_backend", null.Keyring())
+
+
+# --- The token never leaks (RELIABILITY.md, security) -------------------------------------------
+# Over the whole suite: no token any reference LMS issued appears in a test's captured output or
+# logs, nor in any file written under pytest's temporary folder (journals, configs, state files,
+# proposals, crash reports). The server's own database and seed files live outside that folder.
+# The sandbox's own tests are exempt from the output check: `importconsole sandbox --seed demo`
+# prints the demo tokens on purpose.
+import sandbox_helpers as _sandbox_helpers
+
+_SERVER_SIDE_NAMES = ("dataset.json", "dataset.toml")
+
+
+def _leaked_tokens(text: str) -> list[str]:
+    return sorted(t for t in _sandbox_helpers.ISSUED_TOKENS | {"demo-admin-token", "demo-course-admin-token"} if t in text)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.passed or item.path.name.startswith("test_sandbox"):
+        return
+    leaked = _leaked_tokens(report.capstdout + report.capstderr + report.caplog)
+    if leaked:
+        report.outcome = "failed"
+        report.longrepr = f"an API token reached the captured output or logs: {len(leaked)} token(s) leaked"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        base = session.config._tmp_path_factory.getbasetemp()
+    except Exception:
+        return
+    offenders = []
+    for path in base.rglob("*"):
+        if not path.is_file() or path.is_symlink() or path.name in _SERVER_SIDE_NAMES:
+            continue
+        try:
+            if path.stat().st_size > 20_000_000:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if data.startswith(b"SQLite format 3") or path.name.endswith(("-wal", "-shm")):
+            continue  # a reference LMS database made by a test: the server stores its tokens
+        if _leaked_tokens(data.decode("utf-8", "replace")):
+            offenders.append(str(path.relative_to(base)))
+    if offenders:
+        session.exitstatus = 1
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "an API token was written to: " + ", ".join(offenders[:20])
+        if reporter:
+            reporter.write_line(message, red=True)
+        else:
+            print(message)

@@ -82,6 +82,11 @@ def dataset(*, credit_types=None, courses=None, users=None, enrollments=None, to
     }
 
 
+# Every token any reference LMS of this test session issued: conftest checks that none of them
+# reaches captured output or a file the console wrote.
+ISSUED_TOKENS: set[str] = set()
+
+
 class SandboxServer:
     """One running reference LMS. `stop()`, `restart()` (same database), `db()` to read it."""
 
@@ -127,6 +132,7 @@ class SandboxServer:
         conn = self.db()
         for row in conn.execute("SELECT role, token FROM tokens ORDER BY rowid"):
             self.tokens.setdefault(row[0], row[1])
+            ISSUED_TOKENS.add(row[1])
         return self
 
     def stop(self) -> None:
