@@ -3,7 +3,9 @@ read back, as an admin on an SSH link would see it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -77,3 +79,33 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_a
     # the demo LMS stopped with the console: no sandbox left listening from this test's folder
     leftover = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
+@pytest.mark.skipif(sys.platform != "linux", reason="the demo LMS follows its console out via Linux's PDEATHSIG")
+def test_the_demo_lms_ends_even_when_its_console_is_killed(tmp_path):
+    """kill -9 (or an OOM kill) runs no `finally`: the demo LMS must still not outlive the console."""
+    session = f"ic-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "tmp").mkdir()
+    env = f"TMPDIR={tmp_path / 'tmp'} IMPORTCONSOLE_STATE_DIR={tmp_path / 'state'} IMPORTCONSOLE_CONFIG={tmp_path / 'c.toml'}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                    f"cd {tmp_path} && env {env} {CONSOLE} --demo; sleep 30"], check=True)
+    try:
+        _wait(session, "ethics-110-hangs.csv")
+        assert subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.strip()
+        shell = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True,
+                               text=True).stdout.split()[0]
+        console = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()[0]
+        os.kill(int(console), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        leftover = "?"
+        while time.monotonic() < deadline:
+            leftover = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.strip()
+            if not leftover:
+                break
+            time.sleep(0.2)
+        assert leftover == "", f"the demo LMS outlived its console: pids {leftover}"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        for pid in subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.split():
+            os.kill(int(pid), signal.SIGTERM)  # only this test's demo LMS, named by its folder

@@ -40,12 +40,26 @@ class DemoServer:
                 self.process.wait(timeout=5)
 
 
+def _die_with_parent() -> None:
+    """In the demo LMS's process: end when the console ends, however it ends (an SSH link that
+    drops sends SIGHUP, and then no `finally` runs to stop the server)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # no glibc: the console's own `finally` still stops the server on a normal exit
+
+
 def start_demo_server(folder: Path, *, rows_per_second: float = 5, timeout: float = 30.0) -> DemoServer:
     """Start `importconsole sandbox --seed demo --port 0` in `folder`; wait for its URL line."""
     command = [sys.executable, "-m", "importconsole", "sandbox", "--seed", "demo", "--port", "0",
                "--rows-per-second", str(rows_per_second), "--db", str(folder / "lms.sqlite3")]
     process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace")
+                               stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
+                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:  # keeps reading so the server never blocks on a full pipe
