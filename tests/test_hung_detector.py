@@ -157,3 +157,130 @@ def test_a_clean_row_is_cause_unknown_never_a_guess(tmp_path):
     binary.write_bytes(b"PK\x03\x04" + bytes(100))
     unreadable = diagnose_file(9, binary, rows_processed=0)
     assert unreadable.cause == CAUSE_UNKNOWN and "could not be read" in unreadable.summary()
+
+
+# -- seeded from the server's own clock (an import stuck before the console opened) -----------
+
+def test_an_import_stuck_long_before_the_console_opened_is_hung_on_first_sight(clock):
+    detector = HungDetector(hung_after=60, clock=clock)
+    detector.observe_lock("course", 7)
+    detector.observe(7, 4, importer="course", rows_total=10, moved_ago=9 * 3600)  # since last night
+    hung = detector.hung(7)
+    assert hung is not None and hung.stopped_at_row == 5
+    assert hung.stalled_for == pytest.approx(9 * 3600)
+
+
+def test_an_import_whose_last_progress_is_recent_is_not_hung_until_the_threshold(clock):
+    detector = HungDetector(hung_after=2, clock=clock)
+    detector.observe_lock("course", 7)
+    detector.observe(7, 4, moved_ago=0.5)
+    assert detector.hung(7) is None
+    clock.advance(1.4)
+    detector.observe(7, 4, moved_ago=1.9)  # a resync agrees: still not 2 s
+    assert detector.hung(7) is None
+    clock.advance(0.2)
+    assert detector.hung(7).stalled_for == pytest.approx(2.1)
+
+
+def test_a_slow_import_that_still_moves_is_never_hung_when_seeded(clock):
+    detector = HungDetector(hung_after=5, clock=clock)
+    detector.observe_lock("course", 1)
+    for rows in range(1, 40):
+        detector.observe(1, rows, moved_ago=0.3)  # every poll sees a new row, moved 0.3 s ago
+        clock.advance(4.6)
+        assert detector.hung(1) is None
+    assert detector.check() == []
+
+
+def test_a_change_is_never_dated_before_the_console_last_saw_the_old_value(clock):
+    """A server age longer than our own observation allows (its clock stepped?) is not trusted."""
+    detector = HungDetector(hung_after=2, clock=clock)
+    detector.observe_lock("course", 1)
+    detector.observe(1, 5)
+    clock.advance(1)
+    detector.observe(1, 6, moved_ago=500)  # we saw 5 one second ago: 6 is at most 1 s old
+    assert detector.stalled_for(1) == pytest.approx(1)
+    assert detector.hung(1) is None
+
+
+def test_a_resync_only_moves_the_stall_start_earlier(clock):
+    detector = HungDetector(hung_after=30, clock=clock)
+    detector.observe_lock("course", 2)
+    detector.observe(2, 5)  # first seen on the event stream: no server age
+    clock.advance(1)
+    detector.observe(2, 5, moved_ago=40)  # the resync's list says 40 s without a row
+    assert detector.hung(2).stalled_for == pytest.approx(40)
+    detector.observe(2, 5, moved_ago=0)  # a stale or odd sample never makes it younger
+    assert detector.hung(2).stalled_for == pytest.approx(40)
+    detector.observe(2, 6, moved_ago=0)  # but real progress clears it
+    assert detector.hung(2) is None
+
+
+def test_moved_ago_is_measured_on_the_servers_clock_only():
+    from importconsole.operations.hung import moved_ago
+    server = "2026-11-28T09:00:05.500Z"
+    assert moved_ago(server_time=server, last_progress_at="2026-11-28T09:00:00.000Z",
+                     started_at="2026-11-28T08:00:00.000Z", rows_processed=4) == pytest.approx(5.5)
+    # Before the first row: since it started; queued (not started): unknown.
+    assert moved_ago(server_time=server, last_progress_at=None, started_at="2026-11-28T09:00:04.000Z",
+                     rows_processed=0) == pytest.approx(1.5)
+    assert moved_ago(server_time=server, last_progress_at=None, started_at=None, rows_processed=0) is None
+    # Rows processed but no stamp, no server time, or an unreadable one: unknown, never guessed.
+    assert moved_ago(server_time=server, last_progress_at=None, started_at="2026-11-28T08:00:00Z",
+                     rows_processed=3) is None
+    assert moved_ago(server_time=None, last_progress_at="2026-11-28T09:00:00Z", started_at=None,
+                     rows_processed=3) is None
+    assert moved_ago(server_time="yesterday", last_progress_at="2026-11-28T09:00:00Z", started_at=None,
+                     rows_processed=3) is None
+    # A stamp after the server's "now" (read racing a row): 0, not negative.
+    assert moved_ago(server_time=server, last_progress_at="2026-11-28T09:00:06Z", started_at=None,
+                     rows_processed=3) == 0.0
+
+
+@pytest.mark.parametrize("skew", [-3 * 365 * 86400.0, -3 * 3600.0, 0.0, 7 * 3600.0, 50 * 365 * 86400.0])
+def test_the_consoles_wall_clock_being_wrong_changes_nothing(skew):
+    """The watcher's clock is a deliberately wrong wall clock (years or hours off the server's):
+    what is hung, and for how long, depends only on the server's stamps."""
+    import time as _time
+
+    from importconsole.lms.models import Import, Lock
+    from importconsole.operations.watch import ImportWatcher
+
+    base = _time.time() + skew
+    local = FakeClock()
+    local.now = base
+    watcher = ImportWatcher(client=None, hung_after=2.0, clock=local)
+    server_time = "2026-11-28T09:00:10.000Z"
+    stuck = Import(id=1, importer="course", state="running", rows_total=10, rows_processed=4,
+                   started_at="2026-11-28T08:59:00.000Z", last_progress_at="2026-11-28T09:00:05.000Z")
+    moving = Import(id=2, importer="global", state="running", rows_total=10, rows_processed=7,
+                    started_at="2026-11-28T08:59:00.000Z", last_progress_at="2026-11-28T09:00:09.200Z")
+    watcher.apply_import(stuck, server_time=server_time)
+    watcher.apply_import(moving, server_time=server_time)
+    watcher.apply_lock(Lock("course", True, 1))
+    watcher.apply_lock(Lock("global", True, 2))
+    assert watcher.views[1].shown_state == "hung" and watcher.views[1].hung.stopped_at_row == 5
+    assert watcher.views[1].hung.stalled_for == pytest.approx(5.0)
+    assert watcher.views[2].hung is None  # last moved 0.8 s ago by the server's clock
+    local.advance(1.1)
+    watcher.tick()
+    assert watcher.views[2].hung is None
+    local.advance(0.2)
+    watcher.tick()
+    assert watcher.views[2].hung is not None  # 0.8 + 1.3 s without a row
+    assert local.now - base == pytest.approx(1.3)
+
+
+def test_without_server_time_the_stall_clock_starts_at_first_sight(clock):
+    """An older LMS that sends no server_time: the console waits a full hung_after, as before."""
+    from importconsole.lms.models import Import, Lock
+    from importconsole.operations.watch import ImportWatcher
+
+    watcher = ImportWatcher(client=None, hung_after=2.0, clock=clock)
+    watcher.apply_import(Import(id=1, importer="course", state="running", rows_total=10, rows_processed=4,
+                                last_progress_at="2020-01-01T00:00:00Z"))
+    watcher.apply_lock(Lock("course", True, 1))
+    assert watcher.views[1].hung is None
+    clock.advance(2.1)
+    watcher.tick()
+    assert watcher.views[1].hung is not None

@@ -63,3 +63,23 @@ def test_diagnose_with_no_lms_says_so_without_a_traceback(monkeypatch, tmp_path,
     captured = capsys.readouterr()
     assert "Could not reach the LMS" in captured.err and "Traceback" not in captured.err + captured.out
     assert "t0ken-for-test" not in captured.err + captured.out
+
+
+def test_watch_of_an_import_stuck_before_it_started_says_hung_at_once(monkeypatch, tmp_path, capsys):
+    """The stall is measured on the server's clock: `watch` does not wait hung_after again."""
+    import time
+
+    with start_sandbox(dataset(users=learners(10)), rows_per_second=200) as lms:
+        use(monkeypatch, tmp_path, lms, hung_after=2.0)
+        item = asyncio.run(submit(lms, course_file(10, bad_row=5), course="C-FIXED"))
+        lms.wait_rows(item["id"], 4)
+        time.sleep(2.6)
+        assert lms.get_import(item["id"])["rows_processed"] == 4
+        started = time.monotonic()
+        assert main(["watch", str(item["id"]), "--json"]) == 1
+        took = time.monotonic() - started
+        views = [l for l in map(json.loads, capsys.readouterr().out.splitlines()) if l["event"] == "import"]
+    assert took < 2.0, took  # not another hung_after
+    assert views[0]["state"] == "hung" and views[0]["stopped_at_row"] == 5 and views[0]["stalled_for"] >= 2.5
+    assert views[-1]["diagnosis"]["row"] == 5
+    assert views[-1]["diagnosis"]["characters"][0]["code_point"] == "U+200B"

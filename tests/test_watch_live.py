@@ -114,3 +114,67 @@ async def test_while_the_stream_is_refused_the_watcher_polls_and_still_follows_t
         assert watcher.connection == "stopped" and watcher.polls >= 2 and watcher.stream_connects >= 2
         assert (done.state, done.rows_processed) == ("completed", 20)
         assert count(lms, "SELECT count(*) FROM imports") == 1
+
+
+def skewed_wall_clock(offset: float):
+    """The console's clock set deliberately wrong (offset seconds off the real time)."""
+    return lambda: time.time() + offset
+
+
+async def stall_on_the_server(lms, item_id: int, rows: int, seconds: float) -> dict:
+    """Wait until the import has sat at `rows` for `seconds` by the server's own stamps."""
+    from importconsole.lms.models import parse_time
+    await asyncio.to_thread(lms.wait_rows, item_id, rows)
+    row = await asyncio.to_thread(lms.get_import, item_id)
+    await asyncio.sleep(seconds)
+    again = await asyncio.to_thread(lms.get_import, item_id)
+    assert again["rows_processed"] == rows and again["state"] == "running"  # really stuck
+    assert parse_time(again["last_progress_at"]) == parse_time(row["last_progress_at"])
+    return again
+
+
+@pytest.mark.parametrize("skew", [-6 * 3600.0, 3 * 86400.0])
+async def test_an_import_hung_before_the_watcher_started_is_hung_on_its_first_sync(skew):
+    with start_sandbox(dataset(users=learners(10)), rows_per_second=200) as lms:
+        item = await submit(lms, course_file(10, bad_row=5), course="C-FIXED")
+        await stall_on_the_server(lms, item["id"], 4, 2.6)  # stuck well before anyone watches
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=2.0, poll_interval=POLL, clock=skewed_wall_clock(skew),
+                                    diagnose=lambda i: diagnose_import(client, i.id))
+            started = time.monotonic()
+            runner = asyncio.create_task(watcher.run())
+            try:
+                hung = await until(lambda: (v := watcher.views.get(item["id"])) and v.hung and v, timeout=5,
+                                   message="the hung view")
+                flagged_after = time.monotonic() - started
+                view = await until(lambda: (v := watcher.views.get(item["id"])) and v.diagnosis and v, timeout=5,
+                                   message="the diagnosis")
+            finally:
+                watcher.stop()
+                await runner
+    assert flagged_after < 1.0, flagged_after  # the first sync, not hung_after (2 s) later
+    assert watcher.polls <= 2  # the stream's resync (and at most one polling tick before it)
+    assert hung.shown_state == "hung" and hung.holds_lock and hung.hung.stopped_at_row == 5
+    assert hung.hung.stalled_for >= 2.5  # the server's measure, not time since the console opened
+    assert [(c.row, c.code_point) for c in view.diagnosis.characters] == [(5, "U+200B")]
+    assert "stopped at row 5" in view.describe()
+
+
+async def test_a_slow_import_already_moving_when_the_watcher_starts_is_never_hung():
+    """Seeded from the server's stamps on the first sync, a moving import (a row every 0.4 s,
+    hung_after 1 s) is never called hung, with the console's clock hours off."""
+    with start_sandbox(dataset(users=learners(8)), rows_per_second=2.5) as lms:
+        item = await submit(lms, course_file(8), course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 2)
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=1.0, poll_interval=POLL, clock=skewed_wall_clock(-5 * 3600.0))
+            hung_seen = []
+            watcher.on_change(lambda u: u.kind == "import" and u.view.hung and hung_seen.append(u.view))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                done = await until(lambda: (v := watcher.views.get(item["id"])) and v.finished and v, timeout=10)
+            finally:
+                watcher.stop()
+                await runner
+    assert watcher.polls >= 1 and hung_seen == []
+    assert (done.state, done.rows_processed) == ("completed", 8)

@@ -477,7 +477,9 @@ class LmsClient:
         data = await self._get_json("/imports", "list imports", params={
             "state": state, "idempotency_key": idempotency_key, "file_sha256": file_sha256, "offset": offset, "limit": limit,
         })
-        return Page([Import.from_json(x) for x in data.get("items", [])], data.get("next_offset"))
+        server_time = data.get("server_time")
+        return Page([Import.from_json(x) for x in data.get("items", [])], data.get("next_offset"),
+                    server_time if isinstance(server_time, str) else None)
 
     async def all_imports(self, *, state: str | None = None, file_sha256: str | None = None) -> list[Import]:
         out: list[Import] = []

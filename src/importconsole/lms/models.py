@@ -274,6 +274,7 @@ class UserLookup:
 class Page(Generic[T]):
     items: list[T] = field(default_factory=list)
     next_offset: int | None = None
+    server_time: str | None = None  # GET /imports only: the server's clock when it read the list
 
 
 @dataclass(frozen=True)

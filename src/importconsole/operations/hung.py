@@ -25,7 +25,7 @@ class HungImport:
     importer: str
     rows_processed: int
     rows_total: int
-    stalled_for: float  # seconds without progress, by the console's clock
+    stalled_for: float  # seconds without progress (ages from the server's clock, counted on the console's)
 
     @property
     def stopped_at_row(self) -> int:
@@ -39,14 +39,33 @@ class _Progress:
     changed_at: float
     importer: str = ""
     rows_total: int = 0
+    seen_at: float = 0.0  # when this value was last observed (console's clock)
+
+
+def moved_ago(*, server_time: str | None, last_progress_at: str | None, started_at: str | None,
+              rows_processed: int) -> float | None:
+    """Seconds since the import last moved, by the SERVER's clock: `server_time` (when the server
+    read the import) minus `last_progress_at`, or `started_at` before the first row. Both stamps
+    come from one machine, so the console's wall clock never enters. None when the server did not
+    say (no `server_time`, a queued import, unreadable stamps): the caller falls back to "first
+    seen". Never negative."""
+    from importconsole.lms.models import parse_time
+
+    since = last_progress_at if rows_processed > 0 else (last_progress_at or started_at)
+    now, then = parse_time(server_time), parse_time(since)
+    if now is None or then is None:
+        return None
+    return max(0.0, (now - then).total_seconds())
 
 
 class HungDetector:
     """Watches progress samples and says which imports are hung.
 
-    Feed it every sample you see (`observe`), and call `check` on each poll tick. The stall clock
-    starts when the console first sees a value (it cannot know how long it held before), so
-    detection latency is at most `hung_after` plus one poll interval.
+    Feed it every sample you see (`observe`), and call `check` on each poll tick. Without
+    `moved_ago` the stall clock starts when the console first sees a value. With it (the server's
+    own measure of how long the value has held, see `moved_ago()`), the stall clock is set back
+    by that much, so an import stuck since last night is hung on first sight. Only differences of
+    the injected clock are used: its offset from any wall clock does not matter.
     """
 
     def __init__(self, hung_after: float, clock: Clock = time.monotonic) -> None:
@@ -58,16 +77,28 @@ class HungDetector:
         self._lock_holders: dict[str, int | None] = {}
 
     def observe(self, import_id: int, rows_processed: int, *, state: str = "running",
-                importer: str = "", rows_total: int = 0) -> None:
-        """Record a sample of an import's progress. Imports that ended are forgotten."""
+                importer: str = "", rows_total: int = 0, moved_ago: float | None = None) -> None:
+        """Record a sample of an import's progress. Imports that ended are forgotten.
+
+        `moved_ago`: seconds since this value was reached, by the server's clock (None: unknown).
+        """
         if state not in ("queued", "running"):
             self._progress.pop(import_id, None)
             return
         now = self._clock()
+        # Both "now" and "now - moved_ago" are no earlier than the real moment of the change
+        # (the age is measured before we receive it), so the earlier of them is still safe.
+        since = now if moved_ago is None else now - max(0.0, moved_ago)
         seen = self._progress.get(import_id)
-        if seen is None or seen.rows_processed != rows_processed:
-            self._progress[import_id] = _Progress(rows_processed, now, importer, rows_total)
+        if seen is None:
+            self._progress[import_id] = _Progress(rows_processed, since, importer, rows_total, now)
+        elif seen.rows_processed != rows_processed:
+            # It changed after we last saw the old value: never date the change before that.
+            self._progress[import_id] = _Progress(rows_processed, max(since, seen.seen_at), importer or seen.importer,
+                                                  rows_total or seen.rows_total, now)
         else:
+            seen.changed_at = min(seen.changed_at, since)
+            seen.seen_at = now
             seen.importer = importer or seen.importer
             seen.rows_total = rows_total or seen.rows_total
 

@@ -8,7 +8,10 @@ docs/operations.md for how to consume it.
   reconnecting with capped exponential backoff. On (re)connect, one poll resyncs imports that
   ended while we were away.
 - Hung detection (operations.hung.HungDetector) runs on a local tick, so a silent import is
-  noticed even though the server sends nothing about it.
+  noticed even though the server sends nothing about it. Every poll (the first sync and each
+  resync after a reconnect) seeds it with how long each import has not moved by the server's
+  clock (`server_time` of `GET /imports`), so an import stuck before the console opened is hung
+  on the first sync.
 - The watcher only reads. It never submits, retries a submit, or unlocks anything.
 """
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.models import FINISHED_STATES, Import, Lock
-from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport
+from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
 ACTIVE_STATES = ("queued", "running")
 
@@ -268,13 +271,13 @@ class ImportWatcher:
     async def poll_once(self) -> None:
         """Read `/imports` (active ones and the ones we follow) and `/locks` once."""
         self.polls += 1
-        active: dict[int, Import] = {}
+        active: dict[int, tuple[Import, str | None]] = {}
         for state in ACTIVE_STATES:
             page = await self.client.list_imports(state=state)
             for item in _items(page):
-                active[item.id] = item
-        for item in active.values():
-            self.apply_import(item)
+                active[item.id] = (item, getattr(page, "server_time", None))
+        for item, server_time in active.values():
+            self.apply_import(item, server_time=server_time)
         # Imports we followed that are no longer active ended while we were not told.
         for import_id, known in list(self._imports.items()):
             if known.state in ACTIVE_STATES and import_id not in active:
@@ -288,13 +291,17 @@ class ImportWatcher:
 
     # -- applying what the server says (also used directly by tests and the TUI) ---------------
 
-    def apply_import(self, item: Import) -> None:
+    def apply_import(self, item: Import, *, server_time: str | None = None) -> None:
+        """`server_time`: the server's clock when it read `item` (a list's `server_time`); with it
+        the hung detector knows how long the import has not moved, without trusting our clock."""
         self._imports[item.id] = item
         now = self._clock()
         if not item.finished:
             self._rates.setdefault(item.id, RateWindow(self._rate_window)).add(now, item.rows_processed)
+        age = moved_ago(server_time=server_time, last_progress_at=item.last_progress_at,
+                        started_at=item.started_at, rows_processed=item.rows_processed)
         self.detector.observe(item.id, item.rows_processed, state=item.state,
-                              importer=item.importer, rows_total=item.rows_total)
+                              importer=item.importer, rows_total=item.rows_total, moved_ago=age)
         self._refresh(item.id)
 
     def apply_lock(self, lock: Lock) -> None:

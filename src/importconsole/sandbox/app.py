@@ -380,7 +380,11 @@ async def imports_list(request: Request):
     sql = f"SELECT {dbm.IMPORT_COLUMNS} FROM imports"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return JSONResponse(_paged_query(conn, sql + " ORDER BY id DESC", args, offset, limit, dbm.import_json))
+    # Stamped before the read, so no item's last_progress_at looks older than it is (the
+    # console measures stall ages against this, never against its own wall clock).
+    server_time = dbm.now()
+    page = _paged_query(conn, sql + " ORDER BY id DESC", args, offset, limit, dbm.import_json)
+    return JSONResponse({**page, "server_time": server_time})
 
 
 async def create_import(request: Request):

@@ -80,7 +80,8 @@ SCHEMAS = {
                         "course_external_id": {"type": "string"}, "credit_type": {"type": "string"},
                         "amount": {"type": "number"}, "participant_category": NULLABLE_STR,
                         "enrollment_start": NULLABLE_STR, "date_completed": NULLABLE_STR}),
-    "ImportList": _list_of("Import"),
+    # server_time (additive): the server's clock when the list was read, for stall ages.
+    "ImportList": {**_list_of("Import"), "properties": {**_list_of("Import")["properties"], "server_time": TIME}},
     "RowResultList": _list_of("RowResult"),
     "CourseList": _list_of("Course"),
     "CreditRecordList": _list_of("CreditRecord"),
