@@ -190,6 +190,14 @@ _RULES = [
         "Export as comma-separated CSV, or check the delimiter.",
     ),
     Rule(
+        "delimiter-not-comma", INFO, "Delimiter is not a comma",
+        _FORMAT, "The file separates values with another delimiter (semicolon, tab or pipe: Excel "
+        "in many European locales, or \"Unicode Text\"). The console reads it, but the LMS's course "
+        "record importer is documented for comma-separated CSV (the reference LMS also reads ; and "
+        "tab; a production site may not).",
+        "Save the file as CSV UTF-8 (Comma delimited) before submitting.",
+    ),
+    Rule(
         "missing-column", ERROR, "Required column missing",
         _FORMAT, "A column the importer requires is absent (external_user_id or external_email; "
         "for the global importer external_course_id and title).", "Add the column.",

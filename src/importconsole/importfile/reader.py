@@ -290,23 +290,33 @@ def _first_invalid_utf8(head: bytes, complete: bool) -> int | None:
 
 
 def first_invalid_byte(path, encoding: str = "utf-8", start: int = 0) -> int | None:
-    """Byte offset of the first byte invalid in the encoding, scanning the whole file."""
+    """Byte offset of the first byte invalid in the encoding, scanning the whole file.
+
+    The decoder keeps the start of a character cut by a read boundary and decodes it with the
+    next read: positions in an error are counted from those kept bytes, not from the read."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
-    offset = start
+    offset = start  # file offset of the next read
     with open(path, "rb") as fh:
         fh.seek(start)
         while chunk := fh.read(1 << 20):
+            pending = _pending(decoder)
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                pending = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
-                return offset + exc.start - pending
+                return offset - pending + exc.start
             offset += len(chunk)
+    pending = _pending(decoder)
     try:
         decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return offset
+    except UnicodeDecodeError as exc:
+        # A character cut short by the end of the file: it starts where the kept bytes do.
+        return offset - pending + exc.start
     return None
+
+
+def _pending(decoder) -> int:
+    """Bytes the incremental decoder holds back (the start of a character cut by a read)."""
+    return len(decoder.getstate()[0])
 
 
 def _detect_delimiter(header_text: str) -> str:

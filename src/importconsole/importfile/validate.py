@@ -168,6 +168,11 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
         out.add("encoding-fallback", line=None, message=f.notes[-1])
     if not online:
         report.not_checked = list(LMS_RULES)
+    if f.delimiter != ",":
+        out.add("delimiter-not-comma", line=f.header_line,
+                message=f"values are separated by {f.delimiter_name}s ({f.delimiter!r}), not "
+                        "commas: the LMS's importer expects comma-separated CSV",
+                fix="save the file as CSV UTF-8 (Comma delimited) before submitting")
     cols = _check_header(f, out, importer, course_external_id)
     if cols is None:  # the header is not one: row rules would only repeat that
         report.line_endings = f.line_endings
@@ -220,8 +225,8 @@ def _check_header(f: ImportFile, out: _Collector, importer: str, course: str | N
         other = _other_delimiter(f)
         if other:
             out.add("delimiter-suspect", line=line, column=0, value=header[0],
-                    message=f"the header reads as a single column; the delimiter may be {DELIMITER_NAMES[other]} "
-                            f"({other!r})", fix=f"export as comma-separated CSV (the file seems to use {DELIMITER_NAMES[other]}s)")
+                    message=f"the header reads as a single column; the delimiter may be "
+                            f"{other!r} ({DELIMITER_NAMES[other]})", fix=f"export as comma-separated CSV (the file seems to use {DELIMITER_NAMES[other]}s)")
             return None
     if not known:
         where = _header_below(f)
