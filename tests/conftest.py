@@ -84,6 +84,8 @@ def pytest_sessionfinish(session, exitstatus):
             continue
         if data.startswith(b"SQLite format 3") or path.name.endswith(("-wal", "-shm")):
             continue  # a reference LMS database made by a test: the server stores its tokens
+        if path.suffix in (".json", ".toml") and (b'"tokens"' in data or b"[[tokens]]" in data):
+            continue  # a reference LMS dataset (seed file) a test wrote: it defines the tokens
         if _leaked_tokens(data.decode("utf-8", "replace")):
             offenders.append(str(path.relative_to(base)))
     if offenders:
