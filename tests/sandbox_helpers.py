@@ -103,8 +103,10 @@ class SandboxServer:
         self.log_path = self._workdir / "server.log"
 
     # -- lifecycle --
-    def start(self) -> "SandboxServer":
-        cmd = [sys.executable, "-m", "importconsole", "sandbox", "--port", "0", "--db", str(self.db_path),
+    def start(self, port: int = 0, *, read_tokens: bool = True) -> "SandboxServer":
+        """Start the server (port 0: a free one). read_tokens=False opens no database connection,
+        so a test thread can restart it on the SAME port while the client keeps its base URL."""
+        cmd = [sys.executable, "-m", "importconsole", "sandbox", "--port", str(port), "--db", str(self.db_path),
                "--seed", self._dataset_arg,
                "--rows-per-second", "max" if not self.rows_per_second else repr(float(self.rows_per_second))]
         if self.faults:
@@ -129,6 +131,8 @@ class SandboxServer:
             self.stop()
             raise RuntimeError(f"the sandbox did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
         self.base_url = found[0]
+        if not read_tokens:
+            return self
         conn = self.db()
         for row in conn.execute("SELECT role, token FROM tokens ORDER BY rowid"):
             self.tokens.setdefault(row[0], row[1])

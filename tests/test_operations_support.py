@@ -6,14 +6,9 @@ Everything is real: the reference LMS in a subprocess, HTTP on 127.0.0.1, its SQ
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
-from sandbox_helpers import LISTENING_PREFIX, SandboxServer, dataset, start_sandbox  # noqa: F401
+from sandbox_helpers import SandboxServer, dataset, start_sandbox  # noqa: F401 (re-exported)
 
 from importconsole.lms.client import LmsClient, RetryPolicy
 
@@ -62,25 +57,5 @@ def count(lms: SandboxServer, sql: str, *args) -> int:
 
 def start_on_same_port(lms: SandboxServer) -> None:
     """Start a stopped server again on the SAME port and database, so a client that keeps its
-    base URL reconnects to it (SandboxServer.restart picks a new port). Thread-safe: it opens
-    no database connection."""
-    port = lms.base_url.rsplit(":", 1)[1]
-    cmd = [sys.executable, "-m", "importconsole", "sandbox", "--port", port, "--db", str(lms.db_path),
-           "--seed", lms._dataset_arg,
-           "--rows-per-second", "max" if not lms.rows_per_second else repr(float(lms.rows_per_second))]
-    if lms.faults:
-        cmd.append("--faults")
-    log = open(lms.log_path, "ab")
-    lms.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log.close()
-    ready = threading.Event()
-
-    def read(stream):
-        for raw in stream:
-            if raw.decode("utf-8", "replace").startswith(LISTENING_PREFIX):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, args=(lms.process.stdout,), daemon=True).start()
-    assert ready.wait(30), Path(lms.log_path).read_text(errors="replace")[-2000:]
+    base URL reconnects to it (SandboxServer.restart picks a new port)."""
+    lms.start(port=int(lms.base_url.rsplit(":", 1)[1]), read_tokens=False)
