@@ -5,11 +5,13 @@ unknown users."""
 import asyncio
 import json
 
-from test_operations_support import client_for, count, dataset, learners, start_sandbox
+import pytest
+from test_operations_support import client_for, count, course_file, dataset, learners, start_sandbox
 
 from importconsole.cli import main
 from importconsole.journal import Journal
-from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
+from importconsole.operations.credit_fix import (CreditFixStopped, propose_credit_fixes, submit_proposals,
+                                                 write_proposal_file)
 
 ENROLLMENTS = [
     # Imported credit on an incomplete enrollment, non-variable: fixable (page: Importing enrollments 2).
@@ -113,3 +115,72 @@ async def test_credit_fix_for_one_import_looks_only_at_that_imports_credit(tmp_p
         assert [(p.learner, p.course_external_id, p.kind, p.proposed) for p in proposals] == [
             ("u6", "C-FIXED", "credit-on-incomplete", True)]
         assert proposals[0].current_credit == (("ama", 1.0, "import"),)
+
+
+def _incomplete(user, course, credit_type):
+    return {"external_user_id": user, "course_external_id": course, "status": "incomplete",
+            "credits": [{"credit_type": credit_type, "amount": 1.0, "source": "import"}]}
+
+
+# Fixes in two courses: the course importer's one lock means one import after the other.
+TWO_COURSES = [_incomplete("u1", "C-FIXED", "ama"), _incomplete("u2", "C-FIXED", "ama"),
+               _incomplete("u3", "C-FIXED", "ama"), _incomplete("u4", "C-ZERO", "ancc"),
+               _incomplete("u5", "C-ZERO", "ancc")]
+FIXED_QUEUE = [("u1", "pars", "ama", 1.0), ("u2", "pars", "ama", 1.0), ("u3", "pars", "ama", 1.0),
+               ("u4", "ams", "ancc", 1.0), ("u5", "ams", "ancc", 1.0)]
+
+
+def test_cli_submit_sends_course_after_course_and_each_learner_is_queued_once(monkeypatch, tmp_path, capsys):
+    # 20 rows/s: C-FIXED's import still runs when C-ZERO is ready to go (a second import at once gets 423).
+    with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=20) as lms:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n', encoding="utf-8")
+        monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+        monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
+        monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+        code = main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--yes"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        rows = lms.db().execute("SELECT course_external_id, state, rows_total FROM imports ORDER BY id").fetchall()
+        assert [tuple(r) for r in rows] == [("C-FIXED", "completed", 3), ("C-ZERO", "completed", 2)]
+        assert queue(lms) == FIXED_QUEUE
+        # What the admin read: each course, its import, and that it ended.
+        assert "Course 1 of 2: C-FIXED" in out.out and "Course 2 of 2: C-ZERO" in out.out
+        assert "Submitted C-FIXED: import 1 ended completed." in out.out
+        assert "Submitted C-ZERO: import 2 ended completed." in out.out
+
+
+async def test_someone_elses_import_on_the_lock_stops_the_rest_and_says_what_was_submitted(tmp_path):
+    with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=200) as lms:
+        async with client_for(lms) as client:
+            proposals = await propose_credit_fixes(client)
+            written = write_proposal_file(proposals, tmp_path / "fix")
+            journal = Journal(tmp_path / "journal.jsonl")
+            steps, other = [], {}
+
+            def on_progress(step):
+                steps.append((step.course, step.phase, step.import_.state if step.import_ else None))
+                if step.course == "C-FIXED" and step.phase == "ended" and not other:
+                    # Another admin starts an import (one that hangs) between our two courses.
+                    response = lms.submit(course_file(3, bad_row=1), course="C-ZERO")
+                    assert response.status_code == 201, response.text
+                    other.update(response.json())
+
+            with pytest.raises(CreditFixStopped) as stopped:
+                await submit_proposals(client, written, journal=journal, on_progress=on_progress, poll_interval=0.05)
+            sentence = str(stopped.value)
+            assert f"locked by import {other['id']}" in sentence
+            assert "Submitted: C-FIXED as import 1 (completed). Not submitted: C-ZERO;" in sentence
+            assert list(stopped.value.submitted) == ["C-FIXED"] and stopped.value.not_submitted == ["C-ZERO"]
+            assert ("C-FIXED", "waiting", "running") in steps or ("C-FIXED", "waiting", "queued") in steps
+            # Nothing was sent for C-ZERO: the LMS holds our import and the other admin's, no more.
+            assert count(lms, "SELECT count(*) FROM imports") == 2
+            assert queue(lms) == FIXED_QUEUE[:3]
+            assert [e.outcome for e in journal.entries() if e.action == "submit"] == ["created", "refused"]
+
+            # Once the other import is unlocked, submitting again sends only what was not sent.
+            await client.unlock("course", other["id"])
+            again = await submit_proposals(client, written, journal=journal, poll_interval=0.05)
+            assert again["C-FIXED"].id == 1 and again["C-ZERO"].state == "completed"
+            assert count(lms, "SELECT count(*) FROM imports") == 3
+            assert queue(lms) == FIXED_QUEUE

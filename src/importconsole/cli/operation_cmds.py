@@ -319,21 +319,36 @@ def cmd_credit_fix(args) -> int:
             courses = ", ".join(sorted(written.import_files))
             if _confirm(args, f"Submit {len(proposed)} completion-only rows through the course-level importer "
                               f"(one import per course: {courses})?"):
-                from importconsole.operations.submit import SubmitRefused
+                from importconsole.operations.credit_fix import CreditFixStopped
 
                 def warn(course, text):
                     if not args.json:
                         print(visible(f"warning ({course}): {text}"))
+
+                shown_steps: set = set()
+
+                def step(p):
+                    # One line per course and phase, not one per poll (a log, not a spinner).
+                    if not args.json and (p.course, p.phase) not in shown_steps:
+                        shown_steps.add((p.course, p.phase))
+                        print(p.sentence, flush=True)
                 try:
                     submitted = await submit_proposals(session.client, written, journal=session.journal,
-                                                       journal_fields=session.journal_fields(), on_warning=warn)
-                except SubmitRefused as error:
-                    _emit(args, {**outcome, "refused": str(error)}, f"Not submitted: {error}", err=True)
-                    return EXIT_PROBLEM
+                                                       journal_fields=session.journal_fields(), on_warning=warn,
+                                                       on_progress=step)
+                except CreditFixStopped as error:
+                    outcome["submitted"] = [{"course_external_id": c, "import_id": i.id, "state": i.state}
+                                            for c, i in error.submitted.items()]
+                    outcome["not_submitted"] = error.not_submitted
+                    _emit(args, {**outcome, "refused": str(error)}, f"Stopped: {visible(str(error))}", err=True)
+                    from importconsole.lms.errors import ImporterLocked, LmsError
+
+                    unreached = isinstance(error.cause, LmsError) and not isinstance(error.cause, ImporterLocked)
+                    return EXIT_LMS if unreached else EXIT_PROBLEM
                 for course, item in submitted.items():
                     outcome["submitted"].append({"course_external_id": course, "import_id": item.id, "state": item.state})
                     if not args.json:
-                        print(f"Submitted {visible(course)}: import {item.id} ({item.state}); follow it with `importconsole watch {item.id}`")
+                        print(f"Submitted {visible(course)}: import {item.id} ended {item.state}.")
             else:
                 outcome["submitted"] = None
         if args.json:

@@ -15,15 +15,17 @@ to do by hand.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from importconsole.importfile.safe_text import escape_formula, visible
 
@@ -388,29 +390,115 @@ def fix_key(course_external_id: str, content: bytes) -> str:
     return f"credit-fix-{hashlib.sha256(course_external_id.encode()).hexdigest()[:8]}-{hashlib.sha256(content).hexdigest()[:40]}"
 
 
+ENDED = ("completed", "completed_with_errors", "failed", "unlocked")
+
+
+@dataclass(frozen=True)
+class FixProgress:
+    """Where a credit-fix submission is: course `number` of `total`, and its import if sent."""
+
+    course: str
+    number: int
+    total: int
+    phase: str  # "submitting", "waiting" (its import runs), "ended"
+    import_: Any = None  # lms.models.Import
+
+    @property
+    def sentence(self) -> str:
+        head = f"Course {self.number} of {self.total}: {visible(self.course)}"
+        imp = self.import_
+        if imp is None:
+            return f"{head}, submitting..."
+        return f"{head}, import {imp.id} {imp.state} ({imp.rows_processed}/{imp.rows_total} rows)"
+
+
+class CreditFixStopped(Exception):
+    """Submission stopped part-way (the importer is locked by someone else's import, an import of
+    ours did not end in time, or the LMS refused): what was submitted and what was not, never a
+    silent skip. `str()` is the sentence for the admin."""
+
+    def __init__(self, cause: BaseException | str, *, submitted: dict[str, Any], not_submitted: list[str]):
+        self.cause = cause
+        self.submitted = submitted
+        self.not_submitted = not_submitted
+        done = "; ".join(f"{visible(c)} as import {i.id} ({i.state})" for c, i in submitted.items()) or "none"
+        super().__init__(f"{cause} Submitted: {done}. Not submitted: {', '.join(map(visible, not_submitted))}; "
+                         "run credit-fix --submit again when the importer is free (what was submitted is not sent twice).")
+
+
+async def wait_for_import_end(client, item, *, poll_interval: float = 0.5, stall_timeout: float = 300.0,
+                              on_progress: Callable[[Any], None] | None = None, sleep=None):
+    """Poll one import until it ends. Bounded: gives up (TimeoutError) when `rows_processed` has not
+    moved for `stall_timeout` seconds (a hung import never ends by itself)."""
+    sleep = sleep or asyncio.sleep
+    last_rows, last_move = item.rows_processed, time.monotonic()
+    while item.state not in ENDED:
+        if on_progress:
+            on_progress(item)
+        await sleep(poll_interval)
+        item = await client.get_import(item.id)
+        if item.rows_processed != last_rows:
+            last_rows, last_move = item.rows_processed, time.monotonic()
+        elif time.monotonic() - last_move > stall_timeout and item.state not in ENDED:
+            raise TimeoutError(f"Import {item.id} has not moved for {stall_timeout:g} s ({item.state}, "
+                               f"{item.rows_processed}/{item.rows_total} rows): it may be hung "
+                               f"(importconsole diagnose {item.id}).")
+    return item
+
+
 async def submit_proposals(client, written: ProposalFiles, *, journal, journal_fields: dict | None = None,
-                           progress=None, on_warning=None) -> dict[str, Any]:
+                           progress=None, on_warning=None, on_progress: Callable[[FixProgress], None] | None = None,
+                           poll_interval: float = 0.5, stall_timeout: float = 300.0) -> dict[str, Any]:
     """One course-level import per course's proposal file, through operations.submit (validated,
-    hash-checked, journaled). The key is derived from the file, so submitting the same proposals
-    again gives back the same import instead of a second one. Warnings were confirmed with the
-    proposals; they are passed to `on_warning` to be shown. Errors refuse (SubmitRefused)."""
-    from importconsole.operations.submit import prepare_submit, send_plan
+    hash-checked, journaled), one course at a time: the course importer has one lock, so each
+    import is followed (polled) until it ends before the next course is sent, and the imports
+    returned are in their final state. The key is derived from the file, so submitting the same
+    proposals again gives back the same import instead of a second one. Warnings were confirmed
+    with the proposals; they are passed to `on_warning` to be shown. `progress` is the upload's
+    (bytes); `on_progress` gets a FixProgress per step. Raises CreditFixStopped (what was and was
+    not submitted) when the importer is locked by another import, an import does not end, or the
+    LMS refuses a course."""
+    from importconsole.lms.errors import ImporterLocked, LmsError
+    from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan
 
     fields_ = journal_fields or {}
+    courses = sorted(written.import_files)
     submitted: dict[str, Any] = {}
-    for course, path in sorted(written.import_files.items()):
-        key = fix_key(course, Path(path).read_bytes())
-        earlier = await client.find_import_by_key(key)
-        if earlier is not None:
-            # Already submitted (this run or an earlier one): the same import, nothing sent twice.
-            submitted[course] = earlier
-            continue
-        plan = await prepare_submit(client, path, importer="course", course_external_id=course)
-        for warning in plan.warnings:
-            if on_warning:
-                on_warning(course, warning)
-        outcome = await send_plan(plan, client=client, journal=journal, profile=fields_.get("profile"),
-                                  lms_user=fields_.get("lms_user"), progress=progress,
-                                  idempotency_key=key)
-        submitted[course] = outcome.import_
+
+    def tell(course, number, phase, item=None):
+        if on_progress:
+            on_progress(FixProgress(course, number, len(courses), phase, item))
+
+    for number, course in enumerate(courses, 1):
+        path = written.import_files[course]
+        try:
+            tell(course, number, "submitting")
+            key = fix_key(course, Path(path).read_bytes())
+            item = await client.find_import_by_key(key)
+            if item is None:
+                # Not sent before (this run or an earlier one); else the same import, nothing sent twice.
+                plan = await prepare_submit(client, path, importer="course", course_external_id=course)
+                for warning in plan.warnings:
+                    if on_warning:
+                        on_warning(course, warning)
+                for attempt in range(3):
+                    try:
+                        outcome = await send_plan(plan, client=client, journal=journal, profile=fields_.get("profile"),
+                                                  lms_user=fields_.get("lms_user"), progress=progress,
+                                                  idempotency_key=key)
+                        break
+                    except ImporterLocked as locked:
+                        ours = {i.id for i in submitted.values()}
+                        if attempt == 2 or locked.lock is None or locked.lock.import_id not in ours:
+                            raise  # someone else's import holds it: stop, say which
+                        await asyncio.sleep(poll_interval)  # our last import ended, its lock not yet freed
+                item = outcome.import_
+            submitted[course] = item
+            item = await wait_for_import_end(client, item, poll_interval=poll_interval, stall_timeout=stall_timeout,
+                                             on_progress=lambda i: tell(course, number, "waiting", i))
+            submitted[course] = item
+            tell(course, number, "ended", item)
+        except (ImporterLocked, SubmitRefused, LmsError, TimeoutError) as error:
+            left = [c for c in courses if c not in submitted]
+            raise CreditFixStopped(error, submitted=submitted, not_submitted=left) from error
     return submitted

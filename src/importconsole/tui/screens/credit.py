@@ -121,37 +121,33 @@ class CreditFixScreen(ConsoleScreen):
         from importconsole.operations import credit_fix
 
         folder = (self.app.state_dir() or self.app.workdir) / time.strftime("credit-fix-%Y%m%d-%H%M%S")
-        client = self.app.lms()
-        made: list = []
+        followed: set[int] = set()
+
+        def on_progress(step: credit_fix.FixProgress) -> None:
+            # The core sends course after course and waits for each import; the screen only shows it.
+            self._status(shown(step.sentence))
+            if step.import_ is not None and step.import_.id not in followed:
+                followed.add(step.import_.id)
+                self.app.follow_import(step.import_.id)
+
         try:
             files = await asyncio.to_thread(credit_fix.write_proposal_file, self.proposals, folder)
-            courses = sorted(files.import_files)
-            # The course-level importer takes one import at a time (its lock): one course's file,
-            # then wait for it to end before the next, instead of a refusal for every other course.
-            for number, course in enumerate(courses, 1):
-                one = credit_fix.ProposalFiles({course: files.import_files[course]}, files.report)
-                self._status(f"Course {number} of {len(courses)}: submitting {shown(course)}...")
-                done = await credit_fix.submit_proposals(
-                    client, one, journal=self.app.journal(), journal_fields={"profile": self.app.session.profile},
-                    on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
-                item = done[course]
-                made.append(item)
-                self.app.follow_import(item.id)
-                while item.state in ("queued", "running"):
-                    self._status(f"Course {number} of {len(courses)}: {shown(course)}, import {item.id} "
-                                 f"{item.state} ({item.rows_processed}/{item.rows_total} rows)")
-                    await asyncio.sleep(0.5)
-                    item = await client.get_import(item.id)
-                made[-1] = item
-        except Exception as error:  # SubmitRefused, ImporterLocked...: the sentence, and what was done
-            done_ids = ", ".join(str(i.id) for i in made)
-            self._status(shown(str(error)) + (f" (already submitted: import {done_ids})" if made else ""))
+            done = await credit_fix.submit_proposals(
+                self.app.lms(), files, journal=self.app.journal(),
+                journal_fields={"profile": self.app.session.profile}, on_progress=on_progress,
+                on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
+        except credit_fix.CreditFixStopped as error:  # locked by another import...: what was and was not sent
+            self.submitted = list(error.submitted.values())
+            self._status(shown(str(error)))
+            self.notify(shown(str(error.cause)), severity="error")
+            return
+        except Exception as error:  # writing the files failed: the sentence
+            self._status(shown(str(error)))
             self.notify(shown(str(error)), severity="error")
-            self.submitted = made
             return
         finally:
             self.busy = False
-        self.submitted = made
-        ids = ", ".join(str(i.id) for i in made)
+        self.submitted = list(done.values())
+        ids = ", ".join(str(i.id) for i in self.submitted)
         self._status(f"Submitted as import(s) {ids}: the LMS awards and reports the credit. Files: {folder.name}")
         self.notify(f"Credit fixes submitted: import(s) {ids}")
