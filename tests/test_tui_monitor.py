@@ -3,6 +3,8 @@ its row and cause; `u` then Enter unlocks and re-imports the remainder, every ro
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
@@ -65,6 +67,26 @@ async def test_a_hung_import_stands_out_with_its_row_and_cause(tmp_path):
             assert view.import_id == hung["id"] and view.is_hung
             # the server still says running: only the console calls it hung
             assert server.get_import(hung["id"])["state"] == "running"
+
+
+async def test_an_import_hung_before_the_console_opened_is_hung_on_the_first_sync(tmp_path):
+    from importconsole.operations.watch import ImportWatcher
+
+    with start_sandbox(dataset(), rows_per_second=50) as server:
+        rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
+        rows[1] = "u2\u200b,1,2026-01-02"  # hangs at row 2, before any console is open
+        hung = server.submit(course_file(rows), course="C-FIXED", file_name="early.csv").json()
+        server.wait_rows(hung["id"], 1)
+        time.sleep(1.3)  # stalled longer than hung_after (1 s), by the server's clock
+        app = console(server, tmp_path, hung_after=1.0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            # The first sync alone (no resync, no poll of the watcher's own) knows it is hung.
+            first = ImportWatcher(app.lms(), hung_after=1.0)
+            await app.seed_watcher(first, app.lms())
+            view = first.views[hung["id"]]
+            assert view.is_hung and view.hung.stopped_at_row == 2
+            text = await wait_for_text(pilot, "HUNG", timeout=5)
+            assert "1 hung" in text
 
 
 async def test_one_key_recovers_a_hung_import_and_every_row_is_imported_once(tmp_path):

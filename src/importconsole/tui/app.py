@@ -237,16 +237,25 @@ class ImportConsoleApp(App[int]):
                                 diagnose=lambda item: diagnose_import(client, item.id, journal=self.journal()))
         self.watcher = watcher
         watcher.on_change(self._watch_changed)
-        try:  # the latest imports, finished ones included: the admin sees what just happened
-            page = await client.list_imports(limit=RECENT_IMPORTS)
-            for item in page.items:
-                watcher.apply_import(item)
-            for import_id in list(self._to_follow):
-                await watcher.follow(import_id)
+        try:
+            await self.seed_watcher(watcher, client)
         except Exception as error:  # the watcher reconnects by itself and the monitor says so
             self.notify(crash.redact(str(error)), title="Monitor", severity="warning")
         self._to_follow.clear()
         await watcher.run()
+
+    async def seed_watcher(self, watcher, client) -> None:
+        """The first sync: the latest imports, finished ones included (the admin sees what just
+        happened), aged by the server's clock (`server_time`), and the locks, so an import hung
+        before the console opened is hung on the first paint, not after the watcher's resync."""
+        page = await client.list_imports(limit=RECENT_IMPORTS)
+        server_time = getattr(page, "server_time", None)
+        for item in page.items:
+            watcher.apply_import(item, server_time=server_time)
+        for lock in await client.locks():
+            watcher.apply_lock(lock)
+        for import_id in list(self._to_follow):
+            await watcher.follow(import_id)
 
     def _watch_changed(self, update) -> None:
         self.watch_generation += 1
