@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import safe_text
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
@@ -45,6 +45,70 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6}
 _NUMBER_RE = re.compile(r"\d{1,4}(?:\.\d{1,2})?|\.\d{1,2}")
 _COMPLETE_VALUES = frozenset(("", "0", "1"))
 _SMART_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb"
+FOLDED_COLUMNS = ("external_email",)  # the LMS matches emails case-insensitively (docs/api.md)
+
+
+def key_value(value: str, fold: bool = False) -> str:
+    """An id as the LMS compares it: stripped (it strips), NFC; an email also case-folded."""
+    value = unicodedata.normalize("NFC", value.strip())
+    return unicodedata.normalize("NFC", value.casefold()) if fold else value
+
+
+# Bytes that may make a value differ from its key: ASCII whitespace, A-Z (emails only), non-ASCII.
+_WS_BYTES = b" \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_ODD = {False: bytes(b for b in range(256) if b not in _WS_BYTES and b < 128),
+        True: bytes(b for b in range(256) if b not in _WS_BYTES and b < 128 and not 65 <= b <= 90)}
+_ASCII = bytes(range(128))
+_NOT_WS = bytes(b for b in range(256) if b not in _WS_BYTES)
+
+
+def key_column(col, fold: bool = False, *, one_line: bool = False):
+    """key_value of every value of a column; the column itself when no value changes, which the
+    common case shows with a few whole-column operations in C (no per-value work).
+    one_line: no value holds a line break (a part without quotes)."""
+    if not col:
+        return col
+    joined = "\n".join(col)
+    if not one_line and joined.count("\n") != len(col) - 1:  # a value holds a line break: value by value
+        return [key_value(v, fold) for v in col]
+    raw = joined.encode("utf-8", "surrogatepass")
+    odd = raw.translate(None, _ODD[fold])
+    if not odd:
+        return col
+    high = odd.translate(None, _ASCII)
+    ws = bool(odd.translate(None, _NOT_WS))
+    upper = len(odd) - len(high) > len(odd.translate(None, _NOT_WS) if ws else b"")
+    plain = True  # the non-ASCII characters need no folding or composing
+    if high:
+        # Only the non-ASCII characters, side by side: folding and NFC are checked on them alone
+        # (a combining mark after an ASCII letter is caught by combining()).
+        residue = high.decode("utf-8", "surrogatepass")
+        chars = set(residue)
+        ws = ws or any(ch.isspace() for ch in chars)
+        plain = ((not fold or residue.casefold() == residue) and unicodedata.is_normalized("NFC", residue)
+                 and not any(map(unicodedata.combining, chars)))
+    if plain and not upper and not ws:
+        return col
+    if plain:  # only ASCII letters to lower, which bytes.lower() does alone
+        text = raw.lower().decode("utf-8", "surrogatepass") if upper else joined
+    else:
+        text = unicodedata.normalize("NFC", joined)
+        if fold:
+            text = unicodedata.normalize("NFC", text.casefold())
+    values = text.split("\n")
+    return list(map(str.strip, values)) if ws else values
+
+
+def _key_columns(columns, cols: dict[str, int], trusted: bool = False) -> dict[str, object]:
+    """The key columns present, as the LMS compares them. trusted: the part is clean and no
+    value has edge spaces (scan says so), so only emails' case can differ."""
+    out = {}
+    for name in KEY_COLUMNS:
+        if name in cols:
+            col = columns[cols[name]]
+            fold = name in FOLDED_COLUMNS
+            out[name] = key_column(col, fold, one_line=trusted) if fold or not trusted else col
+    return out
 
 
 @dataclass
@@ -366,7 +430,7 @@ class _RowChecks:
         self._formats(columns, where)
         self._formula_and_spaces(columns, where, formula=not chunk.formula_free, spaces=not chunk.edge_space_free)
         self._semantics(columns, where)
-        self._duplicates(columns, where)
+        self._duplicates(columns, where, trusted=chunk.clean and chunk.edge_space_free)
         if self.lms:
             self.lms.check(columns, where)
 
@@ -380,8 +444,9 @@ class _RowChecks:
                 continue
             row, line = chunk.first_row + i, chunk.line_of(i)
             raw = raws[i] if raws else ""
-            if raw and _swallowed(raw, cells, self.f.delimiter, n):
-                self._unbalanced(cells, row, line, raw)
+            problem = _quote_problem(raw, self.f.delimiter) if '"' in raw else None
+            if problem is not None and problem.unbalanced:
+                self._unbalanced(cells, row, line, raw, problem)
                 continue
             if len(cells) < n:
                 self.out.add("ragged-row", row=row, line=line, column=len(cells) - 1 if cells else 0,
@@ -401,12 +466,17 @@ class _RowChecks:
         where = f"; the file's first invalid byte is at byte offset {self.first_invalid}" if self.first_invalid >= 0 else ""
         return f" (bytes invalid in {self.f.encoding_label}{where}: save the file as CSV UTF-8)"
 
-    def _unbalanced(self, cells, row, line, raw) -> None:
+    def _unbalanced(self, cells, row, line, raw, problem: "QuoteProblem") -> None:
+        # Reported where the quote opened, with every line it swallowed: the rows on them are not
+        # records, and the admin is told so (the row count never shrinks silently).
+        opened = line + _line_breaks(raw[:problem.opened_at])
         end = line + _line_breaks(raw.rstrip("\r\n"))
-        k = next((k for k, c in enumerate(cells) if "\n" in c or "\r" in c), len(cells) - 1)
-        self.out.add("unbalanced-quote", row=row, line=line, column=min(k, self.ncols - 1), value=cells[k][:60],
-                     message=f"a quote opened on line {line} never closes where expected: lines {line}-{end} were read "
-                             f"as one record ({end - line} lines swallowed into value {k + 1})")
+        k = min(problem.column, len(cells) - 1) if cells else 0
+        swallowed = f"lines {opened}-{end} were read as one value ({end - opened} line(s) swallowed: the rows on " \
+            "them are not counted)" if end > opened else "it runs to the end of the file"
+        self.out.add("unbalanced-quote", row=row, line=opened, column=min(problem.column, self.ncols - 1),
+                     value=cells[k][:60] if cells else "",
+                     message=f"the quote opening value {problem.column + 1} on line {opened} {problem.what}: {swallowed}")
 
     def _special_cells(self, cells: list[str], row: int, line: int) -> None:
         for c, cell in enumerate(cells):
@@ -420,22 +490,19 @@ class _RowChecks:
 
     def _quoted_checks(self, chunk) -> None:
         """A well-quoted chunk (no raw text kept): look per record only for what the chunk may hold."""
-        delim, n, special = self.f.delimiter, self.ncols, self.special
-        multi_line = chunk.count + len(chunk.blank_lines) != chunk.physical_lines
+        delim, special = self.f.delimiter, self.special
         text = chunk.text
         letters = not text.isascii() and bool(
             (("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
             or any(q in text for q in _SMART_QUOTES) or not unicodedata.is_normalized("NFC", text))
-        if not (chunk.specials_possible or multi_line or letters):
+        # The part matched RFC 4180 as a whole: every quoted line break in it is a valid one.
+        if not (chunk.specials_possible or letters):
             return
         for i, cells in enumerate(chunk.rows):
             row, line = chunk.first_row + i, chunk.line_of(i)
             joined = delim.join(cells)
             if chunk.specials_possible and special.search(joined):
                 self._special_cells(cells, row, line)
-            if multi_line and len(cells) == n and _swallowed(joined, cells, delim, n):
-                self._unbalanced(cells, row, line, joined)
-                continue
             if letters and not joined.isascii():
                 self._text_cells(cells, row, line)
 
@@ -449,15 +516,16 @@ class _RowChecks:
             row, line = chunk.first_row + i, chunk.line_of(i)
             if special.search(raw):
                 self._special_cells(cells, row, line)
-            if len(cells) == self.ncols and _swallowed(raw, cells, delim, self.ncols):
-                self._unbalanced(cells, row, line, raw)
-                continue
-            if '"' in raw:
+            if '"' in raw and len(cells) == self.ncols:  # other widths: _ragged() looked already
                 problem = _quote_problem(raw, delim)
-                if problem is not None and len(cells) == self.ncols:
-                    col, what = problem
-                    self.out.add("stray-quote", row=row, line=line, column=min(col, self.ncols - 1),
-                                 value=cells[min(col, len(cells) - 1)], message=what)
+                if problem is not None and problem.unbalanced:
+                    self._unbalanced(cells, row, line, raw, problem)
+                    continue
+                if problem is not None:
+                    col = problem.column
+                    self.out.add("stray-quote", row=row, line=line + _line_breaks(raw[:problem.opened_at]),
+                                 column=min(col, self.ncols - 1), value=cells[min(col, len(cells) - 1)],
+                                 message=problem.what)
             if not raw.isascii():
                 self._text_cells(cells, row, line)
 
@@ -618,12 +686,13 @@ class _RowChecks:
                                      column=cols.get("date_completed", cols["complete"]),
                                      message="complete=1 and no date_completed: the learner's next login date is used")
 
-    def _duplicates(self, columns, where) -> None:
+    def _duplicates(self, columns, where, trusted: bool = False) -> None:
         cols = self.cols
         n = len(columns[0])
         empty = ("",) * n
-        pick = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
-        present = [columns[cols[c]] for c in KEY_COLUMNS if c in cols]
+        keys = _key_columns(columns, cols, trusted)
+        pick = lambda name: keys.get(name, empty)  # noqa: E731
+        present = [keys[c] for c in KEY_COLUMNS if c in keys]
         if present:
             hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
             if self.spill is not None:
@@ -645,7 +714,7 @@ class _RowChecks:
             cat = columns[cols["participant_category"]]
             for i, c in enumerate(cat):
                 if c.strip():
-                    h = hash((users[i], emails[i].lower(), course[i]))
+                    h = hash((users[i], emails[i], course[i]))
                     if h in self.category_seen:
                         row, line = where(i)
                         self.out.add("participant-category-repeated", row=row, line=line,
@@ -689,77 +758,99 @@ class _KeySpill:
 
 
 def _report_duplicates(checks: _RowChecks) -> None:
-    """Second pass, only for keys that repeat: name the first row of each, compare whole rows."""
+    """Second pass, only for keys that repeat: name the first row of each, compare whole rows.
+    Keys are compared as the LMS matches them (key_column), exactly as the first pass hashed them."""
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
     idx = [cols[c] for c in KEY_COLUMNS if c in cols]
-    first: dict[int, tuple[int, int, int]] = {}
+    first: dict[int, tuple[int, int, int, int]] = {}
     n = len(f.header)
     for chunk in scan(f):
-        for j, cells in enumerate(chunk.rows):
-            if len(cells) != n:
-                continue
-            key = tuple(cells[i] for i in idx)
-            h = hash(key if len(idx) > 1 else key[0])
+        if chunk.uniform:
+            rows, at = chunk.rows, None
+        else:
+            at = [j for j, cells in enumerate(chunk.rows) if len(cells) == n]
+            rows = [chunk.rows[j] for j in at]
+        if not rows:
+            continue
+        keys = _key_columns(list(zip(*rows)), cols, trusted=chunk.clean and chunk.edge_space_free)
+        present = [keys[c] for c in KEY_COLUMNS if c in keys]
+        hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
+        for j, h in enumerate(hashes):
             if h not in wanted:
                 continue
-            row, line = chunk.first_row + j, chunk.line_of(j)
-            whole = hash(tuple(cells))
+            cells = rows[j]
+            key = tuple(k[j] for k in present)
+            normal = list(cells)
+            for i, v in zip(idx, key):
+                normal[i] = v
+            k = at[j] if at is not None else j
+            row, line = chunk.first_row + k, chunk.line_of(k)
+            # Hashes only: memory stays small.
+            mine = (hash(("key", key)), hash(tuple(normal)), hash(tuple(cells[i] for i in idx)))
             if h not in first:
-                first[h] = (row, hash(("key", key)), whole)  # hashes only: memory stays small
+                first[h] = (row, *mine)
                 continue
-            first_row, first_key, first_whole = first[h]
-            if first_key != hash(("key", key)):
+            first_row, first_key, first_whole, first_written = first[h]
+            if first_key != mine[0]:
                 continue  # a hash collision, not a duplicate
-            if whole == first_whole:
+            differently = first_written != mine[2]
+            how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)" \
+                if differently else ""
+            if mine[1] == first_whole:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
-                               message=f"identical to row {first_row}: it would be imported twice",
+                               message=f"identical to row {first_row}{how}: it would be imported twice",
                                fix=f"delete row {row} (or row {first_row})")
-            ct = cells[cols["credit_type"]] if "credit_type" in cols else ""
-            cr = cells[cols["credits"]] if "credits" in cols else ""
+            ct = normal[cols["credit_type"]] if "credit_type" in cols else ""
+            cr = cells[cols["credits"]].strip() if "credits" in cols else ""
             if ct or cr:
                 checks.out.add("duplicate-credit-row", row=row, line=line, column=cols.get("credit_type"), value=ct,
-                               message=f"same learner, course and credit type as row {first_row}",
+                               message=f"same learner, course and credit type as row {first_row}{how}",
                                fix="keep one row per learner, course and credit type")
-
-
-def _swallowed(raw: str, cells: list[str], delim: str, n: int) -> bool:
-    """A record whose quoted value holds line breaks followed by what reads as whole rows (at
-    least n-1 delimiters on a line): an unbalanced quote. A quoted address over two lines is not."""
-    for c in cells:
-        if ("\n" in c or "\r" in c) and delim in c:
-            for part in c.replace("\r", "\n").split("\n")[1:]:
-                if part.count(delim) >= max(1, n - 1):
-                    return True
-    return False
 
 
 def _line_breaks(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _quote_problem(raw: str, delim: str) -> tuple[int, str] | None:
-    """Where quoting breaks RFC 4180: (0-based column, what) or None."""
+class QuoteProblem(NamedTuple):
+    column: int  # 0-based value the problem is in
+    what: str
+    unbalanced: bool  # a quoted value ran over line ends to a quote that cannot be its end (or none)
+    opened_at: int  # offset in the record's text: the value's opening quote, or the stray quote
+
+
+def _quote_problem(raw: str, delim: str) -> QuoteProblem | None:
+    """Where the record's text breaks RFC 4180, read as the csv module reads it; None if it does not.
+
+    A quoted value that spans line ends and then never closes, or closes with text after the
+    quote, is an unbalanced quote: its opening quote swallowed the lines (rows) after it. A
+    quoted value that spans line ends and closes properly is valid and never a problem."""
     col = 0
     i = 0
     n = len(raw)
+    body = raw.rstrip("\r\n")  # the record's own line end is no line break inside a value
     at_start = True
     while i < n:
         ch = raw[i]
         if at_start:
             if ch == '"':
+                opened = i
                 i += 1
                 while True:
                     j = raw.find('"', i)
                     if j < 0:
-                        return col, f"the quote opening value {col + 1} never closes"
+                        return QuoteProblem(col, "never closes", True, opened)
                     if j + 1 < n and raw[j + 1] == '"':
                         i = j + 2
                         continue
                     i = j + 1
                     break
                 if i < n and raw[i] not in (delim, "\r", "\n"):
-                    return col, f"text after the closing quote of value {col + 1}"
+                    if _line_breaks(body[opened:i]):  # the quote it closed on opened another value
+                        return QuoteProblem(col, "closes only on a later line, where text follows the quote "
+                                            f"({safe_text.visible(raw[max(i - 10, opened):i + 10])!r})", True, opened)
+                    return QuoteProblem(col, f"text after the closing quote of value {col + 1}", False, opened)
                 at_start = False
                 continue
             if ch == " ":
@@ -767,14 +858,14 @@ def _quote_problem(raw: str, delim: str) -> tuple[int, str] | None:
                 while k < n and raw[k] == " ":
                     k += 1
                 if k < n and raw[k] == '"':
-                    return col, f"spaces before the opening quote of value {col + 1}"
+                    return QuoteProblem(col, f"spaces before the opening quote of value {col + 1}", False, k)
             at_start = False
             continue
         if ch == delim:
             col += 1
             at_start = True
         elif ch == '"':
-            return col, f"a quote inside unquoted value {col + 1}"
+            return QuoteProblem(col, f"a quote inside unquoted value {col + 1}", False, i)
         elif ch in "\r\n":
             at_start = False
         i += 1
