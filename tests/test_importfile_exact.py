@@ -254,3 +254,22 @@ def test_an_opened_quote_is_reported_where_it_opened_and_no_row_goes_uncounted(w
         assert f"lines {at + 2}-{last}" in finding.message
     # Rows before it, plus the record it opened, plus the lines it swallowed: every row accounted.
     assert report.rows == at + 1
+
+
+def test_rows_a_quote_swallowed_but_closed_validly_are_not_silent(tmp_path, capsys):
+    # Two slips that make valid CSV: a quote opened on line 2 and a stray one closing it on line 3.
+    # It reads as one record with a line break (never an error), but the admin is told records span lines.
+    content = b"external_email,first_name,complete\n" b'a@example.org,"Ann,1\n' b'b@example.org,Bo",1\n' b"c@example.org,Cy,1\n"
+    path = write(tmp_path, content)
+    report = validate(path)
+    assert report.rows == 2 and not report.of("unbalanced-quote")
+    assert report.quoted_line_breaks == 1 and report.first_multi_line == 2
+    assert any("inside quoted values" in note and "line 2" in note for note in report.notes)
+    main(["validate", str(path), "--offline"])
+    assert "1 line break(s) inside quoted values: some records span several lines (the first on line 2)" \
+        in capsys.readouterr().out
+
+
+def test_a_file_without_quoted_line_breaks_has_no_such_note(tmp_path):
+    report = validate(write(tmp_path, b"external_email,first_name\na@example.org,Ann\n\nb@example.org,\"Bo\"\n"))
+    assert report.quoted_line_breaks == 0 and not any("quoted values" in n for n in report.notes)

@@ -139,6 +139,9 @@ def print_report(report, out) -> None:
     for rule, n in s["by_rule"].items():
         if n > MAX_FINDINGS_PER_RULE:
             print(f"  {rule}: {n} findings, the first {MAX_FINDINGS_PER_RULE} shown", file=out)
+    if report.quoted_line_breaks:
+        print(f"  {report.quoted_line_breaks} line break(s) inside quoted values: some records span several lines "
+              f"(the first on line {report.first_multi_line}); check no quote swallowed whole rows", file=out)
     if report.cancelled:
         print("  validation was cancelled before the end of the file", file=out)
     if report.not_checked:

@@ -149,6 +149,9 @@ class ValidationReport:
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     online: bool = False
+    # Line breaks inside quoted values: records on fewer lines than the file has (first such record's line).
+    quoted_line_breaks: int = 0
+    first_multi_line: int | None = None
 
     @property
     def summary(self) -> dict:
@@ -267,6 +270,11 @@ def _run(f, checker, report, out, progress, cancel) -> None:
     done_chars = 0
     for chunk in scan(f):
         checker.check(chunk)
+        inside = chunk.physical_lines - chunk.count - len(chunk.blank_lines)
+        if inside > 0:
+            report.quoted_line_breaks += inside
+            if report.first_multi_line is None:
+                report.first_multi_line = _first_multi_line(chunk)
         report.rows += chunk.count
         report.blank_rows += len(chunk.blank_lines)
         for ln in chunk.blank_lines:
@@ -278,6 +286,26 @@ def _run(f, checker, report, out, progress, cancel) -> None:
             report.cancelled = True
             return
     checker.finish()
+    if report.quoted_line_breaks:
+        # Not a finding (valid CSV), but the admin sees why rows and lines differ: a quote that
+        # swallowed whole rows and still closed properly looks exactly like this.
+        report.notes.append(
+            f"{report.quoted_line_breaks} line break(s) inside quoted values: some records span several lines "
+            f"(the first on line {report.first_multi_line})")
+
+
+def _first_multi_line(chunk) -> int | None:
+    """The line of the part's first record that spans more than one line."""
+    blank = set(chunk.blank_lines)
+    end = chunk.first_line + chunk.physical_lines
+    for i in range(chunk.count):
+        start = chunk.line_of(i)
+        stop = chunk.line_of(i + 1) if i + 1 < chunk.count else end
+        while stop - 1 in blank and stop - 1 > start:  # blank lines before the next record
+            stop -= 1
+        if stop - start > 1:
+            return start
+    return None
 
 
 def _check_header(f: ImportFile, out: _Collector, importer: str, course: str | None) -> dict[str, int] | None:
