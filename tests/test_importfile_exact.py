@@ -273,3 +273,11 @@ def test_rows_a_quote_swallowed_but_closed_validly_are_not_silent(tmp_path, caps
 def test_a_file_without_quoted_line_breaks_has_no_such_note(tmp_path):
     report = validate(write(tmp_path, b"external_email,first_name\na@example.org,Ann\n\nb@example.org,\"Bo\"\n"))
     assert report.quoted_line_breaks == 0 and not any("quoted values" in n for n in report.notes)
+
+
+def test_the_external_user_id_names_the_learner_first_as_on_the_lms(tmp_path):
+    report = validate(keyed(tmp_path, "u1,a@x.org,CME-1,ama,1.00,", "u1,other@x.org,CME-1,ama,1.00,",
+                            "a@x.org,,CME-1,ama,1.00,", ",a@x.org,CME-1,ama,1.00,"))
+    (finding,) = report.of("duplicate-credit-row")  # rows 1 and 2; an id never equals an email (rows 3, 4)
+    assert finding.row == 2 and "same external_user_id with another email" in finding.message
+    assert not report.of("duplicate-row")

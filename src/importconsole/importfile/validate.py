@@ -100,14 +100,27 @@ def key_column(col, fold: bool = False, *, one_line: bool = False):
 
 
 def _key_columns(columns, cols: dict[str, int], trusted: bool = False) -> dict[str, object]:
-    """The key columns present, as the LMS compares them. trusted: the part is clean and no
-    value has edge spaces (scan says so), so only emails' case can differ."""
-    out = {}
-    for name in KEY_COLUMNS:
+    """The learner, course and credit-type columns (those the header has), as the LMS matches them.
+
+    learner: the row's external_user_id when it has one (the LMS looks that up first), else its
+    email, case-folded and marked so that an id never equals an email. trusted: the part is
+    clean and no value has edge spaces (scan says so): ids need no look, only emails' case."""
+    def norm(name: str, fold: bool = False):
+        col = columns[cols[name]]
+        return key_column(col, fold, one_line=trusted) if fold or not trusted else col
+
+    out: dict[str, object] = {}
+    if "external_user_id" in cols:
+        learner = norm("external_user_id")
+        if not all(learner):  # rows without an id: their email names the learner
+            emails = norm("external_email", True) if "external_email" in cols else ("",) * len(learner)
+            learner = [u or "\0" + e if e else u for u, e in zip(learner, emails)]
+        out["learner"] = learner
+    elif "external_email" in cols:
+        out["learner"] = ["\0" + e if e else e for e in norm("external_email", True)]
+    for name in ("external_course_id", "credit_type"):
         if name in cols:
-            col = columns[cols[name]]
-            fold = name in FOLDED_COLUMNS
-            out[name] = key_column(col, fold, one_line=trusted) if fold or not trusted else col
+            out[name] = norm(name)
     return out
 
 
@@ -719,8 +732,7 @@ class _RowChecks:
         n = len(columns[0])
         empty = ("",) * n
         keys = _key_columns(columns, cols, trusted)
-        pick = lambda name: keys.get(name, empty)  # noqa: E731
-        present = [keys[c] for c in KEY_COLUMNS if c in keys]
+        present = list(keys.values())
         if present:
             hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
             if self.spill is not None:
@@ -737,12 +749,12 @@ class _RowChecks:
                 # Some key of this chunk was seen before (here or earlier): which ones is settled
                 # by the second pass, for this chunk's keys only.
                 self.dup_keys.update(hashes)
-        users, emails, course = pick("external_user_id"), pick("external_email"), pick("external_course_id")
         if "participant_category" in cols:
+            learner, course = keys.get("learner", empty), keys.get("external_course_id", empty)
             cat = columns[cols["participant_category"]]
             for i, c in enumerate(cat):
                 if c.strip():
-                    h = hash((users[i], emails[i], course[i]))
+                    h = hash((learner[i], course[i]))
                     if h in self.category_seen:
                         row, line = where(i)
                         self.out.add("participant-category-repeated", row=row, line=line,
@@ -787,11 +799,12 @@ class _KeySpill:
 
 def _report_duplicates(checks: _RowChecks) -> None:
     """Second pass, only for keys that repeat: name the first row of each, compare whole rows.
-    Keys are compared as the LMS matches them (key_column), exactly as the first pass hashed them."""
+    Keys are the first pass's (_key_columns), so the LMS's matching decides what repeats."""
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
-    idx = [cols[c] for c in KEY_COLUMNS if c in cols]
-    first: dict[int, tuple[int, int, int, int]] = {}
+    folded = {cols[c]: c in FOLDED_COLUMNS for c in KEY_COLUMNS if c in cols}
+    uid, email = cols.get("external_user_id"), cols.get("external_email")
+    first: dict[int, tuple] = {}
     n = len(f.header)
     for chunk in scan(f):
         if chunk.uniform:
@@ -801,8 +814,7 @@ def _report_duplicates(checks: _RowChecks) -> None:
             rows = [chunk.rows[j] for j in at]
         if not rows:
             continue
-        keys = _key_columns(list(zip(*rows)), cols, trusted=chunk.clean and chunk.edge_space_free)
-        present = [keys[c] for c in KEY_COLUMNS if c in keys]
+        present = list(_key_columns(list(zip(*rows)), cols, trusted=chunk.clean and chunk.edge_space_free).values())
         hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
         for j, h in enumerate(hashes):
             if h not in wanted:
@@ -810,21 +822,26 @@ def _report_duplicates(checks: _RowChecks) -> None:
             cells = rows[j]
             key = tuple(k[j] for k in present)
             normal = list(cells)
-            for i, v in zip(idx, key):
-                normal[i] = v
+            for i, fold in folded.items():
+                normal[i] = key_value(cells[i], fold)
+            by_id = uid is not None and normal[uid] != ""
+            # What the key was made of, as written; and the email when the id decided.
+            written = tuple(cells[i] for i in folded if i != (email if by_id else uid))
+            mail = normal[email] if by_id and email is not None else ""
             k = at[j] if at is not None else j
             row, line = chunk.first_row + k, chunk.line_of(k)
-            # Hashes only: memory stays small.
-            mine = (hash(("key", key)), hash(tuple(normal)), hash(tuple(cells[i] for i in idx)))
+            mine = (hash(("key", key)), hash(tuple(normal)), hash(written), mail)  # hashes: memory stays small
             if h not in first:
                 first[h] = (row, *mine)
                 continue
-            first_row, first_key, first_whole, first_written = first[h]
+            first_row, first_key, first_whole, first_written, first_mail = first[h]
             if first_key != mine[0]:
                 continue  # a hash collision, not a duplicate
-            differently = first_written != mine[2]
-            how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)" \
-                if differently else ""
+            how = ""
+            if first_written != mine[2]:
+                how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)"
+            if mail != first_mail:
+                how += " (same external_user_id with another email: the LMS matches the id first)"
             if mine[1] == first_whole:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
                                message=f"identical to row {first_row}{how}: it would be imported twice",
