@@ -143,3 +143,48 @@ async def test_files_screen_opens_a_file_from_the_folder_and_lists_it_first_next
         recent.highlighted = 0
         await pilot.press("enter")
         await wait_for(pilot, lambda: again.current_mode == "preview", what="the preview from the recent list")
+
+
+NAVIGATION = ["f Files", "p Preview", "v Findings", "m Monitor", "c Credit", "j Journal", "n Connect", "q Quit"]
+# Each main screen's own keys, as the admin reads them in the footer at 80 columns.
+OWN_KEYS = {
+    "files": ["r Recent", "t Folder", "? Help"],
+    "preview": ["v Validate", "s Submit", "g Go to row", "i Importer", "o Course", "? Help"],
+    "findings": ["e Errors", "w Warnings", "a All", "x Fix", "r Recheck", "o Course", "s Submit", "? Help"],
+    "monitor": ["u Unlock + re-import", "h Next hung", "r Refresh now", "? Help"],
+    "credit": ["s Submit proposals", "r Look again", "? Help"],
+    "journal": ["r Reload", "? Help"],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(OWN_KEYS))
+async def test_every_main_screen_footer_shows_its_keys_and_every_place_to_go_at_80_columns(tmp_path, mode):
+    from importconsole.tui.session import LmsSession
+
+    from tui_helpers import screen_text
+
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"external_user_id,complete\r\nu1,1\r\n")
+    session = LmsSession(profile="prod", base_url="https://lms.example.org", token="not-a-real-token")
+    app = ImportConsoleApp(theme_dirs=[], live=False, workdir=tmp_path, start_mode=mode, session=session,
+                           open_path=path if mode in ("preview", "findings") else None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        footer = "\n".join(screen_text(app).splitlines()[-2:])  # what is drawn, not the binding list
+        # The screen's own key wins where it shares a letter (the preview's v validates: it is listed).
+        places = [n for n in NAVIGATION if not (mode == "preview" and n == "v Findings")]
+        missing = [k for k in places + OWN_KEYS[mode] + ["^p Commands"] if k not in footer]
+        assert missing == [], f"not in the footer at 80x24: {missing}\n{footer}"
+
+
+async def test_a_click_on_the_navigation_line_goes_there(tmp_path):
+    from importconsole.tui.widgets.navigation import NavigationBar
+
+    from tui_helpers import screen_text
+
+    app = ImportConsoleApp(theme_dirs=[], live=False, workdir=tmp_path, start_mode="files")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        line = screen_text(app).splitlines()[-2]
+        await pilot.click(NavigationBar, offset=(line.index("j Journal") + 3, 0))
+        await wait_for(pilot, lambda: app.current_mode == "journal", what="the journal screen")

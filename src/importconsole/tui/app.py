@@ -23,7 +23,8 @@ class ImportConsoleApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "importconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    # Navigation keys are hidden from the footer (80 columns) but listed in `?` help and the palette.
+    # The navigation keys and q are in the footer's own line (widgets.navigation.NavigationBar),
+    # so Textual's Footer line keeps each screen's keys and `?`; both fit 80 columns.
     BINDINGS = [
         Binding("f", "show('files')", "Files", show=False),
         Binding("p", "show('preview')", "Preview", show=False),
@@ -34,7 +35,7 @@ class ImportConsoleApp(App[int]):
         Binding("n", "show('connect')", "Connect", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", show=False),
     ]
     MODES = {
         "files": lambda: _screen("files", "FilesScreen"),

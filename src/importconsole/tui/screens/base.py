@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+
+from importconsole.tui.widgets.navigation import NavigationBar
 
 
 class TitleLine(Static):
@@ -18,7 +21,10 @@ class ConsoleScreen(Screen):
         yield TitleLine(self.title_text(), id="title-line")
 
     def compose_footer(self) -> ComposeResult:
-        yield Footer(compact=True)
+        # Two lines at the bottom: the screens (and q), then this screen's keys, `?` and Ctrl+P.
+        with Vertical(id="footer-area"):
+            yield NavigationBar(id="navigation")
+            yield Footer(compact=True)
 
     def title_text(self) -> str:
         session = getattr(self.app, "session", None)

@@ -30,7 +30,8 @@ class FindingsScreen(ConsoleScreen):
         Binding("e", "filter('errors')", "Errors"),
         Binding("w", "filter('warnings')", "Warnings"),
         Binding("a", "filter('all')", "All"),
-        Binding("x", "fix", "Fix copy"),
+        # "Fix" is short for the footer at 80 columns; the palette and `?` also show the tooltip.
+        Binding("x", "fix", "Fix", tooltip="Fix copy: write a corrected copy and open it (the file itself is not edited)"),
         Binding("X", "fix(True)", "Fix copy, completion-only", show=False),
         Binding("r", "revalidate", "Recheck"),
         Binding("o", "app.pick_course", "Course"),

@@ -37,7 +37,9 @@ def keys_of(screen) -> list[tuple[str, str]]:
     widget: list[tuple[str, str]] = []
     for key, active in screen.active_bindings.items():
         if active.binding.description and not active.binding.system:
-            row = (screen.app.get_key_display(active.binding), active.binding.description)
+            # A screen's short footer word (x "Fix") is explained by its tooltip.
+            what = (active.binding.tooltip if active.node is screen else "") or active.binding.description
+            row = (screen.app.get_key_display(active.binding), what)
             # The console's own keys first; the focused widget's movement keys after.
             (own if active.node is screen or active.node is screen.app else widget).append(row)
     return own + widget
