@@ -86,7 +86,9 @@ _RULES = [
         "duplicate-credit-row", ERROR, "Same learner, course and credit type on several rows",
         "Multiple credit types",
         "Only one row per credit type awarded: a second row for the same learner, course and "
-        "credit type is a double award or is refused.",
+        "credit type is a double award or is refused. Rows are compared as the LMS matches them: "
+        "the learner is the external_user_id, or without one the email ignoring case; ids and "
+        "emails without surrounding spaces and in one Unicode form (NFC).",
         "Keep one row per learner, course and credit type.",
         domain=True,
     ),
@@ -142,7 +144,8 @@ _RULES = [
         "participant-category-repeated", WARNING, "participant_category on several rows",
         "PARS",
         "participant_category on more than one row of one participant and course: PARS counts "
-        "the participant twice.",
+        "the participant twice. The participant is matched as in duplicate-credit-row (email "
+        "case and surrounding spaces ignored).",
         "Keep participant_category on one row per participant and course.",
         domain=True,
     ),
@@ -229,8 +232,11 @@ _RULES = [
     ),
     Rule(
         "unbalanced-quote", ERROR, "Unbalanced quote",
-        _FORMAT, "A quote opens a value and never closes it where expected: the following lines "
-        "were swallowed into one value.", "Close the quote, or double quotes inside values (\"\").",
+        _FORMAT, "A quote opens a value that runs over line ends and never closes, or closes only "
+        "where text follows the quote: the following lines (rows) were swallowed into one value "
+        "and are not counted as records. Reported on the line where the quote opened. A quoted "
+        "value with line breaks that closes properly is valid CSV and never reported.",
+        "Close the quote, or double quotes inside values (\"\").",
     ),
     Rule(
         "stray-quote", ERROR, "Stray quote",
@@ -249,7 +255,8 @@ _RULES = [
     ),
     Rule(
         "duplicate-row", ERROR, "Identical duplicate row",
-        _FORMAT, "The row repeats an earlier row exactly: a double-import risk.",
+        _FORMAT, "The row repeats an earlier row exactly (ids and emails compared as the LMS "
+        "matches them): a double-import risk.",
         "Delete the duplicate.",
     ),
     Rule(

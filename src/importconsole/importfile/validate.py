@@ -104,7 +104,8 @@ def _key_columns(columns, cols: dict[str, int], trusted: bool = False) -> dict[s
 
     learner: the row's external_user_id when it has one (the LMS looks that up first), else its
     email, case-folded and marked so that an id never equals an email. trusted: the part is
-    clean and no value has edge spaces (scan says so): ids need no look, only emails' case."""
+    clean and no value has edge spaces (scan says so): ids need no look, only emails' case (a
+    clean part holds no U+0300-U+036F combining mark, the NFD form of accented Latin letters)."""
     def norm(name: str, fold: bool = False):
         col = columns[cols[name]]
         return key_column(col, fold, one_line=trusted) if fold or not trusted else col
@@ -114,7 +115,7 @@ def _key_columns(columns, cols: dict[str, int], trusted: bool = False) -> dict[s
         learner = norm("external_user_id")
         if not all(learner):  # rows without an id: their email names the learner
             emails = norm("external_email", True) if "external_email" in cols else ("",) * len(learner)
-            learner = [u or "\0" + e if e else u for u, e in zip(learner, emails)]
+            learner = [u if u or not e else "\0" + e for u, e in zip(learner, emails)]
         out["learner"] = learner
     elif "external_email" in cols:
         out["learner"] = ["\0" + e if e else e for e in norm("external_email", True)]
