@@ -281,3 +281,9 @@ def test_the_external_user_id_names_the_learner_first_as_on_the_lms(tmp_path):
     (finding,) = report.of("duplicate-credit-row")  # rows 1 and 2; an id never equals an email (rows 3, 4)
     assert finding.row == 2 and "same external_user_id with another email" in finding.message
     assert not report.of("duplicate-row")
+
+
+@settings(max_examples=200, deadline=None)
+@given(col=st.lists(ANY_TEXT.filter(lambda v: "\n" not in v), min_size=1, max_size=8), fold=st.booleans())
+def test_key_column_of_one_line_values_equals_key_value_of_each(col, fold):
+    assert list(key_column(col, fold, one_line=True)) == [key_value(v, fold) for v in col]
