@@ -44,3 +44,27 @@ async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pa
         # the journal recorded what the console did
         journal = (tmp_path / "journal.jsonl").read_text()
         assert str(made[0].id) in journal and str(made[1].id) in journal and server.admin_token not in journal
+
+
+async def test_another_import_on_the_lock_stops_the_submit_and_the_screen_says_what_was_not_sent(tmp_path):
+    data = dataset(enrollments=[
+        {"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
+         "credits": [{"credit_type": "ama", "amount": 1.0, "source": "import"}]},
+        {"external_user_id": "u2", "course_external_id": "C-ZERO", "status": "incomplete",
+         "credits": [{"credit_type": "ancc", "amount": 1.0, "source": "import"}]},
+    ])
+    with start_sandbox(data, rows_per_second=200) as server:
+        # Another admin's import hangs on the course importer (a zero-width space in row 1).
+        other = server.submit("external_user_id,complete\r\nu3\u200b,1\r\n".encode(), course="C-VAR").json()
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for_text(pilot, "2 completion-only row(s) proposed", timeout=15)
+            await pilot.press("s")
+            text = await wait_for_text(pilot, "Not submitted: C-FIXED, C-ZERO", timeout=20)
+            assert f"locked by import {other['id']}" in text and "Submitted: none." in text
+            assert app.screen.submitted == [] and not app.screen.busy
+        # nothing of ours reached the LMS; the other import still holds the lock
+        assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+        assert server.db().execute("SELECT count(*) FROM reporting_queue").fetchone()[0] == 0

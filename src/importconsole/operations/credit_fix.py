@@ -423,7 +423,7 @@ class CreditFixStopped(Exception):
         self.not_submitted = not_submitted
         done = "; ".join(f"{visible(c)} as import {i.id} ({i.state})" for c, i in submitted.items()) or "none"
         super().__init__(f"{cause} Submitted: {done}. Not submitted: {', '.join(map(visible, not_submitted))}; "
-                         "run credit-fix --submit again when the importer is free (what was submitted is not sent twice).")
+                         "submit again when the importer is free (what was submitted is not sent twice).")
 
 
 async def wait_for_import_end(client, item, *, poll_interval: float = 0.5, stall_timeout: float = 300.0,
