@@ -184,3 +184,18 @@ async def test_someone_elses_import_on_the_lock_stops_the_rest_and_says_what_was
             assert again["C-FIXED"].id == 1 and again["C-ZERO"].state == "completed"
             assert count(lms, "SELECT count(*) FROM imports") == 3
             assert queue(lms) == FIXED_QUEUE
+
+
+async def test_waiting_for_an_import_is_bounded_when_it_stops_moving(tmp_path):
+    from importconsole.operations.credit_fix import wait_for_import_end
+
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=200) as lms:
+        hung = lms.submit(course_file(3, bad_row=2), course="C-FIXED").json()
+        async with client_for(lms) as client:
+            item = await client.get_import(hung["id"])
+            seen = []
+            with pytest.raises(TimeoutError, match=f"Import {hung['id']} has not moved for 0.5 s .*may be hung"):
+                await wait_for_import_end(client, item, poll_interval=0.05, stall_timeout=0.5,
+                                          on_progress=lambda i: seen.append(i.rows_processed))
+            assert seen and seen[-1] == 1  # it was followed until it stopped at row 2
+            assert lms.get_import(hung["id"])["state"] == "running"  # waiting never changes anything
