@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox_helpers import dataset, start_sandbox
 
 
@@ -129,3 +131,55 @@ def test_7_global_importer_records_are_left_out_of_pars(sandbox):
     # u2's credit exists in the LMS, it just never reaches PARS.
     assert [tuple(r) for r in _credit(db, "u2", "C-FIXED")] == [("ama", 1.0, "awarded", "complete")]
     assert db.execute("SELECT count(*) FROM reporting_queue WHERE entity = 'pars'").fetchone()[0] == 0
+
+
+# A course with two non-variable credit types: the page's "Multiple credit types" case.
+C_TWO = {"external_id": "C-TWO", "title": "Two credit types", "has_certificate": True, "required_objects": 1,
+         "credits": [{"credit_type": "ama", "min": 1.0, "max": 1.0, "increments": 1.0, "enable_variable_credit": False},
+                     {"credit_type": "cme_other", "min": 1.0, "max": 1.0, "increments": 1.0,
+                      "enable_variable_credit": False}]}
+
+
+@pytest.fixture
+def two_types():
+    with start_sandbox(dataset(courses=[*dataset()["courses"], C_TWO]), rows_per_second=200) as lms:
+        yield lms
+
+
+def test_multiple_credit_types_one_row_per_type_are_all_recorded(two_types):
+    # The page's "Multiple credit types": one row per credit type for the learner. The second row
+    # adds its credit to the enrollment the first row of the SAME import completed: not "cannot update".
+    body = ("external_user_id,complete,date_completed,credit_type,credits\n"
+            "u1,1,2026-04-01,ama,1\nu1,1,2026-04-01,cme_other,1\nu2,1,2026-04-01,,\n")
+    imp = _import(two_types, body, course="C-TWO")
+    assert (imp["state"], imp["rows_failed"]) == ("completed", 0)
+    db = two_types.db()
+    assert [tuple(r) for r in _credit(db, "u1", "C-TWO")] == [("ama", 1.0, "import", "complete"),
+                                                             ("cme_other", 1.0, "import", "complete")]
+    assert db.execute("SELECT count(*) FROM enrollments").fetchone()[0] == 2
+
+
+def test_the_same_credit_type_twice_in_one_file_is_a_double_award(two_types):
+    # duplicate-credit-row: the LMS takes both rows; the learner holds the credit twice.
+    body = "external_user_id,complete,credit_type,credits\nu1,1,ama,1\nu1,1,ama,1\n"
+    imp = _import(two_types, body, course="C-TWO")
+    assert (imp["state"], imp["rows_failed"]) == ("completed", 0)
+    assert [tuple(r) for r in _credit(two_types.db(), "u1", "C-TWO")] == [("ama", 1.0, "import", "complete")] * 2
+
+
+def test_a_second_import_still_cannot_update_what_the_first_completed(two_types):
+    _import(two_types, "external_user_id,complete,credit_type,credits\nu1,1,ama,1\n", course="C-TWO")
+    imp = _import(two_types, "external_user_id,complete,credit_type,credits\nu1,1,cme_other,1\n", course="C-TWO")
+    assert (imp["state"], imp["rows_failed"]) == ("completed_with_errors", 1)
+    assert [tuple(r) for r in _credit(two_types.db(), "u1", "C-TWO")] == [("ama", 1.0, "import", "complete")]
+
+
+def test_a_completion_row_then_an_incomplete_row_for_the_same_learner_is_refused(two_types):
+    body = "external_user_id,complete\nu1,1\nu1,0\n"
+    imp = _import(two_types, body, course="C-TWO")
+    assert (imp["state"], imp["rows_failed"]) == ("completed_with_errors", 1)
+    rows = two_types.client().get(f"/imports/{imp['id']}/rows").json()["items"]
+    assert [r["status"] for r in rows] == ["imported", "refused"]
+    # The completion was awarded once, every non-variable type of the course.
+    assert [tuple(r) for r in _credit(two_types.db(), "u1", "C-TWO")] == [("ama", 1.0, "awarded", "complete"),
+                                                                        ("cme_other", 1.0, "awarded", "complete")]

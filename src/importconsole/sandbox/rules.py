@@ -141,16 +141,22 @@ def apply_record(conn, user_id: int, course, fields: dict, *, importer: str, imp
     enrollment = conn.execute(
         "SELECT * FROM enrollments WHERE user_id = ? AND course_id = ?", (user_id, course["id"])
     ).fetchone()
-    if enrollment is not None and enrollment["status"] == "complete":
-        # Behaviour 5: a complete enrollment cannot be updated by import; the file goes on.
-        return RowOutcome("refused", f"cannot update: the enrollment in {course['external_id']} is already complete",
-                          enrollment["id"])
     complete = fields.get("complete", "").strip() == "1"
     credit = _credit_for(conn, course, fields)
     if new_user_zero_objects:
         # Behaviour 3: 0 required objects, new account: complete at once, every credit at its max.
         complete, credit = True, None
     stamp = now()
+    if enrollment is not None and enrollment["status"] == "complete":
+        if complete and import_id is not None and enrollment["import_id"] == import_id:
+            # "Multiple credit types": one row per type; a later completion row of the SAME import adds
+            # its credit (the same type twice is a double award: duplicate-credit-row).
+            _add_credit(conn, enrollment["id"], user_id, course, credit, importer, import_id, fields, stamp,
+                        award_missing=True)
+            return RowOutcome("imported", None, enrollment["id"])
+        # Behaviour 5: a complete enrollment cannot be updated by import; the file goes on.
+        return RowOutcome("refused", f"cannot update: the enrollment in {course['external_id']} is already complete",
+                          enrollment["id"])
     date_completed = (fields.get("date_completed", "").strip() or None) if complete else None
     values = {
         "status": "complete" if complete else "incomplete",
@@ -184,18 +190,27 @@ def apply_record(conn, user_id: int, course, fields: dict, *, importer: str, imp
     elif credit is not None and enrollment is not None:
         # Behaviour 4 on an existing incomplete enrollment: the row's credit replaces that type's.
         _delete_credit(conn, enrollment_id, credit[0])
-    expiration = fields.get("credit_expiration", "").strip() or None
+    if credit is not None or complete:
+        _add_credit(conn, enrollment_id, user_id, course, credit, importer, import_id, fields, stamp,
+                    every_type=new_user_zero_objects)
+    return RowOutcome("imported", None, enrollment_id)
+
+
+def _add_credit(conn, enrollment_id, user_id, course, credit, importer, import_id, fields, stamp, *,
+                every_type: bool = False, award_missing: bool = False) -> None:
+    """The row's imported credit, or (a completion without credit) the awarded credit of behaviour 6."""
     if credit is not None:
         # Imported credit is never queued for reporting (behaviour 6).
         conn.execute(
             """INSERT INTO credit_records (enrollment_id, user_id, course_id, credit_type, amount, source, importer,
                                            import_id, credit_expiration, created_at)
                VALUES (?, ?, ?, ?, ?, 'import', ?, ?, ?, ?)""",
-            (enrollment_id, user_id, course["id"], credit[0], credit[1], importer, import_id, expiration, stamp),
+            (enrollment_id, user_id, course["id"], credit[0], credit[1], importer, import_id,
+             fields.get("credit_expiration", "").strip() or None, stamp),
         )
-    elif complete:
-        _award(conn, enrollment_id, user_id, course, importer, import_id, stamp, every_type=new_user_zero_objects)
-    return RowOutcome("imported", None, enrollment_id)
+    else:
+        _award(conn, enrollment_id, user_id, course, importer, import_id, stamp, every_type=every_type,
+               only_missing=award_missing)
 
 
 def _delete_credit(conn, enrollment_id: int, credit_type: str | None = None) -> None:
@@ -207,16 +222,23 @@ def _delete_credit(conn, enrollment_id: int, credit_type: str | None = None) -> 
     conn.execute(f"DELETE FROM credit_records WHERE {where}", args)
 
 
-def _award(conn, enrollment_id, user_id, course, importer, import_id, stamp, *, every_type: bool) -> None:
-    """Behaviour 6: completion without credit -> awarded at max, queued to each reports_to entity."""
+def _award(conn, enrollment_id, user_id, course, importer, import_id, stamp, *, every_type: bool,
+           only_missing: bool = False) -> None:
+    """Behaviour 6: completion without credit -> awarded at max, queued to each reports_to entity.
+
+    only_missing: a repeated completion row awards only the types the enrollment does not hold yet."""
     credits = conn.execute(
         """SELECT cc.*, ct.reports_to FROM course_credits cc JOIN credit_types ct ON ct.machine_name = cc.credit_type
            WHERE cc.course_id = ? ORDER BY cc.credit_type""",
         (course["id"],),
     ).fetchall()
+    held = {r[0] for r in conn.execute("SELECT credit_type FROM credit_records WHERE enrollment_id = ?",
+                                       (enrollment_id,))} if only_missing else set()
     for cc in credits:
         if cc["enable_variable_credit"] and not every_type:
             continue  # variable credit is never awarded automatically
+        if cc["credit_type"] in held:
+            continue
         cur = conn.execute(
             """INSERT INTO credit_records (enrollment_id, user_id, course_id, credit_type, amount, source, importer,
                                            import_id, created_at) VALUES (?, ?, ?, ?, ?, 'awarded', ?, ?, ?)""",
