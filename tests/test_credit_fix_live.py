@@ -3,6 +3,8 @@ expected entries for each fixed learner, once; nothing is proposed for variable 
 unknown users."""
 
 import asyncio
+import csv
+import io
 import json
 
 import pytest
@@ -199,3 +201,46 @@ async def test_waiting_for_an_import_is_bounded_when_it_stops_moving(tmp_path):
                                           on_progress=lambda i: seen.append(i.rows_processed))
             assert seen and seen[-1] == 1  # it was followed until it stopped at row 2
             assert lms.get_import(hung["id"])["state"] == "running"  # waiting never changes anything
+
+
+def _cli(monkeypatch, tmp_path, lms):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n', encoding="utf-8")
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+
+
+def test_cli_credit_fix_file_keeps_the_rows_pars_fields_on_the_completion(monkeypatch, tmp_path, capsys):
+    """A completion-only row made from a file row keeps what PARS counts (enrollment_start,
+    participant_category) and the learner's names: only the credit is dropped."""
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        source = tmp_path / "course.csv"  # a course-level file: no external_course_id column
+        source.write_bytes(b"external_user_id,first_name,last_name,enrollment_start,complete,date_completed,"
+                           b"credit_type,credits,participant_category\r\n"
+                           b"u1,Ana,Lopez,2026-01-10,1,2026-02-01,ama,1.0,physician\r\n")
+        code = main(["credit-fix", "--file", str(source), "--course", "C-FIXED", "--out", str(tmp_path / "out"),
+                     "--submit", "--yes", "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0, out
+        rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "credit-fix-C-FIXED.csv").read_text())))
+        assert rows == [{"external_user_id": "u1", "external_email": "", "complete": "1", "date_completed": "2026-02-01",
+                         "first_name": "Ana", "last_name": "Lopez", "enrollment_start": "2026-01-10",
+                         "participant_category": "physician"}]
+        lms.wait_import(out["submitted"][0]["import_id"])
+        assert queue(lms) == [("u1", "pars", "ama", 1.0)]
+        pars = lms.client().get("/reports/pars", params={"course_external_id": "C-FIXED"}).json()["items"]
+        assert [(p["external_user_id"], p["enrollment_start"], p["participant_category"], p["date_completed"])
+                for p in pars] == [("u1", "2026-01-10", "physician", "2026-02-01")]
+
+
+def test_cli_credit_fix_course_file_without_course_says_to_name_it(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(1)), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        source = tmp_path / "course.csv"
+        source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\r\nu1,1,2026-02-01,ama,1.0\r\n")
+        assert main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out")]) == 2
+        captured = capsys.readouterr()
+        assert "external_course_id" in captured.err and "--course" in captured.err and str(source) in captured.err
+        assert "Traceback" not in captured.err and not (tmp_path / "out").exists()

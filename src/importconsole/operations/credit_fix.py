@@ -33,6 +33,9 @@ KIND_INCOMPLETE = "credit-on-incomplete"  # incomplete enrollment carrying impor
 KIND_NOT_REPORTED = "imported-credit-not-reported"  # imported credit of a reporting type
 KIND_FILE_ROW = "file-row"  # a row of a file whose credit would never be reported
 
+# Columns a completion-only row made from file rows keeps (everything but the credit).
+CARRIED_COLUMNS = ("first_name", "last_name", "enrollment_start", "enrollment_end", "participant_category")
+
 ENTITY_NAMES = {"pars": "PARS (ACCME)", "cpe_monitor": "CPE Monitor (NABP)", "ams": "the AMS"}
 
 
@@ -66,6 +69,7 @@ class CompletionOnlyProposal:
     by_hand: str = ""  # when not proposed: what the admin must do
     rows: tuple[int, ...] = ()  # file rows it comes from (--file)
     date_completed: str = ""
+    carried: tuple[tuple[str, str], ...] = ()  # (column, value) kept from the file rows: names, PARS fields
 
     @property
     def learner(self) -> str:
@@ -87,6 +91,7 @@ class CompletionOnlyProposal:
             "external_email": "" if self.external_user_id else (self.email or ""),
             "complete": "1",
             "date_completed": self.date_completed,
+            **dict(self.carried),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +109,7 @@ class CompletionOnlyProposal:
             "by_hand": self.by_hand,
             "rows": list(self.rows),
             "date_completed": self.date_completed,
+            "carried": dict(self.carried),
         }
 
 
@@ -129,6 +135,7 @@ class _Learner:
     credit: list[tuple[str, float, str]] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     date_completed: str = ""
+    carried: dict[str, str] = field(default_factory=dict)
 
 
 def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | None,
@@ -137,7 +144,8 @@ def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | Non
     current = tuple(learner.credit)
     base = dict(kind=learner.kind, course_external_id=learner.course, external_user_id=learner.external_user_id,
                 email=learner.email, user_id=learner.user_id, enrollment_status=enrollment_status,
-                current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed)
+                current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed,
+                carried=tuple((c, learner.carried[c]) for c in CARRIED_COLUMNS if learner.carried.get(c)))
     if course is None:
         return CompletionOnlyProposal(**base, proposed=False,
                                       reason=f"course {learner.course!r} does not exist in the LMS.",
@@ -228,11 +236,15 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
 
 
 def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
-    from importconsole.importfile.reader import open_import_file
+    from importconsole.importfile.reader import ImportFileError, open_import_file
 
     opened = open_import_file(file)
     header = [h.strip() for h in opened.header]
     col = {name: i for i, name in enumerate(header)}
+    if "external_course_id" not in col and not course_external_id:
+        raise ImportFileError(
+            f"{file}: the header has no external_course_id column, so the file does not say which course its "
+            "rows are for", path=file, fix=f"name the course: importconsole credit-fix --file {file} --course EXTERNAL_ID")
 
     def cell(cells, name):
         i = col.get(name)
@@ -242,7 +254,7 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
     for record in opened.records():
         cells = record.cells
         credit_type = cell(cells, "credit_type")
-        if not credit_type or credit_type not in reporting or cell(cells, "complete") != "1":
+        if not credit_type or cell(cells, "complete") != "1":
             continue  # credit on complete=0 is the validator's `credit-on-incomplete` error, not a fix
         course = cell(cells, "external_course_id") or course_external_id or ""
         if course_external_id and course != course_external_id:
@@ -253,6 +265,11 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
         if learner is None:
             learner = learners[key] = _Learner(KIND_FILE_ROW, course, ext, email, None,
                                                date_completed=cell(cells, "date_completed"))
+        # The completion replaces these rows: keep what is not credit (PARS counts need
+        # enrollment_start and participant_category; names make the account).
+        for name in CARRIED_COLUMNS:
+            if cell(cells, name) and not learner.carried.get(name):
+                learner.carried[name] = cell(cells, name)
         amount = cell(cells, "credits")
         try:
             value = float(amount) if amount else 0.0
@@ -260,7 +277,9 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
             value = 0.0
         learner.credit.append((credit_type, value, "row"))
         learner.rows.append(record.row)
-    return list(learners.values())
+    # Every credit row of a learner is weighed (a variable type would be dropped too), but only
+    # learners with credit that reports somewhere need a fix.
+    return [l for l in learners.values() if any(t in reporting for t, _, _ in l.credit)]
 
 
 async def _decide_all(client, learners: list[_Learner], credit_types: dict) -> list[CompletionOnlyProposal]:
@@ -339,12 +358,15 @@ def _write_private(path: Path, text: str) -> None:
 def proposal_import_file(proposals: Iterable[CompletionOnlyProposal]) -> bytes:
     """The completion-only import file for one course (data kept as it is: no formula escaping
     in an import file)."""
+    proposals = list(proposals)
+    carried = {c for p in proposals for c, _ in p.carried}
+    columns = IMPORT_COLUMNS + tuple(c for c in CARRIED_COLUMNS if c in carried)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(IMPORT_COLUMNS)
+    writer.writerow(columns)
     for p in proposals:
         row = p.import_row()
-        writer.writerow([row[c] for c in IMPORT_COLUMNS])
+        writer.writerow([row.get(c, "") for c in columns])
     return out.getvalue().encode("utf-8")
 
 
