@@ -192,3 +192,35 @@ def test_cli_unlock_then_reimport_as_two_steps(monkeypatch, tmp_path, capsys):
         assert_each_learner_imported_once(lms, 20)
         entries = [json.loads(line) for line in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()]
         assert [e["action"] for e in entries if e["event"] == "begin"] == ["unlock", "reimport"]
+
+
+TWO_TYPES = [{"external_id": "C-TWO", "title": "Two credit types", "has_certificate": True, "required_objects": 2,
+              "credits": [{"credit_type": "ama", "min": 0.25, "max": 1.0, "increments": 0.25, "enable_variable_credit": False},
+                          {"credit_type": "cme_other", "min": 0.5, "max": 2.0, "increments": 0.5,
+                           "enable_variable_credit": True}]}]
+
+
+async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_the_enrollment_is_complete(tmp_path):
+    """One row per credit type (page: Multiple credit types): u3's second row is where the import
+    hung. Its enrollment was completed by the first row, so the re-import's row is refused
+    (cannot update): the plan must say so before the admin confirms, not after."""
+    content = ("external_user_id,complete,date_completed,credit_type,credits\r\n"
+               "u1,1,2026-01-02,ama,1.0\r\nu2,1,2026-01-02,ama,1.0\r\nu3,1,2026-01-02,ama,1.0\r\n"
+               "u3,1,2026-01-02,cme_other\u200b,1.5\r\nu4,1,2026-01-02,ama,1.0\r\n").encode()
+    with start_sandbox(dataset(users=learners(4), courses=TWO_TYPES), rows_per_second=1000) as lms:
+        item = await submit(lms, content, course="C-TWO")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 3)
+        await asyncio.sleep(0.1)
+        assert lms.get_import(item["id"])["rows_processed"] == 3
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
+            assert plan.already_complete_rows == (4,)
+            text = "\n".join(plan.describe())
+            assert "row 4" in text and "u3" in text and "already complete" in text and f"import {item['id']}" in text
+            assert plan.to_json()["already_complete_rows"] == [4]
+            result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
+        done = await asyncio.to_thread(lms.wait_import, result.reimport.id)
+        # What the plan said is what the LMS did: row 4 (the re-import's row 1) refused, row 5 imported.
+        rows = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
+                                (done["id"],)).fetchall()
+        assert [tuple(r) for r in rows] == [(1, "refused"), (2, "imported")]

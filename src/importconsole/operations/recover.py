@@ -64,6 +64,21 @@ class RowChange:
 
 
 @dataclass(frozen=True)
+class AlreadyComplete:
+    """A remaining row the LMS will refuse: its learner already completed the course."""
+
+    row: int  # in the original file's numbering
+    learner: str
+    course_external_id: str
+    completed_by_import: int | None
+
+    def describe(self) -> str:
+        by = f" by import {self.completed_by_import}" if self.completed_by_import else ""
+        return (f"row {self.row}: {self.learner}'s enrollment in {self.course_external_id} is already complete{by}; "
+                "the LMS will refuse this row (cannot update). Add its credit in the LMS by hand.")
+
+
+@dataclass(frozen=True)
 class UnlockPlan:
     """Everything the admin confirms before Unlock + re-import."""
 
@@ -83,6 +98,13 @@ class UnlockPlan:
     notes: tuple[str, ...] = ()
     needs_unlock: bool = True  # False: already unlocked, only the re-import is left
     source_sha256: str = ""  # sha256 of the remainder exactly as the LMS sent it (before fixes)
+    # Rows whose learner's enrollment in the course is already complete (often by an earlier row
+    # of this very import): the LMS refuses them ("cannot update"), so they are named up front.
+    already_complete: tuple[AlreadyComplete, ...] = ()
+
+    @property
+    def already_complete_rows(self) -> tuple[int, ...]:
+        return tuple(a.row for a in self.already_complete)
 
     @property
     def rows_left(self) -> int:
@@ -133,6 +155,7 @@ class UnlockPlan:
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
             lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
+        lines.extend(f"   refused by the LMS: {a.describe()}" for a in self.already_complete)
         lines.extend(f"   note: {n}" for n in self.notes)
         return lines
 
@@ -155,6 +178,9 @@ class UnlockPlan:
             "idempotency_key": self.idempotency_key,
             "notes": list(self.notes),
             "needs_unlock": self.needs_unlock,
+            "already_complete_rows": list(self.already_complete_rows),
+            "already_complete": [{"row": a.row, "learner": a.learner, "course_external_id": a.course_external_id,
+                                  "completed_by_import": a.completed_by_import} for a in self.already_complete],
         }
 
 
@@ -216,24 +242,52 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
             f"Import {item.id} moved while the plan was being made ({item.rows_processed} rows processed, the "
             f"remainder starts at row {first_row}). It is not hung; nothing was changed.",
             planned=item.rows_processed, now=first_row - 1)
-    remainder, changes, completion_only, rows = await _sanitize_remainder(client, item, remaining.content, first_row, workdir)
+    remainder, changes, completion_only, rows, learners = await _sanitize_remainder(
+        client, item, remaining.content, first_row, workdir)
     if not changes:
         notes.append("the remaining rows needed no change")
+    already_complete = await _already_complete(client, learners)
     return UnlockPlan(
         import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
         file_name=item.file_name, lock=lock, rows_total=item.rows_total, rows_committed=item.rows_processed,
         first_row_left=first_row, diagnosis=diagnosis, changes=tuple(changes),
         completion_only_rows=tuple(completion_only), remainder=remainder, remainder_rows=rows,
         notes=tuple(notes), needs_unlock=item.state in ACTIVE,
-        source_sha256=hashlib.sha256(remaining.content).hexdigest(),
+        source_sha256=hashlib.sha256(remaining.content).hexdigest(), already_complete=tuple(already_complete),
     )
+
+
+async def _already_complete(client, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
+    """`learners`: (original row, external_user_id, email, course) of each remaining row."""
+    keys, seen = [], set()
+    for _, ext, email, course in learners:
+        key = (ext, "" if ext else email.lower(), course)
+        if course and (ext or email) and key not in seen:
+            seen.add(key)
+            keys.append({"external_user_id": ext, "course_external_id": course} if ext else
+                        {"email": email, "course_external_id": course})
+    if not keys:
+        return []
+    complete = {}
+    for e in await client.lookup_enrollments(keys):
+        if e.status == "complete":
+            if e.external_user_id:
+                complete[(e.external_user_id, "", e.course_external_id)] = e
+            if e.email:
+                complete[("", e.email.lower(), e.course_external_id)] = e
+    found = []
+    for row, ext, email, course in learners:
+        e = complete.get((ext, "", course)) if ext else complete.get(("", email.lower(), course))
+        if e is not None:
+            found.append(AlreadyComplete(row, ext or email, course, e.import_id))
+    return found
 
 
 async def _sanitize_remainder(client, item: Import, content: bytes, first_row: int, workdir):
     """The import-file engine's fixes over the remainder: special characters removed, header
     cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
     variable credit off). Returns (bytes to submit, changes and completion-only rows in the
-    original file's numbering, row count)."""
+    original file's numbering, row count, (row, external_user_id, email, course) per row)."""
     import asyncio
 
     from importconsole.importfile.fixes import write_fixed_file
@@ -250,12 +304,24 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
             manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
                                         completion_only=True, rows=None, facts=facts,
                                         importer=item.importer, course_external_id=item.course_external_id)
-            rows = sum(1 for _ in open_import_file(target).records(keep_raw=False))
-            return manifest, rows
+            fixed = open_import_file(target)
+            col = {name: i for i, name in enumerate(fixed.header)}
 
-        manifest, rows = await asyncio.to_thread(fix)
+            def cell(cells, name):
+                i = col.get(name)
+                return cells[i].strip() if i is not None and i < len(cells) else ""
+
+            learners = []
+            for record in fixed.records(keep_raw=False):
+                course = (item.course_external_id if item.importer == "course" and item.course_external_id
+                          else cell(record.cells, "external_course_id"))
+                learners.append((first_row + record.row - 1, cell(record.cells, "external_user_id"),
+                                 cell(record.cells, "external_email"), course))
+            return manifest, len(learners), learners
+
+        manifest, rows, learners = await asyncio.to_thread(fix)
         changes, completion_only = _changes_from_manifest(manifest, first_row)
-        return target.read_bytes(), changes, completion_only, rows
+        return target.read_bytes(), changes, completion_only, rows, learners
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
