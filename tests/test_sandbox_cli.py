@@ -11,6 +11,7 @@ import sys
 from datetime import datetime
 
 import httpx
+import pytest
 
 from sandbox_helpers import dataset, start_sandbox
 
@@ -109,3 +110,33 @@ def test_a_busy_port_is_said_plainly():
         result = subprocess.run([*CMD, "--port", str(port)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 3
     assert "is the port in use" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("bad, names", [
+    ({"courses": [{"external_id": "A"}, {"external_id": "A"}]}, ["courses[1]", "external_id", "'A'"]),
+    ({"users": [{"external_user_id": "u1"}, {"external_user_id": "u1"}]}, ["users[1]", "external_user_id"]),
+    ({"tokens": [{"token": "t", "role": "site_admin"}, {"token": "t", "role": "course_admin"}]}, ["tokens[1]", "token"]),
+    ({"courses": [{"external_id": "A", "required_objects": "three"}]}, ["courses[0].required_objects", "'three'"]),
+    ({"credit_types": [{"machine_name": "ama"}], "courses": [{"external_id": "A", "credits": [
+        {"credit_type": "ama", "max": "x"}]}]}, ["courses[0].credits[0].max", "'x'"]),
+    ({"credit_types": [{"machine_name": "ama", "reports_to": "pars"}]}, ["credit_types[0].reports_to", "list"]),
+    ({"users": ["u1"]}, ["users[0]", "object"]),
+])
+def test_a_bad_dataset_entry_is_named_and_the_database_is_left_for_a_good_seed(tmp_path, bad, names):
+    bad_file, db = tmp_path / "bad.json", tmp_path / "lms.sqlite3"
+    bad_file.write_text(json.dumps({"tokens": [{"token": "bad-t", "role": "site_admin"}], **bad}))
+    result = subprocess.run([*CMD, "--port", "0", "--db", str(db), "--seed", str(bad_file)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "unexpected problem" not in result.stderr
+    assert "bad.json" in result.stderr and all(n in result.stderr for n in names), result.stderr
+    assert "cannot use this file as the LMS database" not in result.stderr  # the dataset is at fault, not the file
+    # Nothing half-seeded stays behind: the same --db then takes a good dataset (not an empty LMS).
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(dataset()))
+    proc = _start("--port", "0", "--db", str(db), "--seed", str(good))
+    try:
+        base = proc.stdout.readline().split()[-1]
+        assert httpx.get(f"{base}/api/v1/me", headers={"Authorization": "Bearer admin-token"}).status_code == 200
+    finally:
+        proc.kill()
+        proc.wait()

@@ -38,7 +38,7 @@ def load_dataset_file(path: Path) -> dict:
 
 
 def seed(conn: sqlite3.Connection, data: dict, *, where: str = "dataset") -> dict[str, str]:
-    """Load a dataset into an empty database in one transaction. Returns role -> first token."""
+    """Load a dataset into an empty database in one transaction (all or nothing). Returns role -> first token."""
     if not isinstance(data, dict):
         raise DatasetError(f"{where}: the top level must be an object with credit_types, courses, users, enrollments, tokens.")
     unknown = set(data) - {"credit_types", "courses", "users", "enrollments", "tokens"}
@@ -47,74 +47,98 @@ def seed(conn: sqlite3.Connection, data: dict, *, where: str = "dataset") -> dic
     stamp = now()
     tokens: dict[str, str] = {}
     with Tx(conn):
-        for i, ct in enumerate(data.get("credit_types", [])):
+        for i, ct in enumerate(_section(data, "credit_types", where)):
             _need(ct, ("machine_name",), where, "credit_types", i)
-            reports_to = list(ct.get("reports_to", []))
+            reports_to = ct.get("reports_to", [])
+            if not isinstance(reports_to, list):
+                raise DatasetError(f"{where}: credit_types[{i}].reports_to must be a list, e.g. [\"pars\"].")
             bad = [e for e in reports_to if e not in ENTITIES]
             if bad:
                 raise DatasetError(f"{where}: credit_types[{i}].reports_to has {bad}; allowed: {list(ENTITIES)}.")
-            conn.execute(
-                "INSERT INTO credit_types (machine_name, label, reports_to) VALUES (?, ?, ?)",
-                (ct["machine_name"], ct.get("label", ct["machine_name"]), json.dumps(reports_to)),
-            )
+            _insert(conn, where, f"credit_types[{i}]", ct,
+                    "INSERT INTO credit_types (machine_name, label, reports_to) VALUES (?, ?, ?)",
+                    (ct["machine_name"], ct.get("label", ct["machine_name"]), json.dumps(reports_to)))
         known_types = {r[0] for r in conn.execute("SELECT machine_name FROM credit_types")}
-        for i, course in enumerate(data.get("courses", [])):
+        for i, course in enumerate(_section(data, "courses", where)):
             _need(course, ("external_id",), where, "courses", i)
-            cur = conn.execute(
-                "INSERT INTO courses (external_id, title, has_certificate, required_objects, is_shell) VALUES (?, ?, ?, ?, 0)",
-                (
-                    course["external_id"],
-                    course.get("title", course["external_id"]),
-                    int(bool(course.get("has_certificate", True))),
-                    int(course.get("required_objects", 0)),
-                ),
-            )
-            for j, credit in enumerate(course.get("credits", [])):
-                _need(credit, ("credit_type", "max"), where, f"courses[{i}].credits", j)
+            at = f"courses[{i}]"
+            cur = _insert(conn, where, at, course,
+                          "INSERT INTO courses (external_id, title, has_certificate, required_objects, is_shell) VALUES (?, ?, ?, ?, 0)",
+                          (course["external_id"], course.get("title", course["external_id"]),
+                           int(bool(course.get("has_certificate", True))),
+                           _number(course, "required_objects", 0, where, at, int)))
+            for j, credit in enumerate(_section(course, "credits", where, at)):
+                cat = f"{at}.credits[{j}]"
+                _need(credit, ("credit_type", "max"), where, f"{at}.credits", j)
                 if credit["credit_type"] not in known_types:
                     raise DatasetError(
-                        f"{where}: courses[{i}].credits[{j}] names credit type {credit['credit_type']!r}, "
-                        "which is not in credit_types."
+                        f"{where}: {cat} names credit type {credit['credit_type']!r}, which is not in credit_types."
                     )
-                conn.execute(
-                    "INSERT INTO course_credits (course_id, credit_type, min, max, increments, enable_variable_credit) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        cur.lastrowid,
-                        credit["credit_type"],
-                        float(credit.get("min", 0)),
-                        float(credit["max"]),
-                        float(credit.get("increments", 0.25)),
-                        int(bool(credit.get("enable_variable_credit", False))),
-                    ),
-                )
-        for i, user in enumerate(data.get("users", [])):
+                _insert(conn, where, cat, credit,
+                        "INSERT INTO course_credits (course_id, credit_type, min, max, increments, enable_variable_credit) VALUES (?, ?, ?, ?, ?, ?)",
+                        (cur.lastrowid, credit["credit_type"], _number(credit, "min", 0, where, cat),
+                         _number(credit, "max", None, where, cat), _number(credit, "increments", 0.25, where, cat),
+                         int(bool(credit.get("enable_variable_credit", False)))))
+        for i, user in enumerate(_section(data, "users", where)):
+            _need(user, (), where, "users", i)
             if not user.get("external_user_id") and not user.get("email"):
                 raise DatasetError(f"{where}: users[{i}] needs external_user_id or email.")
             email = user.get("email")
-            conn.execute(
-                "INSERT INTO users (external_user_id, email, email_lower, first_name, last_name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    user.get("external_user_id"),
-                    email,
-                    email.lower() if email else None,
-                    user.get("first_name", ""),
-                    user.get("last_name", ""),
-                    stamp,
-                ),
-            )
-        for i, enr in enumerate(data.get("enrollments", [])):
+            _insert(conn, where, f"users[{i}]", user,
+                    "INSERT INTO users (external_user_id, email, email_lower, first_name, last_name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.get("external_user_id"), email, email.lower() if isinstance(email, str) else email,
+                     user.get("first_name", ""), user.get("last_name", ""), stamp))
+        for i, enr in enumerate(_section(data, "enrollments", where)):
             _seed_enrollment(conn, enr, where, i, stamp)
-        for i, tok in enumerate(data.get("tokens", [])):
+        for i, tok in enumerate(_section(data, "tokens", where)):
             _need(tok, ("token", "role"), where, "tokens", i)
             if tok["role"] not in ROLES:
                 raise DatasetError(f"{where}: tokens[{i}].role is {tok['role']!r}; allowed: {list(ROLES)}.")
             username = tok.get("username", tok["role"])
-            conn.execute(
-                "INSERT INTO tokens (token, username, role, display_name) VALUES (?, ?, ?, ?)",
-                (tok["token"], username, tok["role"], tok.get("display_name", username)),
-            )
+            _insert(conn, where, f"tokens[{i}]", tok,
+                    "INSERT INTO tokens (token, username, role, display_name) VALUES (?, ?, ?, ?)",
+                    (tok["token"], username, tok["role"], tok.get("display_name", username)))
             tokens.setdefault(tok["role"], tok["token"])
     return tokens
+
+
+def _section(parent: dict, key: str, where: str, at: str = "") -> list:
+    value = parent.get(key, [])
+    if not isinstance(value, list):
+        raise DatasetError(f"{where}: {at + '.' if at else ''}{key} must be a list.")
+    return value
+
+
+def _number(entry: dict, key: str, default, where: str, at: str, kind=float):
+    value = entry.get(key, default)
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: {at}.{key} is {value!r}; it must be a {'whole ' if kind is int else ''}number.") from None
+
+
+def _insert(conn, where: str, at: str, entry: dict, sql: str, args: tuple):
+    try:
+        return conn.execute(sql, args)
+    except sqlite3.IntegrityError as exc:
+        # "UNIQUE constraint failed: courses.external_id": the dataset names something twice.
+        column = str(exc).rsplit(".", 1)[-1] if "UNIQUE" in str(exc) else ""
+        if column == "email_lower":
+            raise DatasetError(f"{where}: {at}: email {entry.get('email')!r} is already in the dataset "
+                               "(emails are compared ignoring case); each must be unique.") from None
+        if column == "course_id":
+            raise DatasetError(f"{where}: {at}: this learner already has an enrollment in "
+                               f"{entry.get('course_external_id')!r}; one per learner and course.") from None
+        if column in entry:
+            raise DatasetError(f"{where}: {at}: {column} {entry[column]!r} is already in the dataset; "
+                               "each must be unique.") from None
+        raise DatasetError(f"{where}: {at} conflicts with an earlier entry ({exc}).") from None
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError, TypeError):
+        # A list or an object where a string or a number belongs.
+        raise DatasetError(f"{where}: {at} holds a value of the wrong kind (a list or object where text or a "
+                           "number belongs); see docs/dataset.md.") from None
 
 
 def _need(entry, keys, where, section, i) -> None:
@@ -127,47 +151,42 @@ def _need(entry, keys, where, section, i) -> None:
 
 def _seed_enrollment(conn, enr: dict, where: str, i: int, stamp: str) -> None:
     _need(enr, ("course_external_id",), where, "enrollments", i)
+    at = f"enrollments[{i}]"
     if enr.get("external_user_id"):
-        user = conn.execute("SELECT id FROM users WHERE external_user_id = ?", (enr["external_user_id"],)).fetchone()
+        user = conn.execute("SELECT id FROM users WHERE external_user_id = ?", (str(enr["external_user_id"]),)).fetchone()
     elif enr.get("email"):
-        user = conn.execute("SELECT id FROM users WHERE email_lower = ?", (enr["email"].lower(),)).fetchone()
+        user = conn.execute("SELECT id FROM users WHERE email_lower = ?", (str(enr["email"]).lower(),)).fetchone()
     else:
-        raise DatasetError(f"{where}: enrollments[{i}] needs external_user_id or email of a user in users.")
+        raise DatasetError(f"{where}: {at} needs external_user_id or email of a user in users.")
     if user is None:
-        raise DatasetError(f"{where}: enrollments[{i}] names a user that is not in users.")
-    course = conn.execute("SELECT id FROM courses WHERE external_id = ?", (enr["course_external_id"],)).fetchone()
+        raise DatasetError(f"{where}: {at} names a user that is not in users.")
+    course = conn.execute("SELECT id FROM courses WHERE external_id = ?", (str(enr["course_external_id"]),)).fetchone()
     if course is None:
-        raise DatasetError(f"{where}: enrollments[{i}] names course {enr['course_external_id']!r}, which is not in courses.")
+        raise DatasetError(f"{where}: {at} names course {enr['course_external_id']!r}, which is not in courses.")
     status = enr.get("status", "incomplete")
     if status not in ("incomplete", "complete"):
-        raise DatasetError(f"{where}: enrollments[{i}].status is {status!r}; allowed: incomplete, complete.")
-    cur = conn.execute(
-        """INSERT INTO enrollments (user_id, course_id, status, date_completed, enrollment_start, enrollment_end,
-                                    participant_category, importer, import_id, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
-        (
-            user["id"],
-            course["id"],
-            status,
-            enr.get("date_completed"),
-            enr.get("enrollment_start"),
-            enr.get("enrollment_end"),
-            enr.get("participant_category"),
-            enr.get("importer"),
-            stamp,
-        ),
-    )
-    for j, credit in enumerate(enr.get("credits", [])):
-        _need(credit, ("credit_type", "amount"), where, f"enrollments[{i}].credits", j)
+        raise DatasetError(f"{where}: {at}.status is {status!r}; allowed: incomplete, complete.")
+    cur = _insert(conn, where, at, enr,
+                  """INSERT INTO enrollments (user_id, course_id, status, date_completed, enrollment_start, enrollment_end,
+                                              participant_category, importer, import_id, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
+                  (user["id"], course["id"], status, enr.get("date_completed"), enr.get("enrollment_start"),
+                   enr.get("enrollment_end"), enr.get("participant_category"), enr.get("importer"), stamp))
+    for j, credit in enumerate(_section(enr, "credits", where, at)):
+        _need(credit, ("credit_type", "amount"), where, f"{at}.credits", j)
+        cat = f"{at}.credits[{j}]"
+        if conn.execute("SELECT 1 FROM course_credits WHERE course_id = ? AND credit_type = ?",
+                        (course["id"], credit["credit_type"])).fetchone() is None:
+            raise DatasetError(f"{where}: {cat} names credit type {credit['credit_type']!r}, which course "
+                               f"{enr['course_external_id']!r} does not offer (its courses[].credits).")
         source = credit.get("source", "import")
         if source not in ("import", "awarded"):
-            raise DatasetError(f"{where}: enrollments[{i}].credits[{j}].source is {source!r}; allowed: import, awarded.")
-        conn.execute(
-            """INSERT INTO credit_records (enrollment_id, user_id, course_id, credit_type, amount, source, importer,
-                                           import_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
-            (cur.lastrowid, user["id"], course["id"], credit["credit_type"], float(credit["amount"]), source,
-             credit.get("importer", enr.get("importer")), stamp),
-        )
+            raise DatasetError(f"{where}: {cat}.source is {source!r}; allowed: import, awarded.")
+        _insert(conn, where, cat, credit,
+                """INSERT INTO credit_records (enrollment_id, user_id, course_id, credit_type, amount, source, importer,
+                                               import_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
+                (cur.lastrowid, user["id"], course["id"], credit["credit_type"], _number(credit, "amount", None, where, cat),
+                 source, credit.get("importer", enr.get("importer")), stamp))
 
 
 # ---- the demo dataset ----

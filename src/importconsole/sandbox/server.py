@@ -27,8 +27,10 @@ def prepare_database(db_path: Path | None, seed_name: str | None) -> tuple[Path,
         db_path = Path(handle.name)
     conn = dbm.connect(db_path)
     try:
-        fresh = conn.execute("SELECT name FROM sqlite_master WHERE name = 'tokens'").fetchone() is None
         dbm.create_schema(conn)
+        # New = holds nothing yet (also after a seed that failed: seeding is all or nothing).
+        fresh = not any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                        for table in ("tokens", "credit_types", "courses", "users", "imports"))
         tokens: dict[str, str] = {}
         if fresh:
             name = seed_name or "demo"
