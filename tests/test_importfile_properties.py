@@ -44,6 +44,9 @@ def test_arbitrary_bytes_only_ever_raise_import_file_error(head, body):
         assert [index.record(r.row).cells for r in records[:3]] == [r.cells for r in records[:3]]
         manifest = write_fixed_file(path, path.with_name("fixed.csv"), sanitize=True, split_credit_types=True)
         assert manifest.rows_read == len(records)
+        # Without --sanitize the rows are written as they were, undecodable bytes included.
+        kept = write_fixed_file(path, path.with_name("rows.csv"), rows="1-")
+        assert kept.rows_written == len(records)
     except ImportFileError as exc:
         assert str(exc)  # a sentence, never empty
 

@@ -169,8 +169,16 @@ _RULES = [
     Rule(
         "encoding-fallback", WARNING, "Not UTF-8: read as Windows-1252",
         _FORMAT, "The file is not valid UTF-8; it was read as Windows-1252 (cp1252). Letters "
-        "may be wrong if it was another encoding.",
+        "may be wrong if it was another encoding. The LMS reads UTF-8: each value with a letter "
+        "beyond ASCII is also reported as special-characters (the import hangs there).",
         "Save the file as CSV UTF-8 in Excel (File > Save As > CSV UTF-8).",
+    ),
+    Rule(
+        "encoding-not-utf8", ERROR, "UTF-16: the LMS reads UTF-8 only",
+        _FORMAT, "The file is UTF-16 (Excel's \"Unicode Text\"). The console reads it, but the LMS's "
+        "importer reads UTF-8 and refuses the file. (A Windows-1252 file is reported value by value "
+        "as special-characters: the import hangs on its letters beyond ASCII.)",
+        "Write a UTF-8 copy: `importconsole fix FILE --out NEW.csv --sanitize`, or save as CSV UTF-8 in Excel.",
     ),
     Rule(
         "mojibake", WARNING, "Garbled letters (mojibake)",

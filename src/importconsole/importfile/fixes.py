@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from . import safe_text
 from .facts import MAX_KEYS, LmsFacts, UserKey
 from .reader import ImportFileError, open_import_file
 from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
+
+
+_INVALID_BYTE = re.compile("[\udc80-\udcff]")  # a byte the input's encoding could not decode
 
 
 class FixRefused(Exception):
@@ -96,13 +101,21 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     if out.exists():
         raise FixRefused(f"{safe_text.visible(str(out))} already exists: a fixed copy never replaces a file "
                          "(give another --out, or delete it first)")
+    manifest_path = out.with_name(out.name + ".manifest.csv")
+    # The manifest is written too: it must never land on the input (nor on any existing file).
+    if _same_file(path, manifest_path) or manifest_path.exists():
+        raise FixRefused(f"{safe_text.visible(str(manifest_path))} (the manifest of --out) already exists"
+                         + (" and is the input file" if _same_file(path, manifest_path) else "")
+                         + ": give another --out")
+    if not out.parent.is_dir():
+        raise FixRefused(f"{safe_text.visible(str(out.parent))} is not a folder: --out must name a file in an "
+                         "existing folder")
     if completion_only and (facts is None or not getattr(facts, "online", True)):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
     if isinstance(rows, str):
         rows = parse_rows(rows)
     f = open_import_file(path)
-    manifest_path = out.with_name(out.name + ".manifest.csv")
     manifest = FixManifest(path, out, manifest_path)
     if f.encoding != "utf-8" or f.bom:
         manifest.notes.append(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
@@ -127,11 +140,18 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
 
     pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
     lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
-    tmp = out.with_name(out.name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    written_keys: set[tuple] = set()
+    # A fresh temporary name (never an existing file: an input called <out>.part stays untouched).
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
+    except OSError as exc:
+        raise FixRefused(f"cannot write in {safe_text.visible(str(out.parent))} ({exc.strerror or exc})") from None
+    tmp = Path(tmp_name)
+    written_keys: set[tuple] = set()
+    invalid_rows: list[int] = []  # rows that keep bytes invalid in UTF-8 (no --sanitize)
+    try:
+        # surrogateescape: bytes the input could not decode are written back as they were (the
+        # data is kept; validate names them), never a crash.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             writer = csv.writer(fh, delimiter=f.delimiter, lineterminator=lineterminator)
             writer.writerow(header)
 
@@ -172,6 +192,9 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                                 record.row, record.line, col, "sanitize", safe_text.visible(value), fixed,
                                 f"{safe_text.visible(value)!r} -> {fixed!r} (special characters or spaces removed)"))
                             cells[i] = fixed
+                if not sanitize and len(invalid_rows) < 20 and not all(map(str.isascii, cells)) \
+                        and any(map(_INVALID_BYTE.search, cells)):
+                    invalid_rows.append(record.row)
                 out_rows = [cells]
                 if split_credit_types and "credit_type" in cols and cols["credit_type"] < len(cells):
                     out_rows = _split(record, cells, cols, manifest)
@@ -183,6 +206,10 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                     emit(record, out_rows)
             flush()
         os.replace(tmp, out)
+        if invalid_rows:
+            manifest.notes.append(
+                f"row(s) {', '.join(map(str, invalid_rows))}{' and more' if len(invalid_rows) >= 20 else ''} keep bytes "
+                "that are not valid UTF-8, as they were: the import hangs on them; add --sanitize to remove them")
     except BaseException:
         try:
             os.unlink(tmp)

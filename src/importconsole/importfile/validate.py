@@ -247,6 +247,10 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
                 "byte order mark; it was stripped")
     if f.encoding == "cp1252":
         out.add("encoding-fallback", line=None, message=f.notes[-1])
+    elif f.encoding.startswith("utf-16"):
+        out.add("encoding-not-utf8", line=None,
+                message=f"the file is {f.encoding_label} (Excel's \"Unicode Text\"): the console reads it, but the "
+                        "LMS's importer reads UTF-8 only and refuses it")
     if not online:
         report.not_checked = list(LMS_RULES)
     if f.delimiter != ",":
@@ -405,6 +409,17 @@ def _header_below(f: ImportFile) -> int | None:
     return None
 
 
+def _cp1252_letters(cell: str) -> list[tuple[int, str]]:
+    """(index, character) of characters beyond ASCII read as Windows-1252 (not the special ones:
+    find_special has those, undecodable bytes included)."""
+    return [(i, ch) for i, ch in enumerate(cell)
+            if ord(ch) > 127 and not safe_text.SPECIAL_RE.match(ch)]
+
+
+def _describe_cp1252(ch: str) -> str:
+    return f"byte 0x{ch.encode('cp1252')[0]:02X} ({ch} in Windows-1252, not UTF-8)"
+
+
 def _parse_date(value: str) -> bool:
     if not _DATE_RE.fullmatch(value):
         return False
@@ -458,6 +473,8 @@ class _RowChecks:
                 rows = self._ragged(chunk)
                 idx = [i for i, cells in enumerate(chunk.rows) if len(cells) == n]
             columns = list(zip(*rows)) if rows else []
+        if self.f.encoding == "cp1252" and not chunk.text.isascii():
+            self._cp1252_checks(chunk)  # special characters and the bytes that are not UTF-8, per value
         if not chunk.clean:
             self._raw_checks(chunk)
         elif not chunk.text.isascii():
@@ -521,19 +538,38 @@ class _RowChecks:
                      message=f"the quote opening value {problem.column + 1} on line {opened} {problem.what}: {swallowed}")
 
     def _special_cells(self, cells: list[str], row: int, line: int) -> None:
+        cp1252 = self.f.encoding == "cp1252"
         for c, cell in enumerate(cells):
             hits = safe_text.find_special(cell)
+            not_utf8 = _cp1252_letters(cell) if cp1252 and not cell.isascii() else []
+            if not_utf8:  # the LMS reads UTF-8: these bytes become U+FFFD there, and the import hangs
+                hits = sorted(hits + not_utf8)
             if hits:
-                points = ", ".join(dict.fromkeys(safe_text.describe(ch) for _, ch in hits))
+                points = ", ".join(dict.fromkeys(
+                    _describe_cp1252(ch) if cp1252 and (i, ch) in not_utf8 else safe_text.describe(ch)
+                    for i, ch in hits))
                 pos = hits[0][0]
                 self.out.add("special-characters", row=row, line=line + cell.count("\n", 0, pos), column=c,
                              value=cell, message=f"{points} at character {pos + 1} of the value"
-                             + (self._invalid_bytes_note() if "invalid byte" in points else ""))
+                             + (self._invalid_bytes_note() if "invalid byte" in points and not not_utf8 else "")
+                             + (" (the LMS reads UTF-8: it gets U+FFFD there and the import hangs on this row)"
+                                if not_utf8 else ""),
+                             fix=("write the file as UTF-8: `importconsole fix --sanitize` (a UTF-8 copy), or save it "
+                                  "as CSV UTF-8 in Excel") if not_utf8 else None)
+
+    def _cp1252_checks(self, chunk) -> None:
+        """A Windows-1252 file: every value with a letter beyond ASCII holds bytes that are not UTF-8."""
+        delim, special = self.f.delimiter, self.special
+        for i, cells in enumerate(chunk.rows):
+            joined = delim.join(cells)
+            if not joined.isascii() or special.search(joined):
+                self._special_cells(cells, chunk.first_row + i, chunk.line_of(i))
 
     def _quoted_checks(self, chunk) -> None:
         """A well-quoted chunk (no raw text kept): look per record only for what the chunk may hold."""
         delim, special = self.f.delimiter, self.special
         text = chunk.text
+        cp1252_done = self.f.encoding == "cp1252" and not text.isascii()  # _cp1252_checks looked
         letters = not text.isascii() and bool(
             (("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
             or any(q in text for q in _SMART_QUOTES) or not unicodedata.is_normalized("NFC", text))
@@ -543,7 +579,7 @@ class _RowChecks:
         for i, cells in enumerate(chunk.rows):
             row, line = chunk.first_row + i, chunk.line_of(i)
             joined = delim.join(cells)
-            if chunk.specials_possible and special.search(joined):
+            if chunk.specials_possible and special.search(joined) and not cp1252_done:
                 self._special_cells(cells, row, line)
             if letters and not joined.isascii():
                 self._text_cells(cells, row, line)
@@ -554,9 +590,10 @@ class _RowChecks:
             return
         delim = self.f.delimiter
         special = self.special
+        cp1252_done = self.f.encoding == "cp1252" and not chunk.text.isascii()  # _cp1252_checks looked
         for i, (cells, raw) in enumerate(zip(chunk.rows, chunk.raws)):
             row, line = chunk.first_row + i, chunk.line_of(i)
-            if special.search(raw):
+            if special.search(raw) and not cp1252_done:
                 self._special_cells(cells, row, line)
             if '"' in raw and len(cells) == self.ncols:  # other widths: _ragged() looked already
                 problem = _quote_problem(raw, delim)
