@@ -376,3 +376,119 @@ def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_otherwise():
     bar(2_000, 2_000)
     bar.done()
     assert piped.getvalue() == "Uploaded 2000 bytes\n"
+
+
+# ---- a file that changes during the upload; uploads still in flight; journal before the POST ----
+
+def big_held_file(folder: Path, rows: int = 3000) -> Path:
+    """Over two 64 KiB upload chunks, every row a learner without an account (held): validates clean."""
+    tag = uuid.uuid4().hex[:8]
+    path = folder / f"big-{tag}.csv"
+    body = "".join(f"newcomer-{tag}-{n:05d}@example.org,1,2026-03-01\n" for n in range(rows))
+    path.write_bytes(f"external_email,complete,date_completed\n{body}".encode())
+    assert path.stat().st_size > 2 * 64 * 1024
+    return path
+
+
+@pytest.mark.parametrize("change", ["edited in place", "a row appended"])
+async def test_a_file_changed_during_the_upload_is_cut_off_and_never_imported(lms, home, change):
+    path = big_held_file(home)
+    journal = Journal()
+    touched = []
+
+    def edit_while_sending(sent: int, total: int) -> None:
+        if touched:
+            return
+        touched.append(sent)
+        if change == "edited in place":  # same inode, same size, in a part not sent yet: only the hash can tell
+            with open(path, "r+b") as fh:
+                fh.seek(-20, os.SEEK_END)
+                fh.write(b"X")
+        else:
+            with open(path, "ab") as fh:
+                fh.write(b"late@example.org,1,2026-03-01\n")
+
+    async with client(lms) as c:
+        plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
+        with pytest.raises(SubmitRefused) as err:
+            await send_plan(plan, client=c, journal=journal, progress=edit_while_sending)
+    text = str(err.value)
+    assert "changed on disk during the upload" in text and "nothing was imported" in text and str(path) in text
+    assert touched and touched[0] < path.stat().st_size
+    assert lms.db().execute("SELECT count(*) FROM imports WHERE file_name = ?", (path.name,)).fetchone()[0] == 0
+    [entry] = journal.entries()
+    assert entry.outcome == "not_created" and entry.import_id is None
+
+
+async def test_an_upload_still_in_flight_is_not_called_lost_and_blocks_the_same_file(lms, home):
+    """The console died after sending; the LMS is still taking the upload. Reconciling now must not
+    say "never reached the LMS", and the same file is not sent again until it is settled."""
+    import asyncio
+
+    from importconsole.operations.submit import reconcile_pending
+
+    path = held_file(home)
+    journal = Journal()
+    key = f"ic-{uuid.uuid4()}"
+    async with client(lms) as c:
+        plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
+        journal.begin("submit", base_url=c.base_url, file_path=path, sha256=plan.sha256, idempotency_key=key,
+                      importer="course", course_external_id="C-VAR")
+        httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        in_flight = asyncio.create_task(asyncio.to_thread(
+            lambda: lms.submit(path.read_bytes(), course="C-VAR", key=key, file_name=path.name)))
+        await asyncio.sleep(0.5)  # the LMS holds the upload, no import row yet
+        assert imports_of(lms, path) == []
+        [early] = await reconcile_pending(journal, c)
+        assert "not on the LMS yet" in early.sentence and "never reached" not in early.sentence
+        assert [e.idempotency_key for e in journal.pending()] == [key]
+        with pytest.raises(SubmitRefused, match="not settled yet"):
+            await send_plan(plan, client=c, journal=journal)
+        assert (await in_flight).status_code == 201
+        [settled] = await reconcile_pending(journal, c)
+    [(import_id,)] = imports_of(lms, path)
+    assert settled.outcome == "reconciled" and settled.import_.id == import_id
+    assert journal.pending() == [] and len(journal.entries()) == 1  # the refused send journaled nothing
+    lms.wait_import(import_id)
+
+
+async def test_an_old_upload_the_lms_never_got_is_settled_as_not_created(lms, home):
+    import time as clock
+
+    from importconsole.operations.submit import SETTLE_AFTER, reconcile_pending
+
+    journal = Journal()
+    async with client(lms) as c:
+        journal.begin("submit", base_url=c.base_url, file_path=home / "lost.csv", sha256="0" * 64,
+                      idempotency_key=f"ic-{uuid.uuid4()}", importer="course")
+        [young] = await reconcile_pending(journal, c)
+        assert young.outcome == "sending" and journal.pending()
+        [old] = await reconcile_pending(journal, c, now=clock.time() + SETTLE_AFTER + 1)
+    assert old.outcome == "not_created" and "never reached the LMS" in old.sentence
+    assert journal.pending() == []
+
+
+async def test_the_journal_entry_is_on_disk_before_the_upload_is_sent(lms, home):
+    """A transport that forwards to the real LMS and, at the moment POST /imports leaves, reads
+    the journal file from disk."""
+    seen = []
+
+    class Witness(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request):
+            if request.method == "POST" and request.url.path.endswith("/imports"):
+                on_disk = [json.loads(line) for line in Journal().path.read_text().splitlines()]
+                seen.append((request.headers["Idempotency-Key"], on_disk))
+            return await super().handle_async_request(request)
+
+    path = held_file(home)
+    async with client(lms, transport=Witness()) as c:
+        await c.me()
+        outcome = await submit_file(path, client=c, journal=Journal(), importer="course", course_external_id="C-VAR")
+    [(key, on_disk)] = seen
+    [begin] = [r for r in on_disk if r["idempotency_key"] == key]
+    assert begin["outcome"] == "sending" and begin["sha256"] == outcome.plan.sha256 and begin["row_count"] == 2
+    assert begin["lms_user"] == "jdoe" and begin["os_user"] and begin["file_path"] == str(path)
+    assert not [r for r in on_disk if r.get("event") == "complete"]
+    [entry] = Journal().entries()
+    assert (entry.outcome, entry.import_id, entry.lms_user) == ("created", outcome.import_.id, "jdoe")
+    lms.wait_import(outcome.import_.id)

@@ -14,6 +14,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import logging
@@ -33,6 +34,7 @@ import httpx
 from importconsole import __version__
 from importconsole.lms.errors import (
     CertificateInvalid,
+    FileChangedDuringUpload,
     Forbidden,
     IdempotencyInFlight,
     IdempotencyMismatch,
@@ -227,6 +229,7 @@ class LmsClient:
         self.api_url = check_base_url(base_url)
         self.base_url = str(self.api_url)
         self.profile = profile
+        self.username: str | None = None  # the LMS user, once me() has asked
         self.retry = retry or RetryPolicy()
         self._token = _Secret(token)
         from importconsole import crash
@@ -384,7 +387,9 @@ class LmsClient:
     # ---- endpoints -----------------------------------------------------------------------
 
     async def me(self) -> Me:
-        return Me.from_json(await self._get_json("/me", "check who you are logged in as"))
+        me = Me.from_json(await self._get_json("/me", "check who you are logged in as"))
+        self.username = me.username  # the journal records who acted
+        return me
 
     async def credit_types(self) -> list[CreditType]:
         data = await self._get_json("/credit-types", "read the credit types")
@@ -601,16 +606,19 @@ class LmsClient:
 
     async def submit_import(self, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
                             idempotency_key: str | None = None, file_name: str | None = None,
-                            progress: ProgressCallback | None = None) -> Import:
+                            progress: ProgressCallback | None = None, expected_sha256: str | None = None) -> Import:
         receipt = await self.submit_import_detailed(path, importer=importer, course_external_id=course_external_id,
-                                                    idempotency_key=idempotency_key, file_name=file_name, progress=progress)
+                                                    idempotency_key=idempotency_key, file_name=file_name, progress=progress,
+                                                    expected_sha256=expected_sha256)
         return receipt.import_
 
     async def submit_import_detailed(self, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
                                      idempotency_key: str | None = None, file_name: str | None = None,
-                                     progress: ProgressCallback | None = None) -> SubmitReceipt:
+                                     progress: ProgressCallback | None = None, expected_sha256: str | None = None) -> SubmitReceipt:
         """POST /imports, streamed from the file. Every attempt carries the same Idempotency-Key;
-        after an unknown outcome the server is asked for that key before anything is sent again."""
+        after an unknown outcome the server is asked for that key before anything is sent again.
+        With `expected_sha256` (the validated file's hash), a file that changes during the upload
+        is cut off before the body ends and FileChangedDuringUpload says nothing was imported."""
         if importer not in ("course", "global"):
             raise ValueError(f"importer must be 'course' or 'global', not {importer!r}")
         key = idempotency_key or str(uuid.uuid4())
@@ -642,11 +650,24 @@ class LmsClient:
         last: LmsError | None = None
         for attempt in range(self.retry.attempts):
             retry_after = None
-            body, headers = _multipart(path, fields_, file_name or path.name, progress)
+            try:
+                body, headers = _multipart(path, fields_, file_name or path.name, progress, expected_sha256)
+            except OSError as exc:
+                raise FileChangedDuringUpload(f"{path} cannot be read any more ({exc.strerror}). Nothing more was sent.") from None
             headers["Idempotency-Key"] = key
             try:
                 resp = await self._http.post("/imports", content=body, headers=headers, timeout=timeout)
                 maybe_sent = True
+            except _Changed as changed:
+                # The body was cut before its end, so the LMS cannot have made an import of it; ask anyway.
+                maybe_sent = True
+                found = await ask_server(f"{path.name} changed on disk during the upload")
+                if found:
+                    return found
+                raise FileChangedDuringUpload(
+                    f"{path} changed on disk during the upload ({changed}). The upload was stopped before its end "
+                    "and the LMS holds no import for it (checked): nothing was imported. Validate the file again, then submit."
+                ) from None
             except httpx.ConnectError as exc:
                 # Nothing was sent (connect refused / TLS / DNS): safe to try again with the key.
                 last = self._unreachable(exc, action)
@@ -734,9 +755,18 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _multipart(path: Path, fields_: dict[str, str], file_name: str, progress: ProgressCallback | None):
+class _Changed(Exception):
+    """Raised inside the body generator: the file no longer matches; httpx aborts the request."""
+
+
+def _multipart(path: Path, fields_: dict[str, str], file_name: str, progress: ProgressCallback | None,
+               expected_sha256: str | None = None):
     """A multipart/form-data body streamed from disk in 64 KiB chunks: memory stays flat for a
-    1 GB file, and Content-Length is exact so the server sees a normal upload."""
+    1 GB file, and Content-Length is exact so the server sees a normal upload.
+
+    Exactly the bytes measured at the start are sent. The last chunk is held back until the whole
+    file was read (and, with `expected_sha256`, hashed): a file that changed meanwhile aborts the
+    request before the body is complete, so the LMS never gets the changed file."""
     boundary = uuid.uuid4().hex
     head = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
@@ -749,14 +779,35 @@ def _multipart(path: Path, fields_: dict[str, str], file_name: str, progress: Pr
     total = len(head) + size + len(tail)
 
     async def body():
-        sent = len(head)
+        digest = hashlib.sha256() if expected_sha256 else None
+        sent = 0
         yield head
+        held = b""
         with open(path, "rb") as fh:
-            while chunk := fh.read(UPLOAD_CHUNK):
-                sent += len(chunk)
-                if progress:
-                    progress(sent - len(head), size)
-                yield chunk
+            remaining = size
+            while remaining > 0:
+                chunk = fh.read(min(UPLOAD_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                if held:
+                    sent += len(held)
+                    if progress:
+                        progress(sent, size)
+                    yield held
+                held = chunk
+            grown = bool(fh.read(1))
+        if remaining or grown:
+            raise _Changed(f"its size changed from {size} bytes")
+        if digest is not None and digest.hexdigest() != expected_sha256:
+            raise _Changed(f"its sha256 is now {digest.hexdigest()[:12]}..., not the validated {expected_sha256[:12]}...")
+        if held:
+            sent += len(held)
+            if progress:
+                progress(sent, size)
+            yield held
         if progress and size == 0:
             progress(0, 0)
         yield tail

@@ -109,6 +109,11 @@ class UnknownOutcome(LmsError):
         self.idempotency_key = idempotency_key
 
 
+class FileChangedDuringUpload(LmsError):
+    """The file on disk stopped matching what was validated while it was being sent; the upload was
+    cut before its end, so the LMS cannot have taken it."""
+
+
 class ServerError(LmsError):
     """5xx (or an answer we cannot read) after the retries."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ from typing import Any
 
 from importconsole.journal import Journal, JournalEntry
 from importconsole.lms.client import LmsClient, SubmitReceipt
-from importconsole.lms.errors import LmsError, UnknownOutcome
+from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
 from importconsole.lms.models import Import
 
 HASH_CHUNK = 1024 * 1024
+# An upload the LMS does not show yet may still be in its hands (the console was killed after
+# sending): only after this long is "the LMS never got it" said.
+SETTLE_AFTER = 120.0
 SHOW_FINDINGS = 10  # a refusal lists this many; `importconsole validate` lists all
 
 GLOBAL_PARS_WARNING = (
@@ -147,9 +151,21 @@ class Reconciled:
     sentence: str
 
 
-async def reconcile_pending(journal: Journal, client: LmsClient) -> list[Reconciled]:
+def _age_seconds(entry: JournalEntry, now: float | None) -> float:
+    from datetime import datetime
+
+    try:
+        began = datetime.fromisoformat(entry.time.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return float("inf")
+    return (time.time() if now is None else now) - began
+
+
+async def reconcile_pending(journal: Journal, client: LmsClient, *, settle_after: float = SETTLE_AFTER,
+                            now: float | None = None) -> list[Reconciled]:
     """Settle entries an earlier run left "sending" on this LMS by asking the server what exists.
-    Never resubmits: an upload the LMS never got is reported, the admin decides."""
+    Never resubmits: an upload the LMS never got is reported, the admin decides. An upload younger
+    than `settle_after` seconds that the LMS does not show yet stays pending: it may be in flight."""
     done: list[Reconciled] = []
     for entry in journal.pending(base_url=client.base_url):
         imp: Import | None = None
@@ -165,6 +181,10 @@ async def reconcile_pending(journal: Journal, client: LmsClient) -> list[Reconci
                                  message=f"found on the LMS as import {imp.id} after the console stopped before the answer")
                 done.append(Reconciled(entry, "reconciled", imp,
                                        f"The upload of {name} from {entry.time} reached the LMS: it is import {imp.id} ({imp.state}). Nothing was sent again."))
+            elif _age_seconds(entry, now) < settle_after:
+                done.append(Reconciled(entry, entry.outcome, None,
+                                       f"The upload of {name} from {entry.time} is not on the LMS yet; it may still be on its way. "
+                                       f"Nothing was sent again. Check again in {settle_after / 60:g} minutes: importconsole journal --reconcile"))
             else:
                 journal.complete(entry.entry_id, "not_created", message="the LMS holds no import for this upload")
                 done.append(Reconciled(entry, "not_created", None,
@@ -272,16 +292,25 @@ async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, pr
     if sha_now != plan.sha256:
         raise SubmitRefused(f"{plan.path} changed on disk since it was validated (sha256 {plan.sha256[:12]}... is now "
                             f"{sha_now[:12]}...). Nothing was sent. Validate it again, then submit.")
+    unsettled = [e for e in journal.pending(base_url=client.base_url) if e.sha256 == plan.sha256]
+    if unsettled:
+        raise SubmitRefused(f"An earlier upload of {plan.path} (from {unsettled[-1].time}) is not settled yet: the LMS may "
+                            "still be taking it. Nothing was sent. Run `importconsole journal --reconcile` until it says "
+                            "whether that upload became an import, then decide.")
+    lms_user = lms_user or getattr(client, "username", None)
     key = idempotency_key or f"ic-{uuid.uuid4()}"
     entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,
                           sha256=plan.sha256, row_count=plan.row_count, idempotency_key=key, importer=plan.importer,
                           course_external_id=plan.course_external_id)
     try:
         receipt = await client.submit_import_detailed(plan.path, importer=plan.importer, course_external_id=plan.course_external_id,
-                                                      idempotency_key=key, progress=progress)
+                                                      idempotency_key=key, progress=progress, expected_sha256=plan.sha256)
     except UnknownOutcome as exc:
         journal.complete(entry, "unknown", message=str(exc))
         raise
+    except FileChangedDuringUpload as exc:
+        journal.complete(entry, "not_created", message=str(exc))
+        raise SubmitRefused(str(exc)) from None
     except LmsError as exc:
         # Every other LmsError from submit is definite: the LMS refused, or holds nothing for this key (checked).
         journal.complete(entry, "refused" if exc.status and exc.status < 500 else "not_created", message=str(exc))
