@@ -85,8 +85,8 @@ async def test_an_import_hung_before_the_console_opened_is_hung_on_the_first_syn
             await app.seed_watcher(first, app.lms())
             view = first.views[hung["id"]]
             assert view.is_hung and view.hung.stopped_at_row == 2
-            text = await wait_for_text(pilot, "HUNG", timeout=5)
-            assert "1 hung" in text
+            # the monitor's own status line (the title line also says HUNG, from the app's watcher)
+            await wait_for_text(pilot, "1 hung", timeout=5)
 
 
 async def test_one_key_recovers_a_hung_import_and_every_row_is_imported_once(tmp_path):

@@ -52,9 +52,9 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_a
         assert "demo-admin-token" not in screen  # the token is never on screen
         # the hang is noticed while the admin is still on the Files screen
         _wait(session, "Import hung", timeout=40)
+        assert "HUNG: import 1 (m, then u)" in _capture(session).splitlines()[0]  # stays after the toast
         subprocess.run(["tmux", "send-keys", "-t", session, "m"], check=True)
-        screen = _wait(session, "HUNG", timeout=40)
-        assert "1 hung" in screen
+        _wait(session, "1 hung", timeout=40)
         screen = _wait(session, "Stopped at row 7")
         subprocess.run(["tmux", "send-keys", "-t", session, "?"], check=True)
         screen = _wait(session, "Unlock + re-import")
@@ -62,7 +62,8 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_a
         time.sleep(0.3)
         # one key on the hung import, Enter on the plan; the monitor then follows the re-import
         subprocess.run(["tmux", "send-keys", "-t", session, "u"], check=True)
-        _wait(session, "Enter: unlock import 1")
+        screen = _wait(session, "Enter: unlock import 1")
+        assert "Import hung" not in screen and "Welcome" not in screen  # no toast over the plan
         subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
         _wait(session, "Enter: back to the monitor")
         subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)

@@ -22,6 +22,9 @@ RECENT_IMPORTS = 20
 class ImportConsoleApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "importconsole"
+    # Toasts are short and never the only place something is said (house rule): the title line
+    # carries hung imports, Files the demo's welcome, Connect the startup problem.
+    NOTIFICATION_TIMEOUT = 4
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     # The navigation keys and q are in the footer's own line (widgets.navigation.NavigationBar),
     # so Textual's Footer line keeps each screen's keys and `?`; both fit 80 columns.
@@ -79,6 +82,7 @@ class ImportConsoleApp(App[int]):
         self.watch_generation = 0  # bumped on every change the watcher reports
         self._to_follow: set[int] = set()
         self._announced_hung: set[int] = set()
+        self.hung_ids: set[int] = set()  # imports the watcher calls hung now: every title line says so
         # Seconds without progress before an import is called hung: given, else the profile's.
         self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
         self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
@@ -108,11 +112,9 @@ class ImportConsoleApp(App[int]):
 
             self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name))
         for problem in self.theme_problems:
-            self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=10)
-        if self.welcome:
-            self.notify(self.welcome, title="Welcome", timeout=12)
+            self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=8)
         if self.startup_problem:
-            self.notify(self.startup_problem, title="Not connected", severity="warning", timeout=15)
+            self.notify(self.startup_problem, title="Not connected", severity="warning")
         mode = self._start_mode
         if mode is None:
             if self.open_path is not None:
@@ -133,6 +135,13 @@ class ImportConsoleApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def push_screen(self, screen, *args, **kwargs):
+        from textual.screen import ModalScreen
+
+        if isinstance(screen, ModalScreen):
+            self.clear_notifications()  # a dialog is read in full: no toast over it
+        return super().push_screen(screen, *args, **kwargs)
 
     # -- what screens ask of the app -------------------------------------------------------
     # Screens keep no file state of their own: on resume they show what the app holds.
@@ -197,6 +206,7 @@ class ImportConsoleApp(App[int]):
             self.run_worker(self._lms.aclose(), exit_on_error=False)
             self._lms = None
         self._announced_hung.clear()
+        self.hung_ids.clear()
         self.session = session
         crash.register_secret(session.token)
         if session.hung_after:
@@ -261,13 +271,29 @@ class ImportConsoleApp(App[int]):
     def _watch_changed(self, update) -> None:
         self.watch_generation += 1
         view = update.view
-        if view is not None and view.is_hung and view.diagnosis is not None and view.import_id not in self._announced_hung:
+        if view is None:
+            return
+        hung_before = len(self.hung_ids)
+        if view.is_hung:
+            self.hung_ids.add(view.import_id)
+        else:
+            self.hung_ids.discard(view.import_id)
+        if len(self.hung_ids) != hung_before:
+            for screen in self.screen_stack:  # the screen under a dialog too
+                if hasattr(screen, "refresh_title"):
+                    screen.refresh_title()
+        if view.is_hung and view.diagnosis is not None and view.import_id not in self._announced_hung:
             self._announced_hung.add(view.import_id)
+            from textual.screen import ModalScreen
+
+            # The monitor's detail pane says it already, and a dialog is never covered.
+            if self.current_mode == "monitor" or isinstance(self.screen, ModalScreen):
+                return
             from importconsole.tui.text import shown
 
             self.notify(f"Import {view.import_id} is hung at row {view.hung.stopped_at_row}: "
                         f"{shown(view.diagnosis.summary())}. Monitor (m), then u.",
-                        title="Import hung", severity="error", timeout=15)
+                        title="Import hung", severity="error", timeout=6)
 
     def follow_import(self, import_id: int) -> None:
         """Make sure the watcher knows this import even if it finished before it was seen."""

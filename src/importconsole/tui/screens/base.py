@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -26,10 +27,20 @@ class ConsoleScreen(Screen):
             yield NavigationBar(id="navigation")
             yield Footer(compact=True)
 
-    def title_text(self) -> str:
+    def title_text(self) -> Text:
         session = getattr(self.app, "session", None)
         where = f"{session.profile} @ {session.base_url}" if session else "not connected"
-        return f"importconsole · {self.TITLE_TEXT} · {where}"
+        text = Text(f"importconsole · {self.TITLE_TEXT} · ")
+        hung = sorted(getattr(self.app, "hung_ids", ()))
+        if hung:
+            # Said here on every screen, before the address (which may be clipped at 80 columns).
+            ids = ", ".join(str(i) for i in hung[:3]) + (", ..." if len(hung) > 3 else "")
+            what = f"HUNG: import {ids}" if len(hung) == 1 else f"{len(hung)} HUNG: imports {ids}"
+            colour = self.app.theme_variables.get("import-hung", "")
+            text.append(f"{what} (m, then u)", style=f"bold reverse {colour}".strip())
+            text.append(" · ")
+        text.append(where)
+        return text
 
     def refresh_title(self) -> None:
         try:

@@ -73,12 +73,15 @@ class ConnectScreen(ConsoleScreen):
         profiles.display = have_profiles
         for widget_id in ("#name-label", "#profile-name", "#url-label", "#base-url", "#user-label", "#username"):
             self.query_one(widget_id).display = not have_profiles
+        startup = getattr(self.app, "startup_problem", None)
         if self.problem:
             intro = f"The config file has problems:\n{shown(self.problem)}"
         elif have_profiles:
             intro = "Pick a profile (Enter), type the token if asked, then Connect."
         else:
             intro = "No profile yet: create the first one. It is written to your config file without the token."
+        if startup and not self.problem and self.app.session is None:
+            intro = f"Not connected: {shown(startup)}.\n{intro}"  # why it opened here, not only in a toast
         self.query_one("#connect-intro", Static).update(intro)
         from importconsole.secrets import keyring_available
 

@@ -30,6 +30,8 @@ class FilesScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
+        if self.app.welcome:  # the demo's first words stay here, not only in a passing toast
+            yield Static(self.app.welcome, id="welcome", classes="hint")
         yield Static("Recent files (Enter opens)", classes="section-title")
         yield OptionList(id="recent")
         yield Static("", id="folder-title", classes="section-title")

@@ -37,7 +37,9 @@ class JournalScreen(ConsoleScreen):
     def action_reload(self) -> None:
         session = self.app.session
         path = session.journal_path if session else None
-        self.query_one("#journal-where", Static).update(f"Journal {path}" if path else "Journal: not connected yet")
+        where = self.query_one("#journal-where", Static)
+        where.update(f"Journal {path}" if path else "Journal: not connected yet")
+        where.set_class(False, "problem")
         if path is not None:
             self._load(path)
 
@@ -68,5 +70,10 @@ class JournalScreen(ConsoleScreen):
                 shown(data.get("import_id") or ""),
                 shown(what),
             )
-        if not entries:
+        if problem:  # on the screen, not only in a passing toast; and never "nothing yet"
+            where = self.query_one("#journal-where", Static)
+            where.update(shown(problem))
+            where.set_class(True, "problem")
+            table.add_row("", "unreadable", "", "", "see the line above")
+        elif not entries:
             table.add_row("", "nothing yet", "", "", "submits, unlocks and re-imports are recorded here")
