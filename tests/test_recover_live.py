@@ -224,3 +224,39 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
         rows = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
                                 (done["id"],)).fetchall()
         assert [tuple(r) for r in rows] == [(1, "refused"), (2, "imported")]
+
+
+class UnlockArrivesLate:
+    """The real LMS over real HTTP; only the unlock request is held back until the import ended by
+    itself (a timing no server can be asked for)."""
+
+    def __init__(self, lms, import_id):
+        import httpx
+
+        self.inner, self.lms, self.import_id = httpx.AsyncHTTPTransport(), lms, import_id
+
+    async def handle_async_request(self, request):
+        if request.method == "POST" and request.url.path.endswith("/unlock"):
+            await asyncio.to_thread(self.lms.wait_import, self.import_id)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+@pytest.mark.slow  # a row every 2 s, so the plan is made between two rows even on a busy machine
+async def test_an_import_that_ends_by_itself_before_the_unlock_is_not_reported_as_unlocked_by_someone(tmp_path):
+    """409 on unlock does not always mean another admin unlocked it: the console says what the LMS
+    holds (completed), never a guess."""
+    with start_sandbox(dataset(users=learners(2)), rows_per_second=0.5) as lms:
+        item = await submit(lms, course_file(2), course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 1)
+        async with client_for(lms, transport=UnlockArrivesLate(lms, item["id"])) as client:
+            plan = await plan_recovery(client, item["id"])
+            with pytest.raises(ImportMoved) as refused:
+                await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
+        text = str(refused.value)
+        assert "was not unlocked" in text and "now completed with 2 of 2 rows" in text and "elsewhere" not in text
+        assert lms.get_import(item["id"])["state"] == "completed"
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+        assert [e.outcome for e in Journal(tmp_path / "j.jsonl").entries() if e.action == "unlock"] == ["refused"]

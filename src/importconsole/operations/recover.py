@@ -408,14 +408,24 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
     try:
         unlocked = await client.unlock(plan.importer, plan.import_id)
     except LockMismatch as error:
-        reimport = await client.find_import_by_key(plan.idempotency_key)
         _complete(journal, entry, "refused", message=str(error))
         holder = error.lock.describe() if error.lock else "the lock changed"
+        # Say what the LMS says happened, not what usually happens.
+        after = await client.get_import(plan.import_id)
+        if after.state != "unlocked":
+            raise ImportMoved(
+                f"Import {plan.import_id} was not unlocked: it no longer holds the lock ({holder}) and is now "
+                f"{after.state.replace('_', ' ')} with {after.rows_processed} of {after.rows_total} rows processed. "
+                f"Nothing was re-imported. Check it with `importconsole watch {plan.import_id}`.",
+                planned=plan.rows_committed, now=after.rows_processed) from None
+        reimport = await client.find_import_by_key(plan.idempotency_key)
         again = (f" The re-import of its remaining rows is import {reimport.id} ({reimport.state})."
-                 if reimport else "")
+                 if reimport else
+                 " No re-import of its remaining rows exists yet (whoever unlocked it may be sending it now); "
+                 f"`importconsole reimport {plan.import_id}` later sends it once, whoever sends first.")
         raise AlreadyUnlocked(
             f"Import {plan.import_id} was not unlocked by this console: it no longer holds the lock ({holder}). "
-            f"Someone else unlocked it first, so this console does not re-import.{again}",
+            f"It was unlocked elsewhere first, so this console does not re-import.{again}",
             lock=error.lock, reimport=reimport) from None
     except LmsError as error:
         _complete(journal, entry, "failed", message=str(error))
