@@ -4,9 +4,14 @@ says so and keeps it in memory only."""
 
 from __future__ import annotations
 
+import time
 import tomllib
 
+import keyring
+from keyring.backend import KeyringBackend
 from textual.widgets import Input
+
+from importconsole.config import init_config
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.connecting import session_from_config
@@ -48,3 +53,46 @@ async def test_first_profile_is_created_and_the_token_never_reaches_the_config_f
         session, problem = session_from_config(str(config), None)
         assert problem is None and session.profile == "test" and session.base_url == server.base_url
         assert server.admin_token not in repr(session)
+
+
+class SlowKeyring(KeyringBackend):
+    """An OS keyring that takes a while to answer (a locked GNOME keyring over D-Bus does)."""
+
+    priority = 1
+
+    def __init__(self, token: str, delay: float):
+        super().__init__()
+        self.token, self.delay = token, delay
+
+    def get_password(self, service, username):
+        time.sleep(self.delay)
+        return self.token
+
+    def set_password(self, service, username, password):
+        time.sleep(self.delay)
+
+    def delete_password(self, service, username):
+        pass
+
+
+async def test_a_slow_keyring_never_freezes_the_screen_while_a_profile_connects(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMPORTCONSOLE_TOKEN", raising=False)
+    config = tmp_path / "config.toml"
+    before = keyring.get_keyring()
+    with start_sandbox(dataset()) as server:
+        init_config(config, profile="slow", base_url=server.base_url, username="admin")
+        keyring.set_keyring(SlowKeyring(server.admin_token, delay=1.5))
+        try:
+            app = ImportConsoleApp(workdir=tmp_path, theme_dirs=[], config_path=config, live=False)
+            async with app.run_test(size=(80, 40)) as pilot:
+                await wait_for_text(pilot, "Pick a profile")
+                ticks: list[float] = []
+                app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
+                await pilot.press("enter")  # the highlighted profile: its token is read from the keyring
+                await wait_for(pilot, lambda: app.session is not None, timeout=15, what="connected")
+                # the event loop kept running during the 1.5 s keyring read (frozen, it ticks about 7 times)
+                gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+                assert len(ticks) >= 15 and max(gaps) < 1.0, gaps
+                assert app.session.profile == "slow" and server.admin_token not in screen_text(app)
+        finally:
+            keyring.set_keyring(before)

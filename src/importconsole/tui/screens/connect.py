@@ -105,15 +105,7 @@ class ConnectScreen(ConsoleScreen):
 
     @on(OptionList.OptionSelected, "#profiles")
     def _profile_chosen(self, event: OptionList.OptionSelected) -> None:
-        from importconsole.tui.connecting import token_for
-
-        profile = self.config.profiles[event.option.id]
-        token, why = token_for(profile)
-        if token:
-            self._connect(profile, token, store=False)
-        else:
-            self.query_one("#connect-result", Static).update(shown(why or "Enter the API token."))
-            self.query_one("#token").focus()
+        self._connect(self.config.profiles[event.option.id], "", store=False)  # the stored token, if any
 
     @on(Button.Pressed, "#connect")
     @on(Input.Submitted, "#token")
@@ -124,14 +116,9 @@ class ConnectScreen(ConsoleScreen):
             profile = self._new_profile()
             if profile is None:
                 return
-        if not token:
-            from importconsole.tui.connecting import token_for
-
-            token, why = token_for(profile)
-            if not token:
-                self.query_one("#connect-result", Static).update("Enter the API token.")
-                return
-        self._connect(profile, token, store=self.query_one("#remember", Checkbox).value)
+        # An empty token is looked up (environment, keyring) in the worker: a locked keyring
+        # can take seconds to answer, and the screen must not freeze meanwhile.
+        self._connect(profile, token, store=bool(token) and self.query_one("#remember", Checkbox).value)
 
     def _new_profile(self):
         from importconsole.config import ConfigError, init_config, load_config
@@ -157,7 +144,18 @@ class ConnectScreen(ConsoleScreen):
         from importconsole.lms.client import LmsClient
         from importconsole.tui.connecting import session_for
 
+        import asyncio
+
         result = self.query_one("#connect-result", Static)
+        if not token:
+            from importconsole.tui.connecting import token_for
+
+            result.update("Looking for the stored token...")
+            token, why = await asyncio.to_thread(token_for, profile)
+            if not token:
+                result.update(shown(f"Enter the API token: {why}" if why else "Enter the API token."))
+                self.query_one("#token").focus()
+                return
         result.update(f"Connecting to {shown(profile.base_url)}...")
         try:
             async with LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle) as client:
@@ -170,7 +168,7 @@ class ConnectScreen(ConsoleScreen):
             from importconsole.secrets import TokenError, store_token
 
             try:
-                store_token(profile, token)
+                await asyncio.to_thread(store_token, profile, token)
                 note = " Token stored in the OS keyring."
             except TokenError as error:
                 note = f" {error} {NO_KEYRING_HELP}"
