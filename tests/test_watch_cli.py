@@ -32,6 +32,8 @@ def test_watch_json_follows_an_import_until_it_is_hung_and_names_the_row(monkeyp
         assert (last["rows_processed"], last["stopped_at_row"]) == (19, 20)
         assert last["diagnosis"]["characters"][0]["code_point"] == "U+200B"
         assert last["diagnosis"]["row"] == 20
+        # Each line says something new: the final state is not printed twice.
+        assert all(a != b for a, b in zip(views, views[1:])), views[-2:]
         assert count(lms, "SELECT count(*) FROM imports") == 1
 
 

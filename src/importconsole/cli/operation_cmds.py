@@ -153,14 +153,21 @@ async def _watch(args, session) -> int:
     last_line: dict[int, tuple[float, str]] = {}
     hung_since: dict[int, float] = {}
 
+    printed: dict[int, str] = {}
+
     def show(view, force: bool = False) -> None:
         now = time.monotonic()
         seen = last_line.get(view.import_id)
         key = f"{view.shown_state}:{view.diagnosis is not None}"
         if not force and seen and seen[1] == key and now - seen[0] < args.every:
             return
+        data = {"event": "import", **view.to_json()}
+        line = json.dumps(data, ensure_ascii=False) if args.json else view.describe()
+        if printed.get(view.import_id) == line:
+            return  # nothing new to say (e.g. the final line, already printed when it arrived)
         last_line[view.import_id] = (now, key)
-        _emit(args, {"event": "import", **view.to_json()}, view.describe())
+        printed[view.import_id] = line
+        _emit(args, data, view.describe())
 
     def done(view) -> bool:
         if view.finished:
