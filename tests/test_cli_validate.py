@@ -68,7 +68,7 @@ def test_unreadable_file_exits_2_with_a_sentence_and_no_traceback(tmp_path):
 
 def test_json_document_follows_the_documented_schema(tmp_path, capsys):
     path = tmp_path / "bad.csv"
-    path.write_bytes("\ufeffexternal_email,credits\na@example.org,\"1,5\"\n".encode())
+    path.write_bytes("\ufeffexternal_email,credit_type,credits\na@example.org,ama,\"1,5\"\n".encode())
     assert main(["validate", str(path), "--offline", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) >= {"file", "encoding", "delimiter", "rows", "findings", "summary", "not_checked"}

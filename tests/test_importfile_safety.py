@@ -1,16 +1,19 @@
 """What the audit found: `fix` must never touch its input whatever it is called, never crash on
-bytes it could not decode, and a file in another encoding than UTF-8 must not validate clean
-when the LMS hangs on it or refuses it (checked against the reference LMS)."""
+bytes it could not decode; and no file validates clean when the LMS hangs on it or refuses its rows
+(another encoding than UTF-8, credit it cannot place), checked against the reference LMS."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import time
 
 from importconsole.cli import main
 from importconsole.importfile.validate import validate
-from sandbox_helpers import dataset, start_sandbox
+from importconsole.lms.client import LmsClient
+from importconsole.lms.facts import ApiFacts
+from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox
 
 H = b"external_email,first_name,complete\n"
 ROWS = b"a@example.org,Ann,0\nb@example.org,Bo,0\n"
@@ -107,3 +110,26 @@ def test_a_utf16_file_is_read_but_is_an_error_because_the_lms_refuses_it(tmp_pat
     assert main(["fix", str(path), "--out", str(fixed), "--sanitize"]) == 0
     assert fixed.read_bytes() == b"external_email\tcomplete\r\na@example.org\t0\r\n"
     assert validate(fixed).errors == 0
+
+
+async def test_credit_the_lms_cannot_place_is_an_error_before_it_refuses_the_row(tmp_path):
+    path = tmp_path / "credit.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\n"
+                     b"u2,1,2026-03-01,,1.0\n"      # credits with no credit type
+                     b"u3,1,2026-03-01,ama,\n"      # ama is Variable on C-VAR: how much?
+                     b"u4,1,2026-03-01,ama,1.5\n")  # fine
+    offline = validate(path)
+    assert [(f.row, f.column) for f in offline.of("credits-without-credit-type")] == [(1, "credits")]
+    assert "variable-credit-without-amount" in offline.not_checked
+    with start_sandbox(dataset(), rows_per_second=None) as lms:
+        async with LmsClient(lms.base_url, ADMIN_TOKEN) as client:
+            facts = ApiFacts(client, asyncio.get_running_loop())
+            report = await asyncio.to_thread(validate, path, course_external_id="C-VAR", facts=facts)
+        assert [(f.row, f.column) for f in report.of("variable-credit-without-amount")] == [(2, "credits")]
+        assert {f.row for f in report.findings if f.severity == "error"} == {1, 2}
+        # The LMS refuses exactly those rows.
+        done = lms.submit(path.read_bytes(), course="C-VAR").json()
+        lms.wait_import(done["id"])
+        statuses = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
+                                    (done["id"],)).fetchall()
+        assert [tuple(s) for s in statuses] == [(1, "failed"), (2, "failed"), (3, "imported")]

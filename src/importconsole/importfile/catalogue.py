@@ -307,6 +307,21 @@ _RULES = [
         needs_lms=True,
     ),
     Rule(
+        "credits-without-credit-type", ERROR, "Credits without a credit type",
+        "data dictionary",
+        "credits is filled in but credit_type is empty: the LMS cannot tell which credit it is and "
+        "refuses the row.",
+        "Fill in credit_type (a machine name such as ama), or empty credits.",
+    ),
+    Rule(
+        "variable-credit-without-amount", ERROR, "Variable credit without an amount",
+        "Awarding partial or variable credit",
+        "credit_type names a credit type that is Variable in the course, but credits is empty: "
+        "the LMS cannot tell how much to record and refuses the row.",
+        "Fill in credits (within the course's range), or empty credit_type.",
+        needs_lms=True,
+    ),
+    Rule(
         "unknown-course", ERROR, "Unknown course",
         _FORMAT, "The course named for the course-level importer does not exist.",
         "Check the course's external id, or create the course first.", needs_lms=True,

@@ -747,6 +747,14 @@ class _RowChecks:
                     self.out.add("multiple-credit-types-in-row", row=row, line=line, column=cols["credit_type"], value=v,
                                  message=f"credit_type holds {len(parts)} types ({', '.join(parts)}); one per row",
                                  fix="write one row per credit type (`importconsole fix --split-credit-types`)")
+        if credits is not None and (ctype is None or "" in ctype or " " in "".join(ctype)):
+            # The LMS refuses credits it cannot put a credit type on.
+            types = ctype or ("",) * len(credits)
+            for i, (cr, ct) in enumerate(zip(credits, types)):
+                if cr.strip() and not ct.strip():
+                    row, line = where(i)
+                    self.out.add("credits-without-credit-type", row=row, line=line, column=cols["credits"], value=cr,
+                                 message=f"credits {safe_text.visible(cr)!r} with no credit_type: the LMS refuses the row")
         if complete is not None:
             if "0" in complete and (credits is not None or ctype is not None):
                 empty = ("",) * len(complete)
@@ -1049,6 +1057,11 @@ class _LmsChecks:
                                 "(`importconsole fix --completion-only`)" if can_fix else
                                 "report this credit by hand, or have the LMS award it (completion-only import where "
                                 "the user exists and variable credit is off)")
+                if not amount_text and offered is not None and offered.enable_variable_credit:
+                    out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
+                            cols.get("credit_type")), value=t,
+                            message=f"{t} credit is Variable on {safe_text.visible(course_id)}, but credits is empty: "
+                                    "the LMS refuses the row")
                 if not amount_text or offered is None or not _parse_number(amount_text):
                     continue
                 amount = Decimal(amount_text)
