@@ -70,6 +70,7 @@ class CompletionOnlyProposal:
     rows: tuple[int, ...] = ()  # file rows it comes from (--file)
     date_completed: str = ""
     carried: tuple[tuple[str, str], ...] = ()  # (column, value) kept from the file rows: names, PARS fields
+    date_is_today: bool = False  # date_completed is the day of the fix: the LMS knows no completion date
 
     @property
     def learner(self) -> str:
@@ -82,7 +83,15 @@ class CompletionOnlyProposal:
         now = "; ".join(f"{t} {a:g} ({s})" for t, a, s in self.current_credit) or "no credit"
         if self.proposed:
             will = "; ".join(a.describe() for a in self.awards) or "completion only, no credit type to award"
-            return f"{where}: now {now}. Completion-only row: {will}."
+            if self.date_is_today:
+                dated = (f"dated {self.date_completed} (today: the LMS holds no completion date; edit date_completed "
+                         "in the proposal file and submit it yourself if it should be earlier)")
+            elif self.date_completed:
+                dated = f"dated {self.date_completed}"
+            else:
+                dated = "with no date_completed (the LMS uses the learner's next login date)"
+            replaced = " replaces the credit above" if self.enrollment_status == "incomplete" else ""
+            return f"{where}: now {now}. Completion-only row {dated}{',' if replaced else ''}{replaced}: {will}."
         return f"{where}: now {now}. Not proposed: {self.reason} By hand: {self.by_hand}"
 
     def import_row(self) -> dict[str, str]:
@@ -110,6 +119,7 @@ class CompletionOnlyProposal:
             "rows": list(self.rows),
             "date_completed": self.date_completed,
             "carried": dict(self.carried),
+            "date_is_today": self.date_is_today,
         }
 
 
@@ -136,6 +146,7 @@ class _Learner:
     rows: list[int] = field(default_factory=list)
     date_completed: str = ""
     carried: dict[str, str] = field(default_factory=dict)
+    date_is_today: bool = False
 
 
 def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | None,
@@ -145,7 +156,8 @@ def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | Non
     base = dict(kind=learner.kind, course_external_id=learner.course, external_user_id=learner.external_user_id,
                 email=learner.email, user_id=learner.user_id, enrollment_status=enrollment_status,
                 current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed,
-                carried=tuple((c, learner.carried[c]) for c in CARRIED_COLUMNS if learner.carried.get(c)))
+                carried=tuple((c, learner.carried[c]) for c in CARRIED_COLUMNS if learner.carried.get(c)),
+                date_is_today=learner.date_is_today)
     if course is None:
         return CompletionOnlyProposal(**base, proposed=False,
                                       reason=f"course {learner.course!r} does not exist in the LMS.",
@@ -230,7 +242,8 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
             learner = learners.get(key)
             if learner is None:
                 learner = learners[key] = _Learner(KIND_NOT_REPORTED if complete else KIND_INCOMPLETE,
-                                                   course, ext, email, r.user_id, date_completed=completed_on)
+                                                   course, ext, email, r.user_id, date_completed=completed_on,
+                                                   date_is_today=True)
             learner.credit.append((r.credit_type, float(r.amount), r.source))
     return await _decide_all(client, list(learners.values()), credit_types)
 
