@@ -216,7 +216,7 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
             plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
             assert plan.already_complete_rows == (4,)
             text = "\n".join(plan.describe())
-            assert "row 4" in text and "u3" in text and "already complete" in text and f"import {item['id']}" in text
+            assert f"row 4: u3 already completed C-TWO (import {item['id']})" in text and "will refuse 1 of these rows" in text
             assert plan.to_json()["already_complete_rows"] == [4]
             result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
         done = await asyncio.to_thread(lms.wait_import, result.reimport.id)

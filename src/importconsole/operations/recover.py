@@ -29,6 +29,7 @@ from importconsole.lms.models import Import, Lock
 from importconsole.operations.hung import Diagnosis
 
 KEY_PREFIX = "reimport"
+SHOWN_REFUSED = 20  # rows the plan lists one by one; --json has them all
 
 
 class RecoveryRefused(Exception):
@@ -73,9 +74,8 @@ class AlreadyComplete:
     completed_by_import: int | None
 
     def describe(self) -> str:
-        by = f" by import {self.completed_by_import}" if self.completed_by_import else ""
-        return (f"row {self.row}: {self.learner}'s enrollment in {self.course_external_id} is already complete{by}; "
-                "the LMS will refuse this row (cannot update). Add its credit in the LMS by hand.")
+        by = f" (import {self.completed_by_import})" if self.completed_by_import else ""
+        return f"row {self.row}: {self.learner} already completed {self.course_external_id}{by}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,13 @@ class UnlockPlan:
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
             lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
-        lines.extend(f"   refused by the LMS: {a.describe()}" for a in self.already_complete)
+        if self.already_complete:
+            shown = self.already_complete[:SHOWN_REFUSED]
+            lines.append(f"   the LMS will refuse {len(self.already_complete)} of these rows: the enrollment is already "
+                         "complete and the importer cannot update it; add that credit in the LMS by hand:")
+            lines.extend(f"   {a.describe()}" for a in shown)
+            if len(self.already_complete) > len(shown):
+                lines.append(f"   ... and {len(self.already_complete) - len(shown)} more (all of them in --json)")
         lines.extend(f"   note: {n}" for n in self.notes)
         return lines
 
