@@ -158,7 +158,8 @@ class UnlockPlan:
         if self.already_complete:
             shown = self.already_complete[:SHOWN_REFUSED]
             lines.append(f"   the LMS will refuse {len(self.already_complete)} of these rows: the enrollment is already "
-                         "complete and the importer cannot update it; add that credit in the LMS by hand:")
+                         "complete and the importer cannot update it; check those learners' credit in the LMS and "
+                         "add what is missing by hand:")
             lines.extend(f"   {a.describe()}" for a in shown)
             if len(self.already_complete) > len(shown):
                 lines.append(f"   ... and {len(self.already_complete) - len(shown)} more (all of them in --json)")
