@@ -27,7 +27,8 @@ def _file(content: bytes) -> Path:
     return path
 
 
-HEADERS = [b"external_email,first_name,complete\n", b"external_user_id;credits\r\n", b"a\tb\n", b""]
+HEADERS = [b"external_email,first_name,complete\n", b"external_user_id;credits\r\n", b"a\tb\n", b"",
+           b"\xff\xfe" + "external_email\tcomplete\r\n".encode("utf-16-le"), b"\xfe\xff" + "external_email,x\n".encode("utf-16-be")]
 
 
 @SETTINGS

@@ -133,3 +133,14 @@ async def test_credit_the_lms_cannot_place_is_an_error_before_it_refuses_the_row
         statuses = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
                                     (done["id"],)).fetchall()
         assert [tuple(s) for s in statuses] == [(1, "failed"), (2, "failed"), (3, "imported")]
+
+
+def test_a_broken_utf16_file_is_findings_not_a_crash(tmp_path, capsys):
+    head = codecs.BOM_UTF16_LE + "external_email,first_name,complete\na@example.org,".encode("utf-16-le")
+    for name, content in [("lone surrogate", head + b"\x00\xd8" + ",0\n".encode("utf-16-le")),
+                          ("odd final byte", head + "Ann,0\n".encode("utf-16-le") + b"\x00")]:
+        path = tmp_path / "unicode.txt"
+        path.write_bytes(content)
+        assert main(["validate", str(path), "--offline"]) == 1, name
+        out = capsys.readouterr()
+        assert "U+FFFD" in out.out and "Traceback" not in out.out + out.err, name

@@ -106,7 +106,7 @@ class ImportFile:
         """The file as text from a byte offset (default: the first data line)."""
         raw = open(self.path, "rb")
         raw.seek(self.data_offset if offset is None else offset)
-        return io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
+        return io.TextIOWrapper(raw, encoding=self.encoding, errors=decode_errors(self.encoding), newline="")
 
     def records(self, *, keep_raw: bool = True) -> Iterator[Record]:
         """Every record after the header, streamed."""
@@ -212,6 +212,13 @@ class ImportFile:
             )
         return ImportFileError(f"the CSV cannot be parsed: {text}", path=self.path, row=row, line=line,
                                fix="check quoting around this line")
+
+
+def decode_errors(encoding: str) -> str:
+    """How undecodable bytes are read: UTF-8 and cp1252 keep them (surrogateescape: shown as
+    `invalid byte 0xE9`, written back as they were); UTF-16 cannot (a cut character or a lone
+    surrogate holds bytes below 0x80), so they become U+FFFD, a special character."""
+    return "replace" if encoding.startswith("utf-16") else "surrogateescape"
 
 
 def _endings_label(counts: Counter, fallback: str) -> str:
@@ -392,7 +399,7 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
                 "read as Windows-1252"
             )
 
-    head_text = head[skip:].decode(encoding, errors="surrogateescape") if encoding != "utf-8" else _decode_head(head[skip:])
+    head_text = head[skip:].decode(encoding, errors=decode_errors(encoding)) if encoding != "utf-8" else _decode_head(head[skip:])
     if encoding.startswith("utf-16") and len(head) % 2:
         head_text = head_text[:-1]
     if not head_text.strip():
@@ -403,7 +410,7 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
     # with line breaks is still one record.
     with open(path, "rb") as raw:
         raw.seek(skip)
-        text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
+        text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
         header_line = 1
         consumed = 0  # characters of the header and the blank lines before it
         first_text = ""
@@ -464,5 +471,5 @@ def _encoded_len(path, skip: int, encoding: str, chars: int) -> int:
     """Bytes taken by the first `chars` characters (a header longer than the sniff window)."""
     with open(path, "rb") as raw:
         raw.seek(skip)
-        text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
+        text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
         return len(text.read(chars).encode(encoding, errors="surrogateescape"))
