@@ -51,6 +51,24 @@ import sandbox_helpers as _sandbox_helpers
 _SERVER_SIDE_NAMES = ("dataset.json", "dataset.toml")
 
 
+# The scan reads the captured log records, so the libraries that see requests log at DEBUG in
+# every test: a token in an httpx/httpcore debug line (headers, URLs) would be caught.
+_SCANNED_LOGGERS = ("httpx", "httpcore", "importconsole")
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs_are_scanned():
+    import logging
+
+    loggers = [logging.getLogger(name) for name in _SCANNED_LOGGERS]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    yield
+    for logger, level in zip(loggers, before):
+        logger.setLevel(level)
+
+
 def _leaked_tokens(text: str) -> list[str]:
     return sorted(t for t in _sandbox_helpers.ISSUED_TOKENS | {"demo-admin-token", "demo-course-admin-token"} if t in text)
 
@@ -65,6 +83,14 @@ def pytest_runtest_makereport(item, call):
     if leaked:
         report.outcome = "failed"
         report.longrepr = f"an API token reached the captured output or logs: {len(leaked)} token(s) leaked"
+        # The failure report shows the captured sections: not the token again.
+        report.sections = [(name, _hide_tokens(text)) for name, text in report.sections]
+
+
+def _hide_tokens(text: str) -> str:
+    for token in _leaked_tokens(text):
+        text = text.replace(token, "[token]")
+    return text
 
 
 def pytest_sessionfinish(session, exitstatus):
