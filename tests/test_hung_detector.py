@@ -284,3 +284,22 @@ def test_without_server_time_the_stall_clock_starts_at_first_sight(clock):
     clock.advance(2.1)
     watcher.tick()
     assert watcher.views[1].hung is not None
+
+
+def test_header_spaces_are_not_named_as_the_cause_once_rows_after_the_header_were_processed(tmp_path):
+    """The header hangs an import before row 1 (page: "additional spaces in the headers"); an
+    import that processed rows got past it, so its stop is explained by the row or is unknown."""
+    from importconsole.operations.hung import CAUSE_UNKNOWN, diagnose_file
+
+    path = tmp_path / "spaced.csv"
+    path.write_bytes("external_user_id ,first_name\r\nu1,Ana\r\nu2,Zo\u200be\r\nu3,Li\r\n".encode())
+    at_start = diagnose_file(1, path, rows_processed=0, rows_total=3)
+    assert at_start.cause == CAUSE_HEADER_WHITESPACE and at_start.row == 1
+    at_row_2 = diagnose_file(1, path, rows_processed=1, rows_total=3)
+    assert at_row_2.cause == CAUSE_SPECIAL_CHARACTERS
+    assert [(c.row, c.code_point) for c in at_row_2.characters] == [(2, "U+200B")]
+    at_row_3 = diagnose_file(1, path, rows_processed=2, rows_total=3)
+    assert at_row_3.cause == CAUSE_UNKNOWN and not at_row_3.known
+    assert at_row_3.summary() == ("cause unknown: row 3 holds no special characters; the header has extra spaces "
+                                  "('external_user_id ' has leading or trailing spaces), but 2 rows after it were "
+                                  "processed, so the header is not why it stopped")

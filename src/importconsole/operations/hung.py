@@ -273,12 +273,24 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     except ImportFileError as error:
         return Diagnosis(**base, line=None, cause=CAUSE_UNKNOWN,
                          note=f"the submitted file could not be read: {error}")
-    if problems:
-        return Diagnosis(**base, line=line, cause=CAUSE_HEADER_WHITESPACE,
-                         header_problems=problems, characters=tuple(header_chars + found))
-    if found or header_chars:
-        return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(header_chars + found))
-    note = "" if line is not None else f"the file has no row {row}"
+    if rows_processed == 0:
+        # The header is read before row 1: it can only be why an import stopped before any row.
+        if problems:
+            return Diagnosis(**base, line=line, cause=CAUSE_HEADER_WHITESPACE,
+                             header_problems=problems, characters=tuple(header_chars + found))
+        if found or header_chars:
+            return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(header_chars + found))
+    elif found:
+        return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(found))
+    if line is None:
+        note = f"the file has no row {row}"
+    elif problems or header_chars:
+        what = (f"extra spaces ({'; '.join(problems)})" if problems else
+                f"special characters ({'; '.join(c.describe() for c in header_chars)})")
+        note = (f"row {row} holds no special characters; the header has {what}, but "
+                f"{rows_processed} rows after it were processed, so the header is not why it stopped")
+    else:
+        note = ""
     return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
 
 
