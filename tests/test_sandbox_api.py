@@ -172,3 +172,14 @@ def test_lists_page_with_next_offset(sandbox):
     assert (done.headers["x-first-row"], done.content) == ("6", b"external_user_id,complete\n")
     assert client.get("/imports/999").status_code == 404
     assert client.get("/imports/abc").status_code == 404
+
+
+def test_credits_that_are_not_finite_numbers_fail_the_row_and_the_import_goes_on(sandbox):
+    # float() reads these; the LMS must refuse them as it does "two", never stop on them.
+    body = b"external_user_id,complete,credit_type,credits\nu1,1,ama,nan\nu2,1,ama,inf\nu3,1,ama,-Infinity\nu4,1,ama,1\n"
+    done = sandbox.wait_import(sandbox.submit(body, course="C-VAR").json()["id"])
+    assert (done["state"], done["rows_processed"], done["rows_failed"]) == ("completed_with_errors", 4, 3)
+    rows = sandbox.client().get(f"/imports/{done['id']}/rows").json()["items"]
+    assert [r["status"] for r in rows] == ["failed", "failed", "failed", "imported"]
+    assert all("not a number" in r["message"] for r in rows[:3])
+    assert not sandbox.client().get("/locks/course").json()["locked"]

@@ -123,8 +123,7 @@ class Importer:
                 else:
                     fields = dict(zip(columns, cells))
                     fields["__row__"] = record.row
-                    outcome = process_record(conn, imp, fields, course)
-                    outcome_status, message, enrollment_id = outcome.status, outcome.message, outcome.enrollment_id
+                    outcome_status, message, enrollment_id = self._process_row(import_id, record.row, imp, fields, course)
                 conn.execute(
                     "INSERT INTO import_rows (import_id, row, line, status, message, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)",
                     (import_id, record.row, record.line, outcome_status, message, enrollment_id),
@@ -146,6 +145,20 @@ class Importer:
         self._published.pop(import_id, None)
         self._publish(import_id)
         self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
+
+    def _process_row(self, import_id: int, row: int, imp, fields: dict, course) -> tuple[str, str | None, int | None]:
+        # A bug here must not stop the import: that would be a hang outside the documented trigger
+        # set. The row's partial effects are undone, the row fails saying so, the file goes on.
+        self.conn.execute("SAVEPOINT row")
+        try:
+            outcome = process_record(self.conn, imp, fields, course)
+        except Exception:
+            self.conn.execute("ROLLBACK TO row")
+            self.conn.execute("RELEASE row")
+            log.exception("import %s row %s: the reference LMS failed on this row", import_id, row)
+            return "failed", "the reference LMS failed on this row (a bug in the sandbox; its log has the details)", None
+        self.conn.execute("RELEASE row")
+        return outcome.status, outcome.message, outcome.enrollment_id
 
     def _stall(self, import_id: int, where: str) -> None:
         self._publish(import_id)

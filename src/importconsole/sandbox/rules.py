@@ -6,6 +6,7 @@ Every function here runs inside the caller's transaction (one per row).
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,9 +75,11 @@ def _check_values(fields) -> None:
     credits = fields.get("credits", "").strip()
     if credits:
         try:
-            float(credits)
+            finite = math.isfinite(float(credits))
         except ValueError:
-            raise RowRefused(f"credits {credits!r} is not a number like 1.25") from None
+            finite = False
+        if not finite:  # float() also reads nan and inf: a credit amount never is one
+            raise RowRefused(f"credits {credits!r} is not a number like 1.25")
     for column in ("enrollment_start", "enrollment_end", "date_completed", "credit_expiration"):
         _iso(fields.get(column, "").strip(), column)
 
