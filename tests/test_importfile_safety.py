@@ -144,3 +144,21 @@ def test_a_broken_utf16_file_is_findings_not_a_crash(tmp_path, capsys):
         assert main(["validate", str(path), "--offline"]) == 1, name
         out = capsys.readouterr()
         assert "U+FFFD" in out.out and "Traceback" not in out.out + out.err, name
+
+
+def test_a_row_after_the_learners_completion_in_the_same_file_is_an_error_the_lms_refuses_it(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed\n"
+                     b"u2,0,\n"             # enrolled...
+                     b"u2,1,2026-03-01\n"   # ...then completed: fine
+                     b"u2,0,\n"             # after the completion: refused
+                     b"u3,1,2026-03-01\n")
+    report = validate(path)
+    assert [(f.row, f.column) for f in report.of("completed-earlier-in-file")] == [(3, "complete")]
+    assert "row 2" in report.of("completed-earlier-in-file")[0].message
+    with start_sandbox(dataset(), rows_per_second=None) as lms:
+        done = lms.submit(path.read_bytes(), course="C-VAR").json()
+        lms.wait_import(done["id"])
+        statuses = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
+                                    (done["id"],)).fetchall()
+        assert [tuple(s) for s in statuses] == [(1, "imported"), (2, "imported"), (3, "refused"), (4, "imported")]

@@ -307,6 +307,14 @@ _RULES = [
         needs_lms=True,
     ),
     Rule(
+        "completed-earlier-in-file", ERROR, "Completed by an earlier row of the file",
+        "Updating enrollments",
+        "An earlier row of the same file completes this learner's enrollment in this course; this "
+        "row (complete=0 or empty) would update a COMPLETE enrollment, which the LMS refuses. Checked "
+        "for rows with the same learner, course and credit type (compared as the LMS matches them).",
+        "Delete the row, or put it before the completion.",
+    ),
+    Rule(
         "credits-without-credit-type", ERROR, "Credits without a credit type",
         "data dictionary",
         "credits is filled in but credit_type is empty: the LMS cannot tell which credit it is and "

@@ -851,6 +851,8 @@ def _report_duplicates(checks: _RowChecks) -> None:
     folded = {cols[c]: c in FOLDED_COLUMNS for c in KEY_COLUMNS if c in cols}
     uid, email = cols.get("external_user_id"), cols.get("external_email")
     first: dict[int, tuple] = {}
+    completed: dict[int, int] = {}  # key -> first row with complete=1
+    complete = cols.get("complete")
     n = len(f.header)
     for chunk in scan(f):
         if chunk.uniform:
@@ -877,12 +879,24 @@ def _report_duplicates(checks: _RowChecks) -> None:
             k = at[j] if at is not None else j
             row, line = chunk.first_row + k, chunk.line_of(k)
             mine = (hash(("key", key)), hash(tuple(normal)), hash(written), mail)  # hashes: memory stays small
+            done = complete is not None and cells[complete].strip() == "1"
             if h not in first:
                 first[h] = (row, *mine)
+                if done:
+                    completed[h] = row
                 continue
             first_row, first_key, first_whole, first_written, first_mail = first[h]
             if first_key != mine[0]:
                 continue  # a hash collision, not a duplicate
+            if not done and h in completed:
+                # "Updating enrollments": an earlier row of this import completed the enrollment.
+                checks.out.add("completed-earlier-in-file", row=row, line=line, column=complete,
+                               value=cells[complete] if complete is not None else "",
+                               message=f"row {completed[h]} completes this learner's enrollment in this course "
+                                       "earlier in the file: the LMS then refuses this row (cannot update)",
+                               fix=f"delete row {row}, or put it before row {completed[h]}")
+            elif done:
+                completed.setdefault(h, row)
             how = ""
             if first_written != mine[2]:
                 how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)"
