@@ -244,3 +244,17 @@ def test_cli_credit_fix_course_file_without_course_says_to_name_it(monkeypatch, 
         captured = capsys.readouterr()
         assert "external_course_id" in captured.err and "--course" in captured.err and str(source) in captured.err
         assert "Traceback" not in captured.err and not (tmp_path / "out").exists()
+
+
+def test_cli_credit_fix_filters_that_name_nothing_say_so_instead_of_nothing_to_fix(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(1)), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        assert main(["credit-fix", "--import", "999", "--out", str(tmp_path / "out")]) == 2
+        captured = capsys.readouterr()
+        assert "no import 999" in captured.err and "Nothing to fix" not in captured.out
+        assert main(["credit-fix", "--course", "C-NOPE", "--out", str(tmp_path / "out")]) == 2
+        captured = capsys.readouterr()
+        assert "no course 'C-NOPE'" in captured.err and "Nothing to fix" not in captured.out
+        assert not (tmp_path / "out").exists()
+        assert main(["credit-fix", "--course", "C-FIXED", "--out", str(tmp_path / "out")]) == 0
+        assert "Nothing to fix" in capsys.readouterr().out

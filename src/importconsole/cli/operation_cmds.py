@@ -300,12 +300,13 @@ def cmd_credit_fix(args) -> int:
 
     async def body(session):
         from importconsole.importfile.reader import ImportFileError
+        from importconsole.lms.errors import NotFound
         from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
 
         try:
             proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
                                                    import_id=args.import_id, file=args.file)
-        except ImportFileError as error:
+        except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
             _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
         written = write_proposal_file(proposals, args.out)

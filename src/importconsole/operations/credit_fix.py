@@ -201,7 +201,15 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
                                file: str | os.PathLike | None = None, today: date | None = None) -> list[CompletionOnlyProposal]:
     """Candidates from the LMS (imported credit on incomplete enrollments, and imported credit of
     reporting types), or from a file's rows when `file` is given; one decision per learner and course."""
+    from importconsole.lms.errors import NotFound
+
     completed_on = (today or datetime.now(timezone.utc).date()).isoformat()
+    # A filter naming nothing must not read as "nothing to fix".
+    if import_id is not None:
+        await client.get_import(import_id)  # NotFound: "There is no import N"
+    if course_external_id is not None and not (await client.lookup_courses([course_external_id])).items:
+        raise NotFound(f"There is no course {course_external_id!r} in the LMS: check the external course id "
+                       "given with --course.", status=404)
     credit_types = {t.machine_name: t for t in await client.credit_types()}
     reporting = {name for name, t in credit_types.items() if t.reports_to}
     learners: dict[tuple[str, str], _Learner] = {}
