@@ -139,6 +139,7 @@ def test_cli_diagnose_then_recover_yes(monkeypatch, tmp_path, capsys):
         assert main(["diagnose", str(item["id"])]) == 0
         shown = capsys.readouterr().out
         assert "row 12" in shown and "U+200B" in shown and "external_user_id" in shown
+        assert "Next row to process: row 12" in shown and f"importconsole recover {item['id']}" in shown
         assert main(["recover", str(item["id"])]) == 1  # no terminal, no --yes: nothing happens
         assert lms.get_import(item["id"])["state"] == "running"
         capsys.readouterr()
@@ -151,6 +152,14 @@ def test_cli_diagnose_then_recover_yes(monkeypatch, tmp_path, capsys):
         assert main(["reimport", str(item["id"]), "--yes", "--json"]) == 0
         again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert again["outcome"]["reimport_id"] == outcome["outcome"]["reimport_id"]
+        # diagnose after the fact: the parent stopped at row 12; the re-import ended by itself.
+        assert main(["diagnose", str(item["id"])]) == 0
+        parent = capsys.readouterr().out
+        assert "Stopped at row 12" in parent and f"importconsole reimport {item['id']}" in parent
+        assert main(["diagnose", str(again["outcome"]["reimport_id"])]) == 1
+        child = capsys.readouterr().out
+        assert "completed, 29/29 rows processed. It ended by itself, so it did not hang" in child
+        assert "cause unknown" not in child and "row 30" not in child
         assert count(lms, "SELECT count(*) FROM imports") == 2
         journal = (tmp_path / "state" / "journal.jsonl").read_text()
         assert lms.admin_token not in journal and lms.admin_token not in shown

@@ -229,12 +229,24 @@ def cmd_diagnose(args) -> int:
         from importconsole.operations.hung import diagnose_import
 
         item = await session.client.get_import(args.import_id)
+        head = f"Import {item.id} ({item.file_name}): {item.state.replace('_', ' ')}, {item.rows_processed}/{item.rows_total} rows processed"
+        if item.state in ("completed", "completed_with_errors", "failed"):
+            # It ended by itself: it did not hang, there is no stuck row to name.
+            text = f"{head}. It ended by itself, so it did not hang: nothing to diagnose."
+            if item.error:
+                text += f"\nThe LMS said: {item.error}"
+            _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
+            return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
-        lines = [f"Import {item.id} ({item.file_name}): {item.state}, {item.rows_processed}/{item.rows_total} rows processed",
-                 f"Stops at row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
+        # Only an unlocked import is known to have stopped; a running one may still move.
+        where = "Stopped at" if item.state == "unlocked" else "Next row to process:"
+        lines = [head,
+                 f"{where} row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
                  f": {diagnosis.summary()}",
                  f"File read from: {diagnosis.file_source}"]
-        if diagnosis.known:
+        if diagnosis.known and item.state == "unlocked":
+            lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
+        elif diagnosis.known:
             lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         _emit(args, diagnosis.to_json(), "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
