@@ -183,3 +183,17 @@ def test_credits_that_are_not_finite_numbers_fail_the_row_and_the_import_goes_on
     assert [r["status"] for r in rows] == ["failed", "failed", "failed", "imported"]
     assert all("not a number" in r["message"] for r in rows[:3])
     assert not sandbox.client().get("/locks/course").json()["locked"]
+
+
+def test_a_cell_over_the_csv_field_limit_fails_its_row_or_the_file_never_a_500(sandbox):
+    huge = b"a" * 200_000  # over Python csv's 128 KiB field limit
+    done = sandbox.wait_import(sandbox.submit(b"external_user_id,first_name,complete\nu1," + huge + b",1\nu2,Bo,1\n",
+                                              course="C-FIXED").json()["id"])
+    assert (done["state"], done["rows_processed"], done["rows_failed"]) == ("completed_with_errors", 2, 1)
+    rows = sandbox.client().get(f"/imports/{done['id']}/rows").json()["items"]
+    assert [r["status"] for r in rows] == ["failed", "imported"] and "longer than" in rows[0]["message"]
+    r = sandbox.submit(b"external_user_id," + huge + b",complete\nu3,x,1\n", course="C-FIXED")
+    assert r.status_code == 201, r.text
+    failed = sandbox.wait_import(r.json()["id"])
+    assert failed["state"] == "failed" and "header" in failed["error"] and "longer than" in failed["error"]
+    assert not sandbox.client().get("/locks/course").json()["locked"]

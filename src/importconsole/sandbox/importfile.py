@@ -48,8 +48,20 @@ class ParsedFile:
     records: list[Record] = field(default_factory=list)
 
     def cells(self, record: Record) -> list[str]:
-        rows = list(csv.reader(io.StringIO(record.text, newline=""), delimiter=self.delimiter))
+        """The record's cells; CellTooLong when one is over csv's field limit (the row fails, the file goes on)."""
+        try:
+            rows = list(csv.reader(io.StringIO(record.text, newline=""), delimiter=self.delimiter))
+        except csv.Error as exc:
+            raise CellTooLong(_too_long(exc)) from None
         return [cell for row in rows for cell in row] if len(rows) > 1 else (rows[0] if rows else [])
+
+
+class CellTooLong(Exception):
+    """A cell longer than the LMS reads."""
+
+
+def _too_long(exc: csv.Error) -> str:
+    return f"a value is longer than {csv.field_size_limit():,} characters ({exc})"
 
 
 def describe(ch: str) -> str:
@@ -98,6 +110,13 @@ def parse(data: bytes) -> ParsedFile:
 
 
 def _read_header(parsed: ParsedFile, text: str) -> None:
+    try:
+        _read_header_cells(parsed, text)
+    except csv.Error as exc:
+        parsed.error = f"the header row cannot be read: {_too_long(exc)}"
+
+
+def _read_header_cells(parsed: ParsedFile, text: str) -> None:
     best, best_known = ",", -1
     for delim in (",", ";", "\t"):
         cells = next(csv.reader([text], delimiter=delim), [])

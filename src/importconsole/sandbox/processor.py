@@ -8,7 +8,7 @@ import sqlite3
 
 from importconsole.sandbox.db import Tx, get_import, get_lock, import_file_bytes, now
 from importconsole.sandbox.events import Broadcaster
-from importconsole.sandbox.importfile import ParsedFile, parse
+from importconsole.sandbox.importfile import CellTooLong, ParsedFile, parse
 from importconsole.sandbox.rules import process_record
 
 log = logging.getLogger("importconsole.sandbox")
@@ -112,12 +112,17 @@ class Importer:
                 # Behaviour 8: stop here, silently. State stays running, the lock stays held.
                 self._stall(import_id, f"row {record.row}: {record.hang_reason}")
                 return
-            cells = parsed.cells(record)
+            try:
+                cells, unreadable = parsed.cells(record), None
+            except CellTooLong as exc:
+                cells, unreadable = [], str(exc)
             with Tx(conn):
                 state = conn.execute("SELECT state FROM imports WHERE id = ?", (import_id,)).fetchone()[0]
                 if state != "running":
                     return  # unlocked meanwhile
-                if len(cells) != len(columns):
+                if unreadable:
+                    outcome_status, message, enrollment_id = "failed", unreadable, None
+                elif len(cells) != len(columns):
                     outcome_status, message, enrollment_id = (
                         "failed", f"the row has {len(cells)} cells but the header has {len(columns)}", None)
                 else:
