@@ -159,3 +159,31 @@ def test_login_without_keyring_says_so_and_exits_3(monkeypatch, capsys):
     assert main(["login", "--no-check"]) == 3
     err = capsys.readouterr().err
     assert "no working keyring" in err and "IMPORTCONSOLE_TOKEN" in err and TOKEN not in err
+
+
+def test_a_keyring_that_hangs_while_being_found_never_hangs(monkeypatch, capsys):
+    """Finding the backend can block too (D-Bus asking a Secret Service that never answers)."""
+    release = threading.Event()
+
+    def stuck():
+        release.wait(30)
+        return MemoryKeyring()
+
+    monkeypatch.setattr(keyring, "get_keyring", stuck)
+    started = time.monotonic()
+    try:
+        with pytest.raises(NoToken) as err:
+            get_token(PROFILE, prompt=False, timeout=0.3)
+        assert "did not answer within 0.3 s" in str(err.value) and "IMPORTCONSOLE_TOKEN" in str(err.value)
+        with pytest.raises(KeyringUnavailable):
+            store_token(PROFILE, TOKEN, timeout=0.3)
+        with pytest.raises(KeyringUnavailable):
+            delete_token(PROFILE, timeout=0.3)
+        monkeypatch.setattr("importconsole.secrets.KEYRING_TIMEOUT", 0.3)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
+        assert main(["login", "--no-check"]) == 3
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert "did not answer" in err and "IMPORTCONSOLE_TOKEN" in err and TOKEN not in err

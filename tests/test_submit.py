@@ -492,3 +492,29 @@ async def test_the_journal_entry_is_on_disk_before_the_upload_is_sent(lms, home)
     [entry] = Journal().entries()
     assert (entry.outcome, entry.import_id, entry.lms_user) == ("created", outcome.import_.id, "jdoe")
     lms.wait_import(outcome.import_.id)
+
+
+def test_a_refused_token_from_the_environment_says_where_it_came_from(lms, home, monkeypatch, capsys):
+    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", "expired-token-0000")
+    assert main(["imports"]) == 3
+    err = capsys.readouterr().err
+    assert "did not accept the API token" in err and "came from IMPORTCONSOLE_TOKEN" in err
+    assert "expired-token-0000" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_during_the_upload_says_how_to_find_out_what_happened(lms, home):
+    path = held_file(home)
+    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(), cwd=ROOT)
+    journal = Journal()
+    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry written before the upload")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    text = err.decode()
+    assert f"Interrupted during the upload of {path.name}" in text and "journal --reconcile" in text and "Traceback" not in text
+    [(import_id,)] = wait_for(lambda: imports_of(lms, path), timeout=10, message="the LMS to finish handling")
+    assert main(["journal", "--reconcile"]) == 0 and Journal().entries()[0].import_id == import_id
+    lms.wait_import(import_id)

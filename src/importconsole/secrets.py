@@ -68,10 +68,19 @@ def _backend():
     return backend
 
 
-def keyring_available() -> bool:
+def _find_backend(timeout: float):
+    """The working backend or None. Finding it can itself block (D-Bus asking a Secret Service that
+    never answers), so it is bounded too: KeyringUnavailable after `timeout`."""
     try:
-        return _backend() is not None
-    except Exception:
+        return _bounded(_backend, "find the system keyring", timeout)
+    except NoKeyringBackend:
+        return None
+
+
+def keyring_available(timeout: float = KEYRING_TIMEOUT) -> bool:
+    try:
+        return _find_backend(timeout) is not None
+    except TokenError:
         return False
 
 
@@ -123,7 +132,11 @@ def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
         return token
     name, user = _profile_parts(profile, username)
     why_not_keyring = ""
-    if keyring_available():
+    try:
+        backend = _find_backend(timeout)
+    except TokenError as exc:
+        backend, why_not_keyring = None, f" {exc}"
+    if backend is not None:
         import keyring
 
         try:
@@ -133,7 +146,7 @@ def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
         if token:
             crash.register_secret(token)
             return token
-    else:
+    elif not why_not_keyring:
         why_not_keyring = " This machine has no working keyring (common on SSH hosts)."
     if prompt and (ask is not None or (sys.stdin.isatty() and sys.stderr.isatty())):
         reader = ask or (lambda text: _getpass.getpass(text, stream=sys.stderr))
@@ -154,7 +167,7 @@ def store_token(profile: Any, token: str, *, username: str | None = None, timeou
     if not token:
         raise NoToken("The token was empty; nothing was stored.")
     crash.register_secret(token)
-    if not keyring_available():
+    if _find_backend(timeout) is None:
         raise NoKeyringBackend(_no_backend_sentence())
     import keyring
 
@@ -165,7 +178,7 @@ def store_token(profile: Any, token: str, *, username: str | None = None, timeou
 def delete_token(profile: Any, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> bool:
     """Remove the keyring entry; False when there was none."""
     name, user = _profile_parts(profile, username)
-    if not keyring_available():
+    if _find_backend(timeout) is None:
         raise NoKeyringBackend(_no_backend_sentence())
     import keyring
     from keyring.errors import PasswordDeleteError

@@ -133,8 +133,21 @@ def _run(coro_factory) -> int:
         _err(str(exc))
         return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
     except LmsError as exc:
-        _err(str(exc))
+        _err(str(exc) + _token_source_hint(exc))
         return EXIT_LMS
+
+
+def _token_source_hint(exc: Exception) -> str:
+    """`login` cannot help while IMPORTCONSOLE_TOKEN is set: that variable wins over the keyring."""
+    import os
+
+    from importconsole.lms.errors import Unauthorized
+    from importconsole.secrets import ENV_VAR
+
+    if isinstance(exc, Unauthorized) and (os.environ.get(ENV_VAR) or "").strip():
+        return (f" The token came from {ENV_VAR}, which wins over the keyring: set a fresh one "
+                f"(read -rs {ENV_VAR} && export {ENV_VAR}) or unset it.")
+    return ""
 
 
 def _wrap(func):
@@ -197,13 +210,16 @@ def cmd_login(args) -> int:
     import getpass
 
     from importconsole import crash
-    from importconsole.secrets import TokenError, keyring_available, store_token
+    from importconsole.secrets import KEYRING_TIMEOUT, TokenError, _find_backend, _no_backend_sentence, store_token
 
     profile = _profile(args)
-    if not keyring_available():
-        from importconsole.secrets import NoKeyringBackend, _no_backend_sentence
-
-        _err(str(NoKeyringBackend(_no_backend_sentence())))
+    try:
+        backend = _find_backend(KEYRING_TIMEOUT)
+    except TokenError as exc:  # a keyring that does not answer: said before a token is typed
+        _err(str(exc))
+        return EXIT_LMS
+    if backend is None:
+        _err(_no_backend_sentence())
         return EXIT_LMS
     if sys.stdin.isatty():
         token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
@@ -321,6 +337,7 @@ def cmd_submit(args) -> int:
                 elif not _confirm_on_terminal(plan):
                     raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
             bar = UploadProgress()
+            sending.append(plan.path)
             outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
             bar.done()
             for note in outcome.notes:
@@ -330,7 +347,15 @@ def cmd_submit(args) -> int:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
 
-    return _run(go)
+    sending: list[Path] = []
+    try:
+        return _run(go)
+    except KeyboardInterrupt:
+        if not sending:
+            raise
+        _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
+             "Nothing will be sent again on its own; `importconsole journal --reconcile` tells which.")
+        return 130
 
 
 async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> int:
