@@ -162,3 +162,11 @@ def test_a_row_after_the_learners_completion_in_the_same_file_is_an_error_the_lm
         statuses = lms.db().execute("SELECT row, status FROM import_rows WHERE import_id = ? ORDER BY row",
                                     (done["id"],)).fetchall()
         assert [tuple(s) for s in statuses] == [(1, "imported"), (2, "imported"), (3, "refused"), (4, "imported")]
+
+
+def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    source.write_bytes(H + ROWS)
+    assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--rows", "2,7-9"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 rows" in printed and "--rows asks for row 7, but the file has 2 rows" in printed

@@ -206,6 +206,10 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                     emit(record, out_rows)
             flush()
         os.replace(tmp, out)
+        beyond = [lo for lo, _ in rows or () if lo > manifest.rows_read]
+        if beyond:
+            manifest.notes.append(f"--rows asks for row {min(beyond)}, but the file has {manifest.rows_read} rows: "
+                                  "rows past the end were not written")
         if invalid_rows:
             manifest.notes.append(
                 f"row(s) {', '.join(map(str, invalid_rows))}{' and more' if len(invalid_rows) >= 20 else ''} keep bytes "
