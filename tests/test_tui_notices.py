@@ -49,11 +49,12 @@ async def test_a_hang_is_named_in_the_title_line_and_its_toast_never_covers_the_
             assert server.get_import(hung["id"])["state"] == "running"  # Esc changed nothing
 
 
-async def test_the_monitor_does_not_toast_a_hang_its_detail_pane_already_shows(tmp_path):
+async def test_the_monitor_does_not_toast_a_hang_its_detail_pane_already_shows_in_16_colours(tmp_path):
     rows = ["u1,1,2026-01-01", "u2\u200b,1,2026-01-02", "u3,1,2026-01-03"]
     with start_sandbox(dataset(), rows_per_second=50) as server:
+        # the 16-colour theme: its ansi_* colours must reach the title line's Rich span as colours
         app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, start_mode="monitor",
-                               theme_dirs=[], hung_after=1.0)
+                               theme_dirs=[], hung_after=1.0, theme_name="importconsole-contrast")
         async with app.run_test(size=(80, 24)) as pilot:
             server.submit((HEADER + "".join(r + "\r\n" for r in rows)).encode(), course="C-FIXED", file_name="z.csv")
             await wait_for_text(pilot, "U+200B", timeout=15)
