@@ -86,9 +86,9 @@ def test_what_a_proposal_will_do_names_the_completion_date_and_what_it_replaces(
     p = decide(today, user_exists=True, enrollment_status="incomplete", enrollment_credit=[("ama", 1.0, "import")],
                course=COURSE, credit_types=TYPES)
     text = p.describe()
-    assert "dated 2026-11-28 (today: the LMS holds no completion date" in text
-    assert "replaces the credit above" in text and "ama 2 (awarded; reported to PARS (ACCME))" in text
+    assert "marks it complete on 2026-11-28 (today: the LMS has no completion date" in text
+    assert "replacing that credit, with ama 2 (awarded; reported to PARS (ACCME))" in text
     from_file = _Learner("file-row", "CARD-101", "u1", None, None, credit=[("ama", 1.0, "row")], rows=[3])
     p = decide(from_file, user_exists=True, enrollment_status=None, enrollment_credit=[], course=COURSE, credit_types=TYPES)
     assert "no date_completed (the LMS uses the learner's next login date)" in p.describe()
-    assert "replaces" not in p.describe()
+    assert "replacing" not in p.describe()

@@ -84,14 +84,14 @@ class CompletionOnlyProposal:
         if self.proposed:
             will = "; ".join(a.describe() for a in self.awards) or "completion only, no credit type to award"
             if self.date_is_today:
-                dated = (f"dated {self.date_completed} (today: the LMS holds no completion date; edit date_completed "
-                         "in the proposal file and submit it yourself if it should be earlier)")
+                dated = (f"complete on {self.date_completed} (today: the LMS has no completion date; edit the "
+                         "proposal file if it was earlier)")
             elif self.date_completed:
-                dated = f"dated {self.date_completed}"
+                dated = f"complete on {self.date_completed}"
             else:
-                dated = "with no date_completed (the LMS uses the learner's next login date)"
-            replaced = " replaces the credit above" if self.enrollment_status == "incomplete" else ""
-            return f"{where}: now {now}. Completion-only row {dated}{',' if replaced else ''}{replaced}: {will}."
+                dated = "complete with no date_completed (the LMS uses the learner's next login date)"
+            replacing = ", replacing that credit," if self.enrollment_status == "incomplete" else ""
+            return f"{where}: now {now}. Completion-only row: marks it {dated}{replacing} with {will}."
         return f"{where}: now {now}. Not proposed: {self.reason} By hand: {self.by_hand}"
 
     def import_row(self) -> dict[str, str]:
