@@ -161,3 +161,13 @@ def test_state_file_round_trips_and_survives_damage(tmp_path):
     assert len(again.recent_files) == 10 and again.recent_files[0].endswith("f14.csv")
     saved.write_text("this is [ not toml")
     assert load_state() == State()
+
+
+def test_the_token_variable_cannot_be_interpolated_into_the_config(tmp_path, capsys):
+    token = "tok-SECRET-config-91d3"
+    path = tmp_path / "config.toml"
+    path.write_text('[profiles.prod]\nbase_url = "${IMPORTCONSOLE_TOKEN}"\nusername = "jdoe"\npoll_interval = "${IMPORTCONSOLE_TOKEN}"\n')
+    problems = validate_config(path, environ={"IMPORTCONSOLE_TOKEN": token})
+    assert {p.key for p in problems} >= {"profiles.prod.base_url", "profiles.prod.poll_interval"}
+    assert all(token not in str(p) for p in problems)
+    assert any("never part of the config" in str(p) for p in problems)

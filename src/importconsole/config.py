@@ -129,6 +129,10 @@ def _interpolate(value: str, file: str, key: str, environ: Mapping[str, str], pr
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             problems.append(ConfigProblem(file, key, f"${{{name}}} is not a valid environment variable name (letters, digits, _)"))
             return m.group(0)
+        if name == "IMPORTCONSOLE_TOKEN":  # its value would be echoed by a message, or sent as a field
+            problems.append(ConfigProblem(file, key, "uses ${IMPORTCONSOLE_TOKEN}: the API token is never part of the config; "
+                                                     "remove it (the token is read from IMPORTCONSOLE_TOKEN or the keyring by itself)"))
+            return m.group(0)
         if name not in environ:
             problems.append(ConfigProblem(file, key, f"uses ${{{name}}} but the environment variable {name} is not set; set it or write the value"))
             return m.group(0)
