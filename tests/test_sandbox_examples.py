@@ -71,3 +71,23 @@ def test_the_hanging_examples_hang(demo_sandbox, name, stops_after):
     now = demo_sandbox.get_import(imp["id"])
     assert (now["state"], now["rows_processed"]) == ("running", stops_after)
     _unlock(demo_sandbox, imp)
+
+
+def test_duplicate_credit_row_example_is_a_double_award(demo_sandbox):
+    imp = demo_sandbox.wait_import(_submit(demo_sandbox, "rule-duplicate-credit-row.csv", "CARD-101")["id"])
+    assert (imp["state"], imp["rows_failed"]) == ("completed", 0)
+    amounts = [r[0] for r in demo_sandbox.db().execute(
+        "SELECT cr.amount FROM credit_records cr JOIN users u ON u.id = cr.user_id "
+        "WHERE u.external_user_id = 'U0024' AND cr.credit_type = 'ama'")]
+    assert amounts == [1.5, 1.5]
+
+
+def test_new_user_example_waits_then_completes_with_full_credit_when_the_account_appears(demo_sandbox):
+    imp = demo_sandbox.wait_import(_submit(demo_sandbox, "rule-new-user-no-required-objects.csv", "NURS-301")["id"])
+    assert (imp["state"], imp["rows_held"]) == ("completed", 1)
+    r = demo_sandbox.client().post("/users", json={"external_user_id": "U9001", "email": "u9001@example.org"})
+    assert r.json()["assigned_rows"] == 1
+    rows = demo_sandbox.db().execute(
+        "SELECT e.status, cr.credit_type, cr.amount, cr.source FROM enrollments e JOIN users u ON u.id = e.user_id "
+        "JOIN credit_records cr ON cr.enrollment_id = e.id WHERE u.external_user_id = 'U9001'").fetchall()
+    assert [tuple(r) for r in rows] == [("complete", "ancc", 1.0, "awarded")]
