@@ -430,3 +430,24 @@ async def test_3_a_read_that_times_out_is_retried(lms):
     async with client(lms, sleeps, timeout=0.3) as c:
         locks = await c.locks()
     assert {lock.importer for lock in locks} == {"course", "global"} and len(sleeps.delays) == 1
+
+
+async def test_1_connect_refused_until_the_lms_is_back_then_exactly_one_import(tmp_path):
+    """The LMS is down when the upload starts and comes back during the backoff: retried with the
+    same key, one import, every row."""
+    with start_sandbox(dataset(), rows_per_second=None) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        server.stop()
+        path, rows = import_file(tmp_path)
+
+        class BringBack(Sleeps):
+            async def __call__(self, seconds):
+                self.delays.append(seconds)
+                if len(self.delays) == 1:
+                    await asyncio.to_thread(server.start, port, read_tokens=False)
+
+        sleeps = BringBack()
+        async with LmsClient(server.base_url, ADMIN_TOKEN, retry=RetryPolicy(attempts=4, sleep=sleeps)) as c:
+            receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
+        assert receipt.created and receipt.attempts == 2 and "could not connect" in receipt.notes
+        assert_exactly_one_and_no_row_lost(server, path, rows, receipt.import_.id)
