@@ -65,6 +65,10 @@ async def test_recover_unlocks_and_reimports_only_the_rest_sanitized(tmp_path):
     assert steps["unlock"].outcome == "done" and steps["unlock"].import_id == item["id"]
     assert steps["reimport"].outcome == "created" and steps["reimport"].import_id == result.reimport.id
     assert steps["reimport"].idempotency_key == plan.idempotency_key
+    # The journal says why and what: the cause, the rows changed, the completion-only rows.
+    assert steps["unlock"].extra["stopped_at_row"] == 120 and "U+200B" in steps["unlock"].extra["cause"]
+    assert steps["reimport"].extra["rows_changed"][0] == 120
+    assert steps["reimport"].extra["completion_only_rows"] == list(range(120, 201))
     assert str(item["id"]) in plan.idempotency_key
 
 

@@ -409,9 +409,11 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
             f"{now.rows_processed} now. It is not hung, so it was NOT unlocked. Watch it "
             f"(`importconsole watch {now.id}`) and recover only if it stops again.",
             planned=plan.rows_committed, now=now.rows_processed)
+    # Why it was unlocked belongs in the audit trail, not only on the screen that asked.
     entry = _begin(journal, "unlock", import_id=plan.import_id, importer=plan.importer,
                    course_external_id=plan.course_external_id, rows_committed=plan.rows_committed,
-                   rows_total=plan.rows_total, **extra)
+                   rows_total=plan.rows_total, stopped_at_row=plan.first_row_left,
+                   cause=plan.diagnosis.summary() if plan.diagnosis else None, **extra)
     try:
         unlocked = await client.unlock(plan.importer, plan.import_id)
     except LockMismatch as error:
@@ -474,7 +476,10 @@ async def _reimport(client, plan: UnlockPlan, journal, extra: dict, step: Say, r
         _write_private(path, plan.remainder)
         entry = _begin(journal, "reimport", importer=plan.importer, course_external_id=plan.course_external_id,
                        sha256=plan.remainder_sha256, row_count=plan.remainder_rows, idempotency_key=key,
-                       parent_import_id=plan.import_id, first_row=plan.first_row_left, **extra)
+                       parent_import_id=plan.import_id, first_row=plan.first_row_left,
+                       rows_changed=sorted({c.row for c in plan.changes}),
+                       completion_only_rows=list(plan.completion_only_rows),
+                       refused_rows_expected=list(plan.already_complete_rows), **extra)
         try:
             receipt = await client.submit_import_detailed(
                 path, importer=plan.importer, course_external_id=plan.course_external_id,
