@@ -172,3 +172,18 @@ def test_the_same_key_while_the_first_request_is_in_flight_is_409():
         assert (second.status_code, second.json()["error"]) == (409, "idempotency_in_flight")
         assert results["slow"].status_code == 201
         assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_every_header_trigger_hangs_before_row_1_and_a_bom_alone_does_not():
+    headers = [b" external_user_id,complete", b"external_user_id,\tcomplete", b"external_user_id,complete\xc2\xa0",
+               b"external_\xe2\x80\x8buser_id,complete", b"\xef\xbb\xbf\xef\xbb\xbfexternal_user_id,complete",
+               b"external_user_id,com\x01plete"]
+    with start_sandbox(dataset(), rows_per_second=None) as lms:
+        for header in headers:
+            imp = lms.submit(header + b"\nu1,1\nu2,1\n", course="C-FIXED").json()
+            hung = _stalled(lms, imp["id"], 0, settle=0.1)
+            assert (hung["state"], hung["rows_processed"]) == ("running", 0), header
+            assert lms.client().post("/locks/course/unlock", json={"import_id": imp["id"]}).status_code == 200
+        done = lms.wait_import(lms.submit(b"\xef\xbb\xbfexternal_user_id,complete\nu1,1\n", course="C-FIXED").json()["id"])
+        assert (done["state"], done["rows_processed"]) == ("completed", 1)
+        assert lms.db().execute("SELECT count(*) FROM enrollments").fetchone()[0] == 1
