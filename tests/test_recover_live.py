@@ -273,3 +273,29 @@ async def test_an_import_that_ends_by_itself_before_the_unlock_is_not_reported_a
         assert lms.get_import(item["id"])["state"] == "completed"
         assert count(lms, "SELECT count(*) FROM imports") == 1
         assert [e.outcome for e in Journal(tmp_path / "j.jsonl").entries() if e.action == "unlock"] == ["refused"]
+
+
+async def test_diagnose_reads_the_local_copy_the_journal_names_while_its_sha256_matches(tmp_path):
+    """The file is read locally when the journal recorded it and it is still the same bytes;
+    once it changed on disk, the LMS's copy is used instead."""
+    import hashlib
+
+    from importconsole.operations.hung import diagnose_import
+
+    content = course_file(10, bad_row=4)
+    local = tmp_path / "sent.csv"
+    local.write_bytes(content)
+    with start_sandbox(dataset(users=learners(10)), rows_per_second=1000) as lms:
+        item = await submit(lms, content, course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 3)
+        journal = Journal(tmp_path / "journal.jsonl")
+        entry = journal.begin("submit", file_path=local, sha256=hashlib.sha256(content).hexdigest(), row_count=10,
+                              importer="course", course_external_id="C-FIXED")
+        journal.complete(entry, "created", import_id=item["id"])
+        async with client_for(lms) as client:
+            first = await diagnose_import(client, item["id"], journal=journal)
+            local.write_bytes(content.replace(b"\xe2\x80\x8b", b""))  # edited after it was sent
+            second = await diagnose_import(client, item["id"], journal=journal)
+    assert first.file_source == str(local) and second.file_source == "server"
+    for diagnosis in (first, second):
+        assert [(c.row, c.code_point) for c in diagnosis.characters] == [(4, "U+200B")]
