@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import operator
 import re
 import threading
 import unicodedata
@@ -19,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import compress
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -747,8 +749,10 @@ class _RowChecks:
                     self.out.add("multiple-credit-types-in-row", row=row, line=line, column=cols["credit_type"], value=v,
                                  message=f"credit_type holds {len(parts)} types ({', '.join(parts)}); one per row",
                                  fix="write one row per credit type (`importconsole fix --split-credit-types`)")
-        if credits is not None and (ctype is None or "" in ctype or " " in "".join(ctype)):
-            # The LMS refuses credits it cannot put a credit type on.
+        # The LMS refuses credits it cannot put a credit type on. Looked for in C (compress over
+        # the rows without a type); row by row only when there is one.
+        if credits is not None and (ctype is None or "" in ctype or " " in "".join(ctype)) and any(map(
+                str.strip, credits if ctype is None else compress(credits, map(operator.not_, map(str.strip, ctype))))):
             types = ctype or ("",) * len(credits)
             for i, (cr, ct) in enumerate(zip(credits, types)):
                 if cr.strip() and not ct.strip():
