@@ -297,7 +297,8 @@ async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, pr
         raise SubmitRefused(f"An earlier upload of {plan.path} (from {unsettled[-1].time}) is not settled yet: the LMS may "
                             "still be taking it. Nothing was sent. Run `importconsole journal --reconcile` until it says "
                             "whether that upload became an import, then decide.")
-    lms_user = lms_user or getattr(client, "username", None)
+    if not lms_user:  # the journal names who acted; a UI that never asked gets it here, before anything is sent
+        lms_user = getattr(client, "username", None) or (await client.me()).username
     key = idempotency_key or f"ic-{uuid.uuid4()}"
     entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,
                           sha256=plan.sha256, row_count=plan.row_count, idempotency_key=key, importer=plan.importer,
