@@ -97,7 +97,7 @@ def test_no_keyring_backend_is_one_sentence_offering_the_env_var(backend):
     with pytest.raises(NoToken) as err:
         get_token(PROFILE, prompt=False)
     assert "no working keyring" in str(err.value) and "IMPORTCONSOLE_TOKEN" in str(err.value)
-    assert "importconsole login --profile prod" in str(err.value)
+    assert "importconsole login" not in str(err.value)  # it could not store the token here
     with pytest.raises(NoKeyringBackend) as err:
         store_token(PROFILE, TOKEN)
     assert str(err.value).count(".") <= 2 and "export IMPORTCONSOLE_TOKEN" in str(err.value)

@@ -154,6 +154,9 @@ def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
         if token:
             crash.register_secret(token)
             return token
+    if backend is None and not why_not_keyring.startswith(" The system keyring"):
+        # No keyring at all: `login` could not store anything, so only the variable is offered.
+        raise NoToken(f"No API token for profile {name!r} (user {user}).{why_not_keyring} Instead, {_env_hint()}.")
     raise NoToken(
         f"No API token for profile {name!r} (user {user}).{why_not_keyring} "
         f"Run `importconsole login --profile {name}`, or {_env_hint()}."
