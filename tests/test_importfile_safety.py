@@ -170,3 +170,13 @@ def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
     assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--rows", "2,7-9"]) == 0
     printed = capsys.readouterr().out
     assert "1 rows" in printed and "--rows asks for row 7, but the file has 2 rows" in printed
+
+
+def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_path):
+    from importconsole.operations.hung import CAUSE_SPECIAL_CHARACTERS, diagnose_file
+
+    diagnosis = diagnose_file(7, _windows_1252(tmp_path), rows_processed=1, rows_total=3)
+    assert (diagnosis.row, diagnosis.cause) == (2, CAUSE_SPECIAL_CHARACTERS)
+    assert [c.describe() for c in diagnosis.characters] == [
+        "byte 0xE9 (é in Windows-1252, not UTF-8) in row 2, column 'first_name', at character 4",
+        "byte 0xF1 (ñ in Windows-1252, not UTF-8) in row 2, column 'last_name', at character 3"]

@@ -230,6 +230,18 @@ def special_characters(cells: Iterable[str], columns: list[str], row: int | None
     return found
 
 
+def _not_utf8(cells: Iterable[str], columns: list[str], row: int | None) -> list[SuspectCharacter]:
+    """Letters of a Windows-1252 file (bytes that are not UTF-8), as importfile.validate flags them."""
+    found = []
+    for index, cell in enumerate(cells):
+        column = columns[index] if index < len(columns) else f"column {index + 1}"
+        for pos, ch in enumerate(cell):
+            if ord(ch) > 127 and not 0xD800 <= ord(ch) <= 0xDFFF and not is_special_character(ch):
+                found.append(SuspectCharacter(row, column, pos, f"byte 0x{ch.encode('cp1252')[0]:02X}",
+                                              f"{ch} in Windows-1252, not UTF-8"))
+    return found
+
+
 def header_whitespace(header: list[str]) -> list[str]:
     """Header cells with leading, trailing, doubled or non-breaking spaces, described."""
     problems = []
@@ -267,6 +279,8 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
             if record.row == row:
                 line = record.line
                 found = special_characters(record.cells, [h.strip() for h in header], row=row)
+                if opened.encoding == "cp1252":  # the LMS reads UTF-8: these letters become U+FFFD there
+                    found += _not_utf8(record.cells, [h.strip() for h in header], row=row)
                 break
             if record.row > row:
                 break
