@@ -136,6 +136,11 @@ class ImportConsoleApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        # Toasts quote file names and cells: `[/b]` in one is text, never markup (it crashed);
+        # screens' self.notify passes markup=True, so it is not asked.
+        super().notify(message, markup=False, **kwargs)
+
     def push_screen(self, screen, *args, **kwargs):
         from textual.screen import ModalScreen
 

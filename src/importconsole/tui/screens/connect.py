@@ -5,6 +5,7 @@ and keeps it in memory for this run only."""
 from __future__ import annotations
 
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,21 +35,21 @@ class ConnectScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         with VerticalScroll(classes="form"):
-            yield Static("", id="connect-intro")
+            yield Static("", id="connect-intro", markup=False)
             yield OptionList(id="profiles")
-            yield Label("Profile name", id="name-label")
+            yield Label("Profile name", id="name-label", markup=False)
             yield Input(placeholder="e.g. production", id="profile-name", compact=True)
-            yield Label("LMS address", id="url-label")
+            yield Label("LMS address", id="url-label", markup=False)
             yield Input(placeholder="https://lms.example.org", id="base-url", compact=True)
-            yield Label("Your LMS user name", id="user-label")
+            yield Label("Your LMS user name", id="user-label", markup=False)
             yield Input(placeholder="e.g. jdoe", id="username", compact=True)
-            yield Label("API token (hidden as you type)")
+            yield Label("API token (hidden as you type)", markup=False)
             yield Input(password=True, id="token", compact=True)
             yield Checkbox("Remember the token in the OS keyring", value=True, id="remember", compact=True)
-            yield Static("", id="keyring-note", classes="hint")
+            yield Static("", id="keyring-note", classes="hint", markup=False)
             with Horizontal():
                 yield Button("Connect (Ctrl+S)", id="connect", variant="primary", compact=True)
-            yield Static("", id="connect-result")
+            yield Static("", id="connect-result", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
@@ -69,7 +70,7 @@ class ConnectScreen(ConsoleScreen):
         profiles.clear_options()
         have_profiles = bool(self.config and self.config.profiles)
         for name, profile in (self.config.profiles.items() if have_profiles else []):
-            profiles.add_option(Option(f"{shown(name)}  {shown(profile.base_url)}  ({shown(profile.username)})", id=name))
+            profiles.add_option(Option(Text(f"{shown(name)}  {shown(profile.base_url)}  ({shown(profile.username)})"), id=name))
         profiles.display = have_profiles
         for widget_id in ("#name-label", "#profile-name", "#url-label", "#base-url", "#user-label", "#username"):
             self.query_one(widget_id).display = not have_profiles

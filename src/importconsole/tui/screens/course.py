@@ -3,6 +3,7 @@ partial credit, certificates and required objects are facts of one course."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -40,10 +41,10 @@ class CoursePicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="course-box"):
-            yield Label("Course for the course-level importer", classes="dialog-title")
+            yield Label("Course for the course-level importer", classes="dialog-title", markup=False)
             yield Input(placeholder="search by id or title", id="course-filter", compact=True)
             yield OptionList(id="course-list")
-            yield Static("Type to search · Enter picks · Esc cancels", id="course-hint", classes="hint")
+            yield Static("Type to search · Enter picks · Esc cancels", id="course-hint", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#course-list", OptionList).styles.height = 8
@@ -64,7 +65,7 @@ class CoursePicker(ModalScreen[str | None]):
         options.clear_options()
         shown_courses = matching(self.courses, self.query_one("#course-filter", Input).value)
         for course in shown_courses:
-            options.add_option(Option(f"{shown(course.external_id)}  {shown(course.title)}", id=course.external_id))
+            options.add_option(Option(Text(f"{shown(course.external_id)}  {shown(course.title)}"), id=course.external_id))
         ids = [c.external_id for c in shown_courses]
         if ids:
             options.highlighted = ids.index(self.current) if self.current in ids else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,9 +30,9 @@ class CreditFixScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
-        yield Static("", id="credit-status", classes="status-line")
+        yield Static("", id="credit-status", classes="status-line", markup=False)
         yield DataTable(id="proposals", cursor_type="row")
-        yield Static("", id="proposal-detail")
+        yield Static("", id="proposal-detail", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
@@ -82,8 +83,8 @@ class CreditFixScreen(ConsoleScreen):
                                  for a in p.awards) or "completion only"
             else:
                 will = p.reason
-            table.add_row(shown(p.learner), shown(p.course_external_id), now,
-                          "complete" if p.proposed else "by hand", shown(will), key=str(index))
+            cells = (p.learner, p.course_external_id, now, "complete" if p.proposed else "by hand", will)
+            table.add_row(*(Text(shown(c)) for c in cells), key=str(index))  # Text: never read as markup
         proposed = sum(1 for p in self.proposals if p.proposed)
         if not self.proposals:
             self._status("No imported credit left unreported: nothing to fix.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DirectoryTree, OptionList, Static
@@ -11,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from importconsole.tui.recent import recent_files
 from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.text import shown
 
 
 class ImportFileTree(DirectoryTree):
@@ -18,6 +20,10 @@ class ImportFileTree(DirectoryTree):
 
     def filter_paths(self, paths):
         return [p for p in paths if not p.name.startswith(".")]
+
+    def process_label(self, label):
+        # A file name is text from outside too: an ESC or U+202E in it must not reach the terminal.
+        return super().process_label(shown(label) if isinstance(label, str) else label)
 
 
 class FilesScreen(ConsoleScreen):
@@ -31,16 +37,16 @@ class FilesScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         if self.app.welcome:  # the demo's first words stay here, not only in a passing toast
-            yield Static(self.app.welcome, id="welcome", classes="hint")
-        yield Static("Recent files (Enter opens)", classes="section-title")
+            yield Static(self.app.welcome, id="welcome", classes="hint", markup=False)
+        yield Static("Recent files (Enter opens)", classes="section-title", markup=False)
         yield OptionList(id="recent")
-        yield Static("", id="folder-title", classes="section-title")
+        yield Static("", id="folder-title", classes="section-title", markup=False)
         yield ImportFileTree(self.app.workdir, id="tree")
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
         self._fill_recent()
-        self.query_one("#folder-title", Static).update(f"Folder {self.app.workdir}")
+        self.query_one("#folder-title", Static).update(f"Folder {shown(str(self.app.workdir))}")
         self.query_one("#tree").focus()
 
     def on_screen_resume(self) -> None:
@@ -48,13 +54,11 @@ class FilesScreen(ConsoleScreen):
         self._fill_recent()
 
     def _fill_recent(self) -> None:
-        from importconsole.tui.text import shown
-
         recent = self.query_one("#recent", OptionList)
         recent.clear_options()
         files = recent_files()
         for path in files:
-            recent.add_option(Option(shown(str(path)), id=str(path)))
+            recent.add_option(Option(Text(shown(str(path))), id=str(path)))
         recent.display = bool(files)
         self.query_one(".section-title").display = bool(files)
 
@@ -74,4 +78,4 @@ class FilesScreen(ConsoleScreen):
         tree = self.query_one("#tree", ImportFileTree)
         parent = Path(tree.path).resolve().parent
         tree.path = parent
-        self.query_one("#folder-title", Static).update(f"Folder {parent}")
+        self.query_one("#folder-title", Static).update(f"Folder {shown(str(parent))}")

@@ -47,10 +47,10 @@ class FindingsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
-        yield Static("", id="findings-status", classes="status-line")
+        yield Static("", id="findings-status", classes="status-line", markup=False)
         yield ProgressBar(total=100, id="findings-progress", show_eta=False)
         yield Tree("findings", id="findings-tree")
-        yield Static("", id="finding-detail")
+        yield Static("", id="finding-detail", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:

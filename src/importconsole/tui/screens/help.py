@@ -19,8 +19,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title")
-            yield Static(self._table(), id="help-keys")
+            yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title", markup=False)
+            yield Static(self._table(), id="help-keys", markup=False)
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=False, pad_edge=False, expand=True)

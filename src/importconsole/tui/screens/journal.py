@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +23,7 @@ class JournalScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
-        yield Static("", id="journal-where", classes="hint")
+        yield Static("", id="journal-where", classes="hint", markup=False)
         yield DataTable(id="journal", cursor_type="row", zebra_stripes=True)
         yield from self.compose_footer()
 
@@ -63,13 +64,13 @@ class JournalScreen(ConsoleScreen):
             data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
             file = data.get("file_path")
             what = Path(file).name if file else (data.get("message") or data.get("course_external_id") or "")
-            table.add_row(
+            table.add_row(*(Text(c) for c in (  # Text: a file name is never read as markup
                 shown(data.get("time", ""))[:19].replace("T", " "),
                 shown(data.get("action", "")),
                 shown(data.get("outcome", "")),
                 shown(data.get("import_id") or ""),
                 shown(what),
-            )
+            )))
         if problem:  # on the screen, not only in a passing toast; and never "nothing yet"
             where = self.query_one("#journal-where", Static)
             where.update(shown(problem))

@@ -44,10 +44,10 @@ class MonitorScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
-        yield Static("", id="monitor-status", classes="status-line")
+        yield Static("", id="monitor-status", classes="status-line", markup=False)
         yield ImportTable(id="imports")
         yield Sparkline([], id="rate-sparkline")
-        yield Static("", id="import-detail")
+        yield Static("", id="import-detail", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:

@@ -25,7 +25,7 @@ class GoToRow(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Go to row", classes="dialog-title")
+            yield Label("Go to row", classes="dialog-title", markup=False)
             yield Input(placeholder="row number (1 = first data row)", id="row", type="integer")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -54,9 +54,9 @@ class PreviewScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
-        yield Static("", id="preview-status", classes="status-line")
+        yield Static("", id="preview-status", classes="status-line", markup=False)
         yield RowView(id="rows")
-        yield Static("", id="cell-detail", classes="hint")
+        yield Static("", id="cell-detail", classes="hint", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:

@@ -31,11 +31,11 @@ class RecoverScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="recover-box"):
-            yield Label(f"Recover import {self.view.import_id}", classes="dialog-title")
+            yield Label(f"Recover import {self.view.import_id}", classes="dialog-title", markup=False)
             yield Static("Making the plan: reading the import, its lock and the rows not yet processed...",
-                         id="recover-plan")
-            yield Static("", id="recover-steps")
-            yield Static("", id="recover-keys", classes="hint")
+                         id="recover-plan", markup=False)
+            yield Static("", id="recover-steps", markup=False)
+            yield Static("", id="recover-keys", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         if self.plan is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -39,16 +40,16 @@ class SubmitScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="submit-box"):
-            yield Label(f"Submit {shown(self.path.name)}", classes="dialog-title")
+            yield Label(f"Submit {shown(self.path.name)}", classes="dialog-title", markup=False)
             with RadioSet(id="importer"):
                 yield RadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
                 yield RadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
-            yield Static("", id="importer-warning", classes="warning")
+            yield Static("", id="importer-warning", classes="warning", markup=False)
             yield Input(placeholder="search courses by id or title", id="course-search", compact=True)
             yield OptionList(id="courses")
-            yield Static("", id="submit-summary")
+            yield Static("", id="submit-summary", markup=False)
             yield ProgressBar(total=100, id="submit-progress", show_eta=False)
-            yield Static("Ctrl+S: check the file  ·  Esc: cancel", id="submit-keys", classes="hint")
+            yield Static("Ctrl+S: check the file  ·  Esc: cancel", id="submit-keys", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#submit-progress").display = False
@@ -78,7 +79,7 @@ class SubmitScreen(ModalScreen[int | None]):
         options.clear_options()
         found = matching(self.courses, self.query_one("#course-search", Input).value)
         for course in found:
-            options.add_option(Option(f"{shown(course.external_id)}  {shown(course.title)}", id=course.external_id))
+            options.add_option(Option(Text(f"{shown(course.external_id)}  {shown(course.title)}"), id=course.external_id))
         ids = [c.external_id for c in found]
         if ids:
             wanted = self.app.course_external_id
