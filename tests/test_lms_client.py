@@ -168,3 +168,22 @@ async def test_upload_streams_from_disk_with_flat_memory(tmp_path):
         assert imp.file_size == path.stat().st_size
     print(f"uploaded {path.stat().st_size / 1e6:.0f} MB, client peak traced memory {peak / 1e6:.2f} MB")
     assert peak < 1_000_000
+
+
+async def test_plain_http_to_this_machine_never_goes_through_a_proxy(lms, monkeypatch):
+    """HTTP_PROXY on a jump host must not carry the token, unencrypted, to the proxy."""
+    import socket
+
+    with socket.socket() as trap, monkeypatch.context() as env:
+        trap.bind(("127.0.0.1", 0))
+        trap.listen(5)
+        trap.settimeout(0.2)
+        proxy = f"http://127.0.0.1:{trap.getsockname()[1]}"
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            env.setenv(name, proxy)
+        env.delenv("NO_PROXY", raising=False)
+        env.delenv("no_proxy", raising=False)
+        async with LmsClient(lms.base_url, ADMIN_TOKEN, retry=RetryPolicy(attempts=1), timeout=2.0) as c:
+            assert (await c.me()).username == "admin"
+        with pytest.raises(OSError):
+            trap.accept()  # nothing ever connected to the proxy

@@ -248,6 +248,9 @@ class LmsClient:
             verify=verify,
             transport=transport,
             follow_redirects=False,  # a redirect could carry the token somewhere else
+            # Plain http is for this machine only: an HTTP_PROXY from the environment would carry the
+            # token across the network unencrypted. https may use a proxy (a CONNECT tunnel).
+            trust_env=self.api_url.scheme == "https",
         )
 
     def __repr__(self) -> str:
