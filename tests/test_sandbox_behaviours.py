@@ -183,3 +183,15 @@ def test_a_completion_row_then_an_incomplete_row_for_the_same_learner_is_refused
     # The completion was awarded once, every non-variable type of the course.
     assert [tuple(r) for r in _credit(two_types.db(), "u1", "C-TWO")] == [("ama", 1.0, "awarded", "complete"),
                                                                         ("cme_other", 1.0, "awarded", "complete")]
+
+
+def test_2_a_shell_takes_the_legacy_credit_as_given_and_a_failed_row_leaves_no_shell(sandbox):
+    body = ("external_user_id,external_course_id,title,complete,date_completed,credit_type,credits\n"
+            "u1,NEW-1,Legacy 1,1,2015-06-01,ama,2.5\n"
+            "u2,NEW-2,Legacy 2,1,2015-06-01,nope,2.5\n")
+    imp = _import(sandbox, body, importer="global")
+    assert (imp["state"], imp["rows_failed"]) == ("completed_with_errors", 1)
+    db = sandbox.db()
+    assert [tuple(r) for r in _credit(db, "u1", "NEW-1")] == [("ama", 2.5, "import", "complete")]
+    # The failed row changed nothing: no shell for NEW-2.
+    assert db.execute("SELECT count(*) FROM courses WHERE external_id = 'NEW-2'").fetchone()[0] == 0

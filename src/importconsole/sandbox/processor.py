@@ -162,6 +162,8 @@ class Importer:
             self.conn.execute("RELEASE row")
             log.exception("import %s row %s: the reference LMS failed on this row", import_id, row)
             return "failed", "the reference LMS failed on this row (a bug in the sandbox; its log has the details)", None
+        if outcome.status == "failed":
+            self.conn.execute("ROLLBACK TO row")  # a failed row changes nothing (not even a course shell)
         self.conn.execute("RELEASE row")
         return outcome.status, outcome.message, outcome.enrollment_id
 

@@ -127,6 +127,12 @@ def _credit_for(conn, course, fields) -> tuple[str, float] | None:
         "SELECT * FROM course_credits WHERE course_id = ? AND credit_type = ?", (course["id"], credit_type)
     ).fetchone()
     if cc is None:
+        if course["is_shell"]:
+            # A shell has no credit settings (behaviour 2): legacy credit is recorded as the row gives it.
+            if not credits:
+                raise RowRefused(f"credits is empty, and course shell {course['external_id']} has no credit settings "
+                                 f"to award {credit_type} from")
+            return credit_type, round(float(credits), 2)
         raise RowRefused(f"course {course['external_id']} does not offer {credit_type} credit")
     if not cc["enable_variable_credit"]:
         # Behaviour 1: partial (or any) credit on a non-variable type records the MAXIMUM.
