@@ -28,6 +28,9 @@ async def test_first_profile_is_created_and_the_token_never_reaches_the_config_f
         async with app.run_test(size=(80, 40)) as pilot:
             text = await wait_for_text(pilot, "No profile yet")
             assert "No keyring on this machine" in text and "IMPORTCONSOLE_TOKEN" in text
+            # unticked, and it shows without colour: no X in the box
+            remember = next(line for line in text.splitlines() if "Remember the token" in line)
+            assert "X" not in remember.split("Remember")[0]
             screen = app.screen
             screen.query_one("#profile-name", Input).value = "test"
             screen.query_one("#base-url", Input).value = server.base_url

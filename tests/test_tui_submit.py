@@ -63,6 +63,11 @@ async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
         assert "completions.fixed.csv" in journal and server.admin_token not in journal
 
 
+def _marked(screen: str, label: str) -> bool:
+    line = next(line for line in screen.splitlines() if label in line)
+    return "●" in line.split(label)[0]
+
+
 async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_path):
     path = tmp_path / "legacy.csv"
     path.write_bytes(b"external_user_id,external_course_id,title,complete,date_completed,credit_type,credits\r\n"
@@ -74,9 +79,12 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_for_text(pilot, "1 rows")
             await pilot.press("s")
-            await wait_for_text(pilot, "Submit legacy.csv")
+            text = await wait_for_text(pilot, "Submit legacy.csv")
+            # the chosen importer is marked, not only coloured (16 colours, colour-blind admins)
+            assert _marked(text, "course-level importer") and not _marked(text, "global importer")
             app.screen.query_one("#global").value = True
             text = await wait_for_text(pilot, "importer is for legacy data only")
+            assert _marked(text, "global importer") and not _marked(text, "course-level importer")
             await pilot.pause()
             await pilot.press("ctrl+s")
             text = await wait_for_text(pilot, "Enter: submit", timeout=15)

@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import shown
+from importconsole.tui.widgets.toggles import MarkedCheckbox
 
 NO_KEYRING_HELP = (
     "No keyring on this machine (usual over SSH). The token is kept in memory for this run only. "
@@ -45,7 +46,7 @@ class ConnectScreen(ConsoleScreen):
             yield Input(placeholder="e.g. jdoe", id="username", compact=True)
             yield Label("API token (hidden as you type)", markup=False)
             yield Input(password=True, id="token", compact=True)
-            yield Checkbox("Remember the token in the OS keyring", value=True, id="remember", compact=True)
+            yield MarkedCheckbox("Remember the token in the OS keyring", value=True, id="remember", compact=True)
             yield Static("", id="keyring-note", classes="hint", markup=False)
             with Horizontal():
                 yield Button("Connect (Ctrl+S)", id="connect", variant="primary", compact=True)

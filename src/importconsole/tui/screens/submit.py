@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, 
 from textual.widgets.option_list import Option
 
 from importconsole.tui.text import shown
+from importconsole.tui.widgets.toggles import MarkedRadioButton
 
 GLOBAL_WARNING = ("The global importer is for legacy data only: its records are NOT included in PARS reports. "
                   "To count in PARS, use the course-level importer.")
@@ -42,8 +43,8 @@ class SubmitScreen(ModalScreen[int | None]):
         with Vertical(classes="dialog", id="submit-box"):
             yield Label(f"Submit {shown(self.path.name)}", classes="dialog-title", markup=False)
             with RadioSet(id="importer"):
-                yield RadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
-                yield RadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
+                yield MarkedRadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
+                yield MarkedRadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
             yield Static("", id="importer-warning", classes="warning", markup=False)
             yield Input(placeholder="search courses by id or title", id="course-search", compact=True)
             yield OptionList(id="courses")
