@@ -85,3 +85,27 @@ def test_watch_of_an_import_stuck_before_it_started_says_hung_at_once(monkeypatc
     assert views[0]["state"] == "hung" and views[0]["stopped_at_row"] == 5 and views[0]["stalled_for"] >= 2.5
     assert views[-1]["diagnosis"]["row"] == 5
     assert views[-1]["diagnosis"]["characters"][0]["code_point"] == "U+200B"
+
+
+def test_watch_stops_with_the_sentence_when_the_token_is_refused_mid_run(monkeypatch, tmp_path, capsys):
+    import threading
+
+    from test_operations_support import start_on_same_port
+
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=3, faults=True) as lms:
+        use(monkeypatch, tmp_path, lms, hung_after=30)
+        item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
+        result = {}
+        watching = threading.Thread(target=lambda: result.update(code=main(["watch", str(item["id"])])), daemon=True)
+        watching.start()
+        lms.wait_rows(item["id"], 2)
+        lms.kill()
+        start_on_same_port(lms)
+        lms.client().post("/_faults", json={"kind": "status", "status": 401, "times": 10000,
+                                             "path_prefix": "/api/v1/", "method": "GET"})
+        watching.join(timeout=15)
+        assert not watching.is_alive(), "watch kept running after the LMS refused the token"
+    captured = capsys.readouterr()
+    assert result["code"] == 3
+    assert "did not accept the API token" in captured.err and "Traceback" not in captured.err
+    assert lms.admin_token not in captured.err + captured.out

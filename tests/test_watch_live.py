@@ -178,3 +178,29 @@ async def test_a_slow_import_already_moving_when_the_watcher_starts_is_never_hun
                 await runner
     assert watcher.polls >= 1 and hung_seen == []
     assert (done.state, done.rows_processed) == ("completed", 8)
+
+
+async def test_a_token_refused_mid_watch_stops_the_watcher_and_says_why():
+    """Fault 11 while watching: after the stream drops, the LMS refuses the token (401). The
+    watcher stops with the LMS's sentence instead of retrying for ever in silence."""
+    from importconsole.lms.errors import Unauthorized
+
+    with start_sandbox(dataset(users=learners(10)), rows_per_second=5, faults=True) as lms:
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=30, poll_interval=POLL, backoff=Backoff(base=0.1, cap=0.3))
+            runner = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.connection == "live")
+                lms.kill()
+                await until(lambda: watcher.connection == "polling", message="the watcher to notice")
+                await asyncio.to_thread(start_on_same_port, lms)
+                refused = await asyncio.to_thread(
+                    lms.client().post, "/_faults", json={"kind": "status", "status": 401, "times": 1000,
+                                                         "path_prefix": "/api/v1/", "method": "GET"})
+                assert refused.status_code in (200, 201, 204)
+                await asyncio.wait_for(runner, timeout=5)
+            finally:
+                watcher.stop()
+                await runner
+    assert isinstance(watcher.fatal, Unauthorized) and watcher.connection == "stopped"
+    assert "did not accept the API token" in watcher.last_error and lms.admin_token not in watcher.last_error

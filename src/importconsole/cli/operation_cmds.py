@@ -193,7 +193,7 @@ async def _watch(args, session) -> int:
     for view in targets():
         show(view, force=True)
     try:
-        while True:
+        while watcher.fatal is None:
             current = targets()
             if current and all(done(v) for v in current):
                 break
@@ -214,6 +214,8 @@ async def _watch(args, session) -> int:
     finally:
         watcher.stop()
         await runner
+    if watcher.fatal is not None:
+        raise watcher.fatal  # the token was refused: say so and stop (exit 3), never loop in silence
     final = targets()
     for view in final:
         show(view, force=True)

@@ -13,6 +13,8 @@ docs/operations.md for how to consume it.
   clock (`server_time` of `GET /imports`), so an import stuck before the console opened is hung
   on the first sync.
 - The watcher only reads. It never submits, retries a submit, or unlocks anything.
+- A refused token (401/403) is not a network blip: the watcher stops, `fatal` holds the LMS's
+  sentence (RELIABILITY fault 11), instead of retrying for ever.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from importconsole.lms.errors import Forbidden, Unauthorized
 from importconsole.lms.models import FINISHED_STATES, Import, Lock
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
@@ -218,6 +221,7 @@ class ImportWatcher:
         self.stream_connects = 0  # how many times the event stream was (re)opened
         self.polls = 0
         self.last_error: str | None = None
+        self.fatal: Exception | None = None  # why the watcher stopped by itself (token refused)
         self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
         self._callbacks: list[Callable[[WatchUpdate], None]] = []
         self._stopping = asyncio.Event()
@@ -375,10 +379,18 @@ class ImportWatcher:
                 raise ConnectionError("the event stream ended")
             except asyncio.CancelledError:
                 raise
+            except (Unauthorized, Forbidden) as error:
+                self._fail(error)
+                return
             except Exception as error:
                 self.last_error = f"event stream: {error}"
                 self._set_connection("polling")
                 await self._sleep(self._backoff.next_delay())
+
+    def _fail(self, error: Exception) -> None:
+        """Stop for good: retrying cannot fix a refused token."""
+        self.fatal, self.last_error = error, str(error)
+        self.stop()
 
     async def _resync(self) -> None:
         with contextlib.suppress(Exception):
@@ -397,6 +409,9 @@ class ImportWatcher:
                     await self.poll_once()
                 except asyncio.CancelledError:
                     raise
+                except (Unauthorized, Forbidden) as error:
+                    self._fail(error)
+                    return
                 except Exception as error:
                     self.last_error = f"polling: {error}"
             self.tick()
