@@ -161,7 +161,7 @@ OWN_KEYS = {
 async def test_every_main_screen_footer_shows_its_keys_and_every_place_to_go_at_80_columns(tmp_path, mode):
     from importconsole.tui.session import LmsSession
 
-    from tui_helpers import screen_text
+    from tui_helpers import screen_text, wait_for
 
     path = tmp_path / "a.csv"
     path.write_bytes(b"external_user_id,complete\r\nu1,1\r\n")
@@ -169,8 +169,11 @@ async def test_every_main_screen_footer_shows_its_keys_and_every_place_to_go_at_
     app = ImportConsoleApp(theme_dirs=[], live=False, workdir=tmp_path, start_mode=mode, session=session,
                            open_path=path if mode in ("preview", "findings") else None)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
-        footer = "\n".join(screen_text(app).splitlines()[-2:])  # what is drawn, not the binding list
+        # Polled, not a fixed pause: under load (make test on 2 shared cores) the key line came late.
+        def drawn_footer():  # what is drawn, not the binding list
+            return "\n".join(screen_text(app).splitlines()[-2:])
+        await wait_for(pilot, lambda: "^p Commands" in drawn_footer(), timeout=5, what="the footer's key line")
+        footer = drawn_footer()
         # The screen's own key wins where it shares a letter (the preview's v validates: it is listed).
         places = [n for n in NAVIGATION if not (mode == "preview" and n == "v Findings")]
         missing = [k for k in places + OWN_KEYS[mode] + ["^p Commands"] if k not in footer]
