@@ -299,3 +299,24 @@ async def test_diagnose_reads_the_local_copy_the_journal_names_while_its_sha256_
     assert first.file_source == str(local) and second.file_source == "server"
     for diagnosis in (first, second):
         assert [(c.row, c.code_point) for c in diagnosis.characters] == [(4, "U+200B")]
+
+
+async def test_a_windows_1252_byte_hangs_the_import_and_the_plan_says_the_rest_is_re_encoded(tmp_path):
+    """The LMS reads the file as UTF-8, so a cp1252 'é' is U+FFFD to it and hangs the import. The
+    diagnosis names the byte; the re-import is the same rows in UTF-8, and the plan says so."""
+    content = (b"external_user_id,first_name,complete,date_completed\r\n"
+               b"u1,Ana,1,2026-01-02\r\nu2,Jos\xe9,1,2026-01-02\r\nu3,Li,1,2026-01-02\r\n")
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
+        item = await submit(lms, content, course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 1)
+        await asyncio.sleep(0.1)
+        assert lms.get_import(item["id"])["rows_processed"] == 1
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
+            assert plan.diagnosis.row == 2 and "0xE9" in plan.diagnosis.summary()
+            text = "\n".join(plan.describe())
+            assert "re-encoded from Windows-1252 to UTF-8" in text and "needed no change" not in text
+            assert "Jos\u00e9".encode() in plan.remainder
+            result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
+        await asyncio.to_thread(lms.wait_import, result.reimport.id)
+        assert_each_learner_imported_once(lms, 3)

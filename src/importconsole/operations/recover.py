@@ -151,7 +151,7 @@ class UnlockPlan:
             lines.append(f"   changes ({len(self.changes)}):")
             lines.extend(f"   row {c.row}, {c.column}: {c.change}" for c in self.changes)
         else:
-            lines.append("   no row is changed")
+            lines.append("   no cell is changed")
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
             lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
@@ -249,9 +249,10 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
             f"Import {item.id} moved while the plan was being made ({item.rows_processed} rows processed, the "
             f"remainder starts at row {first_row}). It is not hung; nothing was changed.",
             planned=item.rows_processed, now=first_row - 1)
-    remainder, changes, completion_only, rows, learners = await _sanitize_remainder(
+    remainder, changes, completion_only, rows, learners, file_notes = await _sanitize_remainder(
         client, item, remaining.content, first_row, workdir)
-    if not changes:
+    notes.extend(file_notes)  # e.g. "re-encoded from Windows-1252 to UTF-8": the bytes sent differ
+    if not changes and not file_notes:
         notes.append("the remaining rows needed no change")
     already_complete = await _already_complete(client, learners)
     return UnlockPlan(
@@ -294,7 +295,8 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
     """The import-file engine's fixes over the remainder: special characters removed, header
     cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
     variable credit off). Returns (bytes to submit, changes and completion-only rows in the
-    original file's numbering, row count, (row, external_user_id, email, course) per row)."""
+    original file's numbering, row count, (row, external_user_id, email, course) per row, notes on
+    the whole file such as a re-encoding)."""
     import asyncio
 
     from importconsole.importfile.fixes import write_fixed_file
@@ -328,7 +330,7 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
 
         manifest, rows, learners = await asyncio.to_thread(fix)
         changes, completion_only = _changes_from_manifest(manifest, first_row)
-        return target.read_bytes(), changes, completion_only, rows, learners
+        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes)
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
