@@ -320,3 +320,21 @@ async def test_a_windows_1252_byte_hangs_the_import_and_the_plan_says_the_rest_i
             result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
         await asyncio.to_thread(lms.wait_import, result.reimport.id)
         assert_each_learner_imported_once(lms, 3)
+
+
+async def test_a_remainder_the_console_cannot_read_is_refused_with_a_sentence_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Row 3 holds a 70 KB cell (over the reader's 64 KiB cap): the re-import cannot be prepared,
+    so nothing is unlocked, and the admin reads why and where."""
+    content = (b"external_user_id,first_name,complete,date_completed\r\n"
+               b"u1,Ana,1,2026-01-02\r\nu2\xe2\x80\x8b,Bo,1,2026-01-02\r\nu3," + b"x" * 70_000 + b",1,2026-01-02\r\n")
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
+        item = await submit(lms, content, course="C-FIXED")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 1)
+        cli_env(monkeypatch, tmp_path, lms)
+        code = await asyncio.to_thread(main, ["recover", str(item["id"]), "--yes"])
+        captured = capsys.readouterr()
+        assert code == 1, captured
+        assert "Traceback" not in captured.err + captured.out
+        assert "row 3" in captured.out and "Nothing was changed" in captured.out
+        assert lms.get_import(item["id"])["state"] == "running"
+        assert count(lms, "SELECT count(*) FROM imports") == 1

@@ -249,8 +249,24 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
             f"Import {item.id} moved while the plan was being made ({item.rows_processed} rows processed, the "
             f"remainder starts at row {first_row}). It is not hung; nothing was changed.",
             planned=item.rows_processed, now=first_row - 1)
-    remainder, changes, completion_only, rows, learners, file_notes = await _sanitize_remainder(
-        client, item, remaining.content, first_row, workdir)
+    from importconsole.importfile.fixes import FixRefused
+    from importconsole.importfile.reader import ImportFileError
+
+    try:
+        remainder, changes, completion_only, rows, learners, file_notes = await _sanitize_remainder(
+            client, item, remaining.content, first_row, workdir)
+    except (ImportFileError, FixRefused) as error:
+        # The remainder cannot become a clean file: say where (original numbering), change nothing.
+        where = ""
+        if getattr(error, "row", None):
+            where = f" at row {first_row + error.row - 1} of the original file"
+        message = getattr(error, "message", None) or str(error)
+        fix = getattr(error, "fix", "")
+        raise RecoveryRefused(
+            f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
+            f"re-import{where}: {message}.{(' ' + fix[0].upper() + fix[1:] + '.') if fix else ''} Nothing was changed: "
+            f"import {item.id} still holds the {item.importer} importer. Fix those rows in a copy of the file by hand, "
+            f"then `importconsole unlock {item.id}` and submit only the fixed rows.") from None
     notes.extend(file_notes)  # e.g. "re-encoded from Windows-1252 to UTF-8": the bytes sent differ
     if not changes and not file_notes:
         notes.append("the remaining rows needed no change")
