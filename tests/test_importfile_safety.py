@@ -9,6 +9,8 @@ import codecs
 import json
 import time
 
+import pytest
+
 from importconsole.cli import main
 from importconsole.importfile.validate import validate
 from importconsole.lms.client import LmsClient
@@ -180,3 +182,26 @@ def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_
     assert [c.describe() for c in diagnosis.characters] == [
         "byte 0xE9 (é in Windows-1252, not UTF-8) in row 2, column 'first_name', at character 4",
         "byte 0xF1 (ñ in Windows-1252, not UTF-8) in row 2, column 'last_name', at character 3"]
+
+
+@pytest.mark.slow
+def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_path):
+    import tracemalloc
+
+    from test_importfile_reader import big_file
+
+    clean = big_file(tmp_path / "clean.csv", 60_000)
+    scattered = tmp_path / "scattered.csv"
+    lines = clean.read_bytes().split(b"\r\n")
+    # One repeat in every ~1 MiB part: row 10 again after rows 15,000, 30,000 and 45,000.
+    for at in (45_001, 30_001, 15_001):
+        lines.insert(at, lines[10])
+    scattered.write_bytes(b"\r\n".join(lines))
+    peaks = []
+    for path in (clean, scattered):
+        tracemalloc.start()
+        report = validate(path)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert [f.row for f in report.of("duplicate-row")] == [15_001, 30_002, 45_003]
+    assert peaks[1] < peaks[0] * 1.25 + (1 << 20), f"{peaks[1]} bytes with 3 duplicates, {peaks[0]} without"

@@ -488,6 +488,7 @@ class _RowChecks:
             j = idx[i] if idx is not None else i
             return chunk.first_row + j, chunk.line_of(j)
 
+        self.edge_space_free = chunk.edge_space_free  # no value starts or ends with a space
         self._formats(columns, where)
         self._formula_and_spaces(columns, where, formula=not chunk.formula_free, spaces=not chunk.edge_space_free)
         self._semantics(columns, where)
@@ -751,7 +752,8 @@ class _RowChecks:
                                  fix="write one row per credit type (`importconsole fix --split-credit-types`)")
         # The LMS refuses credits it cannot put a credit type on. Looked for in C (compress over
         # the rows without a type); row by row only when there is one.
-        if credits is not None and (ctype is None or "" in ctype or " " in "".join(ctype)) and any(map(
+        if credits is not None and (ctype is None or "" in ctype or (
+                not self.edge_space_free and " " in "".join(ctype))) and any(map(
                 str.strip, credits if ctype is None else compress(credits, map(operator.not_, map(str.strip, ctype))))):
             types = ctype or ("",) * len(credits)
             for i, (cr, ct) in enumerate(zip(credits, types)):
@@ -786,19 +788,24 @@ class _RowChecks:
         if present:
             hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
             if self.spill is not None:
-                repeated = self.spill.add(hashes)
+                if self.spill.add(hashes):
+                    # Some key of this chunk was seen before: which ones is settled by the second
+                    # pass, for this chunk's keys.
+                    self.dup_keys.update(hashes)
             else:
+                # Only the keys that really repeat go to the second pass: a few duplicate rows
+                # scattered through a big file must not make it hold every key of their parts.
                 seen = self.keys_seen
+                repeated = seen.intersection(hashes)  # seen in an earlier part
                 before = len(seen)
                 seen.update(hashes)
-                repeated = len(seen) - before != n
+                if len(seen) - before + len(repeated) != n:  # a key repeats inside this part
+                    repeated.update(h for h, c in Counter(hashes).items() if c > 1)
+                if repeated:
+                    self.dup_keys.update(repeated)
                 if len(seen) > SPILL_KEYS:  # past ~1M rows the set leaves memory for a temp file
                     self.spill = _KeySpill(seen)
                     self.keys_seen = set()
-            if repeated:
-                # Some key of this chunk was seen before (here or earlier): which ones is settled
-                # by the second pass, for this chunk's keys only.
-                self.dup_keys.update(hashes)
         if "participant_category" in cols:
             learner, course = keys.get("learner", empty), keys.get("external_course_id", empty)
             cat = columns[cols["participant_category"]]
@@ -816,6 +823,7 @@ class _RowChecks:
     def finish(self) -> None:
         if self.spill is not None:
             self.spill.close()
+        self.keys_seen = set()  # the second pass needs only the repeated keys
         if self.dup_keys:
             _report_duplicates(self)
         if self.lms:
@@ -859,19 +867,21 @@ def _report_duplicates(checks: _RowChecks) -> None:
     complete = cols.get("complete")
     n = len(f.header)
     for chunk in scan(f):
-        if chunk.uniform:
-            rows, at = chunk.rows, None
+        if chunk.uniform:  # columns straight from the flat cells: no per-row lists
+            rows, at, columns = None, None, chunk.columns()
         else:
             at = [j for j, cells in enumerate(chunk.rows) if len(cells) == n]
             rows = [chunk.rows[j] for j in at]
-        if not rows:
+            columns = list(zip(*rows))
+        if not columns:
             continue
-        present = list(_key_columns(list(zip(*rows)), cols, trusted=chunk.clean and chunk.edge_space_free).values())
+        present = list(_key_columns(columns, cols, trusted=chunk.clean and chunk.edge_space_free).values())
         hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
+        del columns
         for j, h in enumerate(hashes):
             if h not in wanted:
                 continue
-            cells = rows[j]
+            cells = rows[j] if rows is not None else chunk.flat[j * n:(j + 1) * n]
             key = tuple(k[j] for k in present)
             normal = list(cells)
             for i, fold in folded.items():
