@@ -130,6 +130,8 @@ def test_a_bad_dataset_entry_is_named_and_the_database_is_left_for_a_good_seed(t
     assert result.returncode == 2 and "Traceback" not in result.stderr and "unexpected problem" not in result.stderr
     assert "bad.json" in result.stderr and all(n in result.stderr for n in names), result.stderr
     assert "cannot use this file as the LMS database" not in result.stderr  # the dataset is at fault, not the file
+    if "users" in bad or "tokens" in bad:
+        return  # the second start below (1 s) for the others: a refusal before and one during the inserts
     # Nothing half-seeded stays behind: the same --db then takes a good dataset (not an empty LMS).
     good = tmp_path / "good.json"
     good.write_text(json.dumps(dataset()))
