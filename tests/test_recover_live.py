@@ -338,3 +338,11 @@ async def test_a_remainder_the_console_cannot_read_is_refused_with_a_sentence_no
         assert "row 3" in captured.out and "Nothing was changed" in captured.out
         assert lms.get_import(item["id"])["state"] == "running"
         assert count(lms, "SELECT count(*) FROM imports") == 1
+        # What the sentence offers works: unlock alone, then the rows are left to the admin.
+        code = await asyncio.to_thread(main, ["unlock", str(item["id"]), "--yes"])
+        captured = capsys.readouterr()
+        assert code == 0, captured
+        assert "not possible from the console" in captured.out and "row 3" in captured.out
+        assert "fix rows 2-3 in a copy of the file by hand" in captured.out
+        assert lms.get_import(item["id"])["state"] == "unlocked"
+        assert count(lms, "SELECT count(*) FROM imports") == 1

@@ -264,8 +264,8 @@ def cmd_recover(args) -> int:
     async def body(session):
         from importconsole.operations.recover import execute_recovery, plan_recovery
 
-        plan = await plan_recovery(session.client, args.import_id, journal=session.journal)
         mode = args.mode
+        plan = await plan_recovery(session.client, args.import_id, journal=session.journal, unlock_only=mode == "unlock")
         if mode in ("unlock", "recover") and not plan.needs_unlock:
             if mode == "unlock":
                 _emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
@@ -294,6 +294,8 @@ def cmd_recover(args) -> int:
                                         say=say, journal_fields=session.journal_fields())
         if args.json:
             print(json.dumps({"plan": plan.to_json(), "outcome": result.to_json()}, ensure_ascii=False))
+        elif mode == "unlock" and not plan.reimport_ready:
+            print(f"Next: fix rows {plan.first_row_left}-{plan.rows_total} in a copy of the file by hand and submit them.")
         elif mode == "unlock":
             print(f"Next: `importconsole reimport {plan.import_id}` re-imports {rows}.")
         elif result.reimport is not None:

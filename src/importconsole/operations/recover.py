@@ -101,6 +101,7 @@ class UnlockPlan:
     # Rows whose learner's enrollment in the course is already complete (often by an earlier row
     # of this very import): the LMS refuses them ("cannot update"), so they are named up front.
     already_complete: tuple[AlreadyComplete, ...] = ()
+    reimport_ready: bool = True  # False: the remainder could not be prepared (unlock-only plan)
 
     @property
     def already_complete_rows(self) -> tuple[int, ...]:
@@ -145,6 +146,10 @@ class UnlockPlan:
             lines.append(f"1. Unlock: end import {self.import_id} as 'unlocked' and free the {self.importer} importer")
         else:
             lines.append(f"1. Unlock: not needed, import {self.import_id} is already unlocked")
+        if not self.reimport_ready:
+            lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total}: not possible from the console")
+            lines.extend(f"   note: {n}" for n in self.notes)
+            return lines
         lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({self.remainder_rows} rows) "
                      f"as a new import, key {self.idempotency_key}")
         if self.changes:
@@ -185,6 +190,7 @@ class UnlockPlan:
             "idempotency_key": self.idempotency_key,
             "notes": list(self.notes),
             "needs_unlock": self.needs_unlock,
+            "reimport_ready": self.reimport_ready,
             "already_complete_rows": list(self.already_complete_rows),
             "already_complete": [{"row": a.row, "learner": a.learner, "course_external_id": a.course_external_id,
                                   "completed_by_import": a.completed_by_import} for a in self.already_complete],
@@ -224,8 +230,11 @@ ACTIVE = ("queued", "running")
 
 
 async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
-                        workdir: str | os.PathLike | None = None) -> UnlockPlan:
-    """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS."""
+                        workdir: str | os.PathLike | None = None, unlock_only: bool = False) -> UnlockPlan:
+    """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS.
+
+    `unlock_only`: a remainder that cannot be prepared does not stop an unlock (the plan then
+    holds no remainder, `reimport_ready` is False, and a note says why)."""
     from importconsole.operations.hung import diagnose_import
 
     item = await client.get_import(import_id)
@@ -257,6 +266,16 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
             client, item, remaining.content, first_row, workdir)
     except (ImportFileError, FixRefused) as error:
         # The remainder cannot become a clean file: say where (original numbering), change nothing.
+        if unlock_only and item.state in ACTIVE:
+            row = getattr(error, "row", None)
+            at = f" at row {first_row + row - 1}" if row else ""
+            return UnlockPlan(
+                import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
+                file_name=item.file_name, lock=lock, rows_total=item.rows_total, rows_committed=item.rows_processed,
+                first_row_left=first_row, diagnosis=diagnosis, needs_unlock=True, reimport_ready=False,
+                source_sha256=hashlib.sha256(remaining.content).hexdigest(),
+                notes=(f"the remaining rows cannot be re-imported by the console{at}: {error}; fix them by hand "
+                       "in a copy of the file and submit it after the unlock",))
         where = ""
         if getattr(error, "row", None):
             where = f" at row {first_row + error.row - 1} of the original file"
@@ -266,7 +285,8 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
             f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
             f"re-import{where}: {message}.{(' ' + fix[0].upper() + fix[1:] + '.') if fix else ''} Nothing was changed: "
             f"import {item.id} still holds the {item.importer} importer. Fix those rows in a copy of the file by hand, "
-            f"then `importconsole unlock {item.id}` and submit only the fixed rows.") from None
+            f"then `importconsole unlock {item.id}` (it unlocks without re-importing) and submit only the fixed rows."
+        ) from None
     notes.extend(file_notes)  # e.g. "re-encoded from Windows-1252 to UTF-8": the bytes sent differ
     if not changes and not file_notes:
         notes.append("the remaining rows needed no change")
@@ -399,6 +419,9 @@ async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bo
     if unlock and plan.needs_unlock:
         await _unlock(client, plan, journal, extra, step)
         result.unlocked = True
+    if reimport and not plan.reimport_ready:
+        raise RecoveryRefused(f"The remaining rows of import {plan.import_id} were not prepared for a re-import: "
+                              + "; ".join(plan.notes))
     if reimport:
         item = await client.get_import(plan.import_id)
         if item.state != "unlocked":
