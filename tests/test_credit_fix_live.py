@@ -258,3 +258,8 @@ def test_cli_credit_fix_filters_that_name_nothing_say_so_instead_of_nothing_to_f
         assert not (tmp_path / "out").exists()
         assert main(["credit-fix", "--course", "C-FIXED", "--out", str(tmp_path / "out")]) == 0
         assert "Nothing to fix" in capsys.readouterr().out
+        (tmp_path / "a-file").write_text("")
+        assert main(["credit-fix", "--out", str(tmp_path / "a-file")]) == 2
+        captured = capsys.readouterr()
+        assert "cannot write the proposal files to" in captured.err and "--out DIR" in captured.err
+        assert "unexpected problem" not in captured.err

@@ -325,7 +325,13 @@ def cmd_credit_fix(args) -> int:
         except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
             _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
-        written = write_proposal_file(proposals, args.out)
+        try:
+            written = write_proposal_file(proposals, args.out)
+        except OSError as error:
+            text = (f"cannot write the proposal files to {args.out}: {error.strerror or error}. "
+                    "Give a folder you can write to with --out DIR. Nothing was submitted.")
+            _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+            return EXIT_USAGE
         proposed = [p for p in proposals if p.proposed]
         if not args.json:
             if not proposals:
