@@ -114,3 +114,51 @@ async def test_picking_the_course_brings_in_the_rules_that_need_it(tmp_path):
             await pilot.press("enter")
             text = await wait_for_text(pilot, "partial-credit-not-variable", timeout=15)
             assert app.course_external_id == "C-FIXED" and "no course chosen" not in text
+
+
+async def test_a_submit_refused_because_another_import_holds_the_importer_says_how_to_go_on_here(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed\r\nu1,1,2026-02-01\r\n")
+    with start_sandbox(dataset(), rows_per_second=2) as server:
+        # a colleague's long import on another course holds the (site-wide) course importer
+        busy = server.submit(b"external_user_id,complete,date_completed\r\n"
+                             + b"".join(f"u{n % 5 + 1},1,2026-01-01\r\n".encode() for n in range(60)),
+                             course="C-VAR", file_name="colleague.csv").json()
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
+        app.course_external_id = "C-FIXED"
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "1 rows")
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submit mine.csv")
+            await pilot.press("ctrl+s")
+            await wait_for_text(pilot, "Enter: submit", timeout=15)
+            await pilot.press("enter")
+            text = await wait_for_text(pilot, "Enter or Esc: close", timeout=15)
+            said = " ".join(str(app.screen.query_one("#submit-summary").render()).split())
+            assert f"locked by import {busy['id']}" in said
+            assert f"Here: Esc, then m (Monitor); if import {busy['id']} is hung, select it and press u." in said
+            assert "100%" not in text  # no full progress bar over a refusal
+            await pilot.press("escape")
+        assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 1  # only the colleague's
+
+
+async def test_a_file_with_errors_is_refused_in_sentences_on_their_own_lines(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed\r\nu1,yes,2026-02-01\r\n")
+    with start_sandbox(dataset()) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
+        app.course_external_id = "C-FIXED"
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for_text(pilot, "1 rows")
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submit bad.csv")
+            await pilot.press("ctrl+s")
+            text = await wait_for_text(pilot, "Ctrl+S: check again", timeout=15)
+            said = str(app.screen.query_one("#submit-summary").render())
+            assert "nothing was sent" in said and "row 1 (line 2), column complete" in said
+            assert "<U+000A>" not in text and len(said.splitlines()) > 1  # the core's line breaks kept
+        assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0

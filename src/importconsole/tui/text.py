@@ -32,3 +32,9 @@ def clip(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     return set_cell_size(text, width - 1) + "…"
+
+
+def said(text: object) -> str:
+    """A sentence from the core (an error, a plan): its own line breaks kept, everything else
+    made visible. `shown` alone turned them into `<U+000A>` in the middle of the sentence."""
+    return "\n".join(shown(line) for line in ("" if text is None else str(text)).split("\n"))

@@ -14,7 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 from importconsole.tui.widgets.toggles import MarkedCheckbox
 
 NO_KEYRING_HELP = (
@@ -77,13 +77,13 @@ class ConnectScreen(ConsoleScreen):
             self.query_one(widget_id).display = not have_profiles
         startup = getattr(self.app, "startup_problem", None)
         if self.problem:
-            intro = f"The config file has problems:\n{shown(self.problem)}"
+            intro = f"The config file has problems:\n{said(self.problem)}"
         elif have_profiles:
             intro = "Pick a profile (Enter), type the token if asked, then Connect."
         else:
             intro = "No profile yet: create the first one. It is written to your config file without the token."
         if startup and not self.problem and self.app.session is None:
-            intro = f"Not connected: {shown(startup)}.\n{intro}"  # why it opened here, not only in a toast
+            intro = f"Not connected: {said(startup)}.\n{intro}"  # why it opened here, not only in a toast
         self.query_one("#connect-intro", Static).update(intro)
         from importconsole.secrets import keyring_available
 
@@ -136,7 +136,7 @@ class ConnectScreen(ConsoleScreen):
             path = init_config(self.app.config_path, profile=name, base_url=url, username=user)
             self.config = load_config(path)
         except ConfigError as error:
-            self.query_one("#connect-result", Static).update(shown(str(error)))
+            self.query_one("#connect-result", Static).update(said(str(error)))
             return None
         self.notify(f"Profile {name} written to {path} (the token is not in it).")
         return self.config.profiles[name]
@@ -163,7 +163,7 @@ class ConnectScreen(ConsoleScreen):
             async with LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle) as client:
                 me = await client.me()
         except Exception as error:  # Unreachable, Unauthorized, TLS: a sentence each
-            result.update(shown(str(error)))
+            result.update(said(str(error)))
             return
         note = ""
         if store:

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 
 
 async def load_courses(client, limit: int = 5000) -> list:
@@ -55,7 +55,7 @@ class CoursePicker(ModalScreen[str | None]):
         try:
             self.courses = await load_courses(self.app.lms())
         except Exception as error:  # LmsError: a sentence
-            self.query_one("#course-hint", Static).update(shown(str(error)))
+            self.query_one("#course-hint", Static).update(said(str(error)))
             return
         self._fill()
 

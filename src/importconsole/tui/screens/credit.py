@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 
 
 class CreditFixScreen(ConsoleScreen):
@@ -65,7 +65,7 @@ class CreditFixScreen(ConsoleScreen):
         try:
             proposals = await propose_credit_fixes(self.app.lms())
         except Exception as error:  # LmsError's str() is the sentence
-            self._status(shown(str(error)))
+            self._status(said(str(error)))
             return
         self.show_proposals(proposals)
 
@@ -126,7 +126,7 @@ class CreditFixScreen(ConsoleScreen):
 
         def on_progress(step: credit_fix.FixProgress) -> None:
             # The core sends course after course and waits for each import; the screen only shows it.
-            self._status(shown(step.sentence))
+            self._status(said(step.sentence))
             if step.import_ is not None and step.import_.id not in followed:
                 followed.add(step.import_.id)
                 self.app.follow_import(step.import_.id)
@@ -139,12 +139,12 @@ class CreditFixScreen(ConsoleScreen):
                 on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
         except credit_fix.CreditFixStopped as error:  # locked by another import...: what was and was not sent
             self.submitted = list(error.submitted.values())
-            self._status(shown(str(error)))
-            self.notify(shown(str(error.cause)), severity="error")
+            self._status(said(str(error)))
+            self.notify(said(str(error.cause)), severity="error")
             return
         except Exception as error:  # writing the files failed: the sentence
-            self._status(shown(str(error)))
-            self.notify(shown(str(error)), severity="error")
+            self._status(said(str(error)))
+            self.notify(said(str(error)), severity="error")
             return
         finally:
             self.busy = False

@@ -17,7 +17,7 @@ from textual.widgets import ProgressBar, Static, Tree
 
 from importconsole.importfile.catalogue import RULES
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 
 SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the count says how many
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
@@ -268,7 +268,7 @@ class FindingsScreen(ConsoleScreen):
                                         completion_only=completion_only, rows=None, facts=facts,
                                         importer=self.app.importer, course_external_id=self.app.course_external_id)
         except Exception as error:  # ImportFileError or a refusal (e.g. out exists): the sentence
-            self.app.call_from_thread(self._status, shown(f"No fixed copy written: {error}"))
+            self.app.call_from_thread(self._status, said(f"No fixed copy written: {error}"))
             return
         self.app.call_from_thread(self._fixed, out, manifest)
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 
 # Keys of a journal entry shown as columns; anything else goes into "details".
 _COLUMNS = ("time", "action", "outcome", "import_id", "file_path")
@@ -73,7 +73,7 @@ class JournalScreen(ConsoleScreen):
             )))
         if problem:  # on the screen, not only in a passing toast; and never "nothing yet"
             where = self.query_one("#journal-where", Static)
-            where.update(shown(problem))
+            where.update(said(problem))
             where.set_class(True, "problem")
             table.add_row("", "unreadable", "", "", "see the line above")
         elif not entries:

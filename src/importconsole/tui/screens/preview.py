@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, shown_header
+from importconsole.tui.text import shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
 
 IMPORTER_NAMES = {"course": "course-level", "global": "global (legacy, not in PARS)"}
@@ -116,7 +116,7 @@ class PreviewScreen(ConsoleScreen):
         if path != self.path:
             return
         self._status(f"{shown(path.name)} cannot be read as an import file")
-        self.query_one("#cell-detail", Static).update(shown(str(error)))
+        self.query_one("#cell-detail", Static).update(said(str(error)))
         self.query_one("#cell-detail").set_class(True, "problem")
 
     def _opened(self, path: Path, source, drawn: threading.Event) -> None:

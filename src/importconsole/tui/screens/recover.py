@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from importconsole.operations.watch import ImportView
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 
 
 class RecoverScreen(ModalScreen[int | None]):
@@ -71,7 +71,7 @@ class RecoverScreen(ModalScreen[int | None]):
     def _refused(self, error: Exception) -> None:
         self.busy = False
         self.plan = None
-        self.query_one("#recover-plan", Static).update(shown(str(error)))
+        self.query_one("#recover-plan", Static).update(said(str(error)))
         self.query_one("#recover-plan").set_class(True, "problem")
         self.query_one("#recover-keys", Static).update("Esc: close.")
 

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from importconsole.tui.text import shown
+from importconsole.tui.text import shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
 
 GLOBAL_WARNING = ("The global importer is for legacy data only: its records are NOT included in PARS reports. "
@@ -67,7 +67,7 @@ class SubmitScreen(ModalScreen[int | None]):
         try:
             found = await load_courses(self.app.lms())
         except Exception as error:  # a sentence from LmsError
-            self.query_one("#submit-summary", Static).update(shown(str(error)))
+            self.query_one("#submit-summary", Static).update(said(str(error)))
             return
         self.courses = found
         self._filter_courses()
@@ -140,11 +140,11 @@ class SubmitScreen(ModalScreen[int | None]):
         try:
             if journal is not None:
                 for item in await reconcile_pending(journal, client):
-                    self.notify(shown(item.sentence), title="Earlier submit reconciled")
+                    self.notify(said(item.sentence), title="Earlier submit reconciled")
             self.plan = await prepare_submit(client, self.path, importer=self.app.importer, course_external_id=course)
         except Exception as error:  # SubmitRefused or LmsError: say why; nothing was sent
             self.stage = "choose"
-            summary.update(shown(str(error)))
+            summary.update(said(str(error)))
             summary.set_class(True, "problem")
             self.query_one("#submit-keys", Static).update("Ctrl+S: check again  ·  Esc: cancel")
             return
@@ -184,12 +184,20 @@ class SubmitScreen(ModalScreen[int | None]):
                                       profile=session.profile if session else None, progress=progress)
         except Exception as error:
             self.stage = "done"
-            self.query_one("#submit-summary", Static).update(shown(str(error)))
+            bar.display = False  # a full bar over a refusal reads as "sent"
+            text = said(str(error))
+            holder = getattr(getattr(error, "lock", None), "import_id", None)
+            if holder is not None:  # the core's sentence names the CLI; say the console's keys too
+                text += f"\nHere: Esc, then m (Monitor); if import {holder} is hung, select it and press u."
+            summary = self.query_one("#submit-summary", Static)
+            summary.update(text)
+            summary.set_class(True, "problem")
             self.query_one("#submit-keys", Static).update("Enter or Esc: close")
+            self.query_one("#submit-keys").set_class(False, "danger")
             return
         self.import_id = outcome.import_.id
         self.stage = "done"
-        text = shown(outcome.sentence)
+        text = said(outcome.sentence)
         if outcome.notes:
             text += "\n" + "\n".join(shown(n) for n in outcome.notes)
         self.query_one("#submit-summary", Static).update(text)
