@@ -213,7 +213,8 @@ TWO_TYPES = [{"external_id": "C-TWO", "title": "Two credit types", "has_certific
                            "enable_variable_credit": True}]}]
 
 
-async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_the_enrollment_is_complete(tmp_path):
+async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_the_enrollment_is_complete(
+        tmp_path, monkeypatch, capsys):
     """One row per credit type (page: Multiple credit types): u3's second row is where the import
     hung. Its enrollment was completed by the first row, so the re-import's row is refused
     (cannot update): the plan must say so before the admin confirms, not after."""
@@ -231,6 +232,10 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
             text = "\n".join(plan.describe())
             assert f"row 4: u3 already completed C-TWO (import {item['id']})" in text and "will refuse 1 of these rows" in text
             assert plan.to_json()["already_complete_rows"] == [4]
+            cli_env(monkeypatch, tmp_path, lms)
+            assert await asyncio.to_thread(main, ["recover", str(item["id"])]) == 1  # no terminal: only asks
+            question = capsys.readouterr().err
+            assert f"Unlock import {item['id']} and re-import rows 4-5 (2 rows; the LMS will refuse 1 of them)?" in question
             result = await execute_recovery(client, plan, journal=Journal(tmp_path / "j.jsonl"))
         done = await asyncio.to_thread(lms.wait_import, result.reimport.id)
         # What the plan said is what the LMS did: row 4 (the re-import's row 1) refused, row 5 imported.

@@ -278,7 +278,8 @@ def cmd_recover(args) -> int:
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
-        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows)"
+        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows" + (
+            f"; the LMS will refuse {len(plan.already_complete)} of them)" if plan.already_complete else ")")
         question = {
             "unlock": f"Unlock import {plan.import_id} ({plan.rows_committed} of {plan.rows_total} rows committed; {rows} will not be imported until you re-import them)?",
             "reimport": f"Re-import {rows} of import {plan.import_id} as a new import?",
