@@ -49,6 +49,7 @@ async def test_recover_unlocks_and_reimports_only_the_rest_sanitized(tmp_path):
             text = "\n".join(plan.describe())
             assert "rows 120-200" in text and "U+200B" in text and "completion-only" in text
             result = await execute_recovery(client, plan, journal=journal)
+            base_url = client.base_url
         assert result.unlocked and result.reimport is not None and result.reimport_was_new
         reimport = await asyncio.to_thread(lms.wait_import, result.reimport.id)
         assert reimport["state"] == "completed" and reimport["rows_total"] == 81
@@ -65,6 +66,9 @@ async def test_recover_unlocks_and_reimports_only_the_rest_sanitized(tmp_path):
     assert steps["unlock"].outcome == "done" and steps["unlock"].import_id == item["id"]
     assert steps["reimport"].outcome == "created" and steps["reimport"].import_id == result.reimport.id
     assert steps["reimport"].idempotency_key == plan.idempotency_key
+    # Without journal_fields (the TUI passes none) each entry still names its LMS, so a reimport
+    # left "sending" is reconciled against the right one.
+    assert steps["unlock"].base_url == steps["reimport"].base_url == base_url
     # The journal says why and what: the cause, the rows changed, the completion-only rows.
     assert steps["unlock"].extra["stopped_at_row"] == 120 and "U+200B" in steps["unlock"].extra["cause"]
     assert steps["reimport"].extra["rows_changed"][0] == 120

@@ -410,6 +410,10 @@ async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bo
     """
     result = RecoveryResult(plan.import_id)
     extra = dict(journal_fields or {})
+    # Which LMS, always: a `reimport` left "sending" is reconciled only against its own base URL.
+    extra.setdefault("base_url", getattr(client, "base_url", None))
+    if getattr(client, "profile", None):
+        extra.setdefault("profile", client.profile)
 
     def step(text: str) -> None:
         result.steps.append(text)
