@@ -786,7 +786,11 @@ def _multipart(path: Path, fields_: dict[str, str], file_name: str, progress: Pr
         sent = 0
         yield head
         held = b""
-        with open(path, "rb") as fh:
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise _Changed(f"it cannot be read any more: {exc.strerror}") from None
+        with fh:
             remaining = size
             while remaining > 0:
                 chunk = fh.read(min(UPLOAD_CHUNK, remaining))
