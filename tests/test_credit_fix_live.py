@@ -90,6 +90,9 @@ def test_cli_credit_fix_for_a_file_skips_unknown_users_and_variable_credit(monke
                            b"ghost,C-FIXED,1,2026-02-01,ama,1.0\r\n"
                            b"u2,C-VAR,1,2026-02-01,ama,1.5\r\n"
                            b"u3,C-FIXED,1,2026-02-01,cme_other,\r\n")
+        # In text, the admin is told which rows of the file the proposals replace.
+        main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out2")])
+        assert f"replace rows 1 of {source}: import the other rows without them" in capsys.readouterr().out
         code = main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out"), "--submit", "--yes", "--json"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert code == 1  # some rows need the admin's hand

@@ -115,6 +115,18 @@ def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
         print(visible(text).replace("<U+000A>", "\n"), file=sys.stderr if err else sys.stdout, flush=True)
 
 
+def _ranges(rows: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    out, start = [], None
+    for i, row in enumerate(rows):
+        if start is None:
+            start = row
+        if i + 1 == len(rows) or rows[i + 1] != row + 1:
+            out.append(str(start) if start == row else f"{start}-{row}")
+            start = None
+    return ", ".join(out)
+
+
 def _confirm(args, question: str) -> bool:
     if getattr(args, "yes", False):
         return True
@@ -343,6 +355,12 @@ def cmd_credit_fix(args) -> int:
                 print(f"Wrote {path} (completion-only rows for {visible(course)})")
             if written.report:
                 print(f"Wrote {written.report} (every decision)")
+            covered = sorted({r for p in proposed for r in p.rows})
+            if args.file and covered:
+                # The proposal file replaces these rows; the rest of the file still needs importing.
+                print(visible(f"The completion-only rows replace rows {_ranges(covered)} of {args.file}: import the "
+                              "other rows without them, or make the whole file completion-only where it is safe "
+                              f"with `importconsole fix {args.file} --completion-only --out FIXED.csv`."))
         outcome: dict[str, Any] = {"proposals": [p.to_json() for p in proposals],
                                    "files": {c: str(p) for c, p in written.import_files.items()},
                                    "report": str(written.report) if written.report else None, "submitted": []}
