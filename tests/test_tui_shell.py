@@ -9,7 +9,7 @@ from textual.command import CommandPalette
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
-from tui_helpers import private_state, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():
@@ -191,3 +191,17 @@ async def test_a_click_on_the_navigation_line_goes_there(tmp_path):
         line = screen_text(app).splitlines()[-2]
         await pilot.click(NavigationBar, offset=(line.index("j Journal") + 3, 0))
         await wait_for(pilot, lambda: app.current_mode == "journal", what="the journal screen")
+
+
+async def test_the_command_palette_lists_the_screens_own_actions_before_cursor_keys(tmp_path):
+    from importconsole.tui.commands import ConsoleCommands
+
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="journal", theme_dirs=[], live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "journal", what="the journal")
+        app.screen.query_one("#journal").focus()  # a table: its cursor keys are bindings too
+        await pilot.pause()
+        labels = [label for label, _, _ in ConsoleCommands(app.screen)._commands()]
+        cursor = next(i for i, label in enumerate(labels) if label.startswith("Cursor up"))
+        # the palette's first lines before typing: Reload and the places to go, not "Cursor up"
+        assert labels.index("Reload (r)") < cursor and labels.index("Files (f)") < cursor, labels

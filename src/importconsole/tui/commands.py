@@ -12,6 +12,7 @@ class ConsoleCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         seen: set[tuple[str, str]] = set()
         found: list[tuple[str, str, object]] = []
+        movement: list[tuple[str, str, object]] = []  # the focused widget's cursor keys: listed last
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
             if not binding.description or binding.action in ("command_palette",) or not active.enabled:
@@ -22,8 +23,9 @@ class ConsoleCommands(Provider):
             seen.add(marker)
             label = f"{binding.description} ({binding.key_display or self.app.get_key_display(binding)})"
             run = partial(self.app.run_action, binding.action, active.node)
-            found.append((label, binding.tooltip or binding.description, run))
-        return found
+            own = active.node is self.screen or active.node is self.app
+            (found if own else movement).append((label, binding.tooltip or binding.description, run))
+        return found + movement
 
     async def discover(self) -> Hits:
         for label, help_text, run in self._commands():
