@@ -454,6 +454,7 @@ class _RowChecks:
         self.ok_values: dict[str, set[str]] = {c: {""} for c in (*DATE_COLUMNS, "credits", "complete", "credit_type")}
         self.keys_seen: set[int] = set()
         self.dup_keys: set[int] = set()
+        self.exact_repeats = False  # a repeat was seen: look for exactly which keys repeat
         self.category_seen: set[int] = set()
         self.first_invalid: int | None = None
         self.spill: _KeySpill | None = None
@@ -795,14 +796,23 @@ class _RowChecks:
             else:
                 # Only the keys that really repeat go to the second pass: a few duplicate rows
                 # scattered through a big file must not make it hold every key of their parts.
+                # Until the first repeat the cheap test (did the set grow by n?) is enough; the part
+                # holding it sends all its keys, later parts only their repeated ones.
                 seen = self.keys_seen
-                repeated = seen.intersection(hashes)  # seen in an earlier part
-                before = len(seen)
-                seen.update(hashes)
-                if len(seen) - before + len(repeated) != n:  # a key repeats inside this part
-                    repeated.update(h for h, c in Counter(hashes).items() if c > 1)
-                if repeated:
-                    self.dup_keys.update(repeated)
+                if not self.exact_repeats:
+                    before = len(seen)
+                    seen.update(hashes)
+                    if len(seen) - before != n:
+                        self.dup_keys.update(hashes)
+                        self.exact_repeats = True
+                else:
+                    repeated = seen.intersection(hashes)  # seen in an earlier part
+                    before = len(seen)
+                    seen.update(hashes)
+                    if len(seen) - before + len(repeated) != n:  # a key repeats inside this part
+                        repeated.update(h for h, c in Counter(hashes).items() if c > 1)
+                    if repeated:
+                        self.dup_keys.update(repeated)
                 if len(seen) > SPILL_KEYS:  # past ~1M rows the set leaves memory for a temp file
                     self.spill = _KeySpill(seen)
                     self.keys_seen = set()
