@@ -517,3 +517,17 @@ def test_ctrl_c_during_the_upload_says_how_to_find_out_what_happened(lms, home):
     [(import_id,)] = wait_for(lambda: imports_of(lms, path), timeout=10, message="the LMS to finish handling")
     assert main(["journal", "--reconcile"]) == 0 and Journal().entries()[0].import_id == import_id
     lms.wait_import(import_id)
+
+
+def test_a_file_name_with_escape_sequences_is_shown_harmlessly(lms, home, capsys):
+    path = held_file(home)
+    evil = path.with_name("q3\x1b]0;owned\x07\x1b[2J.csv")
+    path.rename(evil)
+    assert main(["submit", str(evil), "--course", "C-VAR"]) == 0
+    assert main(["journal"]) == 0
+    assert main(["submit", str(evil) + "\x1b[0m", "--course", "C-VAR"]) == 2  # refused, naming the path
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err and "\x07" not in out.out + out.err and "q3<U+001B>" in out.err
+    [(import_id,)] = imports_of(lms, evil)
+    assert f"Import {import_id} created: q3<U+001B>" in out.out
+    lms.wait_import(import_id)

@@ -19,7 +19,10 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    """Messages can quote a file name or the LMS: control and escape characters made visible, line by line."""
+    from importconsole.importfile.safe_text import visible
+
+    print("\n".join(visible(line) for line in str(text).split("\n")), file=sys.stderr)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -428,7 +431,7 @@ def cmd_journal(args) -> int:
     for e in entries:
         what = f"{e.action} {Path(e.file_path).name if e.file_path else ''}".strip()
         imp = f"import {e.import_id}" if e.import_id is not None else "no import"
-        print(f"{e.time[:19]}  {e.outcome:<15} {imp:<14} {_visible(what)}  ({e.lms_user or '?'} as {e.os_user or '?'}, profile {e.profile or '?'})")
+        print(f"{e.time[:19]}  {e.outcome:<15} {imp:<14} {_visible(what)}  ({_visible(e.lms_user or '?')} as {_visible(e.os_user or '?')}, profile {_visible(e.profile or '?')})")
         if e.message:
             print(f"{'':21}{_visible(e.message)}")
     pending = [e for e in entries if e.pending]

@@ -138,9 +138,11 @@ class SubmitOutcome:
 
     @property
     def sentence(self) -> str:
+        from importconsole.importfile.safe_text import visible
+
         imp = self.import_
         how = "created" if self.receipt.created else "already held by the LMS (found by its idempotency key; nothing was imported twice)"
-        return f"Import {imp.id} {how}: {self.plan.path.name}, {imp.importer} importer, state {imp.state}."
+        return f"Import {imp.id} {how}: {visible(self.plan.path.name)}, {visible(imp.importer)} importer, state {visible(imp.state)}."
 
 
 @dataclass
