@@ -162,9 +162,10 @@ async def test_2_connection_dropped_after_upload_asks_the_server_and_finds_the_o
 async def test_3_read_timeout_retries_with_the_same_key(lms, tmp_path):
     path, rows = import_file(tmp_path)
     fault(lms, "slow", seconds=1.0)
-    async with client(lms, Sleeps(real=0.4), upload_timeout=0.3) as c:
+    witness = KeyWitness()
+    async with client(lms, Sleeps(real=0.4), upload_timeout=0.3, transport=witness) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
-    assert receipt.attempts >= 2
+    assert receipt.attempts >= 2 and len(witness.keys) >= 2 and set(witness.keys) == {receipt.idempotency_key}
     assert_exactly_one_and_no_row_lost(lms, path, rows, receipt.import_.id)
 
 
@@ -201,15 +202,31 @@ async def test_4_persistent_500_tells_the_admin_no_import_exists(lms, tmp_path):
 
 # ---- 5, 6. 502/503/504 and 429 -------------------------------------------------------------------
 
+class KeyWitness(httpx.AsyncHTTPTransport):
+    """Forwards to the real LMS; notes the Idempotency-Key of every POST /imports that leaves."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys: list[str] = []
+
+    async def handle_async_request(self, request):
+        if request.method == "POST" and request.url.path.endswith("/imports"):
+            self.keys.append(request.headers.get("Idempotency-Key"))
+        return await super().handle_async_request(request)
+
+
 @pytest.mark.parametrize("status", [502, 503, 504])
 async def test_5_gateway_errors_back_off_with_the_same_key(lms, tmp_path, status):
     path, rows = import_file(tmp_path)
     fault(lms, "status", status=status, times=2)
     sleeps = Sleeps()
-    async with client(lms, sleeps) as c:
+    witness = KeyWitness()
+    async with client(lms, sleeps, transport=witness) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
     assert sleeps.delays == [0.1, 0.2]
     assert receipt.attempts == 3 and receipt.created
+    assert witness.keys == [receipt.idempotency_key] * 3
+    assert imports_of(lms, path)[0]["idempotency_key"] == receipt.idempotency_key
     assert_exactly_one_and_no_row_lost(lms, path, rows, receipt.import_.id)
 
 

@@ -308,7 +308,7 @@ def _confirm_on_terminal(plan) -> bool:
         _err(f"  {warning}")
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
-    sys.stderr.write(f"Submit {plan.path.name} anyway? [y/N] ")
+    sys.stderr.write(f"Submit {_visible(plan.path.name)} anyway? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
