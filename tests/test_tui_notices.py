@@ -88,3 +88,18 @@ async def test_an_unreadable_journal_is_said_on_the_journal_screen_not_called_em
     async with app.run_test(size=(80, 24)) as pilot:
         text = await wait_for_text(pilot, "cannot be read")
         assert "nothing yet" not in text and "unreadable" in text
+
+
+async def test_the_journal_shows_what_the_console_did_newest_first(tmp_path):
+    from importconsole.journal import Journal
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    first = journal.begin("submit", file_path=tmp_path / "older.csv", import_id=3)
+    journal.complete(first, "created", import_id=3)
+    second = journal.begin("unlock", import_id=3)
+    journal.complete(second, "unlocked", import_id=3)
+    session = LmsSession(profile="test", base_url="http://127.0.0.1:9", token="t", journal_path=tmp_path / "journal.jsonl")
+    app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="journal", theme_dirs=[], live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_for_text(pilot, "older.csv")
+        assert text.index("unlocked") < text.index("older.csv")  # the unlock came later: it is on top
