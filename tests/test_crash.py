@@ -33,3 +33,13 @@ def test_unexpected_error_is_one_sentence_and_a_private_report(tmp_path, monkeyp
     body = reports[0].read_text()
     assert "RuntimeError" in body and token not in body
     assert stat.S_IMODE(os.stat(reports[0]).st_mode) == 0o600
+
+
+def test_two_crashes_in_the_same_second_keep_both_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(crash.time, "strftime", lambda fmt, *a: "crash-20260101-000000")
+    first = crash.write_crash_report(RuntimeError("first"))
+    second = crash.write_crash_report(ValueError("second"))
+    assert first != second
+    assert "RuntimeError: first" in first.read_text() and "ValueError: second" in second.read_text()
+    assert stat.S_IMODE(os.stat(second).st_mode) == 0o600

@@ -43,8 +43,16 @@ def write_crash_report(exc: BaseException) -> Path | None:
     try:
         folder = crash_dir()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / time.strftime("crash-%Y%m%d-%H%M%S.txt")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        stamp = time.strftime("crash-%Y%m%d-%H%M%S")
+        for n in range(100):  # two crashes in one second (or two consoles) each keep their report
+            path = folder / (f"{stamp}.txt" if n == 0 else f"{stamp}-{n}.txt")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+        else:
+            return None
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(redact(text))
         return path
