@@ -888,9 +888,11 @@ def _report_duplicates(checks: _RowChecks) -> None:
         present = list(_key_columns(columns, cols, trusted=chunk.clean and chunk.edge_space_free).values())
         hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
         del columns
-        for j, h in enumerate(hashes):
-            if h not in wanted:
-                continue
+        if wanted.isdisjoint(hashes):
+            continue
+        # The rows whose key repeats, picked in C: a big file with a few duplicates loops over those only.
+        for j in compress(range(len(hashes)), map(wanted.__contains__, hashes)):
+            h = hashes[j]
             cells = rows[j] if rows is not None else chunk.flat[j * n:(j + 1) * n]
             key = tuple(k[j] for k in present)
             normal = list(cells)
