@@ -37,6 +37,7 @@ async def test_a_hang_is_named_in_the_title_line_and_its_toast_never_covers_the_
             assert all(n.timeout <= 6 for n in app._notifications)
             await pilot.press("m")
             await wait_for(pilot, lambda: app.current_mode == "monitor", what="the monitor")
+            assert not [n for n in app._notifications if n.title == "Import hung"]  # the monitor says it
             await wait_for(pilot, lambda: app.screen.selected_view() is not None
                            and app.screen.selected_view().is_hung, what="the hung import selected")
             await pilot.press("u")

@@ -127,6 +127,8 @@ class ImportConsoleApp(App[int]):
         self.start_watching()
 
     def action_show(self, mode: str) -> None:
+        if mode == "monitor" and any(n.title == "Import hung" for n in self._notifications):
+            self.clear_notifications()  # the monitor's detail pane says it, under where the toast sat
         if self.current_mode != mode:
             self.switch_mode(mode)
 
