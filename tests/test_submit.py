@@ -531,3 +531,14 @@ def test_a_file_name_with_escape_sequences_is_shown_harmlessly(lms, home, capsys
     [(import_id,)] = imports_of(lms, evil)
     assert f"Import {import_id} created: q3<U+001B>" in out.out
     lms.wait_import(import_id)
+
+
+def test_a_long_wait_before_a_retry_is_announced(lms, home, capsys, monkeypatch):
+    from importconsole.cli import lms_cmds
+
+    monkeypatch.setattr(lms_cmds, "ANNOUNCE_WAITS_FROM", 0.5)
+    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 429, "retry_after": "1", "method": "GET",
+                                          "path_prefix": "/api/v1/imports"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert main(["imports"]) == 0
+    err = capsys.readouterr().err
+    assert "trying again in 1 s" in err and "nothing is sent twice" in err

@@ -106,11 +106,20 @@ def _token(profile, *, prompt: bool = True) -> str:
         raise _Stop(EXIT_LMS, str(exc)) from None
 
 
+ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
+
+
+async def _announced_sleep(seconds: float) -> None:
+    if seconds >= ANNOUNCE_WAITS_FROM:
+        _err(f"The LMS is busy or did not answer; trying again in {seconds:.0f} s (nothing is sent twice).")
+    await asyncio.sleep(seconds)
+
+
 def retry_policy():
     """The CLI's retry policy (tests replace this to keep retry paths fast)."""
     from importconsole.lms.client import RetryPolicy
 
-    return RetryPolicy()
+    return RetryPolicy(sleep=_announced_sleep)
 
 
 def _client(profile, token: str):
