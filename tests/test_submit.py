@@ -542,3 +542,14 @@ def test_a_long_wait_before_a_retry_is_announced(lms, home, capsys, monkeypatch)
     assert main(["imports"]) == 0
     err = capsys.readouterr().err
     assert "trying again in 1 s" in err and "nothing is sent twice" in err
+
+
+def test_imports_says_when_there_are_more_than_shown(lms, home, capsys):
+    for _ in range(2):
+        path = held_file(home)
+        assert main(["submit", str(path), "--course", "C-VAR"]) == 0
+        lms.wait_import(imports_of(lms, path)[0][0])
+    capsys.readouterr()
+    assert main(["imports", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(1 shown; there are more" in out and len(out.strip().splitlines()) == 3

@@ -402,6 +402,8 @@ def cmd_imports(args) -> int:
             rows = f"{i.rows_processed}/{i.rows_total}"
             print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {_visible(i.course_external_id or '-')[:16]:<16} {rows:>11}  "
                   f"{_visible(i.created_by)[:12]:<12} {(i.created_at or '')[:19]:<20} {_visible(i.file_name)}")
+        if page.next_offset is not None:
+            print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
         return EXIT_OK
 
     return _run(go)
