@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from importconsole.cli import main
 from importconsole.importfile.reader import first_invalid_byte, open_import_file
 from importconsole.importfile.validate import validate
+from sandbox_helpers import dataset, start_sandbox
 
 MIB = 1 << 20
 
@@ -66,7 +67,7 @@ def test_validate_names_the_exact_offset_of_a_cut_character_at_the_end_of_a_big_
 
 # --- case 18: the delimiter ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("delimiter,name", [(b";", "semicolon"), (b"\t", "tab"), (b"|", "pipe")])
+@pytest.mark.parametrize("delimiter,name", [(b";", "semicolon"), (b"\t", "tab")])
 def test_a_file_delimited_by_another_character_gets_an_info_finding(tmp_path, delimiter, name, capsys):
     content = b"external_email,first_name,complete\na@example.org,Ann,1\n".replace(b",", delimiter)
     path = write(tmp_path, content)
@@ -77,6 +78,18 @@ def test_a_file_delimited_by_another_character_gets_an_info_finding(tmp_path, de
     assert report.ok and report.rows == 1  # read all the same: info only
     assert main(["validate", str(path), "--offline"]) == 0
     assert "[info delimiter-not-comma]" in capsys.readouterr().out
+
+
+def test_a_pipe_file_is_read_but_is_an_error_the_lms_fails_it(tmp_path, capsys):
+    # The reference LMS reads , ; and tab; with pipes it finds no learner column and fails the import.
+    path = write(tmp_path, b"external_email|first_name|complete\na@example.org|Ann|1\n")
+    report = validate(path)
+    (finding,) = report.of("delimiter-unsupported")
+    assert (finding.severity, finding.line, report.rows) == ("error", 1, 1) and "pipes" in finding.message
+    assert not report.of("delimiter-not-comma") and main(["validate", str(path), "--offline"]) == 1
+    with start_sandbox(dataset(), rows_per_second=None) as lms:
+        done = lms.wait_import(lms.submit(path.read_bytes(), course="C-FIXED").json()["id"])
+        assert done["state"] == "failed" and "header row was not recognised" in done["error"]
 
 
 def test_a_comma_file_has_no_delimiter_finding(tmp_path):

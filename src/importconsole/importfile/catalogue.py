@@ -202,10 +202,16 @@ _RULES = [
     ),
     Rule(
         "delimiter-not-comma", INFO, "Delimiter is not a comma",
-        _FORMAT, "The file separates values with another delimiter (semicolon, tab or pipe: Excel "
+        _FORMAT, "The file separates values with another delimiter (semicolon or tab: Excel "
         "in many European locales, or \"Unicode Text\"). The console reads it, but the LMS's course "
         "record importer is documented for comma-separated CSV (the reference LMS also reads ; and "
         "tab; a production site may not).",
+        "Save the file as CSV UTF-8 (Comma delimited) before submitting.",
+    ),
+    Rule(
+        "delimiter-unsupported", ERROR, "Pipe-delimited file",
+        _FORMAT, "The file separates values with pipes (|). The console reads it, but the LMS's "
+        "importer does not: it reads the header as one unknown column and fails the import.",
         "Save the file as CSV UTF-8 (Comma delimited) before submitting.",
     ),
     Rule(

@@ -255,7 +255,11 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
                         "LMS's importer reads UTF-8 only and refuses it")
     if not online:
         report.not_checked = list(LMS_RULES)
-    if f.delimiter != ",":
+    if f.delimiter == "|":  # the LMS reads , ; and tab (docs/sandbox.md): a pipe file fails there
+        out.add("delimiter-unsupported", line=f.header_line,
+                message="values are separated by pipes ('|'): the LMS's importer does not read them and fails "
+                        "the import (header not recognised)")
+    elif f.delimiter != ",":
         out.add("delimiter-not-comma", line=f.header_line,
                 message=f"values are separated by {f.delimiter_name}s ({f.delimiter!r}), not "
                         "commas: the LMS's importer expects comma-separated CSV",
