@@ -99,3 +99,16 @@ async def test_a_slow_keyring_never_freezes_the_screen_while_a_profile_connects(
                 assert app.session.profile == "slow" and server.admin_token not in screen_text(app)
         finally:
             keyring.set_keyring(before)
+
+
+async def test_esc_leaves_a_field_so_the_navigation_keys_work_again_on_connect(tmp_path):
+    app = ImportConsoleApp(workdir=tmp_path, theme_dirs=[], config_path=tmp_path / "config.toml", live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_text(pilot, "No profile yet")
+        await pilot.press("a")  # the cursor is in "Profile name"
+        assert "Esc Leave the field" in screen_text(app) or "esc Leave the field" in screen_text(app)
+        await pilot.press("escape", "f")
+        await wait_for(pilot, lambda: app.current_mode == "files", what="the Files screen")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.current_mode == "connect", what="back on Connect")
+        assert app.screen.query_one("#profile-name", Input).value == "a"  # the f went nowhere near it

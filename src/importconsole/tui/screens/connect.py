@@ -26,7 +26,9 @@ NO_KEYRING_HELP = (
 
 class ConnectScreen(ConsoleScreen):
     TITLE_TEXT = "Connect"
-    BINDINGS = [Binding("ctrl+s", "connect", "Connect")]
+    # While a field has the cursor, letters are typed into it; Esc hands them back to the
+    # navigation line (f, m, ...), which is otherwise unreachable from here but by Ctrl+P.
+    BINDINGS = [Binding("ctrl+s", "connect", "Connect"), Binding("escape", "leave_field", "Leave the field")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,6 +110,14 @@ class ConnectScreen(ConsoleScreen):
     @on(OptionList.OptionSelected, "#profiles")
     def _profile_chosen(self, event: OptionList.OptionSelected) -> None:
         self._connect(self.config.profiles[event.option.id], "", store=False)  # the stored token, if any
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "leave_field":
+            return isinstance(self.focused, Input)  # shown in the footer only while typing
+        return True
 
     @on(Button.Pressed, "#connect")
     @on(Input.Submitted, "#token")
