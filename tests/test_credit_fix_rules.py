@@ -86,7 +86,7 @@ def test_what_a_proposal_will_do_names_the_completion_date_and_what_it_replaces(
     p = decide(today, user_exists=True, enrollment_status="incomplete", enrollment_credit=[("ama", 1.0, "import")],
                course=COURSE, credit_types=TYPES)
     text = p.describe()
-    assert "marks it complete on 2026-11-28 (today: the LMS has no completion date" in text
+    assert "marks it complete on 2026-11-28 (today's date: the LMS has no completion date for it)" in text
     assert "replacing that credit, with ama 2 (awarded; reported to PARS (ACCME))" in text
     from_file = _Learner("file-row", "CARD-101", "u1", None, None, credit=[("ama", 1.0, "row")], rows=[3])
     p = decide(from_file, user_exists=True, enrollment_status=None, enrollment_credit=[], course=COURSE, credit_types=TYPES)

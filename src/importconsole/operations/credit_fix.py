@@ -84,8 +84,7 @@ class CompletionOnlyProposal:
         if self.proposed:
             will = "; ".join(a.describe() for a in self.awards) or "completion only, no credit type to award"
             if self.date_is_today:
-                dated = (f"complete on {self.date_completed} (today: the LMS has no completion date; edit the "
-                         "proposal file if it was earlier)")
+                dated = f"complete on {self.date_completed} (today's date: the LMS has no completion date for it)"
             elif self.date_completed:
                 dated = f"complete on {self.date_completed}"
             else:
