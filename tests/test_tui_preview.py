@@ -8,7 +8,7 @@ from pathlib import Path
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.widgets.rowview import RowView
-from tui_helpers import private_state, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 HEADER = b"external_user_id,first_name,last_name,complete,date_completed,credit_type,credits\r\n"
 
@@ -100,3 +100,13 @@ async def test_an_excel_unicode_text_file_previews_with_its_encoding_and_delimit
         text = await wait_for_text(pilot, "2 rows ·")
         assert "UTF-16 LE with BOM · tab · 2 rows" in text
         assert "u2" in text and "2026-01-02" in text
+
+
+async def test_the_findings_verdict_is_read_in_full_at_80_columns(tmp_path):
+    rows = [f"u{n},First{n},Last{n},1,2026-01-0{n},," for n in range(1, 4)]
+    rows[1] = "u2,First2,La\u200bst2,1,2026-01-02,,"  # an error
+    app = console(tmp_path, write(tmp_path / "one-error.csv", rows), start_mode="findings")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_text(pilot, "errors", timeout=15)
+        text = " ".join(screen_text(app).split())
+        assert "fix the errors before submitting (x writes a fixed copy)" in text
