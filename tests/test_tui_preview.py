@@ -108,5 +108,6 @@ async def test_the_findings_verdict_is_read_in_full_at_80_columns(tmp_path):
     app = console(tmp_path, write(tmp_path / "one-error.csv", rows), start_mode="findings")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for_text(pilot, "errors", timeout=15)
-        text = " ".join(screen_text(app).split())
-        assert "fix the errors before submitting (x writes a fixed copy)" in text
+        # the wrapped status line is laid out a frame after its text is set: poll, then read
+        await wait_for(pilot, lambda: "fix the errors before submitting (x writes a fixed copy)"
+                       in " ".join(screen_text(app).split()), timeout=3, what="the verdict in full")
