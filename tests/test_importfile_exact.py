@@ -87,9 +87,14 @@ def test_a_pipe_file_is_read_but_is_an_error_the_lms_fails_it(tmp_path, capsys):
     (finding,) = report.of("delimiter-unsupported")
     assert (finding.severity, finding.line, report.rows) == ("error", 1, 1) and "pipes" in finding.message
     assert not report.of("delimiter-not-comma") and main(["validate", str(path), "--offline"]) == 1
+    fixed = tmp_path / "commas.csv"
+    assert main(["fix", str(path), "--out", str(fixed), "--sanitize"]) == 0
+    assert fixed.read_bytes() == b"external_email,first_name,complete\na@example.org,Ann,1\n"
+    assert "instead of pipes" in capsys.readouterr().out and validate(fixed).errors == 0
     with start_sandbox(dataset(), rows_per_second=None) as lms:
         done = lms.wait_import(lms.submit(path.read_bytes(), course="C-FIXED").json()["id"])
         assert done["state"] == "failed" and "header row was not recognised" in done["error"]
+        assert lms.wait_import(lms.submit(fixed.read_bytes(), course="C-FIXED").json()["id"])["state"] == "completed"
 
 
 def test_a_comma_file_has_no_delimiter_finding(tmp_path):

@@ -212,7 +212,8 @@ _RULES = [
         "delimiter-unsupported", ERROR, "Pipe-delimited file",
         _FORMAT, "The file separates values with pipes (|). The console reads it, but the LMS's "
         "importer does not: it reads the header as one unknown column and fails the import.",
-        "Save the file as CSV UTF-8 (Comma delimited) before submitting.",
+        "Write a comma-separated copy (`importconsole fix FILE --out NEW.csv --sanitize`), or save the "
+        "file as CSV UTF-8 (Comma delimited).",
     ),
     Rule(
         "missing-column", ERROR, "Required column missing",

@@ -8,7 +8,8 @@ was given"). Every changed row goes into a manifest next to the new file.
   the row completes, and the course's credit type is not variable ("Reporting credit").
 - rows: keep only the given rows (`7-20,25`).
 
-The new file is UTF-8 without BOM, same delimiter and line endings; values are otherwise kept
+The new file is UTF-8 without BOM, same delimiter (commas for a pipe file: the LMS cannot read
+pipes) and line endings; values are otherwise kept
 exactly (formula-like cells included: only reports escape them).
 """
 
@@ -119,6 +120,10 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     manifest = FixManifest(path, out, manifest_path)
     if f.encoding != "utf-8" or f.bom:
         manifest.notes.append(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
+    out_delimiter = f.delimiter
+    if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
+        out_delimiter = ","
+        manifest.notes.append("values separated by commas instead of pipes (the LMS does not read pipes)")
 
     header = list(f.header)
     if sanitize:
@@ -152,7 +157,7 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
         # surrogateescape: bytes the input could not decode are written back as they were (the
         # data is kept; validate names them), never a crash.
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            writer = csv.writer(fh, delimiter=f.delimiter, lineterminator=lineterminator)
+            writer = csv.writer(fh, delimiter=out_delimiter, lineterminator=lineterminator)
             writer.writerow(header)
 
             def emit(record, cells_list):
