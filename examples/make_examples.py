@@ -89,7 +89,7 @@ def main(out: Path = HERE) -> None:
           "two credit types in one cell: one row per type is needed",
           [row(23, c, **done, credit_type="ama;moc_abim", credits="1.50")], c)
     write("rule-duplicate-credit-row.csv", "course", "CARD-101",
-          "the same learner, course and credit type twice: the LMS takes both rows and records the credit twice",
+          "the same learner, course and credit type twice: the LMS refuses the second row (cannot update)",
           [row(24, c, **done, credit_type="ama", credits="1.50"), row(24, c, **done, credit_type="ama", credits="1.50")], c)
     write("rule-global-importer-pars.csv", "global", None,
           "ama (reports to PARS) through the global importer: never in the PARS report",

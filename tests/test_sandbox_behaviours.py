@@ -159,12 +159,19 @@ def test_multiple_credit_types_one_row_per_type_are_all_recorded(two_types):
     assert db.execute("SELECT count(*) FROM enrollments").fetchone()[0] == 2
 
 
-def test_the_same_credit_type_twice_in_one_file_is_a_double_award(two_types):
-    # duplicate-credit-row: the LMS takes both rows; the learner holds the credit twice.
-    body = "external_user_id,complete,credit_type,credits\nu1,1,ama,1\nu1,1,ama,1\n"
+def test_the_same_credit_type_twice_in_one_file_is_refused_the_second_time(two_types):
+    # duplicate-credit-row: the second row would update credit the learner holds: "cannot update".
+    # So is credit for a type the completion row before it already awarded.
+    body = "external_user_id,complete,credit_type,credits\nu1,1,ama,1\nu1,1,ama,1\nu2,1,,\nu2,1,ama,1\n"
     imp = _import(two_types, body, course="C-TWO")
-    assert (imp["state"], imp["rows_failed"]) == ("completed", 0)
-    assert [tuple(r) for r in _credit(two_types.db(), "u1", "C-TWO")] == [("ama", 1.0, "import", "complete")] * 2
+    assert (imp["state"], imp["rows_failed"]) == ("completed_with_errors", 2)
+    rows = two_types.client().get(f"/imports/{imp['id']}/rows").json()["items"]
+    assert [r["status"] for r in rows] == ["imported", "refused", "imported", "refused"]
+    assert "already holds ama credit" in rows[1]["message"]
+    db = two_types.db()
+    assert [tuple(r) for r in _credit(db, "u1", "C-TWO")] == [("ama", 1.0, "import", "complete")]
+    assert [tuple(r) for r in _credit(db, "u2", "C-TWO")] == [("ama", 1.0, "awarded", "complete"),
+                                                             ("cme_other", 1.0, "awarded", "complete")]
 
 
 def test_a_second_import_still_cannot_update_what_the_first_completed(two_types):

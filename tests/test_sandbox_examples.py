@@ -73,13 +73,13 @@ def test_the_hanging_examples_hang(demo_sandbox, name, stops_after):
     _unlock(demo_sandbox, imp)
 
 
-def test_duplicate_credit_row_example_is_a_double_award(demo_sandbox):
+def test_duplicate_credit_row_example_refuses_the_second_row(demo_sandbox):
     imp = demo_sandbox.wait_import(_submit(demo_sandbox, "rule-duplicate-credit-row.csv", "CARD-101")["id"])
-    assert (imp["state"], imp["rows_failed"]) == ("completed", 0)
+    assert (imp["state"], imp["rows_failed"]) == ("completed_with_errors", 1)
     amounts = [r[0] for r in demo_sandbox.db().execute(
         "SELECT cr.amount FROM credit_records cr JOIN users u ON u.id = cr.user_id "
         "WHERE u.external_user_id = 'U0024' AND cr.credit_type = 'ama'")]
-    assert amounts == [1.5, 1.5]
+    assert amounts == [1.5]
 
 
 def test_new_user_example_waits_then_completes_with_full_credit_when_the_account_appears(demo_sandbox):

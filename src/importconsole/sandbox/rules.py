@@ -159,7 +159,12 @@ def apply_record(conn, user_id: int, course, fields: dict, *, importer: str, imp
     if enrollment is not None and enrollment["status"] == "complete":
         if complete and import_id is not None and enrollment["import_id"] == import_id:
             # "Multiple credit types": one row per type; a later completion row of the SAME import adds
-            # its credit (the same type twice is a double award: duplicate-credit-row).
+            # its credit. A type the enrollment already holds is an update, refused (duplicate-credit-row).
+            if credit is not None and conn.execute(
+                    "SELECT 1 FROM credit_records WHERE enrollment_id = ? AND credit_type = ?",
+                    (enrollment["id"], credit[0])).fetchone():
+                return RowOutcome("refused", f"cannot update: the learner already holds {credit[0]} credit in "
+                                  f"{course['external_id']} (one row per credit type)", enrollment["id"])
             _add_credit(conn, enrollment["id"], user_id, course, credit, importer, import_id, fields, stamp,
                         award_missing=True)
             return RowOutcome("imported", None, enrollment["id"])
