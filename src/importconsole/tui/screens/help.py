@@ -20,6 +20,12 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title", markup=False)
+            problems = getattr(self.app, "theme_problems", [])
+            if problems:  # said at start in a toast that passes: kept here too
+                from importconsole.tui.text import said
+
+                yield Static(said("Themes not loaded:\n" + "\n".join(str(p) for p in problems)),
+                             id="help-theme-problems", classes="problem", markup=False)
             yield Static(self._table(), id="help-keys", markup=False)
 
     def _table(self) -> Table:
