@@ -142,3 +142,18 @@ def test_a_bad_dataset_entry_is_named_and_the_database_is_left_for_a_good_seed(t
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_restart_on_the_same_db_says_the_database_was_reused_and_the_seed_not_loaded(tmp_path):
+    db = tmp_path / "lms.sqlite3"
+    for round_ in (1, 2):
+        proc = _start("--port", "0", "--db", str(db), "--seed", "demo")
+        try:
+            proc.stdout.readline()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            said = proc.stderr.read()
+        finally:
+            proc.kill()
+            proc.wait()
+        assert ("reused as it was" in said) == (round_ == 2), said

@@ -68,7 +68,7 @@ class _Server(uvicorn.Server):
 def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, rows_per_second: float | None,
           faults: bool, show_tokens: bool) -> int:
     try:
-        db_path, tokens, _ = prepare_database(db_path, seed_name)
+        db_path, tokens, fresh = prepare_database(db_path, seed_name)
     except DatasetError as exc:
         print(f"importconsole sandbox: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +85,8 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
             for role, token in tokens.items():
                 print(f"token {role}: {token}", flush=True)
         speed = "unthrottled" if not rows_per_second else f"{rows_per_second:g} rows/s"
-        print(f"database: {db_path} (processing {speed}{', faults on' if faults else ''}); Ctrl-C stops",
+        kept = "" if fresh else "; reused as it was: its imports, locks and users are kept, --seed is not loaded"
+        print(f"database: {db_path} (processing {speed}{', faults on' if faults else ''}{kept}); Ctrl-C stops",
               file=sys.stderr, flush=True)
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
