@@ -102,5 +102,7 @@ async def test_the_journal_shows_what_the_console_did_newest_first(tmp_path):
     session = LmsSession(profile="test", base_url="http://127.0.0.1:9", token="t", journal_path=tmp_path / "journal.jsonl")
     app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="journal", theme_dirs=[], live=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_for_text(pilot, "older.csv")
-        assert text.index("unlocked") < text.index("older.csv")  # the unlock came later: it is on top
+        await wait_for(pilot, lambda: "older.csv" in screen_text(app) and "unlocked" in screen_text(app),
+                       timeout=15, what="both entries")
+        text = screen_text(app)
+        assert text.index("unlocked") < text.index("older.csv"), text  # the unlock came later: it is on top
