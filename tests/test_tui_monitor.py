@@ -135,3 +135,31 @@ async def test_the_monitor_stands_still_while_a_dialog_is_open_and_catches_up_af
             await pilot.press("escape")
             await wait_for(pilot, lambda: [(v.import_id, v.rows_processed) for v in monitor.views] != painted,
                            what="the monitor catching up")
+
+
+async def test_the_recover_plan_title_and_header_agree_when_an_import_turns_hung_under_the_dialog(tmp_path):
+    """`u` pressed while the import is stalled but not yet hung; it turns hung with the dialog open.
+    The title line, the monitor header under the dialog and the plan all read the watcher's verdict."""
+    with start_sandbox(dataset(), rows_per_second=50) as server:
+        app = console(server, tmp_path, hung_after=3.0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "0 active")
+            rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
+            rows[2] = "u3\u200b,1,2026-01-03"
+            hung = server.submit(course_file(rows), course="C-FIXED", file_name="zwsp.csv").json()
+            server.wait_rows(hung["id"], 2)
+            monitor = app.screen
+            await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and not v.is_hung
+                                              for v in monitor.views), what="the import stalled, lock held")
+            await pilot.press("u")
+            await wait_for_text(pilot, "Not detected as hung yet", timeout=15)
+            await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=15, what="the watcher's hung verdict")
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            assert f"HUNG: import {hung['id']}" in text
+            assert "Not detected as hung yet" not in text
+            assert "1 hung" in text and "0 hung" not in text
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: "HUNG" in screen_text(app).splitlines()[3], what="the row says HUNG")
+            text = screen_text(app)
+            assert "1 hung" in text and f"HUNG: import {hung['id']}" in text

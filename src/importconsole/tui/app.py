@@ -286,9 +286,12 @@ class ImportConsoleApp(App[int]):
         else:
             self.hung_ids.discard(view.import_id)
         if len(self.hung_ids) != hung_before:
-            for screen in self.screen_stack:  # the screen under a dialog too
+            # One verdict everywhere: the title line, the monitor (under a dialog too) and the plan.
+            for screen in self.screen_stack:
                 if hasattr(screen, "refresh_title"):
                     screen.refresh_title()
+                if hasattr(screen, "hung_changed"):
+                    screen.hung_changed()
         if view.is_hung and view.diagnosis is not None and view.import_id not in self._announced_hung:
             self._announced_hung.add(view.import_id)
             from textual.screen import ModalScreen

@@ -80,6 +80,14 @@ class MonitorScreen(ConsoleScreen):
         self._dirty, self._painted = False, generation
         self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
 
+    def hung_changed(self) -> None:
+        """The watcher's hung verdict changed (called by the app): repaint even under a dialog, or
+        the header and rows would contradict the title line, which says it at once."""
+        watcher = self.watcher
+        if watcher is not None and self.is_attached:
+            self._dirty, self._painted = False, self.app.watch_generation
+            self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
+
     def show_views(self, views: list[ImportView], locks: dict, connection: str) -> None:
         """Paint these imports (the watcher's snapshot; fixed ones in snapshot tests)."""
         self.views = views
@@ -173,6 +181,9 @@ class MonitorScreen(ConsoleScreen):
         if view is None:
             self.notify("No import selected.", severity="warning")
             return
+        # The watcher's verdict now, not the last paint's (up to a repaint old).
+        watcher = self.watcher
+        view = (watcher.views.get(view.import_id) if watcher is not None else None) or view
         if not view.is_hung and not (view.state == "running" and view.holds_lock):
             self.notify(f"Import {view.import_id} is {view.shown_state}: only a hung import is unlocked.",
                         severity="warning")

@@ -55,14 +55,29 @@ class RecoverScreen(ModalScreen[int | None]):
             return
         self._show_plan()
 
-    def _show_plan(self) -> None:
-        self.busy = False
+    def current_view(self) -> ImportView:
+        """The watcher's view of this import now: its hung verdict is the one the title line and
+        the monitor show (the view given when `u` was pressed may be older); else the given one."""
+        watcher = getattr(self.app, "watcher", None)
+        view = watcher.views.get(self.view.import_id) if watcher is not None else None
+        return view if view is not None else self.view
+
+    def hung_changed(self) -> None:
+        """The watcher's hung verdict changed (called by the app): the plan's text follows it."""
+        self.view = self.current_view()
+        if self.plan is not None and not self.busy and self.result_id is None:
+            self._show_plan_text()
+
+    def _show_plan_text(self) -> None:
         lines = [shown(line) for line in self.plan.describe()]
-        if not self.view.is_hung and self.plan.needs_unlock:
+        if not self.current_view().is_hung and self.plan.needs_unlock:
             lines.insert(0, f"Not detected as hung yet (no progress for {self.app.hung_after:g}s is the sign). "
                             "Nothing is unlocked if it moves before you confirm.")
-        text = "\n".join(lines)
-        self.query_one("#recover-plan", Static).update(text)
+        self.query_one("#recover-plan", Static).update("\n".join(lines))
+
+    def _show_plan(self) -> None:
+        self.busy = False
+        self._show_plan_text()
         self.query_one("#recover-keys", Static).update(
             f"Enter: unlock import {self.plan.import_id} and re-import rows "
             f"{self.plan.first_row_left}-{self.plan.rows_total}.  Esc: change nothing.")
