@@ -404,5 +404,7 @@ def rules_markdown() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(rules_markdown(), end="")
+if __name__ == "__main__":  # regenerates docs/rules.md (see its first line)
+    import sys
+
+    sys.stdout.write(rules_markdown())
