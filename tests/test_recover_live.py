@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_operations_support import client_for, count, course_file, dataset, learners, start_sandbox, submit, until
+from test_operations_support import cli_env, client_for, count, course_file, dataset, learners, start_sandbox, submit, until
 
 from importconsole.cli import main
 from importconsole.journal import Journal
@@ -129,15 +129,6 @@ async def test_nothing_to_recover_for_an_import_that_completed():
             with pytest.raises(RecoveryRefused, match="nothing to unlock"):
                 await plan_recovery(client, item["id"])
         assert count(lms, "SELECT count(*) FROM imports") == 1
-
-
-def cli_env(monkeypatch, tmp_path, lms, hung_after=1.0, poll=0.2):
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
-                      f"poll_interval = {poll}\nhung_after = {hung_after}\n", encoding="utf-8")
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
 
 
 def test_cli_diagnose_then_recover_yes(monkeypatch, tmp_path, capsys):

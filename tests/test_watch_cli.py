@@ -5,23 +5,14 @@ import json
 
 import pytest
 
-from test_operations_support import count, course_file, dataset, learners, start_sandbox, submit
+from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
 
 
-def use(monkeypatch, tmp_path, lms, hung_after=1.0, poll=0.2):
-    config = tmp_path / "config.toml"
-    config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
-                      f"poll_interval = {poll}\nhung_after = {hung_after}\n", encoding="utf-8")
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
-
-
 def test_watch_json_follows_an_import_until_it_is_hung_and_names_the_row(monkeypatch, tmp_path, capsys):
     with start_sandbox(dataset(users=learners(30)), rows_per_second=100) as lms:
-        use(monkeypatch, tmp_path, lms)
+        cli_env(monkeypatch, tmp_path, lms)
         item = asyncio.run(submit(lms, course_file(30, bad_row=20), course="C-FIXED"))
         assert main(["watch", str(item["id"]), "--json"]) == 1
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -39,7 +30,7 @@ def test_watch_json_follows_an_import_until_it_is_hung_and_names_the_row(monkeyp
 
 def test_watch_text_until_completed(monkeypatch, tmp_path, capsys):
     with start_sandbox(dataset(users=learners(30)), rows_per_second=30) as lms:
-        use(monkeypatch, tmp_path, lms)
+        cli_env(monkeypatch, tmp_path, lms)
         item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
         assert main(["watch", str(item["id"])]) == 0
         out = capsys.readouterr().out.splitlines()
@@ -50,7 +41,7 @@ def test_watch_text_until_completed(monkeypatch, tmp_path, capsys):
 
 def test_watch_with_nothing_running_says_so(monkeypatch, tmp_path, capsys):
     with start_sandbox(dataset(), rows_per_second=100) as lms:
-        use(monkeypatch, tmp_path, lms)
+        cli_env(monkeypatch, tmp_path, lms)
         assert main(["watch"]) == 0
         assert "No import is queued or running" in capsys.readouterr().out
 
@@ -72,7 +63,7 @@ def test_watch_of_an_import_stuck_before_it_started_says_hung_at_once(monkeypatc
     import time
 
     with start_sandbox(dataset(users=learners(10)), rows_per_second=200) as lms:
-        use(monkeypatch, tmp_path, lms, hung_after=2.0)
+        cli_env(monkeypatch, tmp_path, lms, hung_after=2.0)
         item = asyncio.run(submit(lms, course_file(10, bad_row=5), course="C-FIXED"))
         lms.wait_rows(item["id"], 4)
         time.sleep(2.6)
@@ -93,7 +84,7 @@ def test_watch_stops_with_the_sentence_when_the_token_is_refused_mid_run(monkeyp
     from test_operations_support import start_on_same_port
 
     with start_sandbox(dataset(users=learners(30)), rows_per_second=3, faults=True) as lms:
-        use(monkeypatch, tmp_path, lms, hung_after=30)
+        cli_env(monkeypatch, tmp_path, lms, hung_after=30)
         item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
         result = {}
         watching = threading.Thread(target=lambda: result.update(code=main(["watch", str(item["id"])])), daemon=True)
