@@ -13,7 +13,7 @@ import pytest
 
 from importconsole.importfile.facts import UserKey
 from importconsole.lms.client import LmsClient, RetryPolicy
-from importconsole.lms.errors import LockMismatch, NotFound
+from importconsole.lms.errors import LockMismatch, NotFound, ServerError
 from importconsole.lms.facts import ApiFacts
 from importconsole.lms.models import Import, Lock
 from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox, wait_for
@@ -106,6 +106,18 @@ async def test_create_user_survives_a_lost_answer_without_making_two(lms):
         user = await c.create_user(email=email, first_name="New")
     assert user.email == email
     assert lms.db().execute("SELECT count(*) FROM users WHERE email_lower = ?", (email,)).fetchone()[0] == 1
+
+
+async def test_create_user_that_keeps_failing_says_so_and_makes_no_user(lms):
+    """A change the LMS keeps failing: the client says so after its tries, having checked nothing happened."""
+    email = f"never-{uuid.uuid4().hex[:6]}@example.org"
+    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 503, "times": 50, "path_prefix": "/api/v1/users",
+                                          "method": "POST", "exact": True}, headers=lms.auth(), timeout=10)
+    async with LmsClient(lms.base_url, ADMIN_TOKEN, retry=fast()) as c:
+        with pytest.raises(ServerError) as err:
+            await c.create_user(email=email, first_name="Never")
+    assert "Could not create the user after" in str(err.value) and "(checked)" in str(err.value)
+    assert lms.db().execute("SELECT count(*) FROM users WHERE email_lower = ?", (email,)).fetchone()[0] == 0
 
 
 async def test_unlock_is_compare_and_unlock(lms):

@@ -449,35 +449,7 @@ class LmsClient:
             found = await self.lookup_users([external_user_id] if external_user_id else [], [email] if email else [])
             return found.items[0] if found.items else None
 
-        for attempt in range(self.retry.attempts):
-            try:
-                resp = await self._http.post("/users", json=body)
-            except httpx.ConnectError as exc:
-                err = self._unreachable(exc, action)
-                if isinstance(err, CertificateInvalid) or attempt + 1 == self.retry.attempts:
-                    raise err from None
-                await self.retry.sleep(self.retry.backoff(attempt))
-                continue
-            except httpx.TransportError:
-                user = await find()
-                if user is not None:
-                    return user
-                continue
-            if resp.status_code in (200, 201):
-                try:
-                    return User.from_json(resp.json())
-                except ValueError:
-                    user = await find()
-                    if user is not None:
-                        return user
-                    continue
-            if resp.status_code in RETRY_STATUSES or resp.status_code >= 500:
-                user = await find()
-                if user is not None:
-                    return user
-                await self.retry.sleep(self.retry.delay(attempt, resp.headers.get("Retry-After")))
-                continue
-            raise self._error_for(resp, action)
+        return await self._post_at_most_once("/users", body, action, parse=User.from_json, settle=find)
         raise ServerError(f"Could not {action} after {self.retry.attempts} tries; the LMS holds no such user (checked).")
 
     async def list_imports(self, *, state: str | None = None, idempotency_key: str | None = None,
@@ -529,9 +501,21 @@ class LmsClient:
     async def unlock(self, importer: str, import_id: int) -> UnlockResult:
         """Compare-and-unlock. After an unknown outcome, the import's state says whether it worked."""
         action = f"unlock import {import_id}"
+
+        async def unlocked() -> UnlockResult | None:
+            imp = await self.get_import(import_id)
+            return UnlockResult(await self.lock(importer), imp) if imp.state == "unlocked" else None
+
+        return await self._post_at_most_once(f"/locks/{importer}/unlock", {"import_id": int(import_id)}, action,
+                                             parse=UnlockResult.from_json, settle=unlocked)
+
+    async def _post_at_most_once(self, path: str, body: dict, action: str, *, parse, settle):
+        """POST a change that must happen at most once. A refused connection is retried (nothing was
+        sent); after an unknown outcome (dropped, unreadable answer, 5xx, 429) `settle()` asks the LMS
+        whether it happened before anything is sent again."""
         for attempt in range(self.retry.attempts):
             try:
-                resp = await self._http.post(f"/locks/{importer}/unlock", json={"import_id": int(import_id)})
+                resp = await self._http.post(path, json=body)
             except httpx.ConnectError as exc:
                 err = self._unreachable(exc, action)
                 if isinstance(err, CertificateInvalid) or attempt + 1 == self.retry.attempts:
@@ -540,19 +524,18 @@ class LmsClient:
                 continue
             except httpx.TransportError:
                 resp = None
-            if resp is not None and resp.status_code == 200:
+            if resp is not None and resp.status_code in (200, 201):
                 try:
-                    return UnlockResult.from_json(resp.json())
+                    return parse(resp.json())
                 except (ValueError, KeyError, TypeError):
                     resp = None
             if resp is not None and resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
                 raise self._error_for(resp, action)
-            # Unknown outcome (or a 5xx): did our unlock happen?
-            imp = await self.get_import(import_id)
-            if imp.state == "unlocked":
-                return UnlockResult(await self.lock(importer), imp)
+            done = await settle()
+            if done is not None:
+                return done
             await self.retry.sleep(self.retry.delay(attempt, resp.headers.get("Retry-After") if resp is not None else None))
-        raise ServerError(f"Could not {action} after {self.retry.attempts} tries; the import is still not unlocked (checked).")
+        raise ServerError(f"Could not {action} after {self.retry.attempts} tries; the LMS says it has not happened (checked).")
 
     async def credit_records(self, *, course_external_id: str | None = None, source: str | None = None,
                              complete: bool | None = None, user_id: int | None = None,

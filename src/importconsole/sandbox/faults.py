@@ -21,9 +21,11 @@ class Fault:
     seconds: float = 0.0
     status: int = 503
     retry_after: str | None = None
+    exact: bool = False  # path_prefix must be the whole path (so /users does not catch /users/lookup)
 
     def matches(self, method: str, path: str) -> bool:
-        return self.times > 0 and path.startswith(self.path_prefix) and (self.method is None or self.method == method)
+        where = path == self.path_prefix if self.exact else path.startswith(self.path_prefix)
+        return self.times > 0 and where and (self.method is None or self.method == method)
 
 
 def parse_fault(body) -> Fault:
@@ -40,6 +42,7 @@ def parse_fault(body) -> Fault:
         method = body.get("method", "POST")
         fault.method = str(method).upper() if method not in (None, "", "*") else None
         fault.seconds = float(body.get("seconds", 0) or 0)
+        fault.exact = bool(body.get("exact", False))
         fault.status = int(body.get("status", 503))
         retry_after = body.get("retry_after")
         fault.retry_after = None if retry_after is None else str(retry_after)
