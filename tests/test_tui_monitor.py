@@ -152,12 +152,12 @@ async def test_the_recover_plan_title_and_header_agree_when_an_import_turns_hung
             await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and not v.is_hung
                                               for v in monitor.views), what="the import stalled, lock held")
             await pilot.press("u")
-            await wait_for_text(pilot, "Not detected as hung yet", timeout=15)
+            await wait_for_text(pilot, f"Not hung: import {hung['id']}", timeout=15)
             await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=15, what="the watcher's hung verdict")
             await pilot.pause(0.3)
             text = screen_text(app)
             assert f"HUNG: import {hung['id']}" in text
-            assert "Not detected as hung yet" not in text
+            assert "Not hung" not in text and f"Enter: unlock import {hung['id']}" in text
             assert "1 hung" in text and "0 hung" not in text
             await pilot.press("escape")
             await wait_for(pilot, lambda: "HUNG" in screen_text(app).splitlines()[3], what="the row says HUNG")

@@ -77,7 +77,7 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
                              journal_path=tmp_path / "journal.jsonl")
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
         async with app.run_test(size=(100, 32)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             text = await wait_for_text(pilot, "Submit legacy.csv")
             # the chosen importer is marked, not only coloured (16 colours, colour-blind admins)
@@ -129,7 +129,7 @@ async def test_a_submit_refused_because_another_import_holds_the_importer_says_h
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             await wait_for_text(pilot, "Submit mine.csv")
             await pilot.press("ctrl+s")
@@ -153,7 +153,7 @@ async def test_a_file_with_errors_is_refused_in_sentences_on_their_own_lines(tmp
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(100, 32)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             await wait_for_text(pilot, "Submit bad.csv")
             await pilot.press("ctrl+s")

@@ -38,3 +38,20 @@ def said(text: object) -> str:
     """A sentence from the core (an error, a plan): its own line breaks kept, everything else
     made visible. `shown` alone turned them into `<U+000A>` in the middle of the sentence."""
     return "\n".join(shown(line) for line in ("" if text is None else str(text)).split("\n"))
+
+
+def count(n: int, thing: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1,204 rows`: never "1 errors"."""
+    return f"{n:,} {thing if n == 1 else (many or thing + 's')}"
+
+
+def sentence(text: str) -> str:
+    """A core sentence followed by our own words: one full stop, never "try again.."."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def fit(text: str, width: int) -> str:
+    """At most `width` cells; a longer value ends in "…" (never cut silently: a cut id reads as
+    another id, LEGACY-2019 as LEGACY-201). Show the whole value elsewhere on the screen."""
+    return text if cell_len(text) <= width else set_cell_size(text, max(0, width - 1)) + "…"

@@ -1,18 +1,83 @@
 """Credit fixes: imported credit that will never reach PARS, CPE Monitor or the AMS, and the
-completion-only re-imports that fix it (operations.credit_fix). One key submits them all."""
+completion-only re-imports that fix it (operations.credit_fix). `s` asks first (courses, learners,
+what the LMS will award), then submits; the list then shows what was sent."""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import count, fit, shown, said
+
+# Widest an id column gets; a longer id ends in "…" and the detail pane below shows it whole.
+LEARNER_WIDTH = (7, 24)
+COURSE_WIDTH = (6, 20)
+
+
+def _width(values, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    return max(low, min(high, max((len(v) for v in values), default=low)))
+
+
+def awards_of(proposal) -> str:
+    return "; ".join(a.describe() for a in proposal.awards) or "completion only, no credit type to award"
+
+
+def batch_lines(proposals: list) -> list[str]:
+    """What a submit sends, course by course: who, and what the LMS will award them."""
+    by_course: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for p in proposals:
+        by_course[p.course_external_id][awards_of(p)].append(p.learner)
+    lines = []
+    for course in sorted(by_course):
+        for will, learners in by_course[course].items():
+            lines.append(f"{shown(course)}, {count(len(learners), 'learner')} ({', '.join(map(shown, learners))}): "
+                         f"marked complete; the LMS awards {shown(will)}")
+    return lines
+
+
+def dates_line(proposals: list) -> str:
+    dates = sorted({p.date_completed for p in proposals if p.date_completed})
+    today = sum(1 for p in proposals if p.date_is_today)
+    text = f"Completion date: {', '.join(dates) or 'none (the LMS uses the next login date)'}"
+    if today:
+        text += f" (today's date for {count(today, 'learner')}: the LMS has no completion date for them)"
+    return text + "."
+
+
+class ConfirmCreditFixes(ModalScreen[bool]):
+    """Nothing is sent before the admin has read who gets what (unlock asks too)."""
+
+    BINDINGS = [Binding("enter", "confirm", "Submit", priority=True), Binding("escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, proposals: list) -> None:
+        super().__init__()
+        self.proposals = proposals
+
+    def compose(self) -> ComposeResult:
+        courses = {p.course_external_id for p in self.proposals}
+        with VerticalScroll(classes="dialog", id="credit-confirm"):
+            yield Label("Submit credit fixes", classes="dialog-title", markup=False)
+            yield Static(f"{count(len(self.proposals), 'completion-only row')} for "
+                         f"{count(len({p.learner for p in self.proposals}), 'learner')} in "
+                         f"{count(len(courses), 'course')}: one course-level import per course, one after the "
+                         "other. Each replaces the credit the enrollment carries now.", markup=False)
+            yield Static("\n".join(f"- {line}" for line in batch_lines(self.proposals)), markup=False)
+            yield Static(dates_line(self.proposals), markup=False)
+            yield Static(f"Enter: submit to the LMS ({', '.join(map(shown, sorted(courses)))})  ·  Esc: change nothing",
+                         classes="danger", markup=False)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
 
 
 class CreditFixScreen(ConsoleScreen):
@@ -27,6 +92,7 @@ class CreditFixScreen(ConsoleScreen):
         self.proposals: list = []
         self.busy = False
         self.submitted: list = []  # imports made by the last submit
+        self.sent: dict[tuple[str, str], int] = {}  # (course, learner) -> the import that carried its fix
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -36,18 +102,15 @@ class CreditFixScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#proposals", DataTable)
-        table.add_column("learner", key="learner", width=16)
-        table.add_column("course", key="course", width=10)
-        table.add_column("credit now", key="now", width=14)
-        table.add_column("fix", key="fix", width=9)
-        table.add_column("will award / why not", key="will")
         self.action_reload()
 
     def session_changed(self) -> None:
         self.action_reload()
 
     def action_reload(self) -> None:
+        if self.busy:
+            self.notify("Credit fixes are being submitted: wait for them to finish.", severity="warning")
+            return
         if self.app.session is None:
             self._status("Not connected: press n for Connect.")
             return
@@ -67,6 +130,7 @@ class CreditFixScreen(ConsoleScreen):
         except Exception as error:  # LmsError's str() is the sentence
             self._status(said(str(error)))
             return
+        self.sent.clear()  # what the LMS says now is the truth: a fix that took is no longer proposed
         self.show_proposals(proposals)
 
     def show_proposals(self, proposals: list) -> None:
@@ -75,7 +139,14 @@ class CreditFixScreen(ConsoleScreen):
 
     def _fill(self) -> None:
         table = self.query_one("#proposals", DataTable)
-        table.clear()
+        table.clear(columns=True)
+        learner_w = _width([shown(p.learner) for p in self.proposals], LEARNER_WIDTH)
+        course_w = _width([shown(p.course_external_id) for p in self.proposals], COURSE_WIDTH)
+        table.add_column("learner", key="learner", width=learner_w)
+        table.add_column("course", key="course", width=course_w)
+        table.add_column("credit now", key="now", width=14)
+        table.add_column("fix", key="fix")
+        table.add_column("will award / why not", key="will")
         for index, p in enumerate(self.proposals):
             now = "; ".join(f"{t} {a:g}" for t, a, _ in p.current_credit) or "none"
             if p.proposed:
@@ -83,15 +154,29 @@ class CreditFixScreen(ConsoleScreen):
                                  for a in p.awards) or "completion only"
             else:
                 will = p.reason
-            cells = (p.learner, p.course_external_id, now, "complete" if p.proposed else "by hand", will)
-            table.add_row(*(Text(shown(c)) for c in cells), key=str(index))  # Text: never read as markup
-        proposed = sum(1 for p in self.proposals if p.proposed)
+            sent = self.sent.get((p.course_external_id, p.learner))
+            fix = f"sent: import {sent}" if sent is not None else ("complete" if p.proposed else "by hand")
+            cells = (fit(shown(p.learner), learner_w), fit(shown(p.course_external_id), course_w), shown(now), fix,
+                     shown(will))
+            table.add_row(*(Text(c) for c in cells), key=str(index))  # Text: never read as markup
+        self._say_counts()
+        self._show_detail()
+
+    def _say_counts(self) -> None:
+        proposed = [p for p in self.proposals if p.proposed]
+        left = [p for p in proposed if (p.course_external_id, p.learner) not in self.sent]
         if not self.proposals:
             self._status("No imported credit left unreported: nothing to fix.")
+        elif self.sent:
+            self._status(f"Sent as {self._imports_sent()}; {count(len(left), 'proposal')} not sent. "
+                         "r looks at the LMS again.")
         else:
-            self._status(f"{proposed} completion-only row(s) proposed, {len(self.proposals) - proposed} to do by hand."
-                         + ("  s: submit them." if proposed else ""))
-        self._show_detail()
+            self._status(f"{count(len(proposed), 'completion-only row')} proposed, "
+                         f"{len(self.proposals) - len(proposed)} to do by hand." + ("  s: submit them." if proposed else ""))
+
+    def _imports_sent(self) -> str:
+        ids = sorted(set(self.sent.values()))
+        return ("import " if len(ids) == 1 else "imports ") + ", ".join(map(str, ids))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
@@ -103,20 +188,32 @@ class CreditFixScreen(ConsoleScreen):
             detail.update("")
             return
         proposal = self.proposals[min(table.cursor_row, len(self.proposals) - 1)]
-        detail.update(shown(proposal.describe()))
+        detail.update(shown(proposal.describe()))  # every id whole, however narrow the columns
 
     def action_submit(self) -> None:
         if self.busy:
             return
-        if not any(p.proposed for p in self.proposals):
+        proposed = [p for p in self.proposals if p.proposed]
+        if not proposed:
             self.notify("Nothing to submit.", severity="warning")
             return
-        self.busy = True
-        self._status("Submitting the completion-only files...")
-        self._submit()
+        left = [p for p in proposed if (p.course_external_id, p.learner) not in self.sent]
+        if not left:
+            text = f"Already submitted as {self._imports_sent()}: nothing sent again. r looks at the LMS again."
+            self._status(text)
+            self.notify(text, severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and not self.busy:
+                self.busy = True
+                self._status("Submitting the completion-only files...")
+                self._submit(left)
+
+        self.app.push_screen(ConfirmCreditFixes(left), confirmed)
 
     @work(exclusive=True, group="credit-submit", exit_on_error=False)
-    async def _submit(self) -> None:
+    async def _submit(self, proposals: list) -> None:
         import asyncio
 
         from importconsole.operations import credit_fix
@@ -132,13 +229,13 @@ class CreditFixScreen(ConsoleScreen):
                 self.app.follow_import(step.import_.id)
 
         try:
-            files = await asyncio.to_thread(credit_fix.write_proposal_file, self.proposals, folder)
+            files = await asyncio.to_thread(credit_fix.write_proposal_file, proposals, folder)
             done = await credit_fix.submit_proposals(
                 self.app.lms(), files, journal=self.app.journal(),
                 journal_fields={"profile": self.app.session.profile}, on_progress=on_progress,
                 on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
         except credit_fix.CreditFixStopped as error:  # locked by another import...: what was and was not sent
-            self.submitted = list(error.submitted.values())
+            self._mark_sent(proposals, error.submitted)
             self._status(said(str(error)))
             self.notify(said(str(error.cause)), severity="error")
             return
@@ -148,7 +245,16 @@ class CreditFixScreen(ConsoleScreen):
             return
         finally:
             self.busy = False
-        self.submitted = list(done.values())
-        ids = ", ".join(str(i.id) for i in self.submitted)
-        self._status(f"Submitted as import(s) {ids}: the LMS awards and reports the credit. Files: {folder.name}")
-        self.notify(f"Credit fixes submitted: import(s) {ids}")
+        self._mark_sent(proposals, done)
+        states = ", ".join(f"import {i.id} {i.state.replace('_', ' ')}" for i in self.submitted)
+        self._status(f"Submitted as {self._imports_sent()} ({states}). The list shows what was sent; "
+                     f"r looks at the LMS again. Files: {folder.name}")
+        self.notify(f"Credit fixes submitted: {self._imports_sent()}")
+
+    def _mark_sent(self, proposals: list, imports: dict) -> None:
+        self.submitted = list(imports.values())
+        for p in proposals:
+            item = imports.get(p.course_external_id)
+            if item is not None:
+                self.sent[(p.course_external_id, p.learner)] = item.id
+        self._fill()

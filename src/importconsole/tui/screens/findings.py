@@ -17,7 +17,7 @@ from textual.widgets import ProgressBar, Static, Tree
 
 from importconsole.importfile.catalogue import RULES
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import count, shown, said
 
 SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the count says how many
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
@@ -158,11 +158,11 @@ class FindingsScreen(ConsoleScreen):
         tree.clear()
         summary = report.summary
         verdict = "ready to submit" if report.ok else "fix the errors before submitting (x writes a fixed copy)"
-        not_checked = f" · {len(report.not_checked)} rules not checked (offline)" if report.not_checked else ""
+        not_checked = f" · {count(len(report.not_checked), 'rule')} not checked (offline)" if report.not_checked else ""
         if report.importer == "course" and not report.course_external_id and self.app.session is not None:
             not_checked += " · no course chosen: o picks one (credit rules need it)"
-        self._status(f"{report.rows:,} rows · {summary['errors']} errors · {summary['warnings']} warnings"
-                     f"{not_checked} · showing {self.filter} · {verdict}")
+        self._status(f"{count(report.rows, 'row')} · {count(summary['errors'], 'error')} · "
+                     f"{count(summary['warnings'], 'warning')}{not_checked} · showing {self.filter} · {verdict}")
         grouped: dict[str, list] = defaultdict(list)
         for finding in report.findings:
             grouped[finding.rule].append(finding)
@@ -173,16 +173,16 @@ class FindingsScreen(ConsoleScreen):
             severity = rule.severity if rule else "info"
             if severity not in severities:
                 continue
-            count = report.counts[rule_id]
+            times = report.counts[rule_id]
             style = self.app.theme_variables.get(f"finding-{severity}", "")
-            label = Text.assemble((f"{severity:<7} ", style), (f"{rule_id} ", "bold"), f"×{count}  ",
+            label = Text.assemble((f"{severity:<7} ", style), (f"{rule_id} ", "bold"), f"×{times}  ",
                                   (rule.title if rule else "", "dim"))
             node = tree.root.add(label, data=("rule", rule_id), expand=len(order) <= 3)
             items = grouped.get(rule_id, [])
             for finding in items[:SHOWN_PER_RULE]:
                 node.add_leaf(_finding_label(finding), data=("finding", finding))
-            if count > min(len(items), SHOWN_PER_RULE):
-                node.add_leaf(Text(f"... {count - min(len(items), SHOWN_PER_RULE):,} more (the CLI's --json lists all)",
+            if times > min(len(items), SHOWN_PER_RULE):
+                node.add_leaf(Text(f"... {times - min(len(items), SHOWN_PER_RULE):,} more (the CLI's --json lists all)",
                                    style="dim"), data=("more", rule_id))
         if report.not_checked:
             node = tree.root.add(Text(f"not checked offline ×{len(report.not_checked)}", style="dim"),
@@ -259,25 +259,45 @@ class FindingsScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="fix")
     def _fix(self, path: Path, out: Path, facts, completion_only: bool) -> None:
+        import filecmp
+        import shutil
+        import tempfile
+
         from importconsole.importfile.fixes import write_fixed_file
 
         try:
-            # Sanitize (invisible characters, header spaces) and one credit type per row; dropping
-            # credit for completion-only rows changes what is imported, so only on X.
-            manifest = write_fixed_file(path, out, sanitize=True, split_credit_types=True,
-                                        completion_only=completion_only, rows=None, facts=facts,
-                                        importer=self.app.importer, course_external_id=self.app.course_external_id)
+            # Written first in a private folder: a copy that changes nothing is never left beside
+            # the file. Sanitize (invisible characters, header spaces) and one credit type per row;
+            # dropping credit for completion-only rows changes what is imported, so only on X.
+            with tempfile.TemporaryDirectory(prefix="fix-", dir=self.app.state_dir()) as trial:
+                manifest = write_fixed_file(path, Path(trial) / out.name, sanitize=True, split_credit_types=True,
+                                            completion_only=completion_only, rows=None, facts=facts,
+                                            importer=self.app.importer, course_external_id=self.app.course_external_id)
+                same = not manifest.changes and (not manifest.notes or filecmp.cmp(path, manifest.out, shallow=False))
+                if same:
+                    self.app.call_from_thread(self._nothing_to_fix, path, manifest.notes)
+                    return
+                if out.exists() or out.with_name(out.name + ".manifest.csv").exists():
+                    raise FileExistsError(f"{out.name} appeared meanwhile; press x again")
+                shutil.move(manifest.out, out)
+                shutil.move(manifest.manifest_path, out.with_name(out.name + ".manifest.csv"))
         except Exception as error:  # ImportFileError or a refusal (e.g. out exists): the sentence
             self.app.call_from_thread(self._status, said(f"No fixed copy written: {error}"))
             return
-        self.app.call_from_thread(self._fixed, out, manifest)
+        self.app.call_from_thread(self._fixed, path, out, manifest)
 
-    def _fixed(self, out: Path, manifest) -> None:
-        changed = getattr(manifest, "changes", None)
-        count = len(changed) if changed is not None else "the"
-        self.notify(f"Fixed copy written: {shown(out.name)} ({count} changes). The original is untouched. "
-                    "Opened it in the preview.")
-        self.app.open_file(out)
+    def _nothing_to_fix(self, path: Path, notes: list[str]) -> None:
+        why = "".join(f" {shown(sentence_of(n))}" for n in notes)
+        text = (f"Nothing in {shown(path.name)} that x can fix (invisible characters, header spaces, several "
+                f"credit types in a row): no copy written.{why}")
+        self._status(text)
+        self.notify(text, severity="warning")
+
+    def _fixed(self, path: Path, out: Path, manifest) -> None:
+        notes = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
+        self.notify(f"Fixed copy written: {shown(out.name)} ({count(len(manifest.changes), 'change')}).{notes} "
+                    "The original is untouched. Opened it in the preview.")
+        self.app.open_file(out, copy_of=path)
 
 
 def _rank(severity: str) -> int:
@@ -296,11 +316,21 @@ def _finding_label(finding) -> Text:
     return Text.assemble((head, "bold"), ": ", shown(finding.message))
 
 
+def sentence_of(note: str) -> str:
+    note = note.strip()
+    return (note[:1].upper() + note[1:]).rstrip(".") + "."
+
+
 def _fixed_name(path: Path) -> Path:
-    """card.csv -> card.fixed.csv, card.fixed-2.csv ...: never over an existing file."""
-    candidate = path.with_name(f"{path.stem}.fixed{path.suffix or '.csv'}")
+    """card.csv -> card.fixed.csv, card.fixed-2.csv ...: never over an existing file, and a fixed
+    copy fixed again is card.fixed-2.csv, never card.fixed.fixed.csv."""
+    import re
+
+    stem = re.sub(r"\.fixed(-\d+)?$", "", path.stem)
+    suffix = path.suffix or ".csv"
+    candidate = path.with_name(f"{stem}.fixed{suffix}")
     n = 2
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}.fixed-{n}{path.suffix or '.csv'}")
+    while candidate.exists() or candidate.with_name(candidate.name + ".manifest.csv").exists():
+        candidate = path.with_name(f"{stem}.fixed-{n}{suffix}")
         n += 1
     return candidate

@@ -78,13 +78,20 @@ class SubmitScreen(ModalScreen[int | None]):
 
         options = self.query_one("#courses", OptionList)
         options.clear_options()
-        found = matching(self.courses, self.query_one("#course-search", Input).value)
+        typed = self.query_one("#course-search", Input).value
+        found = matching(self.courses, typed)
         for course in found:
             options.add_option(Option(Text(f"{shown(course.external_id)}  {shown(course.title)}"), id=course.external_id))
         ids = [c.external_id for c in found]
-        if ids:
-            wanted = self.app.course_external_id
-            options.highlighted = ids.index(wanted) if wanted in ids else 0
+        # The course chosen for THIS file, or the first match of what was typed; never a course
+        # picked for another file, nor the list's first line unasked.
+        wanted = self.course or self.app.course_external_id
+        if wanted in ids:
+            options.highlighted = ids.index(wanted)
+        elif ids and typed.strip():
+            options.highlighted = 0
+        else:
+            self.course = None
 
     @on(Input.Submitted, "#course-search")
     def _search_done(self) -> None:
