@@ -4,6 +4,7 @@ the fix wrote."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,3 +82,22 @@ def test_accept_award_needs_completion_only(tmp_path, capsys):
     source.write_bytes(b"external_user_id,complete\nU1,1\n")
     assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--sanitize", "--accept-award", "1"]) == 2
     assert "--accept-award goes with --completion-only" in capsys.readouterr().err
+
+
+def test_validate_online_without_a_course_lists_the_course_rules_as_not_checked(demo_sandbox, tmp_path, monkeypatch,
+                                                                                 capsys):
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    assert main(["validate", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "Not checked (the course is not named: give --course EXTERNAL_ID" in out
+    assert "partial-credit-not-variable" in out.split("Not checked")[1]
+    assert main(["validate", str(EXAMPLE), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "partial-credit-not-variable" in doc["not_checked"] and "--course" in doc["not_checked_why"]
+    # With the course every rule runs, and the fix sentence is the award's.
+    assert main(["validate", str(EXAMPLE), "--course", "CARD-101", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["not_checked"] == []
+    (finding,) = [f for f in doc["findings"] if f["rule"] == "imported-credit-not-reported"]
+    assert "1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)" in finding["fix"]
+    assert "this row says 0.50 ama" in finding["fix"]

@@ -124,6 +124,7 @@ def print_report(report, out) -> None:
     from importconsole.importfile.reader import DELIMITER_NAMES
     from importconsole.importfile.safe_text import visible
     from importconsole.importfile.validate import MAX_FINDINGS_PER_RULE
+    from importconsole.importfile.wording import plural
 
     name = visible(report.path)
     for f in report.findings:
@@ -136,7 +137,8 @@ def print_report(report, out) -> None:
         place = (" " + " ".join(parts)) if parts else ""
         print(f"{where} [{f.severity} {f.rule}]{place}: {f.message} -- {f.fix}", file=out)
     s = report.summary
-    print(f"{name}: {s['rows']} rows; {s['errors']} errors, {s['warnings']} warnings, {s['info']} info "
+    print(f"{name}: {plural(s['rows'], 'row')}; {plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, "
+          f"{s['info']} info "
           f"({report.encoding}, {DELIMITER_NAMES.get(report.delimiter, report.delimiter)}-delimited, "
           f"{report.line_endings} line endings)", file=out)
     for rule, n in s["by_rule"].items():
@@ -148,8 +150,7 @@ def print_report(report, out) -> None:
     if report.cancelled:
         print("  validation was cancelled before the end of the file", file=out)
     if report.not_checked:
-        print("Not checked (need the LMS; run with --profile instead of --offline): "
-              + ", ".join(report.not_checked), file=out)
+        print(f"Not checked ({report.not_checked_why}): " + ", ".join(report.not_checked), file=out)
 
 
 def cmd_fix(args) -> int:
