@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from importconsole.importfile.safe_text import visible
+from importconsole.importfile.wording import plural
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
@@ -48,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--import", dest="import_id", type=int, metavar="ID", help="only credit imported by this import")
     p.add_argument("--file", metavar="FILE", help="look at the rows of this import file instead of the LMS's records")
     p.add_argument("--out", metavar="DIR", default=".", help="where to write the proposal files (default: here)")
+    p.add_argument("--date", metavar="WHEN", help="date_completed of every completion-only row of this batch: today, "
+                   "file (each file row's own date; with --file) or YYYY-MM-DD; asked when not given")
     p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
@@ -322,15 +325,44 @@ def cmd_recover(args) -> int:
 # credit-fix
 
 
+def _completion_date(args) -> str | None:
+    """The batch's completion date: --date, else asked once on a terminal; None = not chosen."""
+    if args.date:
+        return args.date
+    if args.json or not sys.stdin.isatty():
+        return None
+    answer = input("date_completed for these completion-only rows: today, file (the file's own dates) or "
+                   "YYYY-MM-DD? ").strip()
+    return answer or None
+
+
+def _date_problem(choice: str, args) -> str | None:
+    from importconsole.operations.credit_fix import DATE_FROM_FILE, date_proposals
+
+    if choice == DATE_FROM_FILE and not args.file:
+        return "--date file needs --file: the LMS's credit records carry no completion date; give --date today or a date."
+    try:
+        date_proposals([], choice)
+    except ValueError as error:
+        return f"--date: {error}"
+    return None
+
+
 def cmd_credit_fix(args) -> int:
     if args.file and not Path(args.file).is_file():
-        print(f"importconsole: {args.file}: no such file", file=sys.stderr)
+        print(f"importconsole: {args.file}: " + ("is a folder, not an import file" if Path(args.file).is_dir()
+                                                 else "no such file"), file=sys.stderr)
+        return EXIT_USAGE
+    if args.date and (problem := _date_problem(args.date, args)):
+        print(f"importconsole: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     async def body(session):
         from importconsole.importfile.reader import ImportFileError
         from importconsole.lms.errors import NotFound
-        from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
+        from importconsole.operations.credit_fix import (
+            date_proposals, describe_dates, propose_credit_fixes, submit_proposals, write_proposal_file,
+        )
 
         try:
             proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
@@ -338,6 +370,16 @@ def cmd_credit_fix(args) -> int:
         except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
             _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
+        if any(p.proposed for p in proposals):
+            # Asked once for the batch, never silently today (issue 10).
+            choice = _completion_date(args)
+            problem = _date_problem(choice, args) if choice else (
+                "Which date_completed should these completion-only rows carry? Give --date today, --date file "
+                "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
+            if problem:
+                _emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
+                return EXIT_USAGE
+            proposals = date_proposals(proposals, choice)
         try:
             written = write_proposal_file(proposals, args.out)
         except OSError as error:
@@ -366,8 +408,9 @@ def cmd_credit_fix(args) -> int:
                                    "report": str(written.report) if written.report else None, "submitted": []}
         if args.submit and proposed:
             courses = ", ".join(sorted(written.import_files))
-            if _confirm(args, f"Submit {len(proposed)} completion-only rows through the course-level importer "
-                              f"(one import per course: {courses})?"):
+            proposed = [p for p in proposals if p.proposed]
+            if _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
+                              f"through the course-level importer (one import per course: {courses})?"):
                 from importconsole.operations.credit_fix import CreditFixStopped
 
                 def warn(course, text):
