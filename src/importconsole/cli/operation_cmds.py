@@ -68,10 +68,14 @@ class _Session:
         from importconsole.lms.client import LmsClient
         from importconsole.secrets import get_token
 
+        from importconsole.cli.lms_cmds import retry_policy
+
         config = load_config(getattr(args, "config", None))
         self.profile = config.profile(getattr(args, "profile", None))
         token = get_token(self.profile)
-        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name)
+        # One CLI plumbing: the same retry policy (and its "trying again in N s" lines) as submit.
+        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name,
+                                retry=retry_policy())
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -144,8 +148,22 @@ def _confirm(args, question: str) -> bool:
 # watch
 
 
+UNSEEN_REMINDER = 30.0  # seconds between "the LMS is still not seen" lines, for as long as it lasts
+
+
 def cmd_watch(args) -> int:
-    return _run(args, lambda session: _watch(args, session))
+    args.watched = set()
+    try:
+        return _run(args, lambda session: _watch(args, session))
+    except KeyboardInterrupt:
+        # Watching stops; the imports do not: say so, and how to pick them up again.
+        ids = sorted(args.watched)
+        again = " or ".join(f"`importconsole watch {i}`" for i in ids[:3]) or "`importconsole watch`"
+        which = (f"import{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} go{'es' if len(ids) == 1 else ''}"
+                 if ids else "any import goes")
+        print(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
+              "or see them all with `importconsole imports`.", file=sys.stderr)
+        return 130
 
 
 async def _watch(args, session) -> int:
@@ -169,6 +187,15 @@ async def _watch(args, session) -> int:
     hung_since: dict[int, float] = {}
 
     printed: dict[int, str] = {}
+    unseen_said = [0.0]  # monotonic time of the last "not seen" line
+
+    def say_unseen(force: bool = False) -> None:
+        """While the LMS is not seen: why, since when, what to do; repeated while it lasts."""
+        unseen = watcher.unseen
+        if unseen is None or (not force and time.monotonic() - unseen_said[0] < UNSEEN_REMINDER):
+            return
+        unseen_said[0] = time.monotonic()
+        _emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
 
     def show(view, force: bool = False) -> None:
         now = time.monotonic()
@@ -207,16 +234,24 @@ async def _watch(args, session) -> int:
         return EXIT_OK
     for view in targets():
         show(view, force=True)
+    args.watched = {v.import_id for v in targets()}
     try:
         while watcher.fatal is None:
             current = targets()
+            args.watched = {v.import_id for v in current if not v.finished}
             if current and all(done(v) for v in current):
                 break
+            say_unseen()
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
             except asyncio.TimeoutError:
                 continue
-            if update.kind == "connection":
+            if update.kind == "lms":
+                if update.unseen is not None:
+                    say_unseen(force=True)
+                else:
+                    _emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
+            elif update.kind == "connection":
                 _emit(args, {"event": "connection", "connection": update.connection},
                       "event stream live" if update.connection == "live" else
                       f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
