@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from importconsole.importfile.safe_text import visible
+from importconsole.importfile.wording import plural
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
@@ -48,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--import", dest="import_id", type=int, metavar="ID", help="only credit imported by this import")
     p.add_argument("--file", metavar="FILE", help="look at the rows of this import file instead of the LMS's records")
     p.add_argument("--out", metavar="DIR", default=".", help="where to write the proposal files (default: here)")
+    p.add_argument("--date", metavar="WHEN", help="date_completed of every completion-only row of this batch: today, "
+                   "file (each file row's own date; with --file) or YYYY-MM-DD; asked when not given")
     p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
@@ -65,10 +68,14 @@ class _Session:
         from importconsole.lms.client import LmsClient
         from importconsole.secrets import get_token
 
+        from importconsole.cli.lms_cmds import retry_policy
+
         config = load_config(getattr(args, "config", None))
         self.profile = config.profile(getattr(args, "profile", None))
         token = get_token(self.profile)
-        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name)
+        # One CLI plumbing: the same retry policy (and its "trying again in N s" lines) as submit.
+        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name,
+                                retry=retry_policy())
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -141,8 +148,22 @@ def _confirm(args, question: str) -> bool:
 # watch
 
 
+UNSEEN_REMINDER = 30.0  # seconds between "the LMS is still not seen" lines, for as long as it lasts
+
+
 def cmd_watch(args) -> int:
-    return _run(args, lambda session: _watch(args, session))
+    args.watched = set()
+    try:
+        return _run(args, lambda session: _watch(args, session))
+    except KeyboardInterrupt:
+        # Watching stops; the imports do not: say so, and how to pick them up again.
+        ids = sorted(args.watched)
+        again = " or ".join(f"`importconsole watch {i}`" for i in ids[:3]) or "`importconsole watch`"
+        which = (f"import{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} go{'es' if len(ids) == 1 else ''}"
+                 if ids else "any import goes")
+        print(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
+              "or see them all with `importconsole imports`.", file=sys.stderr)
+        return 130
 
 
 async def _watch(args, session) -> int:
@@ -166,6 +187,15 @@ async def _watch(args, session) -> int:
     hung_since: dict[int, float] = {}
 
     printed: dict[int, str] = {}
+    unseen_said = [0.0]  # monotonic time of the last "not seen" line
+
+    def say_unseen(force: bool = False) -> None:
+        """While the LMS is not seen: why, since when, what to do; repeated while it lasts."""
+        unseen = watcher.unseen
+        if unseen is None or (not force and time.monotonic() - unseen_said[0] < UNSEEN_REMINDER):
+            return
+        unseen_said[0] = time.monotonic()
+        _emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
 
     def show(view, force: bool = False) -> None:
         now = time.monotonic()
@@ -204,16 +234,24 @@ async def _watch(args, session) -> int:
         return EXIT_OK
     for view in targets():
         show(view, force=True)
+    args.watched = {v.import_id for v in targets()}
     try:
         while watcher.fatal is None:
             current = targets()
+            args.watched = {v.import_id for v in current if not v.finished}
             if current and all(done(v) for v in current):
                 break
+            say_unseen()
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
             except asyncio.TimeoutError:
                 continue
-            if update.kind == "connection":
+            if update.kind == "lms":
+                if update.unseen is not None:
+                    say_unseen(force=True)
+                else:
+                    _emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
+            elif update.kind == "connection":
                 _emit(args, {"event": "connection", "connection": update.connection},
                       "event stream live" if update.connection == "live" else
                       f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
@@ -322,15 +360,44 @@ def cmd_recover(args) -> int:
 # credit-fix
 
 
+def _completion_date(args) -> str | None:
+    """The batch's completion date: --date, else asked once on a terminal; None = not chosen."""
+    if args.date:
+        return args.date
+    if args.json or not sys.stdin.isatty():
+        return None
+    answer = input("date_completed for these completion-only rows: today, file (the file's own dates) or "
+                   "YYYY-MM-DD? ").strip()
+    return answer or None
+
+
+def _date_problem(choice: str, args) -> str | None:
+    from importconsole.operations.credit_fix import DATE_FROM_FILE, date_proposals
+
+    if choice == DATE_FROM_FILE and not args.file:
+        return "--date file needs --file: the LMS's credit records carry no completion date; give --date today or a date."
+    try:
+        date_proposals([], choice)
+    except ValueError as error:
+        return f"--date: {error}"
+    return None
+
+
 def cmd_credit_fix(args) -> int:
     if args.file and not Path(args.file).is_file():
-        print(f"importconsole: {args.file}: no such file", file=sys.stderr)
+        print(f"importconsole: {args.file}: " + ("is a folder, not an import file" if Path(args.file).is_dir()
+                                                 else "no such file"), file=sys.stderr)
+        return EXIT_USAGE
+    if args.date and (problem := _date_problem(args.date, args)):
+        print(f"importconsole: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     async def body(session):
         from importconsole.importfile.reader import ImportFileError
         from importconsole.lms.errors import NotFound
-        from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
+        from importconsole.operations.credit_fix import (
+            date_proposals, describe_dates, propose_credit_fixes, submit_proposals, write_proposal_file,
+        )
 
         try:
             proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
@@ -338,6 +405,16 @@ def cmd_credit_fix(args) -> int:
         except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
             _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
+        if any(p.proposed for p in proposals):
+            # Asked once for the batch, never silently today (issue 10).
+            choice = _completion_date(args)
+            problem = _date_problem(choice, args) if choice else (
+                "Which date_completed should these completion-only rows carry? Give --date today, --date file "
+                "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
+            if problem:
+                _emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
+                return EXIT_USAGE
+            proposals = date_proposals(proposals, choice)
         try:
             written = write_proposal_file(proposals, args.out)
         except OSError as error:
@@ -366,8 +443,9 @@ def cmd_credit_fix(args) -> int:
                                    "report": str(written.report) if written.report else None, "submitted": []}
         if args.submit and proposed:
             courses = ", ".join(sorted(written.import_files))
-            if _confirm(args, f"Submit {len(proposed)} completion-only rows through the course-level importer "
-                              f"(one import per course: {courses})?"):
+            proposed = [p for p in proposals if p.proposed]
+            if _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
+                              f"through the course-level importer (one import per course: {courses})?"):
                 from importconsole.operations.credit_fix import CreditFixStopped
 
                 def warn(course, text):

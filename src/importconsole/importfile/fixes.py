@@ -5,7 +5,10 @@ was given"). Every changed row goes into a manifest next to the new file.
   trimmed ("Unlocking imports": they hang the import).
 - split_credit_types: `ama;ancc` becomes one row per credit type ("Multiple credit types").
 - completion_only: credit dropped where the LMS awards and reports it itself: the user exists,
-  the row completes, and the course's credit type is not variable ("Reporting credit").
+  the row completes, and the course's credit type is not variable ("Reporting credit"). Only
+  where the LMS then records exactly the credit the file gives the learner in that course
+  (`importfile.award`); any other row is left as it is and listed in `award_differs`, unless its
+  row number is in `accept_award` (the admin confirmed the LMS's award).
 - rows: keep only the given rows (`7-20,25`).
 
 The new file is UTF-8 without BOM, same delimiter (commas for a pipe file: the LMS cannot read
@@ -20,9 +23,11 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from . import safe_text
+from .award import Award, award_for_row, file_says
 from .facts import MAX_KEYS, LmsFacts, UserKey
 from .reader import ImportFileError, open_import_file
 from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
@@ -49,6 +54,29 @@ class FixChange:
         return [str(self.row), str(self.line), self.column, self.kind, self.before, self.after, self.description]
 
 
+@dataclass(frozen=True)
+class AwardDiffers:
+    """A row completion-only would change: the LMS would record other credit than the file says."""
+
+    row: int
+    line: int
+    learner: str
+    course: str
+    file_credit: tuple[tuple[str, str], ...]  # (credit type, amount as written) of the learner's rows
+    award: Award  # what the LMS records for the completion-only row
+    accepted: bool  # the admin confirmed it (accept_award): the row was made completion-only
+
+    def describe(self) -> str:
+        """`the file says 0.50 ama; the LMS will record 1.5 ama and 1.5 moc_abim`"""
+        return f"{file_says(dict(self.file_credit))}; the LMS will record {self.award.will_record()}"
+
+    def sentence(self) -> str:
+        who = f"row {self.row} ({safe_text.visible(self.learner)} in {safe_text.visible(self.course)})"
+        if self.accepted:
+            return f"{who}: made completion-only as you accepted: {self.describe()}"
+        return f"{who}: not made completion-only, left as it is: {self.describe()}"
+
+
 @dataclass
 class FixManifest:
     source: Path
@@ -59,6 +87,13 @@ class FixManifest:
     changes: list[FixChange] = field(default_factory=list)
     completion_only_rows: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Rows where completion-only would make the LMS record other credit than the file says:
+    # left as they are unless accepted (never counted as fixed without the admin's word).
+    award_differs: list[AwardDiffers] = field(default_factory=list)
+
+    @property
+    def left_as_is(self) -> list[AwardDiffers]:
+        return [d for d in self.award_differs if not d.accepted]
 
 
 def parse_rows(spec: str) -> set[int] | list[tuple[int, int | None]]:
@@ -94,7 +129,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: bool = False,
                      completion_only: bool = False, rows=None, facts: LmsFacts | None = None,
-                     importer: str = "course", course_external_id: str | None = None) -> FixManifest:
+                     importer: str = "course", course_external_id: str | None = None,
+                     accept_award=None) -> FixManifest:
+    """A fixed copy of `path` at `out`, and its manifest. `accept_award`: rows (numbers or a spec
+    like "3,7-9") the admin confirmed may be made completion-only although the LMS would then
+    record other credit than the file says (see `FixManifest.award_differs`)."""
     path, out = Path(path), Path(out)
     if _same_file(path, out) or path.resolve() == out.resolve():
         raise FixRefused(f"{safe_text.visible(str(out))} is the input file: a fix is always written to a new file "
@@ -116,6 +155,10 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                          "give a profile, not --offline")
     if isinstance(rows, str):
         rows = parse_rows(rows)
+    if isinstance(accept_award, str):
+        accept_award = parse_rows(accept_award)
+    elif accept_award is not None and not isinstance(accept_award, list):
+        accept_award = [(r, r) for r in accept_award]
     f = open_import_file(path)
     manifest = FixManifest(path, out, manifest_path)
     if f.encoding != "utf-8" or f.bom:
@@ -173,10 +216,14 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                     writer.writerow(cells)
                     manifest.rows_written += 1
 
+            file_credit = _file_credit(f, cols, rows, split_credit_types, sanitize, importer,
+                                       course_external_id) if completion_only else {}
+
             def flush():
                 if not pending:
                     return
-                decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest)
+                decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest,
+                                           file_credit, accept_award or [])
                 for (record, cells_list), new_list in zip(pending, decided):
                     emit(record, new_list)
                 pending.clear()
@@ -253,17 +300,45 @@ def _split(record, cells, cols, manifest) -> list[list[str]]:
     return out
 
 
-def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest) -> list[list[list[str]]]:
-    """Drop credit on completion rows where the LMS will award (and report) it itself."""
-    def get(cells, name):
-        i = cols.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+def _cell(cells, cols, name) -> str:
+    i = cols.get(name)
+    return cells[i].strip() if i is not None and i < len(cells) else ""
 
+
+def _course_of(cells, cols, importer, course_id) -> str:
+    return course_id if importer == "course" and course_id else _cell(cells, cols, "external_course_id")
+
+
+def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tuple, list[tuple[str, str]]]:
+    """(learner, course) -> [(credit type, amount as written)] of the file's completion rows: what
+    the file says the learner gets, to weigh a completion-only row against (a first pass, keyed
+    as the written rows will be: sanitized when they are)."""
+    out: dict[tuple, list[tuple[str, str]]] = {}
+    for record in f.records(keep_raw=False):
+        cells = [safe_text.sanitize(c) for c in record.cells] if sanitize else record.cells
+        if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
+            continue
+        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        if key is None or not (ctype or amount):
+            continue
+        types = [p for p in CREDIT_TYPE_SEPARATORS.split(ctype) if p] if split else [ctype]
+        amounts = [p for p in CREDIT_TYPE_SEPARATORS.split(amount) if p] if split else [amount]
+        if len(amounts) != len(types):
+            amounts = [amount] * len(types)
+        out.setdefault((key, _course_of(cells, cols, importer, course_id)), []).extend(zip(types, amounts))
+    return out
+
+
+def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest, file_credit,
+                     accepted) -> list[list[list[str]]]:
+    """Drop credit on completion rows where the LMS will award (and report) it itself, and records
+    what the file says; other rows stay as they are unless accepted (the admin's word)."""
     flat = [(rec, cells) for rec, lst in pending for cells in lst]
     keys, courses = [], set()
     for rec, cells in flat:
-        key = UserKey.for_row(get(cells, "external_user_id"), get(cells, "external_email"))
-        course = course_id if importer == "course" and course_id else get(cells, "external_course_id")
+        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        course = _course_of(cells, cols, importer, course_id)
         keys.append((key, course))
         if course:
             courses.add(course)
@@ -271,26 +346,50 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     ids = sorted({k.external_user_id for k, _ in keys if k and k.external_user_id})
     mails = sorted({k.email for k, _ in keys if k and k.email})
     users = facts.users(ids, mails) if (ids or mails) else {}
+    credit_types = facts.credit_types()
     result_by_record: dict[int, list[list[str]]] = {}
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
-        ctype = get(cells, "credit_type")
-        has_credit = bool(get(cells, "credits") or ctype)
+        ctype = _cell(cells, cols, "credit_type")
+        has_credit = bool(_cell(cells, cols, "credits") or ctype)
         course_fact = course_facts.get(course) if course else None
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
-        if (has_credit and get(cells, "complete") == "1" and key is not None and users.get(key) is not None
+        if (has_credit and _cell(cells, cols, "complete") == "1" and key is not None and users.get(key) is not None
                 and offered is not None and not offered.enable_variable_credit):
-            before = f"{get(cells, 'credits')} {ctype}".strip()
+            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True)
+            differs = _differs(award, file_credit.get((key, course), []), course_fact)
+            before = f"{_cell(cells, cols, 'credits')} {ctype}".strip()
+            if differs is not None:
+                ok = _wanted(rec.row, accepted)
+                manifest.award_differs.append(AwardDiffers(rec.row, rec.line, str(key), course,
+                                                           tuple(differs), award, ok))
+                if not ok:
+                    result_by_record.setdefault(id(rec), []).append(new)
+                    continue
             for name in ("credits", "credit_type"):
                 if name in cols and cols[name] < len(new):
                     new[cols[name]] = ""
+            why = "" if differs is None else f" (accepted: {file_says(dict(differs))})"
             manifest.changes.append(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
-                                              f"completion-only: credit {before} dropped; the LMS awards it and "
-                                              "reports it"))
+                                              f"completion-only: credit {before} dropped{why}; {award.describe()}"))
             if rec.row not in manifest.completion_only_rows:
                 manifest.completion_only_rows.append(rec.row)
         result_by_record.setdefault(id(rec), []).append(new)
     return [result_by_record[id(rec)] for rec, _ in pending]
+
+
+def _differs(award: Award, said: list[tuple[str, str]], course) -> list[tuple[str, str]] | None:
+    """None when the LMS records, for the types completion-only awards, exactly what the file
+    says; else the file's credit (to show beside the award). A type said twice never matches."""
+    awarded_here = {t: a for t, a in said if t in course.credits and not course.credits[t].enable_variable_credit}
+    try:
+        amounts = {t: Decimal(a) for t, a in awarded_here.items()}
+    except InvalidOperation:
+        return list(said)
+    counts = [t for t, _ in said if t in awarded_here]
+    if len(counts) != len(set(counts)) or award.differs_from(amounts):
+        return list(said)
+    return None
 
 
 def _write_manifest(manifest: FixManifest) -> None:
@@ -303,6 +402,10 @@ def _write_manifest(manifest: FixManifest) -> None:
             w.writerow(["", "", "", "file", "", "", safe_text.escape_formula(note)])
         for change in manifest.changes:
             w.writerow([safe_text.escape_formula(c) for c in change.as_row()])
+        for d in manifest.left_as_is:
+            w.writerow([safe_text.escape_formula(c) for c in (
+                str(d.row), str(d.line), "credits", "left-as-is", "", "",
+                f"not made completion-only: {d.describe()}; accept that award to change this row")])
 
 
-__all__ = ["FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
+__all__ = ["AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]

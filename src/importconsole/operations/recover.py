@@ -159,7 +159,7 @@ class UnlockPlan:
             lines.append("   no cell is changed")
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
-            lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
+            lines.append(f"   completion-only (credit dropped; the LMS awards it, as each row's change says): rows {rows}")
         if self.already_complete:
             shown = self.already_complete[:SHOWN_REFUSED]
             lines.append(f"   the LMS will refuse {len(self.already_complete)} of these rows: the enrollment is already "
@@ -366,7 +366,10 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
 
         manifest, rows, learners = await asyncio.to_thread(fix)
         changes, completion_only = _changes_from_manifest(manifest, first_row)
-        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes)
+        # Rows completion-only would award other credit than they say keep their credit (importfile.award).
+        kept = [f"row {first_row + d.row - 1} keeps its credit, not made completion-only: {d.describe()}"
+                for d in manifest.left_as_is]
+        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes) + kept
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
