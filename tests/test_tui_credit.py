@@ -9,7 +9,7 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import flat_text, private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 TWO_LEARNERS = [
     {"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
@@ -52,6 +52,7 @@ async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pa
             assert server.db().execute("SELECT count(*) FROM reporting_queue").fetchone()[0] == 0
             await pilot.press("s")
             await wait_for_text(pilot, "Enter: submit to the LMS")
+            await pilot.press("t")  # the batch's completion date: today
             await pilot.press("enter")
             await wait_for_text(pilot, "Submitted as imports", timeout=20)
             made = app.screen.submitted
@@ -87,6 +88,7 @@ async def test_another_import_on_the_lock_stops_the_submit_and_the_screen_says_w
             await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
             await pilot.press("s")
             await wait_for_text(pilot, "Enter: submit to the LMS")
+            await pilot.press("t")  # the batch's completion date: today
             await pilot.press("enter")
             text = await wait_for_text(pilot, "Not submitted: C-FIXED, C-ZERO", timeout=20)
             assert f"locked by import {other['id']}" in text and "Submitted: none." in text
@@ -102,17 +104,35 @@ async def test_s_asks_first_naming_courses_learners_and_awards_and_esc_sends_not
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
             await pilot.press("s")
-            text = " ".join(screen_text(app).split())  # the dialog wraps at 80 columns
             await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
-            text = " ".join(screen_text(app).split())
+            text = flat_text(app)  # the dialog wraps at 80 columns
             assert "2 completion-only rows for 2 learners in 2 courses" in text
-            assert "C-FIXED, 1 learner (u1): marked complete; the LMS awards ama 1" in text
-            assert "C-ZERO, 1 learner (u2): marked complete; the LMS awards ancc 1" in text
-            assert "PARS (ACCME)" in text and "the AMS" in text
+            assert "C-FIXED, 1 learner (u1): marked complete; the LMS will record 1 ama (awarded, reported to PARS" in text
+            assert "C-ZERO, 1 learner (u2): marked complete; the LMS will record 1 ancc (awarded, reported to" in text
+            await pilot.press("enter")  # no date chosen yet: nothing is sent
+            await wait_for(pilot, lambda: "Choose the completion date first" in flat_text(app), what="the date asked")
             assert _imports(server) == 0  # asking sends nothing
             await pilot.press("escape")
             await pilot.pause(0.5)
             assert app.current_mode == "credit" and _imports(server) == 0
+
+
+async def test_the_batch_completion_date_is_asked_once_shown_and_is_the_one_the_lms_records(tmp_path):
+    with start_sandbox(dataset(enrollments=TWO_LEARNERS), rows_per_second=200) as server:
+        app = _console(server, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
+            assert "the file's dates" not in flat_text(app)  # these proposals come from the LMS, not a file
+            await pilot.press("d", *"2026-13-01", "enter")
+            await wait_for(pilot, lambda: "is not a completion date" in flat_text(app), what="a bad date refused")
+            await pilot.press(*["backspace"] * 10, *"2026-03-01", "enter")
+            await wait_for(pilot, lambda: "Chosen: dated 2026-03-01" in flat_text(app), what="the chosen date")
+            await pilot.press("enter")
+            await wait_for_text(pilot, "Submitted as imports", timeout=20)
+        dates = [r[0] for r in server.db().execute("SELECT date_completed FROM enrollments")]
+        assert dates == ["2026-03-01", "2026-03-01"]
 
 
 async def test_after_a_submit_the_list_shows_what_was_sent_and_a_second_s_sends_nothing(tmp_path):
@@ -122,6 +142,7 @@ async def test_after_a_submit_the_list_shows_what_was_sent_and_a_second_s_sends_
             await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
             await pilot.press("s")
             await wait_for_text(pilot, "Enter: submit to the LMS")
+            await pilot.press("t")  # the batch's completion date: today
             await pilot.press("enter")
             await wait_for_text(pilot, "Submitted as imports", timeout=20)
             ids = sorted(i.id for i in app.screen.submitted)

@@ -23,7 +23,7 @@ async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
             await wait_for_text(pilot, "5 rows")
             await pilot.press("v")
             text = await wait_for_text(pilot, "header-whitespace", timeout=15)
-            assert "1 errors" in text
+            assert "1 error ·" in text and "1 errors" not in text
             await pilot.press("x")
             fixed = tmp_path / "completions.fixed.csv"
             await wait_for(pilot, lambda: app.open_path == fixed and app.current_mode == "preview", timeout=15,

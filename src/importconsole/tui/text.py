@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.cells import cell_len, set_cell_size
 
 from importconsole.importfile.safe_text import visible
+from importconsole.importfile.wording import plural, sentence  # noqa: F401 (sentence: one full stop, for screens)
 
 
 def shown(text: object) -> str:
@@ -41,14 +42,8 @@ def said(text: object) -> str:
 
 
 def count(n: int, thing: str, many: str | None = None) -> str:
-    """`1 row`, `2 rows`, `1,204 rows`: never "1 errors"."""
-    return f"{n:,} {thing if n == 1 else (many or thing + 's')}"
-
-
-def sentence(text: str) -> str:
-    """A core sentence followed by our own words: one full stop, never "try again.."."""
-    text = text.rstrip()
-    return text if text.endswith((".", "!", "?")) else text + "."
+    """`1 row`, `2 rows`, `1,204 rows` (the core's plural, with the thousands a screen shows)."""
+    return f"{n:,} " + plural(n, thing, many).split(" ", 1)[1]
 
 
 def fit(text: str, width: int) -> str:

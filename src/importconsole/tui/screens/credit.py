@@ -13,8 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
+from importconsole.importfile.award import and_list
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, fit, shown, said
 
@@ -29,7 +30,8 @@ def _width(values, bounds: tuple[int, int]) -> int:
 
 
 def awards_of(proposal) -> str:
-    return "; ".join(a.describe() for a in proposal.awards) or "completion only, no credit type to award"
+    """`1 ama (awarded, reported to PARS)`: importfile.award's words, through the proposal."""
+    return and_list([a.describe() for a in proposal.awards]) or "no credit (the course has no non-variable type)"
 
 
 def batch_lines(proposals: list) -> list[str]:
@@ -41,30 +43,34 @@ def batch_lines(proposals: list) -> list[str]:
     for course in sorted(by_course):
         for will, learners in by_course[course].items():
             lines.append(f"{shown(course)}, {count(len(learners), 'learner')} ({', '.join(map(shown, learners))}): "
-                         f"marked complete; the LMS awards {shown(will)}")
+                         f"marked complete; the LMS will record {shown(will)}")
     return lines
 
 
-def dates_line(proposals: list) -> str:
-    dates = sorted({p.date_completed for p in proposals if p.date_completed})
-    today = sum(1 for p in proposals if p.date_is_today)
-    text = f"Completion date: {', '.join(dates) or 'none (the LMS uses the next login date)'}"
-    if today:
-        text += f" (today's date for {count(today, 'learner')}: the LMS has no completion date for them)"
-    return text + "."
+class ConfirmCreditFixes(ModalScreen[list | None]):
+    """Nothing is sent before the admin has read who gets what (unlock asks too), and chosen the
+    completion date once for the whole batch. Dismisses with the dated proposals, or None."""
 
-
-class ConfirmCreditFixes(ModalScreen[bool]):
-    """Nothing is sent before the admin has read who gets what (unlock asks too)."""
-
-    BINDINGS = [Binding("enter", "confirm", "Submit", priority=True), Binding("escape", "dismiss(False)", "Cancel")]
+    BINDINGS = [
+        Binding("enter", "confirm", "Submit", priority=True),
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("t", "date('today')", "Today"),
+        Binding("f", "date('file')", "The file's dates"),
+        Binding("d", "type_date", "Type a date"),
+    ]
 
     def __init__(self, proposals: list) -> None:
         super().__init__()
         self.proposals = proposals
+        self.dated: list | None = None  # the proposals with the chosen date; None: not chosen yet
+        self.has_file_dates = any(getattr(p, "file_date", "") for p in proposals)
 
     def compose(self) -> ComposeResult:
+        from datetime import datetime, timezone
+
         courses = {p.course_external_id for p in self.proposals}
+        today = datetime.now(timezone.utc).date().isoformat()
+        choices = [f"t today ({today})"] + (["f the file's dates"] if self.has_file_dates else []) + ["d a date you type"]
         with VerticalScroll(classes="dialog", id="credit-confirm"):
             yield Label("Submit credit fixes", classes="dialog-title", markup=False)
             yield Static(f"{count(len(self.proposals), 'completion-only row')} for "
@@ -72,12 +78,47 @@ class ConfirmCreditFixes(ModalScreen[bool]):
                          f"{count(len(courses), 'course')}: one course-level import per course, one after the "
                          "other. Each replaces the credit the enrollment carries now.", markup=False)
             yield Static("\n".join(f"- {line}" for line in batch_lines(self.proposals)), markup=False)
-            yield Static(dates_line(self.proposals), markup=False)
+            yield Static(f"Completion date for this batch: {'  ·  '.join(choices)}", markup=False)
+            yield Input(placeholder="YYYY-MM-DD, then Enter", id="typed-date", compact=True)
+            yield Static("No date chosen yet.", id="chosen-date", classes="warning", markup=False)
             yield Static(f"Enter: submit to the LMS ({', '.join(map(shown, sorted(courses)))})  ·  Esc: change nothing",
-                         classes="danger", markup=False)
+                         id="confirm-keys", classes="danger", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#typed-date").display = False
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "date" and parameters == ("file",):
+            return self.has_file_dates  # no "the file's dates" for proposals that come from the LMS
+        return True
+
+    def action_date(self, choice: str) -> None:
+        from importconsole.operations.credit_fix import date_proposals, describe_dates
+
+        try:
+            self.dated = date_proposals(self.proposals, choice)
+        except ValueError as error:  # a typed date that is not one: its sentence
+            self.query_one("#chosen-date", Static).update(said(str(error)))
+            return
+        self.query_one("#chosen-date", Static).update(f"Chosen: {shown(describe_dates(self.dated))}.")
+        self.query_one("#chosen-date").set_class(False, "warning")
+
+    def action_type_date(self) -> None:
+        field = self.query_one("#typed-date", Input)
+        field.display = True
+        field.focus()
 
     def action_confirm(self) -> None:
-        self.dismiss(True)
+        field = self.query_one("#typed-date", Input)
+        if self.focused is field:  # Enter in the date field takes the date; the next Enter submits
+            self.action_date(field.value.strip())
+            if self.dated is not None:
+                self.set_focus(None)
+            return
+        if self.dated is None:
+            self.query_one("#chosen-date", Static).update("Choose the completion date first: t, f or d.")
+            return
+        self.dismiss(self.dated)
 
 
 class CreditFixScreen(ConsoleScreen):
@@ -204,11 +245,11 @@ class CreditFixScreen(ConsoleScreen):
             self.notify(text, severity="warning")
             return
 
-        def confirmed(yes: bool | None) -> None:
-            if yes and not self.busy:
+        def confirmed(dated: list | None) -> None:
+            if dated and not self.busy:
                 self.busy = True
                 self._status("Submitting the completion-only files...")
-                self._submit(left)
+                self._submit(dated)
 
         self.app.push_screen(ConfirmCreditFixes(left), confirmed)
 

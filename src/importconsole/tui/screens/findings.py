@@ -158,9 +158,12 @@ class FindingsScreen(ConsoleScreen):
         tree.clear()
         summary = report.summary
         verdict = "ready to submit" if report.ok else "fix the errors before submitting (x writes a fixed copy)"
-        not_checked = f" · {count(len(report.not_checked), 'rule')} not checked (offline)" if report.not_checked else ""
-        if report.importer == "course" and not report.course_external_id and self.app.session is not None:
-            not_checked += " · no course chosen: o picks one (credit rules need it)"
+        not_checked = ""
+        if report.not_checked:  # never a bare "0 errors" for rules that did not run: say which and why
+            why = "offline" if not report.online else "no course chosen: o picks one"
+            not_checked = f" · {count(len(report.not_checked), 'rule')} not checked ({why})"
+        elif report.importer == "course" and not report.course_external_id and self.app.session is not None:
+            not_checked = " · no course chosen: o picks one (credit rules need it)"
         self._status(f"{count(report.rows, 'row')} · {count(summary['errors'], 'error')} · "
                      f"{count(summary['warnings'], 'warning')}{not_checked} · showing {self.filter} · {verdict}")
         grouped: dict[str, list] = defaultdict(list)
