@@ -38,7 +38,7 @@ def private_state(tmp_path, monkeypatch):
     monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(tmp_path / "config.toml"))
 
 
-BORDERS = "█▀▄▌▐▏▕│─┃━╭╮╰╯┌┐└┘▔▁"
+BORDERS = "█▀▄▌▐▏▕▎▊│─┃━╭╮╰╯┌┐└┘▔▁"
 
 
 def flat_text(app) -> str:

@@ -158,7 +158,7 @@ class ImportConsoleApp(App[int]):
         # Textual's own says "Press [b]ctrl+q[/b]": its markup shows raw here (toasts are text).
         keys = [self.get_key_display(a.binding) for a in self.active_bindings.values()
                 if a.binding.action in ("quit", "app.quit")]
-        how = " or ".join(dict.fromkeys(keys)) or "q"
+        how = " or ".join(sorted(dict.fromkeys(keys), key=len)) or "q"  # q first: the footer's
         self.notify(f"Ctrl+C does not quit here: press {how} to quit. Imports already sent go on on the LMS.",
                     title="Do you want to quit?")
 

@@ -261,7 +261,7 @@ class FindingsScreen(ConsoleScreen):
         self._fix(path, out, facts, completion_only)
 
     @work(thread=True, exclusive=True, group="fix")
-    def _fix(self, path: Path, out: Path, facts, completion_only: bool) -> None:
+    def _fix(self, path: Path, out: Path, facts, completion_only: bool, accepted: list[int] | None = None) -> None:
         import filecmp
         import shutil
         import tempfile
@@ -275,10 +275,15 @@ class FindingsScreen(ConsoleScreen):
             with tempfile.TemporaryDirectory(prefix="fix-", dir=self.app.state_dir()) as trial:
                 manifest = write_fixed_file(path, Path(trial) / out.name, sanitize=True, split_credit_types=True,
                                             completion_only=completion_only, rows=None, facts=facts,
-                                            importer=self.app.importer, course_external_id=self.app.course_external_id)
+                                            importer=self.app.importer, course_external_id=self.app.course_external_id,
+                                            accept_award=set(accepted) if accepted is not None else None)
+                if completion_only and accepted is None and manifest.award_differs:
+                    # The LMS would record other credit than the file says: the admin decides, row by row.
+                    self.app.call_from_thread(self._ask_awards, path, out, facts, manifest.award_differs)
+                    return
                 same = not manifest.changes and (not manifest.notes or filecmp.cmp(path, manifest.out, shallow=False))
                 if same:
-                    self.app.call_from_thread(self._nothing_to_fix, path, manifest.notes)
+                    self.app.call_from_thread(self._nothing_to_fix, path, manifest, completion_only)
                     return
                 if out.exists() or out.with_name(out.name + ".manifest.csv").exists():
                     raise FileExistsError(f"{out.name} appeared meanwhile; press x again")
@@ -289,18 +294,45 @@ class FindingsScreen(ConsoleScreen):
             return
         self.app.call_from_thread(self._fixed, path, out, manifest)
 
-    def _nothing_to_fix(self, path: Path, notes: list[str]) -> None:
-        why = "".join(f" {shown(sentence_of(n))}" for n in notes)
-        text = (f"Nothing in {shown(path.name)} that x can fix (invisible characters, header spaces, several "
-                f"credit types in a row): no copy written.{why}")
+    def _ask_awards(self, path: Path, out: Path, facts, differs: list) -> None:
+        from importconsole.tui.screens.award import AwardChoices
+
+        def chosen(accepted: list[int] | None) -> None:
+            if accepted is None:
+                self._status("No fixed copy written (Esc).")
+                return
+            self._fix(path, out, facts, True, accepted)
+
+        self._status(f"{count(len(differs), 'row')} would get other credit than the file says: accept or leave each.")
+        self.app.push_screen(AwardChoices(differs), chosen)
+
+    def _left_as_is(self, manifest) -> str:
+        left = getattr(manifest, "left_as_is", [])
+        if not left:
+            return ""
+        rows = ", ".join(str(d.row) for d in left)
+        return (f" Not fixed, left as they are: {count(len(left), 'row')} ({rows}) where the LMS would record other "
+                "credit than the file says.")
+
+    def _nothing_to_fix(self, path: Path, manifest, completion_only: bool) -> None:
+        why = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
+        what = "invisible characters, header spaces, several credit types in a row"
+        if completion_only:
+            what += ", credit the LMS awards and reports by itself"
+        text = (f"Nothing in {shown(path.name)} that {'X' if completion_only else 'x'} can fix ({what}): "
+                f"no copy written.{why}{self._left_as_is(manifest)}")
         self._status(text)
         self.notify(text, severity="warning")
 
     def _fixed(self, path: Path, out: Path, manifest) -> None:
         notes = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
-        self.notify(f"Fixed copy written: {shown(out.name)} ({count(len(manifest.changes), 'change')}).{notes} "
-                    "The original is untouched. Opened it in the preview.")
-        self.app.open_file(out, copy_of=path)
+        accepted = [d for d in getattr(manifest, "award_differs", []) if d.accepted]
+        took = (f" Accepted for {count(len(accepted), 'row')}: what the LMS will record instead of what the file says."
+                if accepted else "")
+        text = (f"Fixed copy written: {shown(out.name)} ({count(len(manifest.changes), 'change')}).{notes}{took}"
+                f"{self._left_as_is(manifest)} The original is untouched.")
+        self.notify(text + " Opened it in the preview.")
+        self.app.open_file(out, copy_of=path)  # its findings name the rows left as they are
 
 
 def _rank(severity: str) -> int:
