@@ -101,6 +101,10 @@ class ImportConsoleApp(App[int]):
         self.hung_ids: set[int] = set()  # imports the watcher calls hung now: every title line says so
         # Every change of one import's view (the recover plan follows its import through it).
         self.import_changed_signal: Signal = Signal(self, "import-changed")
+        # operations.watch.LmsUnseen while the LMS does not answer: every title line says so, and
+        # the monitor never shows "0 hung" for an LMS it cannot see (issue 10, section 2).
+        self.lms_unseen = None
+        self._failing_since: float | None = None  # the first failure of this outage, seen by the console
         # Seconds without progress before an import is called hung: given, else the profile's.
         self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
         self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
@@ -270,6 +274,7 @@ class ImportConsoleApp(App[int]):
             self._lms = None
         self._announced_hung.clear()
         self.hung_ids.clear()
+        self.lms_unseen, self._failing_since = None, None  # a new session (a new token): a new story
         self.session = session
         crash.register_secret(session.token)
         if session.hung_after:
@@ -313,8 +318,10 @@ class ImportConsoleApp(App[int]):
         watcher.on_change(self._watch_changed)
         try:
             await self.seed_watcher(watcher, client)
-        except Exception as error:  # the watcher reconnects by itself and the monitor says so
-            self.notify(crash.redact(str(error)), title="Monitor", severity="warning")
+        except Exception:  # the watcher tries again at once; it says "not seen" (since this moment)
+            import time
+
+            self._failing_since = self._failing_since or time.time()
         self._to_follow.clear()
         await watcher.run()
 
@@ -333,6 +340,9 @@ class ImportConsoleApp(App[int]):
 
     def _watch_changed(self, update) -> None:
         self.watch_generation += 1
+        if update.kind == "lms":
+            self.unseen_changed(update.unseen)
+            return
         view = update.view
         if view is None:
             return
@@ -361,6 +371,24 @@ class ImportConsoleApp(App[int]):
             self.notify(f"Import {view.import_id} is hung at row {view.hung.stopped_at_row}: "
                         f"{shown(view.diagnosis.summary())}. Monitor (m), then u.",
                         title="Import hung", severity="error", timeout=6)
+
+    def unseen_changed(self, unseen) -> None:
+        """The LMS stopped answering (an LmsUnseen) or answers again (None). One outage keeps its
+        first moment, however often the watcher is restarted or `r` asks again."""
+        import dataclasses
+
+        if unseen is not None:
+            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None)) if t]
+            if first and min(first) < unseen.since:
+                unseen = dataclasses.replace(unseen, since=min(first))
+        else:
+            self._failing_since = None
+        self.lms_unseen = unseen
+        for screen in self.screen_stack:
+            if hasattr(screen, "refresh_title"):
+                screen.refresh_title()
+            if hasattr(screen, "unseen_changed"):
+                screen.unseen_changed()
 
     def follow_import(self, import_id: int) -> None:
         """Make sure the watcher knows this import even if it finished before it was seen."""
