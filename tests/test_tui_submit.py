@@ -89,6 +89,7 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
             await pilot.press("ctrl+s")
             text = await wait_for_text(pilot, "Enter: submit", timeout=15)
             assert "global importer" in text and "PARS" in text
+            assert "1 row · global importer" in text and "Enter: submit 1 row to" in text and "1 rows" not in text
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.current_mode == "preview" and app.screen.__class__.__name__ == "PreviewScreen",
                            what="back to the preview")

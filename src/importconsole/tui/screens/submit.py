@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import count, shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
 
 GLOBAL_WARNING = ("The global importer is for legacy data only: its records are NOT included in PARS reports. "
@@ -160,14 +160,14 @@ class SubmitScreen(ModalScreen[int | None]):
         for widget in ("#importer", "#course-search", "#courses"):
             self.query_one(widget).display = False  # the confirmation gets the room
         plan = self.plan
-        rows = f"{plan.row_count:,} rows" if plan.row_count is not None else "rows: unknown"
+        rows = count(plan.row_count, "row") if plan.row_count is not None else "rows: unknown"
         importer = "course-level" if plan.importer == "course" else "global"
         lines = [f"File: {shown(plan.path.name)}",
                  f"{rows} · {importer} importer" + (f" · course {shown(plan.course_external_id)}"
                                                      if plan.course_external_id else "")]
         lines += [f"! {shown(w)}" for w in plan.warnings[:6]]
         if len(plan.warnings) > 6:
-            lines.append(f"... and {len(plan.warnings) - 6} more warnings (see Findings)")
+            lines.append(f"... and {count(len(plan.warnings) - 6, 'more warning')} (see Findings)")
         summary.update("\n".join(lines))
         self.stage = "confirm"
         self.query_one("#submit-keys", Static).update(
