@@ -108,8 +108,9 @@ async def test_a_valid_file_opened_after_an_unreadable_one_shows_no_old_error(tm
     app = ImportConsoleApp(workdir=tmp_path, open_path=workbook, theme_dirs=[], live=False,
                            state_folder=tmp_path / "state-here")
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_for_text(pilot, "cannot be read as an import file")
-        assert "Excel" in text and "byte offset 0" not in flat_text(app)
+        await wait_for_text(pilot, "cannot be read as an import file")
+        await wait_for(pilot, lambda: "then try again" in flat_text(app), what="the refusal in full")
+        assert "Excel" in flat_text(app) and "byte offset 0" not in flat_text(app)
         app.open_file(good)
         await wait_for_text(pilot, "good.csv · UTF-8 · comma · 1 row ·")
         await pilot.pause(0.3)
