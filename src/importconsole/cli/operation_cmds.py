@@ -290,9 +290,10 @@ def cmd_diagnose(args) -> int:
             _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
+        verdict = await _stall(session, item) if item.state in ("queued", "running") else None
         # Only an unlocked import is known to have stopped; a running one may still move.
         where = "Stopped at" if item.state == "unlocked" else "Next row to process:"
-        lines = [head,
+        lines = [head + (f". {verdict.sentence}" if verdict else ""),
                  f"{where} row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
                  f": {diagnosis.summary()}",
                  f"File read from: {diagnosis.file_source}"]
@@ -300,10 +301,24 @@ def cmd_diagnose(args) -> int:
             lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         elif diagnosis.known:
             lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
-        _emit(args, diagnosis.to_json(), "\n".join(lines))
+        data = diagnosis.to_json()
+        if verdict is not None:
+            data.update(moved_ago=verdict.moved_ago, hung=verdict.hung, stall=verdict.sentence)
+        _emit(args, data, "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
 
     return _run(args, body)
+
+
+async def _stall(session, item):
+    """How long the import has not moved by the LMS's clock, and the watcher's hung rule on it."""
+    from importconsole.operations.hung import stall_verdict
+
+    page = await session.client.list_imports(state=item.state)
+    listed = next((i for i in page.items if i.id == item.id), item)
+    lock = await session.client.lock(item.importer)
+    return stall_verdict(listed, server_time=page.server_time, lock_holder=lock.import_id if lock.locked else None,
+                         hung_after=session.profile.hung_after)
 
 
 # ---------------------------------------------------------------------------------------------
