@@ -27,3 +27,62 @@ def test_diagnose_on_a_stalled_running_import_says_how_long_it_has_not_moved_and
         data = json.loads(capsys.readouterr().out)
         assert data["hung"] is False and data["moved_ago"] >= 1.0
         assert "not hung yet (hung after 10m00s without progress while holding the lock)" in data["stall"]
+
+
+def _env(tmp_path, lms) -> dict:
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
+                      "poll_interval = 0.2\nhung_after = 30\n", encoding="utf-8")
+    return {**os.environ, "IMPORTCONSOLE_CONFIG": str(config), "IMPORTCONSOLE_TOKEN": lms.admin_token,
+            "IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+
+
+def _interrupt_after(args: list[str], env: dict, ready: str, timeout: float = 20) -> tuple[int, str, str]:
+    """Run the CLI, wait until stdout holds `ready`, press Ctrl+C (SIGINT), return (code, out, err)."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            out.append(line)
+            if ready in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, "".join(out) + rest, err
+
+
+def test_ctrl_c_in_submit_watch_after_the_import_was_created_says_so_and_how_to_follow_it(tmp_path):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=3) as lms:
+        source = tmp_path / "in.csv"
+        source.write_bytes(course_file(30))
+        code, out, err = _interrupt_after(["submit", str(source), "--course", "C-FIXED", "--watch", "--yes"],
+                                          _env(tmp_path, lms), "Import 1 created")
+        assert code == 130, err
+        assert "may or may not have reached the LMS" not in err
+        assert "Import 1 was created on the LMS (the journal records it) and goes on there: follow it with " \
+               "`importconsole watch 1`" in err
+        assert "Traceback" not in err
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_ctrl_c_in_watch_says_the_import_goes_on_on_the_lms_and_how_to_follow_it(tmp_path):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=3) as lms:
+        item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
+        code, out, err = _interrupt_after(["watch", str(item["id"])], _env(tmp_path, lms), f"import {item['id']}")
+        assert code == 130, err
+        assert err.strip() == (f"Stopped watching. Nothing was changed: import {item['id']} goes on on the LMS. Follow "
+                               f"again with `importconsole watch {item['id']}`, or see them all with `importconsole imports`.")
+        assert lms.get_import(item["id"])["state"] == "running"

@@ -355,14 +355,21 @@ def cmd_submit(args) -> int:
             for note in outcome.notes:
                 _err(note)
             print(outcome.sentence, flush=True)
+            created.append(outcome.import_.id)
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
 
     sending: list[Path] = []
+    created: list[int] = []
     try:
         return _run(go)
     except KeyboardInterrupt:
+        if created:
+            # The LMS answered and the journal says created: only the watching stops.
+            _err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
+                 f"on there: follow it with `importconsole watch {created[0]}`.")
+            return 130
         if not sending:
             raise
         _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
