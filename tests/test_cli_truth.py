@@ -86,3 +86,20 @@ def test_ctrl_c_in_watch_says_the_import_goes_on_on_the_lms_and_how_to_follow_it
         assert err.strip() == (f"Stopped watching. Nothing was changed: import {item['id']} goes on on the LMS. Follow "
                                f"again with `importconsole watch {item['id']}`, or see them all with `importconsole imports`.")
         assert lms.get_import(item["id"])["state"] == "running"
+
+
+def test_a_second_recover_after_a_successful_one_lists_no_rows_to_add_by_hand(monkeypatch, tmp_path, capsys):
+    from test_recover_live import hang
+
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=40, bad_row=12))
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["recover", str(item["id"]), "--yes"]) == 0
+        first = capsys.readouterr().out
+        reimport = int(first.rsplit("importconsole watch ", 1)[1].split("`")[0])
+        lms.wait_import(reimport)
+        assert main(["recover", str(item["id"])]) == 0  # nothing to confirm: nothing will be sent
+        again = capsys.readouterr().out
+        assert f"already done as import {reimport} (completed); nothing will be sent twice" in again
+        assert "by hand" not in again and "will refuse" not in again
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 2

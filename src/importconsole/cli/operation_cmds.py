@@ -351,7 +351,9 @@ def cmd_recover(args) -> int:
             "recover": (f"Unlock import {plan.import_id} and re-import {rows}?" if plan.needs_unlock
                         else f"Import {plan.import_id} is already unlocked. Re-import {rows}?"),
         }[mode]
-        if not _confirm(args, question):
+        if plan.already_reimported is not None:
+            question = ""  # nothing will be sent: no question to ask
+        if question and not _confirm(args, question):
             _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
             return EXIT_PROBLEM
         say = None if args.json else (lambda text: print(visible(text)))
