@@ -103,3 +103,24 @@ def test_a_second_recover_after_a_successful_one_lists_no_rows_to_add_by_hand(mo
         assert f"already done as import {reimport} (completed); nothing will be sent twice" in again
         assert "by hand" not in again and "will refuse" not in again
         assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 2
+
+
+def test_submit_on_a_folder_a_missing_file_and_a_workbook_says_what_it_is_exit_2(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        folder = tmp_path / "exports"
+        folder.mkdir()
+        assert main(["submit", str(folder), "--course", "C-FIXED"]) == 2
+        err = capsys.readouterr().err
+        assert "this is a folder, not a file" in err and "Traceback" not in err
+        assert main(["submit", str(tmp_path / "nope.csv"), "--course", "C-FIXED"]) == 2
+        assert "no such file" in capsys.readouterr().err
+        book = tmp_path / "book.csv"
+        book.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+        assert main(["submit", str(book), "--course", "C-FIXED"]) == 2
+        err = capsys.readouterr().err
+        assert "Excel workbook" in err and "then try again. Nothing was sent." in err
+        assert ".." not in err.replace("...", "") and "byte offset 0" not in err
+        assert main(["validate", str(book), "--offline"]) == 2
+        assert "byte offset" not in capsys.readouterr().err
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0

@@ -323,6 +323,7 @@ def _confirm_on_terminal(plan) -> bool:
 
 
 def cmd_submit(args) -> int:
+    from importconsole.importfile.wording import plural
     from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
 
     async def go() -> int:
@@ -343,11 +344,11 @@ def cmd_submit(args) -> int:
                     checking.done()
             if plan.warnings:
                 if args.yes:
-                    _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+                    _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
                     for warning in plan.warnings:
                         _err(f"  {warning}")
                 elif not _confirm_on_terminal(plan):
-                    raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+                    raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
             bar = UploadProgress()
             sending.append(plan.path)
             outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)

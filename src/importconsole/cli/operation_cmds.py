@@ -343,7 +343,7 @@ def cmd_recover(args) -> int:
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
-        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows" + (
+        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plural(plan.remainder_rows, 'row')}" + (
             f"; the LMS will refuse {len(plan.already_complete)} of them)" if plan.already_complete else ")")
         question = {
             "unlock": f"Unlock import {plan.import_id} ({plan.rows_committed} of {plan.rows_total} rows committed; {rows} will not be imported until you re-import them)?",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.lms.models import Import, Lock
 from importconsole.operations.hung import Diagnosis
@@ -159,7 +160,7 @@ class UnlockPlan:
                          f"({done.state.replace('_', ' ')}); nothing will be sent twice")
             lines.extend(f"   note: {n}" for n in self.notes if n != "the remaining rows needed no change")
             return lines
-        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({self.remainder_rows} rows) "
+        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({plural(self.remainder_rows, 'row')}) "
                      f"as a new import, key {self.idempotency_key}")
         if self.changes:
             lines.append(f"   changes ({len(self.changes)}):")
@@ -293,7 +294,7 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
         fix = getattr(error, "fix", "")
         raise RecoveryRefused(
             f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
-            f"re-import{where}: {message}.{(' ' + fix[0].upper() + fix[1:] + '.') if fix else ''} Nothing was changed: "
+            f"re-import{where}: {sentence(message)}{(' ' + sentence(fix[0].upper() + fix[1:])) if fix else ''} Nothing was changed: "
             f"import {item.id} still holds the {item.importer} importer. Fix those rows in a copy of the file by hand, "
             f"then `importconsole unlock {item.id}` (it unlocks without re-importing) and submit only the fixed rows."
         ) from None
