@@ -22,17 +22,21 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
+    from importconsole.cli.lms_cmds import _common  # --profile/--config before or after the command, like every command
+
     p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
     p.add_argument("import_id", nargs="?", type=int, metavar="IMPORT_ID", help="one import (default: every active import)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of text")
     p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
     p.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="at most one progress line per import this often (default 1)")
+    _common(p)
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
     p.add_argument("import_id", type=int, metavar="IMPORT_ID")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_diagnose)
 
     for name, helptext in (("unlock", "compare-and-unlock a hung import (after showing the plan)"),
@@ -42,6 +46,7 @@ def register(subparsers) -> None:
         p.add_argument("import_id", type=int, metavar="IMPORT_ID")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
+        _common(p)
         p.set_defaults(func=cmd_recover, mode=name)
 
     p = subparsers.add_parser("credit-fix", help="propose completion-only re-imports for credit that is never reported")
@@ -54,6 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_credit_fix)
 
 
