@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
+EXIT_SETUP = EXIT_USAGE  # this host lacks something (a keyring, a token): not the LMS's answer
 
 
 def _err(text: str) -> None:
@@ -102,8 +103,8 @@ def _token(profile, *, prompt: bool = True) -> str:
 
     try:
         return get_token(profile, prompt=prompt)
-    except TokenError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+    except TokenError as exc:  # no token on this host: a setup problem, not the LMS refusing
+        raise _Stop(EXIT_SETUP, str(exc)) from None
 
 
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
@@ -229,10 +230,10 @@ def cmd_login(args) -> int:
         backend = _find_backend(KEYRING_TIMEOUT)
     except TokenError as exc:  # a keyring that does not answer: said before a token is typed
         _err(str(exc))
-        return EXIT_LMS
-    if backend is None:
+        return EXIT_SETUP
+    if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
         _err(_no_backend_sentence())
-        return EXIT_LMS
+        return EXIT_SETUP
     if sys.stdin.isatty():
         token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
     else:
@@ -258,7 +259,7 @@ def cmd_login(args) -> int:
         print(store_token(profile, token))
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -271,7 +272,7 @@ def cmd_logout(args) -> int:
         removed = delete_token(profile)
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     print(f"Token for {profile.username} on profile {profile.name} removed from the keyring." if removed
           else f"No token was stored for {profile.username} on profile {profile.name}.")
     return EXIT_OK

@@ -100,9 +100,9 @@ def _run(args, body) -> int:
     except ConfigError as error:
         print(f"importconsole: config problem:\n{error}", file=sys.stderr)
         return EXIT_USAGE
-    except TokenError as error:
+    except TokenError as error:  # no token on this host: not the LMS refusing (exit 3)
         print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_LMS
+        return EXIT_USAGE
     except LmsError as error:
         print(f"importconsole: {error}", file=sys.stderr)
         return EXIT_USAGE
