@@ -101,3 +101,25 @@ def test_validate_online_without_a_course_lists_the_course_rules_as_not_checked(
     (finding,) = [f for f in doc["findings"] if f["rule"] == "imported-credit-not-reported"]
     assert "1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)" in finding["fix"]
     assert "this row says 0.50 ama" in finding["fix"]
+
+
+def test_the_submit_confirmation_says_what_the_lms_will_record_and_the_lms_records_it(demo_sandbox, tmp_path,
+                                                                                        monkeypatch, capsys):
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    source = tmp_path / "mixed.csv"
+    source.write_bytes(
+        b"external_user_id,complete,date_completed,credit_type,credits\n"
+        b"U0030,1,2026-10-01,,\n"            # completion only: both types, awarded, reported to PARS
+        b"U0031,1,2026-10-01,,\n"
+        b"U0032,1,2026-10-01,ama,1.5\n")    # imported: recorded, reported to nobody
+    assert main(["submit", str(source), "--course", "CARD-101", "--yes"]) == 0
+    err = capsys.readouterr().err
+    assert "What the LMS will record for these rows:\n" \
+           "  2 rows: the LMS will record 1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)\n" \
+           "  1 row: the LMS will record 1.5 ama (imported, reported to nobody)\n" in err
+    imports = demo_sandbox.db().execute("SELECT id FROM imports ORDER BY id DESC LIMIT 1").fetchone()
+    demo_sandbox.wait_import(imports[0])
+    for user in ("U0030", "U0031"):
+        assert credit_of(demo_sandbox, user) == {"ama": (Decimal("1.5"), "awarded", 1),
+                                                 "moc_abim": (Decimal("1.5"), "awarded", 1)}
+    assert credit_of(demo_sandbox, "U0032") == {"ama": (Decimal("1.5"), "import", 0)}

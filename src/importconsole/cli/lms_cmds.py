@@ -343,6 +343,11 @@ def cmd_submit(args) -> int:
             finally:
                 if checking.total:
                     checking.done()
+            recorded = plan.report.award_lines() if plan.report is not None else []
+            if recorded:  # importfile.award: the one answer, shown before anything is sent
+                _err("What the LMS will record for these rows:")
+                for line in recorded:
+                    _err(f"  {line}")
             if plan.warnings:
                 if args.yes:
                     _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
