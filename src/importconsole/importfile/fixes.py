@@ -408,4 +408,5 @@ def _write_manifest(manifest: FixManifest) -> None:
                 f"not made completion-only: {d.describe()}; accept that award to change this row")])
 
 
-__all__ = ["AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
+__all__ = ["AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows",
+           "write_fixed_file"]

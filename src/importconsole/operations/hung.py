@@ -79,7 +79,8 @@ def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hun
     threshold = f"hung after {format_duration(hung_after)} without progress while holding the lock"
     if age is None:
         return StallVerdict(None, False, "The LMS did not say when it last moved, so the console cannot tell "
-                                         f"whether it is hung ({threshold}); watch it with `importconsole watch {item.id}`.")
+                                         f"whether it is hung ({threshold}); watch it with "
+                                         f"`importconsole watch {item.id}`.")
     moved = f"It has not moved for {format_duration(age)} (by the LMS's clock)"
     if lock_holder != item.id:
         return StallVerdict(age, False, f"{moved}, but it does not hold the {item.importer} importer's lock, so it is "
