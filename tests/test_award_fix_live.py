@@ -123,3 +123,18 @@ def test_the_submit_confirmation_says_what_the_lms_will_record_and_the_lms_recor
         assert credit_of(demo_sandbox, user) == {"ama": (Decimal("1.5"), "awarded", 1),
                                                  "moc_abim": (Decimal("1.5"), "awarded", 1)}
     assert credit_of(demo_sandbox, "U0032") == {"ama": (Decimal("1.5"), "import", 0)}
+
+
+def test_completion_only_never_calls_a_row_for_a_completed_enrollment_fixed(demo_sandbox, tmp_path, monkeypatch,
+                                                                             capsys):
+    """U0001 completed CARD-101 (demo data): the LMS refuses any row for it, credit or not."""
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\n"
+                       b"U0001,1,2026-10-01,ama,1.5\nU0001,1,2026-10-01,moc_abim,1.5\n")
+    out = tmp_path / "o.csv"
+    assert main(["fix", str(source), "--out", str(out), "--completion-only", "--course", "CARD-101"]) == 0
+    text = capsys.readouterr().out
+    assert "row 1 (U0001 in CARD-101): not made completion-only, left as it is: the file says 1.5 ama and " \
+           "1.5 moc_abim; the LMS will record nothing (the row is refused)" in text
+    assert out.read_bytes() == source.read_bytes()

@@ -346,6 +346,9 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     ids = sorted({k.external_user_id for k, _ in keys if k and k.external_user_id})
     mails = sorted({k.email for k, _ in keys if k and k.email})
     users = facts.users(ids, mails) if (ids or mails) else {}
+    pairs = sorted({(k, c) for k, c in keys if k and c and course_facts.get(c) and users.get(k) is not None},
+                   key=lambda kc: (str(kc[0]), kc[1]))
+    enrollments = facts.enrollments(pairs) if pairs else {}
     credit_types = facts.credit_types()
     result_by_record: dict[int, list[list[str]]] = {}
     for (rec, cells), (key, course) in zip(flat, keys):
@@ -356,7 +359,8 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
         if (has_credit and _cell(cells, cols, "complete") == "1" and key is not None and users.get(key) is not None
                 and offered is not None and not offered.enable_variable_credit):
-            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True)
+            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True,
+                                  enrollment=enrollments.get((key, course)))
             differs = _differs(award, file_credit.get((key, course), []), course_fact)
             before = f"{_cell(cells, cols, 'credits')} {ctype}".strip()
             if differs is not None:
