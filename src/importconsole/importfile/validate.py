@@ -297,8 +297,8 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
     if online and importer == "course" and not course_external_id and "external_course_id" not in cols:
         # No course, no course facts: its credit rules never ran; never a false "0 errors".
         report.not_checked = list(COURSE_RULES)
-        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID (the course-level importer "
-                                  "imports into one course)")
+        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID, the course the course-level "
+                                  "importer imports into")
     checker = _RowChecks(f, out, cols, importer, course_external_id, facts if online else None)
     gc_was = gc.isenabled()
     gc.disable()  # a million short-lived lists, no cycles: collection passes only cost time
