@@ -1092,10 +1092,12 @@ class _LmsChecks:
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
+                    held = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
+                                         complete=complete[i] == "1", user_exists=False, course_external_id=course_id)
                     out.add("new-user-no-required-objects", row=row, line=line,
                             column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
                             message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
-                                    "required objects: on enrollment they complete at once with every credit available")
+                                    f"required objects: whatever the row says, {held.describe()}")
                 enrollment = enrollments.get((key, course_id)) if key and course_id else None
                 if enrollment is not None and enrollment.complete:
                     out.add("would-update-existing", row=row, line=line,
