@@ -124,3 +124,27 @@ def test_submit_on_a_folder_a_missing_file_and_a_workbook_says_what_it_is_exit_2
         assert main(["validate", str(book), "--offline"]) == 2
         assert "byte offset" not in capsys.readouterr().err
         assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+def test_the_upload_bar_is_not_glued_to_the_refusal_that_follows_it(monkeypatch, tmp_path):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=200) as lms:
+        hung = asyncio.run(submit(lms, course_file(30, bad_row=5), course="C-FIXED"))  # holds the course lock
+        lms.wait_rows(hung["id"], 4)
+        cli_env(monkeypatch, tmp_path, lms)
+        source = tmp_path / "second.csv"
+        source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\r\n"
+                           b"u20,1,2026-01-02,,\r\nu21,1,2026-01-02,,\r\n")
+        screen = Terminal()
+        monkeypatch.setattr(sys, "stderr", screen)
+        assert main(["submit", str(source), "--course", "C-FIXED", "--yes"]) in (1, 3)
+    lines = screen.getvalue().split("\n")
+    refusal = next(line for line in lines if "locked" in line)
+    assert "Uploading [" not in refusal and "\r" not in refusal, lines
+    assert any("Uploading [" in line for line in lines), lines

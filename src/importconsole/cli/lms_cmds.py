@@ -304,6 +304,12 @@ class UploadProgress:
         self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
         self.stream.flush()
 
+    def end_line(self) -> None:
+        """End the bar's line if one was drawn (before an error is printed)."""
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -357,7 +363,12 @@ def cmd_submit(args) -> int:
                     raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
             bar = UploadProgress()
             sending.append(plan.path)
-            outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
+            try:
+                outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name,
+                                          lms_user=me.username, progress=bar)
+            except BaseException:
+                bar.end_line()  # a refusal that follows starts on its own line, never glued to the bar
+                raise
             bar.done()
             for note in outcome.notes:
                 _err(note)
