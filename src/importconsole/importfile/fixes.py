@@ -314,8 +314,15 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
     the file says the learner gets, to weigh a completion-only row against (a first pass, keyed
     as the written rows will be: sanitized when they are)."""
     out: dict[tuple, list[tuple[str, str]]] = {}
+    needed = [cols[c] for c in ("external_user_id", "external_email", "external_course_id", "complete",
+                                "credit_type", "credits") if c in cols]
     for record in f.records(keep_raw=False):
-        cells = [safe_text.sanitize(c) for c in record.cells] if sanitize else record.cells
+        cells = record.cells
+        if sanitize:  # only the cells that key the learner and say the credit
+            cells = list(cells)
+            for i in needed:
+                if i < len(cells):
+                    cells[i] = safe_text.sanitize(cells[i])
         if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
             continue
         key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
