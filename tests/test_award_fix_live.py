@@ -101,3 +101,63 @@ def test_validate_online_without_a_course_lists_the_course_rules_as_not_checked(
     (finding,) = [f for f in doc["findings"] if f["rule"] == "imported-credit-not-reported"]
     assert "1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)" in finding["fix"]
     assert "this row says 0.50 ama" in finding["fix"]
+
+
+def test_the_submit_confirmation_says_what_the_lms_will_record_and_the_lms_records_it(demo_sandbox, tmp_path,
+                                                                                        monkeypatch, capsys):
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    source = tmp_path / "mixed.csv"
+    source.write_bytes(
+        b"external_user_id,complete,date_completed,credit_type,credits\n"
+        b"U0030,1,2026-10-01,,\n"            # completion only: both types, awarded, reported to PARS
+        b"U0031,1,2026-10-01,,\n"
+        b"U0032,1,2026-10-01,ama,1.5\n")    # imported: recorded, reported to nobody
+    assert main(["submit", str(source), "--course", "CARD-101", "--yes"]) == 0
+    err = capsys.readouterr().err
+    assert "What the LMS will record for these rows:\n" \
+           "  2 rows: the LMS will record 1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)\n" \
+           "  1 row: the LMS will record 1.5 ama (imported, reported to nobody)\n" in err
+    imports = demo_sandbox.db().execute("SELECT id FROM imports ORDER BY id DESC LIMIT 1").fetchone()
+    demo_sandbox.wait_import(imports[0])
+    for user in ("U0030", "U0031"):
+        assert credit_of(demo_sandbox, user) == {"ama": (Decimal("1.5"), "awarded", 1),
+                                                 "moc_abim": (Decimal("1.5"), "awarded", 1)}
+    assert credit_of(demo_sandbox, "U0032") == {"ama": (Decimal("1.5"), "import", 0)}
+
+
+def test_completion_only_never_calls_a_row_for_a_completed_enrollment_fixed(demo_sandbox, tmp_path, monkeypatch,
+                                                                             capsys):
+    """U0001 completed CARD-101 (demo data): the LMS refuses any row for it, credit or not."""
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\n"
+                       b"U0001,1,2026-10-01,ama,1.5\nU0001,1,2026-10-01,moc_abim,1.5\n")
+    out = tmp_path / "o.csv"
+    assert main(["fix", str(source), "--out", str(out), "--completion-only", "--course", "CARD-101"]) == 0
+    text = capsys.readouterr().out
+    assert "row 1 (U0001 in CARD-101): not made completion-only, left as it is: the file says 1.5 ama and " \
+           "1.5 moc_abim; the LMS will record nothing (the row is refused)" in text
+    assert out.read_bytes() == source.read_bytes()
+
+
+def test_a_new_learner_in_a_course_without_required_objects_is_told_what_the_lms_will_award(demo_sandbox, tmp_path,
+                                                                                             monkeypatch, capsys):
+    cli_env(monkeypatch, tmp_path, demo_sandbox)
+    source = tmp_path / "new.csv"
+    source.write_bytes(b"external_email,complete,credit_type,credits\nnobody.yet@example.org,0,,\n")
+    main(["validate", str(source), "--course", "GRAND-ROUNDS", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    (finding,) = [f for f in doc["findings"] if f["rule"] == "new-user-no-required-objects"]
+    # Behaviour 3: every type at its max, the variable one too, whatever the row (complete=0) says.
+    assert ("whatever the row says, the row waits in the holding table until the account exists; then the LMS will "
+            "record 1 ama (awarded, reported to PARS) and 1 cme_other (awarded, reported to nobody)") in finding["message"]
+    assert doc["awards"][0]["outcome"] == "held" and doc["awards"][0]["rows"] == 1
+    # What the LMS does: the row waits; the account appears; every credit at its max, queued as said.
+    created = demo_sandbox.submit(source.read_bytes(), course="GRAND-ROUNDS").json()
+    demo_sandbox.wait_import(created["id"])
+    assert demo_sandbox.client().post("/users", json={"email": "nobody.yet@example.org"}).status_code in (200, 201)
+    rows = demo_sandbox.db().execute(
+        "SELECT cr.credit_type, cr.amount, cr.source, (SELECT group_concat(q.entity) FROM reporting_queue q "
+        "WHERE q.credit_record_id = cr.id) FROM credit_records cr JOIN users u ON u.id = cr.user_id "
+        "WHERE u.email_lower = 'nobody.yet@example.org' ORDER BY cr.credit_type").fetchall()
+    assert [tuple(r) for r in rows] == [("ama", 1.0, "awarded", "pars"), ("cme_other", 1.0, "awarded", None)]

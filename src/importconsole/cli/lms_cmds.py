@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
+EXIT_SETUP = EXIT_USAGE  # this host lacks something (a keyring, a token): not the LMS's answer
 
 
 def _err(text: str) -> None:
@@ -102,8 +103,8 @@ def _token(profile, *, prompt: bool = True) -> str:
 
     try:
         return get_token(profile, prompt=prompt)
-    except TokenError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+    except TokenError as exc:  # no token on this host: a setup problem, not the LMS refusing
+        raise _Stop(EXIT_SETUP, str(exc)) from None
 
 
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
@@ -229,10 +230,10 @@ def cmd_login(args) -> int:
         backend = _find_backend(KEYRING_TIMEOUT)
     except TokenError as exc:  # a keyring that does not answer: said before a token is typed
         _err(str(exc))
-        return EXIT_LMS
-    if backend is None:
+        return EXIT_SETUP
+    if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
         _err(_no_backend_sentence())
-        return EXIT_LMS
+        return EXIT_SETUP
     if sys.stdin.isatty():
         token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
     else:
@@ -258,7 +259,7 @@ def cmd_login(args) -> int:
         print(store_token(profile, token))
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -271,7 +272,7 @@ def cmd_logout(args) -> int:
         removed = delete_token(profile)
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     print(f"Token for {profile.username} on profile {profile.name} removed from the keyring." if removed
           else f"No token was stored for {profile.username} on profile {profile.name}.")
     return EXIT_OK
@@ -303,6 +304,12 @@ class UploadProgress:
         self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
         self.stream.flush()
 
+    def end_line(self) -> None:
+        """End the bar's line if one was drawn (before an error is printed)."""
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -323,6 +330,7 @@ def _confirm_on_terminal(plan) -> bool:
 
 
 def cmd_submit(args) -> int:
+    from importconsole.importfile.wording import plural
     from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
 
     async def go() -> int:
@@ -341,28 +349,45 @@ def cmd_submit(args) -> int:
             finally:
                 if checking.total:
                     checking.done()
+            recorded = plan.report.award_lines() if plan.report is not None else []
+            if recorded:  # importfile.award: the one answer, shown before anything is sent
+                _err("What the LMS will record for these rows:")
+                for line in recorded:
+                    _err(f"  {line}")
             if plan.warnings:
                 if args.yes:
-                    _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+                    _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
                     for warning in plan.warnings:
                         _err(f"  {warning}")
                 elif not _confirm_on_terminal(plan):
-                    raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+                    raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
             bar = UploadProgress()
             sending.append(plan.path)
-            outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
+            try:
+                outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name,
+                                          lms_user=me.username, progress=bar)
+            except BaseException:
+                bar.end_line()  # a refusal that follows starts on its own line, never glued to the bar
+                raise
             bar.done()
             for note in outcome.notes:
                 _err(note)
             print(outcome.sentence, flush=True)
+            created.append(outcome.import_.id)
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
 
     sending: list[Path] = []
+    created: list[int] = []
     try:
         return _run(go)
     except KeyboardInterrupt:
+        if created:
+            # The LMS answered and the journal says created: only the watching stops.
+            _err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
+                 f"on there: follow it with `importconsole watch {created[0]}`.")
+            return 130
         if not sending:
             raise
         _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "

@@ -22,17 +22,21 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
+    from importconsole.cli.lms_cmds import _common  # --profile/--config before or after the command, like every command
+
     p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
     p.add_argument("import_id", nargs="?", type=int, metavar="IMPORT_ID", help="one import (default: every active import)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of text")
     p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
     p.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="at most one progress line per import this often (default 1)")
+    _common(p)
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
     p.add_argument("import_id", type=int, metavar="IMPORT_ID")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_diagnose)
 
     for name, helptext in (("unlock", "compare-and-unlock a hung import (after showing the plan)"),
@@ -42,6 +46,7 @@ def register(subparsers) -> None:
         p.add_argument("import_id", type=int, metavar="IMPORT_ID")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
+        _common(p)
         p.set_defaults(func=cmd_recover, mode=name)
 
     p = subparsers.add_parser("credit-fix", help="propose completion-only re-imports for credit that is never reported")
@@ -54,6 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_credit_fix)
 
 
@@ -94,9 +100,9 @@ def _run(args, body) -> int:
     except ConfigError as error:
         print(f"importconsole: config problem:\n{error}", file=sys.stderr)
         return EXIT_USAGE
-    except TokenError as error:
+    except TokenError as error:  # no token on this host: not the LMS refusing (exit 3)
         print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_LMS
+        return EXIT_USAGE
     except LmsError as error:
         print(f"importconsole: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -290,9 +296,10 @@ def cmd_diagnose(args) -> int:
             _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
+        verdict = await _stall(session, item) if item.state in ("queued", "running") else None
         # Only an unlocked import is known to have stopped; a running one may still move.
         where = "Stopped at" if item.state == "unlocked" else "Next row to process:"
-        lines = [head,
+        lines = [head + (f". {verdict.sentence}" if verdict else ""),
                  f"{where} row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
                  f": {diagnosis.summary()}",
                  f"File read from: {diagnosis.file_source}"]
@@ -300,10 +307,24 @@ def cmd_diagnose(args) -> int:
             lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         elif diagnosis.known:
             lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
-        _emit(args, diagnosis.to_json(), "\n".join(lines))
+        data = diagnosis.to_json()
+        if verdict is not None:
+            data.update(moved_ago=verdict.moved_ago, hung=verdict.hung, stall=verdict.sentence)
+        _emit(args, data, "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
 
     return _run(args, body)
+
+
+async def _stall(session, item):
+    """How long the import has not moved by the LMS's clock, and the watcher's hung rule on it."""
+    from importconsole.operations.hung import stall_verdict
+
+    page = await session.client.list_imports(state=item.state)
+    listed = next((i for i in page.items if i.id == item.id), item)
+    lock = await session.client.lock(item.importer)
+    return stall_verdict(listed, server_time=page.server_time, lock_holder=lock.import_id if lock.locked else None,
+                         hung_after=session.profile.hung_after)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +349,7 @@ def cmd_recover(args) -> int:
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
-        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows" + (
+        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plural(plan.remainder_rows, 'row')}" + (
             f"; the LMS will refuse {len(plan.already_complete)} of them)" if plan.already_complete else ")")
         question = {
             "unlock": f"Unlock import {plan.import_id} ({plan.rows_committed} of {plan.rows_total} rows committed; {rows} will not be imported until you re-import them)?",
@@ -336,7 +357,9 @@ def cmd_recover(args) -> int:
             "recover": (f"Unlock import {plan.import_id} and re-import {rows}?" if plan.needs_unlock
                         else f"Import {plan.import_id} is already unlocked. Re-import {rows}?"),
         }[mode]
-        if not _confirm(args, question):
+        if plan.already_reimported is not None:
+            question = ""  # nothing will be sent: no question to ask
+        if question and not _confirm(args, question):
             _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
             return EXIT_PROBLEM
         say = None if args.json else (lambda text: print(visible(text)))

@@ -204,7 +204,8 @@ def _imported(course: CourseFact, credit_types, credit_type: str, amount: Decima
         return Award(REFUSED, why=f"course {course.external_id} does not offer {credit_type} credit")
     if not offered.enable_variable_credit:
         # Behaviour 1: any amount on a non-variable type records the maximum.
-        why = "" if amount == offered.max else f"Variable is off for {credit_type} on {course.external_id}: the maximum"
+        why = "" if amount == offered.max else (f"Variable is off for {credit_type} on {course.external_id}, "
+                                                "so the maximum is recorded")
         return Award(RECORDED, (RecordedCredit(credit_type, offered.max, "import"),), why)
     if amount is None:
         return Award(REFUSED, why=f"{credit_type} credit is variable on {course.external_id} and credits is empty")

@@ -314,8 +314,15 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
     the file says the learner gets, to weigh a completion-only row against (a first pass, keyed
     as the written rows will be: sanitized when they are)."""
     out: dict[tuple, list[tuple[str, str]]] = {}
+    needed = [cols[c] for c in ("external_user_id", "external_email", "external_course_id", "complete",
+                                "credit_type", "credits") if c in cols]
     for record in f.records(keep_raw=False):
-        cells = [safe_text.sanitize(c) for c in record.cells] if sanitize else record.cells
+        cells = record.cells
+        if sanitize:  # only the cells that key the learner and say the credit
+            cells = list(cells)
+            for i in needed:
+                if i < len(cells):
+                    cells[i] = safe_text.sanitize(cells[i])
         if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
             continue
         key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
@@ -346,6 +353,9 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     ids = sorted({k.external_user_id for k, _ in keys if k and k.external_user_id})
     mails = sorted({k.email for k, _ in keys if k and k.email})
     users = facts.users(ids, mails) if (ids or mails) else {}
+    pairs = sorted({(k, c) for k, c in keys if k and c and course_facts.get(c) and users.get(k) is not None},
+                   key=lambda kc: (str(kc[0]), kc[1]))
+    enrollments = facts.enrollments(pairs) if pairs else {}
     credit_types = facts.credit_types()
     result_by_record: dict[int, list[list[str]]] = {}
     for (rec, cells), (key, course) in zip(flat, keys):
@@ -356,7 +366,8 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
         if (has_credit and _cell(cells, cols, "complete") == "1" and key is not None and users.get(key) is not None
                 and offered is not None and not offered.enable_variable_credit):
-            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True)
+            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True,
+                                  enrollment=enrollments.get((key, course)))
             differs = _differs(award, file_credit.get((key, course), []), course_fact)
             before = f"{_cell(cells, cols, 'credits')} {ctype}".strip()
             if differs is not None:
@@ -408,4 +419,5 @@ def _write_manifest(manifest: FixManifest) -> None:
                 f"not made completion-only: {d.describe()}; accept that award to change this row")])
 
 
-__all__ = ["AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
+__all__ = ["AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows",
+           "write_fixed_file"]

@@ -167,6 +167,7 @@ class ValidationReport:
     counts: Counter = field(default_factory=Counter)  # by rule id, every occurrence
     not_checked: list[str] = field(default_factory=list)
     not_checked_why: str = ""  # why those rules did not run: offline, or no course named
+    awards: Counter = field(default_factory=Counter)  # importfile.award.Award -> rows (online, course known)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     online: bool = False
@@ -193,6 +194,18 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.errors == 0 and not self.cancelled
 
+    def award_lines(self, limit: int = 8) -> list[str]:
+        """What the LMS will record for the file's rows, one line per kind of row (most rows first):
+        `3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`. Empty offline."""
+        from .wording import plural
+
+        ranked = self.awards.most_common()
+        lines = [f"{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
+        if len(ranked) > limit:
+            rest = sum(n for _, n in ranked[limit:])
+            lines.append(f"{plural(rest, 'more row')} of {len(ranked) - limit} other kinds (validate --json lists them)")
+        return lines
+
     def of(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
 
@@ -203,6 +216,10 @@ class ValidationReport:
             "line_endings": self.line_endings, "rows": self.rows, "online": self.online,
             "findings": [f.as_dict() for f in self.findings], "summary": self.summary,
             "not_checked": list(self.not_checked), "not_checked_why": self.not_checked_why,
+            "awards": [{"rows": n, "outcome": a.outcome, "sentence": a.describe(),
+                        "credits": [{"credit_type": c.credit_type, "amount": str(c.amount), "source": c.source,
+                                     "reported_to": list(c.reported_to)} for c in a.credits]}
+                       for a, n in self.awards.most_common()],
             "notes": list(self.notes),
         }
 
@@ -280,8 +297,8 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
     if online and importer == "course" and not course_external_id and "external_course_id" not in cols:
         # No course, no course facts: its credit rules never ran; never a false "0 errors".
         report.not_checked = list(COURSE_RULES)
-        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID (the course-level importer "
-                                  "imports into one course)")
+        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID, the course the course-level "
+                                  "importer imports into")
     checker = _RowChecks(f, out, cols, importer, course_external_id, facts if online else None)
     gc_was = gc.isenabled()
     gc.disable()  # a million short-lived lists, no cycles: collection passes only cost time
@@ -1075,10 +1092,12 @@ class _LmsChecks:
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
+                    held = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
+                                         complete=complete[i] == "1", user_exists=False, course_external_id=course_id)
                     out.add("new-user-no-required-objects", row=row, line=line,
                             column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
                             message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
-                                    "required objects: on enrollment they complete at once with every credit available")
+                                    f"required objects: whatever the row says, {held.describe()}")
                 enrollment = enrollments.get((key, course_id)) if key and course_id else None
                 if enrollment is not None and enrollment.complete:
                     out.add("would-update-existing", row=row, line=line,
@@ -1086,6 +1105,8 @@ class _LmsChecks:
                             message=f"learner {safe_text.visible(str(key))!r} already has a COMPLETE enrollment in "
                                     f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
                 t = ctype[i].strip()
+                if course_id and key and not CREDIT_TYPE_SEPARATORS.search(t):
+                    self._count_award(course, course_id, complete[i] == "1", t, credits[i], user, enrollment)
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
                 type_fact = self.credit_types.get(t)
@@ -1127,6 +1148,13 @@ class _LmsChecks:
                     out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
                             f"Variable is off on {course_id}: the LMS records {award.will_record()}")
+
+    def _count_award(self, course, course_id, complete, credit_type, credits, user, enrollment) -> None:
+        """What the LMS will record for this row (importfile.award), counted for the submit confirmation."""
+        award = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
+                              complete=complete, credit_type=credit_type, credits=credits.strip() or None,
+                              user_exists=user is not None, enrollment=enrollment, course_external_id=course_id)
+        self.checks.out.report.awards[award] += 1
 
     def _completion_only_fix(self, course, credit_type: str, amount: str, user, complete: bool) -> str:
         """The fix sentence, from what the LMS would record for the completion-only row (importfile.award)."""

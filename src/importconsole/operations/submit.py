@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.journal import Journal, JournalEntry
 from importconsole.lms.client import LmsClient, SubmitReceipt
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
@@ -222,6 +223,8 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
     if importer == "course" and not course_external_id:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
+    if path.is_dir():
+        raise SubmitRefused(f"{path}: this is a folder, not a file: give the path of the CSV file.", unreadable=True)
     if not path.is_file():
         raise SubmitRefused(f"{path}: no such file.", unreadable=True)
     try:
@@ -243,7 +246,7 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         from importconsole.importfile.reader import ImportFileError
 
         if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+            raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
         raise
 
     if _attr(report, "cancelled", default=False):
@@ -256,7 +259,7 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
         more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
         raise SubmitRefused(
-            f"{path} has {n_errors} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"{path} has {plural(n_errors, 'error')}; nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
             f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
             findings=errors, report=report,
         )
@@ -348,5 +351,5 @@ async def submit_file(path: str | os.PathLike, *, client: LmsClient, journal: Jo
     if plan.needs_confirmation and not assume_yes:
         if confirm is None or not confirm(plan):
             listed = "\n".join(f"  {w}" for w in plan.warnings)
-            raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation (--yes):\n{listed}", report=plan.report)
+            raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm (--yes):\n{listed}", report=plan.report)
     return await send_plan(plan, client=client, journal=journal, profile=profile, lms_user=lms_user, progress=progress)
