@@ -277,3 +277,17 @@ async def test_the_demos_colleague_import_is_hung_from_the_first_frame_and_the_d
         assert not (mine / "state.toml").exists() and not list(mine.glob("credit-fix-*"))
     finally:
         server.stop()
+
+
+async def test_a_finding_too_long_for_80_columns_ends_in_an_ellipsis_and_is_whole_in_the_detail_pane(tmp_path):
+    path = _write(tmp_path / "nodate.csv", b"u1,1,,,")  # completion-date-missing: a long sentence
+    app = ImportConsoleApp(workdir=tmp_path, open_path=path, start_mode="findings", theme_dirs=[], live=False,
+                           state_folder=tmp_path / "state-here")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
+        await wait_for(pilot, lambda: any(line.startswith("└ row 1, date_completed") and line.rstrip().endswith("…")
+                                          for line in screen_text(app).splitlines()), what="the cut line, marked")
+        tree = app.screen.query_one("#findings-tree")
+        leaf = next(n for rule in tree.root.children for n in rule.children if n.data and n.data[0] == "finding")
+        tree.move_cursor(leaf)
+        await wait_for(pilot, lambda: "next login date is used" in flat_text(app), what="the whole finding below")

@@ -23,6 +23,21 @@ SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the cou
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
 
 
+class FindingsTree(Tree):
+    """A line too long for the screen ends in "…" instead of being cut at the edge (a course id
+    cut there reads as another id); the detail pane below shows the highlighted finding whole."""
+
+    def render_label(self, node, base_style, style) -> Text:
+        text = super().render_label(node, base_style, style)
+        level, parent = 0, node.parent
+        while parent is not None:
+            level, parent = level + 1, parent.parent
+        room = self.scrollable_content_region.width - max(0, level - 1) * self.guide_depth
+        if room > 1 and text.cell_len > room:
+            text.truncate(room, overflow="ellipsis")
+        return text
+
+
 class FindingsScreen(ConsoleScreen):
     TITLE_TEXT = "Findings"
     BINDINGS = [
@@ -49,7 +64,7 @@ class FindingsScreen(ConsoleScreen):
         yield from self.compose_title()
         yield Static("", id="findings-status", classes="status-line", markup=False)
         yield ProgressBar(total=100, id="findings-progress", show_eta=False)
-        yield Tree("findings", id="findings-tree")
+        yield FindingsTree("findings", id="findings-tree")
         yield Static("", id="finding-detail", markup=False)
         yield from self.compose_footer()
 
