@@ -333,7 +333,8 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
         amounts = [p for p in CREDIT_TYPE_SEPARATORS.split(amount) if p] if split else [amount]
         if len(amounts) != len(types):
             amounts = [amount] * len(types)
-        out.setdefault((key, _course_of(cells, cols, importer, course_id)), []).extend(zip(types, amounts))
+        learner = (key.external_user_id, key.email, _course_of(cells, cols, importer, course_id))
+        out.setdefault(learner, []).extend(zip(types, amounts))
     return out
 
 
@@ -357,19 +358,28 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
                    key=lambda kc: (str(kc[0]), kc[1]))
     enrollments = facts.enrollments(pairs) if pairs else {}
     credit_types = facts.credit_types()
+    awards: dict[tuple, Award] = {}  # (course, enrollment) -> the completion-only row's award
+    verdicts: dict[tuple, list | None] = {}  # (award, what the file says) -> _differs
     result_by_record: dict[int, list[list[str]]] = {}
+    described: dict[int, str] = {}  # id(award) -> award.describe()
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
-        ctype = _cell(cells, cols, "credit_type")
-        has_credit = bool(_cell(cells, cols, "credits") or ctype)
+        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
         course_fact = course_facts.get(course) if course else None
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
-        if (has_credit and _cell(cells, cols, "complete") == "1" and key is not None and users.get(key) is not None
-                and offered is not None and not offered.enable_variable_credit):
-            award = award_for_row(course=course_fact, credit_types=credit_types, importer=importer, complete=True,
-                                  enrollment=enrollments.get((key, course)))
-            differs = _differs(award, file_credit.get((key, course), []), course_fact)
-            before = f"{_cell(cells, cols, 'credits')} {ctype}".strip()
+        if (offered is not None and not offered.enable_variable_credit and _cell(cells, cols, "complete") == "1"
+                and key is not None and users.get(key) is not None):
+            enrollment = enrollments.get((key, course))
+            award = awards.get((course, enrollment))
+            if award is None:
+                award = awards[(course, enrollment)] = award_for_row(
+                    course=course_fact, credit_types=credit_types, importer=importer, complete=True,
+                    enrollment=enrollment)
+            said = tuple(file_credit.get((key.external_user_id, key.email, course), ()))
+            if (id(award), said) not in verdicts:
+                verdicts[(id(award), said)] = _differs(award, list(said), course_fact)
+            differs = verdicts[(id(award), said)]
+            before = f"{amount} {ctype}".strip()
             if differs is not None:
                 ok = _wanted(rec.row, accepted)
                 manifest.award_differs.append(AwardDiffers(rec.row, rec.line, str(key), course,
@@ -381,10 +391,12 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
                 if name in cols and cols[name] < len(new):
                     new[cols[name]] = ""
             why = "" if differs is None else f" (accepted: {file_says(dict(differs))})"
+            if id(award) not in described:
+                described[id(award)] = award.describe()
             manifest.changes.append(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
-                                              f"completion-only: credit {before} dropped{why}; {award.describe()}"))
-            if rec.row not in manifest.completion_only_rows:
-                manifest.completion_only_rows.append(rec.row)
+                                              f"completion-only: credit {before} dropped{why}; {described[id(award)]}"))
+            if not manifest.completion_only_rows or manifest.completion_only_rows[-1] != rec.row:
+                manifest.completion_only_rows.append(rec.row)  # rows come in order: a split row once
         result_by_record.setdefault(id(rec), []).append(new)
     return [result_by_record[id(rec)] for rec, _ in pending]
 
