@@ -501,8 +501,12 @@ def cmd_credit_fix(args) -> int:
                         print(f"Submitted {visible(course)}: import {item.id} ended {item.state}.")
             else:
                 outcome["submitted"] = None
+                if not args.json:
+                    print("Nothing was submitted: the proposal files are written; submit them after checking.")
         if args.json:
             print(json.dumps(outcome, ensure_ascii=False))
+        if outcome["submitted"] is None:
+            return EXIT_PROBLEM  # not confirmed: as unlock and recover say it (exit 1)
         return EXIT_OK if all(p.proposed for p in proposals) else EXIT_PROBLEM
 
     return _run(args, body)
