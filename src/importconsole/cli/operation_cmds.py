@@ -467,8 +467,10 @@ def cmd_credit_fix(args) -> int:
         if args.submit and proposed:
             courses = ", ".join(sorted(written.import_files))
             proposed = [p for p in proposals if p.proposed]
+            more = sum(1 for p in proposed if p.beyond_current())
+            beyond = f"; {plural(more, 'learner')} of them get more credit than they hold now" if more else ""
             if _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
-                              f"through the course-level importer (one import per course: {courses})?"):
+                              f"through the course-level importer (one import per course: {courses}){beyond}?"):
                 from importconsole.operations.credit_fix import CreditFixStopped
 
                 def warn(course, text):
