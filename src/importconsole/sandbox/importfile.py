@@ -172,6 +172,8 @@ def _raw_records(fh: BinaryIO, offset: int, blank_chars: str) -> Iterator[_Raw]:
             eof = not chunk
             buf += chunk
         pos = end
+        if long is None and base + end - rec_start > MAX_RECORD_BYTES:  # the same rule, however it was read
+            long = _LongRecord(blank_chars)
         if long is not None:
             long.feed(buf[keep:end], final=True)
             yield _Raw(rec_start, base + end, long.breaks, None, long.hang, long.blank)
