@@ -109,3 +109,11 @@ def test_the_fault_switch_refuses_anyone_without_a_valid_token(lms):
         assert (r.status_code, r.json()["error"]) == (401, "unauthorized") and "token" in r.json()["message"]
         assert httpx.delete(lms.url("/_faults"), headers=headers).status_code == 401
     assert lms.client().get("/me").status_code == 200  # nothing was switched on
+
+
+def test_a_fault_with_numbers_out_of_range_is_refused_with_a_sentence(lms):
+    for fault in ({"kind": "slow", "times": 1e400}, {"kind": "slow", "seconds": "nan"}, {"kind": "slow", "seconds": 1e400},
+                  {"kind": "status", "times": -1}):
+        r = httpx.post(lms.url("/_faults"), content=json.dumps(fault), headers={**lms.auth(), "Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (422, "invalid"), (fault, r.text)
+    assert lms.client().get("/me").status_code == 200
