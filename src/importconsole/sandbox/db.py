@@ -279,11 +279,6 @@ def import_json(row) -> dict:
     return {key: row[key] for key in IMPORT_COLUMNS.split(", ")}
 
 
-def import_file_bytes(conn: sqlite3.Connection, import_id: int) -> bytes:
-    """The whole submitted file in memory: for tests and small files only (the server streams it)."""
-    return bytes(conn.execute("SELECT file_bytes FROM import_files WHERE import_id = ?", (import_id,)).fetchone()[0])
-
-
 STORE_CHUNK = 1 << 20
 
 

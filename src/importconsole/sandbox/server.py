@@ -86,7 +86,8 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
                 print(f"token {role}: {token}", flush=True)
         speed = "unthrottled" if not rows_per_second else f"{rows_per_second:g} rows/s"
         kept = "" if fresh else "; reused as it was: its imports, locks and users are kept, --seed is not loaded"
-        print(f"database: {db_path} (processing {speed}{', faults on' if faults else ''}{kept}); Ctrl-C stops",
+        limit = f"uploads up to {max_upload / (1 << 20):g} MiB"
+        print(f"database: {db_path} (processing {speed}, {limit}{', faults on' if faults else ''}{kept}); Ctrl-C stops",
               file=sys.stderr, flush=True)
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
