@@ -256,8 +256,9 @@ def inspect(fh: BinaryIO) -> ParsedFile:
     other byte, an undecodable one or a trigger included, makes it a record, as in records())."""
     parsed = read_header(fh)
     if parsed.error is None:
-        blank = (" " + parsed.delimiter + "\r\n").encode()
-        parsed.rows_total = sum(1 for raw in _raw_records(fh, parsed.header_end, blank.decode()[:2])
+        blank_chars = " " + parsed.delimiter
+        blank = (blank_chars + "\r\n").encode()
+        parsed.rows_total = sum(1 for raw in _raw_records(fh, parsed.header_end, blank_chars)
                                 if (raw.data.strip(blank) if raw.data is not None else not raw.blank or raw.hang))
     return parsed
 
