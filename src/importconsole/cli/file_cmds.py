@@ -182,7 +182,7 @@ def cmd_fix(args) -> int:
         _err(str(stop))
         return stop.code
     print(f"Wrote {visible(str(args.out))}: {manifest.rows_written} rows "
-          f"({manifest.rows_read} read, {len(manifest.changes)} changes).")
+          f"({manifest.rows_read} read, {manifest.change_count} changes).")
     for note in manifest.notes:
         print(f"Note: {visible(note)}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")

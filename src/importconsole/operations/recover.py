@@ -348,7 +348,8 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
         def fix():
             manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
                                         completion_only=True, rows=None, facts=facts,
-                                        importer=item.importer, course_external_id=item.course_external_id)
+                                        importer=item.importer, course_external_id=item.course_external_id,
+                                        keep_changes=None)  # the plan lists every change
             fixed = open_import_file(target)
             col = {name: i for i, name in enumerate(fixed.header)}
 

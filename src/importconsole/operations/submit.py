@@ -53,7 +53,9 @@ class SubmitRefused(Exception):
 def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
+    from importconsole.importfile.reader import open_regular
+
+    with open_regular(path) as fh:
         while chunk := fh.read(HASH_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -222,10 +224,16 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
     if importer == "course" and not course_external_id:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
-    if not path.is_file():
-        raise SubmitRefused(f"{path}: no such file.", unreadable=True)
+    from importconsole.importfile.reader import ImportFileError, check_regular_file
+
+    try:
+        check_regular_file(path)  # a FIFO is refused before it is opened: reading it would wait forever
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
     try:
         sha_before, size = await asyncio.to_thread(file_sha256, path)
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
     if validated_sha256 and validated_sha256 != sha_before:
