@@ -78,6 +78,7 @@ class _Session:
 def _run(args, body) -> int:
     """Open the session, run `body(session)`, turn every known failure into one sentence."""
     from importconsole.config import ConfigError
+    from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError
     from importconsole.operations.recover import RecoveryRefused
     from importconsole.secrets import TokenError
@@ -100,6 +101,10 @@ def _run(args, body) -> int:
 
     try:
         return asyncio.run(main())
+    except JournalWriteFailed as error:
+        _emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
+                                           "before running the command again.", err=True)
+        return EXIT_PROBLEM
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
