@@ -1,0 +1,110 @@
+"""Where `fix` writes (issue 12, items 3 and 5): only a new --out and its manifest, never through
+a symlink, never over a file that appears while it runs; paths that cannot be used (symlink
+loops, names too long) and inputs that are not regular files (a FIFO) are sentences with exit 2,
+never exit 70 and never a wait."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox_helpers import wait_for
+
+from importconsole.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+H = b"external_email,first_name\n"
+
+
+def records(tmp_path: Path, rows: int = 2) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_bytes(H + b"".join(b"l%d@example.org,An\xe2\x80\x8bn\n" % n for n in range(rows)))
+    return path
+
+
+def test_a_dangling_symlink_at_the_manifest_path_is_refused_and_its_target_never_made(tmp_path, capsys):
+    target = tmp_path / "elsewhere" / "planted.csv"
+    target.parent.mkdir()
+    (tmp_path / "out.csv.manifest.csv").symlink_to(target)
+    assert main(["fix", str(records(tmp_path)), "--out", str(tmp_path / "out.csv"), "--sanitize"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert not target.exists() and not (tmp_path / "out.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "in.csv", "out.csv.manifest.csv"]
+
+
+@pytest.mark.parametrize("where", ["input", "out", "out-folder"])
+def test_a_symlink_loop_is_a_sentence_and_exit_2(tmp_path, capsys, where):
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    source = tmp_path / "loop1" if where == "input" else records(tmp_path)
+    out = {"input": tmp_path / "o.csv", "out": tmp_path / "loop1", "out-folder": tmp_path / "loop1" / "o.csv"}[where]
+    assert main(["fix", str(source), "--out", str(out), "--sanitize"]) == 2
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and err.strip(), err
+    assert ("loop" in err) or ("already exists" in err)
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "o.csv.manifest.csv").exists()
+
+
+@pytest.mark.parametrize("length", [300, 250])  # --out too long; --out fine but its manifest too long
+def test_an_over_long_out_is_a_sentence_and_exit_2(tmp_path, capsys, length):
+    out = tmp_path / ("x" * length)
+    assert main(["fix", str(records(tmp_path)), "--out", str(out), "--sanitize"]) == 2
+    err = capsys.readouterr().err
+    assert "too long" in err and "unexpected" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_file_that_appears_at_out_while_fix_runs_is_never_replaced(tmp_path):
+    # Big enough that fix runs for a while after it has reserved the manifest's name.
+    source = tmp_path / "big.csv"
+    with open(source, "wb") as fh:
+        fh.write(H)
+        for block in range(40):
+            fh.write(b"".join(b"l%d@example.org,An\xe2\x80\x8bn\n" % n for n in range(block * 5000, block * 5000 + 5000)))
+    out = tmp_path / "out.csv"
+    manifest = tmp_path / "out.csv.manifest.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "fix", str(source), "--out", str(out), "--sanitize"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    wait_for(manifest.exists, timeout=30, interval=0.002, message="fix to start writing")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # fails if fix were already done
+    os.write(fd, b"someone else's file\n")
+    os.close(fd)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (stdout, stderr)
+    assert "appeared while fix was running" in stderr and "no fixed copy was written" in stderr
+    assert out.read_bytes() == b"someone else's file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]  # no manifest, no temporary file
+
+
+@pytest.mark.parametrize("command", [["validate", "--offline"], ["fix", "--sanitize", "--out", "OUT"]])
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path, command):
+    fifo = tmp_path / "records.csv"
+    os.mkfifo(fifo)
+    argv = [a if a != "OUT" else str(tmp_path / "o.csv") for a in command]
+    started = time.monotonic()
+    # Nobody ever writes to the FIFO: opening it would wait forever.
+    done = subprocess.run([sys.executable, "-m", "importconsole", argv[0], str(fifo), *argv[1:]],
+                          capture_output=True, text=True, cwd=ROOT, timeout=20)
+    assert done.returncode == 2, done
+    assert "named pipe (FIFO), not a regular file" in done.stderr and "unexpected" not in done.stderr
+    assert time.monotonic() - started < 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.csv"]
+
+
+def test_submit_refuses_a_fifo_before_opening_it(tmp_path, monkeypatch, capsys):
+    from sandbox_helpers import dataset, start_sandbox
+    from test_operations_support import cli_env
+
+    fifo = tmp_path / "records.csv"
+    os.mkfifo(fifo)
+    with start_sandbox(dataset()) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["submit", str(fifo), "--course", "C-FIXED", "--yes"]) == 2
+        err = capsys.readouterr().err
+        assert "named pipe (FIFO), not a regular file" in err and "Nothing was sent" in err
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
