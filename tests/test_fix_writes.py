@@ -59,8 +59,8 @@ def test_an_over_long_out_is_a_sentence_and_exit_2(tmp_path, capsys, length):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-def test_a_file_that_appears_at_out_while_fix_runs_is_never_replaced(tmp_path):
-    # Big enough that fix runs for a while after it has reserved the manifest's name.
+def _start_a_long_fix(tmp_path: Path):
+    """fix --sanitize of a file big enough that it runs a while after it has made its manifest."""
     source = tmp_path / "big.csv"
     with open(source, "wb") as fh:
         fh.write(H)
@@ -71,6 +71,22 @@ def test_a_file_that_appears_at_out_while_fix_runs_is_never_replaced(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "importconsole", "fix", str(source), "--out", str(out), "--sanitize"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     wait_for(manifest.exists, timeout=30, interval=0.002, message="fix to start writing")
+    return proc, out, manifest
+
+
+def test_a_file_put_at_the_manifest_path_while_fix_runs_is_never_replaced(tmp_path):
+    proc, out, manifest = _start_a_long_fix(tmp_path)
+    manifest.unlink()  # someone removes fix's manifest and puts their own file there
+    manifest.write_bytes(b"someone else's file\n")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (stdout, stderr)
+    assert "was removed or replaced while fix was running" in stderr and "no fixed copy was written" in stderr
+    assert manifest.read_bytes() == b"someone else's file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv.manifest.csv"]
+
+
+def test_a_file_that_appears_at_out_while_fix_runs_is_never_replaced(tmp_path):
+    proc, out, manifest = _start_a_long_fix(tmp_path)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # fails if fix were already done
     os.write(fd, b"someone else's file\n")
     os.close(fd)

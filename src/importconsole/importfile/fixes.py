@@ -146,7 +146,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_paths(path: Path, out: Path, manifest_path: Path) -> None:
+def _check_paths(path: Path, out: Path) -> None:
     if _same_file(path, out) or os.path.abspath(path) == os.path.abspath(out):
         raise FixRefused(f"{_shown(out)} is the input file: a fix is always written to a new file "
                          "(give another --out)")
@@ -210,7 +210,7 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all)."""
     path, out = Path(path), Path(out)
     manifest_path = out.with_name(out.name + ".manifest.csv")
-    _check_paths(path, out, manifest_path)
+    _check_paths(path, out)
     if completion_only and (facts is None or not getattr(facts, "online", True)):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
@@ -243,8 +243,8 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
             _unlink_quietly(tmp)
         if _still_ours(manifest_fd, manifest_path):
             _unlink_quietly(manifest_path)
-        if isinstance(exc, OSError) and not isinstance(exc, FixRefused):
-            raise FixRefused(f"the fixed copy could not be written in {_shown(out.parent)} "
+        if isinstance(exc, OSError):  # e.g. the disk filled up: a sentence, and nothing left behind
+            raise FixRefused(f"the fixed copy could not be made in {_shown(out.parent)} "
                              f"({exc.strerror or exc}); nothing was written") from None
         raise
     finally:
