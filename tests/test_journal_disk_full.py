@@ -6,7 +6,6 @@ exit code is not 0, no half line is left, and `journal --reconcile` records it o
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 import sys
