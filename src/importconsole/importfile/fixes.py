@@ -1,8 +1,8 @@
 """Fixed copies of an import file: never the file itself ("the console never edits the file it
 was given"). Every changed row goes into a manifest next to the new file.
 
-- sanitize: special characters removed (unusual spaces become a space), NFC, headers and ids
-  trimmed ("Unlocking imports": they hang the import).
+- sanitize: terminal escape sequences removed whole, other special characters removed (unusual
+  spaces become a space), NFC, headers and ids trimmed ("Unlocking imports": they hang the import).
 - split_credit_types: `ama;ancc` becomes one row per credit type ("Multiple credit types").
 - completion_only: credit dropped where the LMS awards and reports it itself: the user exists,
   the row completes, and the course's credit type is not variable ("Reporting credit").
@@ -11,6 +11,11 @@ was given"). Every changed row goes into a manifest next to the new file.
 The new file is UTF-8 without BOM, same delimiter (commas for a pipe file: the LMS cannot read
 pipes) and line endings; values are otherwise kept
 exactly (formula-like cells included: only reports escape them).
+
+Where it writes: the manifest is created at `<out>.manifest.csv` with O_EXCL|O_NOFOLLOW before any
+row is read and written as changes are made (memory flat in the file's size); the copy is written
+to a temporary file beside --out and given its name by a hard link, which never replaces a file
+that appeared there meanwhile. On any failure neither is left behind.
 """
 
 from __future__ import annotations
