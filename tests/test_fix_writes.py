@@ -124,3 +124,30 @@ def test_submit_refuses_a_fifo_before_opening_it(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert "named pipe (FIFO), not a regular file" in err and "Nothing was sent" in err
         assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+async def test_completion_only_writes_each_completion_row_once(tmp_path):
+    """Two identical rows become one completion row: the second is removed and the manifest says
+    so (rows written are remembered by a digest, not kept whole)."""
+    import asyncio
+    import csv
+
+    from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox
+
+    from importconsole.importfile.fixes import write_fixed_file
+    from importconsole.lms.client import LmsClient
+    from importconsole.lms.facts import ApiFacts
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\n"
+                     b"u1,1,2026-03-01,ama,1.0\nu1,1,2026-03-01,ama,1.0\nu2,1,2026-03-01,ama,1.0\n")
+    fixed = tmp_path / "fixed.csv"
+    with start_sandbox(dataset()) as lms:
+        async with LmsClient(lms.base_url, ADMIN_TOKEN) as client:
+            facts = ApiFacts(client, asyncio.get_running_loop())
+            manifest = await asyncio.to_thread(write_fixed_file, path, fixed, completion_only=True, facts=facts,
+                                               course_external_id="C-FIXED")
+    assert fixed.read_bytes().splitlines()[1:] == [b"u1,1,2026-03-01,,", b"u2,1,2026-03-01,,"]
+    assert manifest.rows_written == 2 and manifest.completion_only_rows == [1, 2, 3]
+    kinds = [r[3] for r in csv.reader((tmp_path / "fixed.csv.manifest.csv").open(encoding="utf-8"))][1:]
+    assert kinds.count("duplicate-removed") == 1 and kinds.count("completion-only") == 3

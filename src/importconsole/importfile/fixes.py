@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -296,7 +297,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
 
     pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
     lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
-    written_keys: set[tuple] = set()
+    written_keys: set[bytes] = set()  # 16-byte digests of the rows written, not the rows themselves
     invalid_rows: list[int] = []  # rows that keep bytes invalid in UTF-8 (no --sanitize)
     # surrogateescape: bytes the input could not decode are written back as they were (the
     # data is kept; validate names them), never a crash.
@@ -307,7 +308,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
         def emit(record, cells_list):
             for cells in cells_list:
                 if completion_only:
-                    key = tuple(cells)
+                    key = _row_digest(cells)
                     if key in written_keys:
                         manifest.add(FixChange(record.row, record.line, "", "duplicate-removed", "", "",
                                                "completion row already written for this learner and course: removed"))
@@ -352,6 +353,11 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
         manifest.note(
             f"row(s) {', '.join(map(str, invalid_rows))}{' and more' if len(invalid_rows) >= 20 else ''} keep bytes "
             "that are not valid UTF-8, as they were: the import hangs on them; add --sanitize to remove them")
+
+
+def _row_digest(cells: list[str]) -> bytes:
+    """The same row, the same 16 bytes (repr keeps cells apart; surrogatepass keeps invalid bytes)."""
+    return hashlib.blake2b(repr(cells).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _sanitize_cells(record, cells: list[str], header: list[str], ids: set[int], manifest: FixManifest) -> None:
