@@ -50,6 +50,15 @@ def test_a_symlink_loop_is_a_sentence_and_exit_2(tmp_path, capsys, where):
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "o.csv.manifest.csv").exists()
 
 
+@pytest.mark.parametrize("out", ["", ".", "..", "/"])
+def test_an_out_that_names_no_file_is_a_sentence_and_exit_2(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fix", str(records(tmp_path)), "--out", out, "--sanitize"]) == 2
+    err = capsys.readouterr().err
+    assert ("names no file" in err or "already exists" in err) and "unexpected" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 @pytest.mark.parametrize("length", [300, 250])  # --out too long; --out fine but its manifest too long
 def test_an_over_long_out_is_a_sentence_and_exit_2(tmp_path, capsys, length):
     out = tmp_path / ("x" * length)

@@ -215,6 +215,8 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     """Write the fixed copy at `out` and its manifest at `<out>.manifest.csv`; neither ever replaces
     a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all)."""
     path, out = Path(path), Path(out)
+    if not out.name or out.name in (".", ".."):
+        raise FixRefused(f"--out {_shown(out)!r} names no file: give the path of the new file, e.g. --out fixed.csv")
     manifest_path = out.with_name(out.name + ".manifest.csv")
     _check_paths(path, out)
     if completion_only and (facts is None or not getattr(facts, "online", True)):
