@@ -506,7 +506,7 @@ def base_name(raw: str | None) -> str:
         return name
     stem, dot, ext = name.rpartition(".")
     suffix = f".{ext}" if dot and stem and len(ext.encode("utf-8", "replace")) <= 16 else ""
-    head = (stem if suffix else name).encode("utf-8", "replace")[: MAX_NAME_BYTES - len(suffix.encode())]
+    head = (stem if suffix else name).encode("utf-8", "replace")[: MAX_NAME_BYTES - len(suffix.encode("utf-8", "replace"))]
     return head.decode("utf-8", "ignore") + suffix
 
 
