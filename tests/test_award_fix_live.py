@@ -35,7 +35,7 @@ def test_the_partial_credit_example_is_not_called_fixed_and_both_credits_are_sho
     assert code == 0
     assert "the file says 0.50 ama; the LMS will record 1.5 ama and 1.5 moc_abim" in text
     assert "row 1 (U0019 in CARD-101): not made completion-only, left as it is" in text
-    assert "1 row not fixed" in text and "--accept-award 1" in text
+    assert "1 row not fixed" in text and "--accept-award 1\n" in text
     assert "the LMS awards it and reports it" not in text
     # The row is not changed: the copy still carries 0.50 ama, and validate still says why.
     assert out.read_text().splitlines()[1].endswith("ama,0.50,")

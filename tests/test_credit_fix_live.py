@@ -282,9 +282,11 @@ def test_cli_credit_fix_asks_the_completion_date_once_and_shows_it_in_the_confir
         assert main(["credit-fix", "--out", str(tmp_path / "out"), "--date", "03/04/2026"]) == 2
         assert "give today, file or a date like 2026-03-01" in capsys.readouterr().err
         # No --yes and no terminal: the confirmation is shown, nothing is sent.
-        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--date", "2026-05-05"]) == 0
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--date", "2026-05-05"]) == 1
         captured = capsys.readouterr()
+        assert "Nothing was submitted" in captured.out
         assert "Submit 5 completion-only rows, dated 2026-05-05, through the course-level importer" in captured.err
+        assert "(one import per course: C-FIXED, C-ZERO)?" in captured.err  # each row holds what it gets
         assert "complete on 2026-05-05 (the date given for this batch)" in captured.out
         rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "credit-fix-C-FIXED.csv").read_text())))
         assert {r["date_completed"] for r in rows} == {"2026-05-05"}

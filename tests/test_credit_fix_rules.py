@@ -92,3 +92,13 @@ def test_what_a_proposal_will_do_names_the_completion_date_and_what_it_replaces(
     p = decide(from_file, user_exists=True, enrollment_status=None, enrollment_credit=[], course=COURSE, credit_types=TYPES)
     assert "no date_completed (the LMS uses the learner's next login date)" in p.describe()
     assert "replacing" not in p.describe()
+
+
+def test_a_proposal_that_awards_more_than_is_held_now_says_so():
+    p = decide(learner(("ama", 1.0, "import")), user_exists=True, enrollment_status="incomplete",
+               enrollment_credit=[("ama", 1.0, "import")], course=COURSE, credit_types=TYPES)
+    assert p.beyond_current() == ["ama 1 -> 2", "+1.5 ancc"]
+    assert p.describe().endswith("That is more than it holds now: ama 1 -> 2 and +1.5 ancc.")
+    same = decide(learner(("ama", 2.0, "import"), ("ancc", 1.5, "import")), user_exists=True,
+                  enrollment_status="incomplete", enrollment_credit=[], course=COURSE, credit_types=TYPES)
+    assert same.beyond_current() == [] and "more than it holds now" not in same.describe()

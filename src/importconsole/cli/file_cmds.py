@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
+
+from importconsole.importfile.safe_text import json_dumps  # bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
@@ -104,7 +105,7 @@ def cmd_validate(args) -> int:
         _err(str(stop))
         return stop.code
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        print(json_dumps(report.as_dict(), indent=2))
     else:
         print_report(report, sys.stdout)
     return EXIT_FINDINGS if report.errors else EXIT_OK
@@ -114,7 +115,7 @@ def _unreadable(args, exc) -> int:
     from importconsole.importfile.safe_text import visible
 
     if getattr(args, "json", False):
-        print(json.dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2, ensure_ascii=False))
+        print(json_dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2))
     else:
         _err(f"{visible(str(args.file))}: cannot be read as an import file: {visible(str(exc))}")
     return EXIT_USAGE
@@ -197,15 +198,16 @@ def cmd_fix(args) -> int:
         _err(str(stop))
         return stop.code
     print(f"Wrote {visible(str(args.out))}: {plural(manifest.rows_written, 'row')} "
-          f"({manifest.rows_read} read, {plural(len(manifest.changes), 'change')}).")
+          f"({manifest.rows_read} read, {plural(manifest.change_count, 'change')}).")
     for note in manifest.notes:
         print(f"Note: {visible(note)}")
     for differs in manifest.award_differs:
         print(differs.sentence() + ".")
     left = manifest.left_as_is
-    if left:
-        rows = ",".join(str(d.row) for d in left)
-        print(f"{plural(len(left), 'row')} not fixed (the LMS would record other credit than the file says): "
-              f"check the credit, or accept what the LMS awards with --accept-award {rows}")
+    if manifest.left_as_is_count:
+        rows = ",".join(str(d.row) for d in left[:50]) + (",..." if manifest.left_as_is_count > 50 else "")
+        print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
+              f"file says; the manifest lists them all): check the credit, or accept what the LMS awards with "
+              f"--accept-award {rows}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
     return EXIT_OK

@@ -134,6 +134,7 @@ def _client(profile, token: str):
 
 
 def _run(coro_factory) -> int:
+    from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError
     from importconsole.operations.submit import SubmitRefused
 
@@ -145,6 +146,9 @@ def _run(coro_factory) -> int:
     except SubmitRefused as exc:
         _err(str(exc))
         return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
+    except JournalWriteFailed as exc:  # e.g. settling an earlier entry, before anything is sent
+        _err(f"Stopped: {exc}. Free space there, then run the command again.")
+        return EXIT_REFUSED
     except LmsError as exc:
         _err(str(exc) + _token_source_hint(exc))
         return EXIT_LMS
@@ -370,10 +374,12 @@ def cmd_submit(args) -> int:
                 bar.end_line()  # a refusal that follows starts on its own line, never glued to the bar
                 raise
             bar.done()
+            print(outcome.sentence, flush=True)
             for note in outcome.notes:
                 _err(note)
-            print(outcome.sentence, flush=True)
             created.append(outcome.import_.id)
+            if outcome.journal_problem:
+                return EXIT_REFUSED  # created, but not recorded: not a clean success
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK

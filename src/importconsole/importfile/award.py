@@ -122,7 +122,7 @@ def and_list(items: list[str]) -> str:
 
 def file_says(file_credit: Mapping[str, Decimal]) -> str:
     """`the file says 0.50 ama` (amounts as written in the file when given as text)."""
-    parts = [f"{a} {t}" for t, a in file_credit.items()]
+    parts = [f"{a} {t}" if str(a).strip() else f"{t} (no amount)" for t, a in file_credit.items()]
     return "the file says " + (and_list(parts) or "no credit")
 
 

@@ -1047,6 +1047,9 @@ class _LmsChecks:
         self.credit_types = facts.credit_types()
         self.courses: dict[str, object] = {}
         self.course_reported: set[str] = set()
+        self.awards: dict[tuple, object] = {}  # memo of importfile.award answers
+        self.award_rows: Counter = Counter()  # rows per kind, turned into report.awards at the end
+        self.fix_sentences: dict[tuple, str] = {}
 
     def _courses(self, ids) -> None:
         missing = [c for c in dict.fromkeys(ids) if c and c not in self.courses]
@@ -1092,8 +1095,7 @@ class _LmsChecks:
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
-                    held = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
-                                         complete=complete[i] == "1", user_exists=False, course_external_id=course_id)
+                    held = self._award(course, course_id, complete[i] == "1", "", "", False, None)
                     out.add("new-user-no-required-objects", row=row, line=line,
                             column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
                             message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
@@ -1106,7 +1108,8 @@ class _LmsChecks:
                                     f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
                 t = ctype[i].strip()
                 if course_id and key and not CREDIT_TYPE_SEPARATORS.search(t):
-                    self._count_award(course, course_id, complete[i] == "1", t, credits[i], user, enrollment)
+                    self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None,
+                                     enrollment)] += 1
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
                 type_fact = self.credit_types.get(t)
@@ -1128,7 +1131,8 @@ class _LmsChecks:
                     out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"imported {t} credit is never reported to "
                             f"{entities(type_fact.reports_to)}",
-                            fix=self._completion_only_fix(course, t, amount_text, user, complete[i] == "1"))
+                            fix=self._completion_only_fix(course, course_id, t, amount_text, user is not None,
+                                                          complete[i] == "1"))
                 if not amount_text and offered is not None and offered.enable_variable_credit:
                     out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
                             cols.get("credit_type")), value=t,
@@ -1143,26 +1147,36 @@ class _LmsChecks:
                             message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
                                     f"in steps of {offered.increments}")
                 elif amount < offered.max and not offered.enable_variable_credit:
-                    award = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
-                                          complete=complete[i] == "1", credit_type=t, credits=amount_text)
+                    award = self._award(course, course_id, complete[i] == "1", t, amount_text, True, None)
                     out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
                             f"Variable is off on {course_id}: the LMS records {award.will_record()}")
 
-    def _count_award(self, course, course_id, complete, credit_type, credits, user, enrollment) -> None:
-        """What the LMS will record for this row (importfile.award), counted for the submit confirmation."""
-        award = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer,
-                              complete=complete, credit_type=credit_type, credits=credits.strip() or None,
-                              user_exists=user is not None, enrollment=enrollment, course_external_id=course_id)
-        self.checks.out.report.awards[award] += 1
+    def _award(self, course, course_id, complete, credit_type, credits, user_exists, enrollment):
+        """importfile.award's answer, memoised: rows repeat a few kinds (course, type, amount...)."""
+        key = (course_id, complete, credit_type, credits, user_exists, enrollment)
+        award = self.awards.get(key)
+        if award is None:
+            award = self.awards[key] = award_for_row(
+                course=course, credit_types=self.credit_types, importer=self.importer, complete=complete,
+                credit_type=credit_type, credits=credits or None, user_exists=user_exists, enrollment=enrollment,
+                course_external_id=course_id)
+        return award
 
-    def _completion_only_fix(self, course, credit_type: str, amount: str, user, complete: bool) -> str:
+    def _completion_only_fix(self, course, course_id, credit_type: str, amount: str, user_exists: bool,
+                             complete: bool) -> str:
         """The fix sentence, from what the LMS would record for the completion-only row (importfile.award)."""
+        key = (course_id, credit_type, amount, user_exists, complete)
+        if key not in self.fix_sentences:
+            self.fix_sentences[key] = self._fix_sentence(course, course_id, credit_type, amount, user_exists, complete)
+        return self.fix_sentences[key]
+
+    def _fix_sentence(self, course, course_id, credit_type, amount, user_exists, complete) -> str:
         offered = course.credits.get(credit_type) if course is not None else None
-        if user is None or offered is None or offered.enable_variable_credit or not complete:
+        if not user_exists or offered is None or offered.enable_variable_credit or not complete:
             return ("report this credit by hand, or have the LMS award it (completion-only import where the user "
                     "exists and variable credit is off)")
-        award = award_for_row(course=course, credit_types=self.credit_types, importer=self.importer, complete=True)
+        award = self._award(course, course_id, True, "", "", True, None)
         fix = f"import the completion without credit: {award.describe()} (`importconsole fix --completion-only`)"
         value = parse_credits(amount)
         if value is None or award.differs_from({credit_type: value}):
@@ -1171,4 +1185,8 @@ class _LmsChecks:
         return fix
 
     def finish(self) -> None:
-        return None
+        """What the LMS will record, per kind of row (the submit confirmation reads it)."""
+        report = self.checks.out.report
+        for (course_id, complete, t, credits, user_exists, enrollment), n in self.award_rows.items():
+            course = self.courses.get(course_id)
+            report.awards[self._award(course, course_id, complete, t, credits, user_exists, enrollment)] += n

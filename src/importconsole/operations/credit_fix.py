@@ -103,8 +103,24 @@ class CompletionOnlyProposal:
             else:
                 dated = "complete with no date_completed (the LMS uses the learner's next login date)"
             replacing = ", replacing that credit," if self.enrollment_status == "incomplete" else ""
-            return f"{where}: now {now}. Completion-only row: marks it {dated}{replacing} with {will}."
+            beyond = self.beyond_current()
+            extra = f" That is more than it holds now: {and_list(beyond)}." if beyond else ""
+            return f"{where}: now {now}. Completion-only row: marks it {dated}{replacing} with {will}.{extra}"
         return f"{where}: now {now}. Not proposed: {self.reason} By hand: {self.by_hand}"
+
+    def beyond_current(self) -> list[str]:
+        """Awards other than the credit held now (or the file's rows): `+1.5 moc_abim`, `ama 1 -> 1.5`.
+        Said in the proposal and counted in the confirmation: never an unannounced over-award."""
+        held: dict[str, float] = {}
+        for t, a, _ in self.current_credit:
+            held[t] = max(held.get(t, 0.0), a)
+        out = []
+        for award in self.awards:
+            if award.credit_type not in held:
+                out.append(f"+{award.amount:g} {award.credit_type}")
+            elif award.amount != held[award.credit_type]:
+                out.append(f"{award.credit_type} {held[award.credit_type]:g} -> {award.amount:g}")
+        return out
 
     def import_row(self) -> dict[str, str]:
         return {

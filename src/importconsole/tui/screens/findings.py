@@ -296,7 +296,7 @@ class FindingsScreen(ConsoleScreen):
                     # The LMS would record other credit than the file says: the admin decides, row by row.
                     self.app.call_from_thread(self._ask_awards, path, out, facts, manifest.award_differs)
                     return
-                same = not manifest.changes and (not manifest.notes or filecmp.cmp(path, manifest.out, shallow=False))
+                same = not manifest.change_count and (not manifest.notes or filecmp.cmp(path, manifest.out, shallow=False))
                 if same:
                     self.app.call_from_thread(self._nothing_to_fix, path, manifest, completion_only)
                     return
@@ -322,12 +322,13 @@ class FindingsScreen(ConsoleScreen):
         self.app.push_screen(AwardChoices(differs), chosen)
 
     def _left_as_is(self, manifest) -> str:
-        left = getattr(manifest, "left_as_is", [])
-        if not left:
+        total = manifest.left_as_is_count  # every row; the manifest keeps the first ones in memory
+        if not total:
             return ""
-        rows = ", ".join(str(d.row) for d in left)
-        return (f" Not fixed, left as they are: {count(len(left), 'row')} ({rows}) where the LMS would record other "
-                "credit than the file says.")
+        shown_rows = [d.row for d in manifest.left_as_is][:20]
+        rows = ", ".join(map(str, shown_rows)) + (", ..." if total > len(shown_rows) else "")
+        return (f" Not fixed, left as they are: {count(total, 'row')} ({rows}) where the LMS would record other "
+                "credit than the file says (the manifest lists them).")
 
     def _nothing_to_fix(self, path: Path, manifest, completion_only: bool) -> None:
         why = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
@@ -344,7 +345,7 @@ class FindingsScreen(ConsoleScreen):
         accepted = [d for d in getattr(manifest, "award_differs", []) if d.accepted]
         took = (f" Accepted for {count(len(accepted), 'row')}: what the LMS will record instead of what the file says."
                 if accepted else "")
-        text = (f"Fixed copy written: {shown(out.name)} ({count(len(manifest.changes), 'change')}).{notes}{took}"
+        text = (f"Fixed copy written: {shown(out.name)} ({count(manifest.change_count, 'change')}).{notes}{took}"
                 f"{self._left_as_is(manifest)} The original is untouched.")
         self.notify(text + " Opened it in the preview.")
         self.app.open_file(out, copy_of=path)  # its findings name the rows left as they are
