@@ -183,3 +183,17 @@ async def test_course_ids_are_never_cut_silently(tmp_path, size):
             app.screen.query_one("#proposals").move_cursor(row=row)
             await wait_for(pilot, lambda: "u2 in BOARD-REVIEW-2026-SPRING-CARDIOLOGY"
                            in " ".join(screen_text(app).split()), what="the whole id in the detail pane")
+
+
+async def test_the_confirmation_says_who_gets_more_credit_than_they_hold_now(tmp_path):
+    holds_less = [{"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
+                   "importer": "course", "credits": [{"credit_type": "ama", "amount": 0.5, "source": "import"}]}]
+    with start_sandbox(dataset(enrollments=holds_less)) as server:
+        app = _console(server, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "1 completion-only row proposed", timeout=15)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
+            assert "1 learner will get more than they hold now: u1 (ama 0.5 -> 1)." in flat_text(app)
+            await pilot.press("escape")
+        assert _imports(server) == 0

@@ -78,6 +78,11 @@ class ConfirmCreditFixes(ModalScreen[list | None]):
                          f"{count(len(courses), 'course')}: one course-level import per course, one after the "
                          "other. Each replaces the credit the enrollment carries now.", markup=False)
             yield Static("\n".join(f"- {line}" for line in batch_lines(self.proposals)), markup=False)
+            more = [(p.learner, p.beyond_current()) for p in self.proposals if p.beyond_current()]
+            if more:  # never an unannounced over-award: who gets more than they hold, and how much
+                yield Static(f"{count(len(more), 'learner')} will get more than they hold now: "
+                             + "; ".join(f"{shown(who)} ({', '.join(what)})" for who, what in more) + ".",
+                             classes="warning", markup=False)
             yield Static(f"Completion date for this batch: {'  ·  '.join(choices)}", markup=False)
             yield Input(placeholder="YYYY-MM-DD, then Enter", id="typed-date", compact=True)
             yield Static("No date chosen yet.", id="chosen-date", classes="warning", markup=False)
