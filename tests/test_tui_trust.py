@@ -291,3 +291,16 @@ async def test_a_finding_too_long_for_80_columns_ends_in_an_ellipsis_and_is_whol
         leaf = next(n for rule in tree.root.children for n in rule.children if n.data and n.data[0] == "finding")
         tree.move_cursor(leaf)
         await wait_for(pilot, lambda: "next login date is used" in flat_text(app), what="the whole finding below")
+
+
+async def test_X_without_a_course_asks_for_it_and_writes_nothing(tmp_path):
+    path = _write(tmp_path / "partial.csv", b"u1,1,2026-01-01,ama,0.5")
+    with start_sandbox(dataset()) as server:
+        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=path,
+                               start_mode="findings", theme_dirs=[], state_folder=tmp_path.parent / "x-state")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
+            await pilot.press("X")
+            await wait_for(pilot, lambda: "X needs the course this file goes to" in flat_text(app), what="the course asked")
+            assert "--course" not in flat_text(app)  # the console's key, not the CLI's option
+    assert not list(tmp_path.glob("partial.fixed*"))

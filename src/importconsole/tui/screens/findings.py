@@ -273,6 +273,11 @@ class FindingsScreen(ConsoleScreen):
             self.notify("Completion-only rows need the LMS (does the user exist? is credit variable?): connect first.",
                         severity="warning")
             return
+        names_course = any(h.strip().lower() == "external_course_id" for h in self.report.header)
+        if completion_only and self.app.importer == "course" and not self.app.course_external_id and not names_course:
+            # What the LMS awards is a fact of the course: without it no row can be weighed.
+            self._status("X needs the course this file goes to (what the LMS awards depends on it): o picks it.")
+            return
         self._fix(path, out, facts, completion_only)
 
     @work(thread=True, exclusive=True, group="fix")
