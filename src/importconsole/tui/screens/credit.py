@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
@@ -73,6 +73,13 @@ class ConfirmCreditFixes(ModalScreen[list | None]):
         choices = [f"t today ({today})"] + (["f the file's dates"] if self.has_file_dates else []) + ["d a date you type"]
         with VerticalScroll(classes="dialog", id="credit-confirm"):
             yield Label("Submit credit fixes", classes="dialog-title", markup=False)
+            # The date and the keys are docked: in view however many learners scroll above them.
+            with Vertical(id="credit-confirm-foot"):
+                yield Static(f"Completion date for this batch: {'  ·  '.join(choices)}", markup=False)
+                yield Input(placeholder="YYYY-MM-DD, then Enter", id="typed-date", compact=True)
+                yield Static("No date chosen yet.", id="chosen-date", classes="warning", markup=False)
+                yield Static(f"Enter: submit to the LMS ({', '.join(map(shown, sorted(courses)))})  ·  "
+                             "Esc: change nothing", id="confirm-keys", classes="danger", markup=False)
             yield Static(f"{count(len(self.proposals), 'completion-only row')} for "
                          f"{count(len({p.learner for p in self.proposals}), 'learner')} in "
                          f"{count(len(courses), 'course')}: one course-level import per course, one after the "
@@ -83,11 +90,6 @@ class ConfirmCreditFixes(ModalScreen[list | None]):
                 yield Static(f"{count(len(more), 'learner')} will get more than they hold now: "
                              + "; ".join(f"{shown(who)} ({', '.join(what)})" for who, what in more) + ".",
                              classes="warning", markup=False)
-            yield Static(f"Completion date for this batch: {'  ·  '.join(choices)}", markup=False)
-            yield Input(placeholder="YYYY-MM-DD, then Enter", id="typed-date", compact=True)
-            yield Static("No date chosen yet.", id="chosen-date", classes="warning", markup=False)
-            yield Static(f"Enter: submit to the LMS ({', '.join(map(shown, sorted(courses)))})  ·  Esc: change nothing",
-                         id="confirm-keys", classes="danger", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#typed-date").display = False
@@ -191,8 +193,13 @@ class CreditFixScreen(ConsoleScreen):
         table.add_column("learner", key="learner", width=learner_w)
         table.add_column("course", key="course", width=course_w)
         table.add_column("credit now", key="now", width=14)
-        table.add_column("fix", key="fix")
-        table.add_column("will award / why not", key="will")
+        fixes = [self._fix_cell(p) for p in self.proposals]
+        fix_w = _width(fixes, (3, 20))
+        table.add_column("fix", key="fix", width=fix_w)
+        # The last column takes what is left of the screen; longer text ends in "…" (an amount cut
+        # at the edge, "moc_abim 1." for 1.5, would read as another amount): the detail pane has it whole.
+        will_w = max(12, (self.size.width or self.app.size.width) - (learner_w + course_w + 14 + fix_w) - 2 * 5 - 2)
+        table.add_column("will award / why not", key="will", width=will_w)
         for index, p in enumerate(self.proposals):
             now = "; ".join(f"{t} {a:g}" for t, a, _ in p.current_credit) or "none"
             if p.proposed:
@@ -200,13 +207,19 @@ class CreditFixScreen(ConsoleScreen):
                                  for a in p.awards) or "completion only"
             else:
                 will = p.reason
-            sent = self.sent.get((p.course_external_id, p.learner))
-            fix = f"sent: import {sent}" if sent is not None else ("complete" if p.proposed else "by hand")
-            cells = (fit(shown(p.learner), learner_w), fit(shown(p.course_external_id), course_w), shown(now), fix,
-                     shown(will))
+            cells = (fit(shown(p.learner), learner_w), fit(shown(p.course_external_id), course_w), fit(shown(now), 14),
+                     fixes[index], fit(shown(will), will_w))
             table.add_row(*(Text(c) for c in cells), key=str(index))  # Text: never read as markup
         self._say_counts()
         self._show_detail()
+
+    def _fix_cell(self, proposal) -> str:
+        sent = self.sent.get((proposal.course_external_id, proposal.learner))
+        return f"sent: import {sent}" if sent is not None else ("complete" if proposal.proposed else "by hand")
+
+    def on_resize(self) -> None:
+        if self.proposals:
+            self._fill()  # the last column is fitted to the width
 
     def _say_counts(self) -> None:
         proposed = [p for p in self.proposals if p.proposed]
