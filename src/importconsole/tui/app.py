@@ -378,7 +378,9 @@ class ImportConsoleApp(App[int]):
         import dataclasses
 
         if unseen is not None:
-            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None)) if t]
+            seen = getattr(self.watcher, "last_seen", None)  # a failure before the LMS's last answer is over
+            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None))
+                     if t and (seen is None or t >= seen)]
             if first and min(first) < unseen.since:
                 unseen = dataclasses.replace(unseen, since=min(first))
         else:
