@@ -164,3 +164,14 @@ def test_imports_never_cuts_a_course_id_silently(monkeypatch, tmp_path, capsys):
         assert main(["imports"]) == 0
         out = capsys.readouterr().out
         assert "LEGACY-2019-BOA… " in out and "LEGACY-2019-BOAR " not in out
+
+
+def test_fix_with_nothing_to_fix_says_so(tmp_path, capsys):
+    source = tmp_path / "clean.csv"
+    source.write_bytes(b"external_user_id,complete,date_completed\nu1,1,2026-01-02\n")
+    assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing: the copy holds the same rows as the file" in capsys.readouterr().out
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_bytes(b"external_user_id,complete,date_completed\nu1\xe2\x80\x8b,1,2026-01-02\n")
+    assert main(["fix", str(dirty), "--out", str(tmp_path / "d.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing" not in capsys.readouterr().out
