@@ -148,3 +148,30 @@ def test_the_upload_bar_is_not_glued_to_the_refusal_that_follows_it(monkeypatch,
     refusal = next(line for line in lines if "locked" in line)
     assert "Uploading [" not in refusal and "\r" not in refusal, lines
     assert any("Uploading [" in line for line in lines), lines
+
+
+def test_imports_never_cuts_a_course_id_silently(monkeypatch, tmp_path, capsys):
+    from importconsole.importfile.wording import clip
+
+    assert clip("LEGACY-2019", 10) == "LEGACY-20…" and clip("CARD-101", 10) == "CARD-101"
+    courses = [{"external_id": "LEGACY-2019-BOARD-REVIEW", "title": "Legacy", "has_certificate": True,
+                "required_objects": 1, "credits": [{"credit_type": "ama", "min": 1, "max": 2, "increments": 1,
+                                                    "enable_variable_credit": False}]}]
+    with start_sandbox(dataset(courses=courses, users=learners(2)), rows_per_second=200) as lms:
+        item = asyncio.run(submit(lms, b"external_user_id,complete\r\nu1,1\r\n", course="LEGACY-2019-BOARD-REVIEW"))
+        lms.wait_import(item["id"])
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["imports"]) == 0
+        out = capsys.readouterr().out
+        assert "LEGACY-2019-BOA… " in out and "LEGACY-2019-BOAR " not in out
+
+
+def test_fix_with_nothing_to_fix_says_so(tmp_path, capsys):
+    source = tmp_path / "clean.csv"
+    source.write_bytes(b"external_user_id,complete,date_completed\nu1,1,2026-01-02\n")
+    assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing: the copy holds the same rows as the file" in capsys.readouterr().out
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_bytes(b"external_user_id,complete,date_completed\nu1\xe2\x80\x8b,1,2026-01-02\n")
+    assert main(["fix", str(dirty), "--out", str(tmp_path / "d.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing" not in capsys.readouterr().out

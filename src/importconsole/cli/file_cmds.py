@@ -199,6 +199,9 @@ def cmd_fix(args) -> int:
         return stop.code
     print(f"Wrote {visible(str(args.out))}: {plural(manifest.rows_written, 'row')} "
           f"({manifest.rows_read} read, {plural(manifest.change_count, 'change')}).")
+    if not (manifest.change_count or manifest.notes or manifest.left_as_is_count) \
+            and manifest.rows_written == manifest.rows_read:
+        print("Nothing needed fixing: the copy holds the same rows as the file (submit the file itself).")
     for note in manifest.notes:
         print(f"Note: {visible(note)}")
     for differs in manifest.award_differs:

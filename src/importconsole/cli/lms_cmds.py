@@ -417,6 +417,8 @@ async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> in
 # ---- imports --------------------------------------------------------------------------------
 
 def cmd_imports(args) -> int:
+    from importconsole.importfile.wording import clip
+
     async def go() -> int:
         profile = _profile(args)
         token = _token(profile)
@@ -431,8 +433,10 @@ def cmd_imports(args) -> int:
         print(f"{'id':>6}  {'state':<22} {'importer':<8} {'course':<16} {'rows':>11}  {'by':<12} {'created':<20} file")
         for i in page.items:
             rows = f"{i.rows_processed}/{i.rows_total}"
-            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {_visible(i.course_external_id or '-')[:16]:<16} {rows:>11}  "
-                  f"{_visible(i.created_by)[:12]:<12} {(i.created_at or '')[:19]:<20} {_visible(i.file_name)}")
+            # Ids are clipped with a visible "…", never cut silently (`importconsole imports --json` has them whole).
+            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
+                  f"{rows:>11}  {clip(_visible(i.created_by), 12):<12} {(i.created_at or '')[:19]:<20} "
+                  f"{_visible(i.file_name)}")
         if page.next_offset is not None:
             print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
         return EXIT_OK

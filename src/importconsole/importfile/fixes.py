@@ -117,7 +117,8 @@ class FixManifest:
     def left_as_is(self) -> list[AwardDiffers]:
         return [d for d in self.award_differs if not d.accepted]
 
-    def differs(self, item: AwardDiffers) -> None:
+    def differs(self, item: AwardDiffers, text: str | None = None) -> None:
+        """Record a row whose award differs (`text`: item.describe(), when the caller has it already)."""
         if self.keep is None or len(self.award_differs) < self.keep:
             self.award_differs.append(item)
         if item.accepted:
@@ -126,7 +127,7 @@ class FixManifest:
         if self._writer is not None:
             self._writer.writerow([safe_text.escape_formula(c) for c in (
                 str(item.row), str(item.line), "credits", "left-as-is", "", "",
-                f"not made completion-only: {item.describe()}; accept that award to change this row")])
+                f"not made completion-only: {text or item.describe()}; accept that award to change this row")])
 
     def add(self, change: FixChange) -> None:
         self.change_count += 1
@@ -530,6 +531,7 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     verdicts: dict[tuple, list | None] = {}  # (award, what the file says) -> _differs
     result_by_record: dict[int, list[list[str]]] = {}
     described: dict[int, str] = {}  # id(award) -> award.describe()
+    described_differs: dict[tuple, str] = {}  # (id(award), what the file says) -> AwardDiffers.describe()
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
         ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
@@ -547,10 +549,14 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
             if (id(award), said) not in verdicts:
                 verdicts[(id(award), said)] = _differs(award, list(said), course_fact)
             differs = verdicts[(id(award), said)]
+            said_key = (id(award), said)
             before = f"{amount} {ctype}".strip()
             if differs is not None:
                 ok = _wanted(rec.row, accepted)
-                manifest.differs(AwardDiffers(rec.row, rec.line, str(key), course, tuple(differs), award, ok))
+                item = AwardDiffers(rec.row, rec.line, str(key), course, tuple(differs), award, ok)
+                if said_key not in described_differs:
+                    described_differs[said_key] = item.describe()
+                manifest.differs(item, described_differs[said_key])
                 if not ok:
                     result_by_record.setdefault(id(rec), []).append(new)
                     continue

@@ -16,4 +16,10 @@ def sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?:" else text + "."
 
 
-__all__ = ["plural", "sentence"]
+def clip(text: str, width: int) -> str:
+    """At most `width` characters; when cut, the last one is "…": an identifier is never cut
+    silently (`LEGACY-2019` clipped to 10 is `LEGACY-20…`, not the plausible other id `LEGACY-201`)."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
+__all__ = ["clip", "plural", "sentence"]
