@@ -47,6 +47,7 @@ def count(n: int, thing: str, many: str | None = None) -> str:
 
 
 def fit(text: str, width: int) -> str:
-    """At most `width` cells; a longer value ends in "…" (never cut silently: a cut id reads as
-    another id, LEGACY-2019 as LEGACY-201). Show the whole value elsewhere on the screen."""
+    """importfile.wording.clip counted in terminal cells (王 takes two): at most `width` cells; a
+    longer value ends in "…" (a cut id reads as another id, LEGACY-2019 as LEGACY-201). Show the
+    whole value elsewhere on the screen."""
     return text if cell_len(text) <= width else set_cell_size(text, max(0, width - 1)) + "…"
