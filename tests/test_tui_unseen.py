@@ -72,3 +72,30 @@ async def test_an_lms_that_does_not_answer_is_said_and_r_says_when_it_answers_ag
             await wait_for(pilot, lambda: "0 active · 0 hung" in screen_text(app), what="the counts, now known")
     finally:
         server.close()
+
+
+async def test_the_recover_plan_says_when_the_lms_is_no_longer_seen_and_unlocks_nothing(tmp_path):
+    rows = ["u1,1,2026-01-01", "u2\u200b,1,2026-01-02", "u3,1,2026-01-03"]
+    server = start_sandbox(dataset(), rows_per_second=50)
+    try:
+        port = urlsplit(server.base_url).port
+        app = _console(server.base_url, server.admin_token, tmp_path)
+        async with app.run_test(size=(100, 32)) as pilot:
+            hung = server.submit(("external_user_id,complete,date_completed\r\n" + "".join(r + "\r\n" for r in rows))
+                                 .encode(), course="C-FIXED").json()
+            await wait_for(pilot, lambda: "Press u to unlock" in screen_text(app), timeout=15, what="the hang")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: f"Enter: unlock import {hung['id']}" in flat_text(app), timeout=15,
+                           what="the plan")
+            dialog = app.screen
+            server.stop()  # the LMS goes away while the plan is open
+            await wait_for(pilot, lambda: f"whether import {hung['id']} is hung is not known" in flat_text(app),
+                           timeout=60, what="the plan saying the LMS is not seen")
+            assert "LMS NOT SEEN since" in screen_text(app).splitlines()[0]
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            assert app.screen is dialog and dialog.result_id is None and not dialog.executing
+        server.start(port=port)
+        assert server.get_import(hung["id"])["state"] == "running"  # nothing was unlocked
+    finally:
+        server.close()

@@ -110,13 +110,22 @@ class RecoverScreen(ModalScreen[int | None]):
         self.planning = True
         self._plan()
 
+    def unseen_changed(self) -> None:
+        """The LMS stopped answering, or answers again (called by the app): the plan says so."""
+        if self.plan is not None and not self.busy and self.result_id is None:
+            self._show_plan()
+
     def _may_unlock(self) -> bool:
         return self.plan is not None and (not self.plan.needs_unlock or self.current_view().is_hung)
 
     def _show_plan(self) -> None:
         plan = self.plan
         lines = [shown(line) for line in plan.describe()]
-        if not self._may_unlock():
+        unseen = getattr(self.app, "lms_unseen", None)
+        if unseen is not None and plan.needs_unlock:
+            lines.insert(0, f"LMS NOT SEEN since {unseen.since_text()}: whether import {plan.import_id} is hung is not "
+                            "known now; nothing is unlocked until the LMS answers and the import counts as hung.")
+        elif not self._may_unlock():
             lines.insert(0, f"Not hung: import {plan.import_id} counts as hung after {self.app.hung_after:g} s without "
                             "progress while it holds the lock. This plan is made again each time it moves.")
         self.query_one("#recover-plan", Static).update("\n".join(lines))
