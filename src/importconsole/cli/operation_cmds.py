@@ -59,16 +59,16 @@ def register(subparsers) -> None:
 
 
 class _Session:
-    def __init__(self, args):
-        from importconsole.config import load_config
-        from importconsole.journal import Journal
-        from importconsole.lms.client import LmsClient
-        from importconsole.secrets import get_token
+    """The profile, its connected backend (lms.connect, the one place that builds it) and the journal."""
 
-        config = load_config(getattr(args, "config", None))
-        self.profile = config.profile(getattr(args, "profile", None))
-        token = get_token(self.profile)
-        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name)
+    def __init__(self, args):
+        from importconsole.journal import Journal
+        from importconsole.lms.connect import find_credentials, open_backend
+
+        from importconsole.cli.lms_cmds import _profile, retry_policy
+
+        self.profile = _profile(args)
+        self.client = open_backend(self.profile, find_credentials(self.profile), retry=retry_policy())
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -76,23 +76,22 @@ class _Session:
 
 
 def _run(args, body) -> int:
-    """Open the session, run `body(session)`, turn every known failure into one sentence."""
-    from importconsole.config import ConfigError
+    """Open the session, run `body(session)`, turn every known failure into one sentence.
+    Exit codes as everywhere: config 1 (2 when there is none), LMS unreachable or refusing 3."""
+    from importconsole.cli.lms_cmds import _Stop
+    from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.lms.errors import LmsError
+    from importconsole.lms.port import CapabilityMissing
     from importconsole.operations.recover import RecoveryRefused
-    from importconsole.secrets import TokenError
 
     try:
         session = _Session(args)
-    except ConfigError as error:
-        print(f"importconsole: config problem:\n{error}", file=sys.stderr)
-        return EXIT_USAGE
-    except TokenError as error:
+    except _Stop as stop:
+        print(f"importconsole: {stop}", file=sys.stderr)
+        return stop.code
+    except ConnectFailed as error:
         print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_LMS
-    except LmsError as error:
-        print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code
 
     async def main():
         async with session.client:
@@ -103,9 +102,13 @@ def _run(args, body) -> int:
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
-    except LmsError as error:
-        _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
-        return EXIT_LMS
+    except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
+        _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
+        return EXIT_PROBLEM
+    except (ConnectFailed, LmsError) as error:
+        code, sentence = failure_sentence(error)
+        _emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
+        return code
 
 
 def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
