@@ -314,8 +314,9 @@ def cmd_logout(args) -> int:
     except TokenError as exc:
         _err(str(exc))
         return EXIT_LMS
-    print(f"Token for {profile.username} on profile {profile.name} removed from the keyring." if removed
-          else f"No token was stored for {profile.username} on profile {profile.name}.")
+    what = f"Passwords of {profile.username} and {profile.restws_username}" if profile.is_ethosce else f"Token for {profile.username}"
+    print(f"{what} on profile {profile.name} removed from the keyring." if removed
+          else f"Nothing was stored for {profile.username} on profile {profile.name}.")
     return EXIT_OK
 
 
