@@ -122,3 +122,24 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(message, red=True)
         else:
             print(message)
+
+
+# --- The real Drupal 7 + Feeds site of ../shared/drupal-feeds (EthosCE backend; tests/feeds_kit.py) --------
+@pytest.fixture(scope="session")
+def feeds_kit_session():
+    """The kit provisioned once per test session (fresh folder, free port); its process group is stopped after.
+    Skips with a sentence where ../shared/drupal-feeds or PHP is absent; with CI=true a missing PHP fails."""
+    import feeds_kit
+
+    reason = feeds_kit.kit_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with feeds_kit.start_kit() as kit:
+        yield kit
+
+
+@pytest.fixture
+def feeds_kit(feeds_kit_session):
+    """The kit, reset to a clean site before the test (one PHP call, about 0.4 s)."""
+    feeds_kit_session.reset()
+    return feeds_kit_session
