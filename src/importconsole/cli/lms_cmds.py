@@ -365,6 +365,16 @@ def _confirm_on_terminal(plan) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
+def _confirm_warnings(args, plan) -> bool:
+    """--yes goes ahead (saying what it confirmed); a terminal is asked; otherwise no."""
+    if args.yes:
+        _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+        for warning in plan.warnings:
+            _err(f"  {warning}")
+        return True
+    return _confirm_on_terminal(plan)
+
+
 def cmd_submit(args) -> int:
     from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
 
@@ -372,6 +382,11 @@ def cmd_submit(args) -> int:
         profile = _profile(args)
         importer = args.importer or profile.importer
         journal = _journal()
+        if profile.is_ethosce:
+            from importconsole.cli import ethosce_cmds
+
+            async with await _connect(profile, check=False) as site:
+                return await ethosce_cmds.submit(args, site, profile, journal, lambda plan: _confirm_warnings(args, plan))
         async with await _connect(profile) as lms:
             for item in await reconcile_pending(journal, lms):
                 _err(item.sentence)
@@ -431,6 +446,11 @@ async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> in
 def cmd_imports(args) -> int:
     async def go() -> int:
         profile = _profile(args)
+        if profile.is_ethosce:
+            from importconsole.cli import ethosce_cmds
+
+            async with await _connect(profile) as site:  # logs in and checks the restws account first
+                return await ethosce_cmds.imports(args, site)
         async with await _connect(profile, check=False) as lms:
             page = await lms.list_imports(state=args.state, limit=max(1, min(args.limit, 1000)))
         if args.json:

@@ -22,7 +22,8 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
-    p.add_argument("import_id", nargs="?", type=int, metavar="IMPORT_ID", help="one import (default: every active import)")
+    p.add_argument("import_id", nargs="?", type=_import_ref, metavar="IMPORT_ID",
+                   help="one import (default: every active import); on an EthosCE profile the importer id")
     p.add_argument("--json", action="store_true", help="JSON lines instead of text")
     p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
-    p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+    p.add_argument("import_id", type=_import_ref, metavar="IMPORT_ID", help="the import (EthosCE: the importer id)")
+    p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diagnose)
 
@@ -38,7 +40,8 @@ def register(subparsers) -> None:
                            ("reimport", "re-import the rows an unlocked import never reached, sanitized"),
                            ("recover", "unlock a hung import and re-import the rest, after one confirmation")):
         p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+        p.add_argument("import_id", type=_import_ref, metavar="IMPORT_ID", help="the import (EthosCE: the importer id)")
+        p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
         p.set_defaults(func=cmd_recover, mode=name)
@@ -52,6 +55,31 @@ def register(subparsers) -> None:
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_credit_fix)
+
+
+def _import_ref(text: str) -> int | str:
+    """An import id (the console's own API), or an importer id (EthosCE: `course_record_import`)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if not text or not all(ch.isalnum() or ch == "_" for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an import id (a number) nor an importer id (a-z, 0-9, _)")
+    return text
+
+
+def _ethosce(session) -> bool:
+    return getattr(session.profile, "kind", "reference") == "ethosce"
+
+
+def _numbered(args, session) -> None:
+    """The console's own API names an import by number: a word there is a usage error, said."""
+    if not _ethosce(session) and isinstance(getattr(args, "import_id", None), str):
+        raise _UsageError(f"{args.import_id!r} is an importer id; on profile {session.profile.name} imports are "
+                          "numbered (importconsole imports lists them).")
+
+
+class _UsageError(Exception):
+    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +126,11 @@ def _run(args, body) -> int:
             return await body(session)
 
     try:
+        _numbered(args, session)
         return asyncio.run(main())
+    except _UsageError as error:
+        print(f"importconsole: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
@@ -145,7 +177,14 @@ def _confirm(args, question: str) -> bool:
 
 
 def cmd_watch(args) -> int:
-    return _run(args, lambda session: _watch(args, session))
+    def body(session):
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return ethosce_cmds.watch(args, session.client, session.profile, session.journal)
+        return _watch(args, session)
+
+    return _run(args, body)
 
 
 async def _watch(args, session) -> int:
@@ -245,6 +284,11 @@ def cmd_diagnose(args) -> int:
     async def body(session):
         from importconsole.operations.hung import diagnose_import
 
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return await ethosce_cmds.diagnose(args, session.client, session.journal)
+
         item = await session.client.get_import(args.import_id)
         head = f"Import {item.id} ({item.file_name}): {item.state.replace('_', ' ')}, {item.rows_processed}/{item.rows_total} rows processed"
         if item.state in ("completed", "completed_with_errors", "failed"):
@@ -278,6 +322,11 @@ def cmd_diagnose(args) -> int:
 def cmd_recover(args) -> int:
     async def body(session):
         from importconsole.operations.recover import execute_recovery, plan_recovery
+
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return await ethosce_cmds.recover(args, session.client, session.journal, _confirm)
 
         mode = args.mode
         plan = await plan_recovery(session.client, args.import_id, journal=session.journal, unlock_only=mode == "unlock")

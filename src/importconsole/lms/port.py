@@ -152,3 +152,14 @@ class LmsBackend(Protocol):
                                      course_external_id: str | None = None, idempotency_key: str | None = None,
                                      file_name: str | None = None, progress: ProgressCallback | None = None,
                                      expected_sha256: str | None = None) -> SubmitReceipt: ...
+
+
+def facts_for(backend: object, loop: object) -> object:
+    """The validation rules' `LmsFacts` for this backend (run from a worker thread): its own when it
+    has them (EthosCE: restws), else the reference API's look-ups (`lms.facts.ApiFacts`)."""
+    own = getattr(backend, "facts", None)
+    if callable(own):
+        return own(loop)
+    from importconsole.lms.facts import ApiFacts
+
+    return ApiFacts(backend, loop)  # type: ignore[arg-type]

@@ -223,12 +223,14 @@ def _validate(path: Path, importer: str, course: str | None, facts: Any, progres
 
 async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
                          facts: Any = None, validation_progress: Callable | None = None,
-                         validated_sha256: str | None = None) -> SubmitPlan:
-    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused."""
+                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
+    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
+    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
+    attached to one course), so the course-level importer needs no --course."""
     path = Path(path)
     if importer not in ("course", "global"):
         raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == "course" and not course_external_id:
+    if importer == "course" and not course_external_id and not rows_name_course:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
     if not path.is_file():
@@ -241,9 +243,9 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importe
         raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
 
     if facts is None:
-        from importconsole.lms.facts import ApiFacts
+        from importconsole.lms.port import facts_for
 
-        facts = ApiFacts(client, asyncio.get_running_loop())
+        facts = facts_for(client, asyncio.get_running_loop())
     try:
         report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
     except LmsError:

@@ -1,0 +1,194 @@
+"""The console's commands on an EthosCE profile, against the real Drupal 7 + Feeds site of the kit
+(tests/feeds_kit.py), outcomes read from the site's SQLite database.
+
+A colleague's import is uploaded with plain httpx, as a browser would (login form, import form, batch
+steps until the step that answers 500): the console did not upload it and must be given the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from importconsole.cli import main
+from importconsole.lms.ethosce.html import Page
+
+IMPORTER = "course_record_import"
+
+
+@pytest.fixture
+def kit_cli(feeds_kit, monkeypatch, tmp_path):
+    """The CLI pointed at the kit: an EthosCE profile, both passwords in the environment, a private journal."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "{feeds_kit.base_url}"\n'
+                      'username = "admin"\nrestws_username = "restws_console"\npoll_interval = 0.2\nhung_after = 1\n')
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", feeds_kit.admin_password)
+    monkeypatch.setenv("IMPORTCONSOLE_RESTWS_PASSWORD", feeds_kit.restws_password)
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("IMPORTCONSOLE_TOKEN", raising=False)
+    return feeds_kit
+
+
+def file_keys(path) -> list[tuple]:
+    """The file's rows as the processor stores them (the seven mapped columns, complete as 0/1)."""
+    from importconsole.operations.ethosce import read_file_rows
+
+    return read_file_rows(path).keys
+
+
+def colleague_hangs_the_importer(kit, path) -> int:
+    """A browser's import: log in, upload through the import form, drive the batch until it dies."""
+    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
+        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+        with open(path, "rb") as fh:
+            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
+                                  files={"files[feeds]": (path.name, fh, "text/csv")})
+        batch = httpx.URL(answer.headers["Location"]).params["id"]
+        browser.get("/batch", params={"op": "start", "id": batch})
+        for _ in range(100):
+            step = browser.post(f"/batch?id={batch}&op=do", content=b"")
+            if step.status_code != 200:
+                return step.status_code
+    raise AssertionError("the batch never died")
+
+
+def locked(kit) -> bool:
+    """Feeds' own verdict: the importer's saved progress is below 100 % (README: decide from progress)."""
+    return float(kit.php(f'return feeds_source("{IMPORTER}")->progressImporting();')) < 1
+
+
+def test_a_clean_submit_drives_the_batch_with_rows_and_stores_every_row(kit_cli, tmp_path, capsys):
+    kit_cli.set_row_delay(40)  # Drupal's 1 s batch steps then report progress on the way
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 50)
+    steps = []
+    from importconsole.cli import ethosce_cmds
+
+    original = ethosce_cmds.RowProgress.__call__
+    ethosce_cmds.RowProgress.__call__ = lambda self, rows, total: (steps.append((rows, total)), original(self, rows, total))[1]
+    try:
+        assert main(["submit", str(path), "--yes"]) == 0
+    finally:
+        ethosce_cmds.RowProgress.__call__ = original
+    out = capsys.readouterr()
+    assert "50 rows sent; the site said: Created 50 course record rows." in out.out
+    assert "Importing: 50/50 rows" in out.err
+    assert len(steps) >= 2 and steps[-1] == (50, 50) and 0 < steps[0][0] < 50  # rows, not Feeds' byte percentage
+    assert [r for r, _ in steps] == sorted(r for r, _ in steps)
+    assert kit_cli.stored_rows() == file_keys(path)
+    assert main(["imports"]) == 0
+    listed = capsys.readouterr().out
+    assert IMPORTER in listed and "idle, 50 rows stored" in listed
+    journal = (tmp_path / "state" / "journal.jsonl").read_text()
+    assert '"batch_id"' in journal and kit_cli.admin_password not in journal
+
+
+def test_a_colleagues_import_hung_at_row_23_is_detected_diagnosed_and_recovered(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert colleague_hangs_the_importer(kit_cli, path) == 500
+    assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+    started = time.monotonic()
+    assert main(["watch", IMPORTER]) == 1
+    took = time.monotonic() - started
+    out = capsys.readouterr().out
+    assert "course_record_import: hung 4" in out and "It is hung: locked at 4" in out
+    assert took < 1 + 0.2 + 3  # hung_after plus one poll, plus the login and page reads
+
+    assert main(["diagnose", IMPORTER]) == 1  # the console did not upload it: it needs the file
+    assert "does not hand back the file it was given" in capsys.readouterr().err
+
+    assert main(["diagnose", IMPORTER, "--file", str(path)]) == 0
+    said = capsys.readouterr().out
+    assert "the site stored 22 of them" in said and "not stored: 28" in said
+    assert "stopped at row 23 (line 24): special characters: U+200B (ZERO WIDTH SPACE) in row 23" in said
+
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 0
+    said = capsys.readouterr().out
+    assert "unlocked course_record_import: the import button is back" in said and "re-imported rows 23-50" in said
+    assert not locked(kit_cli)
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50  # each row once
+
+
+def test_an_import_that_moved_before_the_unlock_is_not_unlocked(kit_cli, tmp_path):
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.operations.ethosce import ImporterMoved, plan_importer, recover_importer
+
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    colleague_hangs_the_importer(kit_cli, path)
+    journal = Journal(tmp_path / "journal.jsonl")
+
+    async def go():
+        async with await connect(load_config().profile()) as site:
+            plan = await plan_importer(site, IMPORTER, file=path, journal=journal)
+            assert plan.missing[0] == 23
+            # Another writer stores a row between the plan and the unlock: the import is not hung.
+            with kit_cli.db() as db:
+                db.execute("INSERT INTO courserecord_transcript_import (external_user_id, external_email, "
+                           "external_course_id, complete, credits, imported, created) VALUES "
+                           "('U00040', 'user40@example.com', 'C-100', 1, '1', 0, 0)")
+            with pytest.raises(ImporterMoved) as moved:
+                await recover_importer(site, plan, journal=journal)
+            return str(moved.value)
+
+    said = asyncio.run(go())
+    assert "moved since the diagnosis" in said and "NOT unlocked" in said
+    assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 23
+
+
+def test_an_upload_while_locked_is_refused_and_nothing_is_stored(kit_cli, tmp_path, capsys):
+    colleague_hangs_the_importer(kit_cli, kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp"))
+    clean = tmp_path / "clean.csv"  # learners the colleague's rows did not enroll: the file validates clean
+    clean.write_bytes(b"external_user_id,external_email,external_course_id,complete,date_completed,credit_type,credits\r\n"
+                      b"U00030,user30@example.com,C-100,1,2024-05-02,ama,1.5\r\n"
+                      b"U00034,user34@example.com,C-100,1,2024-05-02,ama,1.5\r\n")
+    assert main(["submit", str(clean), "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "Nothing was uploaded: importer course_record_import is locked at 4" in err
+    assert "importconsole recover course_record_import" in err and "Traceback" not in err
+    assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+
+def test_a_wrong_password_stops_after_one_attempt_and_a_wrong_restws_password_is_said(kit_cli, monkeypatch, capsys):
+    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", "wrong-" + kit_cli.admin_password[::-1])
+    assert main(["imports"]) == 3
+    err = capsys.readouterr().err
+    assert "refused the login of 'admin'" in err and "Not retried" in err and "came from IMPORTCONSOLE_PASSWORD" in err
+    assert kit_cli.failed_logins() == 1
+    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", kit_cli.admin_password)
+    monkeypatch.setenv("IMPORTCONSOLE_RESTWS_PASSWORD", "wrong-restws-password")
+    assert main(["imports", "--json"]) == 3
+    err = capsys.readouterr().err
+    assert "refused 'restws_console' (401)" in err and kit_cli.failed_logins() == 1
+
+
+def test_a_death_in_the_first_chunk_says_at_once_that_the_importer_is_not_locked(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "early.csv", 30, "--bad-row", "5", "--bad", "nbsp")
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.lms.ethosce.errors import ImportDied
+    from importconsole.operations.ethosce import read_file_rows, upload_and_drive
+
+    async def go():
+        async with await connect(load_config().profile()) as site:
+            with pytest.raises(ImportDied) as died:
+                await upload_and_drive(site, read_file_rows(path), IMPORTER, journal=Journal(tmp_path / "j.jsonl"),
+                                       progress=None, action="submit")
+            return str(died.value)
+
+    said = asyncio.run(go())
+    assert "died on the site" in said and "the importer is not locked" in said and "importconsole diagnose" in said
+    assert not locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 4
+    entries = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert [e["outcome"] for e in entries if e.get("event") == "complete"] == ["uploaded", "died"]
