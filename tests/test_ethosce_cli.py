@@ -192,3 +192,58 @@ def test_a_death_in_the_first_chunk_says_at_once_that_the_importer_is_not_locked
     assert not locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 4
     entries = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert [e["outcome"] for e in entries if e.get("event") == "complete"] == ["uploaded", "died"]
+
+
+def test_validate_on_an_ethosce_profile_checks_the_sites_facts_through_restws(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "sixty.csv", 60)  # row 52: user12 already completed C-100 (seed)
+    assert main(["validate", str(path), "--importer", "course"]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "would-update-existing" in text and "row 52" in text and "Traceback" not in text
+
+
+def test_background_mode_is_queued_until_cron_not_hung(kit_cli, tmp_path, capsys):
+    import threading
+
+    kit_cli.set_background(True)
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 30)
+    assert main(["submit", str(path), "--yes"]) == 0
+    assert "queued until the site's cron runs (background mode). It is not hung" in capsys.readouterr().out
+    runs_cron = threading.Timer(2.5, kit_cli.cron)  # the site's cron comes after hung_after (1 s) has passed
+    runs_cron.start()
+    try:
+        assert main(["watch", IMPORTER]) == 0
+    finally:
+        runs_cron.join()
+    out = capsys.readouterr().out
+    assert "queued until the site's cron runs (0 %); not hung" in out and "hung" not in out.replace("not hung", "")
+    assert "idle, 30 rows stored" in out
+    assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_the_batch(kit_cli, tmp_path):
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.operations.ethosce import BatchInterrupted, read_file_rows, upload_and_drive
+
+    kit_cli.set_row_delay(40)
+    path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
+    journal = Journal(tmp_path / "journal.jsonl")
+
+    async def go():
+        async with await connect(load_config().profile()) as site:
+            moved = asyncio.Event()
+            task = asyncio.create_task(upload_and_drive(site, read_file_rows(path), IMPORTER, journal=journal,
+                                                        progress=lambda rows, total: moved.set(), action="submit"))
+            await asyncio.wait_for(moved.wait(), 30)
+            task.cancel()  # what Ctrl+C does to the run
+            with pytest.raises(BatchInterrupted) as stopped:
+                await task
+            return str(stopped.value)
+
+    said = asyncio.run(go())
+    assert "is stuck mid-import at" in said and "importconsole recover course_record_import --file" in said
+    entry = [e for e in journal.entries() if e.action == "drive_batch"][-1]
+    assert entry.outcome == "interrupted" and entry.extra["batch_id"] and "batch" in said
+    assert locked(kit_cli)  # Feeds saved progress, nobody drives the batch: the importer stays locked
