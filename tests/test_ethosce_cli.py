@@ -247,3 +247,28 @@ def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_t
     entry = [e for e in journal.entries() if e.action == "drive_batch"][-1]
     assert entry.outcome == "interrupted" and entry.extra["batch_id"] and "batch" in said
     assert locked(kit_cli)  # Feeds saved progress, nobody drives the batch: the importer stays locked
+
+
+async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_the_importer_hung(kit_cli, tmp_path):
+    from textual.widgets import Input, OptionList
+    from tui_helpers import wait_for_text
+
+    from importconsole.tui.app import ImportConsoleApp
+
+    app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
+                           config_path=str(tmp_path / "config.toml"))
+    import os
+
+    password, restws = os.environ.pop("IMPORTCONSOLE_PASSWORD"), os.environ.pop("IMPORTCONSOLE_RESTWS_PASSWORD")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_text(pilot, "Password of the restws account restws_console")
+        assert app.screen.query_one("#profiles", OptionList).highlighted == 0
+        app.screen.query_one("#token", Input).value = password
+        app.screen.query_one("#restws-password", Input).value = restws
+        await pilot.press("ctrl+s")
+        await wait_for_text(pilot, "course_record_import: idle", timeout=20)
+        await asyncio.to_thread(colleague_hangs_the_importer, kit_cli,
+                                kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp"))
+        text = await wait_for_text(pilot, "course_record_import: hung 4", timeout=20)
+        assert "recover it from the command line" in text
+        assert password not in text and restws not in text
