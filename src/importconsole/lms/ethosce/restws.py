@@ -174,25 +174,33 @@ class RestwsClient:
             self._inflight.pop(key, None)
 
     async def _fetch(self, resource: str, filters: Mapping[str, Any] | None, limit: int) -> Listing:
-        action = f"list {resource}"
         params = list(_query(filters)) + [("limit", str(limit))]
-        first = await self.get_json(f"/{resource}.json", action, params)
+        first = await self.get_json(f"/{resource}.json", f"list {resource}", params)
+        return Listing(await self.rest_of(resource, first), page_number(first.get("last"), 0) + 1)
+
+    async def rest_of(self, resource: str, first: Mapping[str, Any]) -> list[dict]:
+        """The items of a listing from its first page on: `first`'s items, then every page its `next` leads to."""
+        action = f"list {resource}"
         items = list(first.get("list") or [])
-        pages = page_number(first.get("last"), 0) + 1
-        nxt = first.get("next")
+        nxt, seen = first.get("next"), {page_number(first.get("self"), 0)}
         while nxt:
-            page = await self.get_json(self._relative(nxt), action)
+            path, query = self._relative(nxt)
+            page_no = page_number(nxt, -1)
+            if page_no in seen:  # a link back to a page already read would loop forever
+                raise ServerError(f"The site's web services sent a `next` link back to page {page_no} while trying to {action}.")
+            seen.add(page_no)
+            page = await self.get_json(path, action, query)
             items += page.get("list") or []
             nxt = page.get("next")
-        return Listing(items, pages)
+        return items
 
-    def _relative(self, link: str) -> str:
-        """A `next` link as a path on this site (the link is absolute; only its path and query are used, so
-        the credentials never go to another host)."""
+    def _relative(self, link: str) -> tuple[str, list[tuple[str, str]]]:
+        """A `next` link as (path on this site, query): the link is absolute, but only its path and query are
+        used, so the credentials never go to another host."""
         url = httpx.URL(link)
         base = self.site_url.path
         path = url.path[len(base) - 1:] if url.path.startswith(base) else url.path
-        return path + ("?" + url.query.decode() if url.query else "")
+        return path, list(url.params.multi_items())
 
     async def first_page(self, resource: str, filters: Mapping[str, Any] | None = None) -> dict:
         """Page 0 of a listing (for its `last` link: how many pages a whole table has)."""
