@@ -20,14 +20,13 @@ from typing import Any
 import httpx
 
 from importconsole.lms.client import RetryPolicy, _Secret
+from importconsole.lms.ethosce.diagnose import stored_key  # noqa: F401  (re-exported: a stored row's mapped columns)
 from importconsole.lms.errors import LmsError, NotFound, ServerError
 from importconsole.lms.ethosce.errors import RestwsForbidden, RestwsRefused
 from importconsole.lms.ethosce.session import check_site_url, http_client, unreachable
 
 MAX_IN_FLIGHT = 4
 PAGE_LIMIT = 100
-TRANSCRIPT_COLUMNS = ("external_user_id", "external_email", "external_course_id", "complete", "date_completed",
-                      "credit_type", "credits")
 
 
 def _query(filters: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -247,8 +246,3 @@ def page_number(link: str | None, default: int) -> int:
         return int(httpx.URL(link).params.get("page", default))
     except ValueError:
         return default
-
-
-def stored_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """A stored transcript_import row as the seven mapped columns, as text (complete "0"/"1")."""
-    return tuple("" if row.get(c) is None else str(row.get(c)) for c in TRANSCRIPT_COLUMNS)
