@@ -183,3 +183,17 @@ async def test_background_mode_status_is_queued_for_cron(feeds_kit, tmp_path):
     assert queued.describe().startswith("queued until the site's cron runs")
     assert done.state == "idle" and done.items_total == 30
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+async def test_an_upload_whose_session_expired_after_the_form_was_read_logs_in_again_and_imports_once(feeds_kit, tmp_path):
+    csv = feeds_kit.make_csv(tmp_path / "clean.csv", 30)
+    async with admin(feeds_kit) as site:
+        feeds = FeedsSite(site)
+        form, _ = await feeds.import_form(IMPORTER)
+        with feeds_kit.db() as db:
+            db.execute("DELETE FROM sessions WHERE uid = 1")
+        up = await feeds.send_upload(IMPORTER, form, csv)  # the POST answers 403: log in, fresh form, post again
+        outcome = await feeds.drive_batch(IMPORTER, up.batch_id)
+        assert site.relogins == 1
+    assert outcome.finished and outcome.messages == ("Created 30 course record rows.",)
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30

@@ -4,11 +4,13 @@
 - `feeds.FeedsSite`: the Feeds admin pages: importers, status, upload, batch driving, unlock.
 - `restws.RestwsClient`: the read-only web services (HTTP Basic, paged listings, cached, 4 in flight).
 - `facts.RestwsFacts`: the validation rules' `LmsFacts` from restws.
+- `diagnose`: pure: the file's rows against the stored rows (multiset), the first unstored row, the cause.
 - `errors`: the sentence errors (subclasses of `lms.errors`).
 
 The protocol is in ../shared/drupal-feeds/README.md and docs/ethosce.md.
 """
 
+from importconsole.lms.ethosce.diagnose import FeedFile, FeedsDiagnosis, diagnose_feed, read_feed_file, rows_at_percent
 from importconsole.lms.ethosce.errors import (
     BatchNotOurs,
     ImportDied,
@@ -37,5 +39,6 @@ __all__ = [
     "BatchNotOurs", "BatchOutcome", "DrupalSession", "FeedsSite", "ImportDied", "ImporterInfo", "ImporterStatus",
     "LoginRefused", "RestwsClient", "RestwsFacts", "RestwsForbidden", "RestwsLookups", "RestwsRefused",
     "SiteForbidden", "UnexpectedPage", "UnlockOutcome", "UnlockRefused", "UploadRefused", "UploadResult",
-    "check_site_url", "parse_status", "stored_key",
+    "check_site_url", "parse_status", "stored_key", "FeedFile", "FeedsDiagnosis", "diagnose_feed", "read_feed_file",
+    "rows_at_percent",
 ]

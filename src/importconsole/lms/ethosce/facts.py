@@ -48,6 +48,7 @@ class RestwsLookups:
     def __init__(self, client: RestwsClient):
         self.client = client
         self._pages: dict[str, int] = {}
+        self._first: dict[str, dict] = {}
         self._whole: dict[str, list[dict]] = {}
         self._credit_rows: list[dict] | None = None
         self.courses: dict[str, dict | None] = {}  # external_course_id -> course row
@@ -56,13 +57,16 @@ class RestwsLookups:
 
     async def table_pages(self, resource: str) -> int:
         if resource not in self._pages:
-            first = await self.client.first_page(resource)
+            self._first[resource] = first = await self.client.first_page(resource)
             self._pages[resource] = page_number(first.get("last"), 0) + 1
         return self._pages[resource]
 
     async def whole(self, resource: str) -> list[dict]:
+        """The whole table, once; its first page is reused when it was read to count the pages."""
         if resource not in self._whole:
-            self._whole[resource] = (await self.client.list_all(resource)).items
+            first = self._first.get(resource)
+            self._whole[resource] = (await self.client.rest_of(resource, first) if first is not None
+                                     else (await self.client.list_all(resource)).items)
         return self._whole[resource]
 
     async def _cheaper_whole(self, resource: str, keys: int) -> bool:

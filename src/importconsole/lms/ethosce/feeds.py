@@ -263,8 +263,9 @@ class FeedsSite:
             f"(importconsole recover {importer_id}), then submit again.", percent=status.percent, site_messages=said)
 
     async def send_upload(self, importer_id: str, form: Form, path: str | Path, *, delimiter: str = ",",
-                          encoding: str = "UTF-8", no_headers: bool = False) -> UploadResult:
-        """POSTs the file with an already scraped form (`upload` is the usual entry)."""
+                          encoding: str = "UTF-8", no_headers: bool = False, _again: bool = True) -> UploadResult:
+        """POSTs the file with an already scraped form (`upload` is the usual entry). A session that expired
+        since the form was read (403, nothing done) logs in again once and posts a fresh form."""
         path = Path(path)
         fields = {"feeds[FeedsCSVParser][delimiter]": delimiter, "feeds[FeedsCSVParser][encoding]": encoding,
                   "op": form.button_label or "Import"}
@@ -273,6 +274,13 @@ class FeedsSite:
         with path.open("rb") as fh:
             resp = await self.session.submit(self.import_path(importer_id), form, fields, f"upload {path.name}",
                                              files={"files[feeds]": (path.name, fh, "text/csv")})
+        if _again and self.session.lost_session(resp):
+            await self.session.relogin()
+            form, status = await self.import_form(importer_id)
+            if status.locked:
+                raise self._locked(importer_id, status, sent=False)
+            return await self.send_upload(importer_id, form, path, delimiter=delimiter, encoding=encoding,
+                                          no_headers=no_headers, _again=False)
         where = location_path(resp) if resp.status_code in (301, 302, 303) else ""
         if "/batch" in where:
             batch_id = _int(httpx.URL(where).params.get("id", ""))
@@ -382,6 +390,9 @@ class FeedsSite:
             raise UnlockRefused(f"Unlock refused: importer {importer_id} moved from {expected_percent} % to {percent} % "
                                 "since it was read, so it may not be hung. Nothing was unlocked.")
         resp = await self.session.submit(path, form, {"op": form.button_label or "Unlock"}, f"unlock {importer_id}")
+        if self.session.lost_session(resp):  # expired between the GET and the POST: nothing was done
+            await self.session.relogin()
+            return await self.unlock(importer_id, expected_percent=percent if expected_percent is None else expected_percent)
         if resp.status_code not in (301, 302, 303):
             raise UnexpectedPage(f"The site answered HTTP {resp.status_code} to Unlock on {importer_id}, not the "
                                  "redirect it sends after unlocking; check the importer's page.", status=resp.status_code)

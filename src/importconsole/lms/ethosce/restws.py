@@ -20,14 +20,13 @@ from typing import Any
 import httpx
 
 from importconsole.lms.client import RetryPolicy, _Secret
+from importconsole.lms.ethosce.diagnose import stored_key  # noqa: F401  (re-exported: a stored row's mapped columns)
 from importconsole.lms.errors import LmsError, NotFound, ServerError
 from importconsole.lms.ethosce.errors import RestwsForbidden, RestwsRefused
 from importconsole.lms.ethosce.session import check_site_url, http_client, unreachable
 
 MAX_IN_FLIGHT = 4
 PAGE_LIMIT = 100
-TRANSCRIPT_COLUMNS = ("external_user_id", "external_email", "external_course_id", "complete", "date_completed",
-                      "credit_type", "credits")
 
 
 def _query(filters: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -174,25 +173,33 @@ class RestwsClient:
             self._inflight.pop(key, None)
 
     async def _fetch(self, resource: str, filters: Mapping[str, Any] | None, limit: int) -> Listing:
-        action = f"list {resource}"
         params = list(_query(filters)) + [("limit", str(limit))]
-        first = await self.get_json(f"/{resource}.json", action, params)
+        first = await self.get_json(f"/{resource}.json", f"list {resource}", params)
+        return Listing(await self.rest_of(resource, first), page_number(first.get("last"), 0) + 1)
+
+    async def rest_of(self, resource: str, first: Mapping[str, Any]) -> list[dict]:
+        """The items of a listing from its first page on: `first`'s items, then every page its `next` leads to."""
+        action = f"list {resource}"
         items = list(first.get("list") or [])
-        pages = page_number(first.get("last"), 0) + 1
-        nxt = first.get("next")
+        nxt, seen = first.get("next"), {page_number(first.get("self"), 0)}
         while nxt:
-            page = await self.get_json(self._relative(nxt), action)
+            path, query = self._relative(nxt)
+            page_no = page_number(nxt, -1)
+            if page_no in seen:  # a link back to a page already read would loop forever
+                raise ServerError(f"The site's web services sent a `next` link back to page {page_no} while trying to {action}.")
+            seen.add(page_no)
+            page = await self.get_json(path, action, query)
             items += page.get("list") or []
             nxt = page.get("next")
-        return Listing(items, pages)
+        return items
 
-    def _relative(self, link: str) -> str:
-        """A `next` link as a path on this site (the link is absolute; only its path and query are used, so
-        the credentials never go to another host)."""
+    def _relative(self, link: str) -> tuple[str, list[tuple[str, str]]]:
+        """A `next` link as (path on this site, query): the link is absolute, but only its path and query are
+        used, so the credentials never go to another host."""
         url = httpx.URL(link)
         base = self.site_url.path
         path = url.path[len(base) - 1:] if url.path.startswith(base) else url.path
-        return path + ("?" + url.query.decode() if url.query else "")
+        return path, list(url.params.multi_items())
 
     async def first_page(self, resource: str, filters: Mapping[str, Any] | None = None) -> dict:
         """Page 0 of a listing (for its `last` link: how many pages a whole table has)."""
@@ -239,8 +246,3 @@ def page_number(link: str | None, default: int) -> int:
         return int(httpx.URL(link).params.get("page", default))
     except ValueError:
         return default
-
-
-def stored_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """A stored transcript_import row as the seven mapped columns, as text (complete "0"/"1")."""
-    return tuple("" if row.get(c) is None else str(row.get(c)) for c in TRANSCRIPT_COLUMNS)

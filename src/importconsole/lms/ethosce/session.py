@@ -234,12 +234,20 @@ class DrupalSession:
                                     f"after logging in again, so the console cannot {action}. The account needs the "
                                     "Feeds permissions to import and unlock (ask a site admin).", status=resp.status_code)
             log.debug("session expired on %s; logging in again", path)
-            self.relogins += 1
-            await self.login()
+            await self.relogin()
         if resp.status_code != 200 or page is None:
             raise ServerError(f"The site at {self.host} answered HTTP {resp.status_code} to {self.url(path)} while trying "
                               f"to {action}; try again later.", status=resp.status_code)
         return page
+
+    async def relogin(self) -> None:
+        """Logs in again after an expired session (quietly; a refusal still raises `LoginRefused`)."""
+        self.relogins += 1
+        await self.login()
+
+    def lost_session(self, resp: httpx.Response) -> bool:
+        """A form POST answered as to an anonymous visitor: the session expired (nothing was done)."""
+        return self._expired(resp, None)
 
     async def submit(self, path: str, form: Form, fields: Mapping[str, Any], action: str, *,
                      files: Mapping[str, Any] | None = None) -> httpx.Response:
