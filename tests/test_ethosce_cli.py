@@ -109,6 +109,7 @@ def test_a_colleagues_import_hung_at_row_23_is_detected_diagnosed_and_recovered(
     said = capsys.readouterr().out
     assert "the site stored 22 of them" in said and "not stored: 28" in said
     assert "stopped at row 23 (line 24): special characters: U+200B (ZERO WIDTH SPACE) in row 23" in said
+    assert "The import died on row 23 (line 24)" in said and "Feeds stays locked" in said
 
     assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 0
     said = capsys.readouterr().out
@@ -221,7 +222,7 @@ def test_background_mode_is_queued_until_cron_not_hung(kit_cli, tmp_path, capsys
     assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
 
 
-def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_the_batch(kit_cli, tmp_path):
+def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_the_batch(kit_cli, tmp_path, capsys):
     from importconsole.config import load_config
     from importconsole.journal import Journal
     from importconsole.lms.connect import connect
@@ -229,7 +230,7 @@ def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_t
 
     kit_cli.set_row_delay(40)
     path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
-    journal = Journal(tmp_path / "journal.jsonl")
+    journal = Journal()  # the CLI's journal (the state dir): `imports` below reads it
 
     async def go():
         async with await connect(load_config().profile()) as site:
@@ -247,6 +248,11 @@ def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_t
     entry = [e for e in journal.entries() if e.action == "drive_batch"][-1]
     assert entry.outcome == "interrupted" and entry.extra["batch_id"] and "batch" in said
     assert locked(kit_cli)  # Feeds saved progress, nobody drives the batch: the importer stays locked
+    # The console uploaded this file: the importer's progress is said in rows, not only Feeds' bytes.
+    stored = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
+    assert main(["imports"]) == 0
+    listed = capsys.readouterr().out
+    assert "course_record_import: importing " in listed and f", {stored} of 50 rows stored (locked" in listed
 
 
 async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_the_importer_hung(kit_cli, tmp_path):

@@ -63,13 +63,18 @@ class RowProgress:
 
 # ---- imports ----------------------------------------------------------------------------------
 
-async def imports(args: Any, backend: Any) -> int:
+async def imports(args: Any, backend: Any, journal: Any) -> int:
+    from importconsole.operations.ethosce import last_own_upload, own_file, read_file_rows, read_view
+
     rows = []
     for importer_id in backend.importer_ids():
-        status = await backend.status(importer_id)
+        own = last_own_upload(journal, backend.base_url, importer_id)
+        path = own_file(own)  # the console's own upload: progress in rows, not bytes
+        view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        status = view.status
         rows.append({"importer": importer_id, "title": status.title, "state": status.state, "locked": status.locked,
                      "percent": status.percent, "last_import": status.last_import, "rows_stored": status.items_total,
-                     "queued_for_cron": status.queued_for_cron, "summary": status.describe()})
+                     "queued_for_cron": status.queued_for_cron, "summary": view.describe()})
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -113,7 +118,7 @@ async def submit(args: Any, backend: Any, profile: Any, journal: Any, confirm: A
     except BatchInterrupted as error:
         bar.finish()
         print(visible(str(error)), file=sys.stderr)
-        return EXIT_LMS
+        return EXIT_INTERRUPTED if error.cancelled else EXIT_LMS
     bar.finish()
     print(visible(outcome.sentence), flush=True)
     return EXIT_OK
@@ -158,7 +163,7 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
 
     importer_id = importer_of(args, backend)
     plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
-    lines = plan.describe()[:3]
+    lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
     d = plan.diagnosis
     if d is not None and plan.status.locked:
         lines.append(f"Fix: `importconsole recover {importer_id} --file {plan.file.path}` unlocks it and imports rows "
@@ -168,7 +173,8 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
                      f"`importconsole reimport {importer_id} --file {plan.file.path}` imports them, sanitized.")
     data = {"importer": importer_id, "locked": plan.status.locked, "percent": plan.status.percent,
             "rows": plan.file.count, "stored": plan.stored_since, "missing": list(plan.missing),
-            "diagnosis": d.to_json() if d else None}
+            "diagnosis": d.to_json() if d else None, "cause": plan.cause.cause if plan.cause else None,
+            "cause_sentence": plan.cause.sentence(plan.file.path.name) if plan.cause else None}
     _say(args, data, "\n".join(lines))
     return EXIT_OK if d is None or d.known else EXIT_PROBLEM
 

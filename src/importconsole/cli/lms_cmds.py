@@ -450,7 +450,7 @@ def cmd_imports(args) -> int:
             from importconsole.cli import ethosce_cmds
 
             async with await _connect(profile) as site:  # logs in and checks the restws account first
-                return await ethosce_cmds.imports(args, site)
+                return await ethosce_cmds.imports(args, site, _journal())
         async with await _connect(profile, check=False) as lms:
             page = await lms.list_imports(state=args.state, limit=max(1, min(args.limit, 1000)))
         if args.json:

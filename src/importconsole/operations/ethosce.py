@@ -30,7 +30,8 @@ from importconsole.journal import Journal
 from importconsole.lms.ethosce.backend import FEEDS_CAPABILITIES, EthosceBackend
 from importconsole.lms.ethosce.errors import ImportDied
 from importconsole.lms.ethosce.feeds import BatchOutcome, ImporterStatus
-from importconsole.lms.ethosce.restws import TRANSCRIPT_COLUMNS, stored_key
+from importconsole.lms.ethosce.diagnose import MAPPED as TRANSCRIPT_COLUMNS
+from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, read_feed_file, stored_key
 from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
@@ -180,6 +181,10 @@ class ImporterSubmitOutcome:
 class BatchInterrupted(Exception):
     """The console stopped driving its batch (Ctrl+C, lost connection). str() says what the importer is now."""
 
+    def __init__(self, message: str, *, cancelled: bool = False):
+        super().__init__(message)
+        self.cancelled = cancelled  # Ctrl+C (exit 130), not a lost connection (exit 3)
+
 
 def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float, file: FileRows | None) -> str:
     rows = f" (about {file.rows_at_percent(percent)} of {file.count} rows)" if file else ""
@@ -236,7 +241,7 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
         text = interrupted_sentence(importer_id, up.batch_id, percent, file)
         journal.complete(batch, "interrupted", message=text)
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
-            raise BatchInterrupted(text) from None
+            raise BatchInterrupted(text, cancelled=True) from None
         raise BatchInterrupted(f"{error} {text}") from None
     if outcome.died:
         text = died_sentence(outcome, file)
@@ -328,6 +333,7 @@ class ImporterPlan:
     missing: tuple[int, ...]  # row numbers the site did not store
     diagnosis: Diagnosis | None
     how_found: str  # how the stored rows were tied to this file
+    cause: FeedsDiagnosis | None = None  # the causes told apart in words (lms.ethosce.diagnose)
 
     @property
     def needs_unlock(self) -> bool:
@@ -342,6 +348,8 @@ class ImporterPlan:
         if self.diagnosis is not None:
             d = self.diagnosis
             lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {d.summary()}")
+        if self.cause is not None and self.missing:
+            lines.append(f"  {self.cause.sentence(self.file.path.name)}")
         if self.missing:
             lines.append("1. Unlock: post the Unlock form, then check the import button is back" if self.needs_unlock
                          else "1. Unlock: not needed, the importer is not locked")
@@ -377,13 +385,15 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
     rows = await asyncio.to_thread(read_file_rows, path)
     status = await backend.status(importer_id)
     if own is not None and own.sha256 == rows.sha256 and own.first_stored_id is not None:
-        stored = [stored_key(r) for r in await backend.restws.transcript_rows(after_id=own.first_stored_id)]
+        since_rows = await backend.restws.transcript_rows(after_id=own.first_stored_id)
         how = f"rows stored since the console uploaded it at {own.time}"
-        since = stored
+        since = [stored_key(r) for r in since_rows]
     else:
-        stored = [stored_key(r) for r in await backend.restws.transcript_rows()]
+        all_rows = await backend.restws.transcript_rows()
+        stored = [stored_key(r) for r in all_rows]
         run = stored_run(stored, rows.keys)
         since = stored[len(stored) - run:] if run else []
+        since_rows = all_rows[len(all_rows) - run:] if run else []
         how = "the newest stored rows, which are the file's first rows"
         expected = rows.rows_at_percent(status.percent) if status.locked else 0
         if run < expected or (run == 0 and status.locked and (status.percent or 0) > 0):
@@ -397,7 +407,8 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
     if missing:
         diagnosis = await asyncio.to_thread(diagnose_file, 0, path, rows_processed=missing[0] - 1, rows_total=rows.count,
                                             file_source=str(path))
-    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how)
+    cause = await asyncio.to_thread(lambda: diagnose_feed(read_feed_file(path), since_rows, locked=status.locked))
+    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause)
 
 
 # ---------------------------------------------------------------------------------------------
