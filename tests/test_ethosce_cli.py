@@ -278,3 +278,33 @@ async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_th
         text = await wait_for_text(pilot, "course_record_import: hung 4", timeout=20)
         assert "recover it from the command line" in text
         assert password not in text and restws not in text
+
+
+def test_the_background_mode_trap_is_refused_before_any_change_and_recovered_once_the_job_is_gone(kit_cli, tmp_path, capsys):
+    kit_cli.set_background(True)
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:  # a colleague schedules it
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
+        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+        with open(path, "rb") as fh:
+            browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
+                         files={"files[feeds]": (path.name, fh, "text/csv")})
+    kit_cli.cron()  # the site's cron runs it and dies at row 23: locked, 22 rows
+    assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1
+    said = capsys.readouterr().out
+    assert "runs in background mode" in said and "the console changes nothing" in said and "batch mode" in said
+    # Nothing changed: still locked, the claimed job still queued, no row stored twice.
+    assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+    assert kit_cli.scalar("SELECT COUNT(*) FROM queue WHERE name = 'feeds_source_import'") == 1
+
+    # What the sentence asks the developers and the admin to do; then the console recovers.
+    kit_cli.php('db_delete("queue")->condition("name", "feeds_source_import")->execute();')
+    kit_cli.set_background(False)
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 0
+    kit_cli.cron()  # a later cron run finds no job to repeat
+    assert not locked(kit_cli)
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50

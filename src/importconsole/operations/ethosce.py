@@ -437,6 +437,8 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
         if say:
             say(text)
 
+    if (unlock or reimport) and await backend.background_mode(plan.importer_id):
+        raise RecoveryRefused(background_trap(plan))  # before anything changes: Unlock alone would re-import
     if unlock and plan.needs_unlock:
         await _compare_and_unlock(backend, plan, journal, step)
         result.unlocked = True
@@ -445,7 +447,7 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
         if status.locked:
             raise RecoveryRefused(f"Importer {plan.importer_id} is locked ({status.button_label}); nothing was "
                                   f"re-imported. Unlock it first: importconsole recover {plan.importer_id} --file {plan.file.path}")
-        if status.queued_for_cron or status.background:
+        if status.queued_for_cron:
             raise RecoveryRefused(background_trap(plan))
         result.reimported = await _reimport(backend, plan, journal, progress)
         step(f"re-imported rows {_ranges(list(plan.missing))} of {plan.file.path.name} into {plan.importer_id} "
@@ -454,11 +456,14 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
 
 
 def background_trap(plan: ImporterPlan) -> str:
-    return (f"Importer {plan.importer_id} runs in background mode (cron): after an Unlock the cron job it already "
-            "claimed runs again after its lease, imports the stored file again from row 1 and locks the importer "
-            "again, so the console does not re-import here (every row would be stored twice). Switch the importer to "
-            f"batch mode (uncheck \"Process in background\" in its settings), wait a minute, then run `importconsole "
-            f"recover {plan.importer_id} --file {plan.file.path}` again.")
+    return (f"Importer {plan.importer_id} runs in background mode (its settings say \"Process in background\"), so "
+            "the console changes nothing: there, Unlock is not enough. The cron job Feeds already claimed for this "
+            "import stays in the site's queue, and the next cron run after its lease imports the stored file again "
+            "from row 1 (every stored row twice) and locks the importer again; that job cannot be removed from the "
+            "web pages. Ask the site's developers to delete the importer's claimed job from the queue (the queue "
+            f"item named feeds_source_import for {plan.importer_id}), switch the importer to batch mode (uncheck "
+            f"\"Process in background\" in its settings), then run `importconsole recover {plan.importer_id} --file "
+            f"{plan.file.path}` again: it unlocks and imports exactly the {len(plan.missing)} rows not stored.")
 
 
 async def _compare_and_unlock(backend: EthosceBackend, plan: ImporterPlan, journal: Journal, step: Callable[[str], None]) -> None:

@@ -106,6 +106,19 @@ class EthosceBackend:
     async def status(self, importer_id: str) -> ImporterStatus:
         return await self.feeds.status(importer_id)
 
+    async def background_mode(self, importer_id: str) -> bool | None:
+        """Whether the importer runs in background mode (cron): its settings page's "Process in background"
+        checkbox. The import page cannot say while the importer is locked. None: the page could not be read."""
+        from importconsole.lms.errors import LmsError
+
+        try:
+            page = await self.session.get_page(f"/admin/structure/feeds/{importer_id}/settings",
+                                               f"read the settings of importer {importer_id}")
+        except LmsError:
+            return None
+        box = page.root.find("input", id="edit-process-in-background")
+        return None if box is None else box.get("checked") is not None
+
     async def locks(self) -> list[Lock]:
         return [await self.lock(i) for i in self.importer_ids()]
 
