@@ -308,3 +308,34 @@ def test_the_background_mode_trap_is_refused_before_any_change_and_recovered_onc
     assert not locked(kit_cli)
     clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50
+
+
+def test_the_consoles_own_dead_batch_is_hung_at_once_and_recovered_without_file(kit_cli, tmp_path, capsys):
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.lms.ethosce.errors import ImportDied
+    from importconsole.operations.ethosce import read_file_rows, upload_and_drive
+
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace("hung_after = 1", "hung_after = 600"))
+    # validate refuses this file; the upload below stands for a fault the rules do not know
+    path = kit_cli.make_csv(tmp_path / "own.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+
+    async def upload():
+        async with await connect(load_config().profile()) as site:
+            with pytest.raises(ImportDied):
+                await upload_and_drive(site, read_file_rows(path), IMPORTER, journal=Journal(), progress=None,
+                                       action="submit")
+
+    asyncio.run(upload())
+    started = time.monotonic()
+    assert main(["watch", IMPORTER]) == 1
+    assert time.monotonic() - started < 10  # not the profile's 600 s: the console saw the batch die
+    out = capsys.readouterr().out
+    assert "hung 4" in out and "22 of 50 rows stored" in out
+    # The console uploaded it: no --file needed, the stored rows are those since its upload.
+    assert main(["recover", IMPORTER, "--yes"]) == 0
+    assert "rows stored since the console uploaded it" in capsys.readouterr().out
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50

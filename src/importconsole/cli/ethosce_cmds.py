@@ -137,7 +137,8 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     poll = args.poll_interval or profile.poll_interval
     last_text, last_at = "", 0.0
     while True:
-        view = hung_watch.observe(await read_view(backend, importer_id, own, file))
+        view = hung_watch.observe(await read_view(backend, importer_id, own, file),
+                                  batch_died=own is not None and own.batch_outcome == "died")
         text = view.describe()
         if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):

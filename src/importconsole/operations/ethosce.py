@@ -128,17 +128,23 @@ class OwnUpload:
     first_stored_id: int | None  # the newest stored row's id just before the upload
     batch_id: int | None
     time: str
+    batch_outcome: str | None = None  # how the console's driving of its batch ended: finished, died, interrupted
 
 
 def last_own_upload(journal: Journal | None, base_url: str, importer_id: str) -> OwnUpload | None:
     if journal is None:
         return None
+    batch_outcome = None
     for entry in reversed(journal.entries()):
         extra = entry.extra or {}
-        if entry.action in ("submit", "reimport") and entry.importer == importer_id and entry.base_url == base_url \
-                and "first_stored_id" in extra:
+        if entry.importer != importer_id or entry.base_url != base_url or "first_stored_id" not in extra:
+            continue
+        if entry.action == "drive_batch" and batch_outcome is None:
+            batch_outcome = entry.outcome
+        elif entry.action in ("submit", "reimport") and entry.outcome in ("uploaded", "scheduled", "sending"):
             return OwnUpload(Path(entry.file_path) if entry.file_path else None, entry.sha256,
-                             extra.get("first_stored_id"), extra.get("batch_id"), entry.time)
+                             extra.get("first_stored_id"), extra.get("batch_id"), entry.time,
+                             batch_outcome if entry.outcome == "uploaded" else None)
     return None
 
 
@@ -308,13 +314,14 @@ class HungWatch:
         self._seen: tuple | None = None
         self._since = clock()
 
-    def observe(self, view: ImporterView) -> ImporterView:
+    def observe(self, view: ImporterView, *, batch_died: bool = False) -> ImporterView:
+        """`batch_died`: the console saw this import's batch die (HTTP 500): hung at once, no waiting."""
         now = self.clock()
         sample = (view.status.locked, view.status.percent, view.newest_stored_id)
         if sample != self._seen:
             self._seen, self._since = sample, now
         stalled = now - self._since
-        hung = view.status.state == "importing" and stalled >= self.hung_after
+        hung = view.status.state == "importing" and (stalled >= self.hung_after or batch_died)
         return ImporterView(view.importer_id, view.status, view.newest_stored_id, view.file, view.stored_since,
                             stalled, hung)
 
