@@ -276,8 +276,20 @@ async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_th
         await asyncio.to_thread(colleague_hangs_the_importer, kit_cli,
                                 kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp"))
         text = await wait_for_text(pilot, "course_record_import: hung 4", timeout=20)
-        assert "recover it from the command line" in text
+        assert "u shows the recover plan" in text
         assert password not in text and restws not in text
+        # One key: u, the file that was uploaded (asked: this console did not upload it), Enter, Enter.
+        await pilot.press("u")
+        await wait_for_text(pilot, "did not upload the import")
+        app.screen.query_one("#recover-file", Input).value = str(tmp_path / "colleague.csv")
+        await pilot.press("enter")
+        text = await wait_for_text(pilot, "Re-import rows 23-50", timeout=20)
+        assert "U+200B" in text and "the site stored 22 of them" in text
+        await pilot.press("enter")
+        await wait_for_text(pilot, "re-imported rows 23-50", timeout=30)
+    assert not locked(kit_cli)
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(tmp_path / "colleague.csv")]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50
 
 
 def test_the_background_mode_trap_is_refused_before_any_change_and_recovered_once_the_job_is_gone(kit_cli, tmp_path, capsys):
