@@ -8,19 +8,18 @@ refusal, 2 usage, 3 the site could not be reached or refused us, 130 interrupted
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from typing import Any
 
-from importconsole.importfile.safe_text import visible
+from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _say(args: Any, data: dict, text: str, *, err: bool = False) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(data, ensure_ascii=False), flush=True)
+        print(json_dumps(data), flush=True)
     else:
         print("\n".join(visible(line) for line in text.split("\n")), file=sys.stderr if err else sys.stdout, flush=True)
 
@@ -76,7 +75,7 @@ async def imports(args: Any, backend: Any, journal: Any) -> int:
                      "percent": status.percent, "last_import": status.last_import, "rows_stored": status.items_total,
                      "queued_for_cron": status.queued_for_cron, "summary": view.describe()})
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json_dumps(rows))
         return EXIT_OK
     print(f"{'importer':<28} {'state':<18} {'last import':<16} {'rows stored':>11}")
     for r in rows:

@@ -141,6 +141,7 @@ async def _connect(profile, *, check: bool = True):
 
 
 def _run(coro_factory) -> int:
+    from importconsole.journal import JournalWriteFailed
     from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.lms.errors import LmsError
     from importconsole.lms.port import CapabilityMissing
@@ -154,6 +155,9 @@ def _run(coro_factory) -> int:
     except SubmitRefused as exc:
         _err(str(exc))
         return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
+    except JournalWriteFailed as exc:  # e.g. settling an earlier entry, before anything is sent
+        _err(f"Stopped: {exc}. Free space there, then run the command again.")
+        return EXIT_REFUSED
     except CapabilityMissing as exc:  # this LMS cannot do it: a refusal, not a network failure
         _err(str(exc))
         return EXIT_REFUSED
@@ -410,9 +414,11 @@ def cmd_submit(args) -> int:
             sending.append(plan.path)
             outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=lms.username, progress=bar)
             bar.done()
+            print(outcome.sentence, flush=True)
             for note in outcome.notes:
                 _err(note)
-            print(outcome.sentence, flush=True)
+            if outcome.journal_problem:
+                return EXIT_REFUSED  # created, but not recorded: not a clean success
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
