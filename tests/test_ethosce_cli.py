@@ -351,3 +351,21 @@ def test_the_consoles_own_dead_batch_is_hung_at_once_and_recovered_without_file(
     assert "rows stored since the console uploaded it" in capsys.readouterr().out
     clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50
+
+
+async def test_the_backend_is_a_port_backend_and_lists_the_sites_courses_for_the_pickers(kit_cli):
+    from importconsole.config import load_config
+    from importconsole.lms.connect import connect
+    from importconsole.lms.port import CapabilityMissing, LmsBackend
+
+    async with await connect(load_config().profile()) as site:
+        assert isinstance(site, LmsBackend) and site.capabilities.name == "EthosCE (Drupal Feeds)"
+        page = await site.courses()
+        with pytest.raises(CapabilityMissing) as lacking:
+            await site.get_import(1)
+    by_id = {c.external_id: c for c in page.items}
+    assert sorted(by_id) == ["C-100", "C-101", "C-102", "C-103"]
+    ama = next(c for c in by_id["C-100"].credits if c.credit_type == "ama")
+    assert (ama.min, ama.max, ama.increments, ama.enable_variable_credit) == (0.25, 1.5, 0.25, True)
+    assert [c.credit_type for c in by_id["C-103"].credits] == ["ama", "moc"]  # participation is inactive
+    assert str(lacking.value).startswith("EthosCE (Drupal Feeds) gives imports no id (an import is named by its importer)")

@@ -20,6 +20,7 @@ from importconsole.lms.ethosce.restws import RestwsClient
 from importconsole.lms.ethosce.session import DrupalSession
 from importconsole.lms.models import (
     Course,
+    CourseCredit,
     CourseLookup,
     CreditRecord,
     CreditType,
@@ -135,6 +136,22 @@ class EthosceBackend:
             if name and name not in seen:
                 seen[name] = CreditType(name, name, (reports,) if reports else ())
         return list(seen.values())
+
+    async def courses(self, external_id: str | None = None, *, offset: int = 0, limit: int = 100) -> Page[Course]:
+        """The site's courses (restws `course`), each with its active credit types (`course_credit`)."""
+        rows = await self.restws.courses(**({"external_course_id": external_id} if external_id else {}))
+        credits: dict[int, list[CourseCredit]] = {}
+        for c in await self.restws.course_credits():
+            if int(c.get("active") or 0):
+                credits.setdefault(int(c["nid"]), []).append(CourseCredit(
+                    str(c["type"]), float(c.get("min") or 0), float(c.get("max") or 0),
+                    float(c.get("increments") or 0), bool(int(c.get("enable_variable_credit") or 0))))
+        items = [Course(id=int(r["nid"]), external_id=str(r["external_course_id"]), title=str(r.get("title") or ""),
+                        has_certificate=bool(int(r.get("has_certificate") or 0)),
+                        required_objects=int(r.get("required_objects") or 0),
+                        credits=tuple(credits.get(int(r["nid"]), ()))) for r in rows]
+        page = items[offset:offset + limit]
+        return Page(page, offset + limit if offset + limit < len(items) else None)
 
     # -- what Feeds does not have: a sentence each ---------------------------------------------
 
