@@ -78,6 +78,9 @@ class RestwsLookups:
         return self._credit_rows
 
     async def credit_types(self) -> dict[str, CreditTypeFact]:
+        # Validation asks this first and needs the other tables' sizes next: read their first pages at the
+        # same time (they are read anyway, so this costs no request, only waiting).
+        await asyncio.gather(self.credit_rows(), *(self.table_pages(r) for r in ("course", "user", "course_enrollment")))
         reports: dict[str, set[str]] = {}
         for row in await self.credit_rows():
             reports.setdefault(row["type"], set()).update([row["reports_to"]] if row.get("reports_to") else [])
