@@ -101,3 +101,18 @@ async def test_while_locked_each_cron_after_the_lease_stores_the_dying_chunks_ro
     # Rows 21-22 (stored by the chunk that died, progress saved before it) are stored once more.
     counts = Counter(r[0] for r in feeds_kit.stored_rows())
     assert sum(counts.values()) == 24 and counts["U00021"] == 2 and counts["U00022"] == 2 and counts["U00020"] == 1
+
+
+async def test_switching_the_importer_to_batch_mode_does_not_disarm_the_dead_job(feeds_kit, tmp_path):
+    async with DrupalSession(feeds_kit.base_url, "admin", feeds_kit.admin_password) as site:
+        feeds = FeedsSite(site)
+        csv_path, _, _ = await die_in_cron(feeds_kit, tmp_path, feeds)
+        await feeds.unlock(IMPORTER)
+        feeds_kit.set_background(False)  # the importer in batch mode now
+        rest = write_remainder(read_feed_file(csv_path), 23, tmp_path / "rest.csv")
+        up = await feeds.upload(IMPORTER, rest)
+        assert up.batch_id and (await feeds.drive_batch(IMPORTER, up.batch_id)).finished
+        assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 50
+        end_the_lease(feeds_kit)
+        await feeds.run_cron()  # the queue worker imports whatever the mode: the held file again
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 78
