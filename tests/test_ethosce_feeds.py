@@ -12,7 +12,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from importconsole.lms.ethosce import DrupalSession, FeedsSite, LoginRefused, UnlockRefused, UploadRefused
+from importconsole.lms.client import RetryPolicy
+from importconsole.lms.errors import NotFound
+from importconsole.lms.ethosce import BatchNotOurs, DrupalSession, FeedsSite, LoginRefused, UnlockRefused, UploadRefused
 
 IMPORTER = "course_record_import"
 
@@ -197,3 +199,33 @@ async def test_an_upload_whose_session_expired_after_the_form_was_read_logs_in_a
         assert site.relogins == 1
     assert outcome.finished and outcome.messages == ("Created 30 course record rows.",)
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+async def test_an_unknown_importer_is_named_with_what_to_do(feeds_kit):
+    async with admin(feeds_kit) as site:
+        with pytest.raises(NotFound) as missing:
+            await FeedsSite(site).status("course_records")
+    assert str(missing.value).startswith("The site has no Feeds importer 'course_records'")
+    assert "importconsole imports" in str(missing.value)
+
+
+async def test_a_batch_started_by_another_session_cannot_be_driven_by_this_one(feeds_kit, tmp_path):
+    csv = feeds_kit.make_csv(tmp_path / "clean.csv", 30)
+    async with admin(feeds_kit) as mine, admin(feeds_kit) as colleague:
+        up = await FeedsSite(colleague).upload(IMPORTER, csv)
+        with pytest.raises(BatchNotOurs) as not_ours:
+            await FeedsSite(mine).drive_batch(IMPORTER, up.batch_id)
+        assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0
+        outcome = await FeedsSite(colleague).drive_batch(IMPORTER, up.batch_id)  # its own session still can
+    assert "only the browser session that started an import can drive its batch" in str(not_ours.value)
+    assert outcome.finished and feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+async def test_a_site_that_does_not_answer_is_a_sentence():
+    from importconsole.lms.errors import Unreachable
+    from feeds_kit import free_port
+
+    async with DrupalSession(f"http://127.0.0.1:{free_port()}", "admin", "pw", retry=RetryPolicy(attempts=2, base=0.01)) as site:
+        with pytest.raises(Unreachable) as down:
+            await site.login()
+    assert str(down.value).startswith("Could not reach the site at 127.0.0.1 to open the login page")

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from importconsole.lms.errors import ServerError
+from importconsole.lms.errors import NotFound, ServerError
 from importconsole.lms.ethosce.errors import BatchNotOurs, UnexpectedPage, UnlockRefused, UploadRefused
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
@@ -260,7 +260,11 @@ class FeedsSite:
         return parse_importers(page)
 
     async def status(self, importer_id: str) -> ImporterStatus:
-        page = await self.session.get_page(self.import_path(importer_id), f"read the status of importer {importer_id}")
+        try:
+            page = await self.session.get_page(self.import_path(importer_id), f"read the status of importer {importer_id}")
+        except NotFound:
+            raise NotFound(f"The site has no Feeds importer {importer_id!r} ({self.session.url(self.import_path(importer_id))} "
+                           "is not found); `importconsole imports` lists the site's importers.", status=404) from None
         return parse_status(page, importer_id)
 
     # ---- upload --------------------------------------------------------------------------------
