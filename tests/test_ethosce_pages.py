@@ -49,3 +49,16 @@ def test_site_address_rules_are_the_reference_clients():
 
 def test_drupal_intervals_read_as_seconds():
     assert [interval_seconds(t) for t in ("0 sec", "1 min 5 sec", "2 hours 1 min", "1 day", "soon")] == [0, 65, 7260, 86400, None]
+
+
+def test_without_php_the_kit_tests_skip_with_a_sentence_but_fail_in_ci(monkeypatch):
+    import feeds_kit
+
+    monkeypatch.setattr(feeds_kit.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    assert "PHP 8.2 with sqlite3, xml, mbstring and gd is missing" in feeds_kit.kit_unavailable_reason()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="in CI they must run"):
+        feeds_kit.kit_unavailable_reason()
+    monkeypatch.setattr(feeds_kit, "KIT_DIR", feeds_kit.REPO_ROOT / "no-such-kit")
+    assert "the Drupal + Feeds kit is not at" in feeds_kit.kit_unavailable_reason()
