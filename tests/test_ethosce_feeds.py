@@ -14,7 +14,15 @@ import pytest
 
 from importconsole.lms.client import RetryPolicy
 from importconsole.lms.errors import NotFound
-from importconsole.lms.ethosce import BatchNotOurs, DrupalSession, FeedsSite, LoginRefused, UnlockRefused, UploadRefused
+from importconsole.lms.ethosce import (
+    BatchNotOurs,
+    DrupalSession,
+    FeedsSite,
+    LoginRefused,
+    SiteForbidden,
+    UnlockRefused,
+    UploadRefused,
+)
 
 IMPORTER = "course_record_import"
 
@@ -229,3 +237,27 @@ async def test_a_site_that_does_not_answer_is_a_sentence():
         with pytest.raises(Unreachable) as down:
             await site.login()
     assert str(down.value).startswith("Could not reach the site at 127.0.0.1 to open the login page")
+
+
+async def test_an_account_without_the_unlock_permission_is_told_so_once(feeds_kit, tmp_path):
+    password = "editor-" + feeds_kit.admin_password[:6]
+    feeds_kit.php(
+        '$role = user_role_load_by_name("importer") ?: (object) array("name" => "importer"); user_role_save($role);'
+        ' $role = user_role_load_by_name("importer");'
+        ' user_role_grant_permissions($role->rid, array("import course_record_import feeds"));'
+        ' $a = user_load_by_name("editor") ?: drupal_anonymous_user();'
+        f' user_save($a, array("name" => "editor", "mail" => "editor@example.com", "pass" => "{password}", "status" => 1,'
+        ' "roles" => array(DRUPAL_AUTHENTICATED_RID => TRUE, $role->rid => TRUE)));')
+    try:
+        async with admin(feeds_kit) as site:
+            await hang_at_row_23(feeds_kit, tmp_path, site)
+        async with DrupalSession(feeds_kit.base_url, "editor", password) as site:
+            feeds = FeedsSite(site)
+            assert (await feeds.status(IMPORTER)).locked  # may import, so may read the importer's page
+            with pytest.raises(SiteForbidden) as denied:
+                await feeds.unlock(IMPORTER)
+            assert site.relogins == 1 and site.login_posts == 2
+    finally:
+        feeds_kit.php('user_delete(user_load_by_name("editor")->uid);')
+    assert "denies 'editor' access to" in str(denied.value) and "/import/course_record_import/unlock" in str(denied.value)
+    assert feeds_kit.scalar("SELECT state FROM feeds_source WHERE id = ?", IMPORTER) != "a:0:{}"  # still locked

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from importconsole.lms.errors import NotFound, ServerError
-from importconsole.lms.ethosce.errors import BatchNotOurs, UnexpectedPage, UnlockRefused, UploadRefused
+from importconsole.lms.ethosce.errors import BatchNotOurs, SiteForbidden, UnexpectedPage, UnlockRefused, UploadRefused
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
 
@@ -304,6 +304,10 @@ class FeedsSite:
         with path.open("rb") as fh:
             resp = await self.session.submit(self.import_path(importer_id), form, fields, f"upload {path.name}",
                                              files={"files[feeds]": (path.name, fh, "text/csv")})
+        if not _again and self.session.lost_session(resp):
+            raise SiteForbidden(f"The site refused the upload to {importer_id} to {self.session.username!r} even after "
+                                "logging in again (403): the account needs the Feeds permission to import with this "
+                                "importer (ask a site admin). Nothing was imported.", status=resp.status_code)
         if _again and self.session.lost_session(resp):
             await self.session.relogin()
             form, status = await self.import_form(importer_id)
@@ -439,7 +443,7 @@ class FeedsSite:
 
     # ---- unlock --------------------------------------------------------------------------------
 
-    async def unlock(self, importer_id: str, *, expected_percent: int | None = None) -> UnlockOutcome:
+    async def unlock(self, importer_id: str, *, expected_percent: int | None = None, _again: bool = True) -> UnlockOutcome:
         """Feeds' Unlock tab. Not locked: nothing is posted (`was_locked` False). `expected_percent`: refuse with
         `UnlockRefused` when the progress shown no longer equals it (compare-and-unlock)."""
         path = self.import_path(importer_id) + "/unlock"
@@ -457,8 +461,13 @@ class FeedsSite:
                                 "since it was read, so it may not be hung. Nothing was unlocked.")
         resp = await self.session.submit(path, form, {"op": form.button_label or "Unlock"}, f"unlock {importer_id}")
         if self.session.lost_session(resp):  # expired between the GET and the POST: nothing was done
+            if not _again:
+                raise SiteForbidden(f"The site refused the Unlock of {importer_id} to {self.session.username!r} even after "
+                                    "logging in again (403): the account needs the Feeds permission to unlock "
+                                    "this importer (ask a site admin).", status=resp.status_code)
             await self.session.relogin()
-            return await self.unlock(importer_id, expected_percent=percent if expected_percent is None else expected_percent)
+            return await self.unlock(importer_id, expected_percent=percent if expected_percent is None else expected_percent,
+                                     _again=False)
         if resp.status_code not in (301, 302, 303):
             raise UnexpectedPage(f"The site answered HTTP {resp.status_code} to Unlock on {importer_id}, not the "
                                  "redirect it sends after unlocking; check the importer's page.", status=resp.status_code)
