@@ -62,3 +62,10 @@ def test_without_php_the_kit_tests_skip_with_a_sentence_but_fail_in_ci(monkeypat
         feeds_kit.kit_unavailable_reason()
     monkeypatch.setattr(feeds_kit, "KIT_DIR", feeds_kit.REPO_ROOT / "no-such-kit")
     assert "the Drupal + Feeds kit is not at" in feeds_kit.kit_unavailable_reason()
+
+
+def test_references_read_as_the_kit_prints_them_or_as_real_restws_does():
+    from importconsole.lms.ethosce.facts import ref_id
+
+    assert ref_id(50) == 50 and ref_id("50") == 50
+    assert ref_id({"uri": "https://ce.example.org/node/50", "id": 50, "resource": "node"}) == 50
