@@ -102,6 +102,7 @@ async def test_clean_import_reports_progress_steps_and_the_sites_message(feeds_k
     assert len(seen) >= 2 and seen[-1][0] == 100.0
     assert [p for p, _ in seen] == sorted(p for p, _ in seen) and 0 < seen[0][0] < 100
     assert outcome.status_after.state == "idle" and outcome.status_after.items_total == 60
+    assert outcome.status_after.last_import.endswith("sec ago") and outcome.status_after.background is False
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 60
     assert outcome.sentence().startswith("The import on course_record_import finished")
 

@@ -69,3 +69,11 @@ def test_references_read_as_the_kit_prints_them_or_as_real_restws_does():
 
     assert ref_id(50) == 50 and ref_id("50") == 50
     assert ref_id({"uri": "https://ce.example.org/node/50", "id": 50, "resource": "node"}) == 50
+
+
+def test_deleting_items_is_its_own_state():
+    html = LOCKED.replace("Importing - 41 % complete.", "Deleting items - 30 % complete.").replace(
+        ' disabled>', '>').replace("Importing (41 %)", "Import")
+    status = parse_status(Page(html), "course_record_import")
+    assert (status.state, status.deleting_percent, status.locked) == ("deleting", 30, False)
+    assert status.describe() == "deleting items (30 %)"
