@@ -56,14 +56,15 @@ def php_available() -> bool:
     return all(m in mods for m in ("pdo_sqlite", "dom", "mbstring", "gd"))
 
 
-def kit_unavailable_reason() -> str | None:
-    """Why the kit cannot run here (a skip sentence), or None. With CI=true a missing PHP fails instead."""
+def kit_unavailable_reason(*, fail_in_ci: bool = True) -> str | None:
+    """Why the kit cannot run here (a skip sentence), or None. With CI=true a missing PHP fails the tests
+    instead (`fail_in_ci`; the bench only notes it)."""
     if not (KIT_DIR / "provision.sh").is_file():
         return f"the Drupal + Feeds kit is not at {KIT_DIR} (../shared/drupal-feeds beside the repository), so the EthosCE tests cannot run"
     if not php_available():
         msg = ("PHP 8.2 with sqlite3, xml, mbstring and gd is missing (apt-get install php8.2-cli php8.2-sqlite3 "
                "php8.2-xml php8.2-mbstring php8.2-gd; .ci/run installs them), so the EthosCE kit tests cannot run")
-        if os.environ.get("CI", "").lower() == "true":
+        if fail_in_ci and os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg + " -- and in CI they must run", pytrace=False)
         return msg
     return None

@@ -12,7 +12,17 @@ from collections import Counter
 import httpx
 import pytest
 
-from importconsole.lms.ethosce import DrupalSession, FeedsSite, LoginRefused, UnlockRefused, UploadRefused
+from importconsole.lms.client import RetryPolicy
+from importconsole.lms.errors import NotFound
+from importconsole.lms.ethosce import (
+    BatchNotOurs,
+    DrupalSession,
+    FeedsSite,
+    LoginRefused,
+    SiteForbidden,
+    UnlockRefused,
+    UploadRefused,
+)
 
 IMPORTER = "course_record_import"
 
@@ -92,6 +102,7 @@ async def test_clean_import_reports_progress_steps_and_the_sites_message(feeds_k
     assert len(seen) >= 2 and seen[-1][0] == 100.0
     assert [p for p, _ in seen] == sorted(p for p, _ in seen) and 0 < seen[0][0] < 100
     assert outcome.status_after.state == "idle" and outcome.status_after.items_total == 60
+    assert outcome.status_after.last_import.endswith("sec ago") and outcome.status_after.background is False
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 60
     assert outcome.sentence().startswith("The import on course_record_import finished")
 
@@ -197,3 +208,57 @@ async def test_an_upload_whose_session_expired_after_the_form_was_read_logs_in_a
         assert site.relogins == 1
     assert outcome.finished and outcome.messages == ("Created 30 course record rows.",)
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+async def test_an_unknown_importer_is_named_with_what_to_do(feeds_kit):
+    async with admin(feeds_kit) as site:
+        with pytest.raises(NotFound) as missing:
+            await FeedsSite(site).status("course_records")
+    assert str(missing.value).startswith("The site has no Feeds importer 'course_records'")
+    assert "importconsole imports" in str(missing.value)
+
+
+async def test_a_batch_started_by_another_session_cannot_be_driven_by_this_one(feeds_kit, tmp_path):
+    csv = feeds_kit.make_csv(tmp_path / "clean.csv", 30)
+    async with admin(feeds_kit) as mine, admin(feeds_kit) as colleague:
+        up = await FeedsSite(colleague).upload(IMPORTER, csv)
+        with pytest.raises(BatchNotOurs) as not_ours:
+            await FeedsSite(mine).drive_batch(IMPORTER, up.batch_id)
+        assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0
+        outcome = await FeedsSite(colleague).drive_batch(IMPORTER, up.batch_id)  # its own session still can
+    assert "only the browser session that started an import can drive its batch" in str(not_ours.value)
+    assert outcome.finished and feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 30
+
+
+async def test_a_site_that_does_not_answer_is_a_sentence():
+    from importconsole.lms.errors import Unreachable
+    from feeds_kit import free_port
+
+    async with DrupalSession(f"http://127.0.0.1:{free_port()}", "admin", "pw", retry=RetryPolicy(attempts=2, base=0.01)) as site:
+        with pytest.raises(Unreachable) as down:
+            await site.login()
+    assert str(down.value).startswith("Could not reach the site at 127.0.0.1 to open the login page")
+
+
+async def test_an_account_without_the_unlock_permission_is_told_so_once(feeds_kit, tmp_path):
+    password = "editor-" + feeds_kit.admin_password[:6]
+    feeds_kit.php(
+        '$role = user_role_load_by_name("importer") ?: (object) array("name" => "importer"); user_role_save($role);'
+        ' $role = user_role_load_by_name("importer");'
+        ' user_role_grant_permissions($role->rid, array("import course_record_import feeds"));'
+        ' $a = user_load_by_name("editor") ?: drupal_anonymous_user();'
+        f' user_save($a, array("name" => "editor", "mail" => "editor@example.com", "pass" => "{password}", "status" => 1,'
+        ' "roles" => array(DRUPAL_AUTHENTICATED_RID => TRUE, $role->rid => TRUE)));')
+    try:
+        async with admin(feeds_kit) as site:
+            await hang_at_row_23(feeds_kit, tmp_path, site)
+        async with DrupalSession(feeds_kit.base_url, "editor", password) as site:
+            feeds = FeedsSite(site)
+            assert (await feeds.status(IMPORTER)).locked  # may import, so may read the importer's page
+            with pytest.raises(SiteForbidden) as denied:
+                await feeds.unlock(IMPORTER)
+            assert site.relogins == 1 and site.login_posts == 2
+    finally:
+        feeds_kit.php('user_delete(user_load_by_name("editor")->uid);')
+    assert "denies 'editor' access to" in str(denied.value) and "/import/course_record_import/unlock" in str(denied.value)
+    assert feeds_kit.scalar("SELECT state FROM feeds_source WHERE id = ?", IMPORTER) != "a:0:{}"  # still locked

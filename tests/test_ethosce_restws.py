@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
-import threading
 
 import pytest
 

@@ -38,8 +38,13 @@ from importconsole.lms.ethosce.restws import RestwsClient, page_number
 T = TypeVar("T")
 
 
+def ref_id(value: Any) -> int:
+    """An id as the kit gives it (a number) or as real restws renders a reference ({"uri", "id", "resource"})."""
+    return int(value["id"] if isinstance(value, dict) else value)
+
+
 def _user_fact(u: dict) -> UserFact:
-    return UserFact(int(u["uid"]), u.get("external_user_id") or None, u.get("mail") or None, u.get("name") or "", "")
+    return UserFact(ref_id(u["uid"]), u.get("external_user_id") or None, u.get("mail") or None, u.get("name") or "", "")
 
 
 class RestwsLookups:
@@ -78,6 +83,9 @@ class RestwsLookups:
         return self._credit_rows
 
     async def credit_types(self) -> dict[str, CreditTypeFact]:
+        # Validation asks this first and needs the other tables' sizes next: read their first pages at the
+        # same time (they are read anyway, so this costs no request, only waiting).
+        await asyncio.gather(self.credit_rows(), *(self.table_pages(r) for r in ("course", "user", "course_enrollment")))
         reports: dict[str, set[str]] = {}
         for row in await self.credit_rows():
             reports.setdefault(row["type"], set()).update([row["reports_to"]] if row.get("reports_to") else [])
@@ -100,12 +108,12 @@ class RestwsLookups:
         credits: dict[int, dict[str, CourseCreditFact]] = {}
         for c in await self.credit_rows():
             if c.get("active"):
-                credits.setdefault(int(c["nid"]), {})[c["type"]] = CourseCreditFact(
+                credits.setdefault(ref_id(c["nid"]), {})[c["type"]] = CourseCreditFact(
                     c["min"], c["max"], c["increments"], bool(c.get("enable_variable_credit")))
         return {x: None if r is None else CourseFact(
             external_id=x, title=r.get("title") or "", has_certificate=bool(r.get("has_certificate")),
-            required_objects=int(r.get("required_objects") or 0), credits=credits.get(int(r["nid"]), {}),
-            id=int(r["nid"])) for x, r in rows.items()}
+            required_objects=int(r.get("required_objects") or 0), credits=credits.get(ref_id(r["nid"]), {}),
+            id=ref_id(r["nid"])) for x, r in rows.items()}
 
     async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, dict | None]:
         wanted = [k for k in dict.fromkeys(keys) if k not in self.users]
@@ -131,22 +139,22 @@ class RestwsLookups:
     async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, dict | None]:
         users = await self.user_rows([k for k, _ in keys])
         courses = await self.course_rows([c for _, c in keys])
-        uids = [int(u["uid"]) for u in users.values() if u is not None]
+        uids = [ref_id(u["uid"]) for u in users.values() if u is not None]
         wanted = [u for u in dict.fromkeys(uids) if u not in self._enrollments]
         if wanted and await self._cheaper_whole("course_enrollment", len(wanted)):
             table: dict[int, dict[int, dict]] = {}
             for e in await self.whole("course_enrollment"):
-                table.setdefault(int(e["uid"]), {})[int(e["nid"])] = e
+                table.setdefault(ref_id(e["uid"]), {})[ref_id(e["nid"])] = e
             for uid in wanted:
                 self._enrollments[uid] = table.get(uid, {})
         elif wanted:
             found = await asyncio.gather(*(self.client.enrollments(uid=uid) for uid in wanted))
             for uid, rows in zip(wanted, found):
-                self._enrollments[uid] = {int(e["nid"]): e for e in rows}
+                self._enrollments[uid] = {ref_id(e["nid"]): e for e in rows}
         out: dict[EnrollmentKey, dict | None] = {}
         for key in keys:
             user, course = users.get(key[0]), courses.get(key[1])
-            out[key] = None if user is None or course is None else self._enrollments[int(user["uid"])].get(int(course["nid"]))
+            out[key] = None if user is None or course is None else self._enrollments[ref_id(user["uid"])].get(ref_id(course["nid"]))
         return out
 
 
@@ -189,7 +197,7 @@ class RestwsFacts:
 
     def enrollments(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, EnrollmentFact | None]:
         rows = self._run(self.lookups.enrollment_rows(keys))
-        return {k: None if r is None else EnrollmentFact(status=r["status"], id=int(r["eid"])) for k, r in rows.items()}
+        return {k: None if r is None else EnrollmentFact(status=r["status"], id=ref_id(r["eid"])) for k, r in rows.items()}
 
     def describe(self) -> dict[str, Any]:
         return {"requests": self.requests}

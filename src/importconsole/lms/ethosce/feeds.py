@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from importconsole.lms.errors import ServerError
-from importconsole.lms.ethosce.errors import BatchNotOurs, UnexpectedPage, UnlockRefused, UploadRefused
+from importconsole.lms.errors import NotFound, ServerError
+from importconsole.lms.ethosce.errors import BatchNotOurs, SiteForbidden, UnexpectedPage, UnlockRefused, UploadRefused
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
 
@@ -33,6 +33,9 @@ IMPORT_FORM = "feeds_import_form"
 UNLOCK_FORM = "feeds_unlock_tab_form"
 NOT_LOCKED_TEXT = "This importer is not locked"
 RUN_CRON_TEXT = "Run cron to continue the import."
+
+CRON_PAGE = "/admin/config/system/cron"
+CRON_FORM = "system_cron_settings"
 
 # (percentage 0-100 as Feeds' batch reports it, step number from 1)
 BatchProgress = Callable[[float, int], Any]
@@ -141,6 +144,29 @@ class UnlockOutcome:
     status_after: ImporterStatus
 
 
+@dataclass(frozen=True)
+class CronRun:
+    """The site's cron run from its Cron page. `ok`: Drupal said "Cron run successfully."; a job that died
+    (a PHP error in a queued import) makes the page answer HTTP 500 instead."""
+
+    ok: bool
+    http_status: int
+    messages: tuple[str, ...] = ()
+
+
+_UNITS = {"sec": 1, "min": 60, "hour": 3600, "day": 86400, "week": 604800, "year": 31536000}
+
+
+def interval_seconds(text: str) -> int | None:
+    """Drupal's format_interval text ("1 min 5 sec", "3 hours") as seconds; None if unreadable."""
+    words, total, found = text.replace(".", " ").split(), 0, False
+    for number, unit in zip(words, words[1:]):
+        base = unit.rstrip("s") if unit not in _UNITS else unit
+        if number.isdigit() and base in _UNITS:
+            total, found = total + int(number) * _UNITS[base], True
+    return total if found else None
+
+
 def _int(text: str) -> int | None:
     digits = "".join(ch for ch in text if ch.isdigit())
     return int(digits) if digits else None
@@ -234,7 +260,11 @@ class FeedsSite:
         return parse_importers(page)
 
     async def status(self, importer_id: str) -> ImporterStatus:
-        page = await self.session.get_page(self.import_path(importer_id), f"read the status of importer {importer_id}")
+        try:
+            page = await self.session.get_page(self.import_path(importer_id), f"read the status of importer {importer_id}")
+        except NotFound:
+            raise NotFound(f"The site has no Feeds importer {importer_id!r} ({self.session.url(self.import_path(importer_id))} "
+                           "is not found); `importconsole imports` lists the site's importers.", status=404) from None
         return parse_status(page, importer_id)
 
     # ---- upload --------------------------------------------------------------------------------
@@ -274,6 +304,10 @@ class FeedsSite:
         with path.open("rb") as fh:
             resp = await self.session.submit(self.import_path(importer_id), form, fields, f"upload {path.name}",
                                              files={"files[feeds]": (path.name, fh, "text/csv")})
+        if not _again and self.session.lost_session(resp):
+            raise SiteForbidden(f"The site refused the upload to {importer_id} to {self.session.username!r} even after "
+                                "logging in again (403): the account needs the Feeds permission to import with this "
+                                "importer (ask a site admin). Nothing was imported.", status=resp.status_code)
         if _again and self.session.lost_session(resp):
             await self.session.relogin()
             form, status = await self.import_form(importer_id)
@@ -305,6 +339,42 @@ class FeedsSite:
                                 site_messages=said)
         raise ServerError(f"The site answered HTTP {resp.status_code} to the upload of {path.name} to {importer_id}; "
                           "nothing is known to be imported. Check the importer's page.", status=resp.status_code)
+
+    async def upload_header_only(self, importer_id: str, header: list[str], *, delimiter: str = ",") -> UploadResult:
+        """Uploads a file with only `header` and no rows: the importer then holds a file that imports nothing.
+        The safe way out of the background-mode trap (docs/ethosce.md): a dead cron job re-imports whatever
+        file the importer holds, from row 1, when its lease ends."""
+        import csv
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="importconsole-") as tmp:
+            path = Path(tmp) / f"{importer_id}-header-only.csv"
+            with path.open("w", encoding="utf-8", newline="") as fh:
+                csv.writer(fh, delimiter=delimiter, lineterminator="\r\n").writerow(header)
+            return await self.upload(importer_id, path, delimiter=delimiter)
+
+    async def cron_last_run(self) -> int | None:
+        """Seconds since the site's cron last ran, from its Cron page ("Last run: 5 sec ago."); None if unknown."""
+        page = await self.session.get_page(CRON_PAGE, "read when the site's cron last ran")
+        for p in page.root.find_all("p"):
+            if (v := _between(p.text(), "Last run:", "ago.")) is not None:
+                return interval_seconds(v)
+        return None
+
+    async def run_cron(self) -> CronRun:
+        """Presses "Run cron" on the site's Cron page (needs the site permission "administer site configuration").
+        Queued background imports run inside this request."""
+        page = await self.session.get_page(CRON_PAGE, "open the site's Cron page")
+        form = page.form(CRON_FORM)
+        if form is None or form.button("Run cron") is None:
+            raise UnexpectedPage(f"The site's Cron page ({self.session.url(CRON_PAGE)}) has no Run cron button for "
+                                 f"{self.session.username!r}; wait for the site's own cron instead.")
+        resp = await self.session.submit(CRON_PAGE, form, {**form.values(), "op": "Run cron"}, "run the site's cron")
+        if resp.status_code in (301, 302, 303):
+            after = await self.session.get_page(location_path(resp) or CRON_PAGE, "read the answer of the cron run")
+            said = tuple(text for _, text in after.messages())
+            return CronRun("Cron run successfully." in said, resp.status_code, said)
+        return CronRun(False, resp.status_code)
 
     # ---- batch ---------------------------------------------------------------------------------
 
@@ -373,7 +443,7 @@ class FeedsSite:
 
     # ---- unlock --------------------------------------------------------------------------------
 
-    async def unlock(self, importer_id: str, *, expected_percent: int | None = None) -> UnlockOutcome:
+    async def unlock(self, importer_id: str, *, expected_percent: int | None = None, _again: bool = True) -> UnlockOutcome:
         """Feeds' Unlock tab. Not locked: nothing is posted (`was_locked` False). `expected_percent`: refuse with
         `UnlockRefused` when the progress shown no longer equals it (compare-and-unlock)."""
         path = self.import_path(importer_id) + "/unlock"
@@ -391,8 +461,13 @@ class FeedsSite:
                                 "since it was read, so it may not be hung. Nothing was unlocked.")
         resp = await self.session.submit(path, form, {"op": form.button_label or "Unlock"}, f"unlock {importer_id}")
         if self.session.lost_session(resp):  # expired between the GET and the POST: nothing was done
+            if not _again:
+                raise SiteForbidden(f"The site refused the Unlock of {importer_id} to {self.session.username!r} even after "
+                                    "logging in again (403): the account needs the Feeds permission to unlock "
+                                    "this importer (ask a site admin).", status=resp.status_code)
             await self.session.relogin()
-            return await self.unlock(importer_id, expected_percent=percent if expected_percent is None else expected_percent)
+            return await self.unlock(importer_id, expected_percent=percent if expected_percent is None else expected_percent,
+                                     _again=False)
         if resp.status_code not in (301, 302, 303):
             raise UnexpectedPage(f"The site answered HTTP {resp.status_code} to Unlock on {importer_id}, not the "
                                  "redirect it sends after unlocking; check the importer's page.", status=resp.status_code)

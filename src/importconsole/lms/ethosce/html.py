@@ -130,6 +130,33 @@ class Form:
         self.hidden = {i.get("name"): i.get("value", "") for i in el.find_all("input", type="hidden") if i.get("name")}
         self.submit = el.find("input", id="edit-submit")
 
+    def values(self) -> dict[str, str]:
+        """What a browser sends for the form's own controls as they stand (hidden and text inputs, checked
+        boxes, selected options), without any submit button or file."""
+        out: dict[str, str] = {}
+        for el in self.el.iter():
+            name = el.get("name")
+            if not name or "disabled" in el.attrs:
+                continue
+            kind = (el.get("type") or "text").lower()
+            if el.tag == "input" and kind in ("hidden", "text", "email", "number", "password") or el.tag == "textarea":
+                out[name] = el.get("value", "") if el.tag == "input" else el.text()
+            elif el.tag == "input" and kind in ("checkbox", "radio") and "checked" in el.attrs:
+                out[name] = el.get("value", "on")
+            elif el.tag == "select":
+                options = el.find_all("option")
+                chosen = [o for o in options if "selected" in o.attrs] or options[:1]
+                if chosen:
+                    out[name] = chosen[0].get("value", chosen[0].text())
+        return out
+
+    def button(self, value: str) -> Element | None:
+        """The submit button labelled `value` (Drupal forms may have several, all named op)."""
+        for el in self.el.find_all("input", type="submit"):
+            if el.get("value") == value:
+                return el
+        return None
+
     @property
     def form_id(self) -> str | None:
         return self.hidden.get("form_id")

@@ -23,7 +23,7 @@ import httpx
 
 from importconsole import __version__
 from importconsole.lms.client import RetryPolicy, _Secret, _tls_context, _tls_failure, is_loopback
-from importconsole.lms.errors import CertificateInvalid, InsecureUrl, LmsError, ServerError, Unreachable
+from importconsole.lms.errors import CertificateInvalid, InsecureUrl, LmsError, NotFound, ServerError, Unreachable
 from importconsole.lms.ethosce.errors import LoginRefused, SiteForbidden, UnexpectedPage
 from importconsole.lms.ethosce.html import Form, Page
 
@@ -235,6 +235,9 @@ class DrupalSession:
                                     "Feeds permissions to import and unlock (ask a site admin).", status=resp.status_code)
             log.debug("session expired on %s; logging in again", path)
             await self.relogin()
+        if resp.status_code == 404:
+            raise NotFound(f"The site at {self.host} has no page {self.url(path)} (404), so the console cannot {action}.",
+                           status=404)
         if resp.status_code != 200 or page is None:
             raise ServerError(f"The site at {self.host} answered HTTP {resp.status_code} to {self.url(path)} while trying "
                               f"to {action}; try again later.", status=resp.status_code)
