@@ -292,7 +292,14 @@ async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_th
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50
 
 
-def test_the_background_mode_trap_is_refused_before_any_change_and_recovered_once_the_job_is_gone(kit_cli, tmp_path, capsys):
+def test_the_background_mode_trap_unlock_alone_is_refused_and_recover_takes_the_safe_way_out(kit_cli, tmp_path, capsys):
+    from test_ethosce_background import end_the_lease
+
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.operations.ethosce import plan_importer, recover_importer
+
     kit_cli.set_background(True)
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:  # a colleague schedules it
@@ -302,21 +309,29 @@ def test_the_background_mode_trap_is_refused_before_any_change_and_recovered_onc
         with open(path, "rb") as fh:
             browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
                          files={"files[feeds]": (path.name, fh, "text/csv")})
-    kit_cli.cron()  # the site's cron runs it and dies at row 23: locked, 22 rows
+    kit_cli.cron()  # the site's cron runs it and dies at row 23: locked, 22 rows, the dead job claimed
     assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
 
-    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1
+    assert main(["unlock", IMPORTER, "--file", str(path), "--yes"]) == 1  # Unlock alone: the dead job would re-import
     said = capsys.readouterr().out
-    assert "runs in background mode" in said and "the console changes nothing" in said and "batch mode" in said
-    # Nothing changed: still locked, the claimed job still queued, no row stored twice.
+    assert "runs in background mode" in said and "the console changes nothing with this command" in said
     assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
-    assert kit_cli.scalar("SELECT COUNT(*) FROM queue WHERE name = 'feeds_source_import'") == 1
 
-    # What the sentence asks the developers and the admin to do; then the console recovers.
-    kit_cli.php('db_delete("queue")->condition("name", "feeds_source_import")->execute();')
-    kit_cli.set_background(False)
-    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 0
-    kit_cli.cron()  # a later cron run finds no job to repeat
+    async def time_passes(seconds):  # the only thing done behind the site's back: the 30 s lease ends
+        assert seconds >= 30
+        end_the_lease(kit_cli)
+
+    async def go():
+        async with await connect(load_config().profile()) as site:
+            plan = await plan_importer(site, IMPORTER, file=path, journal=Journal())
+            return await recover_importer(site, plan, journal=Journal(), sleep=time_passes)
+
+    result = asyncio.run(go())
+    text = "\n".join(result.steps)
+    assert "a file with only the header" in text and "cron ran once: the dead job is gone" in text
+    assert "uploaded rows 23-50" in text and "is idle" in text
+    end_the_lease(kit_cli)
+    kit_cli.cron()  # later cron runs find nothing to repeat
     assert not locked(kit_cli)
     clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50

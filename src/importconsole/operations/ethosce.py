@@ -436,7 +436,10 @@ class ImporterRecovery:
 
 async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journal: Journal, unlock: bool = True,
                            reimport: bool = True, say: Callable[[str], None] | None = None,
-                           progress: Progress | None = None) -> ImporterRecovery:
+                           progress: Progress | None = None, sleep: Callable[[float], Any] = asyncio.sleep) -> ImporterRecovery:
+    """Compare-and-unlock, then exactly the rows not stored. In background mode, the safe way out
+    (docs/ethosce.md): unlock, a header-only file, the dead cron job's lease waited out and cron run
+    once (it imports nothing), then the remainder, imported by cron once."""
     result = ImporterRecovery(plan.importer_id)
 
     def step(text: str) -> None:
@@ -445,7 +448,15 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
             say(text)
 
     if (unlock or reimport) and await backend.background_mode(plan.importer_id):
-        raise RecoveryRefused(background_trap(plan))  # before anything changes: Unlock alone would re-import
+        if not (unlock and reimport and plan.needs_unlock and plan.missing):
+            raise RecoveryRefused(background_trap(plan))  # before anything changes: Unlock alone would re-import
+        await _background_way_out(backend, plan, journal, step, sleep)
+        result.unlocked = True
+        result.reimported = await _reimport(backend, plan, journal, progress)
+        step(f"uploaded rows {_ranges(list(plan.missing))} of {plan.file.path.name} ({len(plan.missing)} rows, sanitized): "
+             "scheduled for the site's cron")
+        await _cron_imports_remainder(backend, plan, step)
+        return result
     if unlock and plan.needs_unlock:
         await _compare_and_unlock(backend, plan, journal, step)
         result.unlocked = True
@@ -464,13 +475,58 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
 
 def background_trap(plan: ImporterPlan) -> str:
     return (f"Importer {plan.importer_id} runs in background mode (its settings say \"Process in background\"), so "
-            "the console changes nothing: there, Unlock is not enough. The cron job Feeds already claimed for this "
-            "import stays in the site's queue, and the next cron run after its lease imports the stored file again "
-            "from row 1 (every stored row twice) and locks the importer again; that job cannot be removed from the "
-            "web pages. Ask the site's developers to delete the importer's claimed job from the queue (the queue "
-            f"item named feeds_source_import for {plan.importer_id}), switch the importer to batch mode (uncheck "
-            f"\"Process in background\" in its settings), then run `importconsole recover {plan.importer_id} --file "
-            f"{plan.file.path}` again: it unlocks and imports exactly the {len(plan.missing)} rows not stored.")
+            "the console changes nothing with this command: there, Unlock alone is not safe. The cron job Feeds "
+            "claimed for the dead import stays in the site's queue, and the next cron run after its lease imports "
+            "whatever file the importer holds from row 1 and locks again. `importconsole recover "
+            f"{plan.importer_id} --file {plan.file.path} --yes` does the safe way out in one go: unlock, a file with "
+            "only the header, the lease waited out and cron run once, then the rows not stored.")
+
+
+LEASE = 30.0  # seconds Drupal's queue keeps a claimed cron job before another cron run takes it again
+
+
+async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journal: Journal,
+                              step: Callable[[str], None], sleep: Callable[[float], Any]) -> None:
+    from importconsole.lms.ethosce.errors import UnexpectedPage
+
+    await _compare_and_unlock(backend, plan, journal, step)
+    entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, importer=plan.importer_id,
+                          file_path=plan.file.path, sha256=plan.file.sha256)
+    try:
+        await backend.feeds.upload_header_only(plan.importer_id, plan.file.header)
+    except Exception as error:
+        journal.complete(entry, "refused", message=str(error))
+        raise RecoveryRefused(f"Importer {plan.importer_id} was unlocked, but the file with only the header could not be "
+                              f"uploaded ({error}); the dead cron job may import the stored file again. Check the "
+                              "importer's page, then run recover again.") from None
+    journal.complete(entry, "done", message="the importer holds a file with only the header")
+    step(f"uploaded a file with only the header to {plan.importer_id}: the dead cron job can only import nothing now")
+    step(f"waiting {LEASE + 2:.0f} s for the dead cron job's lease to end, then running the site's cron once")
+    await sleep(LEASE + 2)
+    newest = await backend.restws.last_transcript_id()
+    try:
+        await backend.feeds.run_cron()
+    except UnexpectedPage as error:
+        raise RecoveryRefused(f"{error} Once the site's cron has run, run `importconsole recover {plan.importer_id} "
+                              f"--file {plan.file.path} --yes` again: it imports the rows not stored.") from None
+    status = await backend.status(plan.importer_id)
+    if status.locked or await backend.restws.last_transcript_id() != newest:
+        raise RecoveryRefused(f"After the cron run, importer {plan.importer_id} shows {status.describe()} and stored rows "
+                              "changed; the rows not stored were not sent. Check the importer's page.")
+    step("cron ran once: the dead job is gone (the importer is idle, no row was stored)")
+
+
+async def _cron_imports_remainder(backend: EthosceBackend, plan: ImporterPlan, step: Callable[[str], None]) -> None:
+    """The remainder was scheduled (background mode): run cron once so it is imported now, if allowed."""
+    from importconsole.lms.ethosce.errors import UnexpectedPage
+
+    try:
+        await backend.feeds.run_cron()
+    except UnexpectedPage:
+        step(f"the rows not stored are queued until the site's cron runs (not hung): watch {plan.importer_id}")
+        return
+    status = await backend.status(plan.importer_id)
+    step(f"cron ran: {plan.importer_id} is {status.describe()}")
 
 
 async def _compare_and_unlock(backend: EthosceBackend, plan: ImporterPlan, journal: Journal, step: Callable[[str], None]) -> None:
