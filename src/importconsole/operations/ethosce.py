@@ -487,7 +487,7 @@ LEASE = 30.0  # seconds Drupal's queue keeps a claimed cron job before another c
 
 async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journal: Journal,
                               step: Callable[[str], None], sleep: Callable[[float], Any]) -> None:
-    from importconsole.lms.ethosce.errors import UnexpectedPage
+    from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     await _compare_and_unlock(backend, plan, journal, step)
     entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, importer=plan.importer_id,
@@ -506,8 +506,9 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
     newest = await backend.restws.last_transcript_id()
     try:
         await backend.feeds.run_cron()
-    except UnexpectedPage as error:
-        raise RecoveryRefused(f"{error} Once the site's cron has run, run `importconsole recover {plan.importer_id} "
+    except (UnexpectedPage, SiteForbidden):  # the admin may not run cron from the site's Cron page
+        raise RecoveryRefused(f"The console cannot run the site's cron ({backend.session.username!r} may not use its "
+                              f"Run cron button). Once the site's cron has run, run `importconsole recover {plan.importer_id} "
                               f"--file {plan.file.path} --yes` again: it imports the rows not stored.") from None
     status = await backend.status(plan.importer_id)
     if status.locked or await backend.restws.last_transcript_id() != newest:
@@ -518,11 +519,11 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
 
 async def _cron_imports_remainder(backend: EthosceBackend, plan: ImporterPlan, step: Callable[[str], None]) -> None:
     """The remainder was scheduled (background mode): run cron once so it is imported now, if allowed."""
-    from importconsole.lms.ethosce.errors import UnexpectedPage
+    from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     try:
         await backend.feeds.run_cron()
-    except UnexpectedPage:
+    except (UnexpectedPage, SiteForbidden):
         step(f"the rows not stored are queued until the site's cron runs (not hung): watch {plan.importer_id}")
         return
     status = await backend.status(plan.importer_id)
