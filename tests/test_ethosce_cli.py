@@ -384,3 +384,55 @@ async def test_the_backend_is_a_port_backend_and_lists_the_sites_courses_for_the
     assert (ama.min, ama.max, ama.increments, ama.enable_variable_credit) == (0.25, 1.5, 0.25, True)
     assert [c.credit_type for c in by_id["C-103"].credits] == ["ama", "moc"]  # participation is inactive
     assert str(lacking.value).startswith("EthosCE (Drupal Feeds) gives imports no id (an import is named by its importer)")
+
+
+def test_a_background_way_out_that_stopped_at_the_cron_run_is_finished_by_recover_after_the_sites_cron(kit_cli, tmp_path, capsys):
+    from test_ethosce_background import end_the_lease
+
+    from importconsole.config import load_config
+    from importconsole.journal import Journal
+    from importconsole.lms.connect import connect
+    from importconsole.operations import ethosce
+
+    kit_cli.set_background(True)
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
+        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+        with open(path, "rb") as fh:
+            browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
+                         files={"files[feeds]": (path.name, fh, "text/csv")})
+    kit_cli.cron()
+
+    async def stops_before_cron(seconds):  # the admin may not run cron: the way out stops there
+        raise ethosce.RecoveryRefused("The console cannot run the site's cron.")
+
+    async def first_part():
+        async with await connect(load_config().profile()) as site:
+            plan = await ethosce.plan_importer(site, IMPORTER, file=path, journal=Journal())
+            with pytest.raises(ethosce.RecoveryRefused):
+                await ethosce.recover_importer(site, plan, journal=Journal(), sleep=stops_before_cron)
+
+    asyncio.run(first_part())  # unlocked, the header-only file scheduled: queued until cron
+    assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1  # the site's cron has not run yet
+    assert "is waiting for the site's cron" in capsys.readouterr().out
+    # Time passes: the lease ends and a minute goes by since the header-only upload (its journal time moves
+    # back, as the clock would); then the site's cron runs: the dead job imports the header-only file.
+    end_the_lease(kit_cli)
+    journal_path = tmp_path / "state" / "journal.jsonl"
+    lines = [json.loads(line) for line in journal_path.read_text().splitlines()]
+    header_only = {r["entry"] for r in lines if r.get("action") == "header_only"}
+    for r in lines:
+        if r["entry"] in header_only:
+            r["time"] = "2000-01-01T00:00:00Z"
+    journal_path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    kit_cli.cron()
+    assert not locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 0
+    assert "uploaded rows 23-50" in capsys.readouterr().out
+    end_the_lease(kit_cli)
+    kit_cli.cron()
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50

@@ -448,10 +448,16 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
             say(text)
 
     if (unlock or reimport) and await backend.background_mode(plan.importer_id):
-        if not (unlock and reimport and plan.needs_unlock and plan.missing):
+        if plan.status.state == "queued" and (plan.status.source_file or "").endswith("-header-only.csv"):
+            raise RecoveryRefused(f"The safe way out on {plan.importer_id} is waiting for the site's cron: the "
+                                  "header-only file is queued and the dead job's lease must end. Nothing was changed. "
+                                  f"Run `importconsole recover {plan.importer_id} --file {plan.file.path} --yes` again "
+                                  "once the site's cron has run at least 30 s after the unlock.")
+        if unlock and reimport and plan.needs_unlock and plan.missing:
+            await _background_way_out(backend, plan, journal, step, sleep)
+            result.unlocked = True
+        elif not (reimport and not plan.needs_unlock and plan.missing and await _dead_job_gone(backend, plan, journal)):
             raise RecoveryRefused(background_trap(plan))  # before anything changes: Unlock alone would re-import
-        await _background_way_out(backend, plan, journal, step, sleep)
-        result.unlocked = True
         result.reimported = await _reimport(backend, plan, journal, progress)
         step(f"uploaded rows {_ranges(list(plan.missing))} of {plan.file.path.name} ({len(plan.missing)} rows, sanitized): "
              "scheduled for the site's cron")
@@ -479,7 +485,8 @@ def background_trap(plan: ImporterPlan) -> str:
             "claimed for the dead import stays in the site's queue, and the next cron run after its lease imports "
             "whatever file the importer holds from row 1 and locks again. `importconsole recover "
             f"{plan.importer_id} --file {plan.file.path} --yes` does the safe way out in one go: unlock, a file with "
-            "only the header, the lease waited out and cron run once, then the rows not stored.")
+            "only the header, the lease waited out and cron run once, then the rows not stored. After a way out "
+            "that stopped at the cron run, run it again once the site's cron has run at least 30 s after the unlock.")
 
 
 LEASE = 30.0  # seconds Drupal's queue keeps a claimed cron job before another cron run takes it again
@@ -515,6 +522,20 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
         raise RecoveryRefused(f"After the cron run, importer {plan.importer_id} shows {status.describe()} and stored rows "
                               "changed; the rows not stored were not sent. Check the importer's page.")
     step("cron ran once: the dead job is gone (the importer is idle, no row was stored)")
+
+
+async def _dead_job_gone(backend: EthosceBackend, plan: ImporterPlan, journal: Journal) -> bool:
+    """An earlier recover left a header-only file, and the site's cron ran after the dead job's lease
+    ended: the dead job ran on it and is gone, so the rows not stored can be scheduled once."""
+    from datetime import datetime, timezone
+
+    done = [e for e in journal.entries() if e.action == "header_only" and e.importer == plan.importer_id
+            and e.base_url == backend.base_url and e.outcome == "done"]
+    if not done:
+        return False
+    since = (datetime.now(timezone.utc) - datetime.fromisoformat(done[-1].time.replace("Z", "+00:00"))).total_seconds()
+    last_cron = await backend.feeds.cron_last_run()  # seconds ago, by the site's clock
+    return last_cron is not None and since - last_cron >= LEASE
 
 
 async def _cron_imports_remainder(backend: EthosceBackend, plan: ImporterPlan, step: Callable[[str], None]) -> None:
