@@ -436,3 +436,32 @@ def test_a_background_way_out_that_stopped_at_the_cron_run_is_finished_by_recove
     kit_cli.cron()
     clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and len(kit_cli.stored_rows()) == 50
+
+
+def test_login_checks_both_passwords_on_the_site_once_and_stores_them(kit_cli, monkeypatch, capsys):
+    import io
+    import sys
+
+    import keyring
+    from test_secrets import MemoryKeyring
+
+    monkeypatch.delenv("IMPORTCONSOLE_PASSWORD")
+    monkeypatch.delenv("IMPORTCONSOLE_RESTWS_PASSWORD")
+    ring = MemoryKeyring()
+    before = keyring.get_keyring()
+    keyring.set_keyring(ring)
+    try:
+        wrong = "wrong-" + kit_cli.admin_password[::-1]
+        monkeypatch.setattr(sys, "stdin", io.StringIO(f"{wrong}\n{kit_cli.restws_password}\n"))
+        assert main(["login", "--profile", "kit"]) == 3
+        err = capsys.readouterr().err
+        assert "refused the login of 'admin'" in err and "The passwords were not stored." in err
+        assert ring.store == {} and kit_cli.failed_logins() == 1
+        monkeypatch.setattr(sys, "stdin", io.StringIO(f"{kit_cli.admin_password}\n{kit_cli.restws_password}\n"))
+        assert main(["login", "--profile", "kit"]) == 0
+        assert ring.store == {("importconsole", "kit:admin"): kit_cli.admin_password,
+                              ("importconsole", "kit:restws_console"): kit_cli.restws_password}
+        assert main(["imports"]) == 0  # from the keyring now
+        assert "course_record_import" in capsys.readouterr().out
+    finally:
+        keyring.set_keyring(before)
