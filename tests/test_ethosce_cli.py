@@ -465,3 +465,14 @@ def test_login_checks_both_passwords_on_the_site_once_and_stores_them(kit_cli, m
         assert "course_record_import" in capsys.readouterr().out
     finally:
         keyring.set_keyring(before)
+
+
+def test_credit_fix_from_a_file_on_an_ethosce_profile_reads_the_sites_facts(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "twelve.csv", 12)  # rows 3, 7, 11: pharmacy credit in C-102 (reports to CPE Monitor)
+    assert main(["credit-fix", "--file", str(path), "--out", str(tmp_path / "out")]) in (0, 1)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "C-102" in out.out, out.err
+    written = list((tmp_path / "out").glob("*.csv"))
+    assert written and any("C-102" in p.name for p in written)
+    assert main(["credit-fix", "--out", str(tmp_path / "out2")]) == 1  # without a file: the site keeps no credit records
+    assert "does not list credit records with their source" in capsys.readouterr().err

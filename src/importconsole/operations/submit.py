@@ -312,6 +312,10 @@ async def send_plan(plan: SubmitPlan, *, client: LmsBackend, journal: Journal, p
                     lms_user: str | None = None, progress: Callable[[int, int], None] | None = None,
                     idempotency_key: str | None = None) -> SubmitOutcome:
     """Journal, upload, complete the journal. The file must still be the one validated."""
+    from importconsole.lms.port import require
+
+    require(client, "idempotency_key", f"send {plan.path.name} so that a retry could never import it twice",
+            "submit it with `importconsole submit FILE`, which uploads it through the site's import form once")
     try:
         sha_now, _ = await asyncio.to_thread(file_sha256, plan.path)
     except OSError as exc:

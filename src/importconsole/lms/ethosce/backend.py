@@ -14,10 +14,11 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, NoReturn
 
-from importconsole.lms.ethosce.facts import RestwsFacts
+from importconsole.lms.ethosce.facts import RestwsFacts, RestwsLookups, ref_id
 from importconsole.lms.ethosce.feeds import FeedsSite, ImporterStatus
 from importconsole.lms.ethosce.restws import RestwsClient
 from importconsole.lms.ethosce.session import DrupalSession
+from importconsole.importfile.facts import UserKey
 from importconsole.lms.models import (
     Course,
     CourseCredit,
@@ -32,6 +33,7 @@ from importconsole.lms.models import (
     Remaining,
     ServerEvent,
     UnlockResult,
+    User,
     UserLookup,
 )
 from importconsole.lms.port import Capabilities, CapabilityMissing
@@ -57,6 +59,7 @@ class EthosceBackend:
                                    ca_bundle=profile.ca_bundle, profile=profile.name, retry=retry, transport=transport)
         self.feeds = FeedsSite(self.session)
         self.base_url: str = self.session.base_url
+        self.lookups = RestwsLookups(self.restws)  # cached for the run (credit fixes, recover)
 
     def __repr__(self) -> str:
         return f"EthosceBackend({self.base_url!r}, profile={self.profile!r})"
@@ -140,20 +143,12 @@ class EthosceBackend:
     async def courses(self, external_id: str | None = None, *, offset: int = 0, limit: int = 100) -> Page[Course]:
         """The site's courses (restws `course`), each with its active credit types (`course_credit`)."""
         rows = await self.restws.courses(**({"external_course_id": external_id} if external_id else {}))
-        credits: dict[int, list[CourseCredit]] = {}
-        for c in await self.restws.course_credits():
-            if int(c.get("active") or 0):
-                credits.setdefault(int(c["nid"]), []).append(CourseCredit(
-                    str(c["type"]), float(c.get("min") or 0), float(c.get("max") or 0),
-                    float(c.get("increments") or 0), bool(int(c.get("enable_variable_credit") or 0))))
-        items = [Course(id=int(r["nid"]), external_id=str(r["external_course_id"]), title=str(r.get("title") or ""),
-                        has_certificate=bool(int(r.get("has_certificate") or 0)),
-                        required_objects=int(r.get("required_objects") or 0),
-                        credits=tuple(credits.get(int(r["nid"]), ()))) for r in rows]
+        credits = await self._active_credits()
+        items = [_course(r, credits) for r in rows]
         page = items[offset:offset + limit]
         return Page(page, offset + limit if offset + limit < len(items) else None)
 
-    # -- what Feeds does not have: a sentence each ---------------------------------------------
+    # -- look-ups by key (credit fixes, recover), from restws, cached for the run ---------------
 
     def _lacks(self, capability: str, doing: str, instead: str = "") -> NoReturn:
         raise CapabilityMissing(FEEDS_CAPABILITIES, capability, doing, instead)
@@ -162,13 +157,47 @@ class EthosceBackend:
         self._lacks("credit_records", f"read course {course_id} by its id")
 
     async def lookup_courses(self, external_ids: Iterable[str]) -> CourseLookup:
-        self._lacks("credit_records", "look up courses one by one", "validate the file: it reads courses from restws")
+        wanted = list(dict.fromkeys(external_ids))
+        rows = await self.lookups.course_rows(wanted)
+        credits = await self._active_credits()
+        return CourseLookup(tuple(_course(r, credits) for r in rows.values() if r is not None),
+                            tuple(x for x, r in rows.items() if r is None))
 
     async def lookup_users(self, external_user_ids: Iterable[str] = (), emails: Iterable[str] = ()) -> UserLookup:
-        self._lacks("credit_records", "look up users one by one", "validate the file: it reads users from restws")
+        keys = [UserKey(external_user_id=x) for x in dict.fromkeys(external_user_ids)]
+        keys += [UserKey(email=e) for e in dict.fromkeys(emails)]
+        rows = await self.lookups.user_rows(keys)
+        found = {ref_id(r["uid"]): _user(r) for r in rows.values() if r is not None}
+        return UserLookup(tuple(found.values()),
+                          tuple(k.external_user_id for k, r in rows.items() if r is None and k.external_user_id),
+                          tuple(k.email for k, r in rows.items() if r is None and k.email))
 
     async def lookup_enrollments(self, keys: Sequence[dict[str, str]]) -> list[Enrollment]:
-        self._lacks("credit_records", "look up enrollments one by one", "validate the file: it reads enrollments from restws")
+        """keys: `{"external_user_id"|"email": ..., "course_external_id": ...}` (the reference API's shape)."""
+        asked = [(UserKey(external_user_id=k["external_user_id"]) if k.get("external_user_id") else UserKey(email=k["email"]),
+                  k["course_external_id"]) for k in keys]
+        rows = await self.lookups.enrollment_rows(asked)
+        users = await self.lookups.user_rows([u for u, _ in asked])
+        out = []
+        for (user, course), e in rows.items():
+            if e is not None:
+                u = users.get(user) or {}
+                out.append(Enrollment(id=ref_id(e["eid"]), user_id=ref_id(e["uid"]), course_id=ref_id(e["nid"]),
+                                      course_external_id=course, status=str(e.get("status") or ""),
+                                      external_user_id=u.get("external_user_id") or None, email=u.get("mail") or None,
+                                      date_completed=e.get("date_completed") or None))
+        return out
+
+    async def _active_credits(self) -> dict[int, list[CourseCredit]]:
+        credits: dict[int, list[CourseCredit]] = {}
+        for c in await self.lookups.credit_rows():
+            if int(c.get("active") or 0):
+                credits.setdefault(ref_id(c["nid"]), []).append(CourseCredit(
+                    str(c["type"]), float(c.get("min") or 0), float(c.get("max") or 0),
+                    float(c.get("increments") or 0), bool(int(c.get("enable_variable_credit") or 0))))
+        return credits
+
+    # -- what Feeds does not have: a sentence each ---------------------------------------------
 
     async def credit_records(self, *, course_external_id: str | None = None, source: str | None = None,
                              complete: bool | None = None, user_id: int | None = None,
@@ -205,3 +234,15 @@ class EthosceBackend:
                                      progress: Any = None, expected_sha256: str | None = None) -> Any:
         self._lacks("idempotency_key", "send an upload that a retry could not import twice",
                     f"`importconsole submit FILE --profile {self.profile}` uploads it through the import form once")
+
+
+def _course(row: dict, credits: dict[int, list[CourseCredit]]) -> Course:
+    nid = ref_id(row["nid"])
+    return Course(id=nid, external_id=str(row["external_course_id"]), title=str(row.get("title") or ""),
+                  has_certificate=bool(int(row.get("has_certificate") or 0)),
+                  required_objects=int(row.get("required_objects") or 0), credits=tuple(credits.get(nid, ())))
+
+
+def _user(row: dict) -> User:
+    return User(id=ref_id(row["uid"]), external_user_id=row.get("external_user_id") or None, email=row.get("mail") or None,
+                first_name=str(row.get("name") or ""))
