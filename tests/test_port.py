@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_operations_support import cli_env, client_for, course_file, dataset, learners, start_sandbox, submit
+from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
 from importconsole.journal import Journal
