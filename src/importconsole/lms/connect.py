@@ -17,6 +17,9 @@ from importconsole.lms.models import Me
 from importconsole.lms.port import KIND_ETHOSCE, LmsBackend
 
 EXIT_LMS = 3
+# No token or password on this host (no keyring entry, no variable, no terminal to ask on): one place
+# says which exit code that is, for every command.
+EXIT_NO_SECRET = EXIT_LMS
 
 
 class ConnectFailed(Exception):
@@ -25,9 +28,11 @@ class ConnectFailed(Exception):
 
     exit_code = EXIT_LMS
 
-    def __init__(self, message: str, *, cause: BaseException | None = None):
+    def __init__(self, message: str, *, cause: BaseException | None = None, exit_code: int | None = None):
         super().__init__(message)
         self.cause = cause
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 def open_backend(profile: Any, credentials: Any, *, retry: Any = None) -> LmsBackend:
@@ -60,7 +65,7 @@ def find_credentials(profile: Any, *, prompt: bool = True, environ: dict | None 
     try:
         return get_credentials(profile, prompt=prompt, environ=environ, ask=ask)
     except TokenError as error:
-        raise ConnectFailed(str(error), cause=error) from None
+        raise ConnectFailed(str(error), cause=error, exit_code=EXIT_NO_SECRET) from None
 
 
 async def connect(profile: Any, credentials: Any = None, *, prompt: bool = True, retry: Any = None,
