@@ -116,3 +116,73 @@ async def test_switching_the_importer_to_batch_mode_does_not_disarm_the_dead_job
         end_the_lease(feeds_kit)
         await feeds.run_cron()  # the queue worker imports whatever the mode: the held file again
     assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 78
+
+
+async def test_clear_dead_cron_job_then_the_remainder_stores_every_row_once(feeds_kit, tmp_path):
+    from importconsole.lms.ethosce.trap import LEASE, clear_dead_cron_job
+
+    now = [1000.0]
+
+    async def time_passes(seconds):  # the lease ends as the clock moves: no 30 s wait in a test
+        now[0] += seconds
+        end_the_lease(feeds_kit)
+
+    async with DrupalSession(feeds_kit.base_url, "admin", feeds_kit.admin_password) as site:
+        feeds = FeedsSite(site)
+        csv_path, _, locked = await die_in_cron(feeds_kit, tmp_path, feeds)
+        feed = read_feed_file(csv_path)
+        cleared = await clear_dead_cron_job(feeds, IMPORTER, feed.header, crash_seen_at=now[0],
+                                            expected_percent=locked.percent, clock=lambda: now[0], sleep=time_passes)
+        assert now[0] >= 1000.0 + LEASE  # it waited for the lease
+        assert cleared.unlocked and cleared.rows_stored == 22 and cleared.status.state == "idle"
+        assert feeds_kit.scalar("SELECT COUNT(*) FROM queue WHERE name = 'feeds_source_import'") == 0
+        await feeds.upload(IMPORTER, write_remainder(feed, 23, tmp_path / "rest.csv"))
+        assert (await feeds.run_cron()).ok
+    stored = Counter(feeds_kit.stored_rows())
+    assert stored == want(feed) and sum(stored.values()) == 50
+
+
+async def test_clear_dead_cron_job_can_wait_for_the_sites_own_cron(feeds_kit, tmp_path):
+    import asyncio
+    import time
+
+    from importconsole.lms.ethosce.trap import clear_dead_cron_job
+
+    sleeps = []
+
+    async def wait(seconds):  # real time (the Cron page says "N sec ago" by the site's clock)
+        sleeps.append(seconds)
+        if len(sleeps) == 4:  # the site's crontab, on its own schedule, 3+ s after the lease ended
+            feeds_kit.cron()  # (the Cron page's "N sec ago" is whole seconds: a run closer to it proves nothing)
+        await asyncio.sleep(seconds)
+
+    async with DrupalSession(feeds_kit.base_url, "admin", feeds_kit.admin_password) as site:
+        feeds = FeedsSite(site)
+        csv_path, _, _ = await die_in_cron(feeds_kit, tmp_path, feeds)
+        end_the_lease(feeds_kit)  # the crash was seen 40 s ago: its lease is over
+        cleared = await clear_dead_cron_job(feeds, IMPORTER, read_feed_file(csv_path).header,
+                                            crash_seen_at=time.monotonic() - 40, run_cron=False, poll=1.0,
+                                            wait_for_cron=30, sleep=wait)
+    assert cleared.cron == "the site's own cron" and cleared.rows_stored == 22
+    assert len(sleeps) >= 4 and all(s == 1.0 for s in sleeps)  # no lease wait; polled until cron had run
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM queue WHERE name = 'feeds_source_import'") == 0
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+
+async def test_clear_dead_cron_job_says_so_when_the_sites_cron_does_not_run(feeds_kit, tmp_path):
+    import time
+
+    import pytest
+
+    from importconsole.lms.ethosce.trap import TrapNotCleared, clear_dead_cron_job
+
+    async with DrupalSession(feeds_kit.base_url, "admin", feeds_kit.admin_password) as site:
+        feeds = FeedsSite(site)
+        csv_path, _, _ = await die_in_cron(feeds_kit, tmp_path, feeds)
+        with pytest.raises(TrapNotCleared) as waited:
+            await clear_dead_cron_job(feeds, IMPORTER, read_feed_file(csv_path).header, crash_seen_at=time.monotonic() - 40,
+                                      run_cron=False, poll=0.5, wait_for_cron=1.5)
+        status = await feeds.status(IMPORTER)
+    assert "The site's cron has not run in the 2 s after the dead job's lease ended" in str(waited.value)
+    assert status.source_file == "course_record_import-header-only.csv"  # meanwhile it holds nothing to import
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
