@@ -90,12 +90,14 @@ ISSUED_TOKENS: set[str] = set()
 class SandboxServer:
     """One running reference LMS. `stop()`, `restart()` (same database), `db()` to read it."""
 
-    def __init__(self, dataset_arg: str, *, rows_per_second: float | None, faults: bool, db_path: Path | None):
+    def __init__(self, dataset_arg: str, *, rows_per_second: float | None, faults: bool, db_path: Path | None,
+                 extra_args: tuple[str, ...] = ()):
         self._workdir = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
         self._dataset_arg = dataset_arg
         self.db_path = Path(db_path) if db_path else self._workdir / "lms.sqlite3"
         self.rows_per_second = rows_per_second
         self.faults = faults
+        self.extra_args = tuple(extra_args)  # more `importconsole sandbox` flags, e.g. ("--max-upload", "1M")
         self.process: subprocess.Popen | None = None
         self.base_url = ""
         self.tokens: dict[str, str] = {}
@@ -111,6 +113,7 @@ class SandboxServer:
                "--rows-per-second", "max" if not self.rows_per_second else repr(float(self.rows_per_second))]
         if self.faults:
             cmd.append("--faults")
+        cmd += self.extra_args
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -230,17 +233,18 @@ class SandboxServer:
 
 
 def start_sandbox(dataset: dict | str = "demo", *, rows_per_second: float | None = None, faults: bool = False,
-                  db_path: Path | None = None) -> SandboxServer:
+                  db_path: Path | None = None, extra_args: tuple[str, ...] = ()) -> SandboxServer:
     """Start `importconsole sandbox --port 0` on a dataset (a dict, "demo", or a JSON/TOML path).
 
     rows_per_second None = unthrottled. Use it as a context manager or call close()."""
     if isinstance(dataset, dict):
-        server = SandboxServer("", rows_per_second=rows_per_second, faults=faults, db_path=db_path)
+        server = SandboxServer("", rows_per_second=rows_per_second, faults=faults, db_path=db_path, extra_args=extra_args)
         path = server._workdir / "dataset.json"
         path.write_text(json.dumps(dataset), encoding="utf-8")
         server._dataset_arg = str(path)
     else:
-        server = SandboxServer(str(dataset), rows_per_second=rows_per_second, faults=faults, db_path=db_path)
+        server = SandboxServer(str(dataset), rows_per_second=rows_per_second, faults=faults, db_path=db_path,
+                               extra_args=extra_args)
     try:
         return server.start()
     except BaseException:

@@ -157,3 +157,15 @@ def test_a_restart_on_the_same_db_says_the_database_was_reused_and_the_seed_not_
             proc.kill()
             proc.wait()
         assert ("reused as it was" in said) == (round_ == 2), said
+
+
+def test_max_upload_is_said_at_start_and_a_bad_size_is_refused_with_a_sentence(tmp_path):
+    proc = _start("--port", "0", "--db", str(tmp_path / "lms.sqlite3"), "--max-upload", "3M")
+    try:
+        assert proc.stdout.readline().startswith("importconsole sandbox listening on ")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "uploads up to 3 MiB" in err
+    result = subprocess.run([*CMD, "--port", "0", "--max-upload", "0"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "is not a size" in result.stderr and "Traceback" not in result.stderr

@@ -22,13 +22,13 @@ def lms():
 @pytest.fixture(autouse=True)
 def clean(lms):
     yield
-    httpx.delete(lms.url("/_faults"))
+    httpx.delete(lms.url("/_faults"), headers=lms.auth())
     for imp in lms.client().get("/imports", params={"state": "running"}).json()["items"]:
         lms.client().post(f"/locks/{imp['importer']}/unlock", json={"import_id": imp["id"]})
 
 
 def _fault(lms, **fault) -> None:
-    assert httpx.post(lms.url("/_faults"), json=fault).status_code == 200
+    assert httpx.post(lms.url("/_faults"), json=fault, headers=lms.auth()).status_code == 200
 
 
 def _imports(lms) -> int:
@@ -97,5 +97,23 @@ def test_faults_match_path_and_method_only(lms):
 
 
 def test_a_bad_fault_is_refused(lms):
-    r = httpx.post(lms.url("/_faults"), json={"kind": "explode"})
+    r = httpx.post(lms.url("/_faults"), json={"kind": "explode"}, headers=lms.auth())
     assert (r.status_code, r.json()["error"]) == (422, "invalid")
+
+
+def test_the_fault_switch_refuses_anyone_without_a_valid_token(lms):
+    # Issue 12, item 5: a test-only switch is still no open door to whoever reaches the port.
+    fault = {"kind": "status", "status": 503, "path_prefix": "/api/v1/me", "method": "GET"}
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        r = httpx.post(lms.url("/_faults"), json=fault, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (401, "unauthorized") and "token" in r.json()["message"]
+        assert httpx.delete(lms.url("/_faults"), headers=headers).status_code == 401
+    assert lms.client().get("/me").status_code == 200  # nothing was switched on
+
+
+def test_a_fault_with_numbers_out_of_range_is_refused_with_a_sentence(lms):
+    for fault in ({"kind": "slow", "times": 1e400}, {"kind": "slow", "seconds": "nan"}, {"kind": "slow", "seconds": 1e400},
+                  {"kind": "status", "times": -1}):
+        r = httpx.post(lms.url("/_faults"), content=json.dumps(fault), headers={**lms.auth(), "Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (422, "invalid"), (fault, r.text)
+    assert lms.client().get("/me").status_code == 200

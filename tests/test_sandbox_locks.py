@@ -157,7 +157,7 @@ def test_a_replayed_key_is_answered_even_while_its_import_holds_the_lock(sandbox
 def test_the_same_key_while_the_first_request_is_in_flight_is_409():
     with start_sandbox(dataset(), faults=True) as lms:
         fault = {"kind": "slow", "seconds": 1.0, "times": 1, "path_prefix": "/api/v1/imports", "method": "POST"}
-        assert httpx.post(lms.url("/_faults"), json=fault).status_code == 200
+        assert httpx.post(lms.url("/_faults"), json=fault, headers=lms.auth()).status_code == 200
         results: dict[str, httpx.Response] = {}
 
         def slow():

@@ -553,3 +553,21 @@ def test_imports_says_when_there_are_more_than_shown(lms, home, capsys):
     assert main(["imports", "--limit", "1"]) == 0
     out = capsys.readouterr().out
     assert "(1 shown; there are more" in out and len(out.strip().splitlines()) == 3
+
+
+def test_a_file_over_the_lms_upload_limit_is_refused_for_its_size_not_for_keys(tmp_path, monkeypatch, capsys):
+    tokens = [{"token": TOKEN, "username": "jdoe", "role": "site_admin", "display_name": "J. Doe"}]
+    with start_sandbox(dataset(tokens=tokens), extra_args=("--max-upload", "64K")) as small:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[profiles.small]\nbase_url = "{small.base_url}"\nusername = "jdoe"\n')
+        for k, v in {"IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "IMPORTCONSOLE_CONFIG": str(config),
+                     "IMPORTCONSOLE_TOKEN": TOKEN, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}.items():
+            monkeypatch.setenv(k, v)
+        path = tmp_path / "big.csv"
+        path.write_bytes(b"external_email,complete,date_completed\n"
+                         + b"".join(b"new%d@example.org,1,2026-03-01\n" % n for n in range(3000)))
+        assert main(["submit", str(path), "--course", "C-VAR", "--profile", "small", "--yes"]) != 0
+        err = capsys.readouterr().err
+        assert "refused the file for its size" in err and "64 KiB" in err, err
+        assert "Too many keys" not in err and "Traceback" not in err
+        assert small.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0

@@ -118,6 +118,41 @@ class Config:
         return self.profiles[chosen]
 
 
+# A value that may be a secret is never echoed in a config message: a long unbroken string of
+# letters and digits (a token pasted into the wrong key), or anything with a query string.
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+=]{20,}")
+
+
+def _shown(raw: Any) -> str:
+    """repr(raw) for a message, or a mention that it is not shown when it could be a secret."""
+    text = raw if isinstance(raw, str) else repr(raw)
+    opaque = (_OPAQUE.search(text) and any(c.isdigit() for c in text) and any(c.isalpha() for c in text))
+    if len(text) > 40 or opaque or "?" in text or "=" in text:
+        return "a value that is not shown (it may be a secret)"
+    return repr(raw)
+
+
+def _base_url_problem(url: str) -> str | None:
+    """What is wrong with base_url, without its value: it is where tokens get pasted."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "is not a URL; use the LMS address, e.g. \"https://lms.example.org\" (the value is not shown)"
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return ("has a query string or fragment (?... or #...): refused, as a token or session id pasted there would "
+                "be sent and logged; give the LMS address alone, e.g. \"https://lms.example.org\" "
+                "(the value is not shown; the API token comes from the keyring or IMPORTCONSOLE_TOKEN)")
+    if "@" in parts.netloc:
+        return ("has a user name or password in it (user:password@host): refused; give the LMS address alone "
+                "(the value is not shown; the API token comes from the keyring or IMPORTCONSOLE_TOKEN)")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return ("must start with https:// and name a host, e.g. \"https://lms.example.org\" (the value is not "
+                "shown: it may be a secret)")
+    return None
+
+
 def _suggest(word: str, allowed: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -127,7 +162,7 @@ def _interpolate(value: str, file: str, key: str, environ: Mapping[str, str], pr
     def repl(m: re.Match) -> str:
         name = m.group(1)
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            problems.append(ConfigProblem(file, key, f"${{{name}}} is not a valid environment variable name (letters, digits, _)"))
+            problems.append(ConfigProblem(file, key, f"${{{name if _shown(name) == repr(name) else '...'}}} is not a valid environment variable name (letters, digits, _)"))
             return m.group(0)
         if name == "IMPORTCONSOLE_TOKEN":  # its value would be echoed by a message, or sent as a field
             problems.append(ConfigProblem(file, key, "uses ${IMPORTCONSOLE_TOKEN}: the API token is never part of the config; "
@@ -148,7 +183,7 @@ def _number(raw: Any, file: str, key: str, bounds: tuple[float, float], problems
         except ValueError:
             pass
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        problems.append(ConfigProblem(file, key, f"must be a number of seconds between {bounds[0]:g} and {bounds[1]:g}, not {raw!r}"))
+        problems.append(ConfigProblem(file, key, f"must be a number of seconds between {bounds[0]:g} and {bounds[1]:g}, not {_shown(raw)}"))
         return None
     if not bounds[0] <= raw <= bounds[1]:
         problems.append(ConfigProblem(file, key, f"must be between {bounds[0]:g} and {bounds[1]:g} seconds, not {raw:g}"))
@@ -188,10 +223,18 @@ def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], probl
             from importconsole.lms.client import check_base_url  # one rule for which addresses are safe
             from importconsole.lms.errors import InsecureUrl
 
-            try:
-                check_base_url(url)
-            except InsecureUrl as exc:
-                problems.append(ConfigProblem(file, f"{where}.base_url", str(exc)))
+            wrong = _base_url_problem(url)
+            if wrong is None:
+                try:
+                    check_base_url(url)
+                except InsecureUrl:  # plain http to another machine: the host is named, not the rest
+                    from urllib.parse import urlsplit
+
+                    host = urlsplit(url.strip()).hostname
+                    wrong = (f"Refusing plain http:// to {host}: the API token would cross the network unencrypted. "
+                             f"Use https://{host} (plain http is allowed only to this machine).")
+            if wrong:
+                problems.append(ConfigProblem(file, f"{where}.base_url", wrong))
     user = values.get("username")
     if user is not None and (not isinstance(user, str) or not user.strip()):
         problems.append(ConfigProblem(file, f"{where}.username", "must be your LMS user name as a non-empty string"))
@@ -200,12 +243,12 @@ def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], probl
         if not isinstance(ca, str) or not ca.strip():
             problems.append(ConfigProblem(file, f"{where}.ca_bundle", "must be the path of a PEM file with your CA's certificates"))
         elif "${" not in ca and not Path(ca).expanduser().is_file():
-            problems.append(ConfigProblem(file, f"{where}.ca_bundle", f"no file at {ca}; give the path of a PEM file with your CA's certificates, or remove the key"))
+            problems.append(ConfigProblem(file, f"{where}.ca_bundle", f"no file at {ca if _shown(ca) == repr(ca) else _shown(ca)}; give the path of a PEM file with your CA's certificates, or remove the key"))
     poll = _number(values["poll_interval"], file, f"{where}.poll_interval", POLL_INTERVAL, problems) if "poll_interval" in values else 2.0
     hung = _number(values["hung_after"], file, f"{where}.hung_after", HUNG_AFTER, problems) if "hung_after" in values else 60.0
     importer = values.get("importer", "course")
     if importer not in IMPORTERS:
-        problems.append(ConfigProblem(file, f"{where}.importer", f"must be \"course\" (course-level importer, counted in PARS) or \"global\" (legacy data, left out of PARS), not {importer!r}"))
+        problems.append(ConfigProblem(file, f"{where}.importer", f"must be \"course\" (course-level importer, counted in PARS) or \"global\" (legacy data, left out of PARS), not {_shown(importer)}"))
     if len(problems) > before:
         return None
     return Profile(name=name, base_url=values["base_url"].strip(), username=values["username"].strip(),
@@ -240,11 +283,11 @@ def parse_config(text: str, path: Path, environ: Mapping[str, str] | None = None
     default = data.get("default_profile")
     if default is not None:
         if not isinstance(default, str):
-            problems.append(ConfigProblem(file, "default_profile", f"must be the name of a profile as a string, not {default!r}"))
+            problems.append(ConfigProblem(file, "default_profile", f"must be the name of a profile as a string, not {_shown(default)}"))
             default = None
         elif default not in raw_profiles:
             names = ", ".join(raw_profiles) or "none defined"
-            problems.append(ConfigProblem(file, "default_profile", f"names {default!r}, which is not a profile; the profiles are: {names}"))
+            problems.append(ConfigProblem(file, "default_profile", f"names {_shown(default)}, which is not a profile; the profiles are: {names}"))
     return Config(path=path, profiles=profiles, default_profile=default), problems
 
 

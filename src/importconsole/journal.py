@@ -10,6 +10,7 @@ The token is never written here: entries carry only the fields below.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -79,15 +80,40 @@ class JournalEntry:
         return self.outcome in UNRESOLVED
 
 
+class JournalWriteFailed(Exception):
+    """A journal line could not be written (disk full, read-only, quota). Nothing of it is left
+    behind: a half-written line is cut back. `str()` names the file and why."""
+
+    def __init__(self, path: Path, error: OSError):
+        self.path = path
+        self.errno = error.errno
+        self.disk_full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "its disk is full" if self.disk_full else (error.strerror or str(error))
+        super().__init__(f"the journal {path} could not be written: {why}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 class Journal:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_journal_path()
         self.skipped_lines = 0  # lines that could not be read (e.g. cut short by a kill)
 
     def _append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Write one whole line, or raise JournalWriteFailed and leave the file as it was."""
         line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JournalWriteFailed(self.path, exc) from None
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o600)  # an older file made with a loose umask is tightened
@@ -100,8 +126,17 @@ class Journal:
                     existing.seek(size - 1)
                     if existing.read(1) != b"\n":
                         line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)  # "written before the request" has to survive a power cut too
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)  # "written before the request" has to survive a power cut too
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # no half line: the reader would skip it, the outcome lost
+                except OSError:
+                    pass
+                raise JournalWriteFailed(self.path, exc) from None
+        except OSError as exc:  # fchmod, flock, reading the last byte
+            raise JournalWriteFailed(self.path, exc) from None
         finally:
             os.close(fd)
 

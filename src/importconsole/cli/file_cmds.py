@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
+
+from importconsole.importfile.safe_text import json_dumps  # bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
@@ -101,7 +102,7 @@ def cmd_validate(args) -> int:
         _err(str(stop))
         return stop.code
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        print(json_dumps(report.as_dict(), indent=2))
     else:
         print_report(report, sys.stdout)
     return EXIT_FINDINGS if report.errors else EXIT_OK
@@ -111,7 +112,7 @@ def _unreadable(args, exc) -> int:
     from importconsole.importfile.safe_text import visible
 
     if getattr(args, "json", False):
-        print(json.dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2, ensure_ascii=False))
+        print(json_dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2))
     else:
         _err(f"{visible(str(args.file))}: cannot be read as an import file: {visible(str(exc))}")
     return EXIT_USAGE
@@ -182,7 +183,7 @@ def cmd_fix(args) -> int:
         _err(str(stop))
         return stop.code
     print(f"Wrote {visible(str(args.out))}: {manifest.rows_written} rows "
-          f"({manifest.rows_read} read, {len(manifest.changes)} changes).")
+          f"({manifest.rows_read} read, {manifest.change_count} changes).")
     for note in manifest.notes:
         print(f"Note: {visible(note)}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")

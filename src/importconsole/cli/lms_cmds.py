@@ -133,6 +133,7 @@ def _client(profile, token: str):
 
 
 def _run(coro_factory) -> int:
+    from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError
     from importconsole.operations.submit import SubmitRefused
 
@@ -144,6 +145,9 @@ def _run(coro_factory) -> int:
     except SubmitRefused as exc:
         _err(str(exc))
         return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
+    except JournalWriteFailed as exc:  # e.g. settling an earlier entry, before anything is sent
+        _err(f"Stopped: {exc}. Free space there, then run the command again.")
+        return EXIT_REFUSED
     except LmsError as exc:
         _err(str(exc) + _token_source_hint(exc))
         return EXIT_LMS
@@ -352,9 +356,11 @@ def cmd_submit(args) -> int:
             sending.append(plan.path)
             outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
             bar.done()
+            print(outcome.sentence, flush=True)
             for note in outcome.notes:
                 _err(note)
-            print(outcome.sentence, flush=True)
+            if outcome.journal_problem:
+                return EXIT_REFUSED  # created, but not recorded: not a clean success
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from importconsole.importfile.safe_text import visible
+from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
@@ -78,6 +77,7 @@ class _Session:
 def _run(args, body) -> int:
     """Open the session, run `body(session)`, turn every known failure into one sentence."""
     from importconsole.config import ConfigError
+    from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError
     from importconsole.operations.recover import RecoveryRefused
     from importconsole.secrets import TokenError
@@ -100,6 +100,10 @@ def _run(args, body) -> int:
 
     try:
         return asyncio.run(main())
+    except JournalWriteFailed as error:
+        _emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
+                                           "before running the command again.", err=True)
+        return EXIT_PROBLEM
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
@@ -110,7 +114,7 @@ def _run(args, body) -> int:
 
 def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(data, ensure_ascii=False), flush=True)
+        print(json_dumps(data), flush=True)
     else:
         print(visible(text).replace("<U+000A>", "\n"), file=sys.stderr if err else sys.stdout, flush=True)
 
@@ -174,7 +178,7 @@ async def _watch(args, session) -> int:
         if not force and seen and seen[1] == key and now - seen[0] < args.every:
             return
         data = {"event": "import", **view.to_json()}
-        line = json.dumps(data, ensure_ascii=False) if args.json else view.describe()
+        line = json_dumps(data) if args.json else view.describe()
         if printed.get(view.import_id) == line:
             return  # nothing new to say (e.g. the final line, already printed when it arrived)
         last_line[view.import_id] = (now, key)
@@ -306,7 +310,7 @@ def cmd_recover(args) -> int:
                                         unlock=mode in ("unlock", "recover"), reimport=mode in ("reimport", "recover"),
                                         say=say, journal_fields=session.journal_fields())
         if args.json:
-            print(json.dumps({"plan": plan.to_json(), "outcome": result.to_json()}, ensure_ascii=False))
+            print(json_dumps({"plan": plan.to_json(), "outcome": result.to_json()}))
         elif mode == "unlock" and not plan.reimport_ready:
             print(f"Next: fix rows {plan.first_row_left}-{plan.rows_total} in a copy of the file by hand and submit them.")
         elif mode == "unlock":
@@ -401,7 +405,7 @@ def cmd_credit_fix(args) -> int:
             else:
                 outcome["submitted"] = None
         if args.json:
-            print(json.dumps(outcome, ensure_ascii=False))
+            print(json_dumps(outcome))
         return EXIT_OK if all(p.proposed for p in proposals) else EXIT_PROBLEM
 
     return _run(args, body)

@@ -28,6 +28,15 @@ def _port(text: str) -> int:
     return value
 
 
+def _bytes(text: str) -> int:
+    """'256M', '1G', '500K' or a number of bytes."""
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text.strip()[-1:].lower(), 1)
+    digits = text.strip()[:-1] if scale > 1 else text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (bytes, or a number with K, M or G, such as 256M)")
+    return int(digits) * scale
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "sandbox",
@@ -43,6 +52,8 @@ def register(subparsers) -> None:
                         help="dataset for a new database: 'demo' (default) or a JSON/TOML file (docs/dataset.md)")
     parser.add_argument("--rows-per-second", type=_rate, default=10.0, metavar="N",
                         help="processing speed (default 10; 0 or 'max' = unthrottled)")
+    parser.add_argument("--max-upload", type=_bytes, default=256 << 20, metavar="SIZE",
+                        help="largest import file accepted (default 256M; K, M, G or bytes); larger ones get 413")
     parser.add_argument("--faults", action="store_true", help="enable the test-only fault switch (POST /api/v1/_faults)")
     parser.set_defaults(func=run)
 
@@ -58,4 +69,5 @@ def run(args) -> int:
     seed = args.seed
     show_tokens = seed in (None, "demo")
     return serve(host=args.host, port=args.port, db_path=args.db, seed_name=seed,
-                 rows_per_second=args.rows_per_second or None, faults=args.faults, show_tokens=show_tokens)
+                 rows_per_second=args.rows_per_second or None, faults=args.faults, show_tokens=show_tokens,
+                 max_upload=args.max_upload)

@@ -1,8 +1,8 @@
 """Fixed copies of an import file: never the file itself ("the console never edits the file it
 was given"). Every changed row goes into a manifest next to the new file.
 
-- sanitize: special characters removed (unusual spaces become a space), NFC, headers and ids
-  trimmed ("Unlocking imports": they hang the import).
+- sanitize: terminal escape sequences removed whole, other special characters removed (unusual
+  spaces become a space), NFC, headers and ids trimmed ("Unlocking imports": they hang the import).
 - split_credit_types: `ama;ancc` becomes one row per credit type ("Multiple credit types").
 - completion_only: credit dropped where the LMS awards and reports it itself: the user exists,
   the row completes, and the course's credit type is not variable ("Reporting credit").
@@ -11,16 +11,25 @@ was given"). Every changed row goes into a manifest next to the new file.
 The new file is UTF-8 without BOM, same delimiter (commas for a pipe file: the LMS cannot read
 pipes) and line endings; values are otherwise kept
 exactly (formula-like cells included: only reports escape them).
+
+Where it writes: the manifest is created at `<out>.manifest.csv` with O_EXCL|O_NOFOLLOW before any
+row is read and written as changes are made (memory flat in the file's size); the copy is written
+to a temporary file beside --out and given its name by a hard link, which never replaces a file
+that appeared there meanwhile. On any failure neither is left behind.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import safe_text
 from .facts import MAX_KEYS, LmsFacts, UserKey
@@ -49,8 +58,16 @@ class FixChange:
         return [str(self.row), str(self.line), self.column, self.kind, self.before, self.after, self.description]
 
 
+KEEP_CHANGES = 1000  # changes kept in memory for a screen to show; the manifest file has every one
+MANIFEST_HEADER = ["row", "line", "column", "change", "before", "after", "description"]
+
+
 @dataclass
 class FixManifest:
+    """What a fix did. Every change goes straight to the manifest file as it is made (memory stays
+    flat in the file's size); `changes` keeps the first `keep` of them (all when keep is None) and
+    `change_count` counts them all."""
+
     source: Path
     out: Path
     manifest_path: Path
@@ -59,6 +76,21 @@ class FixManifest:
     changes: list[FixChange] = field(default_factory=list)
     completion_only_rows: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    change_count: int = 0
+    keep: int | None = KEEP_CHANGES
+    _writer: Any = field(default=None, repr=False, compare=False)
+
+    def add(self, change: FixChange) -> None:
+        self.change_count += 1
+        if self.keep is None or len(self.changes) < self.keep:
+            self.changes.append(change)
+        if self._writer is not None:
+            self._writer.writerow([safe_text.escape_formula(c) for c in change.as_row()])
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        if self._writer is not None:
+            self._writer.writerow(["", "", "", "file", "", "", safe_text.escape_formula(text)])
 
 
 def parse_rows(spec: str) -> set[int] | list[tuple[int, int | None]]:
@@ -85,53 +117,175 @@ def _wanted(row: int, ranges) -> bool:
     return any(lo <= row and (hi is None or row <= hi) for lo, hi in ranges)
 
 
+def _shown(p: Path) -> str:
+    return safe_text.visible(str(p))
+
+
+def _path_problem(p: Path, exc: OSError, what: str) -> FixRefused:
+    """An OS error on a path the admin gave, as a sentence (never exit 70)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return FixRefused(f"{what} {_shown(p)}: the name is too long for the file system (at most 255 bytes a "
+                          "name): give a shorter --out")
+    if exc.errno == errno.ELOOP:
+        return FixRefused(f"{what} {_shown(p)}: a symbolic link in it points round in a loop: give a real file")
+    if exc.errno == errno.ENOTDIR:
+        return FixRefused(f"{what} {_shown(p)}: a part of the path is a file, not a folder: --out must name a "
+                          "file in an existing folder")
+    return FixRefused(f"{what} {_shown(p)} cannot be used ({exc.strerror or exc})")
+
+
+def _exists(p: Path, what: str) -> bool:
+    """Whether anything is at p, a symlink (dangling or looping) included; lstat never follows it."""
+    try:
+        os.lstat(p)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _path_problem(p, exc, what) from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        return b.exists() and os.path.samefile(a, b)
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _check_paths(path: Path, out: Path) -> None:
+    if _same_file(path, out) or os.path.abspath(path) == os.path.abspath(out):
+        raise FixRefused(f"{_shown(out)} is the input file: a fix is always written to a new file "
+                         "(give another --out)")
+    if _exists(out, "--out"):
+        raise FixRefused(f"{_shown(out)} already exists: a fixed copy never replaces a file "
+                         "(give another --out, or delete it first)")
+    try:
+        folder_ok = out.parent.is_dir()
+    except OSError as exc:
+        raise _path_problem(out.parent, exc, "--out's folder") from None
+    if not folder_ok:
+        raise FixRefused(f"{_shown(out.parent)} is not a folder: --out must name a file in an existing folder")
+
+
+def _reserve_manifest(path: Path, manifest_path: Path) -> int:
+    """Create the manifest, never through a symlink nor over any file (a dangling link included)."""
+    try:
+        return os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise FixRefused(f"{_shown(manifest_path)} (the manifest of --out) already exists"
+                         + (" and is the input file" if _same_file(path, manifest_path) else "")
+                         + ": give another --out") from None
+    except OSError as exc:
+        raise _path_problem(manifest_path, exc, "the manifest") from None
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Give the finished copy its name without replacing anything that appeared there meanwhile."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise FixRefused(f"{_shown(out)} appeared while fix was running: it was left as it is and no fixed copy "
+                         "was written (give another --out)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        # A file system without hard links: create the name exclusively and copy into it.
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise FixRefused(f"{_shown(out)} appeared while fix was running: it was left as it is and no fixed "
+                             "copy was written (give another --out)") from None
+        with os.fdopen(fd, "wb") as dst, open(tmp, "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    os.unlink(tmp)
+
+
+def _still_ours(fd: int, p: Path) -> bool:
+    try:
+        mine, there = os.fstat(fd), os.lstat(p)
     except OSError:
-        return a.resolve() == b.resolve()
+        return False
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: bool = False,
                      completion_only: bool = False, rows=None, facts: LmsFacts | None = None,
-                     importer: str = "course", course_external_id: str | None = None) -> FixManifest:
+                     importer: str = "course", course_external_id: str | None = None,
+                     keep_changes: int | None = KEEP_CHANGES) -> FixManifest:
+    """Write the fixed copy at `out` and its manifest at `<out>.manifest.csv`; neither ever replaces
+    a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all)."""
     path, out = Path(path), Path(out)
-    if _same_file(path, out) or path.resolve() == out.resolve():
-        raise FixRefused(f"{safe_text.visible(str(out))} is the input file: a fix is always written to a new file "
-                         "(give another --out)")
-    if out.exists():
-        raise FixRefused(f"{safe_text.visible(str(out))} already exists: a fixed copy never replaces a file "
-                         "(give another --out, or delete it first)")
+    if not out.name or out.name in (".", ".."):
+        raise FixRefused(f"--out {_shown(out)!r} names no file: give the path of the new file, e.g. --out fixed.csv")
     manifest_path = out.with_name(out.name + ".manifest.csv")
-    # The manifest is written too: it must never land on the input (nor on any existing file).
-    if _same_file(path, manifest_path) or manifest_path.exists():
-        raise FixRefused(f"{safe_text.visible(str(manifest_path))} (the manifest of --out) already exists"
-                         + (" and is the input file" if _same_file(path, manifest_path) else "")
-                         + ": give another --out")
-    if not out.parent.is_dir():
-        raise FixRefused(f"{safe_text.visible(str(out.parent))} is not a folder: --out must name a file in an "
-                         "existing folder")
+    _check_paths(path, out)
     if completion_only and (facts is None or not getattr(facts, "online", True)):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
     if isinstance(rows, str):
         rows = parse_rows(rows)
     f = open_import_file(path)
-    manifest = FixManifest(path, out, manifest_path)
+    manifest = FixManifest(path, out, manifest_path, keep=keep_changes)
+    manifest_fd = _reserve_manifest(path, manifest_path)
+    tmp: Path | None = None
+    try:
+        with os.fdopen(os.dup(manifest_fd), "w", encoding="utf-8", newline="") as report:
+            manifest._writer = csv.writer(report)
+            manifest._writer.writerow(MANIFEST_HEADER)
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=".importconsole-fix-", suffix=".part", dir=out.parent)
+            except OSError as exc:
+                raise FixRefused(f"cannot write in {_shown(out.parent)} ({exc.strerror or exc})") from None
+            tmp = Path(tmp_name)
+            _write_rows(f, fd, manifest, sanitize=sanitize, split_credit_types=split_credit_types,
+                        completion_only=completion_only, rows=rows, facts=facts, importer=importer,
+                        course_external_id=course_external_id)
+            manifest._writer = None
+        if not _still_ours(manifest_fd, manifest_path):
+            raise FixRefused(f"{_shown(manifest_path)} was removed or replaced while fix was running: no fixed copy "
+                             "was written (run fix again)")
+        _publish(tmp, out)
+        tmp = None
+    except BaseException as exc:
+        if tmp is not None:
+            _unlink_quietly(tmp)
+        if _still_ours(manifest_fd, manifest_path):
+            _unlink_quietly(manifest_path)
+        if isinstance(exc, OSError):  # e.g. the disk filled up: a sentence, and nothing left behind
+            raise FixRefused(f"the fixed copy could not be made in {_shown(out.parent)} "
+                             f"({exc.strerror or exc}); nothing was written") from None
+        raise
+    finally:
+        manifest._writer = None
+        os.close(manifest_fd)
+    return manifest
+
+
+def _unlink_quietly(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_types, completion_only, rows, facts,
+                importer, course_external_id) -> None:
+    """Stream the input's records through the fixes into fd (the temporary copy)."""
     if f.encoding != "utf-8" or f.bom:
-        manifest.notes.append(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
+        manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
     out_delimiter = f.delimiter
     if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
         out_delimiter = ","
-        manifest.notes.append("values separated by commas instead of pipes (the LMS does not read pipes)")
+        manifest.note("values separated by commas instead of pipes (the LMS does not read pipes)")
 
     header = list(f.header)
     if sanitize:
         for i, name in enumerate(header):
             cleaned = safe_text.clean_header(name)
             if cleaned != name:
-                manifest.changes.append(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
-                                                  f"header {safe_text.visible(name)!r} -> {cleaned!r}"))
+                manifest.add(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
+                                       f"header {safe_text.visible(name)!r} -> {cleaned!r}"
+                                       + _sequences_said(name)))
                 header[i] = cleaned
     cols = {}
     for i, name in enumerate(header):
@@ -140,93 +294,95 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     if completion_only and not (course_external_id and importer == "course") and "external_course_id" not in cols:
         # Without the course there is no telling whether its credit is variable: leave credit as it is.
         completion_only = False
-        manifest.notes.append("completion-only not applied: the course is not named (give --course EXTERNAL_ID, "
-                              "or use a file with an external_course_id column)")
+        manifest.note("completion-only not applied: the course is not named (give --course EXTERNAL_ID, "
+                      "or use a file with an external_course_id column)")
 
     pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
     lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
-    # A fresh temporary name (never an existing file: an input called <out>.part stays untouched).
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
-    except OSError as exc:
-        raise FixRefused(f"cannot write in {safe_text.visible(str(out.parent))} ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    written_keys: set[tuple] = set()
+    written_keys: set[bytes] = set()  # 16-byte digests of the rows written, not the rows themselves
     invalid_rows: list[int] = []  # rows that keep bytes invalid in UTF-8 (no --sanitize)
-    try:
-        # surrogateescape: bytes the input could not decode are written back as they were (the
-        # data is kept; validate names them), never a crash.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            writer = csv.writer(fh, delimiter=out_delimiter, lineterminator=lineterminator)
-            writer.writerow(header)
+    # surrogateescape: bytes the input could not decode are written back as they were (the
+    # data is kept; validate names them), never a crash.
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        writer = csv.writer(fh, delimiter=out_delimiter, lineterminator=lineterminator)
+        writer.writerow(header)
 
-            def emit(record, cells_list):
-                for cells in cells_list:
-                    if completion_only:
-                        key = tuple(cells)
-                        if key in written_keys:
-                            manifest.changes.append(FixChange(record.row, record.line, "", "duplicate-removed",
-                                                              "", "", "completion row already written for this learner "
-                                                              "and course: removed"))
-                            continue
-                        written_keys.add(key)
-                    writer.writerow(cells)
-                    manifest.rows_written += 1
-
-            def flush():
-                if not pending:
-                    return
-                decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest)
-                for (record, cells_list), new_list in zip(pending, decided):
-                    emit(record, new_list)
-                pending.clear()
-
-            for record in f.records(keep_raw=False):
-                manifest.rows_read += 1
-                if rows is not None and not _wanted(record.row, rows):
-                    continue
-                cells = list(record.cells)
-                if sanitize:
-                    for i, value in enumerate(cells):
-                        fixed = safe_text.sanitize(value)
-                        if i in ids:
-                            fixed = fixed.strip()
-                        if fixed != value:
-                            col = header[i] if i < len(header) else f"column {i + 1}"
-                            manifest.changes.append(FixChange(
-                                record.row, record.line, col, "sanitize", safe_text.visible(value), fixed,
-                                f"{safe_text.visible(value)!r} -> {fixed!r} (special characters or spaces removed)"))
-                            cells[i] = fixed
-                if not sanitize and len(invalid_rows) < 20 and not all(map(str.isascii, cells)) \
-                        and any(map(_INVALID_BYTE.search, cells)):
-                    invalid_rows.append(record.row)
-                out_rows = [cells]
-                if split_credit_types and "credit_type" in cols and cols["credit_type"] < len(cells):
-                    out_rows = _split(record, cells, cols, manifest)
+        def emit(record, cells_list):
+            for cells in cells_list:
                 if completion_only:
-                    pending.append((record, out_rows))
-                    if len(pending) >= MAX_KEYS // 2:
-                        flush()
-                else:
-                    emit(record, out_rows)
-            flush()
-        os.replace(tmp, out)
-        beyond = [lo for lo, _ in rows or () if lo > manifest.rows_read]
-        if beyond:
-            manifest.notes.append(f"--rows asks for row {min(beyond)}, but the file has {manifest.rows_read} rows: "
-                                  "rows past the end were not written")
-        if invalid_rows:
-            manifest.notes.append(
-                f"row(s) {', '.join(map(str, invalid_rows))}{' and more' if len(invalid_rows) >= 20 else ''} keep bytes "
-                "that are not valid UTF-8, as they were: the import hangs on them; add --sanitize to remove them")
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _write_manifest(manifest)
-    return manifest
+                    key = _row_digest(cells)
+                    if key in written_keys:
+                        manifest.add(FixChange(record.row, record.line, "", "duplicate-removed", "", "",
+                                               "completion row already written for this learner and course: removed"))
+                        continue
+                    written_keys.add(key)
+                writer.writerow(cells)
+                manifest.rows_written += 1
+
+        def flush():
+            if not pending:
+                return
+            decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest)
+            for (record, cells_list), new_list in zip(pending, decided):
+                emit(record, new_list)
+            pending.clear()
+
+        for record in f.records(keep_raw=False):
+            manifest.rows_read += 1
+            if rows is not None and not _wanted(record.row, rows):
+                continue
+            cells = record.cells
+            if sanitize:
+                _sanitize_cells(record, cells, header, ids, manifest)
+            if not sanitize and len(invalid_rows) < 20 and not all(map(str.isascii, cells)) \
+                    and any(map(_INVALID_BYTE.search, cells)):
+                invalid_rows.append(record.row)
+            out_rows = [cells]
+            if split_credit_types and "credit_type" in cols and cols["credit_type"] < len(cells):
+                out_rows = _split(record, cells, cols, manifest)
+            if completion_only:
+                pending.append((record, out_rows))
+                if len(pending) >= MAX_KEYS // 2:
+                    flush()
+            else:
+                emit(record, out_rows)
+        flush()
+    beyond = [lo for lo, _ in rows or () if lo > manifest.rows_read]
+    if beyond:
+        manifest.note(f"--rows asks for row {min(beyond)}, but the file has {manifest.rows_read} rows: "
+                      "rows past the end were not written")
+    if invalid_rows:
+        manifest.note(
+            f"row(s) {', '.join(map(str, invalid_rows))}{' and more' if len(invalid_rows) >= 20 else ''} keep bytes "
+            "that are not valid UTF-8, as they were: the import hangs on them; add --sanitize to remove them")
+
+
+def _row_digest(cells: list[str]) -> bytes:
+    """The same row, the same 16 bytes (repr keeps cells apart; surrogatepass keeps invalid bytes)."""
+    return hashlib.blake2b(repr(cells).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _sanitize_cells(record, cells: list[str], header: list[str], ids: set[int], manifest: FixManifest) -> None:
+    for i, value in enumerate(cells):
+        fixed = safe_text.sanitize(value)
+        if i in ids:
+            fixed = fixed.strip()
+        if fixed != value:
+            col = header[i] if i < len(header) else f"column {i + 1}"
+            manifest.add(FixChange(
+                record.row, record.line, col, "sanitize", safe_text.visible(value), fixed,
+                f"{safe_text.visible(value)!r} -> {fixed!r} (special characters or spaces removed"
+                f"{_sequences_said(value)})"))
+            cells[i] = fixed
+
+
+def _sequences_said(value: str) -> str:
+    """`; terminal escape sequence <U+001B>[2J removed whole`: the manifest says what went."""
+    found = safe_text.escape_sequences(value)
+    if not found:
+        return ""
+    shown = ", ".join(safe_text.visible(s) for s in found[:3]) + (" ..." if len(found) > 3 else "")
+    return f"; terminal escape sequence{'s' if len(found) > 1 else ''} {shown} removed whole"
 
 
 def _split(record, cells, cols, manifest) -> list[list[str]]:
@@ -247,7 +403,7 @@ def _split(record, cells, cols, manifest) -> list[list[str]]:
         if amounts:
             new[cols["credits"]] = amounts[k]
         out.append(new)
-    manifest.changes.append(FixChange(record.row, record.line, "credit_type", "split", safe_text.visible(value),
+    manifest.add(FixChange(record.row, record.line, "credit_type", "split", safe_text.visible(value),
                                       " | ".join(parts), f"{safe_text.visible(value)!r} split into {len(parts)} rows, "
                                       "one per credit type"))
     return out
@@ -284,25 +440,13 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
             for name in ("credits", "credit_type"):
                 if name in cols and cols[name] < len(new):
                     new[cols[name]] = ""
-            manifest.changes.append(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
+            manifest.add(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
                                               f"completion-only: credit {before} dropped; the LMS awards it and "
                                               "reports it"))
-            if rec.row not in manifest.completion_only_rows:
+            if not manifest.completion_only_rows or manifest.completion_only_rows[-1] != rec.row:  # rows come in order
                 manifest.completion_only_rows.append(rec.row)
         result_by_record.setdefault(id(rec), []).append(new)
     return [result_by_record[id(rec)] for rec, _ in pending]
 
 
-def _write_manifest(manifest: FixManifest) -> None:
-    """A CSV report: formula-like cells escaped, 0600 (it names people)."""
-    fd = os.open(manifest.manifest_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["row", "line", "column", "change", "before", "after", "description"])
-        for note in manifest.notes:
-            w.writerow(["", "", "", "file", "", "", safe_text.escape_formula(note)])
-        for change in manifest.changes:
-            w.writerow([safe_text.escape_formula(c) for c in change.as_row()])
-
-
-__all__ = ["FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
+__all__ = ["KEEP_CHANGES", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]

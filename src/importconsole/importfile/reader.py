@@ -13,6 +13,7 @@ import codecs
 import csv
 import io
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,7 @@ class ImportFile:
 
     def open_text(self, offset: int | None = None) -> io.TextIOWrapper:
         """The file as text from a byte offset (default: the first data line)."""
-        raw = open(self.path, "rb")
+        raw = open_regular(self.path)
         raw.seek(self.data_offset if offset is None else offset)
         return io.TextIOWrapper(raw, encoding=self.encoding, errors=decode_errors(self.encoding), newline="")
 
@@ -214,6 +215,59 @@ class ImportFile:
                                fix="check quoting around this line")
 
 
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _refuse_kind(kind: str, path) -> ImportFileError:
+    if kind == "a folder":
+        return ImportFileError("this is a folder, not a file", path=path, fix="give the path of the CSV file")
+    return ImportFileError(f"this is {kind}, not a regular file: it was not opened (reading it could wait forever)",
+                           path=path, fix="give the path of the CSV file itself (save or copy the records to a file first)")
+
+
+def check_regular_file(path) -> None:
+    """Refuse a FIFO, device, socket or folder BEFORE opening it: opening a FIFO waits for a writer."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImportFileError("no such file", path=path, fix="check the path") from None
+    except PermissionError:
+        raise ImportFileError("the file cannot be read (permission denied)", path=path,
+                              fix="check the file's permissions") from None
+    except (OSError, ValueError) as exc:
+        raise ImportFileError(f"the file cannot be read ({getattr(exc, 'strerror', None) or exc})", path=path,
+                              fix="check the path") from None
+    kind = _not_regular(mode)
+    if kind:
+        raise _refuse_kind(kind, path)
+
+
+def open_regular(path):
+    """open(path, "rb") that never blocks on, nor reads, anything but a regular file (it may have
+    been swapped for a FIFO since it was checked)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = _not_regular(os.fstat(fd).st_mode)
+        if kind:
+            raise _refuse_kind(kind, path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def decode_errors(encoding: str) -> str:
     """How undecodable bytes are read: UTF-8 and cp1252 keep them (surrogateescape: shown as
     `invalid byte 0xE9`, written back as they were); UTF-16 cannot (a cut character or a lone
@@ -303,7 +357,7 @@ def first_invalid_byte(path, encoding: str = "utf-8", start: int = 0) -> int | N
     next read: positions in an error are counted from those kept bytes, not from the read."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     offset = start  # file offset of the next read
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(start)
         while chunk := fh.read(1 << 20):
             pending = _pending(decoder)
@@ -343,9 +397,10 @@ def _head_endings(text: str) -> str:
 def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, delimiter: str | None = None) -> ImportFile:
     """Sniff the file and read its header. Raises ImportFileError when it is no import file."""
     path = Path(path)
+    check_regular_file(path)
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(SNIFF_BYTES)
     except IsADirectoryError:
         raise ImportFileError("this is a folder, not a file", path=path, fix="give the path of the CSV file") from None
@@ -408,7 +463,7 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
 
     # The header is the first non-blank line. Read it through the csv module so a quoted header
     # with line breaks is still one record.
-    with open(path, "rb") as raw:
+    with open_regular(path) as raw:
         raw.seek(skip)
         text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
         header_line = 1
@@ -469,7 +524,7 @@ def _physical_lines(text: str) -> int:
 
 def _encoded_len(path, skip: int, encoding: str, chars: int) -> int:
     """Bytes taken by the first `chars` characters (a header longer than the sniff window)."""
-    with open(path, "rb") as raw:
+    with open_regular(path) as raw:
         raw.seek(skip)
         text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
         return len(text.read(chars).encode(encoding, errors="surrogateescape"))

@@ -6,6 +6,7 @@ unusual space characters become `<U+200B>`; ordinary letters of any script stay 
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -82,12 +83,54 @@ def escape_formula(value: str) -> str:
 _SPACE_LIKE = set("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000\t")
 
 
+# A terminal escape sequence, whole: removing only its ESC would leave `[2J[HA` in a learner's
+# name. CSI (ESC [ or U+009B) parameters, intermediates, final byte; OSC, DCS, SOS, PM, APC strings
+# up to their terminator (BEL or ST), or to the next ESC or the end of the value, where a terminal
+# would stop; any other ESC sequence (intermediates, one final byte).
+ESCAPE_SEQUENCE_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?"
+)
+
+
+def escape_sequences(value: str) -> list[str]:
+    """The terminal escape sequences in a value, whole."""
+    if value.isascii() and value.isprintable():
+        return []
+    return ESCAPE_SEQUENCE_RE.findall(value)
+
+
 def sanitize(value: str) -> str:
-    """What `fix --sanitize` writes: special characters removed (unusual spaces -> space), NFC."""
+    """What `fix --sanitize` writes: terminal escape sequences removed whole, other special
+    characters removed (unusual spaces -> space), NFC."""
     if value.isascii() and value.isprintable():
         return value
-    cleaned = SPECIAL_RE.sub(lambda m: " " if m.group() in _SPACE_LIKE else "", value)
+    cleaned = ESCAPE_SEQUENCE_RE.sub("", value)
+    cleaned = SPECIAL_RE.sub(lambda m: " " if m.group() in _SPACE_LIKE else "", cleaned)
     return unicodedata.normalize("NFC", cleaned)
+
+
+# In a JSON document for a terminal or a pipe: what `visible` would mark, as \u escapes (the
+# text stays the same JSON value; a bidi override cannot reorder the line, an invalid byte kept
+# by surrogateescape cannot stop the print).
+_JSON_ESCAPE_RE = re.compile(f"[{_SPECIAL_CLASS}\u2028\u2029]")
+
+
+def _json_escape(m: re.Match) -> str:
+    ch = m.group()
+    code = ord(ch)
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def json_dumps(obj, **kwargs) -> str:
+    """json.dumps for output a person may read: letters of any script as they are, control,
+    bidi and invisible characters (and invalid bytes) as \\u escapes."""
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    return _JSON_ESCAPE_RE.sub(_json_escape, text)
 
 
 def clean_header(name: str) -> str:

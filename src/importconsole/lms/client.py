@@ -47,6 +47,7 @@ from importconsole.lms.errors import (
     RateLimited,
     ServerError,
     TooManyKeys,
+    FileTooLarge,
     Unauthorized,
     UnknownOutcome,
     Unreachable,
@@ -328,6 +329,9 @@ class LmsClient:
             fld = body.get("field")
             where = f" (field {fld})" if fld else ""
             return InvalidRequest(f"The LMS refused the request to {action}{where}.{said}", status=status, code=code, detail=body)
+        if status == 413 and code == "file_too_large":
+            return FileTooLarge(f"The LMS refused the file for its size; nothing was imported.{said}",
+                                status=status, code=code, detail=body)
         if status == 413:
             return TooManyKeys(f"Too many keys in one request to {action} (the limit is {MAX_KEYS}).{said}", status=status, code=code, detail=body)
         if status == 429:

@@ -101,6 +101,12 @@ class TooManyKeys(LmsError):
     code = "too_many_keys"
 
 
+class FileTooLarge(LmsError):
+    """The LMS refused the upload for its size: nothing was imported."""
+    status = 413
+    code = "file_too_large"
+
+
 class UnknownOutcome(LmsError):
     """The request may or may not have changed the LMS; ask the server before doing anything new."""
 

@@ -327,7 +327,8 @@ async def diagnose_import(client, import_id: int, *, journal=None, workdir=None)
                          file_source="server", rows_processed=item.rows_processed, rows_total=item.rows_total,
                          note="the file the LMS sent back does not match the sha256 it recorded")
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-diagnose-") as tmp:
-        path = Path(tmp) / (Path(item.file_name or "import.csv").name or "import.csv")
+        # The LMS's file name is data chosen by the uploader (`..`, `x/../..`, 300 bytes): never a path.
+        path = Path(tmp) / f"import-{item.id}.csv"
         path.write_bytes(content)
         path.chmod(0o600)  # the file names people
         return await asyncio.to_thread(diagnose_file, item.id, path, rows_processed=item.rows_processed,

@@ -128,7 +128,8 @@ class UnlockPlan:
 
     @property
     def reimport_file_name(self) -> str:
-        stem = Path(self.file_name or f"import-{self.import_id}.csv").stem
+        # The name the LMS holds is the uploader's: kept as a label only, a base name cut short.
+        stem = Path(self.file_name or "").stem.strip(". ")[:100] or f"import-{self.import_id}"
         return f"{stem}.rows-{self.first_row_left}-{self.rows_total}.csv"
 
     def describe(self) -> list[str]:
@@ -348,7 +349,8 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
         def fix():
             manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
                                         completion_only=True, rows=None, facts=facts,
-                                        importer=item.importer, course_external_id=item.course_external_id)
+                                        importer=item.importer, course_external_id=item.course_external_id,
+                                        keep_changes=None)  # the plan lists every change
             fixed = open_import_file(target)
             col = {name: i for i, name in enumerate(fixed.header)}
 
@@ -517,7 +519,7 @@ async def _reimport(client, plan: UnlockPlan, journal, extra: dict, step: Say, r
              f"({existing.state}); nothing sent twice")
         return
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-reimport-") as tmp:
-        path = Path(tmp) / plan.reimport_file_name
+        path = Path(tmp) / "remainder.csv"  # a name of our own: the LMS's name is only sent as a label
         _write_private(path, plan.remainder)
         entry = _begin(journal, "reimport", importer=plan.importer, course_external_id=plan.course_external_id,
                        sha256=plan.remainder_sha256, row_count=plan.remainder_rows, idempotency_key=key,

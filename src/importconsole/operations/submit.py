@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from importconsole.journal import Journal, JournalEntry
+from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
 from importconsole.lms.client import LmsClient, SubmitReceipt
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
 from importconsole.lms.models import Import
@@ -53,7 +53,9 @@ class SubmitRefused(Exception):
 def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
+    from importconsole.importfile.reader import open_regular
+
+    with open_regular(path) as fh:
         while chunk := fh.read(HASH_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -135,6 +137,7 @@ class SubmitOutcome:
     plan: SubmitPlan
     journal_entry: str
     notes: list[str] = field(default_factory=list)
+    journal_problem: str | None = None  # the LMS has the import, the journal could not record it (also in notes)
 
     @property
     def sentence(self) -> str:
@@ -222,10 +225,16 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
     if importer == "course" and not course_external_id:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
-    if not path.is_file():
-        raise SubmitRefused(f"{path}: no such file.", unreadable=True)
+    from importconsole.importfile.reader import ImportFileError, check_regular_file
+
+    try:
+        check_regular_file(path)  # a FIFO is refused before it is opened: reading it would wait forever
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
     try:
         sha_before, size = await asyncio.to_thread(file_sha256, path)
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
     if validated_sha256 and validated_sha256 != sha_before:
@@ -302,33 +311,56 @@ async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, pr
     if not lms_user:  # the journal names who acted; a UI that never asked gets it here, before anything is sent
         lms_user = getattr(client, "username", None) or (await client.me()).username
     key = idempotency_key or f"ic-{uuid.uuid4()}"
-    entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,
-                          sha256=plan.sha256, row_count=plan.row_count, idempotency_key=key, importer=plan.importer,
-                          course_external_id=plan.course_external_id)
+    try:
+        entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,
+                              sha256=plan.sha256, row_count=plan.row_count, idempotency_key=key, importer=plan.importer,
+                              course_external_id=plan.course_external_id)
+    except JournalWriteFailed as exc:
+        # Journaled before sent, or not sent: a retry must be able to find what was sent.
+        raise SubmitRefused(f"Nothing was sent: {exc}. Every upload is written to the journal before it is sent (so a "
+                            "retry never imports twice); free space there, then submit again.") from None
     try:
         receipt = await client.submit_import_detailed(plan.path, importer=plan.importer, course_external_id=plan.course_external_id,
                                                       idempotency_key=key, progress=progress, expected_sha256=plan.sha256)
     except UnknownOutcome as exc:
-        journal.complete(entry, "unknown", message=str(exc))
+        _complete_if_possible(journal, entry, "unknown", message=str(exc))
         raise
     except FileChangedDuringUpload as exc:
-        journal.complete(entry, "not_created", message=str(exc))
+        _complete_if_possible(journal, entry, "not_created", message=str(exc))
         raise SubmitRefused(str(exc)) from None
     except LmsError as exc:
         # Every other LmsError from submit is definite: the LMS refused, or holds nothing for this key (checked).
-        journal.complete(entry, "refused" if exc.status and exc.status < 500 else "not_created", message=str(exc))
+        _complete_if_possible(journal, entry, "refused" if exc.status and exc.status < 500 else "not_created",
+                              message=str(exc))
         raise
     except BaseException:
         # Cancelled or crashed mid-upload: leave it "sending" so the next run asks the LMS.
         raise
     imp = receipt.import_
     outcome = "created" if receipt.created else ("reconciled" if receipt.reconciled else "already_existed")
-    journal.complete(entry, outcome, import_id=imp.id, message="; ".join(receipt.notes) or None)
+    journal_problem = None
+    try:
+        journal.complete(entry, outcome, import_id=imp.id, message="; ".join(receipt.notes) or None)
+    except JournalWriteFailed as exc:
+        journal_problem = (f"Import {imp.id} is on the LMS, but {exc}: the journal still shows this upload as "
+                           f"'sending'. Do not submit the file again; once there is space, `importconsole journal "
+                           f"--reconcile` records import {imp.id}.")
     notes = list(receipt.notes)
     if imp.file_sha256 and imp.file_sha256 != plan.sha256:
         notes.append(f"Warning: the LMS received a file with sha256 {imp.file_sha256[:12]}..., not the validated "
                      f"{plan.sha256[:12]}...: {plan.path} changed during the upload. Check import {imp.id}.")
-    return SubmitOutcome(imp, receipt, plan, entry, notes)
+    if journal_problem:
+        notes.append(journal_problem)
+    return SubmitOutcome(imp, receipt, plan, entry, notes, journal_problem=journal_problem)
+
+
+def _complete_if_possible(journal: Journal, entry: str, outcome: str, **fields: Any) -> None:
+    """On a failure path the LMS's answer comes first: an entry the journal cannot complete stays
+    'sending', and the next run asks the LMS about it."""
+    try:
+        journal.complete(entry, outcome, **fields)
+    except JournalWriteFailed:
+        pass
 
 
 Confirm = Callable[[SubmitPlan], bool]

@@ -9,26 +9,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from importconsole.sandbox import db as dbm
 from importconsole.sandbox.db import Tx, now
 from importconsole.sandbox.events import Broadcaster, sse
 from importconsole.sandbox.faults import FaultSwitch, parse_fault
-from importconsole.sandbox.importfile import parse
+from importconsole.sandbox.importfile import CHUNK, ParsedFile, find_row, inspect
 from importconsole.sandbox.processor import Importer
 from importconsole.sandbox.rules import assign_held_rows
 
 API = "/api/v1"
 MAX_KEYS = 1000
+MAX_KEY_LENGTH = 200             # Idempotency-Key
+MAX_NAME_BYTES = 255             # a stored file name, like a file system's
+DEFAULT_MAX_UPLOAD = 256 << 20   # importconsole sandbox --max-upload
+FORM_OVERHEAD = 64 << 10         # boundaries, part headers, importer and course around the file
 MAX_LIMIT = 1000
 IMPORTERS = ("course", "global")
 STATES = ("queued", "running", "completed", "completed_with_errors", "failed", "unlocked")
@@ -47,8 +53,11 @@ class ApiError(Exception):
 class Sandbox:
     """Everything one running reference LMS holds."""
 
-    def __init__(self, conn: sqlite3.Connection, *, rows_per_second: float | None, faults: bool):
+    def __init__(self, conn: sqlite3.Connection, db_path: Path, *, rows_per_second: float | None, faults: bool,
+                 max_upload: int = DEFAULT_MAX_UPLOAD):
         self.conn = conn
+        self.db_path = db_path
+        self.max_upload = max_upload
         self.events = Broadcaster()
         self.importer = Importer(conn, self.events, rows_per_second)
         self.faults = faults
@@ -76,16 +85,17 @@ def _auth(request: Request, role: str | None = None):
 
 
 MAX_INT = 2**62  # SQLite integers are 64-bit; larger numbers are input errors, not crashes
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_ASCII_INT = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 def _int_param(request: Request, name: str, default: int | None, *, lo: int = 0, hi: int = MAX_INT) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, "invalid", f"{name} must be a whole number.", field=name) from None
+    if not _ASCII_INT.fullmatch(raw):  # int() also reads ' 1', '1_0' and non-ASCII digits
+        raise ApiError(422, "invalid", f"{name} must be a whole number.", field=name)
+    value = int(raw)
     if value < lo or value > hi:
         raise ApiError(422, "invalid", f"{name} must be between {lo} and {hi}.", field=name)
     return value
@@ -109,9 +119,31 @@ async def _json_body(request: Request) -> dict:
         body = json.loads(await request.body() or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "invalid", "The request body must be JSON.", field="body") from None
+    except RecursionError:
+        raise ApiError(422, "invalid", "The request body is nested too deeply to read; send a flat JSON object as "
+                       "docs/api.md describes.", field="body") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid", "The request body must be a JSON object.", field="body")
+    _refuse_lone_surrogates(body)
     return body
+
+
+def _refuse_lone_surrogates(body: dict) -> None:
+    """A JSON escape such as \\ud800 alone decodes to text that is not Unicode: SQLite and the answer cannot hold it."""
+    todo: list = [body]
+    while todo:  # a loop, not recursion: json.loads bounded the depth, this must not need more
+        value = todo.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            for text in (key, item):
+                if isinstance(text, str) and _SURROGATE.search(text):
+                    raise ApiError(422, "invalid", "The request body holds a lone surrogate escape (such as \\ud800), "
+                                   "which is not a character; send the text as UTF-8.", field="body")
+            if isinstance(item, (dict, list)):
+                todo.append(item)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _str_list(body: dict, key: str) -> list[str]:
@@ -130,7 +162,7 @@ def _too_many(n: int) -> None:
 
 def _path_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not _ASCII_DIGITS.fullmatch(raw) or len(raw) > 18:  # str.isdigit() also takes Arabic-Indic and superscript digits
         raise ApiError(404, "not_found", f"There is no {request.url.path.split('/')[3][:-1]} with id {raw[:40]!r}.")
     return int(raw)
 
@@ -390,11 +422,8 @@ async def imports_list(request: Request):
 async def create_import(request: Request):
     user = _auth(request)
     sandbox = _sandbox(request)
-    key = request.headers.get("idempotency-key")
+    key = _idempotency_key(request)
     if key is not None:
-        key = key.strip()
-        if not key or len(key) > 200:
-            raise ApiError(422, "invalid", "Idempotency-Key must be 1 to 200 characters.", field="Idempotency-Key")
         if key in sandbox.in_flight:
             raise ApiError(409, "idempotency_in_flight",
                            "A request with this Idempotency-Key is still being handled; retry the same key shortly.")
@@ -406,12 +435,93 @@ async def create_import(request: Request):
             sandbox.in_flight.discard(key)
 
 
-async def _create_import(request: Request, sandbox: Sandbox, user, key: str | None):
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    # An Idempotency-Key is a structured-field string: printable ASCII, nothing else.
+    if not key or len(key) > MAX_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+        raise ApiError(400, "invalid_header", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters "
+                       "(letters, digits, punctuation; no control characters); send a new key such as a UUID.",
+                       field="Idempotency-Key")
+    return key
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "file_too_large", f"The import file is larger than this LMS accepts: the limit is "
+                    f"{_size(limit)} ({limit:,} bytes). Nothing was imported; split the file into smaller files "
+                    "and submit each.", limit_bytes=limit)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
+
+
+class _UploadTooLarge(Exception):
+    pass
+
+
+def _capped(receive, limit: int):
+    """The request's receive, refusing more body than `limit` bytes (the file plus the form around it)."""
+    received = 0
+
+    async def capped_receive():
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _UploadTooLarge()
+        return message
+
+    return capped_receive
+
+
+async def _read_form(request: Request, limit: int):
+    """The multipart form, the file spooled to a temporary file on disk (never held in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+        raise _too_large(limit)  # refused before a byte of it is read
+    capped = Request(request.scope, _capped(request.receive, limit + FORM_OVERHEAD))
     try:
-        form = await request.form(max_files=2, max_fields=10)
+        return await capped.form(max_files=2, max_fields=10)
+    except _UploadTooLarge:
+        raise _too_large(limit) from None
     except Exception:  # malformed multipart: python-multipart raises several kinds
         raise ApiError(422, "invalid", "Send the import as multipart/form-data with fields file, importer and course.",
                        field="file") from None
+
+
+def base_name(raw: str | None) -> str:
+    """The uploaded file's name as the LMS keeps it: a base name, never a path (issue 12, item 2)."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    if name.strip(".") == "":
+        return "upload.csv"
+    if len(name.encode("utf-8", "replace")) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = f".{ext}" if dot and stem and len(ext.encode("utf-8", "replace")) <= 16 else ""
+    head = (stem if suffix else name).encode("utf-8", "replace")[: MAX_NAME_BYTES - len(suffix.encode("utf-8", "replace"))]
+    return head.decode("utf-8", "ignore") + suffix
+
+
+def _measure(fh) -> tuple[ParsedFile, str, int]:
+    """(the file as the LMS reads it, its sha256, its size): two passes over the spooled file."""
+    fh.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return inspect(fh), digest.hexdigest(), size
+
+
+async def _create_import(request: Request, sandbox: Sandbox, user, key: str | None):
+    form = await _read_form(request, sandbox.max_upload)
     try:
         delay = request.scope.get("sandbox.delay")
         if delay:
@@ -423,9 +533,9 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
         if upload is None:
             raise ApiError(422, "invalid", "The import file is missing (multipart field 'file').", field="file")
         if isinstance(upload, str):
-            data, file_name = upload.encode("utf-8"), "upload.csv"
+            fh, file_name = io.BytesIO(upload.encode("utf-8")), "upload.csv"
         else:
-            data, file_name = await upload.read(), upload.filename or "upload.csv"
+            fh, file_name = upload.file, base_name(upload.filename)
         course_ext = form.get("course")
         course_ext = course_ext.strip() or None if isinstance(course_ext, str) else None
         if importer == "course" and course_ext is None:
@@ -436,13 +546,19 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
                 raise ApiError(403, "forbidden", "The global course report importer is for site admins.",
                                role_needed="site_admin")
             course_ext = None
+        # Reading the file may take a while for a big one: off the event loop, and BEFORE the checks
+        # below, which must run without an await between them (lock check, then insert).
+        parsed, file_sha, size = await asyncio.to_thread(_measure, fh)
+        if size > sandbox.max_upload:
+            raise _too_large(sandbox.max_upload)
+        return _insert_import(sandbox, user, key, importer, course_ext, file_name, fh, parsed, file_sha, size)
     finally:
-        await form.close()
-    # Reading the file may take a while for a big one: off the event loop, and BEFORE the checks
-    # below, which must run without an await between them (lock check, then insert).
-    parsed = await asyncio.to_thread(parse, data)
+        await form.close()  # the spooled file is deleted
+
+
+def _insert_import(sandbox: Sandbox, user, key: str | None, importer: str, course_ext: str | None, file_name: str,
+                   fh, parsed: ParsedFile, file_sha: str, size: int) -> JSONResponse:
     conn = sandbox.conn
-    file_sha = hashlib.sha256(data).hexdigest()
     payload = hashlib.sha256(f"{file_sha}\n{importer}\n{course_ext or ''}".encode()).hexdigest()
     if key is not None:
         existing = conn.execute("SELECT * FROM imports WHERE idempotency_key = ?", (key,)).fetchone()
@@ -460,17 +576,16 @@ async def _create_import(request: Request, sandbox: Sandbox, user, key: str | No
         raise ApiError(423, "importer_locked",
                        f"The {importer} importer is locked by import {lock['import_id']} ({lock['held_by']}, since "
                        f"{lock['since']}); wait for it to finish or unlock it.", lock=lock)
-    rows_total = len(parsed.records)
     stamp = now()
     with Tx(conn):
         cur = conn.execute(
             """INSERT INTO imports (importer, course_external_id, file_name, file_sha256, file_size,
                                     payload_sha256, idempotency_key, state, rows_total, created_by, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)""",
-            (importer, course_ext, file_name, file_sha, len(data), payload, key, rows_total, user["username"], stamp),
+            (importer, course_ext, file_name, file_sha, size, payload, key, parsed.rows_total, user["username"], stamp),
         )
         import_id = cur.lastrowid
-        conn.execute("INSERT INTO import_files (import_id, file_bytes) VALUES (?, ?)", (import_id, data))
+        dbm.store_file(conn, import_id, fh, size)
         conn.execute("UPDATE locks SET import_id = ?, held_by = ?, since = ? WHERE importer = ?",
                      (import_id, user["username"], stamp, importer))
     sandbox.importer.remember(import_id, parsed)
@@ -511,23 +626,56 @@ async def import_remaining(request: Request):
     _auth(request)
     sandbox = _sandbox(request)
     imp = _import_row(sandbox.conn, _path_id(request))
-    data = dbm.import_file_bytes(sandbox.conn, imp["id"])
     parsed = sandbox.importer.parsed(imp["id"])
-    rest = parsed.records[imp["rows_processed"]:]
+    size, done = imp["file_size"], imp["rows_processed"]
     if parsed.error:  # never read: all of it is unprocessed
-        body, first = data, 1
-    elif rest:
-        body, first = data[: parsed.header_end] + data[rest[0].start:], rest[0].row
+        parts, first = [(0, size)], 1
     else:
-        body, first = data[: parsed.header_end], imp["rows_processed"] + 1
-    return Response(body, media_type="text/csv", headers={"X-First-Row": str(first)})
+        record = None
+        if done < imp["rows_total"]:
+            hint = sandbox.importer.cursors.get(imp["id"])
+            record = await asyncio.to_thread(_find_row, sandbox.db_path, imp["id"], parsed, done + 1, hint)
+        if record is not None:
+            parts, first = [(0, parsed.header_end), (record.start, size)], record.row
+        else:
+            parts, first = [(0, parsed.header_end)], done + 1
+    return _stored_file_response(sandbox.conn, imp["id"], parts, "text/csv", {"X-First-Row": str(first)})
+
+
+def _find_row(db_path: Path, import_id: int, parsed: ParsedFile, row: int, hint):
+    """Reads the stored file on its own connection: a thread must not share the event loop's."""
+    conn = dbm.connect(db_path)
+    try:
+        return find_row(dbm.StoredFile(conn, import_id), parsed, row, hint)
+    finally:
+        conn.close()
+
+
+def _stored_file_response(conn, import_id: int, parts: list[tuple[int, int]], media_type: str, headers: dict):
+    """Byte ranges of the stored file, streamed a chunk at a time (a 100 MB file is never one bytes object)."""
+    stored = dbm.StoredFile(conn, import_id)
+
+    async def body():
+        for start, end in parts:
+            stored.seek(start)
+            while start < end:
+                chunk = stored.read(min(CHUNK, end - start))
+                if not chunk:
+                    return
+                start += len(chunk)
+                yield chunk
+                await asyncio.sleep(0)
+
+    length = sum(max(0, end - start) for start, end in parts)
+    return StreamingResponse(body(), media_type=media_type, headers={**headers, "Content-Length": str(length)})
 
 
 async def import_file(request: Request):
     _auth(request)
-    imp = _import_row(_sandbox(request).conn, _path_id(request))
-    return Response(dbm.import_file_bytes(_sandbox(request).conn, imp["id"]), media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="import-{imp["id"]}.csv"'})
+    conn = _sandbox(request).conn
+    imp = _import_row(conn, _path_id(request))
+    return _stored_file_response(conn, imp["id"], [(0, imp["file_size"])], "application/octet-stream",
+                                 {"Content-Disposition": f'attachment; filename="import-{imp["id"]}.csv"'})
 
 
 async def events(request: Request):
@@ -609,6 +757,7 @@ async def openapi(request: Request):
 
 
 async def faults_set(request: Request):
+    _auth(request)  # test-only, yet never open to anyone who can reach the port
     body = await _json_body(request)
     try:
         fault = parse_fault(body)
@@ -619,6 +768,7 @@ async def faults_set(request: Request):
 
 
 async def faults_clear(request: Request):
+    _auth(request)
     request.app.state.fault_switch.faults.clear()
     return JSONResponse({"ok": True, "faults": 0})
 
@@ -672,14 +822,15 @@ def routes(faults: bool) -> list[Route]:
     return table
 
 
-def create_app(db_path: Path, *, rows_per_second: float | None = None, faults: bool = False):
+def create_app(db_path: Path, *, rows_per_second: float | None = None, faults: bool = False,
+               max_upload: int = DEFAULT_MAX_UPLOAD):
     """The ASGI app. The database must already hold the schema and a dataset (server.prepare_database)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         conn = dbm.connect(db_path)
         dbm.create_schema(conn)
-        app.state.sandbox = Sandbox(conn, rows_per_second=rows_per_second, faults=faults)
+        app.state.sandbox = Sandbox(conn, db_path, rows_per_second=rows_per_second, faults=faults, max_upload=max_upload)
         app.state.sandbox.importer.resume_all()
         try:
             yield

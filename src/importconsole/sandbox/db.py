@@ -279,8 +279,47 @@ def import_json(row) -> dict:
     return {key: row[key] for key in IMPORT_COLUMNS.split(", ")}
 
 
-def import_file_bytes(conn: sqlite3.Connection, import_id: int) -> bytes:
-    return bytes(conn.execute("SELECT file_bytes FROM import_files WHERE import_id = ?", (import_id,)).fetchone()[0])
+STORE_CHUNK = 1 << 20
+
+
+def store_file(conn: sqlite3.Connection, import_id: int, fh, size: int) -> None:
+    """Copy `size` bytes of the open file `fh` into import_files, a chunk at a time (inside the caller's Tx)."""
+    conn.execute("INSERT INTO import_files (import_id, file_bytes) VALUES (?, zeroblob(?))", (import_id, size))
+    if size == 0:
+        return
+    fh.seek(0)
+    with conn.blobopen("import_files", "file_bytes", import_id) as blob:
+        written = 0
+        while written < size and (chunk := fh.read(min(STORE_CHUNK, size - written))):
+            blob.write(chunk)
+            written += len(chunk)
+
+
+class StoredFile:
+    """A submitted file in import_files, read like an open binary file. Each read opens the blob
+    briefly, so no read stays open across the importer's transactions (nor pins the WAL)."""
+
+    def __init__(self, conn: sqlite3.Connection, import_id: int):
+        self.conn, self.import_id, self.pos = conn, import_id, 0
+        row = conn.execute("SELECT length(file_bytes) FROM import_files WHERE import_id = ?", (import_id,)).fetchone()
+        self.size = row[0] if row else 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = max(0, pos if whence == 0 else self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
+        if n <= 0:
+            return b""
+        with self.conn.blobopen("import_files", "file_bytes", self.import_id, readonly=True) as blob:
+            blob.seek(self.pos)
+            data = blob.read(n)
+        self.pos += len(data)
+        return data
 
 
 def get_import(conn: sqlite3.Connection, import_id: int) -> dict | None:

@@ -46,10 +46,12 @@ def parse_fault(body) -> Fault:
         fault.status = int(body.get("status", 503))
         retry_after = body.get("retry_after")
         fault.retry_after = None if retry_after is None else str(retry_after)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(1e400) overflows
         raise ValueError("times, status and seconds must be numbers") from None
     if not 100 <= fault.status <= 599:
         raise ValueError("status must be an HTTP status code")
+    if not 0 <= fault.seconds <= 3600 or not 0 <= fault.times <= 10**9:  # NaN fails both comparisons
+        raise ValueError("seconds must be 0 to 3600 and times 0 to 1000000000")
     return fault
 
 

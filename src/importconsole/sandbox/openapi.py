@@ -189,9 +189,14 @@ PATHS = {
         "post": _op(
             "Submit an import file", _json_response("a new import (queued, holding the importer's lock)", _ref("Import")),
             403, 404, 409, 422, 423, ok_code=201, op_id="submit_import",
-            more={"200": _json_response("the SAME import: this Idempotency-Key and payload were seen before", _ref("Import"))},
+            more={"200": _json_response("the SAME import: this Idempotency-Key and payload were seen before", _ref("Import")),
+                  "400": _json_response("the Idempotency-Key is empty, over 200 characters, or not printable ASCII "
+                                        "(`invalid_header`, with `field`)", _ref("Error")),
+                  "413": _json_response("the file is over the server's upload limit (`importconsole sandbox "
+                                        "--max-upload`, default 256 MiB): `file_too_large`, with `limit_bytes`; "
+                                        "nothing was imported", _ref("Error"))},
             params=[{"name": "Idempotency-Key", "in": "header", "required": False,
-                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"}}],
             body={"required": True, "content": {"multipart/form-data": {"schema": _obj({
                 "file": {"type": "string", "format": "binary", "contentMediaType": "text/csv"},
                 "importer": IMPORTER,

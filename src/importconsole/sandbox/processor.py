@@ -6,9 +6,9 @@ import asyncio
 import logging
 import sqlite3
 
-from importconsole.sandbox.db import Tx, get_import, get_lock, import_file_bytes, now
+from importconsole.sandbox.db import StoredFile, Tx, get_import, get_lock, now
 from importconsole.sandbox.events import Broadcaster
-from importconsole.sandbox.importfile import CellTooLong, ParsedFile, parse
+from importconsole.sandbox.importfile import CellTooLong, ParsedFile, Position, read_header, records
 from importconsole.sandbox.rules import process_record
 
 log = logging.getLogger("importconsole.sandbox")
@@ -26,10 +26,14 @@ class Importer:
         # server "does not know" an import is hung; kept for debugging (logged at INFO).
         self.stalled: dict[int, str] = {}
         self._published: dict[int, float] = {}
+        # Where the next unprocessed row of an import starts, so /remaining (after a hang and
+        # Unlock) does not read the file again from the top. Kept after Unlock, dropped at the end.
+        self.cursors: dict[int, Position] = {}
 
     def parsed(self, import_id: int) -> ParsedFile:
+        """The file's header as the LMS reads it (never its rows: those are read one at a time)."""
         if import_id not in self._parsed:
-            self._parsed[import_id] = parse(import_file_bytes(self.conn, import_id))
+            self._parsed[import_id] = read_header(StoredFile(self.conn, import_id))
         return self._parsed[import_id]
 
     def remember(self, import_id: int, parsed: ParsedFile) -> None:
@@ -102,7 +106,8 @@ class Importer:
         interval = 1.0 / self.rows_per_second if self.rows_per_second else 0.0
         due = loop.time()
         columns = parsed.columns
-        for record in parsed.records[imp["rows_processed"]:]:
+        async for record in self._unprocessed(import_id, parsed, imp["rows_processed"]):
+            self.cursors[import_id] = Position(record.start, record.row, record.line)
             if interval:
                 due += interval
                 await asyncio.sleep(max(0.0, due - loop.time()))
@@ -148,8 +153,20 @@ class Importer:
             self._release(import_id)
         self._parsed.pop(import_id, None)
         self._published.pop(import_id, None)
+        self.cursors.pop(import_id, None)
         self._publish(import_id)
         self.events.publish("lock", imp["importer"], get_lock(conn, imp["importer"]))
+
+    async def _unprocessed(self, import_id: int, parsed: ParsedFile, done: int):
+        """The rows after the first `done`, read from the stored file one at a time; after a restart the
+        rows already done are read past, yielding to the event loop now and then."""
+        hint = self.cursors.get(import_id)
+        start = hint if hint is not None and hint.row == done + 1 else None
+        for record in records(StoredFile(self.conn, import_id), parsed, start):
+            if record.row > done:
+                yield record
+            elif record.row % 1000 == 0:
+                await asyncio.sleep(0)
 
     def _process_row(self, import_id: int, row: int, imp, fields: dict, course) -> tuple[str, str | None, int | None]:
         # A bug here must not stop the import: that would be a hang outside the documented trigger

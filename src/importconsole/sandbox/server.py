@@ -11,7 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from importconsole.sandbox import db as dbm
-from importconsole.sandbox.app import create_app
+from importconsole.sandbox.app import DEFAULT_MAX_UPLOAD, create_app
 from importconsole.sandbox.dataset import DatasetError, demo_dataset, load_dataset_file, seed
 
 LISTENING = "importconsole sandbox listening on {url}"
@@ -66,7 +66,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, rows_per_second: float | None,
-          faults: bool, show_tokens: bool) -> int:
+          faults: bool, show_tokens: bool, max_upload: int = DEFAULT_MAX_UPLOAD) -> int:
     try:
         db_path, tokens, fresh = prepare_database(db_path, seed_name)
     except DatasetError as exc:
@@ -76,7 +76,7 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
         print(f"importconsole sandbox: {db_path}: cannot use this file as the LMS database ({exc}); "
               "give --db a new path or one the sandbox made.", file=sys.stderr)
         return 2
-    app = create_app(db_path, rows_per_second=rows_per_second, faults=faults)
+    app = create_app(db_path, rows_per_second=rows_per_second, faults=faults, max_upload=max_upload)
 
     def announce(bound_host: str, bound_port: int) -> None:
         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -86,7 +86,8 @@ def serve(*, host: str, port: int, db_path: Path | None, seed_name: str | None, 
                 print(f"token {role}: {token}", flush=True)
         speed = "unthrottled" if not rows_per_second else f"{rows_per_second:g} rows/s"
         kept = "" if fresh else "; reused as it was: its imports, locks and users are kept, --seed is not loaded"
-        print(f"database: {db_path} (processing {speed}{', faults on' if faults else ''}{kept}); Ctrl-C stops",
+        limit = f"uploads up to {max_upload / (1 << 20):g} MiB"
+        print(f"database: {db_path} (processing {speed}, {limit}{', faults on' if faults else ''}{kept}); Ctrl-C stops",
               file=sys.stderr, flush=True)
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",

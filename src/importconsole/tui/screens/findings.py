@@ -273,8 +273,7 @@ class FindingsScreen(ConsoleScreen):
         self.app.call_from_thread(self._fixed, out, manifest)
 
     def _fixed(self, out: Path, manifest) -> None:
-        changed = getattr(manifest, "changes", None)
-        count = len(changed) if changed is not None else "the"
+        count = manifest.change_count  # the manifest holds only the first changes in memory
         self.notify(f"Fixed copy written: {shown(out.name)} ({count} changes). The original is untouched. "
                     "Opened it in the preview.")
         self.app.open_file(out)

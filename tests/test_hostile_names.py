@@ -1,0 +1,61 @@
+"""A file name the LMS reports is the uploader's data, never a path: `..`, `x/../..` or a name
+longer than any file system allows must not stop diagnose, unlock or the re-import (issue 12,
+item 2). The hostile name is written into the reference LMS's own database, so the test does not
+depend on what the server accepts at upload."""
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+
+from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
+from test_recover_live import assert_each_learner_imported_once
+
+from importconsole.cli import main
+
+HOSTILE = ["..", "x/../..", "n" * 300 + ".csv"]
+
+
+async def _hung_import(lms, rows: int, bad_row: int) -> dict:
+    item = await submit(lms, course_file(rows, bad_row=bad_row), course="C-FIXED")
+    await asyncio.to_thread(lms.wait_rows, item["id"], bad_row - 1)
+    return item
+
+
+def _rename_on_the_lms(lms, import_id: int, name: str) -> None:
+    with sqlite3.connect(str(lms.db_path), timeout=10) as db:
+        db.execute("UPDATE imports SET file_name = ? WHERE id = ?", (name, import_id))
+    assert lms.get_import(import_id)["file_name"] == name
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=["dotdot", "traversal", "over-255-bytes"])
+def test_diagnose_unlock_and_reimport_work_whatever_the_lms_calls_the_file(monkeypatch, tmp_path, capsys, name):
+    with start_sandbox(dataset(users=learners(12)), rows_per_second=1000) as lms:
+        item = asyncio.run(_hung_import(lms, rows=12, bad_row=5))
+        _rename_on_the_lms(lms, item["id"], name)
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["diagnose", str(item["id"])]) == 0
+        shown = capsys.readouterr()
+        assert "Next row to process: row 5" in shown.out and "U+200B" in shown.out, shown
+        assert main(["unlock", str(item["id"]), "--yes"]) == 0
+        shown = capsys.readouterr()
+        assert f"unlocked import {item['id']}" in shown.out, shown
+        assert main(["reimport", str(item["id"]), "--yes", "--json"]) == 0
+        outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        reimport = lms.wait_import(outcome["outcome"]["reimport_id"])
+        assert reimport["state"] == "completed" and "/" not in reimport["file_name"]
+        assert_each_learner_imported_once(lms, 12)
+        assert count(lms, "SELECT count(*) FROM imports") == 2
+
+
+def test_recover_in_one_step_with_a_traversal_name(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(12)), rows_per_second=1000) as lms:
+        item = asyncio.run(_hung_import(lms, rows=12, bad_row=7))
+        _rename_on_the_lms(lms, item["id"], "../../etc/x/../..")
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["recover", str(item["id"]), "--yes"]) == 0
+        out = capsys.readouterr().out
+        assert "re-imported rows 7-12" in out, out
+        lms.wait_import(count(lms, "SELECT max(id) FROM imports"))
+        assert_each_learner_imported_once(lms, 12)
