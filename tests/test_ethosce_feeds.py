@@ -262,3 +262,13 @@ async def test_an_account_without_the_unlock_permission_is_told_so_once(feeds_ki
         feeds_kit.php('user_delete(user_load_by_name("editor")->uid);')
     assert "denies 'editor' access to" in str(denied.value) and "/import/course_record_import/unlock" in str(denied.value)
     assert feeds_kit.scalar("SELECT state FROM feeds_source WHERE id = ?", IMPORTER) != "a:0:{}"  # still locked
+
+
+async def test_the_readmes_file_locks_at_exactly_41_percent(feeds_kit, tmp_path):
+    csv = feeds_kit.make_csv(tmp_path / "readme.csv", 50, "--bad-row", "23", "--bad", "zwsp", seed=False)
+    async with admin(feeds_kit) as site:
+        feeds = FeedsSite(site)
+        outcome = await feeds.drive_batch(IMPORTER, (await feeds.upload(IMPORTER, csv)).batch_id)
+    assert outcome.died and outcome.status_after.percent == 41 == lock_percent(csv)
+    assert outcome.status_after.button_label == "Importing (41 %)"
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
