@@ -5,7 +5,6 @@
 - `restws.RestwsClient`: the read-only web services (HTTP Basic, paged listings, cached, 4 in flight).
 - `facts.RestwsFacts`: the validation rules' `LmsFacts` from restws.
 - `diagnose`: pure: the file's rows against the stored rows (multiset), the first unstored row, the cause.
-- `trap.clear_dead_cron_job`: the background-mode trap's safe way out (web pages only).
 - `errors`: the sentence errors (subclasses of `lms.errors`).
 
 The protocol is in ../shared/drupal-feeds/README.md and docs/ethosce.md.
