@@ -154,10 +154,12 @@ class FeedsKit:
         """Back to a clean site (see the module docstring); the admin's sessions are kept."""
         self.php(_RESET_PHP)
 
-    def make_csv(self, out: Path, rows: int, *extra: str) -> Path:
-        """`make_csv.py OUT ROWS --seed seed.json [--bad-row R --bad KIND]`: rows matching the seed."""
-        subprocess.run([sys.executable, str(self.kit_dir / "make_csv.py"), str(out), str(rows), "--seed",
-                        str(self.kit_dir / "seed.json"), *extra], check=True)
+    def make_csv(self, out: Path, rows: int, *extra: str, seed: bool = True) -> Path:
+        """`make_csv.py OUT ROWS --seed seed.json [--bad-row R --bad KIND]`: rows matching the seed
+        (`seed=False`: the README's measurement rows, which match the seed only partly)."""
+        with_seed = ["--seed", str(self.kit_dir / "seed.json")] if seed else []
+        subprocess.run([sys.executable, str(self.kit_dir / "make_csv.py"), str(out), str(rows), *with_seed, *extra],
+                       check=True)
         return out
 
     def failed_logins(self) -> int:

@@ -15,6 +15,7 @@ import pytest
 from importconsole.lms.client import RetryPolicy
 from importconsole.lms.errors import NotFound
 from importconsole.lms.ethosce import (
+    BatchInterrupted,
     BatchNotOurs,
     DrupalSession,
     FeedsSite,
@@ -262,3 +263,46 @@ async def test_an_account_without_the_unlock_permission_is_told_so_once(feeds_ki
         feeds_kit.php('user_delete(user_load_by_name("editor")->uid);')
     assert "denies 'editor' access to" in str(denied.value) and "/import/course_record_import/unlock" in str(denied.value)
     assert feeds_kit.scalar("SELECT state FROM feeds_source WHERE id = ?", IMPORTER) != "a:0:{}"  # still locked
+
+
+async def test_the_readmes_file_locks_at_exactly_41_percent(feeds_kit, tmp_path):
+    csv = feeds_kit.make_csv(tmp_path / "readme.csv", 50, "--bad-row", "23", "--bad", "zwsp", seed=False)
+    async with admin(feeds_kit) as site:
+        feeds = FeedsSite(site)
+        outcome = await feeds.drive_batch(IMPORTER, (await feeds.upload(IMPORTER, csv)).batch_id)
+    assert outcome.died and outcome.status_after.percent == 41 == lock_percent(csv)
+    assert outcome.status_after.button_label == "Importing (41 %)"
+    assert feeds_kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+
+class DropsOneBatchStep(httpx.AsyncHTTPTransport):
+    """A real transport whose connection drops once, on the 2nd batch step (no server can be made to do that)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("op") == "do":
+            self.steps += 1
+            if self.steps == 2:
+                raise httpx.ConnectError("connection reset", request=request)
+        return await super().handle_async_request(request)
+
+
+async def test_a_lost_connection_mid_batch_is_said_and_the_same_session_resumes_it(feeds_kit, tmp_path):
+    feeds_kit.set_row_delay(40)
+    csv = feeds_kit.make_csv(tmp_path / "clean.csv", 60)
+    async with admin(feeds_kit, transport=DropsOneBatchStep()) as site:
+        feeds = FeedsSite(site)
+        up = await feeds.upload(IMPORTER, csv)
+        with pytest.raises(BatchInterrupted) as lost:
+            await feeds.drive_batch(IMPORTER, up.batch_id)
+        stuck = await feeds.status(IMPORTER)
+        assert stuck.locked and 0 < lost.value.percentage < 100 and lost.value.batch_id == up.batch_id
+        outcome = await feeds.drive_batch(IMPORTER, up.batch_id, started=True)
+    assert f"(batch {up.batch_id}) was at" in str(lost.value) and "stays locked mid-import" in str(lost.value)
+    assert outcome.finished and not outcome.status_after.locked
+    from importconsole.lms.ethosce import read_feed_file
+
+    assert feeds_kit.stored_rows() == [r.key() for r in read_feed_file(csv).rows]  # every row once, in order

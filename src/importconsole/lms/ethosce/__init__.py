@@ -12,6 +12,7 @@ The protocol is in ../shared/drupal-feeds/README.md and docs/ethosce.md.
 
 from importconsole.lms.ethosce.diagnose import FeedFile, FeedsDiagnosis, diagnose_feed, read_feed_file, rows_at_percent
 from importconsole.lms.ethosce.errors import (
+    BatchInterrupted,
     BatchNotOurs,
     ImportDied,
     LoginRefused,
@@ -36,7 +37,7 @@ from importconsole.lms.ethosce.restws import RestwsClient, stored_key
 from importconsole.lms.ethosce.session import DrupalSession, check_site_url
 
 __all__ = [
-    "BatchNotOurs", "BatchOutcome", "DrupalSession", "FeedsSite", "ImportDied", "ImporterInfo", "ImporterStatus",
+    "BatchInterrupted", "BatchNotOurs", "BatchOutcome", "DrupalSession", "FeedsSite", "ImportDied", "ImporterInfo", "ImporterStatus",
     "LoginRefused", "RestwsClient", "RestwsFacts", "RestwsForbidden", "RestwsLookups", "RestwsRefused",
     "SiteForbidden", "UnexpectedPage", "UnlockOutcome", "UnlockRefused", "UploadRefused", "UploadResult",
     "check_site_url", "parse_status", "stored_key", "FeedFile", "FeedsDiagnosis", "diagnose_feed", "read_feed_file",

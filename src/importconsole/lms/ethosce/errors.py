@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from importconsole.lms.errors import Forbidden, ImporterLocked, LmsError, LockMismatch, ServerError, Unauthorized
+from importconsole.lms.errors import Forbidden, ImporterLocked, LmsError, LockMismatch, ServerError, Unauthorized, Unreachable
 
 
 class LoginRefused(Unauthorized):
@@ -56,3 +56,14 @@ class ImportDied(ServerError):
 
 class UnlockRefused(LockMismatch):
     """Compare-and-unlock: the importer's progress moved since it was read, so nothing was unlocked."""
+
+
+class BatchInterrupted(Unreachable):
+    """The connection failed while driving a batch: the import stays where it was (locked, not dead) until this
+    session drives the batch again (`FeedsSite.drive_batch(..., started=True)`) or the importer is unlocked."""
+
+    def __init__(self, message: str, *, batch_id: int, percentage: float, steps: int, **kw: Any):
+        super().__init__(message, **kw)
+        self.batch_id = batch_id
+        self.percentage = percentage
+        self.steps = steps

@@ -24,8 +24,15 @@ from typing import Any
 
 import httpx
 
-from importconsole.lms.errors import NotFound, ServerError
-from importconsole.lms.ethosce.errors import BatchNotOurs, SiteForbidden, UnexpectedPage, UnlockRefused, UploadRefused
+from importconsole.lms.errors import NotFound, ServerError, Unreachable
+from importconsole.lms.ethosce.errors import (
+    BatchInterrupted,
+    BatchNotOurs,
+    SiteForbidden,
+    UnexpectedPage,
+    UnlockRefused,
+    UploadRefused,
+)
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
 
@@ -411,7 +418,14 @@ class FeedsSite:
             await self.start_batch(batch_id)
         steps, percentage = 0, 0.0
         while True:
-            code, data = await self.step(batch_id)
+            try:
+                code, data = await self.step(batch_id)
+            except Unreachable as exc:
+                raise BatchInterrupted(
+                    f"{exc} The import on {importer_id} (batch {batch_id}) was at {percentage:g} % of the file's bytes "
+                    "and stays locked mid-import: it advances only while the session that started it drives it. "
+                    "Resume it from this session if it still can, else diagnose and unlock it.",
+                    batch_id=batch_id, percentage=percentage, steps=steps) from None
             steps += 1
             if data is None or not data.get("status", False):
                 status_after = await self.status(importer_id)
