@@ -64,7 +64,7 @@ def _with_facts(args, job):
     if args.offline:
         return job(OfflineFacts())
     try:
-        from importconsole.lms.facts import ApiFacts
+        from importconsole.lms.port import facts_for
         from importconsole.cli import lms_cmds
     except ImportError:
         raise _Stop(EXIT_USAGE, "LMS checks need a profile and the LMS client, which is not available here; "
@@ -83,7 +83,7 @@ def _with_facts(args, job):
 
     async def main():
         async with client as lms:
-            facts = ApiFacts(lms, asyncio.get_running_loop())
+            facts = facts_for(lms, asyncio.get_running_loop())  # restws on an EthosCE profile
             return await asyncio.to_thread(job, facts)
 
     try:

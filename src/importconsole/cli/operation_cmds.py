@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     from importconsole.cli.lms_cmds import _common  # --profile/--config before or after the command, like every command
 
     p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
-    p.add_argument("import_id", nargs="?", type=int, metavar="IMPORT_ID", help="one import (default: every active import)")
+    p.add_argument("import_id", nargs="?", type=_import_ref, metavar="IMPORT_ID",
+                   help="one import (default: every active import); on an EthosCE profile the importer id")
     p.add_argument("--json", action="store_true", help="JSON lines instead of text")
     p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
@@ -33,7 +34,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
-    p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+    p.add_argument("import_id", type=_import_ref, metavar="IMPORT_ID", help="the import (EthosCE: the importer id)")
+    p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
     p.add_argument("--json", action="store_true")
     _common(p)
     p.set_defaults(func=cmd_diagnose)
@@ -42,7 +44,8 @@ def register(subparsers) -> None:
                            ("reimport", "re-import the rows an unlocked import never reached, sanitized"),
                            ("recover", "unlock a hung import and re-import the rest, after one confirmation")):
         p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("import_id", type=int, metavar="IMPORT_ID")
+        p.add_argument("import_id", type=_import_ref, metavar="IMPORT_ID", help="the import (EthosCE: the importer id)")
+        p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
         _common(p)
@@ -62,25 +65,46 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_credit_fix)
 
 
+def _import_ref(text: str) -> int | str:
+    """An import id (the console's own API), or an importer id (EthosCE: `course_record_import`)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if not text or not all(ch.isalnum() or ch == "_" for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an import id (a number) nor an importer id (a-z, 0-9, _)")
+    return text
+
+
+def _ethosce(session) -> bool:
+    return getattr(session.profile, "kind", "reference") == "ethosce"
+
+
+def _numbered(args, session) -> None:
+    """The console's own API names an import by number: a word there is a usage error, said."""
+    if not _ethosce(session) and isinstance(getattr(args, "import_id", None), str):
+        raise _UsageError(f"{args.import_id!r} is an importer id; on profile {session.profile.name} imports are "
+                          "numbered (importconsole imports lists them).")
+
+
+class _UsageError(Exception):
+    pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Connecting (profile from the config, token from env/keyring)
 
 
 class _Session:
+    """The profile, its connected backend (lms.connect, the one place that builds it) and the journal."""
+
     def __init__(self, args):
-        from importconsole.config import load_config
         from importconsole.journal import Journal
-        from importconsole.lms.client import LmsClient
-        from importconsole.secrets import get_token
+        from importconsole.lms.connect import find_credentials, open_backend
 
-        from importconsole.cli.lms_cmds import retry_policy
+        from importconsole.cli.lms_cmds import _profile, retry_policy
 
-        config = load_config(getattr(args, "config", None))
-        self.profile = config.profile(getattr(args, "profile", None))
-        token = get_token(self.profile)
-        # One CLI plumbing: the same retry policy (and its "trying again in N s" lines) as submit.
-        self.client = LmsClient(self.profile.base_url, token, ca_bundle=self.profile.ca_bundle, profile=self.profile.name,
-                                retry=retry_policy())
+        self.profile = _profile(args)
+        self.client = open_backend(self.profile, find_credentials(self.profile), retry=retry_policy())
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -88,31 +112,34 @@ class _Session:
 
 
 def _run(args, body) -> int:
-    """Open the session, run `body(session)`, turn every known failure into one sentence."""
-    from importconsole.config import ConfigError
+    """Open the session, run `body(session)`, turn every known failure into one sentence.
+    Exit codes as everywhere: config 1 (2 when there is none), LMS unreachable or refusing 3."""
+    from importconsole.cli.lms_cmds import _Stop
+    from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError
+    from importconsole.lms.port import CapabilityMissing
     from importconsole.operations.recover import RecoveryRefused
-    from importconsole.secrets import TokenError
 
     try:
         session = _Session(args)
-    except ConfigError as error:
-        print(f"importconsole: config problem:\n{error}", file=sys.stderr)
-        return EXIT_USAGE
-    except TokenError as error:  # no token on this host: not the LMS refusing (exit 3)
+    except _Stop as stop:
+        print(f"importconsole: {stop}", file=sys.stderr)
+        return stop.code
+    except ConnectFailed as error:
         print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except LmsError as error:
-        print(f"importconsole: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code
 
     async def main():
         async with session.client:
             return await body(session)
 
     try:
+        _numbered(args, session)
         return asyncio.run(main())
+    except _UsageError as error:
+        print(f"importconsole: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except JournalWriteFailed as error:
         _emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
                                            "before running the command again.", err=True)
@@ -120,9 +147,13 @@ def _run(args, body) -> int:
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
-    except LmsError as error:
-        _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
-        return EXIT_LMS
+    except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
+        _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
+        return EXIT_PROBLEM
+    except (ConnectFailed, LmsError) as error:
+        code, sentence = failure_sentence(error)
+        _emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
+        return code
 
 
 def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
@@ -162,9 +193,16 @@ UNSEEN_REMINDER = 30.0  # seconds between "the LMS is still not seen" lines, for
 
 
 def cmd_watch(args) -> int:
+    def body(session):
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return ethosce_cmds.watch(args, session.client, session.profile, session.journal)
+        return _watch(args, session)
+
     args.watched = set()
     try:
-        return _run(args, lambda session: _watch(args, session))
+        return _run(args, body)
     except KeyboardInterrupt:
         # Watching stops; the imports do not: say so, and how to pick them up again.
         ids = sorted(args.watched)
@@ -290,6 +328,11 @@ def cmd_diagnose(args) -> int:
     async def body(session):
         from importconsole.operations.hung import diagnose_import
 
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return await ethosce_cmds.diagnose(args, session.client, session.journal)
+
         item = await session.client.get_import(args.import_id)
         head = f"Import {item.id} ({item.file_name}): {item.state.replace('_', ' ')}, {item.rows_processed}/{item.rows_total} rows processed"
         if item.state in ("completed", "completed_with_errors", "failed"):
@@ -338,6 +381,11 @@ async def _stall(session, item):
 def cmd_recover(args) -> int:
     async def body(session):
         from importconsole.operations.recover import execute_recovery, plan_recovery
+
+        if _ethosce(session):
+            from importconsole.cli import ethosce_cmds
+
+            return await ethosce_cmds.recover(args, session.client, session.journal, _confirm)
 
         mode = args.mode
         plan = await plan_recovery(session.client, args.import_id, journal=session.journal, unlock_only=mode == "unlock")

@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterable
 from importconsole.importfile.award import RecordedCredit, and_list, completion_award
 from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
+from importconsole.lms.models import Import
+from importconsole.lms.port import LmsBackend, require
 
 KIND_INCOMPLETE = "credit-on-incomplete"  # incomplete enrollment carrying imported credit
 KIND_NOT_REPORTED = "imported-credit-not-reported"  # imported credit of a reporting type
@@ -276,7 +278,7 @@ def describe_dates(proposals: Iterable[CompletionOnlyProposal]) -> str:
 # Finding candidates
 
 
-async def propose_credit_fixes(client, *, course_external_id: str | None = None, import_id: int | None = None,
+async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | None = None, import_id: int | None = None,
                                file: str | os.PathLike | None = None, today: date | None = None) -> list[CompletionOnlyProposal]:
     """Candidates from the LMS (imported credit on incomplete enrollments, and imported credit of
     reporting types), or from a file's rows when `file` is given; one decision per learner and course."""
@@ -285,6 +287,7 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
     completed_on = (today or datetime.now(timezone.utc).date()).isoformat()
     # A filter naming nothing must not read as "nothing to fix".
     if import_id is not None:
+        require(client, "import_ids", f"look up import {import_id}", "leave out --import")
         await client.get_import(import_id)  # NotFound: "There is no import N"
     if course_external_id is not None and not (await client.lookup_courses([course_external_id])).items:
         raise NotFound(f"There is no course {course_external_id!r} in the LMS: check the external course id "
@@ -296,6 +299,8 @@ async def propose_credit_fixes(client, *, course_external_id: str | None = None,
         for learner in _learners_from_file(file, course_external_id, reporting):
             learners[(learner.course, learner.external_user_id or learner.email or "")] = learner
     else:
+        require(client, "credit_records", "find imported credit that is never reported",
+                "give the import file with --file: its rows are checked against the site's facts instead")
         records = []
         offset: int | None = 0
         while offset is not None:
@@ -382,7 +387,7 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
     return [l for l in learners.values() if any(t in reporting for t, _, _ in l.credit)]
 
 
-async def _decide_all(client, learners: list[_Learner], credit_types: dict) -> list[CompletionOnlyProposal]:
+async def _decide_all(client: LmsBackend, learners: list[_Learner], credit_types: dict) -> list[CompletionOnlyProposal]:
     if not learners:
         return []
     course_ids = sorted({l.course for l in learners})
@@ -548,7 +553,7 @@ class CreditFixStopped(Exception):
                          "submit again when the importer is free (what was submitted is not sent twice).")
 
 
-async def wait_for_import_end(client, item, *, poll_interval: float = 0.5, stall_timeout: float = 300.0,
+async def wait_for_import_end(client: LmsBackend, item: Import, *, poll_interval: float = 0.5, stall_timeout: float = 300.0,
                               on_progress: Callable[[Any], None] | None = None, sleep=None):
     """Poll one import until it ends. Bounded: gives up (TimeoutError) when `rows_processed` has not
     moved for `stall_timeout` seconds (a hung import never ends by itself)."""
@@ -568,7 +573,7 @@ async def wait_for_import_end(client, item, *, poll_interval: float = 0.5, stall
     return item
 
 
-async def submit_proposals(client, written: ProposalFiles, *, journal, journal_fields: dict | None = None,
+async def submit_proposals(client: LmsBackend, written: ProposalFiles, *, journal, journal_fields: dict | None = None,
                            progress=None, on_warning=None, on_progress: Callable[[FixProgress], None] | None = None,
                            poll_interval: float = 0.5, stall_timeout: float = 300.0) -> dict[str, Any]:
     """One course-level import per course's proposal file, through operations.submit (validated,

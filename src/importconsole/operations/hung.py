@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
 from importconsole.importfile.safe_text import describe as describe_character
+
+if TYPE_CHECKING:
+    from importconsole.lms.port import LmsBackend
 
 Clock = Callable[[], float]
 
@@ -341,7 +344,7 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
 
 
-async def diagnose_import(client, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
+async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
     """Diagnose an import from its submitted file: the local copy when the journal names one
     whose sha256 still matches, else the copy the LMS keeps (GET /imports/{id}/file)."""
     import asyncio
@@ -354,6 +357,10 @@ async def diagnose_import(client, import_id: int, *, journal=None, workdir=None)
     if local is not None:
         return await asyncio.to_thread(diagnose_file, item.id, local, rows_processed=item.rows_processed,
                                        rows_total=item.rows_total, file_source=str(local))
+    from importconsole.lms.port import require
+
+    require(client, "submitted_file", f"read the file of import {import_id} to name the row it stopped at",
+            "give the file that was uploaded with --file")
     content = await client.import_file(import_id)
     if item.file_sha256 and hashlib.sha256(content).hexdigest() != item.file_sha256:
         return Diagnosis(import_id=item.id, row=item.rows_processed + 1, line=None, cause=CAUSE_UNKNOWN,

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.lms.models import Import, Lock
+from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
 
 KEY_PREFIX = "reimport"
@@ -241,7 +242,7 @@ class RecoveryResult:
 ACTIVE = ("queued", "running")
 
 
-async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
+async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
                         workdir: str | os.PathLike | None = None, unlock_only: bool = False) -> UnlockPlan:
     """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS.
 
@@ -259,6 +260,8 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
         raise RecoveryRefused(
             f"Import {item.id} does not hold the {item.importer} importer's lock ({lock.describe()}), "
             "so it is not hung: it is waiting its turn. Nothing to unlock.")
+    require(client, "remaining_rows", f"work out which rows of import {item.id} are left",
+            "give the file that was uploaded with --file")
     if diagnosis is None or diagnosis.rows_processed != item.rows_processed:
         diagnosis = await diagnose_import(client, item.id, journal=journal, workdir=workdir)
     remaining = await client.import_remaining(item.id)
@@ -318,7 +321,7 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
     )
 
 
-async def _already_complete(client, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
+async def _already_complete(client: LmsBackend, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
     """`learners`: (original row, external_user_id, email, course) of each remaining row."""
     keys, seen = [], set()
     for _, ext, email, course in learners:
@@ -344,7 +347,7 @@ async def _already_complete(client, learners: list[tuple[int, str, str, str]]) -
     return found
 
 
-async def _sanitize_remainder(client, item: Import, content: bytes, first_row: int, workdir):
+async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, first_row: int, workdir):
     """The import-file engine's fixes over the remainder: special characters removed, header
     cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
     variable credit off). Returns (bytes to submit, changes and completion-only rows in the
@@ -421,7 +424,7 @@ def _complete(journal, entry: str | None, outcome: str, **fields) -> None:
         journal.complete(entry, outcome, **fields)
 
 
-async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
+async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
                            workdir: str | os.PathLike | None = None, say: Say | None = None,
                            journal_fields: dict | None = None) -> RecoveryResult:
     """Unlock (compare-and-unlock on the plan's import) then re-import the planned remainder.
@@ -462,7 +465,7 @@ async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bo
     return result
 
 
-async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
+async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
     # Compare: re-read just before unlocking; a moving import is not hung.
     now = await client.get_import(plan.import_id)
     if now.state not in ACTIVE:
@@ -493,7 +496,8 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
                 f"{after.state.replace('_', ' ')} with {after.rows_processed} of {after.rows_total} rows processed. "
                 f"Nothing was re-imported. Check it with `importconsole watch {plan.import_id}`.",
                 planned=plan.rows_committed, now=after.rows_processed) from None
-        reimport = await client.find_import_by_key(plan.idempotency_key)
+        reimport = (await client.find_import_by_key(plan.idempotency_key)
+                    if capabilities_of(client).idempotency_key else None)
         again = (f" The re-import of its remaining rows is import {reimport.id} ({reimport.state})."
                  if reimport else
                  " No re-import of its remaining rows exists yet (whoever unlocked it may be sending it now); "
@@ -525,11 +529,13 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
             "plan the re-import again.", planned=plan.rows_committed, now=item.rows_processed)
 
 
-async def _reimport(client, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
+async def _reimport(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
     if plan.remainder_rows == 0:
         step(f"no rows left to re-import for import {plan.import_id}")
         return
     key = plan.idempotency_key
+    require(client, "idempotency_key", f"re-import the rest of import {plan.import_id} safely (a retry could import it twice)",
+            "submit the remaining rows yourself after checking the importer's page")
     existing = await client.find_import_by_key(key)
     if existing is not None:
         # Another console (or an earlier run) already re-imported this remainder.

@@ -29,6 +29,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
 from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
 ACTIVE_STATES = ("queued", "running")
@@ -221,7 +222,7 @@ class ImportWatcher:
     `get_import(id)` and `locks()`, as lms.client.LmsClient has.
     """
 
-    def __init__(self, client: Any, *, hung_after: float = 60.0, poll_interval: float = 2.0,
+    def __init__(self, client: LmsBackend, *, hung_after: float = 60.0, poll_interval: float = 2.0,
                  rate_window: float = 10.0, clock: Clock = time.monotonic,
                  backoff: Backoff | None = None, diagnose: Diagnoser | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
@@ -390,6 +391,8 @@ class ImportWatcher:
     # -- loops -------------------------------------------------------------------------------
 
     async def _stream_loop(self) -> None:
+        if not capabilities_of(self.client).event_stream:
+            return  # this LMS pushes nothing: the tick loop polls
         while not self._stopping.is_set():
             try:
                 events = self.client.events()
