@@ -91,7 +91,8 @@ async def test_the_recover_plan_says_when_the_lms_is_no_longer_seen_and_unlocks_
             server.stop()  # the LMS goes away while the plan is open
             await wait_for(pilot, lambda: f"whether import {hung['id']} is hung is not known" in flat_text(app),
                            timeout=60, what="the plan saying the LMS is not seen")
-            assert "LMS NOT SEEN since" in screen_text(app).splitlines()[0]
+            await wait_for(pilot, lambda: "LMS NOT SEEN since" in screen_text(app).splitlines()[0], timeout=3,
+                           what="the title line under the dialog repainted")
             await pilot.press("enter")
             await pilot.pause(0.5)
             assert app.screen is dialog and dialog.result_id is None and not dialog.executing
