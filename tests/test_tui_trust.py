@@ -307,3 +307,12 @@ async def test_X_without_a_course_asks_for_it_and_writes_nothing(tmp_path):
             await wait_for(pilot, lambda: "X needs the course this file goes to" in flat_text(app), what="the course asked")
             assert "--course" not in flat_text(app)  # the console's key, not the CLI's option
     assert not list(tmp_path.glob("partial.fixed*"))
+
+
+async def test_a_startup_sentence_ends_with_one_full_stop_never_try_again_dot_dot(tmp_path):
+    app = ImportConsoleApp(workdir=tmp_path, theme_dirs=[], config_path=tmp_path / "config.toml", live=False,
+                           startup_problem="Could not reach the LMS at lms.example.org: check the network, then try again.",
+                           state_folder=tmp_path / "state-here")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: "then try again" in flat_text(app), what="why the console is not connected")
+        assert "try again.." not in flat_text(app) and "then try again." in flat_text(app)
