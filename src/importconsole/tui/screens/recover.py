@@ -32,6 +32,7 @@ class RecoverScreen(ModalScreen[int | None]):
         self.planning = plan is None
         self.executing = False
         self.result_id: int | None = None
+        self._refused_for: tuple[int, bool] | None = None
 
     @property
     def busy(self) -> bool:
@@ -64,8 +65,13 @@ class RecoverScreen(ModalScreen[int | None]):
             plan = await plan_recovery(self.app.lms(), view.import_id, diagnosis=view.diagnosis,
                                        journal=self.app.journal(), workdir=self.app.state_dir())
         except Exception as error:  # RecoveryRefused, ImportMoved, LmsError: their str() is the sentence
+            from importconsole.operations.recover import ImportMoved
+
             self.planning = False
             self._refused(error)
+            if isinstance(error, ImportMoved):  # it moved under the plan: made again where it is now
+                self.planning = True
+                self.set_timer(0.5, self._plan)
             return
         self.plan = plan
         self.planning = False
@@ -96,16 +102,22 @@ class RecoverScreen(ModalScreen[int | None]):
         self.view = view
         if self.planning:
             return  # the plan being made re-checks when it is done
-        if self.plan is not None and self._stale():
+        if self.plan is None:
+            if self._refused_for is not None and self._refused_for != (view.rows_processed, view.is_hung) \
+                    and not view.finished:
+                self._replan()  # refused, then it moved or turned hung: the plan follows it
+            return
+        if self._stale():
             self._replan()
-        elif self.plan is not None:
+        else:
             self._show_plan()
 
     def _replan(self) -> None:
         view = self.current_view()
+        then = f", {self.plan.rows_committed} when the plan was made" if self.plan is not None else ""
         self.query_one("#recover-keys", Static).update(
-            f"Import {view.import_id} moved ({view.rows_processed} rows processed, {self.plan.rows_committed} when "
-            "the plan was made): making the plan again... Esc: close.")
+            f"Import {view.import_id} moved ({view.rows_processed} rows processed{then}): making the plan again... "
+            "Esc: close.")
         self.query_one("#recover-keys").set_class(False, "danger")
         self.planning = True
         self._plan()
@@ -140,6 +152,8 @@ class RecoverScreen(ModalScreen[int | None]):
 
     def _refused(self, error: Exception) -> None:
         self.plan = None
+        view = self.current_view()
+        self._refused_for = (view.rows_processed, view.is_hung)  # the import as it was when refused
         self.query_one("#recover-plan", Static).update(said(str(error)))
         self.query_one("#recover-plan").set_class(True, "problem")
         self.query_one("#recover-keys", Static).update("Esc: close.")
