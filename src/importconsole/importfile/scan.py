@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections import Counter
 
 from .reader import ImportFile, _endings_label
@@ -57,6 +58,8 @@ class Chunk:
         self.edge_space_free = False  # known: no value starts or ends with a space
         self.max_line = len(text)  # no value is longer than this
         self.specials_possible = True  # False: no special character or invalid byte anywhere
+        self.beyond_ascii: str | None = None  # known: the text's characters beyond ASCII, in order
+        self.plain_values = False  # quoted values, yet none holds a special character, quote or line break, and NFC
         self.count = len(rows) if rows is not None else len(flat) // ncols
 
     @property
@@ -70,6 +73,11 @@ class Chunk:
     def uniform(self) -> bool:
         """Every record has the header's width (known without looking at each)."""
         return self.flat is not None
+
+    @property
+    def keys_trusted(self) -> bool:
+        """Learner, course and credit-type values are their own keys (only emails' case may not be)."""
+        return (self.clean or self.plain_values) and self.edge_space_free
 
     def columns(self) -> list:
         if self.flat is not None:
@@ -182,7 +190,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
            f: ImportFile, endings: Counter) -> Chunk:
     # Clean = valid text with no byte worth a closer look (see _SUSPECT): then no quote, no
     # special character and no line break other than CR/LF can be in it.
-    if raw is None:
+    if raw is None or raw.startswith(b'"'):  # a quote: not clean, no need to look further
         clean = False
     elif text.isascii():
         clean = not raw.translate(None, table)
@@ -193,8 +201,8 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
     if clean and max_line > limit and _longest_field(lines, delim) > limit:
         clean = False  # let the csv module raise the field-size error with its place
         lines = None
-    physical = _tally_endings(text, endings, lines)
     if clean:
+        physical = _tally_endings(text, endings, lines)
         n = len(f.header)
         if lines and min(map(len, lines)) >= n and _uniform(raw, delim, n, len(lines)):
             # Every line has the header's width and none is blank: split the part in one go.
@@ -218,16 +226,121 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         chunk = Chunk(rows, first_row, line_numbers, first_line, None, True, text, blank, physical)
         chunk.max_line = max_line
         return chunk
-    if raw is None or (f.encoding != "utf-8" and not text.isascii()):
-        specials = True
-    else:
-        specials = bool(raw.translate(None, _delete_table(delim, quote=False)))
+    forced = raw is None or (f.encoding != "utf-8" and not text.isascii())
+    if raw is not None and text.startswith('"'):
+        chunk = _parse_all_quoted(text, raw, delim, first_row, first_line, limit, len(f.header), table, endings)
+        if chunk is not None:
+            chunk.specials_possible = chunk.specials_possible or forced
+            if f.encoding == "utf-8" and not text.isascii():  # UTF-8 less its ASCII bytes is UTF-8
+                chunk.beyond_ascii = raw.translate(None, _ASCII_BYTES).decode("utf-8")
+            chunk.plain_values = not chunk.specials_possible and (
+                chunk.beyond_ascii is None or _nfc_as_it_is(chunk.beyond_ascii))
+            return chunk
+    specials = forced or bool(raw.translate(None, _delete_table(delim, quote=False)))
+    physical = _tally_endings(text, endings, None)
     chunk = _parse_quoted(text, delim, first_row, first_line, f) if _well_quoted(delim).fullmatch(text) else None
     if chunk is None:
         chunk = _parse_csv(text, delim, first_row, first_line, f)
     chunk.specials_possible = specials
     chunk.physical_lines = physical
     return chunk
+
+
+def _parse_all_quoted(text: str, raw: bytes, delim: str, first_row: int, first_line: int, limit: int, n: int,
+                      table: bytes, endings: Counter) -> Chunk | None:
+    """A part where every value is quoted (some LMS exports): "a","b" on every line, no quote or
+    line break inside a value, one kind of line end, every line the header's width. The csv
+    module would give exactly the text between each value's quotes: the part is checked as a
+    whole in C (its skeleton of quotes and line ends, one translate) and split in one go.
+    None: not such a part (the general paths read it; the tally is not touched)."""
+    first_break = min((i for i in (text.find("\r"), text.find("\n")) if i >= 0), default=-1)
+    if first_break < 0:
+        return None
+    eol = "\r\n" if text.startswith("\r\n", first_break) else text[first_break]
+    closed = text.endswith('"' + eol)
+    if not closed and not text.endswith('"'):
+        return None
+    # Every line is 2n quotes and its line end once all else is deleted; kept with them first, the
+    # bytes `table` keeps (special characters): usually none, so one translate says both.
+    unit = b'"' * (2 * n) + eol.encode()
+    tail = 0 if closed else len(eol)
+    rows = _lines(raw.translate(None, _SKELETON_TABLES[table]), unit, tail)
+    specials = rows is None
+    if specials:
+        rows = _lines(raw.translate(None, _QUOTES_AND_BREAKS), unit, tail)
+        if rows is None:
+            return None
+    sep = '"' + delim + '"'
+    body = text[1:len(text) - len(eol) - 1 if closed else len(text) - 1]
+    cells = body.replace('"' + eol + '"', sep).split(sep)
+    # 2n quotes a line and n values: every quote is one of a value's two, so no value holds one.
+    if len(cells) != rows * n:
+        return None
+    if len(text) > limit and _longest_run(text, '"', limit) > limit and max(map(len, cells)) > limit:
+        return None  # the csv module reports the value over the field-size cap
+    blank = delim.join(['""'] * n)
+    if (eol + blank + eol) in (eol + text + ("" if closed else eol)):
+        return None  # a row of only empty values is a blank row: the general path lists it
+    ends = rows if closed else rows - 1
+    if ends:
+        endings[{"\r\n": "CRLF", "\n": "LF", "\r": "CR"}[eol]] += ends
+    chunk = Chunk(None, first_row, None, first_line, None, False, text, [], rows, flat=cells, ncols=n)
+    chunk.specials_possible = specials
+    if delim != "\t":  # (a tab after a closing quote is the delimiter: the columns are looked at)
+        chunk.formula_free, chunk.edge_space_free = _quoted_value_edges(raw)
+    return chunk
+
+
+def _nfc_as_it_is(beyond_ascii: str) -> bool:
+    """Is a text whose characters beyond ASCII these (in order) in NFC? Only around them can it
+    not be: a combining mark (after an ASCII letter too) is one of them."""
+    return unicodedata.is_normalized("NFC", beyond_ascii) and not any(map(unicodedata.combining, set(beyond_ascii)))
+
+
+def _lines(skeleton: bytes, unit: bytes, tail: int) -> int | None:
+    """How many times `unit` the skeleton is (less `tail` bytes at the end); None if it is not."""
+    rows, odd = divmod(len(skeleton) + tail, len(unit))
+    return rows if rows and not odd and skeleton == (unit * rows)[:len(skeleton)] else None
+
+
+_ASCII_BYTES = bytes(range(128))
+_QUOTES_AND_BREAKS = bytes(b for b in range(256) if b not in b'"\r\n')
+
+
+class _SkeletonTables(dict):
+    """For a delete table (scan's, by delimiter): the same, keeping CR and LF too."""
+
+    def __missing__(self, table: bytes) -> bytes:
+        self[table] = out = bytes(b for b in table if b not in b"\r\n")
+        return out
+
+
+_SKELETON_TABLES = _SkeletonTables()
+_EDGE_MAP = bytes(ord("=") if b in b"=+-@\t " else b if b == ord('"') else ord("a") for b in range(256))
+_FORMULA_MAP = bytes(ord("=") if b in b"=+-@\t" else b if b in b'" ' else ord("a") for b in range(256))
+
+
+def _quoted_value_edges(raw: bytes) -> tuple[bool, bool]:
+    """_value_edges for a part of quoted values without a quote or line break inside one: a value
+    starts right after an opening quote and ends right before a closing one, and a closing quote
+    is followed only by a delimiter or a line end. The usual answer (neither) in two finds."""
+    mapped = raw.translate(_EDGE_MAP)  # = a formula character or a space
+    if b'"=' not in mapped and b'="' not in mapped:
+        return True, True
+    mapped = raw.translate(_FORMULA_MAP)
+    return b'"=' not in mapped, b'" ' not in mapped and b' "' not in mapped
+
+
+def _longest_run(text: str, char: str, limit: int) -> int:
+    """0 if every stretch of text without `char` is at most `limit` long (a few finds: each block
+    of limit // 2 holds one), else more than limit (exact length not computed)."""
+    step = limit // 2
+    if step < 64:
+        return limit + 1
+    for i in range(0, len(text), step):
+        if text.find(char, i, i + step) < 0:
+            return limit + 1
+    return 0
 
 
 _QUOTED: dict[str, re.Pattern[str]] = {}

@@ -28,7 +28,7 @@ from . import safe_text
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
-from .scan import scan
+from .scan import _nfc_as_it_is, scan
 
 COLUMNS = (
     "external_user_id", "external_email", "first_name", "last_name", "external_course_id", "title",
@@ -443,6 +443,18 @@ def _parse_number(value: str) -> bool:
     return bool(_NUMBER_RE.fullmatch(value))
 
 
+def _letters_to_check(text: str, beyond_ascii: str | None) -> bool:
+    """May the text hold mojibake, smart quotes or a value not in NFC? beyond_ascii: its characters
+    beyond ASCII in order (scan has them for a part of quoted values), which tell the same
+    quicker: NFC is at stake only around them, and a combining mark is one of them."""
+    part = text if beyond_ascii is None else beyond_ascii
+    if ("\u00c3" in part or "\u00c2" in part) and safe_text.MOJIBAKE_RE.search(text):
+        return True
+    if any(q in part for q in _SMART_QUOTES):
+        return True
+    return not (unicodedata.is_normalized("NFC", text) if beyond_ascii is None else _nfc_as_it_is(beyond_ascii))
+
+
 class _RowChecks:
     """The row rules, column-wise over each chunk."""
 
@@ -497,7 +509,7 @@ class _RowChecks:
         self._formats(columns, where)
         self._formula_and_spaces(columns, where, formula=not chunk.formula_free, spaces=not chunk.edge_space_free)
         self._semantics(columns, where)
-        self._duplicates(columns, where, trusted=chunk.clean and chunk.edge_space_free)
+        self._duplicates(columns, where, trusted=chunk.keys_trusted)
         if self.lms:
             self.lms.check(columns, where)
 
@@ -578,9 +590,7 @@ class _RowChecks:
         delim, special = self.f.delimiter, self.special
         text = chunk.text
         cp1252_done = self.f.encoding == "cp1252" and not text.isascii()  # _cp1252_checks looked
-        letters = not text.isascii() and bool(
-            (("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
-            or any(q in text for q in _SMART_QUOTES) or not unicodedata.is_normalized("NFC", text))
+        letters = not text.isascii() and _letters_to_check(text, chunk.beyond_ascii)
         # The part matched RFC 4180 as a whole: every quoted line break in it is a valid one.
         if not (chunk.specials_possible or letters):
             return
@@ -889,7 +899,7 @@ def _report_duplicates(checks: _RowChecks) -> None:
             columns = list(zip(*rows))
         if not columns:
             continue
-        present = list(_key_columns(columns, cols, trusted=chunk.clean and chunk.edge_space_free).values())
+        present = list(_key_columns(columns, cols, trusted=chunk.keys_trusted).values())
         hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
         del columns
         if wanted.isdisjoint(hashes):
