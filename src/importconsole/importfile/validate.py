@@ -22,11 +22,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import compress
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from . import safe_text
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
+from .first_rows import FirstRows, Repeat, SpilledRepeats, Verdict
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
 from .scan import _nfc_as_it_is, scan
 
@@ -41,6 +42,7 @@ KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
 SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
+DUPLICATE_KEYS_IN_MEMORY = 50_000  # repeated keys' first rows kept in memory up to here (~20 MiB), then in a temp file
 COURSE_ID_MAX = 128
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -881,16 +883,55 @@ class _KeySpill:
 
 def _report_duplicates(checks: _RowChecks) -> None:
     """Second pass, only for keys that repeat: name the first row of each, compare whole rows.
-    Keys are the first pass's (_key_columns), so the LMS's matching decides what repeats."""
+    Keys are the first pass's (_key_columns), so the LMS's matching decides what repeats.
+    Past DUPLICATE_KEYS_IN_MEMORY repeated keys the rows' facts go to temporary files, are
+    decided there a share of the keys at a time, and a third pass reports the verdicts."""
+    endings = checks.f.line_ending_counts.copy()  # the file's line ends, counted by the first pass only
+    keys = len(checks.dup_keys)
+    spill = SpilledRepeats(keys, DUPLICATE_KEYS_IN_MEMORY) if keys > DUPLICATE_KEYS_IN_MEMORY else None
+    try:
+        if spill is None:
+            _second_pass(checks, FirstRows().decide)
+        else:
+            _second_pass(checks, spill.add)
+            _second_pass(checks, None, _Replay(spill.verdicts()))
+    finally:
+        checks.f.line_ending_counts = endings
+        if spill is not None:
+            spill.close()
+
+
+class _Replay:
+    """Verdicts decided beforehand, in file order, handed out as the pass reaches their rows."""
+
+    def __init__(self, verdicts: Iterator[Verdict]):
+        self._verdicts = verdicts
+        self.next = next(verdicts, None)
+
+    def take(self, row: int) -> Verdict | None:
+        while self.next is not None and self.next.row < row:
+            self.next = next(self._verdicts, None)
+        if self.next is None or self.next.row != row:
+            return None
+        verdict, self.next = self.next, next(self._verdicts, None)
+        return verdict
+
+
+def _second_pass(checks: _RowChecks, decide: Callable[[Repeat], Verdict | None] | None,
+                 replay: _Replay | None = None) -> None:
+    """decide: the verdict on each row of a repeated key, in file order; or replay: verdicts
+    decided beforehand (only their rows are looked at)."""
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
     folded = {cols[c]: c in FOLDED_COLUMNS for c in KEY_COLUMNS if c in cols}
     uid, email = cols.get("external_user_id"), cols.get("external_email")
-    first: dict[int, tuple] = {}
-    completed: dict[int, int] = {}  # key -> first row with complete=1
     complete = cols.get("complete")
     n = len(f.header)
     for chunk in scan(f):
+        if replay is not None and (replay.next is None or replay.next.row >= chunk.first_row + chunk.count):
+            if replay.next is None:
+                break
+            continue  # no verdict in this part
         if chunk.uniform:  # columns straight from the flat cells: no per-row lists
             rows, at, columns = None, None, chunk.columns()
         else:
@@ -906,6 +947,10 @@ def _report_duplicates(checks: _RowChecks) -> None:
             continue
         # The rows whose key repeats, picked in C: a big file with a few duplicates loops over those only.
         for j in compress(range(len(hashes)), map(wanted.__contains__, hashes)):
+            k = at[j] if at is not None else j
+            row, line = chunk.first_row + k, chunk.line_of(k)
+            if replay is not None and (replay.next is None or replay.next.row != row):
+                continue
             h = hashes[j]
             cells = rows[j] if rows is not None else chunk.flat[j * n:(j + 1) * n]
             key = tuple(k[j] for k in present)
@@ -916,38 +961,33 @@ def _report_duplicates(checks: _RowChecks) -> None:
             # What the key was made of, as written; and the email when the id decided.
             written = tuple(cells[i] for i in folded if i != (email if by_id else uid))
             mail = normal[email] if by_id and email is not None else ""
-            k = at[j] if at is not None else j
-            row, line = chunk.first_row + k, chunk.line_of(k)
-            mine = (hash(("key", key)), hash(tuple(normal)), hash(written), mail)  # hashes: memory stays small
             done = complete is not None and cells[complete].strip() == "1"
-            if h not in first:
-                first[h] = (row, *mine)
-                if done:
-                    completed[h] = row
+            ct = normal[cols["credit_type"]] if "credit_type" in cols else ""
+            cr = cells[cols["credits"]].strip() if "credits" in cols else ""
+            if replay is not None:
+                verdict = replay.take(row)
+            else:
+                verdict = decide(Repeat(row, line, h, hash(("key", key)), hash(tuple(normal)), hash(written),
+                                        hash(mail), done, bool(ct or cr)))
+            if verdict is None:
                 continue
-            first_row, first_key, first_whole, first_written, first_mail = first[h]
-            if first_key != mine[0]:
-                continue  # a hash collision, not a duplicate
-            if not done and h in completed:
+            first_row = verdict.first_row
+            if verdict.completed_row:
                 # "Updating enrollments": an earlier row of this import completed the enrollment.
                 checks.out.add("completed-earlier-in-file", row=row, line=line, column=complete,
                                value=cells[complete] if complete is not None else "",
-                               message=f"row {completed[h]} completes this learner's enrollment in this course "
+                               message=f"row {verdict.completed_row} completes this learner's enrollment in this course "
                                        "earlier in the file: the LMS then refuses this row (cannot update)",
-                               fix=f"delete row {row}, or put it before row {completed[h]}")
-            elif done:
-                completed.setdefault(h, row)
+                               fix=f"delete row {row}, or put it before row {verdict.completed_row}")
             how = ""
-            if first_written != mine[2]:
+            if verdict.written_differs:
                 how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)"
-            if mail != first_mail:
+            if verdict.mail_differs:
                 how += " (same external_user_id with another email: the LMS matches the id first)"
-            if mine[1] == first_whole:
+            if verdict.identical:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
                                message=f"identical to row {first_row}{how}: it would be imported twice",
                                fix=f"delete row {row} (or row {first_row})")
-            ct = normal[cols["credit_type"]] if "credit_type" in cols else ""
-            cr = cells[cols["credits"]].strip() if "credits" in cols else ""
             if ct or cr:
                 checks.out.add("duplicate-credit-row", row=row, line=line, column=cols.get("credit_type"), value=ct,
                                message=f"same learner, course and credit type as row {first_row}{how}",
