@@ -23,9 +23,17 @@ import tomli_w
 APP_NAME = "importconsole"
 IMPORTERS = ("course", "global")
 TOP_LEVEL_KEYS = ("default_profile", "profiles")
-PROFILE_KEYS = ("base_url", "username", "ca_bundle", "poll_interval", "hung_after", "importer")
+PROFILE_KEYS = ("kind", "base_url", "username", "ca_bundle", "poll_interval", "hung_after", "importer",
+                "restws_username", "course_importer", "global_importer")
+# Which LMS a profile speaks to: the console's own API (the reference LMS), or an EthosCE site
+# (Drupal 7 + Feeds admin pages, restws web services).
+KINDS = ("reference", "ethosce")
+ETHOSCE_ONLY_KEYS = ("restws_username", "course_importer", "global_importer")
+DEFAULT_COURSE_IMPORTER = "course_record_import"
+# A Feeds importer id is a Drupal machine name.
+IMPORTER_ID = re.compile(r"^[a-z0-9_]{1,128}$")
 # Keys that look like someone tried to put a secret in the file: refused without echoing the value.
-SECRET_KEYS = ("token", "api_token", "password", "secret", "api_key", "bearer")
+SECRET_KEYS = ("token", "api_token", "password", "secret", "api_key", "bearer", "restws_password", "admin_password")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 VAR = re.compile(r"\$\{([^}]*)\}")
 
@@ -90,10 +98,24 @@ class Profile:
     poll_interval: float = 2.0
     hung_after: float = 60.0
     importer: str = "course"
+    kind: str = "reference"
+    # EthosCE only: the restws web-services account (HTTP Basic; its name starts with "restws")
+    # and the Feeds importer ids of the course-level and the global importer.
+    restws_username: str | None = None
+    course_importer: str = DEFAULT_COURSE_IMPORTER
+    global_importer: str | None = None
 
     @property
     def keyring_username(self) -> str:
         return f"{self.name}:{self.username}"
+
+    @property
+    def is_ethosce(self) -> bool:
+        return self.kind == "ethosce"
+
+    def importer_id(self, importer: str) -> str | None:
+        """The Feeds importer id for "course" or "global" on an EthosCE profile (None: not configured)."""
+        return self.course_importer if importer == "course" else self.global_importer
 
 
 @dataclass(frozen=True)
@@ -203,8 +225,7 @@ def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], probl
     for key, raw in table.items():
         k = f"{where}.{key}"
         if key.lower() in SECRET_KEYS:
-            problems.append(ConfigProblem(file, k, "the API token never goes in the config file; remove this line and run "
-                                                   f"`importconsole login --profile {name}` (or set IMPORTCONSOLE_TOKEN)"))
+            problems.append(ConfigProblem(file, k, _secret_in_file(key, name)))
             continue
         if key not in PROFILE_KEYS:
             problems.append(ConfigProblem(file, k, f"unknown key{_suggest(key, PROFILE_KEYS)}; allowed: {', '.join(PROFILE_KEYS)}"))
@@ -220,18 +241,19 @@ def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], probl
         if not isinstance(url, str) or not url.strip():
             problems.append(ConfigProblem(file, f"{where}.base_url", "must be the LMS address as a string, e.g. \"https://lms.example.org\""))
         elif "${" not in url:
-            from importconsole.lms.client import check_base_url  # one rule for which addresses are safe
+            from importconsole.lms.client import check_site_url  # one rule for which addresses are safe
             from importconsole.lms.errors import InsecureUrl
 
+            secret = "the passwords" if values.get("kind") == "ethosce" else "the API token"
             wrong = _base_url_problem(url)
             if wrong is None:
                 try:
-                    check_base_url(url)
+                    check_site_url(url, secret)
                 except InsecureUrl:  # plain http to another machine: the host is named, not the rest
                     from urllib.parse import urlsplit
 
                     host = urlsplit(url.strip()).hostname
-                    wrong = (f"Refusing plain http:// to {host}: the API token would cross the network unencrypted. "
+                    wrong = (f"Refusing plain http:// to {host}: {secret} would cross the network unencrypted. "
                              f"Use https://{host} (plain http is allowed only to this machine).")
             if wrong:
                 problems.append(ConfigProblem(file, f"{where}.base_url", wrong))
@@ -249,10 +271,61 @@ def _profile(name: str, table: Any, file: str, environ: Mapping[str, str], probl
     importer = values.get("importer", "course")
     if importer not in IMPORTERS:
         problems.append(ConfigProblem(file, f"{where}.importer", f"must be \"course\" (course-level importer, counted in PARS) or \"global\" (legacy data, left out of PARS), not {_shown(importer)}"))
+    kind = values.get("kind", "reference")
+    ethosce = _ethosce_keys(kind, values, file, where, problems)
     if len(problems) > before:
         return None
     return Profile(name=name, base_url=values["base_url"].strip(), username=values["username"].strip(),
-                   ca_bundle=str(Path(ca).expanduser()) if ca else None, poll_interval=poll, hung_after=hung, importer=importer)
+                   ca_bundle=str(Path(ca).expanduser()) if ca else None, poll_interval=poll, hung_after=hung, importer=importer,
+                   kind=kind, **ethosce)
+
+
+def _secret_in_file(key: str, profile: str) -> str:
+    if "password" in key.lower():
+        return ("passwords never go in the config file; remove this line and run "
+                f"`importconsole login --profile {profile}` (or set IMPORTCONSOLE_PASSWORD and IMPORTCONSOLE_RESTWS_PASSWORD)")
+    return ("the API token never goes in the config file; remove this line and run "
+            f"`importconsole login --profile {profile}` (or set IMPORTCONSOLE_TOKEN)")
+
+
+def _ethosce_keys(kind: Any, values: dict[str, Any], file: str, where: str, problems: list[ConfigProblem]) -> dict[str, Any]:
+    """The EthosCE keys, checked; {} for the console's own API (where they mean nothing)."""
+    if kind not in KINDS:
+        problems.append(ConfigProblem(file, f"{where}.kind", f"must be \"reference\" (the console's own LMS API, the default) "
+                                                             f"or \"ethosce\" (an EthosCE site: Drupal Feeds and restws), not {kind!r}"))
+        return {}
+    if kind != "ethosce":
+        for key in ETHOSCE_ONLY_KEYS:
+            if key in values:
+                problems.append(ConfigProblem(file, f"{where}.{key}", "is only used by an EthosCE profile; "
+                                                                     "add kind = \"ethosce\" or remove the line"))
+        return {}
+    out: dict[str, Any] = {}
+    restws = values.get("restws_username")
+    if restws is None:
+        problems.append(ConfigProblem(file, f"{where}.restws_username", "missing; an EthosCE profile needs the restws web-services "
+                                                                        "account that reads courses, users and records (its name starts with \"restws\")"))
+    elif not isinstance(restws, str) or not restws.strip().startswith("restws"):
+        problems.append(ConfigProblem(file, f"{where}.restws_username", f"must start with \"restws\" (restws accepts HTTP Basic "
+                                                                        f"only for such accounts), not {restws!r}"))
+    elif restws.strip() == str(values.get("username", "")).strip():
+        problems.append(ConfigProblem(file, f"{where}.restws_username", "must be another account than username: the admin "
+                                                                        "imports and unlocks on the pages, the restws account only reads"))
+    else:
+        out["restws_username"] = restws.strip()
+    for key, default in (("course_importer", DEFAULT_COURSE_IMPORTER), ("global_importer", None)):
+        value = values.get(key, default)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not IMPORTER_ID.match(value):
+            problems.append(ConfigProblem(file, f"{where}.{key}", "must be a Feeds importer id: lower-case letters, digits and _ "
+                                                                  f"(the NAME in /import/NAME on the site), not {value!r}"))
+        else:
+            out[key] = value
+    if values.get("importer") == "global" and "global_importer" not in values:
+        problems.append(ConfigProblem(file, f"{where}.importer", "is \"global\" but global_importer is not set; add "
+                                                                 "global_importer = \"ID\" (from /import on the site)"))
+    return out
 
 
 def parse_config(text: str, path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config | None, list[ConfigProblem]]:

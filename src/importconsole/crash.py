@@ -17,9 +17,39 @@ _SECRETS: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so crash output never contains it."""
+    """Remember a secret (token, password, session cookie) so neither crash output nor a log
+    line ever contains it."""
     if value and len(value) >= 4:
         _SECRETS.add(value)
+        _scrub_logs()
+
+
+_scrubbing = False
+
+
+def _scrub_logs() -> None:
+    """Every log record made from now on is rendered and scrubbed when it is created, so no
+    handler (a debug log, pytest's capture) sees a registered secret, whichever logger it uses."""
+    global _scrubbing
+    if _scrubbing:
+        return
+    import logging
+
+    make = logging.getLogRecordFactory()
+
+    def scrubbed(*args, **kwargs):
+        record = make(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging's own error report
+            return record
+        clean = redact(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return record
+
+    logging.setLogRecordFactory(scrubbed)
+    _scrubbing = True
 
 
 def redact(text: str) -> str:

@@ -1,4 +1,6 @@
 """The API token: $IMPORTCONSOLE_TOKEN, else the OS keyring, else a prompt on a terminal.
+An EthosCE profile has two passwords instead (the site admin's, the restws account's), found the
+same way: $IMPORTCONSOLE_PASSWORD / $IMPORTCONSOLE_RESTWS_PASSWORD, keyring, prompt.
 
 Most SSH jump hosts have no Secret Service, so keyring has no working backend there; we say so in
 one sentence and offer the environment variable. A locked keyring can block forever waiting for
@@ -12,12 +14,15 @@ import getpass as _getpass
 import os
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from importconsole import crash
 
 SERVICE = "importconsole"
 ENV_VAR = "IMPORTCONSOLE_TOKEN"
+PASSWORD_ENV = "IMPORTCONSOLE_PASSWORD"
+RESTWS_PASSWORD_ENV = "IMPORTCONSOLE_RESTWS_PASSWORD"
 KEYRING_TIMEOUT = 5.0
 
 
@@ -51,8 +56,8 @@ def keyring_username(profile: Any, username: str | None = None) -> str:
     return f"{name}:{user}"
 
 
-def _env_hint() -> str:
-    return f"set the token for this session with: read -rs {ENV_VAR} && export {ENV_VAR}"
+def _env_hint(env_var: str = ENV_VAR, what: str = "the token") -> str:
+    return f"set {what} for this session with: read -rs {env_var} && export {env_var}"
 
 
 def _backend():
@@ -114,9 +119,61 @@ def _bounded(call: Callable[[], Any], what: str, timeout: float) -> Any:
     return result.get("value")
 
 
-def _no_backend_sentence() -> str:
-    return (f"This machine has no working keyring (common on SSH hosts), so the token cannot be stored; "
-            f"instead {_env_hint()}.")
+def _no_backend_sentence(what: str = "the token", hint: str | None = None) -> str:
+    return (f"This machine has no working keyring (common on SSH hosts), so {what} cannot be stored; "
+            f"instead {hint or _env_hint()}.")
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One secret of a profile: where it comes from and how sentences name it."""
+
+    env_var: str
+    user: str  # the account it belongs to (the keyring entry is PROFILE:USER)
+    what: str  # "API token", "password"
+    whose: str  # "for jdoe on profile prod"
+
+    @property
+    def the(self) -> str:
+        return f"the {self.what}"
+
+
+def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: dict | None, timeout: float,
+                ask: Callable[[str], str] | None) -> str:
+    env = os.environ if environ is None else environ
+    value = (env.get(spec.env_var) or "").strip()
+    if value:
+        crash.register_secret(value)
+        return value
+    why_not_keyring = ""
+    hint = _env_hint(spec.env_var, spec.the)
+    try:
+        backend = _find_backend(timeout)
+    except TokenError as exc:
+        backend, why_not_keyring = None, f" {exc}"
+    if backend is not None:
+        import keyring
+
+        try:
+            value = _bounded(lambda: keyring.get_password(SERVICE, f"{name}:{spec.user}"), f"read {spec.the}", timeout) or ""
+        except TokenError as exc:
+            why_not_keyring = f" {exc}"
+        if value:
+            crash.register_secret(value)
+            return value
+    elif not why_not_keyring:
+        why_not_keyring = " This machine has no working keyring (common on SSH hosts)."
+    if prompt and (ask is not None or (sys.stdin.isatty() and sys.stderr.isatty())):
+        reader = ask or (lambda text: _getpass.getpass(text, stream=sys.stderr))
+        value = (reader(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): ") or "").strip()
+        if value:
+            crash.register_secret(value)
+            return value
+    missing = f"No {spec.what} {spec.whose}."
+    if backend is None and not why_not_keyring.startswith(" The system keyring"):
+        # No keyring at all: `login` could not store anything, so only the variable is offered.
+        raise NoToken(f"{missing}{why_not_keyring} Instead, {hint}.")
+    raise NoToken(f"{missing}{why_not_keyring} Run `importconsole login --profile {name}`, or {hint}.")
 
 
 def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
@@ -127,40 +184,66 @@ def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
     NoToken when there is none and no terminal to ask on (or prompt=False)."""
     env = os.environ if environ is None else environ
     token = (env.get(ENV_VAR) or "").strip()
-    if token:
+    if token:  # the variable wins even for a profile without a username
         crash.register_secret(token)
         return token
     name, user = _profile_parts(profile, username)
-    why_not_keyring = ""
-    try:
-        backend = _find_backend(timeout)
-    except TokenError as exc:
-        backend, why_not_keyring = None, f" {exc}"
-    if backend is not None:
-        import keyring
+    spec = SecretSpec(ENV_VAR, user, "API token", f"for {user} on profile {name}")
+    return _get_secret(name, spec, prompt=prompt, environ=env, timeout=timeout, ask=ask)
 
-        try:
-            token = _bounded(lambda: keyring.get_password(SERVICE, f"{name}:{user}"), "read the token", timeout) or ""
-        except TokenError as exc:
-            why_not_keyring = f" {exc}"
-        if token:
-            crash.register_secret(token)
-            return token
-    elif not why_not_keyring:
-        why_not_keyring = " This machine has no working keyring (common on SSH hosts)."
-    if prompt and (ask is not None or (sys.stdin.isatty() and sys.stderr.isatty())):
-        reader = ask or (lambda text: _getpass.getpass(text, stream=sys.stderr))
-        token = (reader(f"API token for {user} on profile {name} (not shown): ") or "").strip()
-        if token:
-            crash.register_secret(token)
-            return token
-    if backend is None and not why_not_keyring.startswith(" The system keyring"):
-        # No keyring at all: `login` could not store anything, so only the variable is offered.
-        raise NoToken(f"No API token for profile {name!r} (user {user}).{why_not_keyring} Instead, {_env_hint()}.")
-    raise NoToken(
-        f"No API token for profile {name!r} (user {user}).{why_not_keyring} "
-        f"Run `importconsole login --profile {name}`, or {_env_hint()}."
-    )
+
+def password_specs(profile: Any) -> tuple[SecretSpec, SecretSpec]:
+    """An EthosCE profile's two secrets: the site admin's password, the restws account's."""
+    name, user = _profile_parts(profile, None)
+    restws = getattr(profile, "restws_username", None)
+    if not restws:
+        raise NoToken(f"profile {name!r} has no restws_username; add it to [profiles.{name}] in the config")
+    return (SecretSpec(PASSWORD_ENV, user, "password", f"of the site admin {user} on profile {name}"),
+            SecretSpec(RESTWS_PASSWORD_ENV, restws, "restws password", f"of the web-services account {restws} on profile {name}"))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a profile needs to connect, in memory only (repr hides every value)."""
+
+    token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    restws_password: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        held = [n for n in ("token", "password", "restws_password") if getattr(self, n)]
+        return f"Credentials(<{', '.join(held) or 'nothing'} hidden>)"
+
+
+def get_credentials(profile: Any, *, prompt: bool = True, environ: dict | None = None,
+                    timeout: float = KEYRING_TIMEOUT, ask: Callable[[str], str] | None = None) -> Credentials:
+    """Everything `profile` needs: the API token, or an EthosCE profile's two passwords."""
+    if getattr(profile, "kind", "reference") != "ethosce":
+        return Credentials(token=get_token(profile, prompt=prompt, environ=environ, timeout=timeout, ask=ask))
+    admin, restws = password_specs(profile)
+    name = getattr(profile, "name", profile)
+    first = _get_secret(name, admin, prompt=prompt, environ=environ, timeout=timeout, ask=ask)
+    second = _get_secret(name, restws, prompt=prompt, environ=environ, timeout=timeout, ask=ask)
+    return Credentials(password=first, restws_password=second)
+
+
+def store_passwords(profile: Any, password: str, restws_password: str, *, timeout: float = KEYRING_TIMEOUT) -> str:
+    """Save an EthosCE profile's two passwords in the keyring; returns a sentence."""
+    admin, restws = password_specs(profile)
+    name = getattr(profile, "name", profile)
+    for spec, value in ((admin, password), (restws, restws_password)):
+        value = value.strip()
+        if not value:
+            raise NoToken(f"The {spec.what} {spec.whose} was empty; nothing was stored.")
+        crash.register_secret(value)
+    if _find_backend(timeout) is None:
+        raise NoKeyringBackend(_no_backend_sentence("the passwords", f"{_env_hint(PASSWORD_ENV, 'the admin password')} and "
+                                                                     f"{_env_hint(RESTWS_PASSWORD_ENV, 'the restws password')}"))
+    import keyring
+
+    for spec, value in ((admin, password), (restws, restws_password)):
+        _bounded(lambda: keyring.set_password(SERVICE, f"{name}:{spec.user}", value.strip()), f"store {spec.the}", timeout)
+    return f"Passwords for {admin.user} and {restws.user} on profile {name} stored in the system keyring."
 
 
 def store_token(profile: Any, token: str, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> str:
@@ -186,11 +269,17 @@ def delete_token(profile: Any, *, username: str | None = None, timeout: float = 
     import keyring
     from keyring.errors import PasswordDeleteError
 
+    users = [user] + ([profile.restws_username] if getattr(profile, "kind", "") == "ethosce"
+                      and getattr(profile, "restws_username", None) else [])
+
     def delete() -> bool:
-        try:
-            keyring.delete_password(SERVICE, f"{name}:{user}")
-            return True
-        except PasswordDeleteError:
-            return False
+        removed = False
+        for who in users:  # an EthosCE profile keeps two passwords
+            try:
+                keyring.delete_password(SERVICE, f"{name}:{who}")
+                removed = True
+            except PasswordDeleteError:
+                pass
+        return removed
 
     return bool(_bounded(delete, "remove the token", timeout))

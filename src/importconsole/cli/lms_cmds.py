@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
+EXIT_SETUP = EXIT_USAGE  # this host lacks something (a keyring, a token): not the LMS's answer
 
 
 def _err(text: str) -> None:
@@ -97,13 +98,14 @@ def _profile(args):
         raise _Stop(EXIT_REFUSED, f"The config has problems (importconsole config validate lists them):\n{exc}") from None
 
 
-def _token(profile, *, prompt: bool = True) -> str:
-    from importconsole.secrets import TokenError, get_token
+def _token(profile, *, prompt: bool = True):
+    """The profile's credentials (API token, or an EthosCE profile's two passwords)."""
+    from importconsole.lms.connect import ConnectFailed, find_credentials
 
     try:
-        return get_token(profile, prompt=prompt)
-    except TokenError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+        return find_credentials(profile, prompt=prompt)
+    except ConnectFailed as exc:
+        raise _Stop(exc.exit_code, str(exc)) from None
 
 
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
@@ -122,19 +124,28 @@ def retry_policy():
     return RetryPolicy(sleep=_announced_sleep)
 
 
-def _client(profile, token: str):
-    from importconsole.lms.client import LmsClient
-    from importconsole.lms.errors import LmsError
+def _client(profile, credentials):
+    """The profile's backend, not yet connected (lms.connect is the one place that builds it)."""
+    from importconsole.lms.connect import ConnectFailed, open_backend
 
     try:
-        return LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle, profile=profile.name, retry=retry_policy())
-    except LmsError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+        return open_backend(profile, credentials, retry=retry_policy())
+    except ConnectFailed as exc:
+        raise _Stop(exc.exit_code, str(exc)) from None
+
+
+async def _connect(profile, *, check: bool = True):
+    """The profile's backend, connected (ConnectFailed is turned into a sentence and exit 3 by _run)."""
+    from importconsole.lms.connect import connect
+
+    return await connect(profile, _token(profile), retry=retry_policy(), check=check)
 
 
 def _run(coro_factory) -> int:
     from importconsole.journal import JournalWriteFailed
+    from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.lms.errors import LmsError
+    from importconsole.lms.port import CapabilityMissing
     from importconsole.operations.submit import SubmitRefused
 
     try:
@@ -148,22 +159,13 @@ def _run(coro_factory) -> int:
     except JournalWriteFailed as exc:  # e.g. settling an earlier entry, before anything is sent
         _err(f"Stopped: {exc}. Free space there, then run the command again.")
         return EXIT_REFUSED
-    except LmsError as exc:
-        _err(str(exc) + _token_source_hint(exc))
-        return EXIT_LMS
-
-
-def _token_source_hint(exc: Exception) -> str:
-    """`login` cannot help while IMPORTCONSOLE_TOKEN is set: that variable wins over the keyring."""
-    import os
-
-    from importconsole.lms.errors import Unauthorized
-    from importconsole.secrets import ENV_VAR
-
-    if isinstance(exc, Unauthorized) and (os.environ.get(ENV_VAR) or "").strip():
-        return (f" The token came from {ENV_VAR}, which wins over the keyring: set a fresh one "
-                f"(read -rs {ENV_VAR} && export {ENV_VAR}) or unset it.")
-    return ""
+    except CapabilityMissing as exc:  # this LMS cannot do it: a refusal, not a network failure
+        _err(str(exc))
+        return EXIT_REFUSED
+    except (ConnectFailed, LmsError) as exc:
+        code, sentence = failure_sentence(exc)
+        _err(sentence)
+        return code
 
 
 def _wrap(func):
@@ -233,10 +235,12 @@ def cmd_login(args) -> int:
         backend = _find_backend(KEYRING_TIMEOUT)
     except TokenError as exc:  # a keyring that does not answer: said before a token is typed
         _err(str(exc))
-        return EXIT_LMS
-    if backend is None:
-        _err(_no_backend_sentence())
-        return EXIT_LMS
+        return EXIT_SETUP
+    if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
+        _err(_no_backend_sentence("the passwords" if profile.is_ethosce else "the token"))
+        return EXIT_SETUP
+    if profile.is_ethosce:
+        return _login_ethosce(args, profile)
     if sys.stdin.isatty():
         token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
     else:
@@ -247,13 +251,11 @@ def cmd_login(args) -> int:
         return EXIT_USAGE
     crash.register_secret(token)
     if not args.no_check:
-        async def who():
-            async with _client(profile, token) as lms:
-                return await lms.me()
+        from importconsole.secrets import Credentials
 
         try:
-            me = asyncio.run(who())
-        except Exception as exc:  # an LmsError sentence, or _Stop
+            me = asyncio.run(_who(profile, Credentials(token=token)))
+        except Exception as exc:  # a ConnectFailed sentence, or _Stop
             _err(f"{exc} The token was not stored.")
             return EXIT_LMS
         if me.username != profile.username:
@@ -262,7 +264,48 @@ def cmd_login(args) -> int:
         print(store_token(profile, token))
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
+    return EXIT_OK
+
+
+async def _who(profile, credentials):
+    from importconsole.lms.connect import connect
+
+    async with await connect(profile, credentials, retry=retry_policy()) as lms:
+        return await lms.me()
+
+
+def _login_ethosce(args, profile) -> int:
+    """Both passwords of an EthosCE profile: asked (or one per line on stdin), checked by logging
+    in once (never retried: Drupal locks an account after 5 failures), then stored."""
+    import getpass
+
+    from importconsole import crash
+    from importconsole.secrets import Credentials, TokenError, password_specs, store_passwords
+
+    values = []
+    for spec in password_specs(profile):
+        if sys.stdin.isatty():
+            value = getpass.getpass(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): ", stream=sys.stderr)
+        else:
+            value = sys.stdin.readline()
+        value = value.strip()
+        if not value:
+            _err(f"No {spec.what} given; nothing was stored.")
+            return EXIT_USAGE
+        crash.register_secret(value)
+        values.append(value)
+    if not args.no_check:
+        try:
+            asyncio.run(_who(profile, Credentials(password=values[0], restws_password=values[1])))
+        except Exception as exc:
+            _err(f"{exc} The passwords were not stored.")
+            return EXIT_LMS
+    try:
+        print(store_passwords(profile, values[0], values[1]))
+    except TokenError as exc:
+        _err(str(exc))
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -275,9 +318,10 @@ def cmd_logout(args) -> int:
         removed = delete_token(profile)
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
-    print(f"Token for {profile.username} on profile {profile.name} removed from the keyring." if removed
-          else f"No token was stored for {profile.username} on profile {profile.name}.")
+        return EXIT_SETUP
+    what = f"Passwords of {profile.username} and {profile.restws_username}" if profile.is_ethosce else f"Token for {profile.username}"
+    print(f"{what} on profile {profile.name} removed from the keyring." if removed
+          else f"Nothing was stored for {profile.username} on profile {profile.name}.")
     return EXIT_OK
 
 
@@ -307,6 +351,12 @@ class UploadProgress:
         self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
         self.stream.flush()
 
+    def end_line(self) -> None:
+        """End the bar's line if one was drawn (before an error is printed)."""
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -326,16 +376,30 @@ def _confirm_on_terminal(plan) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
+def _confirm_warnings(args, plan) -> bool:
+    """--yes goes ahead (saying what it confirmed); a terminal is asked; otherwise no."""
+    if args.yes:
+        _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+        for warning in plan.warnings:
+            _err(f"  {warning}")
+        return True
+    return _confirm_on_terminal(plan)
+
+
 def cmd_submit(args) -> int:
+    from importconsole.importfile.wording import plural
     from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
 
     async def go() -> int:
         profile = _profile(args)
         importer = args.importer or profile.importer
-        token = _token(profile)
         journal = _journal()
-        async with _client(profile, token) as lms:
-            me = await lms.me()
+        if profile.is_ethosce:
+            from importconsole.cli import ethosce_cmds
+
+            async with await _connect(profile, check=False) as site:
+                return await ethosce_cmds.submit(args, site, profile, journal, lambda plan: _confirm_warnings(args, plan))
+        async with await _connect(profile) as lms:
             for item in await reconcile_pending(journal, lms):
                 _err(item.sentence)
             checking = UploadProgress(label="Validating", quiet_end=True)
@@ -345,20 +409,33 @@ def cmd_submit(args) -> int:
             finally:
                 if checking.total:
                     checking.done()
+            recorded = plan.report.award_lines() if plan.report is not None else []
+            if recorded:  # importfile.award: the one answer, shown before anything is sent
+                _err("What the LMS will record for these rows:")
+                for line in recorded:
+                    _err(f"  {line}")
+            for note in plan.notes:  # what this LMS cannot tell (e.g. no record of earlier imports)
+                _err(note)
             if plan.warnings:
                 if args.yes:
-                    _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+                    _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
                     for warning in plan.warnings:
                         _err(f"  {warning}")
                 elif not _confirm_on_terminal(plan):
-                    raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+                    raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
             bar = UploadProgress()
             sending.append(plan.path)
-            outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=me.username, progress=bar)
+            try:
+                outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name,
+                                          lms_user=lms.username, progress=bar)
+            except BaseException:
+                bar.end_line()  # a refusal that follows starts on its own line, never glued to the bar
+                raise
             bar.done()
             print(outcome.sentence, flush=True)
             for note in outcome.notes:
                 _err(note)
+            created.append(outcome.import_.id)
             if outcome.journal_problem:
                 return EXIT_REFUSED  # created, but not recorded: not a clean success
             if args.watch:
@@ -366,9 +443,15 @@ def cmd_submit(args) -> int:
             return EXIT_OK
 
     sending: list[Path] = []
+    created: list[int] = []
     try:
         return _run(go)
     except KeyboardInterrupt:
+        if created:
+            # The LMS answered and the journal says created: only the watching stops.
+            _err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
+                 f"on there: follow it with `importconsole watch {created[0]}`.")
+            return 130
         if not sending:
             raise
         _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
@@ -392,10 +475,16 @@ async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> in
 # ---- imports --------------------------------------------------------------------------------
 
 def cmd_imports(args) -> int:
+    from importconsole.importfile.wording import clip
+
     async def go() -> int:
         profile = _profile(args)
-        token = _token(profile)
-        async with _client(profile, token) as lms:
+        if profile.is_ethosce:
+            from importconsole.cli import ethosce_cmds
+
+            async with await _connect(profile) as site:  # logs in and checks the restws account first
+                return await ethosce_cmds.imports(args, site, _journal())
+        async with await _connect(profile, check=False) as lms:
             page = await lms.list_imports(state=args.state, limit=max(1, min(args.limit, 1000)))
         if args.json:
             print(json.dumps([asdict(i) for i in page.items], indent=2))
@@ -406,8 +495,10 @@ def cmd_imports(args) -> int:
         print(f"{'id':>6}  {'state':<22} {'importer':<8} {'course':<16} {'rows':>11}  {'by':<12} {'created':<20} file")
         for i in page.items:
             rows = f"{i.rows_processed}/{i.rows_total}"
-            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {_visible(i.course_external_id or '-')[:16]:<16} {rows:>11}  "
-                  f"{_visible(i.created_by)[:12]:<12} {(i.created_at or '')[:19]:<20} {_visible(i.file_name)}")
+            # Ids are clipped with a visible "…", never cut silently (`importconsole imports --json` has them whole).
+            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
+                  f"{rows:>11}  {clip(_visible(i.created_by), 12):<12} {(i.created_at or '')[:19]:<20} "
+                  f"{_visible(i.file_name)}")
         if page.next_offset is not None:
             print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
         return EXIT_OK
@@ -424,8 +515,7 @@ def cmd_journal(args) -> int:
         from importconsole.operations.submit import reconcile_pending
 
         profile = _profile(args)
-        token = _token(profile)
-        async with _client(profile, token) as lms:
+        async with await _connect(profile, check=False) as lms:
             results = await reconcile_pending(journal, lms)
         for item in results:
             print(item.sentence)

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from importconsole import __version__
+from importconsole.lms.backoff import capped_delay
 from importconsole.lms.errors import (
     CertificateInvalid,
     FileChangedDuringUpload,
@@ -52,6 +53,7 @@ from importconsole.lms.errors import (
     UnknownOutcome,
     Unreachable,
 )
+from importconsole.lms.port import REFERENCE_CAPABILITIES, Capabilities
 from importconsole.lms.models import (
     Course,
     CourseLookup,
@@ -95,7 +97,7 @@ class RetryPolicy:
     random: Callable[[], float] = random.random
 
     def backoff(self, attempt: int) -> float:
-        return self.random() * min(self.cap, self.base * (2 ** min(attempt, 32)))
+        return capped_delay(attempt, base=self.base, cap=self.cap, jitter=self.random())
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
         honoured = parse_retry_after(retry_after, self.retry_after_cap)
@@ -137,6 +139,15 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(base_url: str) -> httpx.URL:
     """The base URL as the API root (`.../api/v1`), or InsecureUrl with what to do."""
+    url = check_site_url(base_url)
+    path = url.path.rstrip("/")
+    if not path.endswith(API_PREFIX):
+        path = path + API_PREFIX
+    return url.copy_with(path=path)
+
+
+def check_site_url(base_url: str, secret: str = "the API token") -> httpx.URL:
+    """The site's address if it is safe to send a secret to (https, or http to this machine only)."""
     try:
         url = httpx.URL(base_url.strip())
     except Exception:
@@ -144,16 +155,13 @@ def check_base_url(base_url: str) -> httpx.URL:
     if url.scheme not in ("https", "http") or not url.host:
         raise InsecureUrl(f"The LMS address {base_url!r} must start with https:// and name a host, e.g. https://lms.example.org")
     if url.userinfo:
-        raise InsecureUrl("Put no user name or password in the LMS address; the API token comes from the keyring or IMPORTCONSOLE_TOKEN.")
+        raise InsecureUrl(f"Put no user name or password in the LMS address; {secret} comes from the keyring or the environment.")
     if url.scheme == "http" and not is_loopback(url.host):
         raise InsecureUrl(
-            f"Refusing plain http:// to {url.host}: the API token would cross the network unencrypted. "
+            f"Refusing plain http:// to {url.host}: {secret} would cross the network unencrypted. "
             f"Use https://{url.host}{url.path if url.path != '/' else ''} (plain http is allowed only to this machine)."
         )
-    path = url.path.rstrip("/")
-    if not path.endswith(API_PREFIX):
-        path = path + API_PREFIX
-    return url.copy_with(path=path, query=None, fragment=None)
+    return url.copy_with(query=None, fragment=None)
 
 
 def _tls_context(ca_bundle: str | os.PathLike | None) -> ssl.SSLContext:
@@ -256,6 +264,11 @@ class LmsClient:
 
     def __repr__(self) -> str:
         return f"LmsClient({self.base_url!r}, profile={self.profile!r})"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The console's own API offers everything the operations use (lms.port)."""
+        return REFERENCE_CAPABILITIES
 
     async def __aenter__(self) -> "LmsClient":
         return self

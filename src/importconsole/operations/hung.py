@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
 from importconsole.importfile.safe_text import describe as describe_character
+
+if TYPE_CHECKING:
+    from importconsole.lms.port import LmsBackend
 
 Clock = Callable[[], float]
 
@@ -56,6 +59,39 @@ def moved_ago(*, server_time: str | None, last_progress_at: str | None, started_
     if now is None or then is None:
         return None
     return max(0.0, (now - then).total_seconds())
+
+
+@dataclass(frozen=True)
+class StallVerdict:
+    """How long a running import has not moved (by the LMS's clock) and whether that is hung."""
+
+    moved_ago: float | None  # None: the LMS did not say
+    hung: bool
+    sentence: str
+
+
+def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
+    """For `diagnose`: the same rule as the watcher (no progress for `hung_after` seconds while
+    the import holds its importer's lock), said in one sentence with the figures."""
+    from importconsole.operations.watch import format_duration
+
+    if item.state == "queued":
+        return StallVerdict(None, False, "It is queued: it waits for the importer, so it is not hung.")
+    age = moved_ago(server_time=server_time, last_progress_at=item.last_progress_at,
+                    started_at=item.started_at, rows_processed=item.rows_processed)
+    threshold = f"hung after {format_duration(hung_after)} without progress while holding the lock"
+    if age is None:
+        return StallVerdict(None, False, "The LMS did not say when it last moved, so the console cannot tell "
+                                         f"whether it is hung ({threshold}); watch it with "
+                                         f"`importconsole watch {item.id}`.")
+    moved = f"It has not moved for {format_duration(age)} (by the LMS's clock)"
+    if lock_holder != item.id:
+        return StallVerdict(age, False, f"{moved}, but it does not hold the {item.importer} importer's lock, so it is "
+                                        "not hung: it waits its turn.")
+    if age >= hung_after:
+        return StallVerdict(age, True, f"{moved} and holds the {item.importer} importer's lock: that counts as hung "
+                                       f"({threshold}).")
+    return StallVerdict(age, False, f"{moved}: not hung yet ({threshold}); it may still move.")
 
 
 class HungDetector:
@@ -308,7 +344,7 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
 
 
-async def diagnose_import(client, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
+async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
     """Diagnose an import from its submitted file: the local copy when the journal names one
     whose sha256 still matches, else the copy the LMS keeps (GET /imports/{id}/file)."""
     import asyncio
@@ -321,6 +357,10 @@ async def diagnose_import(client, import_id: int, *, journal=None, workdir=None)
     if local is not None:
         return await asyncio.to_thread(diagnose_file, item.id, local, rows_processed=item.rows_processed,
                                        rows_total=item.rows_total, file_source=str(local))
+    from importconsole.lms.port import require
+
+    require(client, "submitted_file", f"read the file of import {import_id} to name the row it stopped at",
+            "give the file that was uploaded with --file")
     content = await client.import_file(import_id)
     if item.file_sha256 and hashlib.sha256(content).hexdigest() != item.file_sha256:
         return Diagnosis(import_id=item.id, row=item.rows_processed + 1, line=None, cause=CAUSE_UNKNOWN,

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.lms.models import Import, Lock
+from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
 
 KEY_PREFIX = "reimport"
@@ -102,6 +104,9 @@ class UnlockPlan:
     # of this very import): the LMS refuses them ("cannot update"), so they are named up front.
     already_complete: tuple[AlreadyComplete, ...] = ()
     reimport_ready: bool = True  # False: the remainder could not be prepared (unlock-only plan)
+    # The re-import of this remainder that already exists (an earlier recover): nothing to send,
+    # and the rows it completed are not "to add by hand".
+    already_reimported: Import | None = None
 
     @property
     def already_complete_rows(self) -> tuple[int, ...]:
@@ -151,7 +156,13 @@ class UnlockPlan:
             lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total}: not possible from the console")
             lines.extend(f"   note: {n}" for n in self.notes)
             return lines
-        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({self.remainder_rows} rows) "
+        if self.already_reimported is not None:
+            done = self.already_reimported
+            lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total}: already done as import {done.id} "
+                         f"({done.state.replace('_', ' ')}); nothing will be sent twice")
+            lines.extend(f"   note: {n}" for n in self.notes if n != "the remaining rows needed no change")
+            return lines
+        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({plural(self.remainder_rows, 'row')}) "
                      f"as a new import, key {self.idempotency_key}")
         if self.changes:
             lines.append(f"   changes ({len(self.changes)}):")
@@ -160,7 +171,7 @@ class UnlockPlan:
             lines.append("   no cell is changed")
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
-            lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
+            lines.append(f"   completion-only (credit dropped; the LMS awards it, as each row's change says): rows {rows}")
         if self.already_complete:
             shown = self.already_complete[:SHOWN_REFUSED]
             lines.append(f"   the LMS will refuse {len(self.already_complete)} of these rows: the enrollment is already "
@@ -195,6 +206,7 @@ class UnlockPlan:
             "already_complete_rows": list(self.already_complete_rows),
             "already_complete": [{"row": a.row, "learner": a.learner, "course_external_id": a.course_external_id,
                                   "completed_by_import": a.completed_by_import} for a in self.already_complete],
+            "already_reimported": self.already_reimported.id if self.already_reimported else None,
         }
 
 
@@ -230,7 +242,7 @@ class RecoveryResult:
 ACTIVE = ("queued", "running")
 
 
-async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
+async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
                         workdir: str | os.PathLike | None = None, unlock_only: bool = False) -> UnlockPlan:
     """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS.
 
@@ -248,6 +260,8 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
         raise RecoveryRefused(
             f"Import {item.id} does not hold the {item.importer} importer's lock ({lock.describe()}), "
             "so it is not hung: it is waiting its turn. Nothing to unlock.")
+    require(client, "remaining_rows", f"work out which rows of import {item.id} are left",
+            "give the file that was uploaded with --file")
     if diagnosis is None or diagnosis.rows_processed != item.rows_processed:
         diagnosis = await diagnose_import(client, item.id, journal=journal, workdir=workdir)
     remaining = await client.import_remaining(item.id)
@@ -284,7 +298,7 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
         fix = getattr(error, "fix", "")
         raise RecoveryRefused(
             f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
-            f"re-import{where}: {message}.{(' ' + fix[0].upper() + fix[1:] + '.') if fix else ''} Nothing was changed: "
+            f"re-import{where}: {sentence(message)}{(' ' + sentence(fix[0].upper() + fix[1:])) if fix else ''} Nothing was changed: "
             f"import {item.id} still holds the {item.importer} importer. Fix those rows in a copy of the file by hand, "
             f"then `importconsole unlock {item.id}` (it unlocks without re-importing) and submit only the fixed rows."
         ) from None
@@ -292,17 +306,22 @@ async def plan_recovery(client, import_id: int, *, diagnosis: Diagnosis | None =
     if not changes and not file_notes:
         notes.append("the remaining rows needed no change")
     already_complete = await _already_complete(client, learners)
+    source_sha256 = hashlib.sha256(remaining.content).hexdigest()
+    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == "unlocked" else None
+    if done is not None:
+        # Completed by that re-import: not rows the LMS refused.
+        already_complete = [a for a in already_complete if a.completed_by_import != done.id]
     return UnlockPlan(
         import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
         file_name=item.file_name, lock=lock, rows_total=item.rows_total, rows_committed=item.rows_processed,
         first_row_left=first_row, diagnosis=diagnosis, changes=tuple(changes),
         completion_only_rows=tuple(completion_only), remainder=remainder, remainder_rows=rows,
         notes=tuple(notes), needs_unlock=item.state in ACTIVE,
-        source_sha256=hashlib.sha256(remaining.content).hexdigest(), already_complete=tuple(already_complete),
+        source_sha256=source_sha256, already_complete=tuple(already_complete), already_reimported=done,
     )
 
 
-async def _already_complete(client, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
+async def _already_complete(client: LmsBackend, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
     """`learners`: (original row, external_user_id, email, course) of each remaining row."""
     keys, seen = [], set()
     for _, ext, email, course in learners:
@@ -328,7 +347,7 @@ async def _already_complete(client, learners: list[tuple[int, str, str, str]]) -
     return found
 
 
-async def _sanitize_remainder(client, item: Import, content: bytes, first_row: int, workdir):
+async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, first_row: int, workdir):
     """The import-file engine's fixes over the remainder: special characters removed, header
     cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
     variable credit off). Returns (bytes to submit, changes and completion-only rows in the
@@ -368,7 +387,10 @@ async def _sanitize_remainder(client, item: Import, content: bytes, first_row: i
 
         manifest, rows, learners = await asyncio.to_thread(fix)
         changes, completion_only = _changes_from_manifest(manifest, first_row)
-        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes)
+        # Rows completion-only would award other credit than they say keep their credit (importfile.award).
+        kept = [f"row {first_row + d.row - 1} keeps its credit, not made completion-only: {d.describe()}"
+                for d in manifest.left_as_is]
+        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes) + kept
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
@@ -402,7 +424,7 @@ def _complete(journal, entry: str | None, outcome: str, **fields) -> None:
         journal.complete(entry, outcome, **fields)
 
 
-async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
+async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
                            workdir: str | os.PathLike | None = None, say: Say | None = None,
                            journal_fields: dict | None = None) -> RecoveryResult:
     """Unlock (compare-and-unlock on the plan's import) then re-import the planned remainder.
@@ -443,7 +465,7 @@ async def execute_recovery(client, plan: UnlockPlan, *, journal=None, unlock: bo
     return result
 
 
-async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
+async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
     # Compare: re-read just before unlocking; a moving import is not hung.
     now = await client.get_import(plan.import_id)
     if now.state not in ACTIVE:
@@ -474,7 +496,8 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
                 f"{after.state.replace('_', ' ')} with {after.rows_processed} of {after.rows_total} rows processed. "
                 f"Nothing was re-imported. Check it with `importconsole watch {plan.import_id}`.",
                 planned=plan.rows_committed, now=after.rows_processed) from None
-        reimport = await client.find_import_by_key(plan.idempotency_key)
+        reimport = (await client.find_import_by_key(plan.idempotency_key)
+                    if capabilities_of(client).idempotency_key else None)
         again = (f" The re-import of its remaining rows is import {reimport.id} ({reimport.state})."
                  if reimport else
                  " No re-import of its remaining rows exists yet (whoever unlocked it may be sending it now); "
@@ -506,11 +529,13 @@ async def _unlock(client, plan: UnlockPlan, journal, extra: dict, step: Say) -> 
             "plan the re-import again.", planned=plan.rows_committed, now=item.rows_processed)
 
 
-async def _reimport(client, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
+async def _reimport(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
     if plan.remainder_rows == 0:
         step(f"no rows left to re-import for import {plan.import_id}")
         return
     key = plan.idempotency_key
+    require(client, "idempotency_key", f"re-import the rest of import {plan.import_id} safely (a retry could import it twice)",
+            "submit the remaining rows yourself after checking the importer's page")
     existing = await client.find_import_by_key(key)
     if existing is not None:
         # Another console (or an earlier run) already re-imported this remainder.

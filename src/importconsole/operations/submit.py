@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
-from importconsole.lms.client import LmsClient, SubmitReceipt
+from importconsole.lms.client import SubmitReceipt
+from importconsole.lms.port import CapabilityMissing, LmsBackend, capabilities_of
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
 from importconsole.lms.models import Import
 
@@ -124,6 +126,7 @@ class SubmitPlan:
     report: Any
     warnings: list[str] = field(default_factory=list)
     earlier_imports: list[Import] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be checked on this LMS (no confirmation needed)
 
     @property
     def needs_confirmation(self) -> bool:
@@ -166,15 +169,22 @@ def _age_seconds(entry: JournalEntry, now: float | None) -> float:
     return (time.time() if now is None else now) - began
 
 
-async def reconcile_pending(journal: Journal, client: LmsClient, *, settle_after: float = SETTLE_AFTER,
+async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_after: float = SETTLE_AFTER,
                             now: float | None = None) -> list[Reconciled]:
     """Settle entries an earlier run left "sending" on this LMS by asking the server what exists.
     Never resubmits: an upload the LMS never got is reported, the admin decides. An upload younger
     than `settle_after` seconds that the LMS does not show yet stays pending: it may be in flight."""
     done: list[Reconciled] = []
+    caps = capabilities_of(client)
     for entry in journal.pending(base_url=client.base_url):
         imp: Import | None = None
-        if entry.idempotency_key:
+        if entry.idempotency_key and not caps.idempotency_key:
+            name = Path(entry.file_path).name if entry.file_path else "a file"
+            why = CapabilityMissing(caps, "idempotency_key", f"ask whether the upload of {name} from {entry.time} reached it",
+                                    "look at the importer's page and its stored rows before you submit it again")
+            journal.complete(entry.entry_id, "unchecked", message=str(why))
+            done.append(Reconciled(entry, "unchecked", None, str(why)))
+        elif entry.idempotency_key:
             try:
                 imp = await client.find_import_by_key(entry.idempotency_key)
             except LmsError as exc:
@@ -194,7 +204,7 @@ async def reconcile_pending(journal: Journal, client: LmsClient, *, settle_after
                 journal.complete(entry.entry_id, "not_created", message="the LMS holds no import for this upload")
                 done.append(Reconciled(entry, "not_created", None,
                                        f"The upload of {name} from {entry.time} never reached the LMS; nothing was imported. Submit it again if you still want it."))
-        elif entry.action == "unlock" and entry.import_id is not None:
+        elif entry.action == "unlock" and entry.import_id is not None and caps.import_ids:
             try:
                 imp = await client.get_import(entry.import_id)
             except LmsError as exc:
@@ -215,35 +225,37 @@ def _validate(path: Path, importer: str, course: str | None, facts: Any, progres
     return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
 
 
-async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
+async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
                          facts: Any = None, validation_progress: Callable | None = None,
-                         validated_sha256: str | None = None) -> SubmitPlan:
-    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused."""
+                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
+    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
+    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
+    attached to one course), so the course-level importer needs no --course."""
     path = Path(path)
     if importer not in ("course", "global"):
         raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == "course" and not course_external_id:
+    if importer == "course" and not course_external_id and not rows_name_course:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
     from importconsole.importfile.reader import ImportFileError, check_regular_file
 
     try:
-        check_regular_file(path)  # a FIFO is refused before it is opened: reading it would wait forever
+        check_regular_file(path)  # a FIFO or a folder is refused before it is opened: reading it would wait forever
     except ImportFileError as exc:
-        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     try:
         sha_before, size = await asyncio.to_thread(file_sha256, path)
     except ImportFileError as exc:
-        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
     if validated_sha256 and validated_sha256 != sha_before:
         raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
 
     if facts is None:
-        from importconsole.lms.facts import ApiFacts
+        from importconsole.lms.port import facts_for
 
-        facts = ApiFacts(client, asyncio.get_running_loop())
+        facts = facts_for(client, asyncio.get_running_loop())
     try:
         report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
     except LmsError:
@@ -252,7 +264,7 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         from importconsole.importfile.reader import ImportFileError
 
         if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+            raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
         raise
 
     if _attr(report, "cancelled", default=False):
@@ -265,7 +277,7 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
         more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
         raise SubmitRefused(
-            f"{path} has {n_errors} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"{path} has {plural(n_errors, 'error')}; nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
             f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
             findings=errors, report=report,
         )
@@ -280,6 +292,11 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
             plan.warnings.append(describe_finding(f))
     if importer == "global":
         plan.warnings.append(GLOBAL_PARS_WARNING)
+    if not capabilities_of(client).import_history:
+        plan.notes.append(str(CapabilityMissing(capabilities_of(client), "import_history",
+                                                "tell whether this exact file was imported before",
+                                                "`importconsole journal` lists what this console submitted")))
+        return plan
     earlier = await client.list_imports(file_sha256=sha_after, limit=20)
     plan.earlier_imports = list(earlier.items)
     if plan.earlier_imports:
@@ -292,10 +309,14 @@ async def prepare_submit(client: LmsClient, path: str | os.PathLike, *, importer
     return plan
 
 
-async def send_plan(plan: SubmitPlan, *, client: LmsClient, journal: Journal, profile: str | None = None,
+async def send_plan(plan: SubmitPlan, *, client: LmsBackend, journal: Journal, profile: str | None = None,
                     lms_user: str | None = None, progress: Callable[[int, int], None] | None = None,
                     idempotency_key: str | None = None) -> SubmitOutcome:
     """Journal, upload, complete the journal. The file must still be the one validated."""
+    from importconsole.lms.port import require
+
+    require(client, "idempotency_key", f"send {plan.path.name} so that a retry could never import it twice",
+            "submit it with `importconsole submit FILE`, which uploads it through the site's import form once")
     try:
         sha_now, _ = await asyncio.to_thread(file_sha256, plan.path)
     except OSError as exc:
@@ -366,7 +387,7 @@ def _complete_if_possible(journal: Journal, entry: str, outcome: str, **fields: 
 Confirm = Callable[[SubmitPlan], bool]
 
 
-async def submit_file(path: str | os.PathLike, *, client: LmsClient, journal: Journal, importer: str,
+async def submit_file(path: str | os.PathLike, *, client: LmsBackend, journal: Journal, importer: str,
                       course_external_id: str | None = None, assume_yes: bool = False, confirm: Confirm | None = None,
                       profile: str | None = None, lms_user: str | None = None, facts: Any = None,
                       progress: Callable[[int, int], None] | None = None, validation_progress: Callable | None = None,
@@ -380,5 +401,5 @@ async def submit_file(path: str | os.PathLike, *, client: LmsClient, journal: Jo
     if plan.needs_confirmation and not assume_yes:
         if confirm is None or not confirm(plan):
             listed = "\n".join(f"  {w}" for w in plan.warnings)
-            raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation (--yes):\n{listed}", report=plan.report)
+            raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm (--yes):\n{listed}", report=plan.report)
     return await send_plan(plan, client=client, journal=journal, profile=profile, lms_user=lms_user, progress=progress)

@@ -250,7 +250,11 @@ class ImportConsoleApp(App[int]):
         from importconsole.operations.hung import diagnose_import
         from importconsole.operations.watch import ImportWatcher
 
+        from importconsole.lms.port import capabilities_of
+
         client = self.lms()
+        if not capabilities_of(client).import_ids:
+            return  # imports without ids (EthosCE): the monitor follows each importer itself
         watcher = ImportWatcher(client, hung_after=self.hung_after, poll_interval=1.0,
                                 diagnose=lambda item: diagnose_import(client, item.id, journal=self.journal()))
         self.watcher = watcher

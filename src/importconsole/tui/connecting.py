@@ -1,16 +1,15 @@
 """Turning a config profile into a session, without ever prompting on a terminal the console is
-about to take over: a missing token opens the Connect screen instead."""
+about to take over: a missing token or password opens the Connect screen instead."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from importconsole.tui.session import LmsSession
 
 
 def session_from_config(config_path: str | None, profile_name: str | None) -> tuple[LmsSession | None, str | None]:
-    """(session, None) when a profile and its token are at hand, else (None, why not)."""
+    """(session, None) when a profile and its secrets are at hand, else (None, why not)."""
     from importconsole.config import ConfigError, ConfigMissing, load_config
 
     try:
@@ -28,30 +27,36 @@ def session_from_config(config_path: str | None, profile_name: str | None) -> tu
     profile = profiles.get(name)
     if profile is None:
         return None, f"no profile named {name!r} in the config; pick one on the Connect screen"
-    token, why = token_for(profile)
-    if token is None:
+    credentials, why = credentials_for(profile)
+    if credentials is None:
         return None, why
-    return session_for(profile, name, token), None
+    return session_for(profile, name, credentials), None
 
 
-def session_for(profile, name: str, token: str) -> LmsSession:
+def session_for(profile, name: str, credentials) -> LmsSession:
+    """`credentials`: secrets.Credentials, or the API token as a string."""
     from importconsole.config import state_dir
+    from importconsole.secrets import Credentials
 
-    return LmsSession(profile=name, base_url=str(profile.base_url).rstrip("/"), token=token,
+    if isinstance(credentials, str):
+        credentials = Credentials(token=credentials)
+    return LmsSession(profile=name, base_url=str(profile.base_url).rstrip("/"), token=credentials.token or "",
                       ca_bundle=getattr(profile, "ca_bundle", None), journal_path=state_dir() / "journal.jsonl",
-                      hung_after=getattr(profile, "hung_after", None))
+                      hung_after=getattr(profile, "hung_after", None), profile_config=profile, credentials=credentials)
 
 
-def token_for(profile) -> tuple[str | None, str | None]:
-    """The token from IMPORTCONSOLE_TOKEN or the keyring; never a terminal prompt here."""
-    if os.environ.get("IMPORTCONSOLE_TOKEN"):
-        return os.environ["IMPORTCONSOLE_TOKEN"], None
+def credentials_for(profile):
+    """(Credentials, None) from the environment or the keyring; never a terminal prompt here."""
     from importconsole import secrets
 
     try:
-        token = secrets.get_token(profile, prompt=False)
-    except TypeError:  # a get_token without the prompt switch: only ask it when no terminal prompt can happen
-        return None, "enter the API token on the Connect screen"
-    except Exception as error:  # NoKeyringBackend and friends: their str() is the sentence to show
-        return None, str(error)
-    return (token, None) if token else (None, "no token stored for this profile; enter it on the Connect screen")
+        return secrets.get_credentials(profile, prompt=False), None
+    except Exception as error:  # NoToken, NoKeyringBackend and friends: their str() is the sentence to show
+        kind = "passwords" if getattr(profile, "kind", "") == "ethosce" else "API token"
+        return None, f"{error} Or enter the {kind} on the Connect screen." if str(error) else f"enter the {kind} on the Connect screen"
+
+
+def token_for(profile) -> tuple[str | None, str | None]:
+    """The API token from IMPORTCONSOLE_TOKEN or the keyring; never a terminal prompt here."""
+    credentials, why = credentials_for(profile)
+    return (credentials.token, None) if credentials is not None and credentials.token else (None, why)

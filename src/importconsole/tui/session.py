@@ -1,26 +1,47 @@
-"""What the console is connected to. The token lives only in memory here: it is never shown,
-logged, or part of a repr (a crash report could print it)."""
+"""What the console is connected to. Secrets (the token, an EthosCE profile's passwords) live only
+in memory here: never shown, logged, or part of a repr (a crash report could print it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
 class LmsSession:
     profile: str
     base_url: str
-    token: str = field(repr=False)
+    token: str = field(default="", repr=False)
     ca_bundle: str | None = None
     journal_path: Path | None = None
     hung_after: float | None = None  # the profile's threshold (seconds without progress)
+    # The config profile (its kind says which backend) and its credentials; a session made from
+    # a name, an address and a token alone is the console's own API.
+    profile_config: Any = field(default=None, repr=False)
+    credentials: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from importconsole import crash
+
+        for secret in (self.token, getattr(self.credentials, "password", None),
+                       getattr(self.credentials, "restws_password", None)):
+            crash.register_secret(secret)  # no crash text or log line shows what this session holds
 
     def __repr__(self) -> str:
-        return f"LmsSession(profile={self.profile!r}, base_url={self.base_url!r}, token=<hidden>)"
+        return f"LmsSession(profile={self.profile!r}, base_url={self.base_url!r}, kind={self.kind!r}, secrets=<hidden>)"
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.profile_config, "kind", "reference")
 
     def client(self):
-        """A new LmsClient for this session (use with `async with`)."""
-        from importconsole.lms.client import LmsClient
+        """A new backend for this session, not yet connected (use with `async with`); built by
+        lms.connect, the one place that turns a profile into a backend."""
+        from importconsole.config import Profile
+        from importconsole.lms.connect import open_backend
+        from importconsole.secrets import Credentials
 
-        return LmsClient(self.base_url, self.token, ca_bundle=self.ca_bundle)
+        profile = self.profile_config or Profile(name=self.profile, base_url=self.base_url, username="",
+                                                 ca_bundle=self.ca_bundle)
+        return open_backend(profile, self.credentials or Credentials(token=self.token))

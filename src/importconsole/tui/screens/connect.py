@@ -1,6 +1,7 @@
-"""Connect: pick a profile from the config, or create the first one. The token goes to the OS
-keyring (never the config file); where there is no keyring (most SSH hosts) the screen says so
-and keeps it in memory for this run only."""
+"""Connect: pick a profile from the config, or create the first one. The token (an EthosCE
+profile: the site admin's and the restws account's passwords) goes to the OS keyring (never the
+config file); where there is no keyring (most SSH hosts) the screen says so and keeps it in
+memory for this run only. Connecting goes through lms.connect, as the CLI does."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ class ConnectScreen(ConsoleScreen):
             yield Input(placeholder="https://lms.example.org", id="base-url", compact=True)
             yield Label("Your LMS user name", id="user-label", markup=False)
             yield Input(placeholder="e.g. jdoe", id="username", compact=True)
-            yield Label("API token (hidden as you type)", markup=False)
+            yield Label("API token (hidden as you type)", id="token-label", markup=False)
             yield Input(password=True, id="token", compact=True)
+            yield Label("restws password (hidden as you type)", id="restws-label", markup=False)
+            yield Input(password=True, id="restws-password", compact=True)
             yield MarkedCheckbox("Remember the token in the OS keyring", value=True, id="remember", compact=True)
             yield Static("", id="keyring-note", classes="hint", markup=False)
             with Horizontal():
@@ -99,6 +102,26 @@ class ConnectScreen(ConsoleScreen):
             profiles.focus()
         else:
             self.query_one("#profile-name").focus()
+        self._show_secret_fields()
+
+    def _show_secret_fields(self) -> None:
+        """An EthosCE profile asks two passwords; the console's own API one token."""
+        profile = self.selected_profile()
+        ethosce = getattr(profile, "kind", "") == "ethosce"
+        self.query_one("#token-label", Label).update(
+            f"Password of the site admin {profile.username} (hidden as you type)" if ethosce
+            else "API token (hidden as you type)")
+        if ethosce:
+            self.query_one("#restws-label", Label).update(
+                f"Password of the restws account {profile.restws_username} (hidden as you type)")
+        self.query_one("#restws-label").display = ethosce
+        self.query_one("#restws-password").display = ethosce
+        self.query_one("#remember", Checkbox).label = (
+            "Remember the passwords in the OS keyring" if ethosce else "Remember the token in the OS keyring")
+
+    @on(OptionList.OptionHighlighted, "#profiles")
+    def _profile_highlighted(self) -> None:
+        self._show_secret_fields()
 
     def selected_profile(self):
         if not (self.config and self.config.profiles):
@@ -121,6 +144,7 @@ class ConnectScreen(ConsoleScreen):
 
     @on(Button.Pressed, "#connect")
     @on(Input.Submitted, "#token")
+    @on(Input.Submitted, "#restws-password")
     def action_connect(self) -> None:
         token = self.query_one("#token", Input).value.strip()
         profile = self.selected_profile()
@@ -128,6 +152,12 @@ class ConnectScreen(ConsoleScreen):
             profile = self._new_profile()
             if profile is None:
                 return
+        if getattr(profile, "kind", "") == "ethosce":
+            restws = self.query_one("#restws-password", Input).value.strip()
+            if bool(token) != bool(restws):
+                self.query_one("#connect-result", Static).update("Enter both passwords (or neither, to use the stored ones).")
+                return
+            token = (token, restws) if token else ""
         # An empty token is looked up (environment, keyring) in the worker: a locked keyring
         # can take seconds to answer, and the screen must not freeze meanwhile.
         self._connect(profile, token, store=bool(token) and self.query_one("#remember", Checkbox).value)
@@ -152,39 +182,52 @@ class ConnectScreen(ConsoleScreen):
         return self.config.profiles[name]
 
     @work(exclusive=True, group="connect", exit_on_error=False)
-    async def _connect(self, profile, token: str, *, store: bool) -> None:
-        from importconsole.lms.client import LmsClient
-        from importconsole.tui.connecting import session_for
-
+    async def _connect(self, profile, typed: str | tuple[str, str], *, store: bool) -> None:
+        """`typed`: the token, (admin password, restws password), or "" for the stored ones."""
         import asyncio
 
-        result = self.query_one("#connect-result", Static)
-        if not token:
-            from importconsole.tui.connecting import token_for
+        from importconsole import crash
+        from importconsole.lms.connect import ConnectFailed, open_backend, who_am_i
+        from importconsole.secrets import Credentials
+        from importconsole.tui.connecting import credentials_for, session_for
 
-            result.update("Looking for the stored token...")
-            token, why = await asyncio.to_thread(token_for, profile)
-            if not token:
-                result.update(shown(f"Enter the API token: {why}" if why else "Enter the API token."))
+        result = self.query_one("#connect-result", Static)
+        ethosce = getattr(profile, "kind", "") == "ethosce"
+        what = "passwords" if ethosce else "API token"
+        for secret in (typed if isinstance(typed, tuple) else (typed,)):
+            crash.register_secret(secret)
+        if not typed:
+            result.update(f"Looking for the stored {what}...")
+            credentials, why = await asyncio.to_thread(credentials_for, profile)
+            if credentials is None:
+                result.update(shown(f"Enter the {what}: {why}" if why else f"Enter the {what}."))
                 self.query_one("#token").focus()
                 return
+        elif isinstance(typed, tuple):
+            credentials = Credentials(password=typed[0], restws_password=typed[1])
+        else:
+            credentials = Credentials(token=typed)
         result.update(f"Connecting to {shown(profile.base_url)}...")
         try:
-            async with LmsClient(profile.base_url, token, ca_bundle=profile.ca_bundle) as client:
-                me = await client.me()
-        except Exception as error:  # Unreachable, Unauthorized, TLS: a sentence each
+            async with open_backend(profile, credentials) as client:
+                me = await who_am_i(client)
+        except ConnectFailed as error:  # Unreachable, Unauthorized, TLS: a sentence each
             result.update(said(str(error)))
             return
         note = ""
         if store:
-            from importconsole.secrets import TokenError, store_token
+            from importconsole.secrets import TokenError, store_passwords, store_token
 
             try:
-                await asyncio.to_thread(store_token, profile, token)
-                note = " Token stored in the OS keyring."
+                if ethosce:
+                    await asyncio.to_thread(store_passwords, profile, credentials.password, credentials.restws_password)
+                else:
+                    await asyncio.to_thread(store_token, profile, credentials.token)
+                note = f" {what[0].upper()}{what[1:]} stored in the OS keyring."
             except TokenError as error:
                 note = f" {error} {NO_KEYRING_HELP}"
         self.query_one("#token", Input).value = ""
-        self.app.set_session(session_for(profile, profile.name, token))
+        self.query_one("#restws-password", Input).value = ""
+        self.app.set_session(session_for(profile, profile.name, credentials))
         result.update(f"Connected as {shown(me.display_name or me.username)} ({shown(me.role)}).{note}")
         self.app.switch_mode("monitor")

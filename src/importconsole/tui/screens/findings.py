@@ -101,9 +101,9 @@ class FindingsScreen(ConsoleScreen):
         self._status(f"Validating {shown(path.name)} {where}...")
         facts = None
         if self.app.session is not None:
-            from importconsole.lms.facts import ApiFacts
+            from importconsole.lms.port import facts_for
 
-            facts = ApiFacts(self.app.lms(), asyncio.get_running_loop())
+            facts = facts_for(self.app.lms(), asyncio.get_running_loop())  # restws on an EthosCE profile
         self._validate(path, self.app.importer, self.app.course_external_id, facts, self._cancel)
 
     @work(thread=True, exclusive=True, group="validate")
@@ -248,9 +248,9 @@ class FindingsScreen(ConsoleScreen):
         self._status(f"Writing a fixed copy to {shown(out.name)}...")
         facts = None
         if self.app.session is not None:
-            from importconsole.lms.facts import ApiFacts
+            from importconsole.lms.port import facts_for
 
-            facts = ApiFacts(self.app.lms(), asyncio.get_running_loop())
+            facts = facts_for(self.app.lms(), asyncio.get_running_loop())  # restws on an EthosCE profile
         if completion_only and facts is None:
             self.notify("Completion-only rows need the LMS (does the user exist? is credit variable?): connect first.",
                         severity="warning")

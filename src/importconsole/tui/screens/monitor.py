@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
@@ -41,6 +42,7 @@ class MonitorScreen(ConsoleScreen):
         self._painted = -1  # the app's watch_generation last painted
         self._locks: dict = {}
         self._connection = ""
+        self.importer_views: dict = {}  # EthosCE: importer id -> operations.ethosce.ImporterView
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -54,6 +56,48 @@ class MonitorScreen(ConsoleScreen):
         self.set_interval(0.25, self._repaint)
         if self.app.session is None:
             self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
+        elif self.app.session.kind == "ethosce":
+            self._watch_importers()
+
+    def _recover_importer(self) -> None:
+        """`u` on an EthosCE site: the hung (else locked) importer's recover plan."""
+        from importconsole.tui.screens.ethosce_recover import EthosceRecoverScreen
+
+        views = list(self.importer_views.values())
+        chosen = next((v for v in views if v.hung), None) or next((v for v in views if v.status.locked), None)
+        if chosen is None:
+            self.notify("No importer is locked: there is nothing to recover.", severity="warning")
+            return
+        self.app.push_screen(EthosceRecoverScreen(chosen.importer_id))
+
+    @work(exclusive=True, group="importers", exit_on_error=False)
+    async def _watch_importers(self) -> None:
+        """An EthosCE site has no import ids: show each importer's state (idle, importing N % with rows
+        where the console has the file, queued for cron, hung) from its page and the stored rows."""
+        import asyncio
+
+        from importconsole.operations.ethosce import HungWatch, last_own_upload, own_file, read_file_rows, read_view
+
+        client, journal = self.app.lms(), self.app.journal()
+        watches = {i: HungWatch(self.app.hung_after) for i in client.importer_ids()}
+        status, detail = self.query_one("#monitor-status", Static), self.query_one("#import-detail", Static)
+        while True:
+            lines = []
+            try:
+                for importer_id, hung_watch in watches.items():
+                    own = last_own_upload(journal, client.base_url, importer_id)
+                    path = own_file(own)
+                    rows = await asyncio.to_thread(read_file_rows, path) if path else None
+                    view = hung_watch.observe(await read_view(client, importer_id, own, rows),
+                                              batch_died=own is not None and own.batch_outcome == "died")
+                    self.importer_views[importer_id] = view
+                    lines.append(view.describe())
+            except Exception as error:  # a sentence (refused password, unreachable site): said, and tried again
+                lines.append(str(error))
+            status.update(shown(" · ".join(lines)))
+            detail.update("Hung: u shows the recover plan (unlock, then the rows not stored)."
+                          if any(": hung " in line for line in lines) else "")
+            await asyncio.sleep(self.app.session.profile_config.poll_interval)
 
     @property
     def watcher(self) -> ImportWatcher | None:
@@ -176,6 +220,10 @@ class MonitorScreen(ConsoleScreen):
 
     def action_recover(self) -> None:
         from importconsole.tui.screens.recover import RecoverScreen
+
+        if self.app.session is not None and self.app.session.kind == "ethosce":
+            self._recover_importer()
+            return
 
         view = self.selected_view()
         if view is None:

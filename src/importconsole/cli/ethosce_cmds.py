@@ -1,0 +1,217 @@
+"""The headless commands on an EthosCE profile: `imports`, `submit`, `watch`, `diagnose`, `unlock`,
+`reimport`, `recover`. An import is named by its importer id (`watch course_record_import`).
+Called by cli/lms_cmds.py and cli/operation_cmds.py when the profile's kind is "ethosce"; the
+workflows are in operations/ethosce.py. Exit codes as everywhere: 0 done, 1 a problem found or a
+refusal, 2 usage, 3 the site could not be reached or refused us, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _say(args: Any, data: dict, text: str, *, err: bool = False) -> None:
+    if getattr(args, "json", False):
+        print(json_dumps(data), flush=True)
+    else:
+        print("\n".join(visible(line) for line in text.split("\n")), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def importer_of(args: Any, backend: Any) -> str | None:
+    """The importer id the command names (None: every importer of the profile)."""
+    ref = getattr(args, "import_id", None)
+    if ref is None:
+        return None
+    if isinstance(ref, int) or str(ref).isdigit():
+        from importconsole.lms.port import CapabilityMissing
+
+        raise CapabilityMissing(backend.capabilities, "import_ids", f"find import {ref}",
+                                f"name the importer instead, e.g. importconsole {args.command} {backend.importer_ids()[0]}")
+    return str(ref)
+
+
+class RowProgress:
+    """`Importing [#####     ] 20/50 rows` on a terminal; one line at the end otherwise."""
+
+    def __init__(self, label: str = "Importing", width: int = 30):
+        self.stream, self.label, self.width = sys.stderr, label, width
+        self.tty = self.stream.isatty()
+        self.done_rows = self.total = 0
+
+    def __call__(self, rows: int, total: int) -> None:
+        self.done_rows, self.total = rows, total
+        if self.tty:
+            frac = rows / total if total else 1.0
+            self.stream.write(f"\r{self.label} [{'#' * int(frac * self.width):<{self.width}}] {rows}/{total} rows")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        elif self.total:
+            self.stream.write(f"{self.label}: {self.done_rows}/{self.total} rows\n")
+        self.stream.flush()
+
+
+# ---- imports ----------------------------------------------------------------------------------
+
+async def imports(args: Any, backend: Any, journal: Any) -> int:
+    from importconsole.operations.ethosce import last_own_upload, own_file, read_file_rows, read_view
+
+    rows = []
+    for importer_id in backend.importer_ids():
+        own = last_own_upload(journal, backend.base_url, importer_id)
+        path = own_file(own)  # the console's own upload: progress in rows, not bytes
+        view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        status = view.status
+        rows.append({"importer": importer_id, "title": status.title, "state": status.state, "locked": status.locked,
+                     "percent": status.percent, "last_import": status.last_import, "rows_stored": status.items_total,
+                     "queued_for_cron": status.queued_for_cron, "summary": view.describe()})
+    if args.json:
+        print(json_dumps(rows))
+        return EXIT_OK
+    print(f"{'importer':<28} {'state':<18} {'last import':<16} {'rows stored':>11}")
+    for r in rows:
+        state = f"{r['state']} {r['percent']} %" if r["locked"] else r["state"]
+        stored = "-" if r["rows_stored"] is None else str(r["rows_stored"])
+        print(f"{visible(r['importer']):<28} {state:<18} {visible(r['last_import'] or '-'):<16} {stored:>11}")
+        print(f"  {visible(r['summary'])}")
+    return EXIT_OK
+
+
+# ---- submit -----------------------------------------------------------------------------------
+
+async def submit(args: Any, backend: Any, profile: Any, journal: Any, confirm: Any) -> int:
+    from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
+    from importconsole.operations.ethosce import BatchInterrupted, submit_to_importer
+    from importconsole.operations.submit import SubmitRefused, prepare_submit
+
+    importer_id = backend.importer_id(args.importer or profile.importer)
+    await backend.me()
+    # The course-level importer imports into the course --course names; without it each row names
+    # its course (external_course_id), as the site's standalone importer reads it.
+    mode = "global" if importer_id != profile.course_importer else "course"
+    plan = await prepare_submit(backend, args.file, importer=mode, course_external_id=args.course, rows_name_course=True)
+    for note in plan.notes:
+        print(visible(note), file=sys.stderr)
+    if plan.warnings and not confirm(plan):
+        raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+    bar = RowProgress()
+    try:
+        outcome = await submit_to_importer(backend, plan, importer_id, journal=journal, progress=bar)
+    except UploadRefused as error:
+        bar.finish()
+        print(visible(str(error)), file=sys.stderr)
+        return EXIT_PROBLEM
+    except ImportDied as error:
+        bar.finish()
+        print(visible(str(error)), file=sys.stderr)
+        return EXIT_PROBLEM
+    except BatchInterrupted as error:
+        bar.finish()
+        print(visible(str(error)), file=sys.stderr)
+        return EXIT_INTERRUPTED if error.cancelled else EXIT_LMS
+    bar.finish()
+    print(visible(outcome.sentence), flush=True)
+    return EXIT_OK
+
+
+# ---- watch ------------------------------------------------------------------------------------
+
+async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
+    from importconsole.operations.ethosce import HungWatch, last_own_upload, own_file, read_file_rows, read_view
+
+    importer_id = importer_of(args, backend) or profile.course_importer
+    own = last_own_upload(journal, backend.base_url, importer_id)
+    path = own_file(own)
+    file = await asyncio.to_thread(read_file_rows, path) if path else None
+    hung_watch = HungWatch(args.hung_after or profile.hung_after)
+    poll = args.poll_interval or profile.poll_interval
+    last_text, last_at = "", 0.0
+    while True:
+        view = hung_watch.observe(await read_view(backend, importer_id, own, file),
+                                  batch_died=own is not None and own.batch_outcome == "died")
+        text = view.describe()
+        if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
+                                  or text.split(",")[0] != last_text.split(",")[0]):
+            _say(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
+                        "percent": view.status.percent, "stalled_for": round(view.stalled_for, 1),
+                        "summary": text}, text)
+            last_text, last_at = text, time.monotonic()
+        if view.status.state == "idle":
+            return EXIT_OK
+        if view.hung:
+            hint = f" --file {path}" if path else " --file FILE"
+            _say(args, {"event": "hung", "importer": importer_id, "next": f"importconsole diagnose {importer_id}{hint}"},
+                 f"It is hung: locked at {view.status.percent} % and no row stored for {view.stalled_for:.0f}s. "
+                 f"Next: importconsole diagnose {importer_id}{hint}, then importconsole recover {importer_id}{hint}")
+            return EXIT_PROBLEM
+        await asyncio.sleep(poll)
+
+
+# ---- diagnose, unlock, reimport, recover ------------------------------------------------------
+
+async def diagnose(args: Any, backend: Any, journal: Any) -> int:
+    from importconsole.operations.ethosce import plan_importer
+
+    importer_id = importer_of(args, backend)
+    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
+    d = plan.diagnosis
+    if d is not None and plan.status.locked:
+        lines.append(f"Fix: `importconsole recover {importer_id} --file {plan.file.path}` unlocks it and imports rows "
+                     f"not stored ({len(plan.missing)}), sanitized.")
+    elif d is not None:
+        lines.append(f"The importer is not locked; the site did not store {len(plan.missing)} rows. "
+                     f"`importconsole reimport {importer_id} --file {plan.file.path}` imports them, sanitized.")
+    data = {"importer": importer_id, "locked": plan.status.locked, "percent": plan.status.percent,
+            "rows": plan.file.count, "stored": plan.stored_since, "missing": list(plan.missing),
+            "diagnosis": d.to_json() if d else None, "cause": plan.cause.cause if plan.cause else None,
+            "cause_sentence": plan.cause.sentence(plan.file.path.name) if plan.cause else None}
+    _say(args, data, "\n".join(lines))
+    return EXIT_OK if d is None or d.known else EXIT_PROBLEM
+
+
+async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
+    from importconsole.operations.ethosce import plan_importer, recover_importer
+
+    importer_id = importer_of(args, backend)
+    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    mode = args.mode
+    if mode == "unlock" and not plan.needs_unlock:
+        _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
+        return EXIT_PROBLEM
+    if not args.json:
+        print(visible("\n".join(plan.describe())))
+    if mode != "unlock" and not plan.missing and not plan.needs_unlock:
+        return EXIT_OK
+    question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
+                "recover": f"Unlock {importer_id} and re-import the {len(plan.missing)} rows not stored?"
+                if plan.needs_unlock else f"Re-import the {len(plan.missing)} rows not stored?"}[mode]
+    if not confirm(args, question):
+        _say(args, {"importer": importer_id, "outcome": "not confirmed"}, "Nothing was changed.")
+        return EXIT_PROBLEM
+    say = None if args.json else (lambda text: print(visible(text), flush=True))
+    bar = RowProgress("Re-importing")
+    from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
+    from importconsole.operations.ethosce import BatchInterrupted
+
+    try:
+        result = await recover_importer(backend, plan, journal=journal, unlock=mode in ("unlock", "recover"),
+                                        reimport=mode in ("reimport", "recover"), say=say, progress=bar)
+    except (UploadRefused, ImportDied, BatchInterrupted) as error:
+        bar.finish()
+        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return EXIT_LMS if isinstance(error, BatchInterrupted) else EXIT_PROBLEM
+    if result.reimported is not None:
+        bar.finish()
+    _say(args, {"importer": importer_id, "unlocked": result.unlocked, "steps": result.steps},
+         "Done." if result.steps else "Nothing was needed.")
+    return EXIT_OK

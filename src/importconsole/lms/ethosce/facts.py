@@ -1,0 +1,203 @@
+"""`RestwsFacts`: the import-file rules' `LmsFacts` (importfile/facts.py), answered by EthosCE's restws.
+
+restws filters are exact matches, so every fact is looked up by key, and the number of requests grows with
+the distinct learners and courses of the file, never with its rows. For each resource the first page of the
+whole table is read once (its `last` link says how many pages the table has); when a look-up would need at
+least that many requests, the whole table is paged instead. Everything is cached for the run, at most 4
+requests are in flight (`RestwsClient`).
+
+Mapping (the kit's resources; EthosCE's own property names may differ, see docs/ethosce.md):
+- credit types: the distinct `course_credit.type` of the site, `reports_to` from the same rows. restws has
+  no credit-type resource, so the whole `course_credit` table is read once; it also gives every course's credits.
+- courses: `course.external_course_id`; a course's credits are its ACTIVE `course_credit` rows.
+- users: `user.external_user_id`, else `user.mail`. Drupal matches e-mails case-insensitively and restws
+  compares exactly, so an e-mail not found by the exact look-up is only called unknown after the whole user
+  table was read (never a false "unknown learner").
+- enrollments: `course_enrollment` by the learner's uid (one listing per learner), matched on the course's nid.
+  `EnrollmentFact.credits` stays empty: restws gives only `imported_credit`, with no credit type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+from importconsole.importfile.facts import (
+    CourseCreditFact,
+    CourseFact,
+    CreditTypeFact,
+    EnrollmentFact,
+    EnrollmentKey,
+    UserFact,
+    UserKey,
+)
+from importconsole.lms.ethosce.restws import RestwsClient, page_number
+
+T = TypeVar("T")
+
+
+def ref_id(value: Any) -> int:
+    """An id as the kit gives it (a number) or as real restws renders a reference ({"uri", "id", "resource"})."""
+    return int(value["id"] if isinstance(value, dict) else value)
+
+
+def _user_fact(u: dict) -> UserFact:
+    return UserFact(ref_id(u["uid"]), u.get("external_user_id") or None, u.get("mail") or None, u.get("name") or "", "")
+
+
+class RestwsLookups:
+    """The async half: cached look-ups over a `RestwsClient` (usable directly from async code)."""
+
+    def __init__(self, client: RestwsClient):
+        self.client = client
+        self._pages: dict[str, int] = {}
+        self._first: dict[str, dict] = {}
+        self._whole: dict[str, list[dict]] = {}
+        self._credit_rows: list[dict] | None = None
+        self.courses: dict[str, dict | None] = {}  # external_course_id -> course row
+        self.users: dict[UserKey, dict | None] = {}
+        self._enrollments: dict[int, dict[int, dict]] = {}  # uid -> nid -> enrollment row
+
+    async def table_pages(self, resource: str) -> int:
+        if resource not in self._pages:
+            self._first[resource] = first = await self.client.first_page(resource)
+            self._pages[resource] = page_number(first.get("last"), 0) + 1
+        return self._pages[resource]
+
+    async def whole(self, resource: str) -> list[dict]:
+        """The whole table, once; its first page is reused when it was read to count the pages."""
+        if resource not in self._whole:
+            first = self._first.get(resource)
+            self._whole[resource] = (await self.client.rest_of(resource, first) if first is not None
+                                     else (await self.client.list_all(resource)).items)
+        return self._whole[resource]
+
+    async def _cheaper_whole(self, resource: str, keys: int) -> bool:
+        return resource in self._whole or keys >= await self.table_pages(resource)
+
+    async def credit_rows(self) -> list[dict]:
+        if self._credit_rows is None:
+            self._credit_rows = await self.whole("course_credit")
+        return self._credit_rows
+
+    async def credit_types(self) -> dict[str, CreditTypeFact]:
+        # Validation asks this first and needs the other tables' sizes next: read their first pages at the
+        # same time (they are read anyway, so this costs no request, only waiting).
+        await asyncio.gather(self.credit_rows(), *(self.table_pages(r) for r in ("course", "user", "course_enrollment")))
+        reports: dict[str, set[str]] = {}
+        for row in await self.credit_rows():
+            reports.setdefault(row["type"], set()).update([row["reports_to"]] if row.get("reports_to") else [])
+        return {t: CreditTypeFact(t, t, tuple(sorted(r))) for t, r in reports.items()}
+
+    async def course_rows(self, external_ids: Sequence[str]) -> dict[str, dict | None]:
+        wanted = [x for x in dict.fromkeys(external_ids) if x not in self.courses]
+        if wanted and await self._cheaper_whole("course", len(wanted)):
+            by_ext = {c["external_course_id"]: c for c in await self.whole("course")}
+            for x in wanted:
+                self.courses[x] = by_ext.get(x)
+        elif wanted:
+            found = await asyncio.gather(*(self.client.courses(external_course_id=x) for x in wanted))
+            for x, rows in zip(wanted, found):
+                self.courses[x] = rows[0] if rows else None
+        return {x: self.courses[x] for x in external_ids}
+
+    async def course_facts(self, external_ids: Sequence[str]) -> dict[str, CourseFact | None]:
+        rows = await self.course_rows(external_ids)
+        credits: dict[int, dict[str, CourseCreditFact]] = {}
+        for c in await self.credit_rows():
+            if c.get("active"):
+                credits.setdefault(ref_id(c["nid"]), {})[c["type"]] = CourseCreditFact(
+                    c["min"], c["max"], c["increments"], bool(c.get("enable_variable_credit")))
+        return {x: None if r is None else CourseFact(
+            external_id=x, title=r.get("title") or "", has_certificate=bool(r.get("has_certificate")),
+            required_objects=int(r.get("required_objects") or 0), credits=credits.get(ref_id(r["nid"]), {}),
+            id=ref_id(r["nid"])) for x, r in rows.items()}
+
+    async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, dict | None]:
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.users]
+        if wanted and not await self._cheaper_whole("user", len(wanted)):
+            found = await asyncio.gather(*(
+                self.client.users(external_user_id=k.external_user_id) if k.external_user_id is not None
+                else self.client.users(mail=k.email) for k in wanted))
+            for k, rows in zip(wanted, found):
+                if rows or k.external_user_id is not None:
+                    self.users[k] = rows[0] if rows else None
+            wanted = [k for k in wanted if k not in self.users]  # e-mails in another case: the whole table decides
+        if wanted:
+            by_id, by_mail = {}, {}
+            for u in await self.whole("user"):
+                if u.get("external_user_id"):
+                    by_id[u["external_user_id"]] = u
+                if u.get("mail"):
+                    by_mail.setdefault(u["mail"].lower(), u)
+            for k in wanted:
+                self.users[k] = by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email)
+        return {k: self.users[k] for k in keys}
+
+    async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, dict | None]:
+        users = await self.user_rows([k for k, _ in keys])
+        courses = await self.course_rows([c for _, c in keys])
+        uids = [ref_id(u["uid"]) for u in users.values() if u is not None]
+        wanted = [u for u in dict.fromkeys(uids) if u not in self._enrollments]
+        if wanted and await self._cheaper_whole("course_enrollment", len(wanted)):
+            table: dict[int, dict[int, dict]] = {}
+            for e in await self.whole("course_enrollment"):
+                table.setdefault(ref_id(e["uid"]), {})[ref_id(e["nid"])] = e
+            for uid in wanted:
+                self._enrollments[uid] = table.get(uid, {})
+        elif wanted:
+            found = await asyncio.gather(*(self.client.enrollments(uid=uid) for uid in wanted))
+            for uid, rows in zip(wanted, found):
+                self._enrollments[uid] = {ref_id(e["nid"]): e for e in rows}
+        out: dict[EnrollmentKey, dict | None] = {}
+        for key in keys:
+            user, course = users.get(key[0]), courses.get(key[1])
+            out[key] = None if user is None or course is None else self._enrollments[ref_id(user["uid"])].get(ref_id(course["nid"]))
+        return out
+
+
+class RestwsFacts:
+    """`LmsFacts` over a `RestwsClient` running on `loop`, for validation in a worker thread."""
+
+    online = True
+
+    def __init__(self, client: RestwsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0):
+        self.lookups = RestwsLookups(client)
+        self.loop = loop
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    @property
+    def requests(self) -> int:
+        return self.lookups.client.requests
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            coro.close()  # type: ignore[attr-defined]
+            raise RuntimeError("RestwsFacts must be called from a worker thread, not from the client's event loop")
+        with self._lock:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)  # type: ignore[arg-type]
+
+    def credit_types(self) -> dict[str, CreditTypeFact]:
+        return self._run(self.lookups.credit_types())
+
+    def courses(self, external_ids: Sequence[str]) -> dict[str, CourseFact | None]:
+        return self._run(self.lookups.course_facts(external_ids))
+
+    def users(self, external_user_ids: Sequence[str], emails: Sequence[str]) -> dict[UserKey, UserFact | None]:
+        asked = [UserKey(external_user_id=x) for x in external_user_ids] + [UserKey(email=e) for e in emails]
+        rows = self._run(self.lookups.user_rows(asked))
+        return {k: None if r is None else _user_fact(r) for k, r in rows.items()}
+
+    def enrollments(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, EnrollmentFact | None]:
+        rows = self._run(self.lookups.enrollment_rows(keys))
+        return {k: None if r is None else EnrollmentFact(status=r["status"], id=ref_id(r["eid"])) for k, r in rows.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"requests": self.requests}

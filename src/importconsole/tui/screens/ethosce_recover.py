@@ -1,0 +1,113 @@
+"""Recover an EthosCE importer (operations.ethosce): the file that was uploaded (asked when the console
+did not upload it), the plan (rows stored, the row and character it stopped at, the rows to
+re-import), then Enter: compare-and-unlock and re-import exactly the rows not stored. Esc leaves
+everything as it is."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from importconsole.tui.text import said, shown
+
+
+class EthosceRecoverScreen(ModalScreen[bool]):
+    """Dismisses with True once the importer was recovered."""
+
+    BINDINGS = [
+        Binding("enter", "confirm", "Plan / Unlock + re-import", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, importer_id: str) -> None:
+        super().__init__()
+        self.importer_id = importer_id
+        self.plan = None
+        self.busy = False
+        self.done = False
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="recover-box"):
+            yield Label(f"Recover importer {self.importer_id}", classes="dialog-title", markup=False)
+            yield Label("The file that was uploaded (path):", markup=False)
+            yield Input(id="recover-file", compact=True)
+            yield Static("", id="recover-plan", markup=False)
+            yield Static("", id="recover-steps", markup=False)
+            yield Static("Enter: make the plan · Esc: cancel", id="recover-keys", classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        from importconsole.operations.ethosce import last_own_upload, own_file
+
+        client = self.app.lms()
+        path = own_file(last_own_upload(self.app.journal(), client.base_url, self.importer_id))
+        if path is not None:  # the console uploaded it: no need to ask
+            self.query_one("#recover-file", Input).value = str(path)
+            self._plan(str(path))
+        else:
+            self.query_one("#recover-plan", Static).update(
+                "This console did not upload the import: type the path of the file that was uploaded, then Enter.")
+            self.query_one("#recover-file", Input).focus()
+
+    def action_confirm(self) -> None:
+        if self.busy or self.done:
+            if self.done:
+                self.dismiss(True)
+            return
+        typed = self.query_one("#recover-file", Input).value.strip()
+        if self.plan is None or self.focused is self.query_one("#recover-file", Input) and typed != str(self.plan.file.path):
+            if typed:
+                self._plan(typed)
+            return
+        self._recover()
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.done)
+
+    @work(exclusive=True, group="ethosce-recover", exit_on_error=False)
+    async def _plan(self, path: str) -> None:
+        from importconsole.operations.ethosce import plan_importer
+
+        self.busy, self.plan = True, None
+        box = self.query_one("#recover-plan", Static)
+        box.update("Making the plan: reading the importer and the rows the site stored...")
+        try:
+            self.plan = await plan_importer(self.app.lms(), self.importer_id, file=path, journal=self.app.journal())
+        except Exception as error:  # RecoveryRefused, CapabilityMissing, LmsError, ImportFileError: a sentence each
+            box.update(said(str(error)))
+            return
+        finally:
+            self.busy = False
+        box.update("\n".join(shown(line) for line in self.plan.describe()))
+        self.set_focus(None)
+        keys = "Enter: unlock and re-import · Esc: cancel" if self.plan.missing else "Esc: close"
+        self.query_one("#recover-keys", Static).update(keys)
+
+    @work(exclusive=True, group="ethosce-recover", exit_on_error=False)
+    async def _recover(self) -> None:
+        from importconsole.operations.ethosce import recover_importer
+
+        if not self.plan.missing and not self.plan.needs_unlock:
+            return
+        self.busy = True
+        steps = self.query_one("#recover-steps", Static)
+        said_so: list[str] = []
+
+        def say(text: str) -> None:
+            said_so.append(shown(text))
+            steps.update("\n".join(said_so))
+
+        steps.update("Unlocking and re-importing...")
+        try:
+            await recover_importer(self.app.lms(), self.plan, journal=self.app.journal(), say=say)
+        except Exception as error:  # ImporterMoved, RecoveryRefused, UploadRefused, ImportDied: sentences
+            said_so.append(said(str(error)))
+            steps.update("\n".join(said_so))
+            return
+        finally:
+            self.busy = False
+        self.done = True
+        self.query_one("#recover-keys", Static).update("Done. Enter or Esc: close")
