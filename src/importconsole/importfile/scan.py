@@ -59,6 +59,7 @@ class Chunk:
         self.max_line = len(text)  # no value is longer than this
         self.specials_possible = True  # False: no special character or invalid byte anywhere
         self.beyond_ascii: str | None = None  # known: the text's characters beyond ASCII, in order
+        self.nfc: bool | None = None  # known: the text is in NFC (True) or may not be (False)
         self.plain_values = False  # quoted values, yet none holds a special character, quote or line break, and NFC
         self.count = len(rows) if rows is not None else len(flat) // ncols
 
@@ -100,8 +101,8 @@ def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS):
     endings = f.line_ending_counts
     row = 0
     line = f.header_end_line + 1
-    for text, raw in source:
-        chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings)
+    for text, raw, skeleton in source:
+        chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings, skeleton)
         row += chunk.count
         line += chunk.physical_lines
         yield chunk
@@ -118,14 +119,17 @@ def _cut(buf, eof: bool, nl, cr, quote, limit: int, chunk: int) -> int | None:
     cut = max(buf.rfind(nl, 0, end), buf.rfind(cr, 0, end)) + 1
     if cut <= 0:
         return None
-    if quote in buf and buf.count(quote, 0, cut) % 2 and len(buf) < limit * 2 + chunk:
+    if quote is not None and quote in buf and buf.count(quote, 0, cut) % 2 and len(buf) < limit * 2 + chunk:
         return None  # inside a quoted value: read on (past the field cap, the csv module reports it)
     return cut
 
 
 def _byte_parts(f: ImportFile, chunk: int):
-    """(text, bytes) parts of an 8-bit-compatible file: line ends are single bytes there."""
+    """(text, bytes, skeleton) parts of an 8-bit-compatible file: line ends are single bytes there.
+    A part that starts with a quote (every value quoted, probably) comes with its skeleton (see
+    _parse_all_quoted), which also tells whether it ends outside quotes."""
     strict = "strict"
+    skeletons = _SKELETON_TABLES[_delete_table(f.delimiter)]
     with open(f.path, "rb") as fh:
         fh.seek(f.data_offset)
         carry = b""
@@ -136,17 +140,23 @@ def _byte_parts(f: ImportFile, chunk: int):
             buf = carry + data if carry else data
             if not buf:
                 break
-            cut = _cut(buf, eof, b"\n", b"\r", b'"', f.field_size_limit, chunk)
+            quoted = buf.startswith(b'"')
+            cut = _cut(buf, eof, b"\n", b"\r", None if quoted else b'"', f.field_size_limit, chunk)
             if cut is None:
                 carry = buf
                 continue
-            part, carry = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+            part = buf if cut == len(buf) else buf[:cut]
+            skeleton = part.translate(None, skeletons) if quoted else None
+            if quoted and not eof and skeleton.count(b'"') % 2 and len(buf) < f.field_size_limit * 2 + chunk:
+                carry = buf  # inside a quoted value (as in _cut)
+                continue
+            carry = b"" if cut == len(buf) else buf[cut:]
             try:
                 text = part.decode(f.encoding, strict)
             except UnicodeDecodeError:  # invalid bytes become lone surrogates: the chunk is not clean
                 text = part.decode(f.encoding, "surrogateescape")
                 part = None
-            yield text, part
+            yield text, part, skeleton
 
 
 def _text_parts(f: ImportFile, chunk: int):
@@ -164,7 +174,7 @@ def _text_parts(f: ImportFile, chunk: int):
                 carry = buf
                 continue
             part, carry = buf[:cut], buf[cut:]
-            yield part, None
+            yield part, None, None
 
 
 def _tally_endings(text: str, endings: Counter, lines: list[str] | None) -> int:
@@ -187,7 +197,7 @@ def _tally_endings(text: str, endings: Counter, lines: list[str] | None) -> int:
 
 
 def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line: int, table: bytes, limit: int,
-           f: ImportFile, endings: Counter) -> Chunk:
+           f: ImportFile, endings: Counter, skeleton: bytes | None = None) -> Chunk:
     # Clean = valid text with no byte worth a closer look (see _SUSPECT): then no quote, no
     # special character and no line break other than CR/LF can be in it.
     if raw is None or raw.startswith(b'"'):  # a quote: not clean, no need to look further
@@ -228,13 +238,14 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         return chunk
     forced = raw is None or (f.encoding != "utf-8" and not text.isascii())
     if raw is not None and text.startswith('"'):
-        chunk = _parse_all_quoted(text, raw, delim, first_row, first_line, limit, len(f.header), table, endings)
+        chunk = _parse_all_quoted(text, raw, delim, first_row, first_line, limit, len(f.header), table, endings,
+                                  skeleton)
         if chunk is not None:
             chunk.specials_possible = chunk.specials_possible or forced
             if f.encoding == "utf-8" and not text.isascii():  # UTF-8 less its ASCII bytes is UTF-8
                 chunk.beyond_ascii = raw.translate(None, _ASCII_BYTES).decode("utf-8")
-            chunk.plain_values = not chunk.specials_possible and (
-                chunk.beyond_ascii is None or _nfc_as_it_is(chunk.beyond_ascii))
+                chunk.nfc = _nfc_as_it_is(chunk.beyond_ascii)
+            chunk.plain_values = not chunk.specials_possible and chunk.nfc is not False
             return chunk
     specials = forced or bool(raw.translate(None, _delete_table(delim, quote=False)))
     physical = _tally_endings(text, endings, None)
@@ -247,7 +258,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
 
 
 def _parse_all_quoted(text: str, raw: bytes, delim: str, first_row: int, first_line: int, limit: int, n: int,
-                      table: bytes, endings: Counter) -> Chunk | None:
+                      table: bytes, endings: Counter, skeleton: bytes | None = None) -> Chunk | None:
     """A part where every value is quoted (some LMS exports): "a","b" on every line, no quote or
     line break inside a value, one kind of line end, every line the header's width. The csv
     module would give exactly the text between each value's quotes: the part is checked as a
@@ -264,7 +275,9 @@ def _parse_all_quoted(text: str, raw: bytes, delim: str, first_row: int, first_l
     # bytes `table` keeps (special characters): usually none, so one translate says both.
     unit = b'"' * (2 * n) + eol.encode()
     tail = 0 if closed else len(eol)
-    rows = _lines(raw.translate(None, _SKELETON_TABLES[table]), unit, tail)
+    if skeleton is None:
+        skeleton = raw.translate(None, _SKELETON_TABLES[table])
+    rows = _lines(skeleton, unit, tail)
     specials = rows is None
     if specials:
         rows = _lines(raw.translate(None, _QUOTES_AND_BREAKS), unit, tail)

@@ -30,7 +30,7 @@ from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
 from .first_rows import FirstRows, Repeat, SpilledRepeats, Verdict
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
-from .scan import _nfc_as_it_is, scan
+from .scan import scan
 
 COLUMNS = (
     "external_user_id", "external_email", "first_name", "last_name", "external_course_id", "title",
@@ -474,16 +474,16 @@ def _parse_number(value: str) -> bool:
     return bool(_NUMBER_RE.fullmatch(value))
 
 
-def _letters_to_check(text: str, beyond_ascii: str | None) -> bool:
+def _letters_to_check(text: str, beyond_ascii: str | None, nfc: bool | None) -> bool:
     """May the text hold mojibake, smart quotes or a value not in NFC? beyond_ascii: its characters
-    beyond ASCII in order (scan has them for a part of quoted values), which tell the same
-    quicker: NFC is at stake only around them, and a combining mark is one of them."""
+    beyond ASCII in order, and nfc, when scan knows them (a part of quoted values): they tell
+    the same quicker."""
     part = text if beyond_ascii is None else beyond_ascii
     if ("\u00c3" in part or "\u00c2" in part) and safe_text.MOJIBAKE_RE.search(text):
         return True
     if any(q in part for q in _SMART_QUOTES):
         return True
-    return not (unicodedata.is_normalized("NFC", text) if beyond_ascii is None else _nfc_as_it_is(beyond_ascii))
+    return not (unicodedata.is_normalized("NFC", text) if nfc is None else nfc)
 
 
 class _RowChecks:
@@ -621,7 +621,7 @@ class _RowChecks:
         delim, special = self.f.delimiter, self.special
         text = chunk.text
         cp1252_done = self.f.encoding == "cp1252" and not text.isascii()  # _cp1252_checks looked
-        letters = not text.isascii() and _letters_to_check(text, chunk.beyond_ascii)
+        letters = not text.isascii() and _letters_to_check(text, chunk.beyond_ascii, chunk.nfc)
         # The part matched RFC 4180 as a whole: every quoted line break in it is a valid one.
         if not (chunk.specials_possible or letters):
             return
