@@ -1,7 +1,7 @@
 """Everything that will go wrong with an import file, before the LMS sees it.
 
 `validate(path, importer=..., course_external_id=..., facts=...)` reads the file once, in chunks
-of about 1 MiB (`scan`). Each chunk gets the offline rules column-wise (set operations and finds
+of about 256 KiB (`scan`). Each chunk gets the offline rules column-wise (set operations and finds
 in C rather than a Python test per cell), then the rules that need the LMS, through `facts` in
 batches of at most 1,000 records. With `OfflineFacts` those rules are listed in `not_checked`.
 Repeated learner/course/credit-type keys are settled by a second pass over the file, only when
