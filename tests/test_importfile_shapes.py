@@ -150,3 +150,14 @@ def test_line_ends_are_counted_once_when_the_file_has_duplicates(tmp_path):
     assert [f.row for f in report.of("duplicate-row")] == [3]
     (mixed,) = report.of("mixed-line-endings")
     assert mixed.message == "the file mixes line endings (CRLF 2, LF 1)"
+
+
+def test_progress_comes_about_once_a_mib_though_parts_are_smaller(tmp_path):
+    from test_importfile_reader import big_file
+
+    path = big_file(tmp_path / "f.csv", 60_000)  # about 2.8 MiB
+    parts = len(list(scan(open_import_file(path))))
+    seen: list[tuple[int, int]] = []
+    report = validation.validate(path, progress=lambda done, total: seen.append((done, total)))
+    assert report.rows == 60_000 and parts >= 8
+    assert 2 <= len(seen) <= 3 and seen[-1][0] == sum(len(p.text) for p in scan(open_import_file(path)))

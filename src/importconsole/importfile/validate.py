@@ -43,6 +43,7 @@ KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
 SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
+PROGRESS_CHARS = 1 << 20  # characters read between two progress calls
 DUPLICATE_KEYS_IN_MEMORY = 50_000  # repeated keys' first rows kept in memory up to here (~20 MiB), then in a temp file
 COURSE_ID_MAX = 128
 # LMS rules that need the course's facts (credit settings, required objects, enrollments).
@@ -322,7 +323,7 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
 def _run(f, checker, report, out, progress, cancel) -> None:
     is_cancelled = (cancel.is_set if isinstance(cancel, threading.Event) else cancel) or (lambda: False)
     total = max(f.size, 1)
-    done_chars = 0
+    done_chars = reported = 0
     for chunk in scan(f):
         checker.check(chunk)
         inside = chunk.physical_lines - chunk.count - len(chunk.blank_lines)
@@ -335,11 +336,14 @@ def _run(f, checker, report, out, progress, cancel) -> None:
         for ln in chunk.blank_lines:
             out.add("blank-row", line=ln, message="blank row (empty or only delimiters): not a record")
         done_chars += len(chunk.text)
-        if progress:
+        if progress and done_chars - reported >= PROGRESS_CHARS:  # parts are small: a redraw per MiB is enough
+            reported = done_chars
             progress(min(done_chars, total), total)
         if is_cancelled():
             report.cancelled = True
             return
+    if progress and reported != done_chars:
+        progress(min(done_chars, total), total)
     checker.finish()
     if report.quoted_line_breaks:
         # Not a finding (valid CSV), but the admin sees why rows and lines differ: a quote that
