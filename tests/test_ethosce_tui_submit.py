@@ -40,6 +40,18 @@ def dialog_text(app) -> str:
     return " ".join(" ".join(inner).split())
 
 
+def settle(kit) -> None:
+    """The batch step the console abandoned goes on on the server until it ends (Drupal steps last about 1 s):
+    wait until the stored rows stop moving, so the assertions and the next test's reset see the site at rest."""
+    import time
+
+    count, since = stored(kit), time.monotonic()
+    while time.monotonic() - since < 2.5:
+        time.sleep(0.25)
+        if (now := stored(kit)) != count:
+            count, since = now, time.monotonic()
+
+
 def stored(kit) -> int:
     return kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
 
@@ -128,7 +140,7 @@ async def test_a_submit_while_locked_is_refused_naming_the_lock_and_nothing_is_s
 
 
 async def test_quitting_mid_batch_says_the_importer_is_stuck_and_the_journal_keeps_the_batch(kit_cli, tmp_path, capsys):
-    kit_cli.set_row_delay(40)
+    kit_cli.set_row_delay(100)  # one 10-row chunk a step: the step abandoned cannot finish the file
     path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
     app = console(kit_cli, tmp_path, path)
     async with app.run_test(size=SIZE) as pilot:
@@ -139,6 +151,7 @@ async def test_quitting_mid_batch_says_the_importer_is_stuck_and_the_journal_kee
         await wait_for_text(pilot, "Esc again stops driving the batch")
         assert app.screen.stage == "sending"
         await pilot.press("ctrl+q")
+    settle(kit_cli)
     err = capsys.readouterr().err
     assert "is stuck mid-import at" in err and "importconsole recover course_record_import --file" in err, err
     from importconsole.journal import Journal
@@ -149,7 +162,7 @@ async def test_quitting_mid_batch_says_the_importer_is_stuck_and_the_journal_kee
 
 
 async def test_esc_twice_mid_batch_stops_driving_it_and_says_so_on_the_screen(kit_cli, tmp_path):
-    kit_cli.set_row_delay(40)
+    kit_cli.set_row_delay(100)  # one 10-row chunk a step: the step abandoned cannot finish the file
     path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
     app = console(kit_cli, tmp_path, path)
     async with app.run_test(size=SIZE) as pilot:
@@ -159,4 +172,5 @@ async def test_esc_twice_mid_batch_stops_driving_it_and_says_so_on_the_screen(ki
         await pilot.press("escape", "escape")
         text = " ".join((await wait_for_text(pilot, "stuck mid-import", timeout=20)).split())
         assert "u there recovers it" in text and app.screen.stage == "done"
+    settle(kit_cli)
     assert locked(kit_cli) and 0 < stored(kit_cli) < 50

@@ -115,16 +115,19 @@ class EthosceSubmit:
 
     async def ethosce_unmount(self) -> None:
         """Quitting mid-batch: stop driving it, and say on the terminal where the importer is left."""
-        if self.stage != "sending":
-            return
-        workers = self.workers.cancel_group(self, "submit")
-        try:
-            await asyncio.wait_for(asyncio.gather(*(w.wait() for w in workers), return_exceptions=True), 5)
-        except asyncio.TimeoutError:
-            pass
+        sending = self.stage == "sending"  # Textual may have cancelled the worker already (then it said it)
+        if sending:
+            workers = self.workers.cancel_group(self, "submit")
+            try:
+                await asyncio.wait_for(asyncio.gather(*(w.wait() for w in workers), return_exceptions=True), 5)
+            except asyncio.TimeoutError:
+                pass
         text = self._interrupted or ("The console quit while uploading to the EthosCE site: look at the importer "
-                                     "(`importconsole imports`), then `importconsole recover` if it is locked.")
-        if self.app.is_running:
-            self.app.notify(text, title="Submit stopped", severity="warning", timeout=30)
-        else:  # printed on the terminal once the console has closed
+                                     "(`importconsole imports`), then `importconsole recover` if it is locked."
+                                     if sending else None)
+        if text is None:
+            return
+        if not self.app.is_running:  # printed on the terminal once the console has closed
             self.app.exit(return_code=self.app.return_code or 0, message=text)
+        elif sending:
+            self.app.notify(text, title="Submit stopped", severity="warning", timeout=30)
