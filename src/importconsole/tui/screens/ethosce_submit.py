@@ -63,9 +63,10 @@ class EthosceSubmit:
             outcome = await submit_to_importer(backend, plan, importer_id, journal=journal, progress=progress)
         except UploadRefused as error:  # locked: the sentence names the lock; nothing was imported
             return self._ethosce_ended(f"{said(str(error))}\n{ON_THE_MONITOR}", problem=True)
-        except ImportDied as error:  # a batch step answered 500: said at once, with the lock
+        except ImportDied as error:  # a batch step answered 500: said at once, with the lock and the rows stored
             after = ON_THE_MONITOR if error.outcome is not None and error.outcome.locked_after else ""
-            return self._ethosce_ended("\n".join(filter(None, [said(str(error)), after])), problem=True)
+            rows = await self._rows_stored(backend, journal, importer_id, plan.row_count)
+            return self._ethosce_ended("\n".join(filter(None, [said(str(error)), rows, after])), problem=True)
         except BatchInterrupted as error:  # Esc twice, quitting, or a lost connection
             self._interrupted = said(str(error))
             return self._ethosce_ended(f"{self._interrupted}\n{ON_THE_MONITOR}", problem=True)
@@ -77,18 +78,18 @@ class EthosceSubmit:
             text += "\n" + await self._rows_stored(backend, journal, importer_id, outcome.file.count)
         self._ethosce_ended(text, problem=False)
 
-    async def _rows_stored(self, backend, journal, importer_id: str, sent: int) -> str:
+    async def _rows_stored(self, backend, journal, importer_id: str, sent: int | None) -> str:
         """What the LMS holds: the rows stored since the upload, read from restws."""
         from importconsole.operations.ethosce import last_own_upload
 
         own = last_own_upload(journal, backend.base_url, importer_id)
-        if own is None or own.first_stored_id is None:
+        if own is None or own.first_stored_id is None or sent is None:
             return ""
         try:
             stored = len(await backend.restws.transcript_rows(after_id=own.first_stored_id))
         except Exception as error:
             return f"The rows stored could not be read from restws: {error}"
-        return f"The site holds {stored:,} rows stored since the upload ({sent:,} sent), read from restws."
+        return f"The site stored {stored:,} rows since the upload (the file has {sent:,}), read from restws."
 
     def _ethosce_ended(self, text: str, *, problem: bool) -> None:
         self.stage = "done"
