@@ -45,7 +45,7 @@ class EthosceSubmit:
         """Upload through the import form and drive the batch to its end (operations.ethosce)."""
         from importconsole.journal import Journal
         from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
-        from importconsole.operations.ethosce import BatchInterrupted, last_own_upload, submit_to_importer
+        from importconsole.operations.ethosce import BatchInterrupted, submit_to_importer
 
         bar, keys = self.query_one("#submit-progress", ProgressBar), self.query_one("#submit-keys", Static)
         backend, journal, plan = self.app.lms(), self.app.journal() or Journal(), self.plan
