@@ -169,7 +169,7 @@ def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
     source.write_bytes(H + ROWS)
     assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--rows", "2,7-9"]) == 0
     printed = capsys.readouterr().out
-    assert "1 rows" in printed and "--rows asks for row 7, but the file has 2 rows" in printed
+    assert "1 row (2 read" in printed and "--rows asks for row 7, but the file has 2 rows" in printed
 
 
 def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_path):

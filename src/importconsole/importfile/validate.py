@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from . import safe_text
+from .award import award_for_row, entities, parse_credits
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
@@ -42,6 +43,9 @@ CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
 SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
 COURSE_ID_MAX = 128
+# LMS rules that need the course's facts (credit settings, required objects, enrollments).
+COURSE_RULES = ("partial-credit-not-variable", "credits-out-of-range", "new-user-no-required-objects",
+                "would-update-existing", "variable-credit-without-amount", "unknown-course")
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _NUMBER_RE = re.compile(r"\d{1,4}(?:\.\d{1,2})?|\.\d{1,2}")
@@ -162,6 +166,8 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)  # by rule id, every occurrence
     not_checked: list[str] = field(default_factory=list)
+    not_checked_why: str = ""  # why those rules did not run: offline, or no course named
+    awards: Counter = field(default_factory=Counter)  # importfile.award.Award -> rows (online, course known)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     online: bool = False
@@ -188,6 +194,18 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.errors == 0 and not self.cancelled
 
+    def award_lines(self, limit: int = 8) -> list[str]:
+        """What the LMS will record for the file's rows, one line per kind of row (most rows first):
+        `3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`. Empty offline."""
+        from .wording import plural
+
+        ranked = self.awards.most_common()
+        lines = [f"{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
+        if len(ranked) > limit:
+            rest = sum(n for _, n in ranked[limit:])
+            lines.append(f"{plural(rest, 'more row')} of {len(ranked) - limit} other kinds (validate --json lists them)")
+        return lines
+
     def of(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
 
@@ -197,7 +215,12 @@ class ValidationReport:
             "encoding": self.encoding, "bom": self.bom, "delimiter": self.delimiter,
             "line_endings": self.line_endings, "rows": self.rows, "online": self.online,
             "findings": [f.as_dict() for f in self.findings], "summary": self.summary,
-            "not_checked": list(self.not_checked), "notes": list(self.notes),
+            "not_checked": list(self.not_checked), "not_checked_why": self.not_checked_why,
+            "awards": [{"rows": n, "outcome": a.outcome, "sentence": a.describe(),
+                        "credits": [{"credit_type": c.credit_type, "amount": str(c.amount), "source": c.source,
+                                     "reported_to": list(c.reported_to)} for c in a.credits]}
+                       for a, n in self.awards.most_common()],
+            "notes": list(self.notes),
         }
 
 
@@ -255,6 +278,7 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
                         "LMS's importer reads UTF-8 only and refuses it")
     if not online:
         report.not_checked = list(LMS_RULES)
+        report.not_checked_why = "they need the LMS: run with a profile instead of --offline"
     if f.delimiter == "|":  # the LMS reads , ; and tab (docs/sandbox.md): a pipe file fails there
         out.add("delimiter-unsupported", line=f.header_line,
                 message="values are separated by pipes ('|'): the LMS's importer does not read them and fails "
@@ -270,6 +294,11 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
         report.rows = sum(1 for _ in f.records(keep_raw=False))
         return report
 
+    if online and importer == "course" and not course_external_id and "external_course_id" not in cols:
+        # No course, no course facts: its credit rules never ran; never a false "0 errors".
+        report.not_checked = list(COURSE_RULES)
+        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID, the course the course-level "
+                                  "importer imports into")
     checker = _RowChecks(f, out, cols, importer, course_external_id, facts if online else None)
     gc_was = gc.isenabled()
     gc.disable()  # a million short-lived lists, no cycles: collection passes only cost time
@@ -1018,6 +1047,9 @@ class _LmsChecks:
         self.credit_types = facts.credit_types()
         self.courses: dict[str, object] = {}
         self.course_reported: set[str] = set()
+        self.awards: dict[tuple, object] = {}  # memo of importfile.award answers
+        self.award_rows: Counter = Counter()  # rows per kind, turned into report.awards at the end
+        self.fix_sentences: dict[tuple, str] = {}
 
     def _courses(self, ids) -> None:
         missing = [c for c in dict.fromkeys(ids) if c and c not in self.courses]
@@ -1063,10 +1095,11 @@ class _LmsChecks:
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
+                    held = self._award(course, course_id, complete[i] == "1", "", "", False, None)
                     out.add("new-user-no-required-objects", row=row, line=line,
                             column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
                             message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
-                                    "required objects: on enrollment they complete at once with every credit available")
+                                    f"required objects: whatever the row says, {held.describe()}")
                 enrollment = enrollments.get((key, course_id)) if key and course_id else None
                 if enrollment is not None and enrollment.complete:
                     out.add("would-update-existing", row=row, line=line,
@@ -1074,6 +1107,9 @@ class _LmsChecks:
                             message=f"learner {safe_text.visible(str(key))!r} already has a COMPLETE enrollment in "
                                     f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
                 t = ctype[i].strip()
+                if course_id and key and not CREDIT_TYPE_SEPARATORS.search(t):
+                    self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None,
+                                     enrollment)] += 1
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
                 type_fact = self.credit_types.get(t)
@@ -1092,15 +1128,11 @@ class _LmsChecks:
                     out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
                             message=f"course {course_id!r} does not offer credit type {t!r}")
                 if amount_text and type_fact.reports_to:
-                    variable_off = offered is not None and not offered.enable_variable_credit
-                    can_fix = user is not None and variable_off and complete[i] == "1"
                     out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"imported {t} credit is never reported to "
-                            f"{', '.join(type_fact.reports_to)}",
-                            fix="import the completion without credit: the LMS awards and reports it "
-                                "(`importconsole fix --completion-only`)" if can_fix else
-                                "report this credit by hand, or have the LMS award it (completion-only import where "
-                                "the user exists and variable credit is off)")
+                            f"{entities(type_fact.reports_to)}",
+                            fix=self._completion_only_fix(course, course_id, t, amount_text, user is not None,
+                                                          complete[i] == "1"))
                 if not amount_text and offered is not None and offered.enable_variable_credit:
                     out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
                             cols.get("credit_type")), value=t,
@@ -1115,9 +1147,46 @@ class _LmsChecks:
                             message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
                                     f"in steps of {offered.increments}")
                 elif amount < offered.max and not offered.enable_variable_credit:
+                    award = self._award(course, course_id, complete[i] == "1", t, amount_text, True, None)
                     out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
-                            f"Variable is off on {course_id}: the LMS records {offered.max}")
+                            f"Variable is off on {course_id}: the LMS records {award.will_record()}")
+
+    def _award(self, course, course_id, complete, credit_type, credits, user_exists, enrollment):
+        """importfile.award's answer, memoised: rows repeat a few kinds (course, type, amount...)."""
+        key = (course_id, complete, credit_type, credits, user_exists, enrollment)
+        award = self.awards.get(key)
+        if award is None:
+            award = self.awards[key] = award_for_row(
+                course=course, credit_types=self.credit_types, importer=self.importer, complete=complete,
+                credit_type=credit_type, credits=credits or None, user_exists=user_exists, enrollment=enrollment,
+                course_external_id=course_id)
+        return award
+
+    def _completion_only_fix(self, course, course_id, credit_type: str, amount: str, user_exists: bool,
+                             complete: bool) -> str:
+        """The fix sentence, from what the LMS would record for the completion-only row (importfile.award)."""
+        key = (course_id, credit_type, amount, user_exists, complete)
+        if key not in self.fix_sentences:
+            self.fix_sentences[key] = self._fix_sentence(course, course_id, credit_type, amount, user_exists, complete)
+        return self.fix_sentences[key]
+
+    def _fix_sentence(self, course, course_id, credit_type, amount, user_exists, complete) -> str:
+        offered = course.credits.get(credit_type) if course is not None else None
+        if not user_exists or offered is None or offered.enable_variable_credit or not complete:
+            return ("report this credit by hand, or have the LMS award it (completion-only import where the user "
+                    "exists and variable credit is off)")
+        award = self._award(course, course_id, True, "", "", True, None)
+        fix = f"import the completion without credit: {award.describe()} (`importconsole fix --completion-only`)"
+        value = parse_credits(amount)
+        if value is None or award.differs_from({credit_type: value}):
+            fix += (f"; this row says {amount} {credit_type}: the fix changes it only where the learner's rows say "
+                    "what the LMS records, or you accept that award")
+        return fix
 
     def finish(self) -> None:
-        return None
+        """What the LMS will record, per kind of row (the submit confirmation reads it)."""
+        report = self.checks.out.report
+        for (course_id, complete, t, credits, user_exists, enrollment), n in self.award_rows.items():
+            course = self.courses.get(course_id)
+            report.awards[self._award(course, course_id, complete, t, credits, user_exists, enrollment)] += n
