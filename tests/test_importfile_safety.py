@@ -187,7 +187,7 @@ def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_pa
     from test_importfile_reader import big_file
 
     lines = big_file(tmp_path / "clean.csv", 60_000).read_bytes().split(b"\r\n")
-    for n in (45_001, 30_001, 15_001):  # row 10 again in every ~1 MiB part
+    for n in (45_001, 30_001, 15_001):  # row 10 again in parts far apart
         lines.insert(n, lines[10])
     path = tmp_path / "dups.csv"
     path.write_bytes(b"\r\n".join(lines))
@@ -199,4 +199,4 @@ def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_pa
     assert [f.row for f in report.of("duplicate-row")] == [15_001, 30_002, 45_003]
     # The keys kept for the second pass: at most the first repeating part's, not every part's
     # (a 1M-row file with 100 such rows peaked at 648 MiB before, 125 MiB now).
-    assert second_pass and second_pass[0] < 25_000, second_pass  # a part is ~21,400 rows here; all: 60,003
+    assert second_pass and second_pass[0] < 25_000, second_pass  # a part is ~5,400 rows here; all: 60,003
