@@ -106,10 +106,6 @@ class Profile:
     global_importer: str | None = None
 
     @property
-    def keyring_username(self) -> str:
-        return f"{self.name}:{self.username}"
-
-    @property
     def is_ethosce(self) -> bool:
         return self.kind == "ethosce"
 

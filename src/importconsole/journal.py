@@ -28,11 +28,6 @@ except ImportError:  # Windows: O_APPEND alone
 SENDING = "sending"
 UNKNOWN = "unknown"
 UNRESOLVED = frozenset({SENDING, UNKNOWN})  # the LMS has not told us yet: reconcile asks it
-# Outcomes that mean the entry is settled.
-OUTCOMES = ("created", "already_existed", "reconciled", "not_created", "refused", "failed", "unknown", "unchecked", "done")
-
-FIELDS = ("time", "os_user", "lms_user", "profile", "base_url", "action", "import_id", "file_path",
-          "sha256", "row_count", "idempotency_key", "importer", "course_external_id", "outcome", "message")
 
 
 def now_iso() -> str:

@@ -8,7 +8,7 @@ locked by an import whose `rows_processed` has not changed for `hung_after` seco
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
