@@ -17,11 +17,16 @@ from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+def _lines(text: str) -> str:
+    """Each line made visible on its own: `visible` escapes a newline as <U+000A>."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def _say(args: Any, data: dict, text: str, *, err: bool = False) -> None:
     if getattr(args, "json", False):
         print(json_dumps(data), flush=True)
     else:
-        print("\n".join(visible(line) for line in text.split("\n")), file=sys.stderr if err else sys.stdout, flush=True)
+        print(_lines(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def importer_of(args: Any, backend: Any) -> str | None:
@@ -189,7 +194,7 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
         _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
         return EXIT_PROBLEM
     if not args.json:
-        print(visible("\n".join(plan.describe())))
+        print(_lines("\n".join(plan.describe())))
     if mode != "unlock" and not plan.missing and not plan.needs_unlock:
         return EXIT_OK
     question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
@@ -198,7 +203,7 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     if not confirm(args, question):
         _say(args, {"importer": importer_id, "outcome": "not confirmed"}, "Nothing was changed.")
         return EXIT_PROBLEM
-    say = None if args.json else (lambda text: print(visible(text), flush=True))
+    say = None if args.json else (lambda text: print(_lines(text), flush=True))
     bar = RowProgress("Re-importing")
     from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
     from importconsole.operations.ethosce import BatchInterrupted
