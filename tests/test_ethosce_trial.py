@@ -17,3 +17,24 @@ def test_recover_shows_its_plan_one_line_at_a_time_before_asking(kit_cli, tmp_pa
     assert lines[0] == f"Importer {IMPORTER}: Importing (42 %) (42 % of the file's bytes)"
     assert "2. Re-import rows 23-50 (28 rows), sanitized" in lines
     assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+
+
+def test_a_refused_restws_password_names_the_restws_variable_not_the_admin_one(kit_cli, monkeypatch, capsys):
+    monkeypatch.setenv("IMPORTCONSOLE_RESTWS_PASSWORD", "wrong-restws")
+    assert main(["imports"]) == 3
+    err = capsys.readouterr().err
+    assert "refused 'restws_console' (401)" in err
+    assert "The secret came from IMPORTCONSOLE_RESTWS_PASSWORD, which wins over the keyring" in err
+    assert "read -rs IMPORTCONSOLE_RESTWS_PASSWORD && export IMPORTCONSOLE_RESTWS_PASSWORD" in err
+    assert "IMPORTCONSOLE_PASSWORD " not in err and "IMPORTCONSOLE_PASSWORD)" not in err.split("(importconsole login")[0]
+    assert "wrong-restws" not in err
+
+
+def test_a_refused_admin_password_names_only_the_admin_variable_and_posts_one_login(kit_cli, monkeypatch, capsys):
+    kit_cli.query("DELETE FROM flood")
+    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", "wrong-admin")
+    assert main(["imports"]) == 3
+    err = capsys.readouterr().err
+    assert "The secret came from IMPORTCONSOLE_PASSWORD, which wins over the keyring" in err
+    assert "IMPORTCONSOLE_RESTWS_PASSWORD, which" not in err and "and IMPORTCONSOLE_RESTWS_PASSWORD" not in err
+    assert kit_cli.failed_logins() == 1
