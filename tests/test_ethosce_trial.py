@@ -38,3 +38,17 @@ def test_a_refused_admin_password_names_only_the_admin_variable_and_posts_one_lo
     assert "The secret came from IMPORTCONSOLE_PASSWORD, which wins over the keyring" in err
     assert "IMPORTCONSOLE_RESTWS_PASSWORD, which" not in err and "and IMPORTCONSOLE_RESTWS_PASSWORD" not in err
     assert kit_cli.failed_logins() == 1
+
+
+def test_a_typoed_importer_id_in_the_profile_is_named_and_imports_lists_the_sites_importers(kit_cli, monkeypatch, tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    config = Path(os.environ["IMPORTCONSOLE_CONFIG"])
+    typo = tmp_path / "typo.toml"
+    typo.write_text(config.read_text() + 'course_importer = "course_record_imprt"\n')
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(typo))
+    assert main(["imports"]) == 1  # the sentence pointed here: `imports` must not fail the same way
+    err = capsys.readouterr().err
+    assert "no Feeds importer 'course_record_imprt' (course_importer in [profiles.kit])" in err
+    assert "The site's importers: course_record_import (Course record import)." in err

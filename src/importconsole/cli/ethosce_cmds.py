@@ -70,11 +70,16 @@ class RowProgress:
 async def imports(args: Any, backend: Any, journal: Any) -> int:
     from importconsole.operations.ethosce import last_own_upload, own_file, read_file_rows, read_view
 
+    from importconsole.lms.errors import NotFound
+
     rows = []
     for importer_id in backend.importer_ids():
         own = last_own_upload(journal, backend.base_url, importer_id)
         path = own_file(own)  # the console's own upload: progress in rows, not bytes
-        view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        try:
+            view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        except NotFound:  # a typo'd importer id in the profile: this is where the admin looks for the right one
+            return await _importer_not_found(args, backend, importer_id)
         status = view.status
         rows.append({"importer": importer_id, "title": status.title, "state": status.state, "locked": status.locked,
                      "percent": status.percent, "last_import": status.last_import, "rows_stored": status.items_total,
@@ -89,6 +94,18 @@ async def imports(args: Any, backend: Any, journal: Any) -> int:
         print(f"{visible(r['importer']):<28} {state:<18} {visible(r['last_import'] or '-'):<16} {stored:>11}")
         print(f"  {visible(r['summary'])}")
     return EXIT_OK
+
+
+async def _importer_not_found(args: Any, backend: Any, importer_id: str) -> int:
+    """The profile names an importer the site does not have: list the ones it has."""
+    found = await backend.feeds.importers()
+    key = "course_importer" if importer_id == backend.profile_config.course_importer else "global_importer"
+    names = ", ".join(f"{i.id} ({i.title})" for i in found) or "none"
+    text = (f"The site has no Feeds importer {importer_id!r} ({key} in [profiles.{backend.profile}]). "
+            f"The site's importers: {names}. Set {key} to one of them.")
+    _say(args, {"error": "importer not found", "importer": importer_id, "profile_key": key,
+                "site_importers": [{"importer": i.id, "title": i.title} for i in found]}, text, err=True)
+    return EXIT_PROBLEM
 
 
 # ---- submit -----------------------------------------------------------------------------------
