@@ -52,3 +52,43 @@ def test_a_typoed_importer_id_in_the_profile_is_named_and_imports_lists_the_site
     err = capsys.readouterr().err
     assert "no Feeds importer 'course_record_imprt' (course_importer in [profiles.kit])" in err
     assert "The site's importers: course_record_import (Course record import)." in err
+
+
+def colleague_imports(kit, path) -> None:
+    """A browser's import driven to its end (the batch steps until 100 %)."""
+    import httpx
+
+    from importconsole.lms.ethosce.html import Page
+
+    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
+        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+        with open(path, "rb") as fh:
+            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
+                                  files={"files[feeds]": (path.name, fh, "text/csv")})
+        batch = httpx.URL(answer.headers["Location"]).params["id"]
+        browser.get("/batch", params={"op": "start", "id": batch})
+        while '"percentage":"100"' not in browser.post(f"/batch?id={batch}&op=do", content=b"").text:
+            pass
+        browser.get(f"/batch?id={batch}&op=finished")
+
+
+def test_watch_started_during_a_colleagues_first_chunk_follows_it_to_the_end(kit_cli, tmp_path, capsys):
+    import threading
+    import time
+
+    kit_cli.set_row_delay(150)  # the first chunk (10 rows) takes 1.5 s with no progress saved: the page says idle
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 30)
+    colleague = threading.Thread(target=colleague_imports, args=(kit_cli, path))
+    colleague.start()
+    try:
+        while kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0:
+            time.sleep(0.05)
+        assert main(["watch", IMPORTER]) == 0
+        stored_when_watch_ended = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
+    finally:
+        colleague.join()
+    out = capsys.readouterr().out
+    assert "rows being stored" in out.splitlines()[0]
+    assert stored_when_watch_ended == 30, out
