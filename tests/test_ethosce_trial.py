@@ -92,3 +92,38 @@ def test_watch_started_during_a_colleagues_first_chunk_follows_it_to_the_end(kit
     out = capsys.readouterr().out
     assert "rows being stored" in out.splitlines()[0]
     assert stored_when_watch_ended == 30, out
+
+
+def restart(kit) -> None:
+    """The site comes back (provision.sh is idempotent: it starts the server that was stopped)."""
+    import subprocess
+
+    subprocess.run(["bash", str(kit.kit_dir / "provision.sh"), str(kit.dest), str(kit.port)], check=True,
+                   capture_output=True, timeout=600)
+    kit.pid = int((kit.dest / "server.pid").read_text())
+
+
+def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does_not_claim_a_lock(kit_cli, tmp_path, capsys):
+    import threading
+    import time
+
+    path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert colleague_hangs_the_importer(kit_cli, path) == 500
+    kit_cli.set_row_delay(400)  # the re-import's first chunk takes 4 s: the site goes away inside it
+    codes = []
+    recover = threading.Thread(target=lambda: codes.append(main(["recover", IMPORTER, "--file", str(path), "--yes"])))
+    recover.start()
+    try:
+        while kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") <= 22:
+            time.sleep(0.05)
+        kit_cli.stop()
+        recover.join(120)
+    finally:
+        restart(kit_cli)
+    kit_cli.set_row_delay(0)
+    err = capsys.readouterr().err
+    assert codes == [3]
+    assert f"importconsole recover {IMPORTER} --file {path}`" in err  # the file given, not a deleted temporary copy
+    assert "The importer stays locked" not in err and "Resume it from this session" not in err
+    assert "locked only if the site finished its first chunk" in err
+    assert not locked(kit_cli)  # true: Feeds had saved no progress for the re-import

@@ -192,13 +192,21 @@ class BatchInterrupted(Exception):
         self.cancelled = cancelled  # Ctrl+C (exit 130), not a lost connection (exit 3)
 
 
-def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float, file: FileRows | None) -> str:
+def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float, file: FileRows | None,
+                         recover_path: Path | None = None) -> str:
+    """`recover_path`: the file to give `recover` (a re-import uploads a temporary file that is gone by then)."""
     rows = f" (about {file.rows_at_percent(percent)} of {file.count} rows)" if file else ""
     where = f"batch {batch_id}, kept in the journal" if batch_id else "no batch started"
-    path = f" --file {file.path}" if file else ""
+    given = recover_path or (file.path if file else None)
+    path = f" --file {given}" if given else ""
+    if percent <= 0:  # batch mode saves progress only at a chunk's end: no lock unless the site finished one
+        state = ("Feeds had saved no progress yet, so the importer is locked only if the site finished its first "
+                 "chunk (`importconsole imports` shows it).")
+    else:
+        state = "The importer stays locked."
     return (f"The import on {importer_id} is stuck mid-import at {percent:.0f} %{rows} ({where}): Feeds moves a batch "
-            "only while the session that started it keeps driving it, and this console stopped. The importer stays "
-            f"locked. Run `importconsole recover {importer_id}{path}` to unlock it and import exactly the rows the "
+            f"only while the session that started it keeps driving it, and this console stopped. {state} "
+            f"Run `importconsole recover {importer_id}{path}` to unlock it if needed and import exactly the rows the "
             "site did not store.")
 
 
@@ -217,7 +225,7 @@ async def submit_to_importer(backend: EthosceBackend, plan: Any, importer_id: st
 
 async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id: str, *, journal: Journal,
                            progress: Progress | None, action: str, upload_path: Path | None = None,
-                           **fields: Any) -> ImporterSubmitOutcome:
+                           recover_path: Path | None = None, **fields: Any) -> ImporterSubmitOutcome:
     mark = await backend.restws.last_transcript_id()
     entry = journal.begin(action, profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
                           file_path=file.path, sha256=file.sha256, row_count=file.count, importer=importer_id,
@@ -244,11 +252,11 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     try:
         outcome = await backend.feeds.drive_batch(importer_id, up.batch_id, on_progress=step)
     except (asyncio.CancelledError, KeyboardInterrupt, Exception) as error:
-        text = interrupted_sentence(importer_id, up.batch_id, percent, file)
+        text = interrupted_sentence(importer_id, up.batch_id, percent, file, recover_path)
         journal.complete(batch, "interrupted", message=text)
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             raise BatchInterrupted(text, cancelled=True) from None
-        raise BatchInterrupted(f"{error} {text}") from None
+        raise BatchInterrupted(f"{getattr(error, 'reason', None) or error} {text}") from None
     if outcome.died:
         text = died_sentence(outcome, file)
         journal.complete(batch, "died", message=text)
@@ -594,5 +602,5 @@ async def _reimport(backend: EthosceBackend, plan: ImporterPlan, journal: Journa
         await asyncio.to_thread(write_fixed_file, source, fixed, sanitize=True, facts=OfflineFacts(), importer="global")
         rows = await asyncio.to_thread(read_file_rows, fixed)
         return await upload_and_drive(backend, rows, plan.importer_id, journal=journal, progress=progress,
-                                      action="reimport", parent_sha256=plan.file.sha256,
+                                      action="reimport", parent_sha256=plan.file.sha256, recover_path=plan.file.path,
                                       original_rows=list(plan.missing))
