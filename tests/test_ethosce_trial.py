@@ -127,3 +127,22 @@ def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does
     assert "The importer stays locked" not in err and "Resume it from this session" not in err
     assert "locked only if the site finished its first chunk" in err
     assert not locked(kit_cli)  # true: Feeds had saved no progress for the re-import
+
+
+def test_a_batch_that_ends_at_100_percent_having_stored_nothing_is_not_called_imported(kit_cli, tmp_path, capsys):
+    import time
+
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 10)
+    # The Drupal lock a site process killed mid-import leaves behind (seen after stopping the site mid-batch):
+    # Feeds then ends every batch at once with "Cannot acquire lock", storing nothing.
+    kit_cli.query("INSERT INTO semaphore (name, value, expire) VALUES (?, 'killed', ?)",
+                  f"feeds_source_{IMPORTER}_0", time.time() + 60)
+    try:
+        assert main(["reimport", IMPORTER, "--file", str(path), "--yes"]) == 1
+    finally:
+        kit_cli.query("DELETE FROM semaphore")
+    out = capsys.readouterr()
+    assert "re-imported rows" not in out.out and "Done." not in out.out
+    assert "ended, but the site stored only 0 of its 10 rows (it said: Cannot acquire lock" in out.err
+    assert f"importconsole diagnose {IMPORTER} --file {path}`" in out.err
+    assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0

@@ -261,8 +261,23 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
         text = died_sentence(outcome, file)
         journal.complete(batch, "died", message=text)
         raise ImportDied(text, outcome=outcome)
+    # 100 % is not "stored": a Feeds that cannot take its lock (left by a site process that was killed)
+    # ends the batch at once with "Cannot acquire lock", having stored nothing.
+    stored = len(await backend.restws.transcript_rows(after_id=mark))
+    if stored < file.count:
+        text = short_sentence(importer_id, up.batch_id, file, stored, outcome.messages, recover_path)
+        journal.complete(batch, "short", message=text)
+        raise ImportDied(text, outcome=outcome)
     journal.complete(batch, "finished", message=" ".join(outcome.messages) or None)
     return ImporterSubmitOutcome(importer_id, file, up.batch_id, False, outcome)
+
+
+def short_sentence(importer_id: str, batch_id: int, file: FileRows, stored: int, messages: tuple[str, ...],
+                   recover_path: Path | None) -> str:
+    said = " ".join(messages) or "no message"
+    return (f"The batch {batch_id} of {file.path.name} on {importer_id} ended, but the site stored only {stored} of its "
+            f"{file.count} rows (it said: {said}). Run `importconsole diagnose {importer_id} --file "
+            f"{recover_path or file.path}` to see which rows are missing, then import them.")
 
 
 def died_sentence(outcome: BatchOutcome, file: FileRows | None) -> str:
