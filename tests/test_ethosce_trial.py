@@ -146,3 +146,37 @@ def test_a_batch_that_ends_at_100_percent_having_stored_nothing_is_not_called_im
     assert "ended, but the site stored only 0 of its 10 rows (it said: Cannot acquire lock" in out.err
     assert f"importconsole diagnose {IMPORTER} --file {path}`" in out.err
     assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0
+
+
+def test_a_file_given_for_recovery_that_is_missing_or_a_folder_is_a_sentence_not_a_crash(kit_cli, tmp_path, capsys):
+    missing = tmp_path / "nosuch.csv"
+    assert main(["diagnose", IMPORTER, "--file", str(missing)]) == 2
+    assert main(["recover", IMPORTER, "--file", str(tmp_path), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: no such file -- check the path" in err
+    assert f"{tmp_path}: this is a folder, not a file -- give the path of the CSV file" in err
+    assert "unexpected problem" not in err and "Errno" not in err
+
+
+async def test_the_tui_recover_plan_says_which_typed_path_is_missing(kit_cli, tmp_path):
+    import asyncio
+
+    from textual.widgets import Input
+    from tui_helpers import wait_for_text
+
+    from importconsole.tui.app import ImportConsoleApp
+
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)
+    app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
+                           config_path=str(tmp_path / "config.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+s")
+        await wait_for_text(pilot, "course_record_import: importing", timeout=20)
+        await pilot.press("u")
+        await wait_for_text(pilot, "did not upload the import")
+        app.screen.query_one("#recover-file", Input).value = "nosuch.csv"
+        await pilot.press("enter")
+        text = await wait_for_text(pilot, "no such file", timeout=20)
+        assert "Errno" not in text and "nosuch.csv: no such file" in text
+    assert locked(kit_cli)

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from importconsole.importfile.reader import ImportFileError
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -198,7 +199,11 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
     from importconsole.operations.ethosce import plan_importer
 
     importer_id = importer_of(args, backend)
-    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    try:
+        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    except ImportFileError as error:  # --file names no readable import file
+        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return EXIT_USAGE
     lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
     d = plan.diagnosis
     if d is not None and plan.status.locked:
@@ -219,7 +224,11 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     from importconsole.operations.ethosce import plan_importer, recover_importer
 
     importer_id = importer_of(args, backend)
-    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    try:
+        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    except ImportFileError as error:  # --file names no readable import file
+        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return EXIT_USAGE
     mode = args.mode
     if mode == "unlock" and not plan.needs_unlock:
         _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")

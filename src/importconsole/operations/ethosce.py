@@ -77,11 +77,17 @@ def _stored_form(column: str, value: str) -> str:
 def read_file_rows(path: str | os.PathLike) -> FileRows:
     """Read with the console's import-file reader (encodings, BOM), mapped like Feeds maps a header
     (cells trimmed and lower-cased). Raises ImportFileError (a sentence with row and column)."""
-    from importconsole.importfile.reader import open_import_file
+    from importconsole.importfile.reader import ImportFileError, open_import_file
 
     path = Path(path)
-    data = path.read_bytes()
-    opened = open_import_file(path)
+    try:
+        opened = open_import_file(path)  # first: a missing file or a folder is a sentence, not an OSError
+        data = path.read_bytes()
+    except ImportFileError as error:  # the sentence names the file: `--file` or the TUI's typed path
+        raise ImportFileError(f"{path}: {error.message}", path=path,
+                              row=error.row, line=error.line, column=error.column, fix=error.fix) from None
+    except OSError as error:
+        raise ImportFileError(f"{path}: the file cannot be read ({error.strerror or error})", path=path) from None
     header = [h.strip().lower() for h in opened.header]
     index = {name: i for i, name in enumerate(header)}
     cells, keys, ends = [], [], []
