@@ -180,3 +180,34 @@ async def test_the_tui_recover_plan_says_which_typed_path_is_missing(kit_cli, tm
         text = await wait_for_text(pilot, "no such file", timeout=20)
         assert "Errno" not in text and "nosuch.csv: no such file" in text
     assert locked(kit_cli)
+
+
+def colleague_abandons(kit, path, steps: int) -> None:
+    """A browser's import whose tab is closed after `steps` batch steps."""
+    import httpx
+
+    from importconsole.lms.ethosce.html import Page
+
+    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
+        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+        with open(path, "rb") as fh:
+            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
+                                  files={"files[feeds]": (path.name, fh, "text/csv")})
+        batch = httpx.URL(answer.headers["Location"]).params["id"]
+        browser.get("/batch", params={"op": "start", "id": batch})
+        for _ in range(steps):
+            browser.post(f"/batch?id={batch}&op=do", content=b"")
+
+
+def test_an_abandoned_import_is_diagnosed_as_abandoned_without_also_saying_cause_unknown(kit_cli, tmp_path, capsys):
+    kit_cli.set_row_delay(120)  # a batch step (about 1 s) then covers one chunk of 10 rows
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 50)
+    colleague_abandons(kit_cli, path, 2)
+    assert locked(kit_cli)
+    stored = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
+    assert main(["diagnose", IMPORTER, "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "cause unknown" not in out, out
+    assert f"the batch was abandoned (its browser tab closed or the connection was lost) and the importer stays locked; {stored} rows are stored." in out

@@ -217,7 +217,7 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
             "diagnosis": d.to_json() if d else None, "cause": plan.cause.cause if plan.cause else None,
             "cause_sentence": plan.cause.sentence(plan.file.path.name) if plan.cause else None}
     _say(args, data, "\n".join(lines))
-    return EXIT_OK if d is None or d.known else EXIT_PROBLEM
+    return EXIT_OK if d is None or d.known or (plan.cause is not None and plan.cause.cause != "unknown") else EXIT_PROBLEM
 
 
 async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:

@@ -383,7 +383,10 @@ class ImporterPlan:
                  f"({self.how_found}); not stored: {len(self.missing)}"]
         if self.diagnosis is not None:
             d = self.diagnosis
-            lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {d.summary()}")
+            summary = d.summary()
+            if self.cause is not None and self.cause.cause != "unknown" and summary.startswith("cause unknown: "):
+                summary = summary[len("cause unknown: "):]  # the cause's sentence below names it (e.g. abandoned)
+            lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {summary}")
         if self.cause is not None and self.missing:
             lines.append(f"  {self.cause.sentence(self.file.path.name)}")
         if self.missing:
