@@ -211,3 +211,30 @@ def test_an_abandoned_import_is_diagnosed_as_abandoned_without_also_saying_cause
     out = capsys.readouterr().out
     assert "cause unknown" not in out, out
     assert f"the batch was abandoned (its browser tab closed or the connection was lost) and the importer stays locked; {stored} rows are stored." in out
+
+
+def test_the_recover_plan_in_background_mode_lists_the_header_only_file_and_the_cron_runs_before_asking(kit_cli, tmp_path, capsys):
+    import httpx
+
+    from importconsole.lms.ethosce.html import Page
+
+    kit_cli.set_background(True)
+    try:
+        path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+        with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:  # a colleague schedules it
+            form = Page(browser.get("/user/login").text).form("user_login")
+            browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
+            form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+            with open(path, "rb") as fh:
+                browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
+                             files={"files[feeds]": (path.name, fh, "text/csv")})
+        kit_cli.cron()  # dies at row 23: locked, 22 rows, the dead job claimed
+        assert main(["recover", IMPORTER, "--file", str(path)]) == 1  # no terminal: not confirmed
+        out = capsys.readouterr().out
+        assert "2. Upload a file with only the header: the dead cron job can then import nothing" in out
+        assert "3. Wait 32 s for the dead cron job's lease to end, then run the site's cron once" in out
+        assert "4. Upload rows 23-50 (28 rows), sanitized, and run the site's cron once more to import them" in out
+        assert "2. Re-import rows" not in out
+        assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
+    finally:
+        kit_cli.set_background(False)

@@ -370,6 +370,7 @@ class ImporterPlan:
     diagnosis: Diagnosis | None
     how_found: str  # how the stored rows were tied to this file
     cause: FeedsDiagnosis | None = None  # the causes told apart in words (lms.ethosce.diagnose)
+    background: bool | None = None  # "Process in background" (None: the settings page could not be read)
 
     @property
     def needs_unlock(self) -> bool:
@@ -389,7 +390,14 @@ class ImporterPlan:
             lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {summary}")
         if self.cause is not None and self.missing:
             lines.append(f"  {self.cause.sentence(self.file.path.name)}")
-        if self.missing:
+        if self.missing and self.background and self.needs_unlock:  # what recover does there (the safe way out)
+            lines += ["1. Unlock: post the Unlock form, then check the import button is back",
+                      "2. Upload a file with only the header: the dead cron job can then import nothing",
+                      f"3. Wait {LEASE + 2:.0f} s for the dead cron job's lease to end, then run the site's cron once "
+                      "(every cron task of the site runs)",
+                      f"4. Upload rows {_ranges(list(self.missing))} ({len(self.missing)} rows), sanitized, and run "
+                      "the site's cron once more to import them"]
+        elif self.missing:
             lines.append("1. Unlock: post the Unlock form, then check the import button is back" if self.needs_unlock
                          else "1. Unlock: not needed, the importer is not locked")
             lines.append(f"2. Re-import rows {_ranges(list(self.missing))} ({len(self.missing)} rows), sanitized")
@@ -447,7 +455,8 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
         diagnosis = await asyncio.to_thread(diagnose_file, 0, path, rows_processed=missing[0] - 1, rows_total=rows.count,
                                             file_source=str(path))
     cause = await asyncio.to_thread(lambda: diagnose_feed(read_feed_file(path), since_rows, locked=status.locked))
-    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause)
+    background = await backend.background_mode(importer_id) if status.locked and missing else None
+    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause, background)
 
 
 # ---------------------------------------------------------------------------------------------
