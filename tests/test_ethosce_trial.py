@@ -238,3 +238,32 @@ def test_the_recover_plan_in_background_mode_lists_the_header_only_file_and_the_
         assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
     finally:
         kit_cli.set_background(False)
+
+
+async def test_after_a_refused_unlock_the_tui_offers_a_fresh_plan_not_the_stale_enter(kit_cli, tmp_path):
+    import asyncio
+
+    from textual.widgets import Input
+    from tui_helpers import wait_for_text
+
+    from importconsole.tui.app import ImportConsoleApp
+
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)
+    app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
+                           config_path=str(tmp_path / "config.toml"))
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("ctrl+s")
+        await wait_for_text(pilot, "course_record_import: importing", timeout=20)
+        await pilot.press("u")
+        await wait_for_text(pilot, "did not upload the import")
+        app.screen.query_one("#recover-file", Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for_text(pilot, "Re-import rows 23-50", timeout=20)
+        kit_cli.php(f'feeds_source("{IMPORTER}")->unlock();')  # a colleague unlocks and imports another file meanwhile
+        await asyncio.to_thread(colleague_imports, kit_cli, kit_cli.make_csv(tmp_path / "other.csv", 5))
+        stored = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
+        await pilot.press("enter")
+        text = await wait_for_text(pilot, "moved since the diagnosis", timeout=20)
+        assert "Enter: make a fresh plan" in text and "Enter: unlock and re-import" not in text
+    assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == stored
