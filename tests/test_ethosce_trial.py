@@ -267,3 +267,24 @@ async def test_after_a_refused_unlock_the_tui_offers_a_fresh_plan_not_the_stale_
         text = await wait_for_text(pilot, "moved since the diagnosis", timeout=20)
         assert "Enter: make a fresh plan" in text and "Enter: unlock and re-import" not in text
     assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == stored
+
+
+def test_without_file_the_file_the_importer_holds_is_downloaded_and_recovers_the_colleagues_import(kit_cli, tmp_path, capsys):
+    import os
+    import stat
+    from collections import Counter
+    from pathlib import Path
+
+    from test_ethosce_cli import file_keys
+
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert colleague_hangs_the_importer(kit_cli, path) == 500
+    assert main(["diagnose", IMPORTER]) == 0  # the site links the file it was given on the import page
+    out = capsys.readouterr().out
+    copy = Path(os.environ["IMPORTCONSOLE_STATE_DIR"]) / "ethosce-files" / IMPORTER / "colleague.csv"
+    assert f"(the file the importer holds, downloaded from the site to {copy})" in out
+    assert "the site stored 22 of them" in out and "U+200B (ZERO WIDTH SPACE) in row 23" in out
+    assert copy.read_bytes() == path.read_bytes() and stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert main(["recover", IMPORTER, "--yes"]) == 0
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and not locked(kit_cli)

@@ -371,6 +371,7 @@ class ImporterPlan:
     how_found: str  # how the stored rows were tied to this file
     cause: FeedsDiagnosis | None = None  # the causes told apart in words (lms.ethosce.diagnose)
     background: bool | None = None  # "Process in background" (None: the settings page could not be read)
+    downloaded: bool = False  # the file is the one the importer holds, downloaded from the site
 
     @property
     def needs_unlock(self) -> bool:
@@ -382,6 +383,8 @@ class ImporterPlan:
                  + (f" ({s.percent} % of the file's bytes)" if s.locked else ""),
                  f"  {self.file.path.name}: {self.file.count} rows; the site stored {self.stored_since} of them "
                  f"({self.how_found}); not stored: {len(self.missing)}"]
+        if self.downloaded:
+            lines.insert(1, f"  (the file the importer holds, downloaded from the site to {self.file.path})")
         if self.diagnosis is not None:
             d = self.diagnosis
             summary = d.summary()
@@ -427,10 +430,14 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
     Changes nothing. Refuses (RecoveryRefused) when the stored rows are not this file's first rows."""
     own = last_own_upload(journal, backend.base_url, importer_id)
     path = Path(file) if file else own_file(own)
+    status = await backend.status(importer_id)
+    downloaded = False
+    if path is None:  # Feeds keeps the file it was given and links it on the import page
+        path = await download_importer_file(backend, status)
+        downloaded = path is not None
     if path is None:
         raise need_file(importer_id, "diagnose the import (name its row and character) and plan its recovery")
     rows = await asyncio.to_thread(read_file_rows, path)
-    status = await backend.status(importer_id)
     if own is not None and own.sha256 == rows.sha256 and own.first_stored_id is not None:
         since_rows = await backend.restws.transcript_rows(after_id=own.first_stored_id)
         how = f"rows stored since the console uploaded it at {own.time}"
@@ -456,7 +463,32 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
                                             file_source=str(path))
     cause = await asyncio.to_thread(lambda: diagnose_feed(read_feed_file(path), since_rows, locked=status.locked))
     background = await backend.background_mode(importer_id) if status.locked and missing else None
-    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause, background)
+    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause, background,
+                        downloaded)
+
+
+async def download_importer_file(backend: EthosceBackend, status: ImporterStatus) -> Path | None:
+    """The file the importer holds (the last one uploaded, linked on its page), saved under the state
+    folder (0600: it names learners) so that the paths shown in later sentences still exist. Only the
+    link's path is used: the session cookie never goes to another host. None when there is no link."""
+    import httpx
+
+    from importconsole.config import state_dir
+
+    if not status.source_file_url or not status.source_file:
+        return None
+    link = httpx.URL(status.source_file_url)
+    resp = await backend.session.request("GET", link.raw_path.decode("ascii"), f"download the file importer "
+                                         f"{status.importer_id} holds")
+    if resp.status_code != 200:
+        return None
+    folder = state_dir() / "ethosce-files" / status.importer_id
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / Path(status.source_file).name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(resp.content)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
