@@ -288,3 +288,13 @@ def test_without_file_the_file_the_importer_holds_is_downloaded_and_recovers_the
     assert main(["recover", IMPORTER, "--yes"]) == 0
     clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
     assert Counter(kit_cli.stored_rows()) == Counter(clean) and not locked(kit_cli)
+
+
+def test_the_journal_names_the_site_admin_on_every_step_of_a_submit(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 10)
+    assert main(["submit", str(path), "--yes"]) == 0
+    assert kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 10
+    capsys.readouterr()
+    assert main(["journal"]) == 0
+    out = capsys.readouterr().out
+    assert "drive_batch clean.csv  (admin as " in out and "(? as" not in out, out

@@ -245,7 +245,8 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
         journal.complete(entry, "scheduled", message="queued until the site's cron runs", first_stored_id=mark)
         return ImporterSubmitOutcome(importer_id, file, None, True, None)
     journal.complete(entry, "uploaded", message=f"batch {up.batch_id} started", batch_id=up.batch_id)
-    batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, importer=importer_id,
+    batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
+                          importer=importer_id,
                           file_path=file.path, sha256=file.sha256, batch_id=up.batch_id, first_stored_id=mark)
     percent = 0.0
 
@@ -570,7 +571,8 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
     from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     await _compare_and_unlock(backend, plan, journal, step)
-    entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, importer=plan.importer_id,
+    entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
+                          importer=plan.importer_id,
                           file_path=plan.file.path, sha256=plan.file.sha256)
     try:
         await backend.feeds.upload_header_only(plan.importer_id, plan.file.header)
