@@ -2,8 +2,9 @@
 csv.reader pass and `frictionless validate` measured in the same run; and the first screen of a
 1 GB file. Each measured program runs in its own subprocess so its peak RSS is its own.
 
-Targets: offline validation <= 2x csv.reader; >= 10x faster than frictionless; peak memory
-<= 150 MiB; first screen of a 1 GB file < 0.3 s.
+Targets: offline validation <= 2x csv.reader (also with every value quoted); >= 10x faster than
+frictionless; peak memory <= 150 MiB (also when every learner has two rows); first screen of a
+1 GB file < 0.3 s.
 """
 
 from __future__ import annotations
@@ -62,6 +63,24 @@ def quote_all(src: Path, dst: Path, rows: int) -> None:
             if n > rows:
                 break
             writer.writerow(record)
+
+
+def two_rows_per_learner(path: Path, rows: int) -> None:
+    """Every learner on two rows with the same key: an enrollment row (complete=0) for each, then
+    a completion row for each, as an LMS export of enrollments followed by completions makes them.
+    No credit columns: the learner and course are the key."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("external_user_id,external_email,first_name,last_name,external_course_id,complete,date_completed\r\n")
+        for done in (False, True):
+            batch = []
+            for i in range(rows // 2):
+                fn, ln = FIRST[i % len(FIRST)], LAST[i % len(LAST)]
+                end = f"1,2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}" if done else "0,"
+                batch.append(f"u{i:07d},{fn.lower()}.{ln.lower()}{i}@example.org,{fn},{ln},CME-2026-{i % 50:03d},{end}\r\n")
+                if len(batch) >= 10000:
+                    fh.write("".join(batch))
+                    batch.clear()
+            fh.write("".join(batch))
 
 
 def scatter_duplicates(src: Path, dst: Path, every: int) -> None:
@@ -129,6 +148,16 @@ def best_of(n: int, kind: str, path: Path) -> dict:
     return min(runs, key=lambda r: r["seconds"]) | {"rss_mib": max(r["rss_mib"] for r in runs)}
 
 
+def best_of_alternating(n: int, kinds: tuple[str, ...], path: Path) -> list[dict]:
+    """best_of for each kind, the kinds' runs taking turns: a change in the machine's load
+    falls on both sides of the ratio."""
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(n):
+        for kind in kinds:
+            runs[kind].append(child(kind, path))
+    return [min(r, key=lambda x: x["seconds"]) | {"rss_mib": max(x["rss_mib"] for x in r)} for r in runs.values()]
+
+
 def run(workdir: Path) -> list[dict]:
     workdir = Path(workdir)
     big = workdir / "records-1m.csv"
@@ -152,15 +181,29 @@ def run(workdir: Path) -> list[dict]:
         "ok": validated["rss_mib"] <= 150,
     })
 
-    # Informational: a file with every value quoted (some LMS exports) takes the csv-module path.
+    # A file with every value quoted (some LMS exports): scan's quoted fast path. Best of 5,
+    # taking turns: a 0.2 s run moves more with the machine's load.
     quoted = workdir / "records-quoted-200k.csv"
     quote_all(big, quoted, 200_000)
-    q_base, q_val = best_of(3, "csv", quoted), best_of(3, "validate", quoted)
+    q_base, q_val = best_of_alternating(5, ("csv", "validate"), quoted)
     quoted.unlink()
     results.append({
-        "name": "validate --offline, every value quoted, 200,000 rows (informational)", "value": q_val["seconds"],
+        "name": "validate --offline, every value quoted, 200,000 rows", "value": q_val["seconds"],
         "unit": "s", "baseline_name": "bare csv.reader pass", "baseline": q_base["seconds"],
-        "ratio": q_val["seconds"] / q_base["seconds"], "target": "", "ok": True,
+        "ratio": q_val["seconds"] / q_base["seconds"], "target": "<= 2x csv.reader",
+        "ok": q_val["seconds"] <= 2 * q_base["seconds"],
+    })
+
+    # Every learner on two rows (enrollment, then completion): half the keys repeat, and the
+    # duplicate pass keeps what it remembers per key on disk (before: 360-370 MiB).
+    pairs = workdir / "records-1m-two-per-learner.csv"
+    two_rows_per_learner(pairs, ROWS)
+    p_base, p_val = child("csv", pairs), child("validate", pairs)
+    pairs.unlink()
+    results.append({
+        "name": f"validate --offline peak RSS, {ROWS:,} rows, every learner on two rows", "value": p_val["rss_mib"],
+        "unit": "MiB", "baseline_name": "csv.reader pass peak RSS", "baseline": p_base["rss_mib"],
+        "ratio": p_val["rss_mib"] / p_base["rss_mib"], "target": "<= 150 MiB", "ok": p_val["rss_mib"] <= 150,
     })
 
     # A few duplicate rows scattered through the file: only the repeated keys may be kept for the

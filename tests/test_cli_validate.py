@@ -34,7 +34,7 @@ def test_clean_file_exits_0_and_says_what_was_not_checked(tmp_path, capsys):
     path.write_bytes(b"external_email,complete,date_completed\r\na@example.org,1,2026-03-01\r\n")
     assert main(["validate", str(path), "--offline"]) == 0
     out = capsys.readouterr().out
-    assert "1 rows; 0 errors, 0 warnings" in out and "CRLF" in out
+    assert "1 row; 0 errors, 0 warnings" in out and "CRLF" in out and "1 rows" not in out
     assert "Not checked" in out and "partial-credit-not-variable" in out
 
 

@@ -91,9 +91,10 @@ def test_cli_credit_fix_for_a_file_skips_unknown_users_and_variable_credit(monke
                            b"u2,C-VAR,1,2026-02-01,ama,1.5\r\n"
                            b"u3,C-FIXED,1,2026-02-01,cme_other,\r\n")
         # In text, the admin is told which rows of the file the proposals replace.
-        main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out2")])
+        main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out2"), "--date", "file"])
         assert f"replace rows 1 of {source}: import the other rows without them" in capsys.readouterr().out
-        code = main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out"), "--submit", "--yes", "--json"])
+        code = main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out"), "--submit", "--yes", "--json",
+                     "--date", "file"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert code == 1  # some rows need the admin's hand
         decided = {(p["external_user_id"], p["course_external_id"]): p for p in out["proposals"]}
@@ -143,7 +144,7 @@ def test_cli_submit_sends_course_after_course_and_each_learner_is_queued_once(mo
         monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
         monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
         monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
-        code = main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--yes"])
+        code = main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--yes", "--date", "today"])
         out = capsys.readouterr()
         assert code == 0, out.err
         rows = lms.db().execute("SELECT course_external_id, state, rows_total FROM imports ORDER BY id").fetchall()
@@ -224,7 +225,7 @@ def test_cli_credit_fix_file_keeps_the_rows_pars_fields_on_the_completion(monkey
                            b"credit_type,credits,participant_category\r\n"
                            b"u1,Ana,Lopez,2026-01-10,1,2026-02-01,ama,1.0,physician\r\n")
         code = main(["credit-fix", "--file", str(source), "--course", "C-FIXED", "--out", str(tmp_path / "out"),
-                     "--submit", "--yes", "--json"])
+                     "--submit", "--yes", "--json", "--date", "file"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert code == 0, out
         rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "credit-fix-C-FIXED.csv").read_text())))
@@ -266,3 +267,27 @@ def test_cli_credit_fix_filters_that_name_nothing_say_so_instead_of_nothing_to_f
         captured = capsys.readouterr()
         assert "cannot write the proposal files to" in captured.err and "--out DIR" in captured.err
         assert "unexpected problem" not in captured.err
+
+
+def test_cli_credit_fix_asks_the_completion_date_once_and_shows_it_in_the_confirmation(monkeypatch, tmp_path, capsys):
+    """Proposals no longer take today silently: the batch's date is chosen (--date) and confirmed."""
+    with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--yes"]) == 2
+        captured = capsys.readouterr()
+        assert "Which date_completed should these completion-only rows carry? Give --date today" in captured.err
+        assert not (tmp_path / "out").exists() and count(lms, "SELECT count(*) FROM imports") == 0
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--date", "file"]) == 2
+        assert "--date file needs --file" in capsys.readouterr().err
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--date", "03/04/2026"]) == 2
+        assert "give today, file or a date like 2026-03-01" in capsys.readouterr().err
+        # No --yes and no terminal: the confirmation is shown, nothing is sent.
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--date", "2026-05-05"]) == 1
+        captured = capsys.readouterr()
+        assert "Nothing was submitted" in captured.out
+        assert "Submit 5 completion-only rows, dated 2026-05-05, through the course-level importer" in captured.err
+        assert "(one import per course: C-FIXED, C-ZERO)?" in captured.err  # each row holds what it gets
+        assert "complete on 2026-05-05 (the date given for this batch)" in captured.out
+        rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "credit-fix-C-FIXED.csv").read_text())))
+        assert {r["date_completed"] for r in rows} == {"2026-05-05"}
+        assert count(lms, "SELECT count(*) FROM imports") == 0

@@ -33,7 +33,7 @@ def test_incomplete_enrollment_with_imported_non_variable_credit_gets_a_completi
     assert p.proposed
     # The LMS awards every non-variable type of the course at its max and reports each.
     assert [(a.credit_type, a.amount, a.reports_to) for a in p.awards] == [("ama", 2.0, ("pars",)), ("ancc", 1.5, ("ams",))]
-    assert "reported to PARS (ACCME)" in p.describe()
+    assert "2 ama (awarded, reported to PARS) and 1.5 ancc (awarded, reported to the AMS)" in p.describe()
     assert p.import_row() == {"external_user_id": "u1", "external_email": "", "complete": "1", "date_completed": "2026-11-28"}
 
 
@@ -87,8 +87,18 @@ def test_what_a_proposal_will_do_names_the_completion_date_and_what_it_replaces(
                course=COURSE, credit_types=TYPES)
     text = p.describe()
     assert "marks it complete on 2026-11-28 (today's date: the LMS has no completion date for it)" in text
-    assert "replacing that credit, with ama 2 (awarded; reported to PARS (ACCME))" in text
+    assert "replacing that credit, with 2 ama (awarded, reported to PARS) and 1.5 ancc" in text
     from_file = _Learner("file-row", "CARD-101", "u1", None, None, credit=[("ama", 1.0, "row")], rows=[3])
     p = decide(from_file, user_exists=True, enrollment_status=None, enrollment_credit=[], course=COURSE, credit_types=TYPES)
     assert "no date_completed (the LMS uses the learner's next login date)" in p.describe()
     assert "replacing" not in p.describe()
+
+
+def test_a_proposal_that_awards_more_than_is_held_now_says_so():
+    p = decide(learner(("ama", 1.0, "import")), user_exists=True, enrollment_status="incomplete",
+               enrollment_credit=[("ama", 1.0, "import")], course=COURSE, credit_types=TYPES)
+    assert p.beyond_current() == ["ama 1 -> 2", "+1.5 ancc"]
+    assert p.describe().endswith("That is more than it holds now: ama 1 -> 2 and +1.5 ancc.")
+    same = decide(learner(("ama", 2.0, "import"), ("ancc", 1.5, "import")), user_exists=True,
+                  enrollment_status="incomplete", enrollment_credit=[], course=COURSE, credit_types=TYPES)
+    assert same.beyond_current() == [] and "more than it holds now" not in same.describe()

@@ -469,7 +469,7 @@ def test_login_checks_both_passwords_on_the_site_once_and_stores_them(kit_cli, m
 
 def test_credit_fix_from_a_file_on_an_ethosce_profile_reads_the_sites_facts(kit_cli, tmp_path, capsys):
     path = kit_cli.make_csv(tmp_path / "twelve.csv", 12)  # rows 3, 7, 11: pharmacy credit in C-102 (reports to CPE Monitor)
-    assert main(["credit-fix", "--file", str(path), "--out", str(tmp_path / "out")]) in (0, 1)
+    assert main(["credit-fix", "--file", str(path), "--out", str(tmp_path / "out"), "--date", "file"]) in (0, 1)
     out = capsys.readouterr()
     assert "Traceback" not in out.err and "C-102" in out.out, out.err
     written = list((tmp_path / "out").glob("*.csv"))

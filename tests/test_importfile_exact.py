@@ -162,7 +162,7 @@ def test_participant_category_repeated_whatever_the_case_and_spaces_of_the_email
 
 
 def test_an_email_in_another_case_in_a_big_clean_file_is_found_across_parts(tmp_path):
-    # Over 1 MiB: several parts through the fast path; the repeat is in the last one.
+    # Several parts through the fast path; the repeat is in the last one.
     body = "".join(f"u{n},l{n}@example.org,CME-1,ama,1.00,\n" for n in range(40_000))
     path = write(tmp_path, KEYS + body.encode() + b"u7,L7@Example.org,CME-1,ama,1.00,\n")
     report = validate(path)

@@ -112,7 +112,7 @@ def test_past_the_spill_point_duplicates_are_still_found_and_memory_stays_flat(t
     tracemalloc.stop()
     assert [(f.rule, f.row, f.message) for f in report.findings] == [
         ("duplicate-row", 30_001, "identical to row 6: it would be imported twice")]
-    assert peak < 32 * 1024 * 1024, f"validation held {peak} bytes"  # one 1 MiB chunk's cells at a time
+    assert peak < 32 * 1024 * 1024, f"validation held {peak} bytes"  # one part's cells at a time
 
 
 def test_index_of_a_file_with_mixed_line_endings(tmp_path):

@@ -53,7 +53,7 @@ async def test_partial_credit_on_a_non_variable_type_and_the_lms_records_the_max
     path = write(tmp_path, "u3,C-FIXED,,1,2026-03-01,ama,0.5,")
     report = await check(lms, path, course="C-FIXED")
     (finding,) = only(report, "partial-credit-not-variable")
-    assert (finding.row, finding.column) == (1, "credits") and "records 1.0" in finding.message
+    assert (finding.row, finding.column) == (1, "credits") and "records 1 ama" in finding.message
     # The trap: the LMS accepts the row and records the maximum.
     created = lms.submit(path.read_bytes(), course="C-FIXED").json()
     lms.wait_import(created["id"])
@@ -145,7 +145,7 @@ async def test_imported_credit_is_never_reported_and_completion_only_fixes_it(lm
     path = write(tmp_path, "u5,C-FIXED,,1,2026-03-01,ama,1.0,")
     report = await check(lms, path, course="C-FIXED")
     (finding,) = only(report, "imported-credit-not-reported")
-    assert "pars" in finding.message and "--completion-only" in finding.fix
+    assert "PARS" in finding.message and "--completion-only" in finding.fix
     # The fix: completion without credit; the LMS awards the credit and queues it for PARS.
     fixed = tmp_path / "fixed.csv"
     async with LmsClient(lms.base_url, ADMIN_TOKEN) as client:

@@ -169,7 +169,7 @@ def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
     source.write_bytes(H + ROWS)
     assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--rows", "2,7-9"]) == 0
     printed = capsys.readouterr().out
-    assert "1 rows" in printed and "--rows asks for row 7, but the file has 2 rows" in printed
+    assert "1 row (2 read" in printed and "--rows asks for row 7, but the file has 2 rows" in printed
 
 
 def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_path):
@@ -187,7 +187,7 @@ def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_pa
     from test_importfile_reader import big_file
 
     lines = big_file(tmp_path / "clean.csv", 60_000).read_bytes().split(b"\r\n")
-    for n in (45_001, 30_001, 15_001):  # row 10 again in every ~1 MiB part
+    for n in (45_001, 30_001, 15_001):  # row 10 again in parts far apart
         lines.insert(n, lines[10])
     path = tmp_path / "dups.csv"
     path.write_bytes(b"\r\n".join(lines))
@@ -199,4 +199,4 @@ def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_pa
     assert [f.row for f in report.of("duplicate-row")] == [15_001, 30_002, 45_003]
     # The keys kept for the second pass: at most the first repeating part's, not every part's
     # (a 1M-row file with 100 such rows peaked at 648 MiB before, 125 MiB now).
-    assert second_pass and second_pass[0] < 25_000, second_pass  # a part is ~21,400 rows here; all: 60,003
+    assert second_pass and second_pass[0] < 25_000, second_pass  # a part is ~5,400 rows here; all: 60,003

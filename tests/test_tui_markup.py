@@ -46,7 +46,7 @@ async def test_the_recover_plan_shows_a_cell_with_brackets_as_text(tmp_path):
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="monitor", theme_dirs=[], hung_after=1.0)
         async with app.run_test(size=(120, 40)) as pilot:
             hung = server.submit((HEADER + "".join(r + "\r\n" for r in rows)).encode(), course="C-FIXED",
-                                 file_name="[red]x[bold].csv").json()
+                                 file_name="[red]x[bold].csv").json()  # no "/": the LMS keeps a name's last path part
             await wait_for_text(pilot, "Press u to unlock", timeout=15)
             await pilot.press("u")
             text = await wait_for_text(pilot, f"Enter: unlock import {hung['id']}", timeout=15)

@@ -10,7 +10,7 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from tui_helpers import flat_text, private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 HEADER = "external_user_id,complete,date_completed\r\n"
 
@@ -152,14 +152,45 @@ async def test_the_recover_plan_title_and_header_agree_when_an_import_turns_hung
             await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and not v.is_hung
                                               for v in monitor.views), what="the import stalled, lock held")
             await pilot.press("u")
-            await wait_for_text(pilot, "Not detected as hung yet", timeout=15)
+            await wait_for_text(pilot, f"Not hung: import {hung['id']}", timeout=15)
             await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=15, what="the watcher's hung verdict")
             await pilot.pause(0.3)
             text = screen_text(app)
             assert f"HUNG: import {hung['id']}" in text
-            assert "Not detected as hung yet" not in text
+            assert "Not hung" not in text and f"Enter: unlock import {hung['id']}" in text
             assert "1 hung" in text and "0 hung" not in text
             await pilot.press("escape")
             await wait_for(pilot, lambda: "HUNG" in screen_text(app).splitlines()[3], what="the row says HUNG")
             text = screen_text(app)
             assert "1 hung" in text and f"HUNG: import {hung['id']}" in text
+
+
+async def test_the_recover_plan_opened_while_the_import_still_moves_follows_it_until_it_hangs(tmp_path):
+    """`u` on an import that still moves: the plan is made again each time it moves, Enter waits for
+    the watcher's hung verdict, and then unlocks (never "It is not hung, NOT unlocked" under HUNG)."""
+    with start_sandbox(dataset(), rows_per_second=4) as server:
+        app = console(server, tmp_path, hung_after=1.5)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for_text(pilot, "0 active")
+            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 11)]
+            rows[7] = "u9\u200b,1,2026-01-09"  # row 8 hangs the importer
+            hung = server.submit(course_file(rows), course="C-FIXED", file_name="slow.csv").json()
+            monitor = app.screen
+            await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and 0 < v.rows_processed < 5
+                                              for v in monitor.views), timeout=15, what="the import moving")
+            await pilot.press("u")
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.plan is not None, timeout=15, what="the first plan")
+            assert dialog.plan.rows_committed < 7
+            await pilot.press("enter")  # not hung yet: nothing is unlocked
+            await pilot.pause(0.3)
+            assert server.get_import(hung["id"])["state"] == "running"
+            await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=20, what="the hung verdict")
+            await wait_for(pilot, lambda: dialog.plan is not None and dialog.plan.rows_committed == 7
+                           and f"Enter: unlock import {hung['id']} and re-import rows 8-10" in flat_text(app),
+                           timeout=15, what="the plan made again where it stopped")
+            assert "Not hung" not in flat_text(app)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: dialog.result_id is not None, timeout=15, what="the re-import")
+            assert "NOT unlocked" not in flat_text(app)
+        assert server.get_import(hung["id"])["state"] == "unlocked"

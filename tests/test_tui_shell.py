@@ -136,7 +136,7 @@ async def test_files_screen_opens_a_file_from_the_folder_and_lists_it_first_next
         tree.move_cursor(node)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "preview", what="the preview")
-        await wait_for_text(pilot, "b-completions.csv · UTF-8 · comma · 1 rows")
+        await wait_for_text(pilot, "b-completions.csv · UTF-8 · comma · 1 row · importer")
     again = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[], live=False)
     async with again.run_test(size=(80, 24)) as pilot:
         recent = again.screen.query_one("#recent", OptionList)

@@ -23,7 +23,7 @@ async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
             await wait_for_text(pilot, "5 rows")
             await pilot.press("v")
             text = await wait_for_text(pilot, "header-whitespace", timeout=15)
-            assert "1 errors" in text
+            assert "1 error ·" in text and "1 errors" not in text
             await pilot.press("x")
             fixed = tmp_path / "completions.fixed.csv"
             await wait_for(pilot, lambda: app.open_path == fixed and app.current_mode == "preview", timeout=15,
@@ -77,7 +77,7 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
                              journal_path=tmp_path / "journal.jsonl")
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
         async with app.run_test(size=(100, 32)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             text = await wait_for_text(pilot, "Submit legacy.csv")
             # the chosen importer is marked, not only coloured (16 colours, colour-blind admins)
@@ -89,6 +89,7 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
             await pilot.press("ctrl+s")
             text = await wait_for_text(pilot, "Enter: submit", timeout=15)
             assert "global importer" in text and "PARS" in text
+            assert "1 row · global importer" in text and "Enter: submit 1 row to" in text and "1 rows" not in text
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.current_mode == "preview" and app.screen.__class__.__name__ == "PreviewScreen",
                            what="back to the preview")
@@ -129,7 +130,7 @@ async def test_a_submit_refused_because_another_import_holds_the_importer_says_h
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             await wait_for_text(pilot, "Submit mine.csv")
             await pilot.press("ctrl+s")
@@ -153,7 +154,7 @@ async def test_a_file_with_errors_is_refused_in_sentences_on_their_own_lines(tmp
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(100, 32)) as pilot:
-            await wait_for_text(pilot, "1 rows")
+            await wait_for_text(pilot, "1 row ·")
             await pilot.press("s")
             await wait_for_text(pilot, "Submit bad.csv")
             await pilot.press("ctrl+s")

@@ -36,3 +36,15 @@ def private_state(tmp_path, monkeypatch):
     """Recent files and crash reports go to the test's own folder, never the admin's home."""
     monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(tmp_path / "config.toml"))
+
+
+BORDERS = "█▀▄▌▐▏▕▎▊│─┃━╭╮╰╯┌┐└┘▔▁"
+
+
+def flat_text(app) -> str:
+    """The screen as one line of words: dialog borders gone and wrapped lines joined, so a
+    sentence reads the same at 80 and 120 columns."""
+    text = screen_text(app)
+    for ch in BORDERS:
+        text = text.replace(ch, " ")
+    return " ".join(text.split())

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     fix.add_argument("--split-credit-types", action="store_true", help="one row per credit type")
     fix.add_argument("--completion-only", action="store_true",
                      help="drop credit where the LMS awards and reports it (user exists, variable credit off; needs a profile)")
+    fix.add_argument("--accept-award", metavar="ROWS",
+                     help="with --completion-only: make these rows completion-only even though the LMS would then "
+                          "record other credit than the file says (e.g. 3,7-9); without it such rows are left as they are")
     fix.add_argument("--rows", metavar="SPEC", help="keep only these rows, e.g. 7-20,25")
     _common(fix)
     fix.set_defaults(func=cmd_fix)
@@ -122,6 +125,7 @@ def print_report(report, out) -> None:
     from importconsole.importfile.reader import DELIMITER_NAMES
     from importconsole.importfile.safe_text import visible
     from importconsole.importfile.validate import MAX_FINDINGS_PER_RULE
+    from importconsole.importfile.wording import plural
 
     name = visible(report.path)
     for f in report.findings:
@@ -134,7 +138,8 @@ def print_report(report, out) -> None:
         place = (" " + " ".join(parts)) if parts else ""
         print(f"{where} [{f.severity} {f.rule}]{place}: {f.message} -- {f.fix}", file=out)
     s = report.summary
-    print(f"{name}: {s['rows']} rows; {s['errors']} errors, {s['warnings']} warnings, {s['info']} info "
+    print(f"{name}: {plural(s['rows'], 'row')}; {plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, "
+          f"{s['info']} info "
           f"({report.encoding}, {DELIMITER_NAMES.get(report.delimiter, report.delimiter)}-delimited, "
           f"{report.line_endings} line endings)", file=out)
     for rule, n in s["by_rule"].items():
@@ -146,14 +151,14 @@ def print_report(report, out) -> None:
     if report.cancelled:
         print("  validation was cancelled before the end of the file", file=out)
     if report.not_checked:
-        print("Not checked (need the LMS; run with --profile instead of --offline): "
-              + ", ".join(report.not_checked), file=out)
+        print(f"Not checked ({report.not_checked_why}): " + ", ".join(report.not_checked), file=out)
 
 
 def cmd_fix(args) -> int:
     from importconsole.importfile.fixes import FixRefused, parse_rows, write_fixed_file
     from importconsole.importfile.reader import ImportFileError
     from importconsole.importfile.safe_text import visible
+    from importconsole.importfile.wording import plural
 
     if not (args.sanitize or args.split_credit_types or args.completion_only or args.rows):
         _err("Nothing to fix: give --sanitize, --split-credit-types, --completion-only or --rows SPEC.")
@@ -163,6 +168,16 @@ def cmd_fix(args) -> int:
     except ValueError as exc:
         _err(f"--rows {args.rows!r}: {exc}")
         return EXIT_USAGE
+    accept = None
+    if args.accept_award:
+        if not args.completion_only:
+            _err("--accept-award goes with --completion-only (it confirms what the LMS will award for those rows).")
+            return EXIT_USAGE
+        try:
+            accept = parse_rows(args.accept_award)
+        except ValueError as exc:
+            _err(f"--accept-award {args.accept_award!r}: {exc}")
+            return EXIT_USAGE
     if args.completion_only and args.offline:
         _err("--completion-only needs the LMS (does the user exist? is variable credit off?): give a --profile, not --offline.")
         return EXIT_USAGE
@@ -173,7 +188,7 @@ def cmd_fix(args) -> int:
         manifest = _with_facts(args, lambda facts: write_fixed_file(
             args.file, args.out, sanitize=args.sanitize, split_credit_types=args.split_credit_types,
             completion_only=args.completion_only, rows=rows, facts=facts, importer=args.importer,
-            course_external_id=args.course))
+            course_external_id=args.course, accept_award=accept))
     except ImportFileError as exc:
         return _unreadable(args, exc)
     except FixRefused as exc:
@@ -182,9 +197,20 @@ def cmd_fix(args) -> int:
     except _Stop as stop:
         _err(str(stop))
         return stop.code
-    print(f"Wrote {visible(str(args.out))}: {manifest.rows_written} rows "
-          f"({manifest.rows_read} read, {manifest.change_count} changes).")
+    print(f"Wrote {visible(str(args.out))}: {plural(manifest.rows_written, 'row')} "
+          f"({manifest.rows_read} read, {plural(manifest.change_count, 'change')}).")
+    if not (manifest.change_count or manifest.notes or manifest.left_as_is_count) \
+            and manifest.rows_written == manifest.rows_read:
+        print("Nothing needed fixing: the copy holds the same rows as the file (submit the file itself).")
     for note in manifest.notes:
         print(f"Note: {visible(note)}")
+    for differs in manifest.award_differs:
+        print(differs.sentence() + ".")
+    left = manifest.left_as_is
+    if manifest.left_as_is_count:
+        rows = ",".join(str(d.row) for d in left[:50]) + (",..." if manifest.left_as_is_count > 50 else "")
+        print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
+              f"file says; the manifest lists them all): check the credit, or accept what the LMS awards with "
+              f"--accept-award {rows}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
     return EXIT_OK

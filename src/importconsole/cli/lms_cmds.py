@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
+EXIT_SETUP = EXIT_USAGE  # this host lacks something (a keyring, a token): not the LMS's answer
 
 
 def _err(text: str) -> None:
@@ -234,10 +235,10 @@ def cmd_login(args) -> int:
         backend = _find_backend(KEYRING_TIMEOUT)
     except TokenError as exc:  # a keyring that does not answer: said before a token is typed
         _err(str(exc))
-        return EXIT_LMS
-    if backend is None:
+        return EXIT_SETUP
+    if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
         _err(_no_backend_sentence("the passwords" if profile.is_ethosce else "the token"))
-        return EXIT_LMS
+        return EXIT_SETUP
     if profile.is_ethosce:
         return _login_ethosce(args, profile)
     if sys.stdin.isatty():
@@ -263,7 +264,7 @@ def cmd_login(args) -> int:
         print(store_token(profile, token))
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -304,7 +305,7 @@ def _login_ethosce(args, profile) -> int:
         print(store_passwords(profile, values[0], values[1]))
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     return EXIT_OK
 
 
@@ -317,7 +318,7 @@ def cmd_logout(args) -> int:
         removed = delete_token(profile)
     except TokenError as exc:
         _err(str(exc))
-        return EXIT_LMS
+        return EXIT_SETUP
     what = f"Passwords of {profile.username} and {profile.restws_username}" if profile.is_ethosce else f"Token for {profile.username}"
     print(f"{what} on profile {profile.name} removed from the keyring." if removed
           else f"Nothing was stored for {profile.username} on profile {profile.name}.")
@@ -350,6 +351,12 @@ class UploadProgress:
         self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
         self.stream.flush()
 
+    def end_line(self) -> None:
+        """End the bar's line if one was drawn (before an error is printed)."""
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -380,6 +387,7 @@ def _confirm_warnings(args, plan) -> bool:
 
 
 def cmd_submit(args) -> int:
+    from importconsole.importfile.wording import plural
     from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
 
     async def go() -> int:
@@ -401,22 +409,33 @@ def cmd_submit(args) -> int:
             finally:
                 if checking.total:
                     checking.done()
+            recorded = plan.report.award_lines() if plan.report is not None else []
+            if recorded:  # importfile.award: the one answer, shown before anything is sent
+                _err("What the LMS will record for these rows:")
+                for line in recorded:
+                    _err(f"  {line}")
             for note in plan.notes:  # what this LMS cannot tell (e.g. no record of earlier imports)
                 _err(note)
             if plan.warnings:
                 if args.yes:
-                    _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
+                    _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
                     for warning in plan.warnings:
                         _err(f"  {warning}")
                 elif not _confirm_on_terminal(plan):
-                    raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+                    raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
             bar = UploadProgress()
             sending.append(plan.path)
-            outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name, lms_user=lms.username, progress=bar)
+            try:
+                outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name,
+                                          lms_user=lms.username, progress=bar)
+            except BaseException:
+                bar.end_line()  # a refusal that follows starts on its own line, never glued to the bar
+                raise
             bar.done()
             print(outcome.sentence, flush=True)
             for note in outcome.notes:
                 _err(note)
+            created.append(outcome.import_.id)
             if outcome.journal_problem:
                 return EXIT_REFUSED  # created, but not recorded: not a clean success
             if args.watch:
@@ -424,9 +443,15 @@ def cmd_submit(args) -> int:
             return EXIT_OK
 
     sending: list[Path] = []
+    created: list[int] = []
     try:
         return _run(go)
     except KeyboardInterrupt:
+        if created:
+            # The LMS answered and the journal says created: only the watching stops.
+            _err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
+                 f"on there: follow it with `importconsole watch {created[0]}`.")
+            return 130
         if not sending:
             raise
         _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
@@ -450,6 +475,8 @@ async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> in
 # ---- imports --------------------------------------------------------------------------------
 
 def cmd_imports(args) -> int:
+    from importconsole.importfile.wording import clip
+
     async def go() -> int:
         profile = _profile(args)
         if profile.is_ethosce:
@@ -468,8 +495,10 @@ def cmd_imports(args) -> int:
         print(f"{'id':>6}  {'state':<22} {'importer':<8} {'course':<16} {'rows':>11}  {'by':<12} {'created':<20} file")
         for i in page.items:
             rows = f"{i.rows_processed}/{i.rows_total}"
-            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {_visible(i.course_external_id or '-')[:16]:<16} {rows:>11}  "
-                  f"{_visible(i.created_by)[:12]:<12} {(i.created_at or '')[:19]:<20} {_visible(i.file_name)}")
+            # Ids are clipped with a visible "…", never cut silently (`importconsole imports --json` has them whole).
+            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
+                  f"{rows:>11}  {clip(_visible(i.created_by), 12):<12} {(i.created_at or '')[:19]:<20} "
+                  f"{_visible(i.file_name)}")
         if page.next_offset is not None:
             print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
         return EXIT_OK

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
+from importconsole.importfile.wording import plural
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
+    from importconsole.cli.lms_cmds import _common  # --profile/--config before or after the command, like every command
+
     p = subparsers.add_parser("watch", help="follow imports live until the import ends or hangs")
     p.add_argument("import_id", nargs="?", type=_import_ref, metavar="IMPORT_ID",
                    help="one import (default: every active import); on an EthosCE profile the importer id")
@@ -27,12 +30,14 @@ def register(subparsers) -> None:
     p.add_argument("--hung-after", type=float, metavar="SECONDS", help="no progress for this long while locked = hung (default: the profile's hung_after)")
     p.add_argument("--poll-interval", type=float, metavar="SECONDS", help="polling/tick interval (default: the profile's poll_interval)")
     p.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="at most one progress line per import this often (default 1)")
+    _common(p)
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser("diagnose", help="name the row a hung import stopped at and why")
     p.add_argument("import_id", type=_import_ref, metavar="IMPORT_ID", help="the import (EthosCE: the importer id)")
     p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_diagnose)
 
     for name, helptext in (("unlock", "compare-and-unlock a hung import (after showing the plan)"),
@@ -43,6 +48,7 @@ def register(subparsers) -> None:
         p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
+        _common(p)
         p.set_defaults(func=cmd_recover, mode=name)
 
     p = subparsers.add_parser("credit-fix", help="propose completion-only re-imports for credit that is never reported")
@@ -50,9 +56,12 @@ def register(subparsers) -> None:
     p.add_argument("--import", dest="import_id", type=int, metavar="ID", help="only credit imported by this import")
     p.add_argument("--file", metavar="FILE", help="look at the rows of this import file instead of the LMS's records")
     p.add_argument("--out", metavar="DIR", default=".", help="where to write the proposal files (default: here)")
+    p.add_argument("--date", metavar="WHEN", help="date_completed of every completion-only row of this batch: today, "
+                   "file (each file row's own date; with --file) or YYYY-MM-DD; asked when not given")
     p.add_argument("--submit", action="store_true", help="submit the proposals through the course-level importer")
     p.add_argument("--yes", action="store_true", help="submit without asking")
     p.add_argument("--json", action="store_true")
+    _common(p)
     p.set_defaults(func=cmd_credit_fix)
 
 
@@ -180,6 +189,9 @@ def _confirm(args, question: str) -> bool:
 # watch
 
 
+UNSEEN_REMINDER = 30.0  # seconds between "the LMS is still not seen" lines, for as long as it lasts
+
+
 def cmd_watch(args) -> int:
     def body(session):
         if _ethosce(session):
@@ -188,7 +200,18 @@ def cmd_watch(args) -> int:
             return ethosce_cmds.watch(args, session.client, session.profile, session.journal)
         return _watch(args, session)
 
-    return _run(args, body)
+    args.watched = set()
+    try:
+        return _run(args, body)
+    except KeyboardInterrupt:
+        # Watching stops; the imports do not: say so, and how to pick them up again.
+        ids = sorted(args.watched)
+        again = " or ".join(f"`importconsole watch {i}`" for i in ids[:3]) or "`importconsole watch`"
+        which = (f"import{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} go{'es' if len(ids) == 1 else ''}"
+                 if ids else "any import goes")
+        print(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
+              "or see them all with `importconsole imports`.", file=sys.stderr)
+        return 130
 
 
 async def _watch(args, session) -> int:
@@ -212,6 +235,15 @@ async def _watch(args, session) -> int:
     hung_since: dict[int, float] = {}
 
     printed: dict[int, str] = {}
+    unseen_said = [0.0]  # monotonic time of the last "not seen" line
+
+    def say_unseen(force: bool = False) -> None:
+        """While the LMS is not seen: why, since when, what to do; repeated while it lasts."""
+        unseen = watcher.unseen
+        if unseen is None or (not force and time.monotonic() - unseen_said[0] < UNSEEN_REMINDER):
+            return
+        unseen_said[0] = time.monotonic()
+        _emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
 
     def show(view, force: bool = False) -> None:
         now = time.monotonic()
@@ -250,16 +282,24 @@ async def _watch(args, session) -> int:
         return EXIT_OK
     for view in targets():
         show(view, force=True)
+    args.watched = {v.import_id for v in targets()}
     try:
         while watcher.fatal is None:
             current = targets()
+            args.watched = {v.import_id for v in current if not v.finished}
             if current and all(done(v) for v in current):
                 break
+            say_unseen()
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
             except asyncio.TimeoutError:
                 continue
-            if update.kind == "connection":
+            if update.kind == "lms":
+                if update.unseen is not None:
+                    say_unseen(force=True)
+                else:
+                    _emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
+            elif update.kind == "connection":
                 _emit(args, {"event": "connection", "connection": update.connection},
                       "event stream live" if update.connection == "live" else
                       f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
@@ -303,9 +343,10 @@ def cmd_diagnose(args) -> int:
             _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
+        verdict = await _stall(session, item) if item.state in ("queued", "running") else None
         # Only an unlocked import is known to have stopped; a running one may still move.
         where = "Stopped at" if item.state == "unlocked" else "Next row to process:"
-        lines = [head,
+        lines = [head + (f". {verdict.sentence}" if verdict else ""),
                  f"{where} row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
                  f": {diagnosis.summary()}",
                  f"File read from: {diagnosis.file_source}"]
@@ -313,10 +354,24 @@ def cmd_diagnose(args) -> int:
             lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         elif diagnosis.known:
             lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
-        _emit(args, diagnosis.to_json(), "\n".join(lines))
+        data = diagnosis.to_json()
+        if verdict is not None:
+            data.update(moved_ago=verdict.moved_ago, hung=verdict.hung, stall=verdict.sentence)
+        _emit(args, data, "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
 
     return _run(args, body)
+
+
+async def _stall(session, item):
+    """How long the import has not moved by the LMS's clock, and the watcher's hung rule on it."""
+    from importconsole.operations.hung import stall_verdict
+
+    page = await session.client.list_imports(state=item.state)
+    listed = next((i for i in page.items if i.id == item.id), item)
+    lock = await session.client.lock(item.importer)
+    return stall_verdict(listed, server_time=page.server_time, lock_holder=lock.import_id if lock.locked else None,
+                         hung_after=session.profile.hung_after)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +401,7 @@ def cmd_recover(args) -> int:
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
-        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plan.remainder_rows} rows" + (
+        rows = f"rows {plan.first_row_left}-{plan.rows_total} ({plural(plan.remainder_rows, 'row')}" + (
             f"; the LMS will refuse {len(plan.already_complete)} of them)" if plan.already_complete else ")")
         question = {
             "unlock": f"Unlock import {plan.import_id} ({plan.rows_committed} of {plan.rows_total} rows committed; {rows} will not be imported until you re-import them)?",
@@ -354,7 +409,9 @@ def cmd_recover(args) -> int:
             "recover": (f"Unlock import {plan.import_id} and re-import {rows}?" if plan.needs_unlock
                         else f"Import {plan.import_id} is already unlocked. Re-import {rows}?"),
         }[mode]
-        if not _confirm(args, question):
+        if plan.already_reimported is not None:
+            question = ""  # nothing will be sent: no question to ask
+        if question and not _confirm(args, question):
             _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
             return EXIT_PROBLEM
         say = None if args.json else (lambda text: print(visible(text)))
@@ -378,15 +435,44 @@ def cmd_recover(args) -> int:
 # credit-fix
 
 
+def _completion_date(args) -> str | None:
+    """The batch's completion date: --date, else asked once on a terminal; None = not chosen."""
+    if args.date:
+        return args.date
+    if args.json or not sys.stdin.isatty():
+        return None
+    answer = input("date_completed for these completion-only rows: today, file (the file's own dates) or "
+                   "YYYY-MM-DD? ").strip()
+    return answer or None
+
+
+def _date_problem(choice: str, args) -> str | None:
+    from importconsole.operations.credit_fix import DATE_FROM_FILE, date_proposals
+
+    if choice == DATE_FROM_FILE and not args.file:
+        return "--date file needs --file: the LMS's credit records carry no completion date; give --date today or a date."
+    try:
+        date_proposals([], choice)
+    except ValueError as error:
+        return f"--date: {error}"
+    return None
+
+
 def cmd_credit_fix(args) -> int:
     if args.file and not Path(args.file).is_file():
-        print(f"importconsole: {args.file}: no such file", file=sys.stderr)
+        print(f"importconsole: {args.file}: " + ("is a folder, not an import file" if Path(args.file).is_dir()
+                                                 else "no such file"), file=sys.stderr)
+        return EXIT_USAGE
+    if args.date and (problem := _date_problem(args.date, args)):
+        print(f"importconsole: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     async def body(session):
         from importconsole.importfile.reader import ImportFileError
         from importconsole.lms.errors import NotFound
-        from importconsole.operations.credit_fix import propose_credit_fixes, submit_proposals, write_proposal_file
+        from importconsole.operations.credit_fix import (
+            date_proposals, describe_dates, propose_credit_fixes, submit_proposals, write_proposal_file,
+        )
 
         try:
             proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
@@ -394,6 +480,16 @@ def cmd_credit_fix(args) -> int:
         except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
             _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
+        if any(p.proposed for p in proposals):
+            # Asked once for the batch, never silently today (issue 10).
+            choice = _completion_date(args)
+            problem = _date_problem(choice, args) if choice else (
+                "Which date_completed should these completion-only rows carry? Give --date today, --date file "
+                "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
+            if problem:
+                _emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
+                return EXIT_USAGE
+            proposals = date_proposals(proposals, choice)
         try:
             written = write_proposal_file(proposals, args.out)
         except OSError as error:
@@ -422,8 +518,11 @@ def cmd_credit_fix(args) -> int:
                                    "report": str(written.report) if written.report else None, "submitted": []}
         if args.submit and proposed:
             courses = ", ".join(sorted(written.import_files))
-            if _confirm(args, f"Submit {len(proposed)} completion-only rows through the course-level importer "
-                              f"(one import per course: {courses})?"):
+            proposed = [p for p in proposals if p.proposed]
+            more = sum(1 for p in proposed if p.beyond_current())
+            beyond = f"; {plural(more, 'learner')} of them get more credit than they hold now" if more else ""
+            if _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
+                              f"through the course-level importer (one import per course: {courses}){beyond}?"):
                 from importconsole.operations.credit_fix import CreditFixStopped
 
                 def warn(course, text):
@@ -456,8 +555,12 @@ def cmd_credit_fix(args) -> int:
                         print(f"Submitted {visible(course)}: import {item.id} ended {item.state}.")
             else:
                 outcome["submitted"] = None
+                if not args.json:
+                    print("Nothing was submitted: the proposal files are written; submit them after checking.")
         if args.json:
             print(json_dumps(outcome))
+        if outcome["submitted"] is None:
+            return EXIT_PROBLEM  # not confirmed: as unlock and recover say it (exit 1)
         return EXIT_OK if all(p.proposed for p in proposals) else EXIT_PROBLEM
 
     return _run(args, body)

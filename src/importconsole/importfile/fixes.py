@@ -5,7 +5,10 @@ was given"). Every changed row goes into a manifest next to the new file.
   spaces become a space), NFC, headers and ids trimmed ("Unlocking imports": they hang the import).
 - split_credit_types: `ama;ancc` becomes one row per credit type ("Multiple credit types").
 - completion_only: credit dropped where the LMS awards and reports it itself: the user exists,
-  the row completes, and the course's credit type is not variable ("Reporting credit").
+  the row completes, and the course's credit type is not variable ("Reporting credit"). Only
+  where the LMS then records exactly the credit the file gives the learner in that course
+  (`importfile.award`); any other row is left as it is and listed in `award_differs`, unless its
+  row number is in `accept_award` (the admin confirmed the LMS's award).
 - rows: keep only the given rows (`7-20,25`).
 
 The new file is UTF-8 without BOM, same delimiter (commas for a pipe file: the LMS cannot read
@@ -28,10 +31,12 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from . import safe_text
+from .award import Award, award_for_row, file_says
 from .facts import MAX_KEYS, LmsFacts, UserKey
 from .reader import ImportFileError, open_import_file
 from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
@@ -58,6 +63,29 @@ class FixChange:
         return [str(self.row), str(self.line), self.column, self.kind, self.before, self.after, self.description]
 
 
+@dataclass(frozen=True)
+class AwardDiffers:
+    """A row completion-only would change: the LMS would record other credit than the file says."""
+
+    row: int
+    line: int
+    learner: str
+    course: str
+    file_credit: tuple[tuple[str, str], ...]  # (credit type, amount as written) of the learner's rows
+    award: Award  # what the LMS records for the completion-only row
+    accepted: bool  # the admin confirmed it (accept_award): the row was made completion-only
+
+    def describe(self) -> str:
+        """`the file says 0.50 ama; the LMS will record 1.5 ama and 1.5 moc_abim`"""
+        return f"{file_says(dict(self.file_credit))}; the LMS will record {self.award.will_record()}"
+
+    def sentence(self) -> str:
+        who = f"row {self.row} ({safe_text.visible(self.learner)} in {safe_text.visible(self.course)})"
+        if self.accepted:
+            return f"{who}: made completion-only as you accepted: {self.describe()}"
+        return f"{who}: not made completion-only, left as it is: {self.describe()}"
+
+
 KEEP_CHANGES = 1000  # changes kept in memory for a screen to show; the manifest file has every one
 MANIFEST_HEADER = ["row", "line", "column", "change", "before", "after", "description"]
 
@@ -78,7 +106,28 @@ class FixManifest:
     notes: list[str] = field(default_factory=list)
     change_count: int = 0
     keep: int | None = KEEP_CHANGES
+    # Rows where completion-only would make the LMS record other credit than the file says: left
+    # as they are unless accepted (never counted as fixed without the admin's word). The first
+    # `keep` are kept here; the manifest file lists every one left as it is.
+    award_differs: list[AwardDiffers] = field(default_factory=list)
+    left_as_is_count: int = 0
     _writer: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def left_as_is(self) -> list[AwardDiffers]:
+        return [d for d in self.award_differs if not d.accepted]
+
+    def differs(self, item: AwardDiffers, text: str | None = None) -> None:
+        """Record a row whose award differs (`text`: item.describe(), when the caller has it already)."""
+        if self.keep is None or len(self.award_differs) < self.keep:
+            self.award_differs.append(item)
+        if item.accepted:
+            return
+        self.left_as_is_count += 1
+        if self._writer is not None:
+            self._writer.writerow([safe_text.escape_formula(c) for c in (
+                str(item.row), str(item.line), "credits", "left-as-is", "", "",
+                f"not made completion-only: {text or item.describe()}; accept that award to change this row")])
 
     def add(self, change: FixChange) -> None:
         self.change_count += 1
@@ -211,9 +260,12 @@ def _still_ours(fd: int, p: Path) -> bool:
 def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: bool = False,
                      completion_only: bool = False, rows=None, facts: LmsFacts | None = None,
                      importer: str = "course", course_external_id: str | None = None,
-                     keep_changes: int | None = KEEP_CHANGES) -> FixManifest:
+                     keep_changes: int | None = KEEP_CHANGES, accept_award=None) -> FixManifest:
     """Write the fixed copy at `out` and its manifest at `<out>.manifest.csv`; neither ever replaces
-    a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all)."""
+    a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all).
+    `accept_award`: rows (numbers or a spec like "3,7-9") the admin confirmed may be made
+    completion-only although the LMS would then record other credit than the file says (see
+    `FixManifest.award_differs`)."""
     path, out = Path(path), Path(out)
     if not out.name or out.name in (".", ".."):
         raise FixRefused(f"--out {_shown(out)!r} names no file: give the path of the new file, e.g. --out fixed.csv")
@@ -224,6 +276,10 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
                          "give a profile, not --offline")
     if isinstance(rows, str):
         rows = parse_rows(rows)
+    if isinstance(accept_award, str):
+        accept_award = parse_rows(accept_award)
+    elif accept_award is not None and not isinstance(accept_award, list):
+        accept_award = [(r, r) for r in accept_award]
     f = open_import_file(path)
     manifest = FixManifest(path, out, manifest_path, keep=keep_changes)
     manifest_fd = _reserve_manifest(path, manifest_path)
@@ -239,7 +295,7 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
             tmp = Path(tmp_name)
             _write_rows(f, fd, manifest, sanitize=sanitize, split_credit_types=split_credit_types,
                         completion_only=completion_only, rows=rows, facts=facts, importer=importer,
-                        course_external_id=course_external_id)
+                        course_external_id=course_external_id, accept_award=accept_award or [])
             manifest._writer = None
         if not _still_ours(manifest_fd, manifest_path):
             raise FixRefused(f"{_shown(manifest_path)} was removed or replaced while fix was running: no fixed copy "
@@ -269,7 +325,7 @@ def _unlink_quietly(p: Path) -> None:
 
 
 def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_types, completion_only, rows, facts,
-                importer, course_external_id) -> None:
+                importer, course_external_id, accept_award) -> None:
     """Stream the input's records through the fixes into fd (the temporary copy)."""
     if f.encoding != "utf-8" or f.bom:
         manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
@@ -319,10 +375,14 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
                 writer.writerow(cells)
                 manifest.rows_written += 1
 
+        file_credit = _file_credit(f, cols, rows, split_credit_types, sanitize, importer,
+                                   course_external_id) if completion_only else {}
+
         def flush():
             if not pending:
                 return
-            decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest)
+            decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest,
+                                       file_credit, accept_award)
             for (record, cells_list), new_list in zip(pending, decided):
                 emit(record, new_list)
             pending.clear()
@@ -409,17 +469,53 @@ def _split(record, cells, cols, manifest) -> list[list[str]]:
     return out
 
 
-def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest) -> list[list[list[str]]]:
-    """Drop credit on completion rows where the LMS will award (and report) it itself."""
-    def get(cells, name):
-        i = cols.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+def _cell(cells, cols, name) -> str:
+    i = cols.get(name)
+    return cells[i].strip() if i is not None and i < len(cells) else ""
 
+
+def _course_of(cells, cols, importer, course_id) -> str:
+    return course_id if importer == "course" and course_id else _cell(cells, cols, "external_course_id")
+
+
+def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tuple, list[tuple[str, str]]]:
+    """(learner, course) -> [(credit type, amount as written)] of the file's completion rows: what
+    the file says the learner gets, to weigh a completion-only row against (a first pass, keyed
+    as the written rows will be: sanitized when they are)."""
+    out: dict[tuple, list[tuple[str, str]]] = {}
+    needed = [cols[c] for c in ("external_user_id", "external_email", "external_course_id", "complete",
+                                "credit_type", "credits") if c in cols]
+    for record in f.records(keep_raw=False):
+        cells = record.cells
+        if sanitize:  # only the cells that key the learner and say the credit
+            cells = list(cells)
+            for i in needed:
+                if i < len(cells):
+                    cells[i] = safe_text.sanitize(cells[i])
+        if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
+            continue
+        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        if key is None or not (ctype or amount):
+            continue
+        types = [p for p in CREDIT_TYPE_SEPARATORS.split(ctype) if p] if split else [ctype]
+        amounts = [p for p in CREDIT_TYPE_SEPARATORS.split(amount) if p] if split else [amount]
+        if len(amounts) != len(types):
+            amounts = [amount] * len(types)
+        learner = (key.external_user_id, key.email, _course_of(cells, cols, importer, course_id))
+        out.setdefault(learner, []).extend(zip(types, amounts))
+    return out
+
+
+def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest, file_credit,
+                     accepted) -> list[list[list[str]]]:
+    """Drop credit on completion rows where the LMS will award (and report) it itself, and records
+    what the file says; other rows stay as they are unless accepted (the admin's word)."""
     flat = [(rec, cells) for rec, lst in pending for cells in lst]
     keys, courses = [], set()
     for rec, cells in flat:
-        key = UserKey.for_row(get(cells, "external_user_id"), get(cells, "external_email"))
-        course = course_id if importer == "course" and course_id else get(cells, "external_course_id")
+        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        course = _course_of(cells, cols, importer, course_id)
         keys.append((key, course))
         if course:
             courses.add(course)
@@ -427,26 +523,73 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     ids = sorted({k.external_user_id for k, _ in keys if k and k.external_user_id})
     mails = sorted({k.email for k, _ in keys if k and k.email})
     users = facts.users(ids, mails) if (ids or mails) else {}
+    pairs = sorted({(k, c) for k, c in keys if k and c and course_facts.get(c) and users.get(k) is not None},
+                   key=lambda kc: (str(kc[0]), kc[1]))
+    enrollments = facts.enrollments(pairs) if pairs else {}
+    credit_types = facts.credit_types()
+    awards: dict[tuple, Award] = {}  # (course, enrollment) -> the completion-only row's award
+    verdicts: dict[tuple, list | None] = {}  # (award, what the file says) -> _differs
     result_by_record: dict[int, list[list[str]]] = {}
+    described: dict[int, str] = {}  # id(award) -> award.describe()
+    described_differs: dict[tuple, str] = {}  # (id(award), what the file says) -> AwardDiffers.describe()
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
-        ctype = get(cells, "credit_type")
-        has_credit = bool(get(cells, "credits") or ctype)
+        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
         course_fact = course_facts.get(course) if course else None
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
-        if (has_credit and get(cells, "complete") == "1" and key is not None and users.get(key) is not None
-                and offered is not None and not offered.enable_variable_credit):
-            before = f"{get(cells, 'credits')} {ctype}".strip()
+        if (offered is not None and not offered.enable_variable_credit and _cell(cells, cols, "complete") == "1"
+                and key is not None and users.get(key) is not None):
+            enrollment = enrollments.get((key, course))
+            award = awards.get((course, enrollment))
+            if award is None:
+                award = awards[(course, enrollment)] = award_for_row(
+                    course=course_fact, credit_types=credit_types, importer=importer, complete=True,
+                    enrollment=enrollment)
+            said = tuple(file_credit.get((key.external_user_id, key.email, course), ()))
+            if (id(award), said) not in verdicts:
+                verdicts[(id(award), said)] = _differs(award, list(said), course_fact)
+            differs = verdicts[(id(award), said)]
+            said_key = (id(award), said)
+            before = f"{amount} {ctype}".strip()
+            if differs is not None:
+                ok = _wanted(rec.row, accepted)
+                item = AwardDiffers(rec.row, rec.line, str(key), course, tuple(differs), award, ok)
+                if said_key not in described_differs:
+                    described_differs[said_key] = item.describe()
+                manifest.differs(item, described_differs[said_key])
+                if not ok:
+                    result_by_record.setdefault(id(rec), []).append(new)
+                    continue
             for name in ("credits", "credit_type"):
                 if name in cols and cols[name] < len(new):
                     new[cols[name]] = ""
+            why = "" if differs is None else f" (accepted: {file_says(dict(differs))})"
+            if id(award) not in described:
+                described[id(award)] = award.describe()
             manifest.add(FixChange(rec.row, rec.line, "credits", "completion-only", before, "",
-                                              f"completion-only: credit {before} dropped; the LMS awards it and "
-                                              "reports it"))
-            if not manifest.completion_only_rows or manifest.completion_only_rows[-1] != rec.row:  # rows come in order
-                manifest.completion_only_rows.append(rec.row)
+                                              f"completion-only: credit {before} dropped{why}; {described[id(award)]}"))
+            if not manifest.completion_only_rows or manifest.completion_only_rows[-1] != rec.row:
+                manifest.completion_only_rows.append(rec.row)  # rows come in order: a split row once
         result_by_record.setdefault(id(rec), []).append(new)
     return [result_by_record[id(rec)] for rec, _ in pending]
 
 
-__all__ = ["KEEP_CHANGES", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows", "write_fixed_file"]
+def _differs(award: Award, said: list[tuple[str, str]], course) -> list[tuple[str, str]] | None:
+    """None when the LMS records, for the types completion-only awards, exactly what the file
+    says; else the file's credit (to show beside the award). A type said twice with two amounts
+    never matches (which one the file means is not known); twice the same amount is one credit."""
+    amounts: dict[str, Decimal] = {}
+    for t, a in said:
+        if t not in course.credits or course.credits[t].enable_variable_credit:
+            continue  # a variable type's row keeps its own credit
+        try:
+            value = Decimal(a)
+        except InvalidOperation:
+            return list(dict.fromkeys(said))
+        if amounts.setdefault(t, value) != value:
+            return list(dict.fromkeys(said))
+    return list(dict.fromkeys(said)) if award.differs_from(amounts) else None
+
+
+__all__ = ["KEEP_CHANGES", "AwardDiffers", "FixChange", "FixManifest", "FixRefused", "ImportFileError", "parse_rows",
+           "write_fixed_file"]

@@ -48,7 +48,7 @@ class ImportFileError(Exception):
             where.append(f"row {self.row}")
         if self.column is not None:
             where.append(f"column {self.column}")
-        if self.offset is not None:
+        if self.offset and self.line is None:  # offset 0 is the file's start: it says nothing to an admin
             where.append(f"byte offset {self.offset}")
         text = self.message
         if where:

@@ -1,7 +1,7 @@
 """Everything that will go wrong with an import file, before the LMS sees it.
 
 `validate(path, importer=..., course_external_id=..., facts=...)` reads the file once, in chunks
-of about 1 MiB (`scan`). Each chunk gets the offline rules column-wise (set operations and finds
+of about 256 KiB (`scan`). Each chunk gets the offline rules column-wise (set operations and finds
 in C rather than a Python test per cell), then the rules that need the LMS, through `facts` in
 batches of at most 1,000 records. With `OfflineFacts` those rules are listed in `not_checked`.
 Repeated learner/course/credit-type keys are settled by a second pass over the file, only when
@@ -22,11 +22,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import compress
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from . import safe_text
+from .award import award_for_row, entities, parse_credits
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
+from .first_rows import FirstRows, Repeat, SpilledRepeats, Verdict
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
 from .scan import scan
 
@@ -41,7 +43,12 @@ KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
 SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
+PROGRESS_CHARS = 1 << 20  # characters read between two progress calls
+DUPLICATE_KEYS_IN_MEMORY = 50_000  # repeated keys' first rows kept in memory up to here (~20 MiB), then in a temp file
 COURSE_ID_MAX = 128
+# LMS rules that need the course's facts (credit settings, required objects, enrollments).
+COURSE_RULES = ("partial-credit-not-variable", "credits-out-of-range", "new-user-no-required-objects",
+                "would-update-existing", "variable-credit-without-amount", "unknown-course")
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _NUMBER_RE = re.compile(r"\d{1,4}(?:\.\d{1,2})?|\.\d{1,2}")
@@ -162,6 +169,8 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)  # by rule id, every occurrence
     not_checked: list[str] = field(default_factory=list)
+    not_checked_why: str = ""  # why those rules did not run: offline, or no course named
+    awards: Counter = field(default_factory=Counter)  # importfile.award.Award -> rows (online, course known)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     online: bool = False
@@ -188,6 +197,18 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.errors == 0 and not self.cancelled
 
+    def award_lines(self, limit: int = 8) -> list[str]:
+        """What the LMS will record for the file's rows, one line per kind of row (most rows first):
+        `3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`. Empty offline."""
+        from .wording import plural
+
+        ranked = self.awards.most_common()
+        lines = [f"{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
+        if len(ranked) > limit:
+            rest = sum(n for _, n in ranked[limit:])
+            lines.append(f"{plural(rest, 'more row')} of {len(ranked) - limit} other kinds (validate --json lists them)")
+        return lines
+
     def of(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
 
@@ -197,7 +218,12 @@ class ValidationReport:
             "encoding": self.encoding, "bom": self.bom, "delimiter": self.delimiter,
             "line_endings": self.line_endings, "rows": self.rows, "online": self.online,
             "findings": [f.as_dict() for f in self.findings], "summary": self.summary,
-            "not_checked": list(self.not_checked), "notes": list(self.notes),
+            "not_checked": list(self.not_checked), "not_checked_why": self.not_checked_why,
+            "awards": [{"rows": n, "outcome": a.outcome, "sentence": a.describe(),
+                        "credits": [{"credit_type": c.credit_type, "amount": str(c.amount), "source": c.source,
+                                     "reported_to": list(c.reported_to)} for c in a.credits]}
+                       for a, n in self.awards.most_common()],
+            "notes": list(self.notes),
         }
 
 
@@ -255,6 +281,7 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
                         "LMS's importer reads UTF-8 only and refuses it")
     if not online:
         report.not_checked = list(LMS_RULES)
+        report.not_checked_why = "they need the LMS: run with a profile instead of --offline"
     if f.delimiter == "|":  # the LMS reads , ; and tab (docs/sandbox.md): a pipe file fails there
         out.add("delimiter-unsupported", line=f.header_line,
                 message="values are separated by pipes ('|'): the LMS's importer does not read them and fails "
@@ -270,6 +297,11 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
         report.rows = sum(1 for _ in f.records(keep_raw=False))
         return report
 
+    if online and importer == "course" and not course_external_id and "external_course_id" not in cols:
+        # No course, no course facts: its credit rules never ran; never a false "0 errors".
+        report.not_checked = list(COURSE_RULES)
+        report.not_checked_why = ("the course is not named: give --course EXTERNAL_ID, the course the course-level "
+                                  "importer imports into")
     checker = _RowChecks(f, out, cols, importer, course_external_id, facts if online else None)
     gc_was = gc.isenabled()
     gc.disable()  # a million short-lived lists, no cycles: collection passes only cost time
@@ -291,7 +323,7 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
 def _run(f, checker, report, out, progress, cancel) -> None:
     is_cancelled = (cancel.is_set if isinstance(cancel, threading.Event) else cancel) or (lambda: False)
     total = max(f.size, 1)
-    done_chars = 0
+    done_chars = reported = 0
     for chunk in scan(f):
         checker.check(chunk)
         inside = chunk.physical_lines - chunk.count - len(chunk.blank_lines)
@@ -304,11 +336,14 @@ def _run(f, checker, report, out, progress, cancel) -> None:
         for ln in chunk.blank_lines:
             out.add("blank-row", line=ln, message="blank row (empty or only delimiters): not a record")
         done_chars += len(chunk.text)
-        if progress:
+        if progress and done_chars - reported >= PROGRESS_CHARS:  # parts are small: a redraw per MiB is enough
+            reported = done_chars
             progress(min(done_chars, total), total)
         if is_cancelled():
             report.cancelled = True
             return
+    if progress and reported != done_chars:
+        progress(min(done_chars, total), total)
     checker.finish()
     if report.quoted_line_breaks:
         # Not a finding (valid CSV), but the admin sees why rows and lines differ: a quote that
@@ -443,6 +478,18 @@ def _parse_number(value: str) -> bool:
     return bool(_NUMBER_RE.fullmatch(value))
 
 
+def _letters_to_check(text: str, beyond_ascii: str | None, nfc: bool | None) -> bool:
+    """May the text hold mojibake, smart quotes or a value not in NFC? beyond_ascii: its characters
+    beyond ASCII in order, and nfc, when scan knows them (a part of quoted values): they tell
+    the same quicker."""
+    part = text if beyond_ascii is None else beyond_ascii
+    if ("\u00c3" in part or "\u00c2" in part) and safe_text.MOJIBAKE_RE.search(text):
+        return True
+    if any(q in part for q in _SMART_QUOTES):
+        return True
+    return not (unicodedata.is_normalized("NFC", text) if nfc is None else nfc)
+
+
 class _RowChecks:
     """The row rules, column-wise over each chunk."""
 
@@ -497,7 +544,7 @@ class _RowChecks:
         self._formats(columns, where)
         self._formula_and_spaces(columns, where, formula=not chunk.formula_free, spaces=not chunk.edge_space_free)
         self._semantics(columns, where)
-        self._duplicates(columns, where, trusted=chunk.clean and chunk.edge_space_free)
+        self._duplicates(columns, where, trusted=chunk.keys_trusted)
         if self.lms:
             self.lms.check(columns, where)
 
@@ -578,9 +625,7 @@ class _RowChecks:
         delim, special = self.f.delimiter, self.special
         text = chunk.text
         cp1252_done = self.f.encoding == "cp1252" and not text.isascii()  # _cp1252_checks looked
-        letters = not text.isascii() and bool(
-            (("\u00c3" in text or "\u00c2" in text) and safe_text.MOJIBAKE_RE.search(text))
-            or any(q in text for q in _SMART_QUOTES) or not unicodedata.is_normalized("NFC", text))
+        letters = not text.isascii() and _letters_to_check(text, chunk.beyond_ascii, chunk.nfc)
         # The part matched RFC 4180 as a whole: every quoted line break in it is a valid one.
         if not (chunk.specials_possible or letters):
             return
@@ -871,16 +916,55 @@ class _KeySpill:
 
 def _report_duplicates(checks: _RowChecks) -> None:
     """Second pass, only for keys that repeat: name the first row of each, compare whole rows.
-    Keys are the first pass's (_key_columns), so the LMS's matching decides what repeats."""
+    Keys are the first pass's (_key_columns), so the LMS's matching decides what repeats.
+    Past DUPLICATE_KEYS_IN_MEMORY repeated keys the rows' facts go to temporary files, are
+    decided there a share of the keys at a time, and a third pass reports the verdicts."""
+    endings = checks.f.line_ending_counts.copy()  # the file's line ends, counted by the first pass only
+    keys = len(checks.dup_keys)
+    spill = SpilledRepeats(keys, DUPLICATE_KEYS_IN_MEMORY) if keys > DUPLICATE_KEYS_IN_MEMORY else None
+    try:
+        if spill is None:
+            _second_pass(checks, FirstRows().decide)
+        else:
+            _second_pass(checks, spill.add)
+            _second_pass(checks, None, _Replay(spill.verdicts()))
+    finally:
+        checks.f.line_ending_counts = endings
+        if spill is not None:
+            spill.close()
+
+
+class _Replay:
+    """Verdicts decided beforehand, in file order, handed out as the pass reaches their rows."""
+
+    def __init__(self, verdicts: Iterator[Verdict]):
+        self._verdicts = verdicts
+        self.next = next(verdicts, None)
+
+    def take(self, row: int) -> Verdict | None:
+        while self.next is not None and self.next.row < row:
+            self.next = next(self._verdicts, None)
+        if self.next is None or self.next.row != row:
+            return None
+        verdict, self.next = self.next, next(self._verdicts, None)
+        return verdict
+
+
+def _second_pass(checks: _RowChecks, decide: Callable[[Repeat], Verdict | None] | None,
+                 replay: _Replay | None = None) -> None:
+    """decide: the verdict on each row of a repeated key, in file order; or replay: verdicts
+    decided beforehand (only their rows are looked at)."""
     f, cols = checks.f, checks.cols
     wanted = checks.dup_keys
     folded = {cols[c]: c in FOLDED_COLUMNS for c in KEY_COLUMNS if c in cols}
     uid, email = cols.get("external_user_id"), cols.get("external_email")
-    first: dict[int, tuple] = {}
-    completed: dict[int, int] = {}  # key -> first row with complete=1
     complete = cols.get("complete")
     n = len(f.header)
     for chunk in scan(f):
+        if replay is not None and (replay.next is None or replay.next.row >= chunk.first_row + chunk.count):
+            if replay.next is None:
+                break
+            continue  # no verdict in this part
         if chunk.uniform:  # columns straight from the flat cells: no per-row lists
             rows, at, columns = None, None, chunk.columns()
         else:
@@ -889,13 +973,17 @@ def _report_duplicates(checks: _RowChecks) -> None:
             columns = list(zip(*rows))
         if not columns:
             continue
-        present = list(_key_columns(columns, cols, trusted=chunk.clean and chunk.edge_space_free).values())
+        present = list(_key_columns(columns, cols, trusted=chunk.keys_trusted).values())
         hashes = list(map(hash, zip(*present) if len(present) > 1 else present[0]))
         del columns
         if wanted.isdisjoint(hashes):
             continue
         # The rows whose key repeats, picked in C: a big file with a few duplicates loops over those only.
         for j in compress(range(len(hashes)), map(wanted.__contains__, hashes)):
+            k = at[j] if at is not None else j
+            row, line = chunk.first_row + k, chunk.line_of(k)
+            if replay is not None and (replay.next is None or replay.next.row != row):
+                continue
             h = hashes[j]
             cells = rows[j] if rows is not None else chunk.flat[j * n:(j + 1) * n]
             key = tuple(k[j] for k in present)
@@ -906,38 +994,33 @@ def _report_duplicates(checks: _RowChecks) -> None:
             # What the key was made of, as written; and the email when the id decided.
             written = tuple(cells[i] for i in folded if i != (email if by_id else uid))
             mail = normal[email] if by_id and email is not None else ""
-            k = at[j] if at is not None else j
-            row, line = chunk.first_row + k, chunk.line_of(k)
-            mine = (hash(("key", key)), hash(tuple(normal)), hash(written), mail)  # hashes: memory stays small
             done = complete is not None and cells[complete].strip() == "1"
-            if h not in first:
-                first[h] = (row, *mine)
-                if done:
-                    completed[h] = row
+            ct = normal[cols["credit_type"]] if "credit_type" in cols else ""
+            cr = cells[cols["credits"]].strip() if "credits" in cols else ""
+            if replay is not None:
+                verdict = replay.take(row)
+            else:
+                verdict = decide(Repeat(row, line, h, hash(("key", key)), hash(tuple(normal)), hash(written),
+                                        hash(mail), done, bool(ct or cr)))
+            if verdict is None:
                 continue
-            first_row, first_key, first_whole, first_written, first_mail = first[h]
-            if first_key != mine[0]:
-                continue  # a hash collision, not a duplicate
-            if not done and h in completed:
+            first_row = verdict.first_row
+            if verdict.completed_row:
                 # "Updating enrollments": an earlier row of this import completed the enrollment.
                 checks.out.add("completed-earlier-in-file", row=row, line=line, column=complete,
                                value=cells[complete] if complete is not None else "",
-                               message=f"row {completed[h]} completes this learner's enrollment in this course "
+                               message=f"row {verdict.completed_row} completes this learner's enrollment in this course "
                                        "earlier in the file: the LMS then refuses this row (cannot update)",
-                               fix=f"delete row {row}, or put it before row {completed[h]}")
-            elif done:
-                completed.setdefault(h, row)
+                               fix=f"delete row {row}, or put it before row {verdict.completed_row}")
             how = ""
-            if first_written != mine[2]:
+            if verdict.written_differs:
                 how = " (written differently: case, spaces or Unicode form; the LMS matches them as one)"
-            if mail != first_mail:
+            if verdict.mail_differs:
                 how += " (same external_user_id with another email: the LMS matches the id first)"
-            if mine[1] == first_whole:
+            if verdict.identical:
                 checks.out.add("duplicate-row", row=row, line=line, value=f.delimiter.join(cells)[:80],
                                message=f"identical to row {first_row}{how}: it would be imported twice",
                                fix=f"delete row {row} (or row {first_row})")
-            ct = normal[cols["credit_type"]] if "credit_type" in cols else ""
-            cr = cells[cols["credits"]].strip() if "credits" in cols else ""
             if ct or cr:
                 checks.out.add("duplicate-credit-row", row=row, line=line, column=cols.get("credit_type"), value=ct,
                                message=f"same learner, course and credit type as row {first_row}{how}",
@@ -1018,6 +1101,9 @@ class _LmsChecks:
         self.credit_types = facts.credit_types()
         self.courses: dict[str, object] = {}
         self.course_reported: set[str] = set()
+        self.awards: dict[tuple, object] = {}  # memo of importfile.award answers
+        self.award_rows: Counter = Counter()  # rows per kind, turned into report.awards at the end
+        self.fix_sentences: dict[tuple, str] = {}
 
     def _courses(self, ids) -> None:
         missing = [c for c in dict.fromkeys(ids) if c and c not in self.courses]
@@ -1063,10 +1149,11 @@ class _LmsChecks:
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
+                    held = self._award(course, course_id, complete[i] == "1", "", "", False, None)
                     out.add("new-user-no-required-objects", row=row, line=line,
                             column=cols.get("external_user_id", cols.get("external_email")), value=str(key),
                             message=f"learner {safe_text.visible(str(key))!r} does not exist yet and the course has no "
-                                    "required objects: on enrollment they complete at once with every credit available")
+                                    f"required objects: whatever the row says, {held.describe()}")
                 enrollment = enrollments.get((key, course_id)) if key and course_id else None
                 if enrollment is not None and enrollment.complete:
                     out.add("would-update-existing", row=row, line=line,
@@ -1074,6 +1161,9 @@ class _LmsChecks:
                             message=f"learner {safe_text.visible(str(key))!r} already has a COMPLETE enrollment in "
                                     f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
                 t = ctype[i].strip()
+                if course_id and key and not CREDIT_TYPE_SEPARATORS.search(t):
+                    self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None,
+                                     enrollment)] += 1
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
                 type_fact = self.credit_types.get(t)
@@ -1092,15 +1182,11 @@ class _LmsChecks:
                     out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
                             message=f"course {course_id!r} does not offer credit type {t!r}")
                 if amount_text and type_fact.reports_to:
-                    variable_off = offered is not None and not offered.enable_variable_credit
-                    can_fix = user is not None and variable_off and complete[i] == "1"
                     out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"imported {t} credit is never reported to "
-                            f"{', '.join(type_fact.reports_to)}",
-                            fix="import the completion without credit: the LMS awards and reports it "
-                                "(`importconsole fix --completion-only`)" if can_fix else
-                                "report this credit by hand, or have the LMS award it (completion-only import where "
-                                "the user exists and variable credit is off)")
+                            f"{entities(type_fact.reports_to)}",
+                            fix=self._completion_only_fix(course, course_id, t, amount_text, user is not None,
+                                                          complete[i] == "1"))
                 if not amount_text and offered is not None and offered.enable_variable_credit:
                     out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
                             cols.get("credit_type")), value=t,
@@ -1115,9 +1201,46 @@ class _LmsChecks:
                             message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
                                     f"in steps of {offered.increments}")
                 elif amount < offered.max and not offered.enable_variable_credit:
+                    award = self._award(course, course_id, complete[i] == "1", t, amount_text, True, None)
                     out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
                             value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
-                            f"Variable is off on {course_id}: the LMS records {offered.max}")
+                            f"Variable is off on {course_id}: the LMS records {award.will_record()}")
+
+    def _award(self, course, course_id, complete, credit_type, credits, user_exists, enrollment):
+        """importfile.award's answer, memoised: rows repeat a few kinds (course, type, amount...)."""
+        key = (course_id, complete, credit_type, credits, user_exists, enrollment)
+        award = self.awards.get(key)
+        if award is None:
+            award = self.awards[key] = award_for_row(
+                course=course, credit_types=self.credit_types, importer=self.importer, complete=complete,
+                credit_type=credit_type, credits=credits or None, user_exists=user_exists, enrollment=enrollment,
+                course_external_id=course_id)
+        return award
+
+    def _completion_only_fix(self, course, course_id, credit_type: str, amount: str, user_exists: bool,
+                             complete: bool) -> str:
+        """The fix sentence, from what the LMS would record for the completion-only row (importfile.award)."""
+        key = (course_id, credit_type, amount, user_exists, complete)
+        if key not in self.fix_sentences:
+            self.fix_sentences[key] = self._fix_sentence(course, course_id, credit_type, amount, user_exists, complete)
+        return self.fix_sentences[key]
+
+    def _fix_sentence(self, course, course_id, credit_type, amount, user_exists, complete) -> str:
+        offered = course.credits.get(credit_type) if course is not None else None
+        if not user_exists or offered is None or offered.enable_variable_credit or not complete:
+            return ("report this credit by hand, or have the LMS award it (completion-only import where the user "
+                    "exists and variable credit is off)")
+        award = self._award(course, course_id, True, "", "", True, None)
+        fix = f"import the completion without credit: {award.describe()} (`importconsole fix --completion-only`)"
+        value = parse_credits(amount)
+        if value is None or award.differs_from({credit_type: value}):
+            fix += (f"; this row says {amount} {credit_type}: the fix changes it only where the learner's rows say "
+                    "what the LMS records, or you accept that award")
+        return fix
 
     def finish(self) -> None:
-        return None
+        """What the LMS will record, per kind of row (the submit confirmation reads it)."""
+        report = self.checks.out.report
+        for (course_id, complete, t, credits, user_exists, enrollment), n in self.award_rows.items():
+            course = self.courses.get(course_id)
+            report.awards[self._award(course, course_id, complete, t, credits, user_exists, enrollment)] += n

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from importconsole import __version__
+from importconsole.lms.backoff import capped_delay
 from importconsole.lms.errors import (
     CertificateInvalid,
     FileChangedDuringUpload,
@@ -96,7 +97,7 @@ class RetryPolicy:
     random: Callable[[], float] = random.random
 
     def backoff(self, attempt: int) -> float:
-        return self.random() * min(self.cap, self.base * (2 ** min(attempt, 32)))
+        return capped_delay(attempt, base=self.base, cap=self.cap, jitter=self.random())
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
         honoured = parse_retry_after(retry_after, self.retry_after_cap)

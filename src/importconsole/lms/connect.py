@@ -4,7 +4,8 @@
 - `connect(profile, credentials=None)` finds the credentials (environment, keyring, prompt),
   builds the backend and asks the LMS who we are: a refused password or token, an unreachable
   host or an unsafe address all become `ConnectFailed`, whose `str()` is the sentence and whose
-  `exit_code` is 3 (the LMS could not be reached or refused us), wherever it is shown.
+  `exit_code` is 3 (the LMS could not be reached or refused us), or 2 when this host holds no
+  token or password (`EXIT_NO_SECRET`), wherever it is shown.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from importconsole.lms.port import KIND_ETHOSCE, LmsBackend
 
 EXIT_LMS = 3
 # No token or password on this host (no keyring entry, no variable, no terminal to ask on): one place
-# says which exit code that is, for every command.
-EXIT_NO_SECRET = EXIT_LMS
+# says which exit code that is, for every command. 2 (a setup problem on this host): 3 is the LMS's
+# (README: "the LMS could not be reached or refused us"), and the LMS was not asked.
+EXIT_NO_SECRET = 2
 
 
 class ConnectFailed(Exception):

@@ -27,6 +27,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from importconsole.importfile.award import RecordedCredit, and_list, completion_award
+from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
 from importconsole.lms.models import Import
 from importconsole.lms.port import LmsBackend, require
@@ -38,20 +40,23 @@ KIND_FILE_ROW = "file-row"  # a row of a file whose credit would never be report
 # Columns a completion-only row made from file rows keeps (everything but the credit).
 CARRIED_COLUMNS = ("first_name", "last_name", "enrollment_start", "enrollment_end", "participant_category")
 
-ENTITY_NAMES = {"pars": "PARS (ACCME)", "cpe_monitor": "CPE Monitor (NABP)", "ams": "the AMS"}
+# How the completion date of a batch of proposals is chosen (asked once per batch).
+DATE_TODAY, DATE_FROM_FILE = "today", "file"
 
 
 @dataclass(frozen=True)
 class CreditAward:
-    """Credit the LMS will award on completion, and who it reports to."""
+    """Credit the LMS will award on completion, and who it reports to (from importfile.award)."""
 
     credit_type: str
     amount: float
     reports_to: tuple[str, ...]
 
     def describe(self) -> str:
-        to = ", ".join(ENTITY_NAMES.get(e, e) for e in self.reports_to) or "no one"
-        return f"{self.credit_type} {self.amount:g} (awarded; reported to {to})"
+        """`1.5 ama (awarded, reported to PARS)`: importfile.award's wording."""
+        from decimal import Decimal
+
+        return RecordedCredit(self.credit_type, Decimal(str(self.amount)), "awarded", self.reports_to).describe()
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class CompletionOnlyProposal:
     date_completed: str = ""
     carried: tuple[tuple[str, str], ...] = ()  # (column, value) kept from the file rows: names, PARS fields
     date_is_today: bool = False  # date_completed is the day of the fix: the LMS knows no completion date
+    file_date: str = ""  # the file's date_completed for these rows (--file), kept whatever date is chosen
+    date_source: str = ""  # "today", "file" or "given": how date_completed was chosen for the batch
 
     @property
     def learner(self) -> str:
@@ -84,16 +91,38 @@ class CompletionOnlyProposal:
             where += f" (row{'s' if len(self.rows) > 1 else ''} {', '.join(map(str, self.rows))})"
         now = "; ".join(f"{t} {a:g} ({s})" for t, a, s in self.current_credit) or "no credit"
         if self.proposed:
-            will = "; ".join(a.describe() for a in self.awards) or "completion only, no credit type to award"
-            if self.date_is_today:
+            will = and_list([a.describe() for a in self.awards]) or "no credit (the course has no non-variable type)"
+            if self.date_is_today and self.date_source == DATE_TODAY:
+                dated = f"complete on {self.date_completed} (today, as chosen for this batch)"
+            elif self.date_is_today:
                 dated = f"complete on {self.date_completed} (today's date: the LMS has no completion date for it)"
+            elif self.date_completed and self.date_source == "given":
+                dated = f"complete on {self.date_completed} (the date given for this batch)"
+            elif self.date_completed and self.date_source == DATE_FROM_FILE:
+                dated = f"complete on {self.date_completed} (the file's date)"
             elif self.date_completed:
                 dated = f"complete on {self.date_completed}"
             else:
                 dated = "complete with no date_completed (the LMS uses the learner's next login date)"
             replacing = ", replacing that credit," if self.enrollment_status == "incomplete" else ""
-            return f"{where}: now {now}. Completion-only row: marks it {dated}{replacing} with {will}."
+            beyond = self.beyond_current()
+            extra = f" That is more than it holds now: {and_list(beyond)}." if beyond else ""
+            return f"{where}: now {now}. Completion-only row: marks it {dated}{replacing} with {will}.{extra}"
         return f"{where}: now {now}. Not proposed: {self.reason} By hand: {self.by_hand}"
+
+    def beyond_current(self) -> list[str]:
+        """Awards other than the credit held now (or the file's rows): `+1.5 moc_abim`, `ama 1 -> 1.5`.
+        Said in the proposal and counted in the confirmation: never an unannounced over-award."""
+        held: dict[str, float] = {}
+        for t, a, _ in self.current_credit:
+            held[t] = max(held.get(t, 0.0), a)
+        out = []
+        for award in self.awards:
+            if award.credit_type not in held:
+                out.append(f"+{award.amount:g} {award.credit_type}")
+            elif award.amount != held[award.credit_type]:
+                out.append(f"{award.credit_type} {held[award.credit_type]:g} -> {award.amount:g}")
+        return out
 
     def import_row(self) -> dict[str, str]:
         return {
@@ -121,6 +150,7 @@ class CompletionOnlyProposal:
             "date_completed": self.date_completed,
             "carried": dict(self.carried),
             "date_is_today": self.date_is_today,
+            "date_source": self.date_source,
         }
 
 
@@ -158,7 +188,8 @@ def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | Non
                 email=learner.email, user_id=learner.user_id, enrollment_status=enrollment_status,
                 current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed,
                 carried=tuple((c, learner.carried[c]) for c in CARRIED_COLUMNS if learner.carried.get(c)),
-                date_is_today=learner.date_is_today)
+                date_is_today=learner.date_is_today,
+                file_date=learner.date_completed if learner.kind == KIND_FILE_ROW else "")
     if course is None:
         return CompletionOnlyProposal(**base, proposed=False,
                                       reason=f"course {learner.course!r} does not exist in the LMS.",
@@ -185,13 +216,62 @@ def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | Non
         return CompletionOnlyProposal(**base, proposed=False,
                                       reason=f"course {course.external_id} does not offer {', '.join(missing)} credit.",
                                       by_hand="check the credit type, or add it to the course before re-importing.")
-    awards = tuple(
-        CreditAward(c.credit_type, float(c.max), tuple(getattr(credit_types.get(c.credit_type), "reports_to", ()) or ()))
-        for c in sorted(course.credits, key=lambda c: c.credit_type) if not c.enable_variable_credit
-    )
+    # What the LMS records for the completion-only row: importfile.award, the one answer.
+    from importconsole.lms.facts import course_fact
+
+    facts = {name: CreditTypeFact(name, getattr(t, "label", name), tuple(getattr(t, "reports_to", ()) or ()))
+             for name, t in credit_types.items()}
+    awards = tuple(CreditAward(c.credit_type, float(c.amount), c.reported_to)
+                   for c in completion_award(course_fact(course), facts, importer="course"))
     return CompletionOnlyProposal(**base, proposed=True, awards=awards,
                                   reason="the user exists, the enrollment is not complete and the credit is not variable: "
-                                         "a completion without credit makes the LMS award it and report it.")
+                                         "a completion without credit makes the LMS award the course's credit itself.")
+
+
+def date_proposals(proposals: Iterable[CompletionOnlyProposal], choice: str, *,
+                   today: date | None = None) -> list[CompletionOnlyProposal]:
+    """One completion date for a whole batch, as the admin chose it: `today`, `file` (each file
+    row's own date_completed; blank where the file has none: the LMS then uses the learner's next
+    login date) or a date `YYYY-MM-DD`. Raises ValueError with a sentence for anything else."""
+    if choice not in (DATE_TODAY, DATE_FROM_FILE):
+        try:
+            date.fromisoformat(choice)
+        except (TypeError, ValueError):
+            raise ValueError(f"{choice!r} is not a completion date: give today, file or a date like 2026-03-01") from None
+    stamp = (today or datetime.now(timezone.utc).date()).isoformat()
+    out = []
+    for p in proposals:
+        if choice == DATE_TODAY:
+            dated, is_today, source = stamp, True, DATE_TODAY
+        elif choice == DATE_FROM_FILE:
+            dated, is_today, source = p.file_date, False, DATE_FROM_FILE
+        else:
+            dated, is_today, source = choice, choice == stamp, "given"
+        out.append(CompletionOnlyProposal(**{**p.__dict__, "date_completed": dated, "date_is_today": is_today,
+                                             "date_source": source}))
+    return out
+
+
+def describe_dates(proposals: Iterable[CompletionOnlyProposal]) -> str:
+    """The batch's completion date, for a confirmation: `dated 2026-12-02 (today)`."""
+    proposed = [p for p in proposals if p.proposed]
+    dates = sorted({p.date_completed for p in proposed if p.date_completed})
+    blank = sum(1 for p in proposed if not p.date_completed)
+    if not proposed:
+        return "no completion to date"
+    source = proposed[0].date_source
+    if source == DATE_FROM_FILE:
+        text = "dated as the file says" + (f" ({', '.join(dates[:3])}{' ...' if len(dates) > 3 else ''})" if dates else "")
+    elif len(dates) == 1:
+        text = f"dated {dates[0]}" + (" (today)" if proposed[0].date_is_today else "")
+    else:
+        text = "dated " + ", ".join(dates) if dates else ""
+    if blank:
+        from importconsole.importfile.wording import plural
+
+        text += (("; " if text else "") + f"{plural(blank, 'completion')} without a date (the LMS uses the "
+                 "learner's next login date)")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------

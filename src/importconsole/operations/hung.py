@@ -61,6 +61,39 @@ def moved_ago(*, server_time: str | None, last_progress_at: str | None, started_
     return max(0.0, (now - then).total_seconds())
 
 
+@dataclass(frozen=True)
+class StallVerdict:
+    """How long a running import has not moved (by the LMS's clock) and whether that is hung."""
+
+    moved_ago: float | None  # None: the LMS did not say
+    hung: bool
+    sentence: str
+
+
+def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
+    """For `diagnose`: the same rule as the watcher (no progress for `hung_after` seconds while
+    the import holds its importer's lock), said in one sentence with the figures."""
+    from importconsole.operations.watch import format_duration
+
+    if item.state == "queued":
+        return StallVerdict(None, False, "It is queued: it waits for the importer, so it is not hung.")
+    age = moved_ago(server_time=server_time, last_progress_at=item.last_progress_at,
+                    started_at=item.started_at, rows_processed=item.rows_processed)
+    threshold = f"hung after {format_duration(hung_after)} without progress while holding the lock"
+    if age is None:
+        return StallVerdict(None, False, "The LMS did not say when it last moved, so the console cannot tell "
+                                         f"whether it is hung ({threshold}); watch it with "
+                                         f"`importconsole watch {item.id}`.")
+    moved = f"It has not moved for {format_duration(age)} (by the LMS's clock)"
+    if lock_holder != item.id:
+        return StallVerdict(age, False, f"{moved}, but it does not hold the {item.importer} importer's lock, so it is "
+                                        "not hung: it waits its turn.")
+    if age >= hung_after:
+        return StallVerdict(age, True, f"{moved} and holds the {item.importer} importer's lock: that counts as hung "
+                                       f"({threshold}).")
+    return StallVerdict(age, False, f"{moved}: not hung yet ({threshold}); it may still move.")
+
+
 class HungDetector:
     """Watches progress samples and says which imports are hung.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.lms.models import Import, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of, require
@@ -103,6 +104,9 @@ class UnlockPlan:
     # of this very import): the LMS refuses them ("cannot update"), so they are named up front.
     already_complete: tuple[AlreadyComplete, ...] = ()
     reimport_ready: bool = True  # False: the remainder could not be prepared (unlock-only plan)
+    # The re-import of this remainder that already exists (an earlier recover): nothing to send,
+    # and the rows it completed are not "to add by hand".
+    already_reimported: Import | None = None
 
     @property
     def already_complete_rows(self) -> tuple[int, ...]:
@@ -152,7 +156,13 @@ class UnlockPlan:
             lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total}: not possible from the console")
             lines.extend(f"   note: {n}" for n in self.notes)
             return lines
-        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({self.remainder_rows} rows) "
+        if self.already_reimported is not None:
+            done = self.already_reimported
+            lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total}: already done as import {done.id} "
+                         f"({done.state.replace('_', ' ')}); nothing will be sent twice")
+            lines.extend(f"   note: {n}" for n in self.notes if n != "the remaining rows needed no change")
+            return lines
+        lines.append(f"2. Re-import rows {self.first_row_left}-{self.rows_total} ({plural(self.remainder_rows, 'row')}) "
                      f"as a new import, key {self.idempotency_key}")
         if self.changes:
             lines.append(f"   changes ({len(self.changes)}):")
@@ -161,7 +171,7 @@ class UnlockPlan:
             lines.append("   no cell is changed")
         if self.completion_only_rows:
             rows = ", ".join(str(r) for r in self.completion_only_rows)
-            lines.append(f"   completion-only (credit awarded and reported by the LMS): rows {rows}")
+            lines.append(f"   completion-only (credit dropped; the LMS awards it, as each row's change says): rows {rows}")
         if self.already_complete:
             shown = self.already_complete[:SHOWN_REFUSED]
             lines.append(f"   the LMS will refuse {len(self.already_complete)} of these rows: the enrollment is already "
@@ -196,6 +206,7 @@ class UnlockPlan:
             "already_complete_rows": list(self.already_complete_rows),
             "already_complete": [{"row": a.row, "learner": a.learner, "course_external_id": a.course_external_id,
                                   "completed_by_import": a.completed_by_import} for a in self.already_complete],
+            "already_reimported": self.already_reimported.id if self.already_reimported else None,
         }
 
 
@@ -287,7 +298,7 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
         fix = getattr(error, "fix", "")
         raise RecoveryRefused(
             f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
-            f"re-import{where}: {message}.{(' ' + fix[0].upper() + fix[1:] + '.') if fix else ''} Nothing was changed: "
+            f"re-import{where}: {sentence(message)}{(' ' + sentence(fix[0].upper() + fix[1:])) if fix else ''} Nothing was changed: "
             f"import {item.id} still holds the {item.importer} importer. Fix those rows in a copy of the file by hand, "
             f"then `importconsole unlock {item.id}` (it unlocks without re-importing) and submit only the fixed rows."
         ) from None
@@ -295,13 +306,18 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
     if not changes and not file_notes:
         notes.append("the remaining rows needed no change")
     already_complete = await _already_complete(client, learners)
+    source_sha256 = hashlib.sha256(remaining.content).hexdigest()
+    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == "unlocked" else None
+    if done is not None:
+        # Completed by that re-import: not rows the LMS refused.
+        already_complete = [a for a in already_complete if a.completed_by_import != done.id]
     return UnlockPlan(
         import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
         file_name=item.file_name, lock=lock, rows_total=item.rows_total, rows_committed=item.rows_processed,
         first_row_left=first_row, diagnosis=diagnosis, changes=tuple(changes),
         completion_only_rows=tuple(completion_only), remainder=remainder, remainder_rows=rows,
         notes=tuple(notes), needs_unlock=item.state in ACTIVE,
-        source_sha256=hashlib.sha256(remaining.content).hexdigest(), already_complete=tuple(already_complete),
+        source_sha256=source_sha256, already_complete=tuple(already_complete), already_reimported=done,
     )
 
 
@@ -371,7 +387,10 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
 
         manifest, rows, learners = await asyncio.to_thread(fix)
         changes, completion_only = _changes_from_manifest(manifest, first_row)
-        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes)
+        # Rows completion-only would award other credit than they say keep their credit (importfile.award).
+        kept = [f"row {first_row + d.row - 1} keeps its credit, not made completion-only: {d.describe()}"
+                for d in manifest.left_as_is]
+        return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes) + kept
 
 
 def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from importconsole.importfile.wording import plural, sentence
 from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
 from importconsole.lms.client import SubmitReceipt
 from importconsole.lms.port import CapabilityMissing, LmsBackend, capabilities_of
@@ -239,13 +240,13 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importe
     from importconsole.importfile.reader import ImportFileError, check_regular_file
 
     try:
-        check_regular_file(path)  # a FIFO is refused before it is opened: reading it would wait forever
+        check_regular_file(path)  # a FIFO or a folder is refused before it is opened: reading it would wait forever
     except ImportFileError as exc:
-        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     try:
         sha_before, size = await asyncio.to_thread(file_sha256, path)
     except ImportFileError as exc:
-        raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
     if validated_sha256 and validated_sha256 != sha_before:
@@ -263,7 +264,7 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importe
         from importconsole.importfile.reader import ImportFileError
 
         if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {exc}. Nothing was sent.", unreadable=True) from None
+            raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
         raise
 
     if _attr(report, "cancelled", default=False):
@@ -276,7 +277,7 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importe
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
         more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
         raise SubmitRefused(
-            f"{path} has {n_errors} error(s); nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"{path} has {plural(n_errors, 'error')}; nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
             f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
             findings=errors, report=report,
         )
@@ -400,5 +401,5 @@ async def submit_file(path: str | os.PathLike, *, client: LmsBackend, journal: J
     if plan.needs_confirmation and not assume_yes:
         if confirm is None or not confirm(plan):
             listed = "\n".join(f"  {w}" for w in plan.warnings)
-            raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation (--yes):\n{listed}", report=plan.report)
+            raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm (--yes):\n{listed}", report=plan.report)
     return await send_plan(plan, client=client, journal=journal, profile=profile, lms_user=lms_user, progress=progress)

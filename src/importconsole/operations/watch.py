@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from importconsole.lms.errors import Forbidden, Unauthorized
+from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
+from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
 from importconsole.lms.models import FINISHED_STATES, Import, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
@@ -163,30 +163,52 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
+class LmsUnseen:
+    """The LMS is not being seen: since when, why, and what to do. While it lasts, no count the
+    console shows (running, hung) is known: never "0 hung" for an LMS it cannot see."""
+
+    since: float  # wall clock (time.time()): the last moment the LMS answered (or the first failure)
+    why: str  # the LMS error's sentence
+    what_to_do: str
+
+    def since_text(self) -> str:
+        return time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
+
+    def sentence(self, now: float | None = None) -> str:
+        """`The LMS has not been seen for 1m05s (since 02:10:03 UTC): <why> <what to do>`"""
+        age = format_duration((time.time() if now is None else now) - self.since)
+        return (f"The LMS has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
+                f"{self.what_to_do} Until it answers, what the imports are doing (and whether any is hung) "
+                "is not known; they go on on the LMS.")
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        return {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+                "unseen_for": round((time.time() if now is None else now) - self.since, 1),
+                "why": self.why, "what_to_do": self.what_to_do}
+
+
+def what_to_do(error: BaseException) -> str:
+    """For an LMS that does not answer as it should: the admin's next step."""
+    if isinstance(error, Unauthorized):
+        return "The token was refused: store a fresh one with `importconsole login` and start again."
+    if isinstance(error, Forbidden):
+        return "Your LMS user lacks the role this needs: ask a site admin."
+    if isinstance(error, Unreachable):
+        return ("Check the network (VPN, proxy) and that the LMS is up; the console keeps trying and says when it "
+                "answers again.")
+    return "The LMS answers with errors: ask its administrators; the console keeps trying."
+
+
+@dataclass(frozen=True)
 class WatchUpdate:
-    """One change: `kind` is "import" (view set), "lock" (lock set) or "connection"."""
+    """One change: `kind` is "import" (view set), "lock" (lock set), "connection", or "lms"
+    (`unseen` set: the LMS stopped answering; None: it answers again)."""
 
     kind: str
     view: ImportView | None = None
     lock: Lock | None = None
     connection: str = ""  # "live" (event stream), "polling" (stream down), "stopped"
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter; injectable for tests."""
-
-    def __init__(self, base: float = 0.5, cap: float = 15.0, rng: random.Random | None = None) -> None:
-        self.base, self.cap = base, cap
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * (2 ** self.attempt))
-        self.attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
+    unseen: LmsUnseen | None = None
 
 
 Diagnoser = Callable[[Import], Awaitable[Diagnosis]]
@@ -223,6 +245,8 @@ class ImportWatcher:
         self.polls = 0
         self.last_error: str | None = None
         self.fatal: Exception | None = None  # why the watcher stopped by itself (token refused)
+        self.unseen: LmsUnseen | None = None  # set while reads of the LMS fail (since when, why)
+        self.last_seen: float | None = None  # wall clock of the LMS's last answer
         self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
         self._callbacks: list[Callable[[WatchUpdate], None]] = []
         self._stopping = asyncio.Event()
@@ -279,6 +303,7 @@ class ImportWatcher:
         active: dict[int, tuple[Import, str | None]] = {}
         for state in ACTIVE_STATES:
             page = await self.client.list_imports(state=state)
+            self._seen()  # it answers: said before what it says is applied
             for item in _items(page):
                 active[item.id] = (item, getattr(page, "server_time", None))
         for item, server_time in active.values():
@@ -333,7 +358,8 @@ class ImportWatcher:
         rates = self._rates.get(import_id)
         rate = rates.rate(now) if rates and not item.finished else None
         eta = rates.eta(now, item.rows_total - item.rows_processed) if rates and not item.finished else None
-        hung = None if item.finished else self.detector.hung(import_id)
+        # An LMS that is not seen says nothing about progress: no hung verdict until it answers.
+        hung = None if item.finished or self.unseen is not None else self.detector.hung(import_id)
         lock = self.locks.get(item.importer)
         view = ImportView(
             import_id=item.id, importer=item.importer, state=item.state,
@@ -378,6 +404,7 @@ class ImportWatcher:
                         self._backoff.reset()
                         self._set_connection("live")
                         await self._resync()
+                    self.last_seen = time.time()
                     self._apply_event(event)
                 raise ConnectionError("the event stream ended")
             except asyncio.CancelledError:
@@ -393,7 +420,24 @@ class ImportWatcher:
     def _fail(self, error: Exception) -> None:
         """Stop for good: retrying cannot fix a refused token."""
         self.fatal, self.last_error = error, str(error)
+        self._not_seen(error)
         self.stop()
+
+    def _not_seen(self, error: BaseException) -> None:
+        if self.unseen is None:
+            self.unseen = LmsUnseen(self.last_seen or time.time(), str(error), what_to_do(error))
+            self._publish(WatchUpdate("lms", connection=self.connection, unseen=self.unseen))
+            for import_id in list(self._imports):
+                self._refresh(import_id)  # hung verdicts are withdrawn while it is not seen
+        elif str(error) != self.unseen.why:  # why changed (refused -> 500...): same outage, new reason
+            self.unseen = replace(self.unseen, why=str(error), what_to_do=what_to_do(error))
+            self._publish(WatchUpdate("lms", connection=self.connection, unseen=self.unseen))
+
+    def _seen(self) -> None:
+        self.last_seen = time.time()
+        if self.unseen is not None:
+            self.unseen = None
+            self._publish(WatchUpdate("lms", connection=self.connection, unseen=None))
 
     async def _resync(self) -> None:
         with contextlib.suppress(Exception):
@@ -417,6 +461,7 @@ class ImportWatcher:
                     return
                 except Exception as error:
                     self.last_error = f"polling: {error}"
+                    self._not_seen(error)
             self.tick()
             await self._sleep(self.poll_interval)
 

@@ -3,12 +3,14 @@ fixes, journal, connect). Screens only show and ask; the work is done by the cor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.signal import Signal
 
 from importconsole import crash
 from importconsole.tui.commands import ConsoleCommands
@@ -17,6 +19,15 @@ from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, The
 
 DEFAULT_HUNG_AFTER = 60.0
 RECENT_IMPORTS = 20
+
+
+@dataclass
+class FileChoice:
+    """The importer and course chosen for one file: they belong to it, never to the next file
+    (an ETHICS file's confirmation once said "course CARD-101", picked for another file)."""
+
+    importer: str = "course"
+    course_external_id: str | None = None
 
 
 class ImportConsoleApp(App[int]):
@@ -63,8 +74,13 @@ class ImportConsoleApp(App[int]):
         startup_problem: str | None = None,
         hung_after: float | None = None,
         welcome: str | None = None,
+        state_folder: Path | None = None,
     ) -> None:
         super().__init__()
+        self._choices: dict[str, FileChoice] = {}  # resolved path -> what was chosen for that file
+        # Where recent files, the theme and credit-fix folders go: the admin's state dir, or the
+        # demo's own temporary folder (a demo never writes into the admin's real state).
+        self.state_folder = state_folder
         self.session = session
         if session is not None:
             crash.register_secret(session.token)
@@ -83,11 +99,15 @@ class ImportConsoleApp(App[int]):
         self._to_follow: set[int] = set()
         self._announced_hung: set[int] = set()
         self.hung_ids: set[int] = set()  # imports the watcher calls hung now: every title line says so
+        # Every change of one import's view (the recover plan follows its import through it).
+        self.import_changed_signal: Signal = Signal(self, "import-changed")
+        # operations.watch.LmsUnseen while the LMS does not answer: every title line says so, and
+        # the monitor never shows "0 hung" for an LMS it cannot see (issue 10, section 2).
+        self.lms_unseen = None
+        self._failing_since: float | None = None  # the first failure of this outage, seen by the console
         # Seconds without progress before an import is called hung: given, else the profile's.
         self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
         self.jump_to: tuple[int, int | None] | None = None  # a cell the findings asked the preview to show
-        self.importer = "course"
-        self.course_external_id: str | None = None
         themes, problems = load_themes(*(theme_dirs if theme_dirs is not None else [user_theme_dir()]))
         self.theme_problems: list[ThemeProblem] = problems
         for theme in themes:
@@ -95,7 +115,7 @@ class ImportConsoleApp(App[int]):
         from importconsole.tui.recent import saved_theme
 
         self._remember_theme = theme_dirs is None  # tests and snapshots leave the admin's state alone
-        wanted = theme_name or (saved_theme() if self._remember_theme else None) or DEFAULT_THEME
+        wanted = theme_name or (saved_theme(self.state_file) if self._remember_theme else None) or DEFAULT_THEME
         if wanted not in self.available_themes:
             self.theme_problems.append(ThemeProblem(Path(wanted), "no theme of that name; using the default"))
             wanted = DEFAULT_THEME
@@ -110,7 +130,7 @@ class ImportConsoleApp(App[int]):
         if self._remember_theme:
             from importconsole.tui.recent import remember_theme
 
-            self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name))
+            self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name, self.state_file))
         for problem in self.theme_problems:
             self.notify(str(problem), title="Theme not loaded", severity="warning", timeout=8)
         if self.startup_problem:
@@ -138,6 +158,14 @@ class ImportConsoleApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def action_help_quit(self) -> None:
+        # Textual's own says "Press [b]ctrl+q[/b]": its markup shows raw here (toasts are text).
+        keys = [self.get_key_display(a.binding) for a in self.active_bindings.values()
+                if a.binding.action in ("quit", "app.quit")]
+        how = " or ".join(sorted(dict.fromkeys(keys), key=len)) or "q"  # q first: the footer's
+        self.notify(f"Ctrl+C does not quit here: press {how} to quit. Imports already sent go on on the LMS.",
+                    title="Do you want to quit?")
+
     def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
         # Toasts quote file names and cells: `[/b]` in one is text, never markup (it crashed);
         # screens' self.notify passes markup=True, so it is not asked.
@@ -152,13 +180,45 @@ class ImportConsoleApp(App[int]):
 
     # -- what screens ask of the app -------------------------------------------------------
     # Screens keep no file state of their own: on resume they show what the app holds.
-    def open_file(self, path: Path) -> None:
-        """Open an import file in the preview; the findings of the previous file are forgotten."""
+    @property
+    def state_file(self) -> Path | None:
+        """The state file (recent files, theme); None: the admin's own (config.state_path())."""
+        return self.state_folder / "state.toml" if self.state_folder is not None else None
+
+    def _choice(self, path: Path | None = None) -> FileChoice:
+        path = path if path is not None else self.open_path
+        key = str(Path(path).resolve()) if path is not None else ""
+        return self._choices.setdefault(key, FileChoice())
+
+    @property
+    def importer(self) -> str:
+        """The importer chosen for the open file (course-level unless changed for it)."""
+        return self._choice().importer
+
+    @importer.setter
+    def importer(self, value: str) -> None:
+        self._choice().importer = value
+
+    @property
+    def course_external_id(self) -> str | None:
+        """The course chosen for the open file; another file starts with none."""
+        return self._choice().course_external_id
+
+    @course_external_id.setter
+    def course_external_id(self, value: str | None) -> None:
+        self._choice().course_external_id = value
+
+    def open_file(self, path: Path, *, copy_of: Path | None = None) -> None:
+        """Open an import file in the preview; the findings of the previous file are forgotten.
+        `copy_of`: the file this one is a fixed copy of; it keeps that file's importer and course."""
         from importconsole.tui.recent import remember
 
+        if copy_of is not None:
+            original = self._choice(copy_of)
+            self._choices[str(Path(path).resolve())] = FileChoice(original.importer, original.course_external_id)
         self.open_path = Path(path)
         self.report = None
-        remember(self.open_path)
+        remember(self.open_path, self.state_file)
         if self.current_mode == "preview":
             self.screen.sync()
         else:
@@ -214,6 +274,7 @@ class ImportConsoleApp(App[int]):
             self._lms = None
         self._announced_hung.clear()
         self.hung_ids.clear()
+        self.lms_unseen, self._failing_since = None, None  # a new session (a new token): a new story
         self.session = session
         crash.register_secret(session.token)
         if session.hung_after:
@@ -225,12 +286,12 @@ class ImportConsoleApp(App[int]):
                     screen.session_changed()
 
     def state_dir(self):
-        """Where the console keeps its private files (plans, remainders): 0700."""
+        """Where the console keeps its private files (plans, remainders, credit fixes): 0700."""
         import os
 
         from importconsole.crash import crash_dir
 
-        folder = crash_dir().parent
+        folder = self.state_folder if self.state_folder is not None else crash_dir().parent
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError:
@@ -261,8 +322,10 @@ class ImportConsoleApp(App[int]):
         watcher.on_change(self._watch_changed)
         try:
             await self.seed_watcher(watcher, client)
-        except Exception as error:  # the watcher reconnects by itself and the monitor says so
-            self.notify(crash.redact(str(error)), title="Monitor", severity="warning")
+        except Exception:  # the watcher tries again at once; it says "not seen" (since this moment)
+            import time
+
+            self._failing_since = self._failing_since or time.time()
         self._to_follow.clear()
         await watcher.run()
 
@@ -281,9 +344,13 @@ class ImportConsoleApp(App[int]):
 
     def _watch_changed(self, update) -> None:
         self.watch_generation += 1
+        if update.kind == "lms":
+            self.unseen_changed(update.unseen)
+            return
         view = update.view
         if view is None:
             return
+        self.import_changed_signal.publish(view)
         hung_before = len(self.hung_ids)
         if view.is_hung:
             self.hung_ids.add(view.import_id)
@@ -308,6 +375,26 @@ class ImportConsoleApp(App[int]):
             self.notify(f"Import {view.import_id} is hung at row {view.hung.stopped_at_row}: "
                         f"{shown(view.diagnosis.summary())}. Monitor (m), then u.",
                         title="Import hung", severity="error", timeout=6)
+
+    def unseen_changed(self, unseen) -> None:
+        """The LMS stopped answering (an LmsUnseen) or answers again (None). One outage keeps its
+        first moment, however often the watcher is restarted or `r` asks again."""
+        import dataclasses
+
+        if unseen is not None:
+            seen = getattr(self.watcher, "last_seen", None)  # a failure before the LMS's last answer is over
+            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None))
+                     if t and (seen is None or t >= seen)]
+            if first and min(first) < unseen.since:
+                unseen = dataclasses.replace(unseen, since=min(first))
+        else:
+            self._failing_since = None
+        self.lms_unseen = unseen
+        for screen in self.screen_stack:
+            if hasattr(screen, "refresh_title"):
+                screen.refresh_title()
+            if hasattr(screen, "unseen_changed"):
+                screen.unseen_changed()
 
     def follow_import(self, import_id: int) -> None:
         """Make sure the watcher knows this import even if it finished before it was seen."""

@@ -8,6 +8,15 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
+# Actions of the whole console that no key of every screen carries: found from any screen (the
+# README promises every action in ctrl+p; from the Monitor "submit" found nothing).
+APP_ACTIONS = [
+    ("Submit the open file (s on Preview and Findings)", "submit", "Submit the file open in the preview"),
+    ("Course for the open file (o on Preview and Findings)", "pick_course",
+     "Pick the course the open file goes to (it belongs to that file)"),
+]
+
+
 class ConsoleCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         seen: set[tuple[str, str]] = set()
@@ -25,6 +34,10 @@ class ConsoleCommands(Provider):
             run = partial(self.app.run_action, binding.action, active.node)
             own = active.node is self.screen or active.node is self.app
             (found if own else movement).append((label, binding.tooltip or binding.description, run))
+        have = {action.removeprefix("app.") for _, action in seen}
+        for label, action, help_text in APP_ACTIONS:
+            if action not in have:
+                found.append((label, help_text, partial(self.app.run_action, action, self.app)))
         return found + movement
 
     async def discover(self) -> Hits:

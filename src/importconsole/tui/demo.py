@@ -40,8 +40,32 @@ def write_demo_files(folder: Path) -> Path:
     return target
 
 
-async def submit_hanging_import(client, folder: Path) -> None:
+async def submit_hanging_import(client, folder: Path):
     """What a colleague did before you arrived: sent the hanging file straight to the LMS
     (no console, no validation). The monitor shows it hung, and `u` recovers it."""
-    await client.submit_import(folder / "ethics-110-hangs.csv", importer="course", course_external_id="ETHICS-110",
-                               idempotency_key="demo-colleague-ethics-110")
+    return await client.submit_import(folder / "ethics-110-hangs.csv", importer="course",
+                                      course_external_id="ETHICS-110", idempotency_key="demo-colleague-ethics-110")
+
+
+async def wait_until_hung(client, import_id: int, hung_after: float, *, timeout: float = 30.0) -> bool:
+    """Wait until the watcher's own rule calls the import hung (no progress for `hung_after` by
+    the LMS's clock, importer locked): the demo's "already hung" import is hung on the console's
+    first frame, never "running" for the first seconds. False if it did not hang in time."""
+    import asyncio
+
+    from importconsole.operations.watch import ImportWatcher
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        watcher = ImportWatcher(client, hung_after=hung_after)  # a fresh first sync, as the console's
+        page = await client.list_imports(limit=20)
+        for item in page.items:
+            watcher.apply_import(item, server_time=getattr(page, "server_time", None))
+        for lock in await client.locks():
+            watcher.apply_lock(lock)
+        view = watcher.views.get(import_id)
+        if view is not None and view.is_hung:
+            return True
+        await asyncio.sleep(0.2)
+    return False

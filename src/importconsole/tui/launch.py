@@ -17,7 +17,7 @@ from importconsole import crash
 
 DEMO_TOKEN = "demo-admin-token"  # the demo data's site-admin token: in memory only, never written
 LISTENING = "importconsole sandbox listening on "
-DEMO_HUNG_AFTER = 8.0  # seconds without progress: short, so the demo shows a hang at once
+DEMO_HUNG_AFTER = 5.0  # seconds without progress: short, so the demo's wait for the hang is short
 
 
 class DemoServerError(RuntimeError):
@@ -103,7 +103,6 @@ def _profile_session(args):
 
 def run_console(args) -> int:
     from importconsole.tui.app import ImportConsoleApp
-    from importconsole.tui.demo import WELCOME
 
     theme = os.environ.get("IMPORTCONSOLE_THEME")
     if getattr(args, "demo", False):
@@ -116,10 +115,10 @@ def run_console(args) -> int:
                 return 3
             try:
                 crash.register_secret(DEMO_TOKEN)
-                session = _demo_session(server)
-                files = prepare_demo(session, folder)
-                app = ImportConsoleApp(session=session, workdir=files, theme_name=theme, start_mode="files",
-                                       hung_after=DEMO_HUNG_AFTER, welcome=WELCOME)
+                print("importconsole --demo: a colleague's import is hanging on the demo LMS; "
+                      f"the console opens once it counts as hung ({DEMO_HUNG_AFTER:g} s without progress)...",
+                      file=sys.stderr, flush=True)
+                app = demo_app(server, theme_name=theme)
                 app.run()
                 return app.return_code or 0
             finally:
@@ -132,17 +131,31 @@ def run_console(args) -> int:
     return app.return_code or 0
 
 
-def prepare_demo(session, folder: Path) -> Path:
-    """Write the demo files and send the colleague's hanging import; returns the files' folder."""
+def demo_app(server: DemoServer, *, theme_name: str | None = None, hung_after: float = DEMO_HUNG_AFTER):
+    """The console on the demo LMS. All of its state (recent files, theme, credit-fix folders, the
+    journal) stays in the demo's temporary folder: the admin's own state never names demo files."""
+    from importconsole.tui.app import ImportConsoleApp
+    from importconsole.tui.demo import WELCOME
+
+    session = _demo_session(server)
+    files = prepare_demo(session, server.folder, hung_after=hung_after)
+    return ImportConsoleApp(session=session, workdir=files, theme_name=theme_name, start_mode="files",
+                            hung_after=hung_after, welcome=WELCOME, state_folder=server.folder / "state")
+
+
+def prepare_demo(session, folder: Path, *, hung_after: float = DEMO_HUNG_AFTER) -> Path:
+    """Write the demo files, send the colleague's hanging import and wait until it counts as hung
+    (so the console's first frame says so); returns the files' folder."""
     import asyncio
 
-    from importconsole.tui.demo import submit_hanging_import, write_demo_files
+    from importconsole.tui.demo import submit_hanging_import, wait_until_hung, write_demo_files
 
     files = write_demo_files(folder)
 
     async def send() -> None:
         async with session.client() as client:
-            await submit_hanging_import(client, files)
+            hanging = await submit_hanging_import(client, files)
+            await wait_until_hung(client, hanging.id, hung_after)
 
     asyncio.run(send())
     return files

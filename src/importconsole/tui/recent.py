@@ -8,30 +8,33 @@ from pathlib import Path
 from importconsole.config import load_state, save_state
 
 
-def recent_files() -> list[Path]:
-    return [Path(p) for p in load_state().recent_files if Path(p).is_file()]
+# `state_file`: None is the admin's own state file; the demo passes one in its temporary folder.
 
 
-def remember(path: Path) -> None:
+def recent_files(state_file: Path | None = None) -> list[Path]:
+    return [Path(p) for p in load_state(state_file).recent_files if Path(p).is_file()]
+
+
+def remember(path: Path, state_file: Path | None = None) -> None:
     """Best effort: a read-only home must not stop the admin from opening a file."""
-    state = load_state()
+    state = load_state(state_file)
     state.remember_file(path)
     try:
-        save_state(state)
+        save_state(state, state_file)
     except OSError:
         pass
 
 
-def saved_theme() -> str | None:
-    return load_state().theme
+def saved_theme(state_file: Path | None = None) -> str | None:
+    return load_state(state_file).theme
 
 
-def remember_theme(name: str) -> None:
-    state = load_state()
+def remember_theme(name: str, state_file: Path | None = None) -> None:
+    state = load_state(state_file)
     if state.theme == name:
         return
     state.theme = name
     try:
-        save_state(state)
+        save_state(state, state_file)
     except OSError:
         pass

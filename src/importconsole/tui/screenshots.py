@@ -26,7 +26,7 @@ async def _until(pilot, condition, timeout: float = 30.0) -> None:
 
 async def take(out: Path, session: LmsSession, files: Path) -> list[Path]:
     app = ImportConsoleApp(session=session, workdir=files, theme_dirs=[], hung_after=2.0,
-                           open_path=files / "ethics-110-hangs.csv")
+                           open_path=files / "ethics-110-hangs.csv", state_folder=files.parent / "state")
     saved: list[Path] = []
     async with app.run_test(size=SIZE) as pilot:
         from importconsole.tui.widgets.rowview import RowView
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         try:
             session = LmsSession(profile="demo", base_url=server.base_url, token=DEMO_TOKEN,
                                  journal_path=Path(tmp) / "journal.jsonl")
-            files = prepare_demo(session, Path(tmp))
+            files = prepare_demo(session, Path(tmp), hung_after=2.0)
             for path in asyncio.run(take(out, session, files)):
                 print(path)
         finally:

@@ -36,7 +36,9 @@ class ThemeProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"theme file {self.path}: {self.message}"
+        # The file's name first: a long folder wraps or is cut, and the name must still be read.
+        where = f" (in {self.path.parent})" if str(self.path.parent) not in ("", ".") else ""
+        return f"theme file {self.path.name}: {self.message}{where}"
 
 
 def user_theme_dir() -> Path:

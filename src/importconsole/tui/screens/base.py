@@ -31,6 +31,13 @@ class ConsoleScreen(Screen):
     def title_text(self) -> Content:
         session = getattr(self.app, "session", None)
         where = f"{session.profile} @ {session.base_url}" if session else "not connected"
+        colour = self.app.theme_variables.get("import-hung", "")
+        unseen = getattr(self.app, "lms_unseen", None)
+        if unseen is not None and session is not None:
+            # Said before anything else, for as long as it lasts: no figure the console shows is known.
+            return Content.assemble(f"importconsole · {self.TITLE_TEXT} · ",
+                                    (f"LMS NOT SEEN since {unseen.since_text()}: {unseen_reason(self.app)} (m)",
+                                     f"bold reverse {colour}".strip()), f" · {where}")
         hung = sorted(getattr(self.app, "hung_ids", ()))
         if not hung:
             return Content(f"importconsole · {self.TITLE_TEXT} · {where}")
@@ -38,7 +45,6 @@ class ConsoleScreen(Screen):
         ids = ", ".join(str(i) for i in hung[:3]) + (", ..." if len(hung) > 3 else "")
         what = f"HUNG: import {ids}" if len(hung) == 1 else f"{len(hung)} HUNG: imports {ids}"
         # Textual's Content, not a Rich Text span: the 16-colour theme's `ansi_*` colours parse here.
-        colour = self.app.theme_variables.get("import-hung", "")
         return Content.assemble(f"importconsole · {self.TITLE_TEXT} · ",
                                 (f"{what} (m, then u)", f"bold reverse {colour}".strip()), f" · {where}")
 
@@ -50,3 +56,33 @@ class ConsoleScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.refresh_title()
+
+
+def unseen_reason(app) -> str:
+    """A few words for the title line; the monitor has the LMS's whole sentence."""
+    from importconsole.lms.errors import Forbidden, Unauthorized
+
+    fatal = getattr(getattr(app, "watcher", None), "fatal", None)
+    if isinstance(fatal, Unauthorized):
+        return "token refused"
+    if isinstance(fatal, Forbidden):
+        return "access refused"
+    return "requests fail"
+
+
+def unseen_sentence(app, unseen) -> str:
+    """Why, since when and what to do, in the console's keys (the core's advice names the CLI
+    for a refused token; here Connect takes a new one)."""
+    import time
+
+    from importconsole.lms.errors import Forbidden, Unauthorized
+    from importconsole.operations.watch import format_duration
+    from importconsole.tui.text import said, sentence
+
+    fatal = getattr(getattr(app, "watcher", None), "fatal", None)
+    if isinstance(fatal, (Unauthorized, Forbidden)):
+        what = "Here: n (Connect) takes another token; r asks the LMS again."
+    else:
+        what = f"{unseen.what_to_do} Here: r asks the LMS again now."
+    age = format_duration(max(0.0, time.time() - unseen.since))
+    return f"The LMS has not been seen for {age} (since {unseen.since_text()}): {sentence(said(unseen.why))} {what}"

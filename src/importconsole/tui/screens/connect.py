@@ -15,7 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import sentence, shown, said
 from importconsole.tui.widgets.toggles import MarkedCheckbox
 
 NO_KEYRING_HELP = (
@@ -88,7 +88,7 @@ class ConnectScreen(ConsoleScreen):
         else:
             intro = "No profile yet: create the first one. It is written to your config file without the token."
         if startup and not self.problem and self.app.session is None:
-            intro = f"Not connected: {said(startup)}.\n{intro}"  # why it opened here, not only in a toast
+            intro = f"Not connected: {sentence(said(startup))}\n{intro}"  # why it opened here, not only in a toast
         self.query_one("#connect-intro", Static).update(intro)
         from importconsole.secrets import keyring_available
 

@@ -56,7 +56,7 @@ class FilesScreen(ConsoleScreen):
     def _fill_recent(self) -> None:
         recent = self.query_one("#recent", OptionList)
         recent.clear_options()
-        files = recent_files()
+        files = recent_files(self.app.state_file)
         for path in files:
             recent.add_option(Option(Text(shown(str(path))), id=str(path)))
         recent.display = bool(files)

@@ -17,10 +17,25 @@ from textual.widgets import ProgressBar, Static, Tree
 
 from importconsole.importfile.catalogue import RULES
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import count, shown, said
 
 SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the count says how many
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
+
+
+class FindingsTree(Tree):
+    """A line too long for the screen ends in "…" instead of being cut at the edge (a course id
+    cut there reads as another id); the detail pane below shows the highlighted finding whole."""
+
+    def render_label(self, node, base_style, style) -> Text:
+        text = super().render_label(node, base_style, style)
+        level, parent = 0, node.parent
+        while parent is not None:
+            level, parent = level + 1, parent.parent
+        room = self.scrollable_content_region.width - max(0, level - 1) * self.guide_depth
+        if room > 1 and text.cell_len > room:
+            text.truncate(room, overflow="ellipsis")
+        return text
 
 
 class FindingsScreen(ConsoleScreen):
@@ -49,7 +64,7 @@ class FindingsScreen(ConsoleScreen):
         yield from self.compose_title()
         yield Static("", id="findings-status", classes="status-line", markup=False)
         yield ProgressBar(total=100, id="findings-progress", show_eta=False)
-        yield Tree("findings", id="findings-tree")
+        yield FindingsTree("findings", id="findings-tree")
         yield Static("", id="finding-detail", markup=False)
         yield from self.compose_footer()
 
@@ -158,11 +173,14 @@ class FindingsScreen(ConsoleScreen):
         tree.clear()
         summary = report.summary
         verdict = "ready to submit" if report.ok else "fix the errors before submitting (x writes a fixed copy)"
-        not_checked = f" · {len(report.not_checked)} rules not checked (offline)" if report.not_checked else ""
-        if report.importer == "course" and not report.course_external_id and self.app.session is not None:
-            not_checked += " · no course chosen: o picks one (credit rules need it)"
-        self._status(f"{report.rows:,} rows · {summary['errors']} errors · {summary['warnings']} warnings"
-                     f"{not_checked} · showing {self.filter} · {verdict}")
+        not_checked = ""
+        if report.not_checked:  # never a bare "0 errors" for rules that did not run: say which and why
+            why = "offline" if not report.online else "no course chosen: o picks one"
+            not_checked = f" · {count(len(report.not_checked), 'rule')} not checked ({why})"
+        elif report.importer == "course" and not report.course_external_id and self.app.session is not None:
+            not_checked = " · no course chosen: o picks one (credit rules need it)"
+        self._status(f"{count(report.rows, 'row')} · {count(summary['errors'], 'error')} · "
+                     f"{count(summary['warnings'], 'warning')}{not_checked} · showing {self.filter} · {verdict}")
         grouped: dict[str, list] = defaultdict(list)
         for finding in report.findings:
             grouped[finding.rule].append(finding)
@@ -173,16 +191,16 @@ class FindingsScreen(ConsoleScreen):
             severity = rule.severity if rule else "info"
             if severity not in severities:
                 continue
-            count = report.counts[rule_id]
+            times = report.counts[rule_id]
             style = self.app.theme_variables.get(f"finding-{severity}", "")
-            label = Text.assemble((f"{severity:<7} ", style), (f"{rule_id} ", "bold"), f"×{count}  ",
+            label = Text.assemble((f"{severity:<7} ", style), (f"{rule_id} ", "bold"), f"×{times}  ",
                                   (rule.title if rule else "", "dim"))
             node = tree.root.add(label, data=("rule", rule_id), expand=len(order) <= 3)
             items = grouped.get(rule_id, [])
             for finding in items[:SHOWN_PER_RULE]:
                 node.add_leaf(_finding_label(finding), data=("finding", finding))
-            if count > min(len(items), SHOWN_PER_RULE):
-                node.add_leaf(Text(f"... {count - min(len(items), SHOWN_PER_RULE):,} more (the CLI's --json lists all)",
+            if times > min(len(items), SHOWN_PER_RULE):
+                node.add_leaf(Text(f"... {times - min(len(items), SHOWN_PER_RULE):,} more (the CLI's --json lists all)",
                                    style="dim"), data=("more", rule_id))
         if report.not_checked:
             node = tree.root.add(Text(f"not checked offline ×{len(report.not_checked)}", style="dim"),
@@ -255,28 +273,87 @@ class FindingsScreen(ConsoleScreen):
             self.notify("Completion-only rows need the LMS (does the user exist? is credit variable?): connect first.",
                         severity="warning")
             return
+        names_course = any(h.strip().lower() == "external_course_id" for h in self.report.header)
+        if completion_only and self.app.importer == "course" and not self.app.course_external_id and not names_course:
+            # What the LMS awards is a fact of the course: without it no row can be weighed.
+            self._status("X needs the course this file goes to (what the LMS awards depends on it): o picks it.")
+            return
         self._fix(path, out, facts, completion_only)
 
     @work(thread=True, exclusive=True, group="fix")
-    def _fix(self, path: Path, out: Path, facts, completion_only: bool) -> None:
+    def _fix(self, path: Path, out: Path, facts, completion_only: bool, accepted: list[int] | None = None) -> None:
+        import filecmp
+        import shutil
+        import tempfile
+
         from importconsole.importfile.fixes import write_fixed_file
 
         try:
-            # Sanitize (invisible characters, header spaces) and one credit type per row; dropping
-            # credit for completion-only rows changes what is imported, so only on X.
-            manifest = write_fixed_file(path, out, sanitize=True, split_credit_types=True,
-                                        completion_only=completion_only, rows=None, facts=facts,
-                                        importer=self.app.importer, course_external_id=self.app.course_external_id)
+            # Written first in a private folder: a copy that changes nothing is never left beside
+            # the file. Sanitize (invisible characters, header spaces) and one credit type per row;
+            # dropping credit for completion-only rows changes what is imported, so only on X.
+            with tempfile.TemporaryDirectory(prefix="fix-", dir=self.app.state_dir()) as trial:
+                manifest = write_fixed_file(path, Path(trial) / out.name, sanitize=True, split_credit_types=True,
+                                            completion_only=completion_only, rows=None, facts=facts,
+                                            importer=self.app.importer, course_external_id=self.app.course_external_id,
+                                            accept_award=set(accepted) if accepted is not None else None)
+                if completion_only and accepted is None and manifest.award_differs:
+                    # The LMS would record other credit than the file says: the admin decides, row by row.
+                    self.app.call_from_thread(self._ask_awards, path, out, facts, manifest.award_differs)
+                    return
+                same = not manifest.change_count and (not manifest.notes or filecmp.cmp(path, manifest.out, shallow=False))
+                if same:
+                    self.app.call_from_thread(self._nothing_to_fix, path, manifest, completion_only)
+                    return
+                if out.exists() or out.with_name(out.name + ".manifest.csv").exists():
+                    raise FileExistsError(f"{out.name} appeared meanwhile; press x again")
+                shutil.move(manifest.out, out)
+                shutil.move(manifest.manifest_path, out.with_name(out.name + ".manifest.csv"))
         except Exception as error:  # ImportFileError or a refusal (e.g. out exists): the sentence
             self.app.call_from_thread(self._status, said(f"No fixed copy written: {error}"))
             return
-        self.app.call_from_thread(self._fixed, out, manifest)
+        self.app.call_from_thread(self._fixed, path, out, manifest)
 
-    def _fixed(self, out: Path, manifest) -> None:
-        count = manifest.change_count  # the manifest holds only the first changes in memory
-        self.notify(f"Fixed copy written: {shown(out.name)} ({count} changes). The original is untouched. "
-                    "Opened it in the preview.")
-        self.app.open_file(out)
+    def _ask_awards(self, path: Path, out: Path, facts, differs: list) -> None:
+        from importconsole.tui.screens.award import AwardChoices
+
+        def chosen(accepted: list[int] | None) -> None:
+            if accepted is None:
+                self._status("No fixed copy written (Esc).")
+                return
+            self._fix(path, out, facts, True, accepted)
+
+        self._status(f"{count(len(differs), 'row')} would get other credit than the file says: accept or leave each.")
+        self.app.push_screen(AwardChoices(differs), chosen)
+
+    def _left_as_is(self, manifest) -> str:
+        total = manifest.left_as_is_count  # every row; the manifest keeps the first ones in memory
+        if not total:
+            return ""
+        shown_rows = [d.row for d in manifest.left_as_is][:20]
+        rows = ", ".join(map(str, shown_rows)) + (", ..." if total > len(shown_rows) else "")
+        return (f" Not fixed, left as they are: {count(total, 'row')} ({rows}) where the LMS would record other "
+                "credit than the file says (the manifest lists them).")
+
+    def _nothing_to_fix(self, path: Path, manifest, completion_only: bool) -> None:
+        why = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
+        what = "invisible characters, header spaces, several credit types in a row"
+        if completion_only:
+            what += ", credit the LMS awards and reports by itself"
+        text = (f"Nothing in {shown(path.name)} that {'X' if completion_only else 'x'} can fix ({what}): "
+                f"no copy written.{why}{self._left_as_is(manifest)}")
+        self._status(text)
+        self.notify(text, severity="warning")
+
+    def _fixed(self, path: Path, out: Path, manifest) -> None:
+        notes = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
+        accepted = [d for d in getattr(manifest, "award_differs", []) if d.accepted]
+        took = (f" Accepted for {count(len(accepted), 'row')}: what the LMS will record instead of what the file says."
+                if accepted else "")
+        text = (f"Fixed copy written: {shown(out.name)} ({count(manifest.change_count, 'change')}).{notes}{took}"
+                f"{self._left_as_is(manifest)} The original is untouched.")
+        self.notify(text + " Opened it in the preview.")
+        self.app.open_file(out, copy_of=path)  # its findings name the rows left as they are
 
 
 def _rank(severity: str) -> int:
@@ -295,11 +372,21 @@ def _finding_label(finding) -> Text:
     return Text.assemble((head, "bold"), ": ", shown(finding.message))
 
 
+def sentence_of(note: str) -> str:
+    note = note.strip()
+    return (note[:1].upper() + note[1:]).rstrip(".") + "."
+
+
 def _fixed_name(path: Path) -> Path:
-    """card.csv -> card.fixed.csv, card.fixed-2.csv ...: never over an existing file."""
-    candidate = path.with_name(f"{path.stem}.fixed{path.suffix or '.csv'}")
+    """card.csv -> card.fixed.csv, card.fixed-2.csv ...: never over an existing file, and a fixed
+    copy fixed again is card.fixed-2.csv, never card.fixed.fixed.csv."""
+    import re
+
+    stem = re.sub(r"\.fixed(-\d+)?$", "", path.stem)
+    suffix = path.suffix or ".csv"
+    candidate = path.with_name(f"{stem}.fixed{suffix}")
     n = 2
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}.fixed-{n}{path.suffix or '.csv'}")
+    while candidate.exists() or candidate.with_name(candidate.name + ".manifest.csv").exists():
+        candidate = path.with_name(f"{stem}.fixed-{n}{suffix}")
         n += 1
     return candidate

@@ -14,7 +14,7 @@ from textual.widgets import Sparkline, Static
 
 from importconsole.operations.watch import ImportView, ImportWatcher
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown
+from importconsole.tui.text import count, said, shown
 from importconsole.tui.widgets.importtable import ImportTable
 
 RATE_HISTORY = 40
@@ -119,7 +119,9 @@ class MonitorScreen(ConsoleScreen):
                 history = self._rates.setdefault(view.import_id, deque(maxlen=RATE_HISTORY))
                 history.append(view.rate)
         generation = self.app.watch_generation
-        if generation == self._painted and not self._dirty and not any(not v.finished for v in watcher.snapshot()):
+        unseen = self.app.lms_unseen is not None or watcher.last_seen is None  # its age and wait are shown
+        if generation == self._painted and not self._dirty and not unseen \
+                and not any(not v.finished for v in watcher.snapshot()):
             return
         self._dirty, self._painted = False, generation
         self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
@@ -144,12 +146,37 @@ class MonitorScreen(ConsoleScreen):
         keep = self.following if any(v.import_id == self.following for v in self.views) else None
         self.query_one("#imports", ImportTable).set_views(self.views, keep=keep)
 
+    def _style_of(self, variable: str) -> str:
+        return f"bold {self.app.theme_variables.get(variable, '')}".strip()
+
     def _style(self, view: ImportView) -> str:
         variable = STATE_VARIABLES.get(view.shown_state, "import-queued")
         colour = self.app.theme_variables.get(variable, "")
         return f"bold {colour}" if view.is_hung else colour
 
+    def unseen_changed(self) -> None:
+        """The LMS stopped answering, or answers again (called by the app): said at once."""
+        if self.is_attached:
+            self._show_status()
+            self._show_detail()
+
+    def _lms_state(self) -> str | None:
+        """A status line when the counts are not known: the LMS not seen, or not yet heard from."""
+        if self.app.session is None:
+            return "Not connected: press n for Connect."
+        unseen = self.app.lms_unseen
+        if unseen is not None:
+            return f"LMS NOT SEEN since {unseen.since_text()}: imports and hangs not known (why: below)"
+        watcher = self.watcher
+        if watcher is not None and watcher.last_seen is None and self.app.live:
+            return "Asking the LMS for its imports..."
+        return None
+
     def _show_status(self) -> None:
+        state = self._lms_state()
+        if state is not None:  # never "0 active · 0 hung" for an LMS the console cannot see
+            self.query_one("#monitor-status", Static).update(state)
+            return
         running = sum(1 for v in self.views if not v.finished)
         hung = [v for v in self.views if v.is_hung]
         locks = ", ".join(
@@ -165,8 +192,20 @@ class MonitorScreen(ConsoleScreen):
         view = self.selected_view()
         detail = self.query_one("#import-detail", Static)
         sparkline = self.query_one("#rate-sparkline", Sparkline)
+        unseen = self.app.lms_unseen
+        if unseen is not None:  # why, since when and what to do, before any import of the last known list
+            from importconsole.tui.screens.base import unseen_sentence
+
+            text = Text(unseen_sentence(self.app, unseen), style=self._style_of("import-hung"))
+            if view is not None:
+                text.append(f"\nLast seen: import {view.import_id} {view.shown_state}, "
+                            f"{view.rows_processed}/{view.rows_total} rows.")
+            detail.update(text)
+            sparkline.display = False
+            return
         if view is None:
-            detail.update("No imports yet." if not self.views else "")
+            waiting = self._lms_state()
+            detail.update(waiting if waiting else ("No imports yet." if not self.views else ""))
             sparkline.display = False
             return
         history = list(self._rates.get(view.import_id, []))
@@ -215,8 +254,39 @@ class MonitorScreen(ConsoleScreen):
         self.app.follow_import(import_id)
 
     def action_resync(self) -> None:
-        if self.watcher is not None:
-            self.run_worker(self.watcher.poll_once(), exit_on_error=False)
+        if self.app.session is None:
+            self.notify("Not connected: press n for Connect.", severity="warning")
+            return
+        if getattr(self.app.session, "kind", "reference") != "reference":  # EthosCE: its importers are read on a timer
+            self.notify("This site's importers are read every few seconds; the status line shows the last read.",
+                        title="Refresh")
+            return
+        self.notify("Asking the LMS for its imports...", title="Refresh")
+        self._resync()
+
+    @work(exclusive=True, group="monitor-resync", exit_on_error=False)
+    async def _resync(self) -> None:
+        """`r`: one read of the LMS now, and a word on how it went (it gave none)."""
+        import time
+
+        from importconsole.operations.watch import ImportWatcher, LmsUnseen, what_to_do
+
+        watcher = self.watcher
+        try:
+            if watcher is None or watcher.fatal is not None:  # stopped (a refused token): a fresh one
+                probe = ImportWatcher(self.app.lms(), hung_after=self.app.hung_after)
+                await probe.poll_once()
+                self.app.unseen_changed(None)
+                self.app.start_watching()
+            else:
+                await watcher.poll_once()
+                self.app.unseen_changed(None)  # it answered (a watcher that saw no outage says nothing)
+        except Exception as error:  # the LMS's sentence; the outage goes on, from its first moment
+            self.app.unseen_changed(LmsUnseen(time.time(), str(error), what_to_do(error)))
+            self.notify(f"The LMS did not answer: {said(str(error))}", title="Refresh", severity="error")
+            return
+        active = sum(1 for v in (self.watcher.snapshot() if self.watcher else []) if not v.finished)
+        self.notify(f"The LMS answered: {count(active, 'import')} active.", title="Refresh")
 
     def action_recover(self) -> None:
         from importconsole.tui.screens.recover import RecoverScreen

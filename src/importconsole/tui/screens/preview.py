@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
-from importconsole.tui.text import shown, shown_header, said
+from importconsole.tui.text import count, shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
 
 IMPORTER_NAMES = {"course": "course-level", "global": "global (legacy, not in PARS)"}
@@ -91,6 +91,9 @@ class PreviewScreen(ConsoleScreen):
         self.path = Path(path)
         self.source = None
         self.query_one(RowView).set_source(None)
+        detail = self.query_one("#cell-detail", Static)
+        detail.update("")  # the previous file's refusal is not this file's
+        detail.set_class(False, "problem")
         self._status(f"Opening {shown(self.path.name)} ...")
         self._open(self.path)
 
@@ -157,8 +160,7 @@ class PreviewScreen(ConsoleScreen):
         if source is None:
             return
         file = source.file
-        count = source.row_count()
-        rows = f"{count:,} rows" + ("" if source.done else " (counting...)")
+        rows = count(source.row_count(), "row") + ("" if source.done else " (counting...)")
         importer = IMPORTER_NAMES.get(self.app.importer, self.app.importer)
         course = f" -> {shown(self.app.course_external_id)}" if self.app.course_external_id else ""
         self._status(f"{shown(file.path.name)} · {file.encoding_label} · {file.delimiter_name} · {rows} · "

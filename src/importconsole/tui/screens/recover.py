@@ -11,11 +11,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from importconsole.operations.watch import ImportView
-from importconsole.tui.text import shown, said
+from importconsole.tui.text import count, shown, said
 
 
 class RecoverScreen(ModalScreen[int | None]):
-    """Dismisses with the re-import's id (the monitor then follows it), or None."""
+    """Dismisses with the re-import's id (the monitor then follows it), or None.
+
+    The plan follows the watcher (the one verdict the title line and the monitor show): it is
+    made again whenever the import moves, and Enter unlocks only an import the watcher calls hung."""
 
     BINDINGS = [
         Binding("enter", "confirm", "Unlock + re-import", priority=True),
@@ -26,8 +29,14 @@ class RecoverScreen(ModalScreen[int | None]):
         super().__init__()
         self.view = view
         self.plan = plan  # given: shown as it is (snapshots); else made on mount
-        self.busy = True
+        self.planning = plan is None
+        self.executing = False
         self.result_id: int | None = None
+        self._refused_for: tuple[int, bool] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.planning or self.executing
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="recover-box"):
@@ -38,20 +47,36 @@ class RecoverScreen(ModalScreen[int | None]):
             yield Static("", id="recover-keys", classes="hint", markup=False)
 
     def on_mount(self) -> None:
+        signal = getattr(self.app, "import_changed_signal", None)
+        if signal is not None:
+            signal.subscribe(self, self._import_changed)
         if self.plan is not None:
             self._show_plan()
         else:
             self._plan()
 
-    @work(exclusive=True, group="recover", exit_on_error=False)
+    @work(exclusive=True, group="recover-plan", exit_on_error=False)
     async def _plan(self) -> None:
         from importconsole.operations.recover import plan_recovery
 
+        self.planning = True
+        view = self.current_view()
         try:
-            self.plan = await plan_recovery(self.app.lms(), self.view.import_id, diagnosis=self.view.diagnosis,
-                                            journal=self.app.journal(), workdir=self.app.state_dir())
-        except Exception as error:  # RecoveryRefused, LmsError: their str() is the sentence
+            plan = await plan_recovery(self.app.lms(), view.import_id, diagnosis=view.diagnosis,
+                                       journal=self.app.journal(), workdir=self.app.state_dir())
+        except Exception as error:  # RecoveryRefused, ImportMoved, LmsError: their str() is the sentence
+            from importconsole.operations.recover import ImportMoved
+
+            self.planning = False
             self._refused(error)
+            if isinstance(error, ImportMoved):  # it moved under the plan: made again where it is now
+                self.planning = True
+                self.set_timer(0.5, self._plan)
+            return
+        self.plan = plan
+        self.planning = False
+        if self._stale():  # it moved while the plan was made: once more, for where it is now
+            self._replan()
             return
         self._show_plan()
 
@@ -62,44 +87,95 @@ class RecoverScreen(ModalScreen[int | None]):
         view = watcher.views.get(self.view.import_id) if watcher is not None else None
         return view if view is not None else self.view
 
-    def hung_changed(self) -> None:
-        """The watcher's hung verdict changed (called by the app): the plan's text follows it."""
-        self.view = self.current_view()
-        if self.plan is not None and not self.busy and self.result_id is None:
-            self._show_plan_text()
+    def _stale(self) -> bool:
+        """The plan no longer describes the import: it moved, or ended, since it was made."""
+        if self.plan is None:
+            return False
+        view = self.current_view()
+        moved = view.rows_processed != self.plan.rows_committed
+        ended = self.plan.needs_unlock and view.state not in ("queued", "running")
+        return moved or ended
 
-    def _show_plan_text(self) -> None:
-        lines = [shown(line) for line in self.plan.describe()]
-        if not self.current_view().is_hung and self.plan.needs_unlock:
-            lines.insert(0, f"Not detected as hung yet (no progress for {self.app.hung_after:g}s is the sign). "
-                            "Nothing is unlocked if it moves before you confirm.")
-        self.query_one("#recover-plan", Static).update("\n".join(lines))
+    def _import_changed(self, view: ImportView) -> None:
+        if view.import_id != self.view.import_id or self.executing or self.result_id is not None:
+            return
+        self.view = view
+        if self.planning:
+            return  # the plan being made re-checks when it is done
+        if self.plan is None:
+            if self._refused_for is not None and self._refused_for != (view.rows_processed, view.is_hung) \
+                    and not view.finished:
+                self._replan()  # refused, then it moved or turned hung: the plan follows it
+            return
+        if self._stale():
+            self._replan()
+        else:
+            self._show_plan()
+
+    def _replan(self) -> None:
+        view = self.current_view()
+        then = f", {self.plan.rows_committed} when the plan was made" if self.plan is not None else ""
+        self.query_one("#recover-keys", Static).update(
+            f"Import {view.import_id} moved ({view.rows_processed} rows processed{then}): making the plan again... "
+            "Esc: close.")
+        self.query_one("#recover-keys").set_class(False, "danger")
+        self.planning = True
+        self._plan()
+
+    def unseen_changed(self) -> None:
+        """The LMS stopped answering, or answers again (called by the app): the plan says so."""
+        if self.plan is not None and not self.busy and self.result_id is None:
+            self._show_plan()
+
+    def _may_unlock(self) -> bool:
+        return self.plan is not None and (not self.plan.needs_unlock or self.current_view().is_hung)
 
     def _show_plan(self) -> None:
-        self.busy = False
-        self._show_plan_text()
-        self.query_one("#recover-keys", Static).update(
-            f"Enter: unlock import {self.plan.import_id} and re-import rows "
-            f"{self.plan.first_row_left}-{self.plan.rows_total}.  Esc: change nothing.")
-        self.query_one("#recover-keys").set_class(True, "danger")
+        plan = self.plan
+        lines = [shown(line) for line in plan.describe()]
+        unseen = getattr(self.app, "lms_unseen", None)
+        if unseen is not None and plan.needs_unlock:
+            lines.insert(0, f"LMS NOT SEEN since {unseen.since_text()}: whether import {plan.import_id} is hung is not "
+                            "known now; nothing is unlocked until the LMS answers and the import counts as hung.")
+        elif not self._may_unlock():
+            lines.insert(0, f"Not hung: import {plan.import_id} counts as hung after {self.app.hung_after:g} s without "
+                            "progress while it holds the lock. This plan is made again each time it moves.")
+        self.query_one("#recover-plan", Static).update("\n".join(lines))
+        self.query_one("#recover-plan").set_class(False, "problem")
+        keys = self.query_one("#recover-keys", Static)
+        if self._may_unlock():
+            keys.update(f"Enter: unlock import {plan.import_id} and re-import rows "
+                        f"{plan.first_row_left}-{plan.rows_total}.  Esc: change nothing.")
+        else:
+            keys.update(f"Enter waits until import {plan.import_id} is hung.  Esc: change nothing.")
+        keys.set_class(self._may_unlock(), "danger")
 
     def _refused(self, error: Exception) -> None:
-        self.busy = False
         self.plan = None
+        view = self.current_view()
+        self._refused_for = (view.rows_processed, view.is_hung)  # the import as it was when refused
         self.query_one("#recover-plan", Static).update(said(str(error)))
         self.query_one("#recover-plan").set_class(True, "problem")
         self.query_one("#recover-keys", Static).update("Esc: close.")
+        self.query_one("#recover-keys").set_class(False, "danger")
 
     def action_confirm(self) -> None:
-        if self.busy:
-            return
         if self.result_id is not None:
             self.dismiss(self.result_id)
+            return
+        if self.busy:
             return
         if self.plan is None:
             self.dismiss(None)
             return
-        self.busy = True
+        if self._stale():
+            self._replan()
+            return
+        if not self._may_unlock():
+            self.notify(f"Import {self.plan.import_id} is not hung: nothing is unlocked while it may still move.",
+                        severity="warning")
+            return
+        self.executing = True
         self.query_one("#recover-keys", Static).update("Working... (the LMS is being changed; wait)")
         self._execute()
 
@@ -108,29 +184,30 @@ class RecoverScreen(ModalScreen[int | None]):
         from importconsole.operations.recover import execute_recovery
 
         steps = self.query_one("#recover-steps", Static)
-        said: list[str] = []
+        said_so_far: list[str] = []
 
         def say(text: str) -> None:
-            said.append(shown(text))
-            steps.update("\n".join(said))
+            said_so_far.append(shown(text))
+            steps.update("\n".join(said_so_far))
 
         try:
             result = await execute_recovery(self.app.lms(), self.plan, journal=self.app.journal(),
                                             workdir=self.app.state_dir(), say=say)
         except Exception as error:  # AlreadyUnlocked, ImportMoved, LmsError: shown, nothing re-sent
+            self.executing = False
             self._refused(error)
             return
-        self.busy = False
+        self.executing = False
         reimport = result.reimport
         self.result_id = reimport.id if reimport is not None else None
         done = f"Done: import {self.plan.import_id} unlocked" if result.unlocked else "Done"
         if reimport is not None:
-            done += f"; re-import {reimport.id} has {reimport.rows_total} rows. The monitor follows it."
+            done += f"; re-import {reimport.id} has {count(reimport.rows_total, 'row')}. The monitor follows it."
         self.query_one("#recover-keys", Static).update(done + "  Enter: back to the monitor.")
         self.query_one("#recover-keys").set_class(False, "danger")
 
     def action_cancel(self) -> None:
-        if self.busy and self.plan is not None:
+        if self.executing:
             self.notify("The LMS is being changed: wait for it to finish.", severity="warning")
             return
         self.dismiss(self.result_id)

@@ -15,14 +15,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from importconsole.tui.text import shown, said
+from importconsole.tui.screens.ethosce_submit import EthosceSubmit
+from importconsole.tui.text import count, shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
 
 GLOBAL_WARNING = ("The global importer is for legacy data only: its records are NOT included in PARS reports. "
                   "To count in PARS, use the course-level importer.")
 
 
-class SubmitScreen(ModalScreen[int | None]):
+class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
     """Dismisses with the new import's id (the app then shows the monitor), or None."""
 
     BINDINGS = [
@@ -78,13 +79,20 @@ class SubmitScreen(ModalScreen[int | None]):
 
         options = self.query_one("#courses", OptionList)
         options.clear_options()
-        found = matching(self.courses, self.query_one("#course-search", Input).value)
+        typed = self.query_one("#course-search", Input).value
+        found = matching(self.courses, typed)
         for course in found:
             options.add_option(Option(Text(f"{shown(course.external_id)}  {shown(course.title)}"), id=course.external_id))
         ids = [c.external_id for c in found]
-        if ids:
-            wanted = self.app.course_external_id
-            options.highlighted = ids.index(wanted) if wanted in ids else 0
+        # The course chosen for THIS file, or the first match of what was typed; never a course
+        # picked for another file, nor the list's first line unasked.
+        wanted = self.course or self.app.course_external_id
+        if wanted in ids:
+            options.highlighted = ids.index(wanted)
+        elif ids and typed.strip():
+            options.highlighted = 0
+        else:
+            self.course = None
 
     @on(Input.Submitted, "#course-search")
     def _search_done(self) -> None:
@@ -106,12 +114,12 @@ class SubmitScreen(ModalScreen[int | None]):
         self.app.importer = importer
         self.query_one("#importer-warning", Static).update(GLOBAL_WARNING if importer == "global" else "")
         for widget in ("#course-search", "#courses"):
-            self.query_one(widget).display = importer == "course"
+            self.query_one(widget).display = importer == "course" and not self.ethosce  # EthosCE: rows name it
 
     # -- checking, confirming, sending ---------------------------------------------------------
     def action_next(self) -> None:
         if self.stage == "choose":
-            if self.app.importer == "course" and not self.course:
+            if self.app.importer == "course" and not self.course and not self.ethosce:
                 self.query_one("#submit-summary", Static).update("Pick the course the records go to.")
                 return
             self.stage = "checking"
@@ -136,12 +144,15 @@ class SubmitScreen(ModalScreen[int | None]):
         summary = self.query_one("#submit-summary", Static)
         client = self.app.lms()
         journal = self.app.journal()
-        course = self.course if self.app.importer == "course" else None
+        course = self.course if self.app.importer == "course" and not self.ethosce else None
         try:
             if journal is not None:
                 for item in await reconcile_pending(journal, client):
                     self.notify(said(item.sentence), title="Earlier submit reconciled")
-            self.plan = await prepare_submit(client, self.path, importer=self.app.importer, course_external_id=course)
+            self.plan = await prepare_submit(client, self.path, importer=self.app.importer, course_external_id=course,
+                                             rows_name_course=self.ethosce)
+            if self.ethosce:
+                confirmation = self.ethosce_confirmation(self.plan)  # names the importer (or says it is missing)
         except Exception as error:  # SubmitRefused or LmsError: say why; nothing was sent
             self.stage = "choose"
             summary.update(said(str(error)))
@@ -153,18 +164,22 @@ class SubmitScreen(ModalScreen[int | None]):
         for widget in ("#importer", "#course-search", "#courses"):
             self.query_one(widget).display = False  # the confirmation gets the room
         plan = self.plan
-        rows = f"{plan.row_count:,} rows" if plan.row_count is not None else "rows: unknown"
+        rows = count(plan.row_count, "row") if plan.row_count is not None else "rows: unknown"
         importer = "course-level" if plan.importer == "course" else "global"
         lines = [f"File: {shown(plan.path.name)}",
                  f"{rows} · {importer} importer" + (f" · course {shown(plan.course_external_id)}"
                                                      if plan.course_external_id else "")]
         lines += [f"! {shown(w)}" for w in plan.warnings[:6]]
         if len(plan.warnings) > 6:
-            lines.append(f"... and {len(plan.warnings) - 6} more warnings (see Findings)")
+            lines.append(f"... and {count(len(plan.warnings) - 6, 'more warning')} (see Findings)")
+        if self.ethosce:
+            lines = confirmation[0]
         summary.update("\n".join(lines))
         self.stage = "confirm"
         self.query_one("#submit-keys", Static).update(
             f"Enter: submit {rows} to the {importer} importer  ·  Esc: cancel")
+        if self.ethosce:
+            self.query_one("#submit-keys", Static).update(confirmation[1])
         self.query_one("#submit-keys").set_class(True, "danger")
         self.set_focus(None)  # Enter now belongs to the confirmation, not the search box
 
@@ -172,6 +187,9 @@ class SubmitScreen(ModalScreen[int | None]):
     async def _send(self) -> None:
         from importconsole.operations.submit import send_plan
 
+        if self.ethosce:
+            await self.send_to_importer()
+            return
         bar = self.query_one("#submit-progress", ProgressBar)
         bar.display = True
 
@@ -205,7 +223,13 @@ class SubmitScreen(ModalScreen[int | None]):
         self.query_one("#submit-keys").set_class(False, "danger")
 
     def action_cancel(self) -> None:
+        if self.ethosce and self.ethosce_cancel():
+            return
         if self.stage == "sending":
             self.notify("The upload is under way: wait for it to finish.", severity="warning")
             return
         self.dismiss(self.import_id)
+
+    async def on_unmount(self) -> None:
+        if self.ethosce:
+            await self.ethosce_unmount()

@@ -1,0 +1,177 @@
+"""Every sentence the CLI says is true when read (issue 10, sections 2 and 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
+
+from importconsole.cli import main
+
+
+def test_diagnose_on_a_stalled_running_import_says_how_long_it_has_not_moved_and_whether_that_is_hung(
+        monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=200) as lms:
+        item = asyncio.run(submit(lms, course_file(30, bad_row=20), course="C-FIXED"))
+        lms.wait_rows(item["id"], 19)
+        time.sleep(1.5)
+        cli_env(monkeypatch, tmp_path, lms, hung_after=1.0)
+        main(["diagnose", str(item["id"])])
+        out = capsys.readouterr().out
+        assert f"Import {item['id']} (import.csv): running, 19/30 rows processed. It has not moved for " in out
+        assert "(by the LMS's clock) and holds the course importer's lock: that counts as hung (hung after 1s" in out
+        cli_env(monkeypatch, tmp_path, lms, hung_after=600.0)
+        main(["diagnose", str(item["id"]), "--json"])
+        data = json.loads(capsys.readouterr().out)
+        assert data["hung"] is False and data["moved_ago"] >= 1.0
+        assert "not hung yet (hung after 10m00s without progress while holding the lock)" in data["stall"]
+
+
+def _env(tmp_path, lms) -> dict:
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
+                      "poll_interval = 0.2\nhung_after = 30\n", encoding="utf-8")
+    return {**os.environ, "IMPORTCONSOLE_CONFIG": str(config), "IMPORTCONSOLE_TOKEN": lms.admin_token,
+            "IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+
+
+def _interrupt_after(args: list[str], env: dict, ready: str, timeout: float = 20) -> tuple[int, str, str]:
+    """Run the CLI, wait until stdout holds `ready`, press Ctrl+C (SIGINT), return (code, out, err)."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            out.append(line)
+            if ready in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, "".join(out) + rest, err
+
+
+def test_ctrl_c_in_submit_watch_after_the_import_was_created_says_so_and_how_to_follow_it(tmp_path):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=3) as lms:
+        source = tmp_path / "in.csv"
+        source.write_bytes(course_file(30))
+        code, out, err = _interrupt_after(["submit", str(source), "--course", "C-FIXED", "--watch", "--yes"],
+                                          _env(tmp_path, lms), "Import 1 created")
+        assert code == 130, err
+        assert "may or may not have reached the LMS" not in err
+        assert "Import 1 was created on the LMS (the journal records it) and goes on there: follow it with " \
+               "`importconsole watch 1`" in err
+        assert "Traceback" not in err
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_ctrl_c_in_watch_says_the_import_goes_on_on_the_lms_and_how_to_follow_it(tmp_path):
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=3) as lms:
+        item = asyncio.run(submit(lms, course_file(30), course="C-FIXED"))
+        code, out, err = _interrupt_after(["watch", str(item["id"])], _env(tmp_path, lms), f"import {item['id']}")
+        assert code == 130, err
+        assert err.strip() == (f"Stopped watching. Nothing was changed: import {item['id']} goes on on the LMS. Follow "
+                               f"again with `importconsole watch {item['id']}`, or see them all with `importconsole imports`.")
+        assert lms.get_import(item["id"])["state"] == "running"
+
+
+def test_a_second_recover_after_a_successful_one_lists_no_rows_to_add_by_hand(monkeypatch, tmp_path, capsys):
+    from test_recover_live import hang
+
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=40, bad_row=12))
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["recover", str(item["id"]), "--yes"]) == 0
+        first = capsys.readouterr().out
+        reimport = int(first.rsplit("importconsole watch ", 1)[1].split("`")[0])
+        lms.wait_import(reimport)
+        assert main(["recover", str(item["id"])]) == 0  # nothing to confirm: nothing will be sent
+        again = capsys.readouterr().out
+        assert f"already done as import {reimport} (completed); nothing will be sent twice" in again
+        assert "by hand" not in again and "will refuse" not in again
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 2
+
+
+def test_submit_on_a_folder_a_missing_file_and_a_workbook_says_what_it_is_exit_2(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        folder = tmp_path / "exports"
+        folder.mkdir()
+        assert main(["submit", str(folder), "--course", "C-FIXED"]) == 2
+        err = capsys.readouterr().err
+        assert "this is a folder, not a file" in err and "Traceback" not in err
+        assert main(["submit", str(tmp_path / "nope.csv"), "--course", "C-FIXED"]) == 2
+        assert "no such file" in capsys.readouterr().err
+        book = tmp_path / "book.csv"
+        book.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+        assert main(["submit", str(book), "--course", "C-FIXED"]) == 2
+        err = capsys.readouterr().err
+        assert "Excel workbook" in err and "then try again. Nothing was sent." in err
+        assert ".." not in err.replace("...", "") and "byte offset 0" not in err
+        assert main(["validate", str(book), "--offline"]) == 2
+        assert "byte offset" not in capsys.readouterr().err
+        assert lms.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+def test_the_upload_bar_is_not_glued_to_the_refusal_that_follows_it(monkeypatch, tmp_path):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=200) as lms:
+        hung = asyncio.run(submit(lms, course_file(30, bad_row=5), course="C-FIXED"))  # holds the course lock
+        lms.wait_rows(hung["id"], 4)
+        cli_env(monkeypatch, tmp_path, lms)
+        source = tmp_path / "second.csv"
+        source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\r\n"
+                           b"u20,1,2026-01-02,,\r\nu21,1,2026-01-02,,\r\n")
+        screen = Terminal()
+        monkeypatch.setattr(sys, "stderr", screen)
+        assert main(["submit", str(source), "--course", "C-FIXED", "--yes"]) in (1, 3)
+    lines = screen.getvalue().split("\n")
+    refusal = next(line for line in lines if "locked" in line)
+    assert "Uploading [" not in refusal and "\r" not in refusal, lines
+    assert any("Uploading [" in line for line in lines), lines
+
+
+def test_imports_never_cuts_a_course_id_silently(monkeypatch, tmp_path, capsys):
+    from importconsole.importfile.wording import clip
+
+    assert clip("LEGACY-2019", 10) == "LEGACY-20…" and clip("CARD-101", 10) == "CARD-101"
+    courses = [{"external_id": "LEGACY-2019-BOARD-REVIEW", "title": "Legacy", "has_certificate": True,
+                "required_objects": 1, "credits": [{"credit_type": "ama", "min": 1, "max": 2, "increments": 1,
+                                                    "enable_variable_credit": False}]}]
+    with start_sandbox(dataset(courses=courses, users=learners(2)), rows_per_second=200) as lms:
+        item = asyncio.run(submit(lms, b"external_user_id,complete\r\nu1,1\r\n", course="LEGACY-2019-BOARD-REVIEW"))
+        lms.wait_import(item["id"])
+        cli_env(monkeypatch, tmp_path, lms)
+        assert main(["imports"]) == 0
+        out = capsys.readouterr().out
+        assert "LEGACY-2019-BOA… " in out and "LEGACY-2019-BOAR " not in out
+
+
+def test_fix_with_nothing_to_fix_says_so(tmp_path, capsys):
+    source = tmp_path / "clean.csv"
+    source.write_bytes(b"external_user_id,complete,date_completed\nu1,1,2026-01-02\n")
+    assert main(["fix", str(source), "--out", str(tmp_path / "o.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing: the copy holds the same rows as the file" in capsys.readouterr().out
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_bytes(b"external_user_id,complete,date_completed\nu1\xe2\x80\x8b,1,2026-01-02\n")
+    assert main(["fix", str(dirty), "--out", str(tmp_path / "d.csv"), "--sanitize"]) == 0
+    assert "Nothing needed fixing" not in capsys.readouterr().out
