@@ -12,16 +12,22 @@ import sys
 import time
 from typing import Any
 
+from importconsole.importfile.reader import ImportFileError
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _lines(text: str) -> str:
+    """Each line made visible on its own: `visible` escapes a newline as <U+000A>."""
+    return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def _say(args: Any, data: dict, text: str, *, err: bool = False) -> None:
     if getattr(args, "json", False):
         print(json_dumps(data), flush=True)
     else:
-        print("\n".join(visible(line) for line in text.split("\n")), file=sys.stderr if err else sys.stdout, flush=True)
+        print(_lines(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def importer_of(args: Any, backend: Any) -> str | None:
@@ -65,11 +71,16 @@ class RowProgress:
 async def imports(args: Any, backend: Any, journal: Any) -> int:
     from importconsole.operations.ethosce import last_own_upload, own_file, read_file_rows, read_view
 
+    from importconsole.lms.errors import NotFound
+
     rows = []
     for importer_id in backend.importer_ids():
         own = last_own_upload(journal, backend.base_url, importer_id)
         path = own_file(own)  # the console's own upload: progress in rows, not bytes
-        view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        try:
+            view = await read_view(backend, importer_id, own, await asyncio.to_thread(read_file_rows, path) if path else None)
+        except NotFound:  # a typo'd importer id in the profile: this is where the admin looks for the right one
+            return await _importer_not_found(args, backend, importer_id)
         status = view.status
         rows.append({"importer": importer_id, "title": status.title, "state": status.state, "locked": status.locked,
                      "percent": status.percent, "last_import": status.last_import, "rows_stored": status.items_total,
@@ -84,6 +95,18 @@ async def imports(args: Any, backend: Any, journal: Any) -> int:
         print(f"{visible(r['importer']):<28} {state:<18} {visible(r['last_import'] or '-'):<16} {stored:>11}")
         print(f"  {visible(r['summary'])}")
     return EXIT_OK
+
+
+async def _importer_not_found(args: Any, backend: Any, importer_id: str) -> int:
+    """The profile names an importer the site does not have: list the ones it has."""
+    found = await backend.feeds.importers()
+    key = "course_importer" if importer_id == backend.profile_config.course_importer else "global_importer"
+    names = ", ".join(f"{i.id} ({i.title})" for i in found) or "none"
+    text = (f"The site has no Feeds importer {importer_id!r} ({key} in [profiles.{backend.profile}]). "
+            f"The site's importers: {names}. Set {key} to one of them.")
+    _say(args, {"error": "importer not found", "importer": importer_id, "profile_key": key,
+                "site_importers": [{"importer": i.id, "title": i.title} for i in found]}, text, err=True)
+    return EXIT_PROBLEM
 
 
 # ---- submit -----------------------------------------------------------------------------------
@@ -134,11 +157,25 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     file = await asyncio.to_thread(read_file_rows, path) if path else None
     hung_watch = HungWatch(args.hung_after or profile.hung_after)
     poll = args.poll_interval or profile.poll_interval
-    last_text, last_at = "", 0.0
+    last_text, last_at, previous_newest = "", 0.0, None
     while True:
         view = hung_watch.observe(await read_view(backend, importer_id, own, file),
                                   batch_died=own is not None and own.batch_outcome == "died")
         text = view.describe()
+        if view.status.state == "idle" and previous_newest != view.newest_stored_id:
+            # Feeds saves no progress before its first chunk ends: the page says idle while rows are
+            # being stored. Idle only once the newest stored row stayed put for one poll.
+            if previous_newest is not None:
+                text = (f"{importer_id}: importing, rows being stored (newest stored row {view.newest_stored_id}); "
+                        "Feeds shows no progress before its first chunk ends")
+            previous_newest = view.newest_stored_id
+            if text != last_text and previous_newest is not None and "rows being stored" in text:
+                _say(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
+                            "stalled_for": 0.0, "summary": text}, text)
+                last_text, last_at = text, time.monotonic()
+            await asyncio.sleep(poll)
+            continue
+        previous_newest = view.newest_stored_id
         if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):
             _say(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
@@ -162,7 +199,11 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
     from importconsole.operations.ethosce import plan_importer
 
     importer_id = importer_of(args, backend)
-    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    try:
+        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    except ImportFileError as error:  # --file names no readable import file
+        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return EXIT_USAGE
     lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
     d = plan.diagnosis
     if d is not None and plan.status.locked:
@@ -176,20 +217,24 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
             "diagnosis": d.to_json() if d else None, "cause": plan.cause.cause if plan.cause else None,
             "cause_sentence": plan.cause.sentence(plan.file.path.name) if plan.cause else None}
     _say(args, data, "\n".join(lines))
-    return EXIT_OK if d is None or d.known else EXIT_PROBLEM
+    return EXIT_OK if d is None or d.known or (plan.cause is not None and plan.cause.cause != "unknown") else EXIT_PROBLEM
 
 
 async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     from importconsole.operations.ethosce import plan_importer, recover_importer
 
     importer_id = importer_of(args, backend)
-    plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    try:
+        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    except ImportFileError as error:  # --file names no readable import file
+        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return EXIT_USAGE
     mode = args.mode
     if mode == "unlock" and not plan.needs_unlock:
         _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
         return EXIT_PROBLEM
     if not args.json:
-        print(visible("\n".join(plan.describe())))
+        print(_lines("\n".join(plan.describe())))
     if mode != "unlock" and not plan.missing and not plan.needs_unlock:
         return EXIT_OK
     question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
@@ -198,7 +243,7 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     if not confirm(args, question):
         _say(args, {"importer": importer_id, "outcome": "not confirmed"}, "Nothing was changed.")
         return EXIT_PROBLEM
-    say = None if args.json else (lambda text: print(visible(text), flush=True))
+    say = None if args.json else (lambda text: print(_lines(text), flush=True))
     bar = RowProgress("Re-importing")
     from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
     from importconsole.operations.ethosce import BatchInterrupted

@@ -96,17 +96,18 @@ async def who_am_i(backend: LmsBackend) -> Me:
 
 
 def env_hint(error: BaseException) -> str:
-    """`login` cannot help while a secret comes from the environment: that wins over the keyring."""
+    """`login` cannot help while a secret comes from the environment: that wins over the keyring.
+    Names only the variable of the secret the LMS refused (admin password, restws password, token)."""
+    from importconsole.lms.ethosce.errors import LoginRefused, RestwsRefused
     from importconsole.secrets import ENV_VAR, PASSWORD_ENV, RESTWS_PASSWORD_ENV
 
     if not isinstance(error, Unauthorized):
         return ""
-    named = [name for name in (ENV_VAR, PASSWORD_ENV, RESTWS_PASSWORD_ENV) if (os.environ.get(name) or "").strip()]
-    if not named:
+    name = PASSWORD_ENV if isinstance(error, LoginRefused) else RESTWS_PASSWORD_ENV if isinstance(error, RestwsRefused) else ENV_VAR
+    if not (os.environ.get(name) or "").strip():
         return ""
-    which = " and ".join(named)
-    return (f" The secret came from {which}, which wins over the keyring: set a fresh one "
-            f"(read -rs {named[0]} && export {named[0]}) or unset it.")
+    return (f" The secret came from {name}, which wins over the keyring: set a fresh one "
+            f"(read -rs {name} && export {name}) or unset it.")
 
 
 def failure_sentence(error: BaseException) -> tuple[int, str]:

@@ -77,11 +77,17 @@ def _stored_form(column: str, value: str) -> str:
 def read_file_rows(path: str | os.PathLike) -> FileRows:
     """Read with the console's import-file reader (encodings, BOM), mapped like Feeds maps a header
     (cells trimmed and lower-cased). Raises ImportFileError (a sentence with row and column)."""
-    from importconsole.importfile.reader import open_import_file
+    from importconsole.importfile.reader import ImportFileError, open_import_file
 
     path = Path(path)
-    data = path.read_bytes()
-    opened = open_import_file(path)
+    try:
+        opened = open_import_file(path)  # first: a missing file or a folder is a sentence, not an OSError
+        data = path.read_bytes()
+    except ImportFileError as error:  # the sentence names the file: `--file` or the TUI's typed path
+        raise ImportFileError(f"{path}: {error.message}", path=path,
+                              row=error.row, line=error.line, column=error.column, fix=error.fix) from None
+    except OSError as error:
+        raise ImportFileError(f"{path}: the file cannot be read ({error.strerror or error})", path=path) from None
     header = [h.strip().lower() for h in opened.header]
     index = {name: i for i, name in enumerate(header)}
     cells, keys, ends = [], [], []
@@ -192,13 +198,21 @@ class BatchInterrupted(Exception):
         self.cancelled = cancelled  # Ctrl+C (exit 130), not a lost connection (exit 3)
 
 
-def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float, file: FileRows | None) -> str:
+def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float, file: FileRows | None,
+                         recover_path: Path | None = None) -> str:
+    """`recover_path`: the file to give `recover` (a re-import uploads a temporary file that is gone by then)."""
     rows = f" (about {file.rows_at_percent(percent)} of {file.count} rows)" if file else ""
     where = f"batch {batch_id}, kept in the journal" if batch_id else "no batch started"
-    path = f" --file {file.path}" if file else ""
+    given = recover_path or (file.path if file else None)
+    path = f" --file {given}" if given else ""
+    if percent <= 0:  # batch mode saves progress only at a chunk's end: no lock unless the site finished one
+        state = ("Feeds had saved no progress yet, so the importer is locked only if the site finished its first "
+                 "chunk (`importconsole imports` shows it).")
+    else:
+        state = "The importer stays locked."
     return (f"The import on {importer_id} is stuck mid-import at {percent:.0f} %{rows} ({where}): Feeds moves a batch "
-            "only while the session that started it keeps driving it, and this console stopped. The importer stays "
-            f"locked. Run `importconsole recover {importer_id}{path}` to unlock it and import exactly the rows the "
+            f"only while the session that started it keeps driving it, and this console stopped. {state} "
+            f"Run `importconsole recover {importer_id}{path}` to unlock it if needed and import exactly the rows the "
             "site did not store.")
 
 
@@ -217,7 +231,7 @@ async def submit_to_importer(backend: EthosceBackend, plan: Any, importer_id: st
 
 async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id: str, *, journal: Journal,
                            progress: Progress | None, action: str, upload_path: Path | None = None,
-                           **fields: Any) -> ImporterSubmitOutcome:
+                           recover_path: Path | None = None, **fields: Any) -> ImporterSubmitOutcome:
     mark = await backend.restws.last_transcript_id()
     entry = journal.begin(action, profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
                           file_path=file.path, sha256=file.sha256, row_count=file.count, importer=importer_id,
@@ -231,7 +245,8 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
         journal.complete(entry, "scheduled", message="queued until the site's cron runs", first_stored_id=mark)
         return ImporterSubmitOutcome(importer_id, file, None, True, None)
     journal.complete(entry, "uploaded", message=f"batch {up.batch_id} started", batch_id=up.batch_id)
-    batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, importer=importer_id,
+    batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
+                          importer=importer_id,
                           file_path=file.path, sha256=file.sha256, batch_id=up.batch_id, first_stored_id=mark)
     percent = 0.0
 
@@ -244,17 +259,32 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     try:
         outcome = await backend.feeds.drive_batch(importer_id, up.batch_id, on_progress=step)
     except (asyncio.CancelledError, KeyboardInterrupt, Exception) as error:
-        text = interrupted_sentence(importer_id, up.batch_id, percent, file)
+        text = interrupted_sentence(importer_id, up.batch_id, percent, file, recover_path)
         journal.complete(batch, "interrupted", message=text)
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             raise BatchInterrupted(text, cancelled=True) from None
-        raise BatchInterrupted(f"{error} {text}") from None
+        raise BatchInterrupted(f"{getattr(error, 'reason', None) or error} {text}") from None
     if outcome.died:
         text = died_sentence(outcome, file)
         journal.complete(batch, "died", message=text)
         raise ImportDied(text, outcome=outcome)
+    # 100 % is not "stored": a Feeds that cannot take its lock (left by a site process that was killed)
+    # ends the batch at once with "Cannot acquire lock", having stored nothing.
+    stored = len(await backend.restws.transcript_rows(after_id=mark))
+    if stored < file.count:
+        text = short_sentence(importer_id, up.batch_id, file, stored, outcome.messages, recover_path)
+        journal.complete(batch, "short", message=text)
+        raise ImportDied(text, outcome=outcome)
     journal.complete(batch, "finished", message=" ".join(outcome.messages) or None)
     return ImporterSubmitOutcome(importer_id, file, up.batch_id, False, outcome)
+
+
+def short_sentence(importer_id: str, batch_id: int, file: FileRows, stored: int, messages: tuple[str, ...],
+                   recover_path: Path | None) -> str:
+    said = " ".join(messages) or "no message"
+    return (f"The batch {batch_id} of {file.path.name} on {importer_id} ended, but the site stored only {stored} of its "
+            f"{file.count} rows (it said: {said}). Run `importconsole diagnose {importer_id} --file "
+            f"{recover_path or file.path}` to see which rows are missing, then import them.")
 
 
 def died_sentence(outcome: BatchOutcome, file: FileRows | None) -> str:
@@ -341,6 +371,8 @@ class ImporterPlan:
     diagnosis: Diagnosis | None
     how_found: str  # how the stored rows were tied to this file
     cause: FeedsDiagnosis | None = None  # the causes told apart in words (lms.ethosce.diagnose)
+    background: bool | None = None  # "Process in background" (None: the settings page could not be read)
+    downloaded: bool = False  # the file is the one the importer holds, downloaded from the site
 
     @property
     def needs_unlock(self) -> bool:
@@ -352,12 +384,24 @@ class ImporterPlan:
                  + (f" ({s.percent} % of the file's bytes)" if s.locked else ""),
                  f"  {self.file.path.name}: {self.file.count} rows; the site stored {self.stored_since} of them "
                  f"({self.how_found}); not stored: {len(self.missing)}"]
+        if self.downloaded:
+            lines.insert(1, f"  (the file the importer holds, downloaded from the site to {self.file.path})")
         if self.diagnosis is not None:
             d = self.diagnosis
-            lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {d.summary()}")
+            summary = d.summary()
+            if self.cause is not None and self.cause.cause != "unknown" and summary.startswith("cause unknown: "):
+                summary = summary[len("cause unknown: "):]  # the cause's sentence below names it (e.g. abandoned)
+            lines.append(f"  stopped at row {d.row}" + (f" (line {d.line})" if d.line else "") + f": {summary}")
         if self.cause is not None and self.missing:
             lines.append(f"  {self.cause.sentence(self.file.path.name)}")
-        if self.missing:
+        if self.missing and self.background and self.needs_unlock:  # what recover does there (the safe way out)
+            lines += ["1. Unlock: post the Unlock form, then check the import button is back",
+                      "2. Upload a file with only the header: the dead cron job can then import nothing",
+                      f"3. Wait {LEASE + 2:.0f} s for the dead cron job's lease to end, then run the site's cron once "
+                      "(every cron task of the site runs)",
+                      f"4. Upload rows {_ranges(list(self.missing))} ({len(self.missing)} rows), sanitized, and run "
+                      "the site's cron once more to import them"]
+        elif self.missing:
             lines.append("1. Unlock: post the Unlock form, then check the import button is back" if self.needs_unlock
                          else "1. Unlock: not needed, the importer is not locked")
             lines.append(f"2. Re-import rows {_ranges(list(self.missing))} ({len(self.missing)} rows), sanitized")
@@ -387,10 +431,14 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
     Changes nothing. Refuses (RecoveryRefused) when the stored rows are not this file's first rows."""
     own = last_own_upload(journal, backend.base_url, importer_id)
     path = Path(file) if file else own_file(own)
+    status = await backend.status(importer_id)
+    downloaded = False
+    if path is None:  # Feeds keeps the file it was given and links it on the import page
+        path = await download_importer_file(backend, status)
+        downloaded = path is not None
     if path is None:
         raise need_file(importer_id, "diagnose the import (name its row and character) and plan its recovery")
     rows = await asyncio.to_thread(read_file_rows, path)
-    status = await backend.status(importer_id)
     if own is not None and own.sha256 == rows.sha256 and own.first_stored_id is not None:
         since_rows = await backend.restws.transcript_rows(after_id=own.first_stored_id)
         how = f"rows stored since the console uploaded it at {own.time}"
@@ -415,7 +463,33 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
         diagnosis = await asyncio.to_thread(diagnose_file, 0, path, rows_processed=missing[0] - 1, rows_total=rows.count,
                                             file_source=str(path))
     cause = await asyncio.to_thread(lambda: diagnose_feed(read_feed_file(path), since_rows, locked=status.locked))
-    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause)
+    background = await backend.background_mode(importer_id) if status.locked and missing else None
+    return ImporterPlan(importer_id, status, rows, newest, len(since), tuple(missing), diagnosis, how, cause, background,
+                        downloaded)
+
+
+async def download_importer_file(backend: EthosceBackend, status: ImporterStatus) -> Path | None:
+    """The file the importer holds (the last one uploaded, linked on its page), saved under the state
+    folder (0600: it names learners) so that the paths shown in later sentences still exist. Only the
+    link's path is used: the session cookie never goes to another host. None when there is no link."""
+    import httpx
+
+    from importconsole.config import state_dir
+
+    if not status.source_file_url or not status.source_file:
+        return None
+    link = httpx.URL(status.source_file_url)
+    resp = await backend.session.request("GET", link.raw_path.decode("ascii"), f"download the file importer "
+                                         f"{status.importer_id} holds")
+    if resp.status_code != 200:
+        return None
+    folder = state_dir() / "ethosce-files" / status.importer_id
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / Path(status.source_file).name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(resp.content)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +571,8 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
     from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     await _compare_and_unlock(backend, plan, journal, step)
-    entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, importer=plan.importer_id,
+    entry = journal.begin("header_only", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
+                          importer=plan.importer_id,
                           file_path=plan.file.path, sha256=plan.file.sha256)
     try:
         await backend.feeds.upload_header_only(plan.importer_id, plan.file.header)
@@ -594,5 +669,5 @@ async def _reimport(backend: EthosceBackend, plan: ImporterPlan, journal: Journa
         await asyncio.to_thread(write_fixed_file, source, fixed, sanitize=True, facts=OfflineFacts(), importer="global")
         rows = await asyncio.to_thread(read_file_rows, fixed)
         return await upload_and_drive(backend, rows, plan.importer_id, journal=journal, progress=progress,
-                                      action="reimport", parent_sha256=plan.file.sha256,
+                                      action="reimport", parent_sha256=plan.file.sha256, recover_path=plan.file.path,
                                       original_rows=list(plan.missing))

@@ -62,8 +62,9 @@ class BatchInterrupted(Unreachable):
     """The connection failed while driving a batch: the import stays where it was (locked, not dead) until this
     session drives the batch again (`FeedsSite.drive_batch(..., started=True)`) or the importer is unlocked."""
 
-    def __init__(self, message: str, *, batch_id: int, percentage: float, steps: int, **kw: Any):
+    def __init__(self, message: str, *, batch_id: int, percentage: float, steps: int, reason: str = "", **kw: Any):
         super().__init__(message, **kw)
+        self.reason = reason or message  # the connection failure alone, without what it means for the importer
         self.batch_id = batch_id
         self.percentage = percentage
         self.steps = steps

@@ -425,7 +425,7 @@ class FeedsSite:
                     f"{exc} The import on {importer_id} (batch {batch_id}) was at {percentage:g} % of the file's bytes "
                     "and stays locked mid-import: it advances only while the session that started it drives it. "
                     "Resume it from this session if it still can, else diagnose and unlock it.",
-                    batch_id=batch_id, percentage=percentage, steps=steps) from None
+                    batch_id=batch_id, percentage=percentage, steps=steps, reason=str(exc)) from None
             steps += 1
             if data is None or not data.get("status", False):
                 status_after = await self.status(importer_id)

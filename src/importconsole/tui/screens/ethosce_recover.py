@@ -106,6 +106,8 @@ class EthosceRecoverScreen(ModalScreen[bool]):
         except Exception as error:  # ImporterMoved, RecoveryRefused, UploadRefused, ImportDied: sentences
             said_so.append(said(str(error)))
             steps.update("\n".join(said_so))
+            self.plan = None  # stale now: Enter again would only be refused the same way
+            self.query_one("#recover-keys", Static).update("Enter: make a fresh plan · Esc: close")
             return
         finally:
             self.busy = False
