@@ -143,6 +143,7 @@ class Enrollment:
         return cls(**base)
 
 
+IMPORT_STATES = ("queued", "running", "completed", "completed_with_errors", "failed", "unlocked")
 FINISHED_STATES = frozenset({"completed", "completed_with_errors", "failed", "unlocked"})
 
 
