@@ -96,7 +96,8 @@ class CompletionOnlyProposal:
             if self.date_is_today and self.date_source == DATE_TODAY:
                 dated = f"complete on {self.date_completed} (today, as chosen for this batch)"
             elif self.date_is_today:
-                dated = f"complete on {self.date_completed} (today's date: the LMS has no completion date for it)"
+                dated = (f"complete on {self.date_completed} (today, unless another date is chosen for the batch "
+                         "when it is sent: the LMS has no completion date for it)")
             elif self.date_completed and self.date_source == "given":
                 dated = f"complete on {self.date_completed} (the date given for this batch)"
             elif self.date_completed and self.date_source == DATE_FROM_FILE:
