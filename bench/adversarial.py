@@ -56,7 +56,10 @@ if os.environ.get("ADV_CRASH_WITH_TOKEN"):
     import httpx
     def _boom(self, request, *a, **k):
         raise RuntimeError(f"injected crash carrying {request.headers.get('authorization')}")
+    async def _aboom(self, request, *a, **k):
+        _boom(self, request)
     httpx.Client.send = _boom
+    httpx.AsyncClient.send = _aboom
 from importconsole.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -423,9 +426,10 @@ def leak_hunt(ws: Workspace, lms, token: str, f: Findings) -> None:
                 ["fix", str(credit), "--out", str(ws.root / "outs" / "co.csv"), "--completion-only", "--course", COURSE],
                 ["submit", str(clean), "--course", COURSE, "--yes"], ["submit", str(hang), "--course", COURSE, "--yes"],
                 ["imports"], ["imports", "--json"], ["journal"], ["journal", "--json"], ["journal", "--reconcile"],
-                ["watch", "{ID}", "--json"], ["diagnose", "{ID}"], ["diagnose", "{ID}", "--json"],
-                ["unlock", "{ID}", "--json"], ["recover", "{ID}", "--yes", "--json"], ["reimport", "{ID}", "--yes"],
-                ["credit-fix", "--course", COURSE, "--out", outs], ["credit-fix", "--course", COURSE, "--json", "--out", outs],
+                ["__hang__"], ["watch", "{ID}", "--json"], ["diagnose", "{ID}"], ["diagnose", "{ID}", "--json"],
+                ["unlock", "{ID}", "--json"], ["recover", "{ID}", "--yes", "--json"], ["__hang__"],
+                ["unlock", "{ID}", "--yes"], ["reimport", "{ID}", "--yes"],
+                ["credit-fix", "--course", COURSE, "--date", "today", "--out", outs], ["credit-fix", "--course", COURSE, "--date", "today", "--json", "--out", outs],
                 ["imports", "--profile", "nope"], ["logout"]]
     backends = ["keyring.backends.fail.Keyring", "keyring.backends.null.Keyring", "adv_keyring.FileKeyring"]
     runs = []
@@ -443,7 +447,13 @@ def leak_hunt(ws: Workspace, lms, token: str, f: Findings) -> None:
                 n += 1
                 with sqlite3.connect(lms.db_path) as db:
                     last = db.execute("SELECT max(id) FROM imports").fetchone()[0] or 1
+                if argv == ["__hang__"]:  # a hung import (the file errors, so upload it as it is) for diagnose/unlock
+                    unlock_if_held(lms, f)
+                    lms.submit(hang.read_bytes(), course=COURSE, file_name=hang.name)
+                    time.sleep(1)
+                    continue
                 argv = [str(last) if a == "{ID}" else a for a in argv]
+                argv = [a.replace("co.csv", f"co-{n}.csv") for a in argv]
                 log = ws.root / "state" / f"debug-{n}.log"
                 env = ws.env(token if where == "env" else None, keyring_backend=backend, debug_log=log)
                 if argv[0] == "watch":
@@ -452,7 +462,11 @@ def leak_hunt(ws: Workspace, lms, token: str, f: Findings) -> None:
                 else:
                     run = ws.run(argv, env, stdin=b"n\n")
                 runs.append(run)
+                if os.environ.get("ADV_VERBOSE"):
+                    print(run.code, argv, (run.out + run.err).strip()[-300:], flush=True)
                 check_run(f, run, f"leak hunt {backend} {where}: {' '.join(argv)}")
+            if where == "keyring":  # `logout` above removed it
+                Path(ws.env()["ADV_KEYRING_FILE"]).write_text(json.dumps({"importconsole:lms:admin": token}))
             crash = ws.run(["imports"], ws.env(token if where == "env" else None, keyring_backend=backend, crash=True))
             runs.append(crash)
             if crash.code != 70:
@@ -473,6 +487,10 @@ def leak_hunt(ws: Workspace, lms, token: str, f: Findings) -> None:
                 pass
     crash_reports = list((ws.root / "state").rglob("crash*"))
     f.figures["leak_commands"] = len(runs)
+    codes: dict[str, int] = {}
+    for run in runs:
+        codes[str(run.code)] = codes.get(str(run.code), 0) + 1
+    f.figures["leak_exit_codes"] = codes
     f.figures["leak_crash_reports"] = len(crash_reports)
     f.figures["leak_debug_logs_bytes"] = sum(p.stat().st_size for p in (ws.root / "state").glob("debug-*.log"))
     for hit in hits:
@@ -517,7 +535,7 @@ def api_probes(lms, f: Findings) -> None:
     for size in (8_000, 60_000, 200_000):
         probes.append(("GET", "/me", {**admin, "X-Huge": "h" * size}, None))
     probes.append(("GET", "/me", {**admin, **{f"X-H{i}": "v" for i in range(300)}}, None))
-    for key in ("\x01", "a" * 201, "", " ", "k\u00e9", "k\r\nX: y"):
+    for key in (b"\x01", b"a" * 201, b"", b" ", "k\u00e9".encode(), b"k\x7f", b"\xff"):
         probes.append(("POST", "/imports", {**admin, "Idempotency-Key": key}, None))
     multipart = [b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../x\"\r\n\r\nabc\r\n--b--\r\n",
                  b"--b\r\nContent-Disposition: form-data; name=\"importer\"\r\n\r\ncourse\r\n",  # never closed
@@ -543,7 +561,7 @@ def api_probes(lms, f: Findings) -> None:
                     fives += 1
                     f.bad(f"probe {method} {route[:80]} body {(body or b'')[:40]!r}: {r.status_code} {r.text[:200]}")
                 if route in [p for p in get_routes + post_routes] and "Authorization" not in headers \
-                        and r.status_code != 401 and route != "/openapi.json":
+                        and r.status_code != 401 and route not in ("/openapi.json", "/_faults"):
                     f.bad(f"probe {method} {route} without a token: {r.status_code}")
             except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:
                 statuses["refused_by_client"] = statuses.get("refused_by_client", 0) + 1
@@ -568,6 +586,8 @@ def kills(ws: Workspace, token: str, f: Findings, rounds: int = 3) -> None:
         for victim in ("server", "cli"):
             lms = start_sandbox("demo", rows_per_second=400)
             try:
+                with sqlite3.connect(lms.db_path) as db:
+                    db.execute("INSERT INTO tokens VALUES (?, 'admin', 'site_admin', 'Adversary Admin')", (token,))
                 ws.set_lms(lms.base_url)
                 path = ws.root / "inputs" / f"kill-{victim}-{round_}.csv"
                 path.write_bytes(_rows(3000 + round_, name=f"K{victim}{round_}"))
@@ -589,11 +609,21 @@ def kills(ws: Workspace, token: str, f: Findings, rounds: int = 3) -> None:
                 else:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.communicate()
-                again = ws.run(["submit", str(path), "--course", COURSE, "--yes"], env, stdin=b"n\n")
-                check_run(f, again, f"submit after kill -9 of the {victim} ({delay}s)")
+                reconcile = ws.run(["journal", "--reconcile"], env)
+                check_run(f, reconcile, f"journal --reconcile after kill -9 of the {victim}")
+                count = "SELECT count(*) FROM imports WHERE file_sha256 = ?"
                 with sqlite3.connect(lms.db_path) as db:
-                    n = db.execute("SELECT count(*) FROM imports WHERE file_sha256 = ?", (digest,)).fetchone()[0]
-                results.append({"victim": victim, "after_s": delay, "imports": n, "resubmit_exit": again.code})
+                    before = db.execute(count, (digest,)).fetchone()[0]
+                # What an admin does next: submit again; it must say the file went in already, or send it once.
+                again = ws.run(["submit", str(path), "--course", COURSE], env, stdin=b"n\n")
+                check_run(f, again, f"submit after kill -9 of the {victim} ({delay}s)")
+                if before == 0:
+                    again = ws.run(["submit", str(path), "--course", COURSE, "--yes"], env, stdin=b"n\n")
+                    check_run(f, again, f"submit --yes after kill -9 of the {victim} ({delay}s)")
+                with sqlite3.connect(lms.db_path) as db:
+                    n = db.execute(count, (digest,)).fetchone()[0]
+                results.append({"victim": victim, "after_s": delay, "imports_after_kill": before, "imports": n,
+                                "resubmit_exit": again.code})
                 if n != 1:
                     f.bad(f"kill -9 of the {victim} after {delay}s, then submit again: {n} imports of the file "
                           f"(exit {again.code}: {again.out.strip()[-200:]} {again.err.strip()[-200:]})")
