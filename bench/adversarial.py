@@ -309,7 +309,8 @@ def commands_for(path: Path, out: Path) -> list[tuple[str, list[str]]]:
             ("submit", ["submit", p, "--course", COURSE, "--yes"])]
 
 
-def mutated_files(ws: Workspace, lms, token: str, count: int, seed: int, budget_s: float, f: Findings) -> None:
+def mutated_files(ws: Workspace, lms, token: str, count: int, seed: int, budget_s: float, f: Findings,
+                  labels: tuple[str, ...] | None = None) -> None:
     inputs = make_inputs(ws.root / "inputs", count, seed)
     env = ws.env(token)
     deadline = time.monotonic() + budget_s
@@ -322,6 +323,8 @@ def mutated_files(ws: Workspace, lms, token: str, count: int, seed: int, budget_
         files_done += 1
         out = ws.root / "outs" / "fixed.csv"
         for label, argv in commands_for(path, out):
+            if labels and label not in labels:
+                continue
             before = snapshot(ws.root / "inputs", ws.root / "outs", ws.root / "cwd", ws.root / "home")
             run = ws.run(argv, env, stdin=b"n\n")
             after = snapshot(ws.root / "inputs", ws.root / "outs", ws.root / "cwd", ws.root / "home")
