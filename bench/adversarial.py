@@ -500,6 +500,41 @@ def leak_hunt(ws: Workspace, lms, token: str, f: Findings) -> None:
         f.bad(f"token found in {hit}")
 
 
+# ---------------------------------------------------------------- names from the LMS
+
+HOSTILE_NAMES = ["\x1b[2J\x1b[Hx.csv", "\u202egpj.csv", "a\x07\x08b.csv", "\x9b31mc.csv", "z\x1b]0;title\x07.csv",
+                 "..", "x/../../etc/passwd", "n" * 300 + ".csv"]
+RAW_CONTROLS = ("\x1b", "\u202e", "\x07", "\x08", "\x9b")
+
+
+def hostile_names(ws: Workspace, lms, token: str, f: Findings) -> None:
+    """Imports whose file names (chosen by the uploader) carry escape sequences, bidi controls or path parts:
+    what the console prints about them carries no raw control character, and no command ends in exit 70."""
+    hang = (EXAMPLES / "hangs-the-importer.csv").read_bytes()
+    ids = []
+    for name in HOSTILE_NAMES:
+        unlock_if_held(lms, f)
+        r = lms.submit(hang, course=COURSE, file_name=name)
+        ids.append(r.json()["id"])
+        time.sleep(0.5)
+    env = ws.env(token)
+    last = str(ids[-1])
+    runs = 0
+    for argv in (["imports"], ["imports", "--json"], ["watch", last, "--json", "--hung-after", "2"],
+                 ["watch", last, "--hung-after", "2"], ["diagnose", last], ["diagnose", last, "--json"],
+                 ["unlock", last], ["unlock", last, "--json"], ["journal"], ["recover", last, "--json"],
+                 *[["diagnose", str(i)] for i in ids[:-1]], ["reimport", str(ids[0])], ["recover", last, "--yes"]):
+        run = ws.run(argv, env, stdin=b"n\n")
+        runs += 1
+        check_run(f, run, f"hostile names: {' '.join(argv)}")
+        raw = [hex(ord(c)) for c in RAW_CONTROLS if c in run.out + run.err]
+        if raw:
+            f.bad(f"hostile names: {' '.join(argv)} printed raw control characters {raw}")
+    unlock_if_held(lms, f)
+    f.figures["hostile_name_imports"] = len(ids)
+    f.figures["hostile_name_commands"] = runs
+
+
 # ---------------------------------------------------------------- API probes
 
 def api_probes(lms, f: Findings) -> None:
@@ -655,6 +690,9 @@ def run_all(args) -> Findings:
             if "leaks" in args.parts:
                 leak_hunt(ws, lms, token, f)
                 print("leak hunt:", f.figures.get("leak_commands"), "commands", flush=True)
+            if "names" in args.parts:
+                hostile_names(ws, lms, token, f)
+                print("hostile names:", f.figures.get("hostile_name_commands"), "commands", flush=True)
             if "probes" in args.parts:
                 api_probes(lms, f)
                 print("api probes:", f.figures.get("api_probes"), f.figures.get("api_probe_statuses"), flush=True)
@@ -678,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--big-mib", type=int, default=64, help="size of the large inputs (0: skip memory)")
     p.add_argument("--kill-rounds", type=int, default=3)
-    p.add_argument("--parts", default="files,leaks,probes,memory,kills")
+    p.add_argument("--parts", default="files,leaks,names,probes,memory,kills")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     args.parts = set(args.parts.split(","))
