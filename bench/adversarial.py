@@ -351,8 +351,9 @@ def mutated_files(ws: Workspace, lms, token: str, count: int, seed: int, budget_
 
 # ---------------------------------------------------------------- memory
 
-def peak_rss(ws: Workspace, token: str, big_mib: int, f: Findings) -> None:
-    """Peak RSS of validate and fix --sanitize at two sizes: it must not grow with the file."""
+def peak_rss(ws: Workspace, token: str, big_mib: int, f: Findings, online_mib: int = 16) -> None:
+    """Peak RSS of validate and fix --sanitize at two sizes, and of validate against the LMS at two smaller
+    ones (every row a learner the LMS is asked about): it must not grow with the file."""
     rows_small = _rows(1)
     per_row = len(rows_small) - rows_small.index(b"\n") - 1
     figures = {}
@@ -375,6 +376,20 @@ def peak_rss(ws: Workspace, token: str, big_mib: int, f: Findings) -> None:
             for leftover in ws.root.joinpath("outs").iterdir():
                 leftover.unlink()
         path.unlink()
+    for mib in (online_mib // 4, online_mib):
+        path = ws.root / "inputs" / f"online-{mib}.csv"
+        with open(path, "wb") as fh:
+            fh.write(_rows(0))
+            rows = (mib << 20) // per_row
+            for start in range(0, rows, 10_000):
+                fh.write(b"".join(b"U%07d,Zoe,Last%d,2026-09-01,1,2026-10-01,,,\n" % (i, i)
+                                  for i in range(start, min(rows, start + 10_000))))
+        rss_file = ws.root / "rss"
+        rss_file.unlink(missing_ok=True)
+        run = ws.run(["validate", str(path), "--course", COURSE, "--json"], ws.env(token, rss_file=rss_file), timeout=600)
+        check_run(f, run, f"validate (LMS) {path.name}")
+        figures[f"validate_online_{mib}MiB_peak_MiB"] = round((run.rss_kib or 0) / 1024, 1)
+        path.unlink()
     line = ws.root / "inputs" / "big-line.csv"
     line.write_bytes(_rows(0) + b"U1," + b"z" * (big_mib << 20) + b"\n")
     rss_file = ws.root / "rss"
@@ -383,10 +398,10 @@ def peak_rss(ws: Workspace, token: str, big_mib: int, f: Findings) -> None:
     figures[f"validate_{big_mib}MiB_one_line_peak_MiB"] = round((run.rss_kib or 0) / 1024, 1)
     line.unlink()
     f.figures["peak_rss"] = figures
-    for label in ("validate", "fix_sanitize"):
-        small, large = figures[f"{label}_{big_mib // 4}MiB_peak_MiB"], figures[f"{label}_{big_mib}MiB_peak_MiB"]
+    for label, mib in (("validate", big_mib), ("fix_sanitize", big_mib), ("validate_online", online_mib)):
+        small, large = figures[f"{label}_{mib // 4}MiB_peak_MiB"], figures[f"{label}_{mib}MiB_peak_MiB"]
         if large > small * 1.5 + 20:
-            f.bad(f"{label}: peak RSS grows with the file: {small} MiB at {big_mib // 4} MiB, {large} MiB at {big_mib} MiB")
+            f.bad(f"{label}: peak RSS grows with the file: {small} MiB at {mib // 4} MiB, {large} MiB at {mib} MiB")
 
 
 def server_upload_rss(lms, big_mib: int, f: Findings) -> None:
