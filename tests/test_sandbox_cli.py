@@ -89,6 +89,22 @@ def test_bad_flags_are_usage_errors():
         assert flag in help_text
 
 
+def test_a_speed_that_is_not_a_number_is_refused_and_infinity_means_unthrottled():
+    """The adversarial run of issue 12: `--rows-per-second nan` started and said 'processing nan rows/s'."""
+    for text in ("nan", "NaN", "-inf"):
+        result = subprocess.run([*CMD, "--port", "0", f"--rows-per-second={text}"], capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 2, text
+        assert "rows per second" in result.stderr and "Traceback" not in result.stderr
+    proc = _start("--port", "0", "--rows-per-second", "inf")
+    try:
+        assert "listening on" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert "unthrottled" in out + err and "inf" not in out + err
+
+
 def test_without_faults_the_fault_switch_does_not_exist(sandbox):
     r = httpx.post(sandbox.url("/_faults"), json={"kind": "status", "status": 503})
     assert r.status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -13,9 +14,11 @@ def _rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows per second (or 'max')") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows per second (or 'max')")
     if value < 0:
         raise argparse.ArgumentTypeError("rows per second cannot be negative")
-    return value
+    return 0.0 if math.isinf(value) else value  # infinitely fast is unthrottled
 
 
 def _port(text: str) -> int:
