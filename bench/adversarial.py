@@ -398,6 +398,8 @@ def peak_rss(ws: Workspace, token: str, big_mib: int, f: Findings, online_mib: i
     figures[f"validate_{big_mib}MiB_one_line_peak_MiB"] = round((run.rss_kib or 0) / 1024, 1)
     line.unlink()
     f.figures["peak_rss"] = figures
+    if figures[f"validate_{big_mib}MiB_one_line_peak_MiB"] > 2 * big_mib + 100:
+        f.bad(f"validate: one {big_mib} MiB line peaks at {figures[f'validate_{big_mib}MiB_one_line_peak_MiB']} MiB")
     for label, mib in (("validate", big_mib), ("fix_sanitize", big_mib), ("validate_online", online_mib)):
         small, large = figures[f"{label}_{mib // 4}MiB_peak_MiB"], figures[f"{label}_{mib}MiB_peak_MiB"]
         if large > small * 1.5 + 20:
@@ -670,7 +672,9 @@ def kills(ws: Workspace, token: str, f: Findings, rounds: int = 3) -> None:
                 # What an admin does next: submit again; it must say the file went in already, or send it once.
                 again = ws.run(["submit", str(path), "--course", COURSE], env, stdin=b"n\n")
                 check_run(f, again, f"submit after kill -9 of the {victim} ({delay}s)")
-                if before == 0:
+                with sqlite3.connect(lms.db_path) as db:
+                    after_plain = db.execute(count, (digest,)).fetchone()[0]
+                if after_plain == 0:  # it refused on warnings only: the admin confirms
                     again = ws.run(["submit", str(path), "--course", COURSE, "--yes"], env, stdin=b"n\n")
                     check_run(f, again, f"submit --yes after kill -9 of the {victim} ({delay}s)")
                 with sqlite3.connect(lms.db_path) as db:
