@@ -16,9 +16,10 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from importconsole.private_files import open_private, private_folder
 
@@ -33,7 +34,7 @@ UNRESOLVED = frozenset({SENDING, UNKNOWN})  # the LMS has not told us yet: recon
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_journal_path() -> Path:

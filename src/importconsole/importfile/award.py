@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
+from collections.abc import Mapping
 
 from .facts import CourseFact, CreditTypeFact, EnrollmentFact
 

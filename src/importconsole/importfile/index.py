@@ -47,7 +47,7 @@ class RowIndex:
     def done(self) -> bool:
         return self._done
 
-    def start(self) -> "RowIndex":
+    def start(self) -> RowIndex:
         """Build in a daemon thread of its own."""
         self._thread = threading.Thread(target=self._build_quietly, name="row-index", daemon=True)
         self._thread.start()

@@ -17,7 +17,8 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterator
 
 DEFAULT_FIELD_SIZE_LIMIT = 64 * 1024
 SNIFF_BYTES = 64 * 1024

@@ -22,7 +22,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import compress
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable, Iterator
 
 from . import safe_text
 from .award import award_for_row, entities, parse_credits
@@ -580,7 +581,7 @@ class _RowChecks:
         where = f"; the file's first invalid byte is at byte offset {self.first_invalid}" if self.first_invalid >= 0 else ""
         return f" (bytes invalid in {self.f.encoding_label}{where}: save the file as CSV UTF-8)"
 
-    def _unbalanced(self, cells, row, line, raw, problem: "QuoteProblem") -> None:
+    def _unbalanced(self, cells, row, line, raw, problem: QuoteProblem) -> None:
         # Reported where the quote opened, with every line it swallowed: the rows on them are not
         # records, and the admin is told so (the row count never shrinks silently).
         opened = line + _line_breaks(raw[:problem.opened_at])

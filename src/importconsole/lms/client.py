@@ -270,7 +270,7 @@ class LmsClient:
         """The console's own API offers everything the operations use (lms.port)."""
         return REFERENCE_CAPABILITIES
 
-    async def __aenter__(self) -> "LmsClient":
+    async def __aenter__(self) -> LmsClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

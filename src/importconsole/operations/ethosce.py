@@ -36,6 +36,7 @@ from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
 from importconsole.private_files import open_private, private_folder
+from datetime import UTC
 
 RowKey = tuple[str, ...]
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
@@ -609,13 +610,13 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
 async def _dead_job_gone(backend: EthosceBackend, plan: ImporterPlan, journal: Journal) -> bool:
     """An earlier recover left a header-only file, and the site's cron ran after the dead job's lease
     ended: the dead job ran on it and is gone, so the rows not stored can be scheduled once."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     done = [e for e in journal.entries() if e.action == "header_only" and e.importer == plan.importer_id
             and e.base_url == backend.base_url and e.outcome == "done"]
     if not done:
         return False
-    since = (datetime.now(timezone.utc) - datetime.fromisoformat(done[-1].time.replace("Z", "+00:00"))).total_seconds()
+    since = (datetime.now(UTC) - datetime.fromisoformat(done[-1].time.replace("Z", "+00:00"))).total_seconds()
     last_cron = await backend.feeds.cron_last_run()  # seconds ago, by the site's clock
     return last_cron is not None and since - last_cron >= LEASE
 

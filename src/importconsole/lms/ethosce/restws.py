@@ -84,7 +84,7 @@ class RestwsClient:
     def __repr__(self) -> str:
         return f"RestwsClient({str(self.site_url)!r}, user={self.username!r})"
 
-    async def __aenter__(self) -> "RestwsClient":
+    async def __aenter__(self) -> RestwsClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

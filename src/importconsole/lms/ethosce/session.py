@@ -135,7 +135,7 @@ class DrupalSession:
     def __repr__(self) -> str:
         return f"DrupalSession({self.base_url!r}, user={self.username!r})"
 
-    async def __aenter__(self) -> "DrupalSession":
+    async def __aenter__(self) -> DrupalSession:
         return self
 
     async def __aexit__(self, *exc) -> None:
