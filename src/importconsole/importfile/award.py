@@ -192,7 +192,8 @@ def award_for_row(*, course: CourseFact | None, credit_types: Mapping[str, Credi
     return Award(RECORDED, awarded)
 
 
-def _imported(course: CourseFact, credit_types, credit_type: str, amount: Decimal | None, raw) -> Award:
+def _imported(course: CourseFact, credit_types: Mapping[str, CreditTypeFact], credit_type: str, amount: Decimal | None,
+              raw: object) -> Award:
     """The row's own credit: recorded, never reported (behaviour 6)."""
     if credit_type not in credit_types and credit_types:
         return Award(REFUSED, why=f"{credit_type} is not a credit type of the site")

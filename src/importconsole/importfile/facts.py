@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 MAX_KEYS = 1000
 
 
-def to_decimal(value) -> Decimal:
+def to_decimal(value: object) -> Decimal:
     """JSON numbers arrive as floats: go through str so 0.1 stays 0.1."""
     if isinstance(value, Decimal):
         return value

@@ -13,6 +13,7 @@ import csv
 import io
 import threading
 from array import array
+from collections.abc import Iterable, Iterator
 
 from .reader import ImportFile, ImportFileError, Record
 
@@ -83,7 +84,7 @@ class RowIndex:
         encoding = f.encoding
         position = f.data_offset  # byte offset of the next line the csv reader will get
 
-        def physical_lines(fh):
+        def physical_lines(fh: Iterable[bytes]) -> Iterator[str]:
             nonlocal position
             for raw in fh:
                 text = raw.decode(encoding, "surrogateescape")
