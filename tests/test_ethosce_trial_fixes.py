@@ -1,0 +1,84 @@
+"""Defects found by an adversarial trial of the EthosCE path, on the real kit (tests/feeds_kit.py): each test
+reproduces what the admin saw (screen, stdout/stderr, exit code) and asserts what is true on the site."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+from importconsole.cli import main
+from importconsole.tui.app import ImportConsoleApp
+from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
+from tui_helpers import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
+
+SIZE = (80, 24)  # the admin's SSH terminal
+
+
+def no_secrets_anywhere(monkeypatch) -> None:
+    """An SSH host: no keyring, no password in the environment; the Connect screen asks for both."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("IMPORTCONSOLE_PASSWORD", raising=False)
+    monkeypatch.delenv("IMPORTCONSOLE_RESTWS_PASSWORD", raising=False)
+
+
+def started(tmp_path):
+    """The console as `importconsole` starts it: the profile's passwords are nowhere, so it opens on Connect."""
+    from importconsole.tui.connecting import session_from_config
+
+    session, problem = session_from_config(str(tmp_path / "config.toml"), None)
+    assert session is None
+    return ImportConsoleApp(workdir=tmp_path, theme_dirs=[], config_path=tmp_path / "config.toml", startup_problem=problem)
+
+
+async def connect_with(pilot, app, admin: str, restws: str) -> None:
+    screen = app.screen
+    screen.query_one("#token", Input).value = admin
+    screen.query_one("#restws-password", Input).value = restws
+    await pilot.press("ctrl+s")
+
+
+def result_text(app) -> str:
+    return str(app.screen.query_one("#connect-result").render())
+
+
+async def test_connect_never_posts_a_refused_admin_password_again(kit_cli, monkeypatch, tmp_path):
+    no_secrets_anywhere(monkeypatch)
+    kit_cli.query("DELETE FROM flood")
+    app = started(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_text(pilot, "Pick a profile")
+        await connect_with(pilot, app, "wrong-admin", kit_cli.restws_password)
+        await wait_for(pilot, lambda: "refused" in result_text(app), timeout=20, what="the site's refusal")
+        assert kit_cli.failed_logins() == 1
+        for _ in range(2):
+            await connect_with(pilot, app, "wrong-admin", kit_cli.restws_password)
+            await wait_for(pilot, lambda: "different admin password" in result_text(app), timeout=10,
+                           what="asked for a different password")
+            await pilot.pause(0.5)
+        assert kit_cli.failed_logins() == 1  # the refused password was never posted again
+        await connect_with(pilot, app, kit_cli.admin_password, kit_cli.restws_password)
+        await wait_for(pilot, lambda: app.session is not None, timeout=20, what="connected with the right password")
+        assert kit_cli.failed_logins() == 1
+
+
+async def test_connect_on_an_ethosce_profile_speaks_of_both_passwords_and_the_refusal_is_read_at_80x24(kit_cli, monkeypatch, tmp_path):
+    no_secrets_anywhere(monkeypatch)
+    kit_cli.query("DELETE FROM flood")
+    app = started(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_text(pilot, "Pick a profile")
+        flat = flat_text(app)
+        assert "token" not in flat.lower(), flat
+        assert "admin password and the restws password" in flat
+        note = " ".join(str(app.screen.query_one("#keyring-note").render()).split())  # below the fold at 80x24
+        assert "read -rs IMPORTCONSOLE_PASSWORD && export IMPORTCONSOLE_PASSWORD" in note
+        assert "read -rs IMPORTCONSOLE_RESTWS_PASSWORD && export IMPORTCONSOLE_RESTWS_PASSWORD" in note
+        assert "TOKEN" not in note
+        await pilot.press("enter")  # the profile, with no stored passwords: the screen asks for them
+        await wait_for(pilot, lambda: "Enter the passwords" in result_text(app), what="asked for the passwords")
+        assert ".." not in flat_text(app).replace("...", "")
+        await connect_with(pilot, app, "wrong-admin", kit_cli.restws_password)
+        await wait_for(pilot, lambda: "refused" in result_text(app), timeout=20, what="the site's refusal")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "refused the login of 'admin'" in text, text  # read at 80x24, no scrolling
+        assert "No password" not in text, text
