@@ -82,3 +82,12 @@ async def test_connect_on_an_ethosce_profile_speaks_of_both_passwords_and_the_re
         text = screen_text(app)
         assert "refused the login of 'admin'" in text, text  # read at 80x24, no scrolling
         assert "No password" not in text, text
+
+
+def test_login_on_an_ethosce_profile_without_a_keyring_names_both_password_variables(kit_cli, monkeypatch, capsys):
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    assert main(["login", "--profile", "kit"]) == 2  # this host's problem, not the site's
+    err = capsys.readouterr().err
+    assert "read -rs IMPORTCONSOLE_PASSWORD && export IMPORTCONSOLE_PASSWORD" in err
+    assert "read -rs IMPORTCONSOLE_RESTWS_PASSWORD && export IMPORTCONSOLE_RESTWS_PASSWORD" in err
+    assert "IMPORTCONSOLE_TOKEN" not in err

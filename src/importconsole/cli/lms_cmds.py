@@ -228,7 +228,8 @@ def cmd_login(args) -> int:
     import getpass
 
     from importconsole import crash
-    from importconsole.secrets import KEYRING_TIMEOUT, TokenError, _find_backend, _no_backend_sentence, store_token
+    from importconsole.secrets import (KEYRING_TIMEOUT, TokenError, _find_backend, _no_backend_sentence,
+                                       no_backend_passwords_sentence, store_token)
 
     profile = _profile(args)
     try:
@@ -237,7 +238,7 @@ def cmd_login(args) -> int:
         _err(str(exc))
         return EXIT_SETUP
     if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
-        _err(_no_backend_sentence("the passwords" if profile.is_ethosce else "the token"))
+        _err(no_backend_passwords_sentence() if profile.is_ethosce else _no_backend_sentence())
         return EXIT_SETUP
     if profile.is_ethosce:
         return _login_ethosce(args, profile)
