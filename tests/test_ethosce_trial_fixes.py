@@ -91,3 +91,54 @@ def test_login_on_an_ethosce_profile_without_a_keyring_names_both_password_varia
     assert "read -rs IMPORTCONSOLE_PASSWORD && export IMPORTCONSOLE_PASSWORD" in err
     assert "read -rs IMPORTCONSOLE_RESTWS_PASSWORD && export IMPORTCONSOLE_RESTWS_PASSWORD" in err
     assert "IMPORTCONSOLE_TOKEN" not in err
+
+
+def on_monitor(kit, tmp_path):
+    """The console as `importconsole` starts it on the kit's profile (both passwords from the environment)."""
+    from importconsole.tui.connecting import session_from_config
+
+    session, problem = session_from_config(str(tmp_path / "config.toml"), None)
+    assert session is not None and session.kind == "ethosce", problem
+    return ImportConsoleApp(session=session, workdir=tmp_path, theme_dirs=[])
+
+
+async def test_the_monitor_never_calls_a_colleagues_first_chunk_idle(kit_cli, tmp_path):
+    import threading
+
+    from test_ethosce_trial import colleague_imports
+
+    kit_cli.set_row_delay(150)  # the first chunk (10 rows) takes 1.5 s with no progress saved: the page says idle
+    path = kit_cli.make_csv(tmp_path / "clean.csv", 30)
+    app = on_monitor(kit_cli, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        await wait_for_text(pilot, "course_record_import: idle", timeout=20)
+        colleague = threading.Thread(target=colleague_imports, args=(kit_cli, path))
+        colleague.start()
+        seen = []
+        try:
+            def first_chunk_over():
+                stored = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
+                if 2 <= stored < 10:  # inside the first chunk, one poll after rows began to move
+                    seen.append(" ".join(screen_text(app).split()))
+                return stored >= 10
+            await wait_for(pilot, first_chunk_over, timeout=30, interval=0.05, what="the first chunk")
+        finally:
+            colleague.join()
+        kit_cli.set_row_delay(0)
+    assert seen and any("rows being stored" in text for text in seen), seen
+    # a poll (0.2 s) after the first row it must no longer say idle
+    assert not any("course_record_import: idle" in text for text in seen[len(seen) // 2:]), seen
+
+
+async def test_the_monitors_hung_line_is_read_whole_at_80_columns(kit_cli, tmp_path):
+    path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert colleague_hangs_the_importer(kit_cli, path) == 500
+    app = on_monitor(kit_cli, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        await wait_for(pilot, lambda: "no progress for" in flat_text(app), timeout=20, what="the hung line")
+        import re
+
+        assert re.search(r"course_record_import: hung 42 % \(locked: no upload can start\); no progress for \d+s",
+                         flat_text(app)), screen_text(app)

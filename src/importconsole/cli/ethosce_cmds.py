@@ -157,25 +157,18 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     file = await asyncio.to_thread(read_file_rows, path) if path else None
     hung_watch = HungWatch(args.hung_after or profile.hung_after)
     poll = args.poll_interval or profile.poll_interval
-    last_text, last_at, previous_newest = "", 0.0, None
+    last_text, last_at = "", 0.0
     while True:
         view = hung_watch.observe(await read_view(backend, importer_id, own, file),
                                   batch_died=own is not None and own.batch_outcome == "died")
         text = view.describe()
-        if view.status.state == "idle" and previous_newest != view.newest_stored_id:
-            # Feeds saves no progress before its first chunk ends: the page says idle while rows are
-            # being stored. Idle only once the newest stored row stayed put for one poll.
-            if previous_newest is not None:
-                text = (f"{importer_id}: importing, rows being stored (newest stored row {view.newest_stored_id}); "
-                        "Feeds shows no progress before its first chunk ends")
-            previous_newest = view.newest_stored_id
-            if text != last_text and previous_newest is not None and "rows being stored" in text:
+        if view.status.state == "idle" and not view.settled:  # idle only once the stored rows stay put
+            if view.storing and text != last_text:
                 _say(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
                             "stalled_for": 0.0, "summary": text}, text)
                 last_text, last_at = text, time.monotonic()
             await asyncio.sleep(poll)
             continue
-        previous_newest = view.newest_stored_id
         if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):
             _say(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
