@@ -142,3 +142,52 @@ async def test_the_monitors_hung_line_is_read_whole_at_80_columns(kit_cli, tmp_p
 
         assert re.search(r"course_record_import: hung 42 % \(locked: no upload can start\); no progress for \d+s",
                          flat_text(app)), screen_text(app)
+
+
+def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answers_again(kit_cli, tmp_path):
+    """The reference watch's rule on EthosCE: an outage is said (why, since when, what to do), never an exit."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from test_ethosce_trial import restart
+
+    path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert colleague_hangs_the_importer(kit_cli, path) == 500  # locked at 42 %: watch follows it
+    watch = subprocess.Popen([sys.executable, "-m", "importconsole", "watch", IMPORTER, "--hung-after", "3600"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(watch.stderr), daemon=True)
+    reader.start()
+
+    def wait_err(text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in err):
+            assert watch.poll() is None, f"watch ended ({watch.returncode}): {''.join(err)}"
+            assert time.monotonic() < deadline, f"no {text!r} in {''.join(err)}"
+            time.sleep(0.1)
+
+    try:
+        time.sleep(1.5)
+        kit_cli.stop()
+        try:
+            wait_err("has not been seen", 60)
+            time.sleep(5)  # well past the moment it gave up before
+            assert watch.poll() is None, "".join(err)
+        finally:
+            restart(kit_cli)
+        wait_err("answers again", 60)
+        watch.send_signal(signal.SIGINT)  # Ctrl+C ends it
+        out, _ = watch.communicate(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    reader.join(5)
+    said = "".join(err)
+    assert watch.returncode == 130, said
+    assert f"{IMPORTER}: importing 42 %" in out
+    unseen = next(line for line in err if "has not been seen" in line)
+    assert "(since " in unseen and "UTC)" in unseen and "Check the network" in unseen
+    assert "Traceback" not in said
