@@ -191,3 +191,22 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     unseen = next(line for line in err if "has not been seen" in line)
     assert "(since " in unseen and "UTC)" in unseen and "Check the network" in unseen
     assert "Traceback" not in said
+
+
+def test_a_refused_connection_is_said_as_refused_not_as_a_busy_lms(kit_cli, monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    from importconsole.cli import lms_cmds
+    from feeds_kit import free_port
+
+    dead = tmp_path / "dead.toml"  # the kit's profile, on a port where nothing listens (the site is down)
+    dead.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
+                    'username = "admin"\nrestws_username = "restws_console"\n')
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(dead))
+    policy = lms_cmds.retry_policy
+    monkeypatch.setattr(lms_cmds, "retry_policy", lambda: dataclasses.replace(policy(), base=0.01, cap=0.02))
+    monkeypatch.setattr(lms_cmds, "ANNOUNCE_WAITS_FROM", 0.0)  # every wait said, short as they are here
+    assert main(["imports"]) == 3
+    err = capsys.readouterr().err
+    assert "The connection to the LMS was refused (the site may be down); trying again in" in err, err
+    assert "busy" not in err

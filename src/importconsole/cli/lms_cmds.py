@@ -111,17 +111,17 @@ def _token(profile, *, prompt: bool = True):
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
 
 
-async def _announced_sleep(seconds: float) -> None:
+def _announce_wait(seconds: float, refused: bool) -> None:
     if seconds >= ANNOUNCE_WAITS_FROM:
-        _err(f"The LMS is busy or did not answer; trying again in {seconds:.0f} s (nothing is sent twice).")
-    await asyncio.sleep(seconds)
+        why = "The connection to the LMS was refused (the site may be down)" if refused else "The LMS is busy or did not answer"
+        _err(f"{why}; trying again in {seconds:.0f} s (nothing is sent twice).")
 
 
 def retry_policy():
     """The CLI's retry policy (tests replace this to keep retry paths fast)."""
     from importconsole.lms.client import RetryPolicy
 
-    return RetryPolicy(sleep=_announced_sleep)
+    return RetryPolicy(announce=_announce_wait)
 
 
 def _client(profile, credentials):
