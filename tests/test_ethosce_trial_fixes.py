@@ -8,6 +8,7 @@ from textual.widgets import Input
 from importconsole.cli import main
 from importconsole.tui.app import ImportConsoleApp
 from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
+from test_importfile_rules import lms  # noqa: F401 (fixture)
 from tui_helpers import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
 
 SIZE = (80, 24)  # the admin's SSH terminal
@@ -210,3 +211,24 @@ def test_a_refused_connection_is_said_as_refused_not_as_a_busy_lms(kit_cli, monk
     err = capsys.readouterr().err
     assert "The connection to the LMS was refused (the site may be down); trying again in" in err, err
     assert "busy" not in err
+
+
+def test_an_unknown_course_names_its_first_row_and_the_column_on_an_ethosce_site(kit_cli, tmp_path, capsys):
+    path = kit_cli.make_csv(tmp_path / "bad23.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "[error unknown-course]" in ln)
+    assert "bad23.csv:-:-" not in line
+    assert "bad23.csv:24:3 [error unknown-course] row 23 column external_course_id: course 'C-1<U+200B>02'" in line, line
+
+
+async def test_an_unknown_course_names_its_first_row_and_the_column_on_the_reference_lms(lms, tmp_path):
+    from test_importfile_rules import check, write
+
+    path = write(tmp_path, "u2,C-FIXED,,1,2026-03-01,,,", "u3,C-1\u200b02,,1,2026-03-01,,,", "u4,C-1\u200b02,,1,2026-03-01,,,")
+    report = await check(lms, path)
+    (finding,) = report.of("unknown-course")
+    assert (finding.row, finding.column) == (2, "external_course_id")
+    report = await check(lms, path, course="C-NOWHERE")  # named by --course: no row of the file to point at
+    (finding,) = report.of("unknown-course")
+    assert finding.row is None and finding.column is None
