@@ -232,3 +232,41 @@ async def test_an_unknown_course_names_its_first_row_and_the_column_on_the_refer
     report = await check(lms, path, course="C-NOWHERE")  # named by --course: no row of the file to point at
     (finding,) = report.of("unknown-course")
     assert finding.row is None and finding.column is None
+
+
+async def test_the_tui_recover_plans_with_the_file_the_importer_holds_and_still_takes_a_typed_path(kit_cli, tmp_path):
+    import asyncio
+    import os
+    from collections import Counter
+    from pathlib import Path
+
+    from test_ethosce_cli import file_keys
+
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)
+    other = kit_cli.make_csv(tmp_path / "other.csv", 50)
+    copy = Path(os.environ["IMPORTCONSOLE_STATE_DIR"]) / "ethosce-files" / IMPORTER / "colleague.csv"
+    app = on_monitor(kit_cli, tmp_path)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("m")
+        await wait_for_text(pilot, "course_record_import: hung", timeout=20)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: "Re-import rows 23-50" in flat_text(app), timeout=20, what="the plan")
+        text = flat_text(app)
+        assert "did not upload the import" not in text
+        plan = str(app.screen.query_one("#recover-plan").render())
+        assert f"(the file the importer holds, downloaded from the site to {copy})" in plan, plan
+        await pilot.press("tab")  # the admin gives another file instead: planned with it
+        app.screen.query_one("#recover-file", Input).value = str(other)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "other.csv: 50 rows" in str(app.screen.query_one("#recover-plan").render()),
+                       timeout=20, what="the plan for other.csv")
+        await pilot.press("tab")  # back to the file the importer holds, and recover with it
+        app.screen.query_one("#recover-file", Input).value = str(copy)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "colleague.csv: 50 rows" in str(app.screen.query_one("#recover-plan").render()),
+                       timeout=20, what="the plan again")
+        await pilot.press("enter")
+        await wait_for_text(pilot, "Done.", timeout=60)
+    clean = [tuple(cell.replace("\u200b", "") for cell in key) for key in file_keys(path)]
+    assert Counter(kit_cli.stored_rows()) == Counter(clean) and not locked(kit_cli)
