@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "importconsole"
-CORE = ["importfile", "lms", "operations", "config.py", "secrets.py", "journal.py"]
+CORE = ["importfile", "lms", "operations", "config.py", "secrets.py", "journal.py", "private_files.py"]
 FORBIDDEN = {
     "importfile": ("textual", "httpx", "importconsole.sandbox", "importconsole.tui", "importconsole.lms"),
     "*": ("textual", "importconsole.sandbox", "importconsole.tui", "importconsole.cli"),

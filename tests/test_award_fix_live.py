@@ -8,7 +8,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 
 from importconsole.cli import main
 from test_operations_support import cli_env

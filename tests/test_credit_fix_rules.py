@@ -86,7 +86,8 @@ def test_what_a_proposal_will_do_names_the_completion_date_and_what_it_replaces(
     p = decide(today, user_exists=True, enrollment_status="incomplete", enrollment_credit=[("ama", 1.0, "import")],
                course=COURSE, credit_types=TYPES)
     text = p.describe()
-    assert "marks it complete on 2026-11-28 (today's date: the LMS has no completion date for it)" in text
+    assert ("marks it complete on 2026-11-28 (today, unless another date is chosen for the batch when it is sent: "
+            "the LMS has no completion date for it)") in text
     assert "replacing that credit, with 2 ama (awarded, reported to PARS) and 1.5 ancc" in text
     from_file = _Learner("file-row", "CARD-101", "u1", None, None, credit=[("ama", 1.0, "row")], rows=[3])
     p = decide(from_file, user_exists=True, enrollment_status=None, enrollment_credit=[], course=COURSE, credit_types=TYPES)

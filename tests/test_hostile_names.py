@@ -59,3 +59,13 @@ def test_recover_in_one_step_with_a_traversal_name(monkeypatch, tmp_path, capsys
         assert "re-imported rows 7-12" in out, out
         lms.wait_import(count(lms, "SELECT max(id) FROM imports"))
         assert_each_learner_imported_once(lms, 12)
+
+
+@pytest.mark.parametrize("name", ["..", "x/../..", "a\\..\\..\\b", "/etc/passwd", "\x1b[2Jx.csv", "é" * 300, ""])
+def test_a_file_name_from_an_ethosce_site_is_a_plain_local_name(name, tmp_path):
+    from importconsole.operations.ethosce import held_file_name
+
+    local = held_file_name(name, "held-file.csv")
+    assert "/" not in local and "\\" not in local and not local.startswith(".")
+    assert len(local) <= 100 and local.isascii() and local.isprintable()
+    assert (tmp_path / local).resolve().parent == tmp_path.resolve()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_operations_support import cli_env, client_for, count, course_file, dataset, learners, start_sandbox, submit, until
+from test_operations_support import cli_env, client_for, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
 from importconsole.journal import Journal

@@ -22,7 +22,7 @@ from importconsole.cli import main
 from importconsole.journal import Journal
 from importconsole.lms.client import LmsClient, RetryPolicy
 from importconsole.lms.errors import Unauthorized
-from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan, submit_file
+from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan
 from sandbox_helpers import dataset, start_sandbox, wait_for
 
 TOKEN = "tok-SECRET-submit-5d8e2c4b9a71"
@@ -88,6 +88,12 @@ def held_file(folder: Path) -> Path:
     return path
 
 
+async def submit(c, path: Path, journal: Journal, *, importer: str = "course", course: str | None = "C-VAR", **send):
+    """What the CLI and the TUI do once any warnings are confirmed: prepare the plan, then send it."""
+    plan = await prepare_submit(c, path, importer=importer, course_external_id=course)
+    return await send_plan(plan, client=c, journal=journal, **send)
+
+
 def imports_of(lms, path: Path):
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return lms.db().execute("SELECT id FROM imports WHERE file_sha256 = ?", (sha,)).fetchall()
@@ -98,8 +104,7 @@ async def test_a_clean_file_is_submitted_once_and_journaled(lms, home):
     journal = Journal()
     sent = []
     async with client(lms) as c:
-        outcome = await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR",
-                                    profile="test", lms_user="jdoe", progress=lambda s, t: sent.append(s))
+        outcome = await submit(c, path, journal, profile="test", lms_user="jdoe", progress=lambda s, t: sent.append(s))
     assert [r[0] for r in imports_of(lms, path)] == [outcome.import_.id]
     assert outcome.receipt.created and sent[-1] == path.stat().st_size
     [entry] = journal.entries()
@@ -116,7 +121,7 @@ async def test_errors_refuse_naming_row_column_rule_and_fix(lms, home):
     journal = Journal()
     async with client(lms) as c:
         with pytest.raises(SubmitRefused) as err:
-            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR", assume_yes=True)
+            await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
     text = str(err.value)
     assert "nothing was sent" in text and "row 1 (line 2)" in text and "[credit-on-incomplete]" in text and "Fix:" in text
     assert imports_of(lms, path) == [] and journal.entries() == []
@@ -126,13 +131,12 @@ async def test_warnings_need_confirmation(lms, home):
     path = home / "legacy.csv"
     path.write_bytes(f"external_user_id,external_course_id,title,complete,date_completed\nu5,C-LEGACY-{uuid.uuid4().hex[:6]},Old course,1,2020-01-01\n".encode())
     journal = Journal()
-    asked = []
     async with client(lms) as c:
-        with pytest.raises(SubmitRefused) as err:
-            await submit_file(path, client=c, journal=journal, importer="global", confirm=lambda plan: asked.append(plan) or False)
-        assert "NOT included in PARS" in str(err.value) and "course-shell-no-certificate" in str(err.value)
-        assert imports_of(lms, path) == [] and asked and asked[0].needs_confirmation
-        outcome = await submit_file(path, client=c, journal=journal, importer="global", confirm=lambda plan: True)
+        plan = await prepare_submit(c, path, importer="global")
+        listed = "\n".join(plan.warnings)
+        assert "NOT included in PARS" in listed and "course-shell-no-certificate" in listed
+        assert imports_of(lms, path) == [] and plan.needs_confirmation
+        outcome = await send_plan(plan, client=c, journal=journal)
     assert [r[0] for r in imports_of(lms, path)] == [outcome.import_.id]
     lms.wait_import(outcome.import_.id)
 
@@ -141,11 +145,10 @@ async def test_the_same_file_again_names_the_earlier_import(lms, home):
     path = held_file(home)
     journal = Journal()
     async with client(lms) as c:
-        first = await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
+        first = await submit(c, path, journal)
         lms.wait_import(first.import_.id)
-        with pytest.raises(SubmitRefused) as err:
-            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
-    assert f"was imported before: import {first.import_.id}" in str(err.value)
+        again = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
+    assert again.needs_confirmation and f"was imported before: import {first.import_.id}" in "\n".join(again.warnings)
     assert len(imports_of(lms, path)) == 1
 
 
@@ -176,7 +179,7 @@ async def test_401_mid_run_stops_with_a_sentence_and_keeps_the_journal(lms, home
     httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 401}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     async with client(lms, profile="test") as c:
         with pytest.raises(Unauthorized) as err:
-            await submit_file(path, client=c, journal=journal, importer="course", course_external_id="C-VAR")
+            await submit(c, path, journal)
     assert "importconsole login --profile test" in str(err.value)
     [entry] = journal.entries()
     assert entry.outcome == "refused" and "did not accept the API token" in entry.message
@@ -285,7 +288,7 @@ async def test_debug_logs_of_a_faulty_submit_never_carry_the_token(lms, home, ca
     for kind in ("error_500_after", "drop_after_body"):
         httpx.post(lms.url("/_faults"), json={"kind": kind}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     async with client(lms) as c:
-        outcome = await submit_file(path, client=c, journal=Journal(), importer="course", course_external_id="C-VAR")
+        outcome = await submit(c, path, Journal())
     assert outcome.receipt.reconciled and len(imports_of(lms, path)) == 1
     assert "retrying" in caplog.text or "already held" in " ".join(outcome.notes)
     assert len(caplog.records) > 5 and TOKEN not in caplog.text
@@ -482,7 +485,7 @@ async def test_the_journal_entry_is_on_disk_before_the_upload_is_sent(lms, home)
 
     path = held_file(home)
     async with client(lms, transport=Witness()) as c:  # no me() first, as in the console: send_plan asks
-        outcome = await submit_file(path, client=c, journal=Journal(), importer="course", course_external_id="C-VAR")
+        outcome = await submit(c, path, Journal())
     [(key, on_disk)] = seen
     [begin] = [r for r in on_disk if r["idempotency_key"] == key]
     assert begin["outcome"] == "sending" and begin["sha256"] == outcome.plan.sha256 and begin["row_count"] == 2

@@ -20,6 +20,8 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from importconsole.private_files import open_private, write_private
+
 APP_NAME = "importconsole"
 IMPORTERS = ("course", "global")
 TOP_LEVEL_KEYS = ("default_profile", "profiles")
@@ -104,10 +106,6 @@ class Profile:
     restws_username: str | None = None
     course_importer: str = DEFAULT_COURSE_IMPORTER
     global_importer: str | None = None
-
-    @property
-    def keyring_username(self) -> str:
-        return f"{self.name}:{self.username}"
 
     @property
     def is_ethosce(self) -> bool:
@@ -393,11 +391,10 @@ def validate_config(path: str | os.PathLike | None = None, *, environ: Mapping[s
     return []
 
 
-def _write_new(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
+def _write_new(path: Path, data: dict[str, Any]) -> None:
     """Write a file the app owns; never over an existing one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as out:
+    with os.fdopen(open_private(path, "new"), "wb") as out:
         tomli_w.dump(data, out)
 
 
@@ -461,9 +458,4 @@ def save_state(state: State, path: Path | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     data = {k: v for k, v in {"last_profile": state.last_profile, "theme": state.theme,
                               "recent_files": state.recent_files[:MAX_RECENT]}.items() if v is not None}
-    tmp = target.with_name(target.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # recent files name people's data
-    with os.fdopen(fd, "wb") as out:
-        tomli_w.dump(data, out)
-    os.replace(tmp, target)
-    return target
+    return write_private(target, tomli_w.dumps(data), atomic=True)  # recent files name people's data

@@ -13,6 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
+from importconsole.private_files import open_private, private_folder
+
 _SECRETS: set[str] = set()
 
 
@@ -71,13 +73,12 @@ def write_crash_report(exc: BaseException) -> Path | None:
     """Write the traceback (frames and lines only, never locals) to a private file."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        folder = crash_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = private_folder(crash_dir())
         stamp = time.strftime("crash-%Y%m%d-%H%M%S")
         for n in range(100):  # two crashes in one second (or two consoles) each keep their report
             path = folder / (f"{stamp}.txt" if n == 0 else f"{stamp}-{n}.txt")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = open_private(path, "new")
                 break
             except FileExistsError:
                 continue

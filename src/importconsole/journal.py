@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from importconsole.private_files import open_private, private_folder
+
 try:
     import fcntl
 except ImportError:  # Windows: O_APPEND alone
@@ -28,11 +30,6 @@ except ImportError:  # Windows: O_APPEND alone
 SENDING = "sending"
 UNKNOWN = "unknown"
 UNRESOLVED = frozenset({SENDING, UNKNOWN})  # the LMS has not told us yet: reconcile asks it
-# Outcomes that mean the entry is settled.
-OUTCOMES = ("created", "already_existed", "reconciled", "not_created", "refused", "failed", "unknown", "unchecked", "done")
-
-FIELDS = ("time", "os_user", "lms_user", "profile", "base_url", "action", "import_id", "file_path",
-          "sha256", "row_count", "idempotency_key", "importer", "course_external_id", "outcome", "message")
 
 
 def now_iso() -> str:
@@ -110,13 +107,11 @@ class Journal:
         """Write one whole line, or raise JournalWriteFailed and leave the file as it was."""
         line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            private_folder(self.path.parent)
+            fd = open_private(self.path, "append")  # an older file made with a loose umask is tightened
         except OSError as exc:
             raise JournalWriteFailed(self.path, exc) from None
         try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o600)  # an older file made with a loose umask is tightened
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             # A line cut short by a kill must not glue onto the next one.
@@ -135,7 +130,7 @@ class Journal:
                 except OSError:
                     pass
                 raise JournalWriteFailed(self.path, exc) from None
-        except OSError as exc:  # fchmod, flock, reading the last byte
+        except OSError as exc:  # flock, reading the last byte
             raise JournalWriteFailed(self.path, exc) from None
         finally:
             os.close(fd)

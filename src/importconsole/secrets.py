@@ -50,12 +50,6 @@ def _profile_parts(profile: Any, username: str | None) -> tuple[str, str]:
     return str(name), str(user)
 
 
-def keyring_username(profile: Any, username: str | None = None) -> str:
-    """One keyring entry per profile and LMS user: `PROFILE:USER`."""
-    name, user = _profile_parts(profile, username)
-    return f"{name}:{user}"
-
-
 def _env_hint(env_var: str = ENV_VAR, what: str = "the token") -> str:
     return f"set {what} for this session with: read -rs {env_var} && export {env_var}"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-SEVERITIES = (ERROR, WARNING, INFO)
 
 
 @dataclass(frozen=True)

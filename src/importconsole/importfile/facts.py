@@ -31,8 +31,6 @@ from typing import Iterable, Iterator, NamedTuple, Protocol, Sequence, TypeVar, 
 # The most keys one call may carry (the API refuses more with 413).
 MAX_KEYS = 1000
 
-REPORTING_ENTITIES = ("pars", "cpe_monitor", "ams")
-
 
 def to_decimal(value) -> Decimal:
     """JSON numbers arrive as floats: go through str so 0.1 stays 0.1."""

@@ -35,6 +35,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from importconsole.private_files import open_private
+
 from . import safe_text
 from .award import Award, award_for_row, file_says
 from .facts import MAX_KEYS, LmsFacts, UserKey
@@ -219,7 +221,7 @@ def _check_paths(path: Path, out: Path) -> None:
 def _reserve_manifest(path: Path, manifest_path: Path) -> int:
     """Create the manifest, never through a symlink nor over any file (a dangling link included)."""
     try:
-        return os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        return open_private(manifest_path, "new", follow_links=False)
     except FileExistsError:
         raise FixRefused(f"{_shown(manifest_path)} (the manifest of --out) already exists"
                          + (" and is the input file" if _same_file(path, manifest_path) else "")
@@ -240,7 +242,7 @@ def _publish(tmp: Path, out: Path) -> None:
             raise
         # A file system without hard links: create the name exclusively and copy into it.
         try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = open_private(out, "new", follow_links=False)
         except FileExistsError:
             raise FixRefused(f"{_shown(out)} appeared while fix was running: it was left as it is and no fixed "
                              "copy was written (give another --out)") from None

@@ -70,10 +70,6 @@ def find_special(text: str) -> list[tuple[int, str]]:
     return [(m.start(), m.group()) for m in SPECIAL_RE.finditer(text)]
 
 
-def looks_like_formula(value: str) -> bool:
-    return value.startswith(FORMULA_START)
-
-
 def escape_formula(value: str) -> str:
     """For CSV reports the project writes (never for import files): a spreadsheet must not run it."""
     return "'" + value if value.startswith(FORMULA_START) else value

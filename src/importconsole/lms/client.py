@@ -486,7 +486,6 @@ class LmsClient:
             return found.items[0] if found.items else None
 
         return await self._post_at_most_once("/users", body, action, parse=User.from_json, settle=find)
-        raise ServerError(f"Could not {action} after {self.retry.attempts} tries; the LMS holds no such user (checked).")
 
     async def list_imports(self, *, state: str | None = None, idempotency_key: str | None = None,
                            file_sha256: str | None = None, offset: int = 0, limit: int = 100) -> Page[Import]:
@@ -496,15 +495,6 @@ class LmsClient:
         server_time = data.get("server_time")
         return Page([Import.from_json(x) for x in data.get("items", [])], data.get("next_offset"),
                     server_time if isinstance(server_time, str) else None)
-
-    async def all_imports(self, *, state: str | None = None, file_sha256: str | None = None) -> list[Import]:
-        out: list[Import] = []
-        offset: int | None = 0
-        while offset is not None:
-            page = await self.list_imports(state=state, file_sha256=file_sha256, offset=offset, limit=MAX_KEYS)
-            out += page.items
-            offset = page.next_offset
-        return out
 
     async def find_import_by_key(self, idempotency_key: str) -> Import | None:
         page = await self.list_imports(idempotency_key=idempotency_key, limit=10)

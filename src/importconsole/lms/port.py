@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
     from importconsole.lms.client import SubmitReceipt
 
-KIND_REFERENCE = "reference"
 KIND_ETHOSCE = "ethosce"
 
 

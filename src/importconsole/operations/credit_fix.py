@@ -32,6 +32,7 @@ from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
 from importconsole.lms.models import Import
 from importconsole.lms.port import LmsBackend, require
+from importconsole.private_files import write_private
 
 KIND_INCOMPLETE = "credit-on-incomplete"  # incomplete enrollment carrying imported credit
 KIND_NOT_REPORTED = "imported-credit-not-reported"  # imported credit of a reporting type
@@ -95,7 +96,8 @@ class CompletionOnlyProposal:
             if self.date_is_today and self.date_source == DATE_TODAY:
                 dated = f"complete on {self.date_completed} (today, as chosen for this batch)"
             elif self.date_is_today:
-                dated = f"complete on {self.date_completed} (today's date: the LMS has no completion date for it)"
+                dated = (f"complete on {self.date_completed} (today, unless another date is chosen for the batch "
+                         "when it is sent: the LMS has no completion date for it)")
             elif self.date_completed and self.date_source == "given":
                 dated = f"complete on {self.date_completed} (the date given for this batch)"
             elif self.date_completed and self.date_source == DATE_FROM_FILE:
@@ -452,12 +454,7 @@ REPORT_COLUMNS = ("course_external_id", "learner", "kind", "rows", "current_cred
 
 def _write_private(path: Path, text: str) -> None:
     """Write a file that names people: 0600 from the first byte, replaced atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, text, atomic=True, tmp_name=f".{path.name}.tmp")
 
 
 def proposal_import_file(proposals: Iterable[CompletionOnlyProposal]) -> bytes:

@@ -35,6 +35,7 @@ from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, re
 from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
+from importconsole.private_files import open_private, private_folder
 
 RowKey = tuple[str, ...]
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
@@ -483,6 +484,14 @@ async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str 
                         downloaded)
 
 
+def held_file_name(name: str, fallback: str) -> str:
+    """A local file name for a name the site gives: the site's name is data, never a path
+    (no folders, no '..', no control characters, at most 100 characters)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in base).lstrip(".")[:100]
+    return safe or fallback
+
+
 async def download_importer_file(backend: EthosceBackend, status: ImporterStatus) -> Path | None:
     """The file the importer holds (the last one uploaded, linked on its page), saved under the state
     folder (0600: it names learners) so that the paths shown in later sentences still exist. Only the
@@ -498,11 +507,9 @@ async def download_importer_file(backend: EthosceBackend, status: ImporterStatus
                                          f"{status.importer_id} holds")
     if resp.status_code != 200:
         return None
-    folder = state_dir() / "ethosce-files" / status.importer_id
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / Path(status.source_file).name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    folder = private_folder(state_dir() / "ethosce-files" / held_file_name(status.importer_id, "importer"))
+    path = folder / held_file_name(status.source_file, "held-file.csv")
+    with os.fdopen(open_private(path, "replace", follow_links=False), "wb") as out:
         out.write(resp.content)
     return path
 
@@ -677,8 +684,7 @@ async def _reimport(backend: EthosceBackend, plan: ImporterPlan, journal: Journa
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(plan.file.header)
         writer.writerows(plan.file.cells[n - 1] for n in plan.missing)
-        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the rows name people
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        with os.fdopen(open_private(source, "new"), "w", encoding="utf-8", newline="") as out:  # the rows name people
             out.write(text.getvalue())
         fixed = Path(tmp) / f"{plan.file.path.stem}.rows-{plan.missing[0]}-{plan.missing[-1]}.csv"
         await asyncio.to_thread(write_fixed_file, source, fixed, sanitize=True, facts=OfflineFacts(), importer="global")

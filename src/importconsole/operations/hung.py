@@ -8,11 +8,12 @@ locked by an import whose `rows_processed` has not changed for `hung_after` seco
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
 from importconsole.importfile.safe_text import describe as describe_character
+from importconsole.private_files import write_private
 
 if TYPE_CHECKING:
     from importconsole.lms.port import LmsBackend
@@ -369,8 +370,7 @@ async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, w
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-diagnose-") as tmp:
         # The LMS's file name is data chosen by the uploader (`..`, `x/../..`, 300 bytes): never a path.
         path = Path(tmp) / f"import-{item.id}.csv"
-        path.write_bytes(content)
-        path.chmod(0o600)  # the file names people
+        write_private(path, content)  # the file names people
         return await asyncio.to_thread(diagnose_file, item.id, path, rows_processed=item.rows_processed,
                                        rows_total=item.rows_total, file_source="server")
 

@@ -22,10 +22,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
+from importconsole.private_files import write_private
 from importconsole.lms.models import Import, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
@@ -362,7 +363,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
     facts = ApiFacts(client, asyncio.get_running_loop())
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-recover-") as tmp:
         source = Path(tmp) / "remaining.csv"
-        _write_private(source, content)
+        write_private(source, content)
         target = Path(tmp) / "remaining.fixed.csv"
 
         def fix():
@@ -401,12 +402,6 @@ def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], l
     changes = [RowChange(original(c.row), c.column or "header", c.description) for c in manifest.changes]
     completion_only = sorted({original(r) for r in manifest.completion_only_rows})
     return changes, completion_only
-
-
-def _write_private(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(content)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,7 +540,7 @@ async def _reimport(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, 
         return
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-reimport-") as tmp:
         path = Path(tmp) / "remainder.csv"  # a name of our own: the LMS's name is only sent as a label
-        _write_private(path, plan.remainder)
+        write_private(path, plan.remainder)
         entry = _begin(journal, "reimport", importer=plan.importer, course_external_id=plan.course_external_id,
                        sha256=plan.remainder_sha256, row_count=plan.remainder_rows, idempotency_key=key,
                        parent_import_id=plan.import_id, first_row=plan.first_row_left,

@@ -382,24 +382,3 @@ def _complete_if_possible(journal: Journal, entry: str, outcome: str, **fields: 
         journal.complete(entry, outcome, **fields)
     except JournalWriteFailed:
         pass
-
-
-Confirm = Callable[[SubmitPlan], bool]
-
-
-async def submit_file(path: str | os.PathLike, *, client: LmsBackend, journal: Journal, importer: str,
-                      course_external_id: str | None = None, assume_yes: bool = False, confirm: Confirm | None = None,
-                      profile: str | None = None, lms_user: str | None = None, facts: Any = None,
-                      progress: Callable[[int, int], None] | None = None, validation_progress: Callable | None = None,
-                      validated_sha256: str | None = None, on_reconciled: Callable[[Reconciled], None] | None = None) -> SubmitOutcome:
-    """The whole submit workflow (the CLI and the TUI both call this or its two halves)."""
-    for item in await reconcile_pending(journal, client):
-        if on_reconciled:
-            on_reconciled(item)
-    plan = await prepare_submit(client, path, importer=importer, course_external_id=course_external_id, facts=facts,
-                                validation_progress=validation_progress, validated_sha256=validated_sha256)
-    if plan.needs_confirmation and not assume_yes:
-        if confirm is None or not confirm(plan):
-            listed = "\n".join(f"  {w}" for w in plan.warnings)
-            raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm (--yes):\n{listed}", report=plan.report)
-    return await send_plan(plan, client=client, journal=journal, profile=profile, lms_user=lms_user, progress=progress)

@@ -275,9 +275,6 @@ class ImportWatcher:
         """Every import seen, newest first."""
         return sorted(self.views.values(), key=lambda v: v.import_id, reverse=True)
 
-    def hung_imports(self) -> list[ImportView]:
-        return [v for v in self.snapshot() if v.hung]
-
     # -- running -----------------------------------------------------------------------------
 
     async def run(self) -> None:

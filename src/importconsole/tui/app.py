@@ -290,10 +290,11 @@ class ImportConsoleApp(App[int]):
         import os
 
         from importconsole.crash import crash_dir
+        from importconsole.private_files import private_folder
 
         folder = self.state_folder if self.state_folder is not None else crash_dir().parent
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_folder(folder)
         except OSError:
             return None
         return folder if os.access(folder, os.W_OK) else None

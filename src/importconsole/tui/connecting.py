@@ -54,9 +54,3 @@ def credentials_for(profile):
     except Exception as error:  # NoToken, NoKeyringBackend and friends: their str() is the sentence to show
         kind = "passwords" if getattr(profile, "kind", "") == "ethosce" else "API token"
         return None, f"{error} Or enter the {kind} on the Connect screen." if str(error) else f"enter the {kind} on the Connect screen"
-
-
-def token_for(profile) -> tuple[str | None, str | None]:
-    """The API token from IMPORTCONSOLE_TOKEN or the keyring; never a terminal prompt here."""
-    credentials, why = credentials_for(profile)
-    return (credentials.token, None) if credentials is not None and credentials.token else (None, why)

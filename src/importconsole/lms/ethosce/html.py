@@ -76,10 +76,6 @@ class Element:
         walk(self)
         return " ".join("".join(parts).split())
 
-    def own_text(self) -> str:
-        """Only the text directly inside this element (not in its children)."""
-        return " ".join("".join(c for c in self.children if isinstance(c, str)).split())
-
     def __repr__(self) -> str:
         return f"<{self.tag} {self.attrs!r}>"
 
@@ -193,10 +189,6 @@ class Page:
             if f.form_id == form_id:
                 return f
         return None
-
-    @property
-    def shows_login_form(self) -> bool:
-        return self.form("user_login") is not None or self.form("user_login_block") is not None
 
     def messages(self) -> list[tuple[str, str]]:
         """(kind, text) for each Drupal message: kind is status, warning or error."""

@@ -105,9 +105,6 @@ class MonitorScreen(ConsoleScreen):
         """The app's watcher: it runs from the console's start, so hangs are noticed on any screen."""
         return self.app.watcher
 
-    def _mark_dirty(self) -> None:
-        self._dirty = True
-
     # -- painting: a few times a second, never while a dialog is open ----------------------
     def _repaint(self) -> None:
         if isinstance(self.app.screen, ModalScreen) or not self.is_current:

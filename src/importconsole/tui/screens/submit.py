@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, ProgressBar, RadioButton, RadioSet, Static
+from textual.widgets import Input, Label, OptionList, ProgressBar, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from importconsole.tui.screens.ethosce_submit import EthosceSubmit
