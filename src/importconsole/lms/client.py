@@ -662,6 +662,7 @@ class LmsClient:
         last: LmsError | None = None
         for attempt in range(self.retry.attempts):
             retry_after = None
+            failure: BaseException | None = None  # what the announcement of the wait names
             try:
                 body, headers = _multipart(path, fields_, file_name or path.name, progress, expected_sha256)
             except OSError as exc:
@@ -682,6 +683,7 @@ class LmsClient:
                 ) from None
             except httpx.ConnectError as exc:
                 # Nothing was sent (connect refused / TLS / DNS): safe to try again with the key.
+                failure = exc
                 last = self._unreachable(exc, action)
                 if isinstance(last, CertificateInvalid):
                     raise last from None
@@ -727,7 +729,7 @@ class LmsClient:
             if attempt + 1 < self.retry.attempts:
                 wait = self.retry.delay(attempt, retry_after)
                 log.debug("POST /imports key %s: attempt %d: %s; retrying in %.2f s", key, attempt + 1, notes[-1] if notes else "", wait)
-                await self.retry.wait(wait)
+                await self.retry.wait(wait, failure)
         assert last is not None
         if not maybe_sent:
             raise Unreachable(f"{last} Nothing was sent, so nothing was imported.")
