@@ -119,6 +119,12 @@ def _no_backend_sentence(what: str = "the token", hint: str | None = None) -> st
             f"instead {hint or _env_hint()}.")
 
 
+def no_backend_passwords_sentence() -> str:
+    """An EthosCE profile's two passwords, where no keyring can hold them: the two variables named."""
+    return _no_backend_sentence("the passwords", f"{_env_hint(PASSWORD_ENV, 'the admin password')} and "
+                                                 f"{_env_hint(RESTWS_PASSWORD_ENV, 'the restws password')}")
+
+
 @dataclass(frozen=True)
 class SecretSpec:
     """One secret of a profile: where it comes from and how sentences name it."""
@@ -232,8 +238,7 @@ def store_passwords(profile: Any, password: str, restws_password: str, *, timeou
             raise NoToken(f"The {spec.what} {spec.whose} was empty; nothing was stored.")
         crash.register_secret(value)
     if _find_backend(timeout) is None:
-        raise NoKeyringBackend(_no_backend_sentence("the passwords", f"{_env_hint(PASSWORD_ENV, 'the admin password')} and "
-                                                                     f"{_env_hint(RESTWS_PASSWORD_ENV, 'the restws password')}"))
+        raise NoKeyringBackend(no_backend_passwords_sentence())
     import keyring
 
     for spec, value in ((admin, password), (restws, restws_password)):

@@ -1145,8 +1145,11 @@ class _LmsChecks:
                                 "shell is made, with no certificate and no required objects")
                     elif course_id not in self.course_reported:
                         self.course_reported.add(course_id)
-                        out.add("unknown-course", row=None, line=None, value=course_id,
-                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS")
+                        from_file = not (self.importer == "course" and self.course)  # else --course named it
+                        out.add("unknown-course", row=row if from_file else None, line=line if from_file else None,
+                                column=cols.get("external_course_id") if from_file else None, value=course_id,
+                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS"
+                                        + (" (its first row here; every row naming it is refused)" if from_file else ""))
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):

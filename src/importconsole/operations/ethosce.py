@@ -312,10 +312,20 @@ class ImporterView:
     stored_since: int | None = None  # rows of this import the site stored (the console's own upload)
     stalled_for: float = 0.0
     hung: bool = False
+    # Feeds saves no progress before its first chunk ends: the page says idle while rows are being
+    # stored. `storing`: idle, yet the newest stored row moved since the last look; `settled`: idle
+    # and the newest stored row stayed put for one poll (only then is it idle).
+    storing: bool = False
+    settled: bool = True
 
     def describe(self) -> str:
         s = self.status
-        if s.state == "queued":
+        if s.state == "idle" and self.storing:
+            text = (f"{self.importer_id}: importing, rows being stored (newest stored row {self.newest_stored_id}); "
+                    "Feeds shows no progress before its first chunk ends")
+        elif s.state == "idle" and not self.settled:
+            text = f"{self.importer_id}: the page says idle; checking that no rows are being stored"
+        elif s.state == "queued":
             text = f"{self.importer_id}: queued until the site's cron runs ({s.percent or 0} %); not hung"
         elif s.state == "importing":
             text = f"{self.importer_id}: {'hung' if self.hung else 'importing'} {s.percent or 0} %"
@@ -345,6 +355,7 @@ class HungWatch:
         self.hung_after, self.clock = hung_after, clock
         self._seen: tuple | None = None
         self._since = clock()
+        self._newest: int | None = None
 
     def observe(self, view: ImporterView, *, batch_died: bool = False) -> ImporterView:
         """`batch_died`: the console saw this import's batch die (HTTP 500): hung at once, no waiting."""
@@ -354,8 +365,12 @@ class HungWatch:
             self._seen, self._since = sample, now
         stalled = now - self._since
         hung = view.status.state == "importing" and (stalled >= self.hung_after or batch_died)
+        idle = view.status.state == "idle"
+        storing = idle and self._newest is not None and self._newest != view.newest_stored_id
+        settled = idle and self._newest == view.newest_stored_id
+        self._newest = view.newest_stored_id
         return ImporterView(view.importer_id, view.status, view.newest_stored_id, view.file, view.stored_since,
-                            stalled, hung)
+                            stalled, hung, storing, settled or not idle)
 
 
 # ---------------------------------------------------------------------------------------------

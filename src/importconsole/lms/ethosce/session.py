@@ -171,7 +171,7 @@ class DrupalSession:
                 last = unreachable(self.host, exc, action)
                 if isinstance(last, CertificateInvalid) or attempt + 1 >= attempts:
                     raise last from None
-                await self.retry.sleep(self.retry.backoff(attempt))
+                await self.retry.wait(self.retry.backoff(attempt), exc)
         assert last is not None
         raise last
 

@@ -81,6 +81,7 @@ class MonitorScreen(ConsoleScreen):
         client, journal = self.app.lms(), self.app.journal()
         watches = {i: HungWatch(self.app.hung_after) for i in client.importer_ids()}
         status, detail = self.query_one("#monitor-status", Static), self.query_one("#import-detail", Static)
+        status.styles.height = "auto"  # a hung importer's line is longer than 80 columns: wrapped, read whole
         while True:
             lines = []
             try:
