@@ -244,7 +244,6 @@ def test_the_recover_plan_in_background_mode_lists_the_header_only_file_and_the_
 async def test_after_a_refused_unlock_the_tui_offers_a_fresh_plan_not_the_stale_enter(kit_cli, tmp_path):
     import asyncio
 
-    from textual.widgets import Input
     from tui_helpers import wait_for_text
 
     from importconsole.tui.app import ImportConsoleApp
