@@ -287,7 +287,9 @@ def _endings_label(counts: Counter, fallback: str) -> str:
 
 def _split_outside_quotes(text: str, delimiter: str) -> list[str]:
     """Cells of a record's text by delimiters outside quotes (for error locations only)."""
-    cells, current, in_quotes = [], [], False
+    cells: list[str] = []
+    current: list[str] = []
+    in_quotes = False
     for ch in text:
         if ch == '"':
             in_quotes = not in_quotes

@@ -599,7 +599,8 @@ class LmsClient:
                 if resp.status_code != 200:
                     await resp.aread()
                     raise self._error_for(resp, "follow the imports live")
-                kind, data_lines = "message", []
+                data_lines: list[str] = []
+                kind = "message"
                 async for line in resp.aiter_lines():
                     if line == "":
                         if data_lines:
