@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from importconsole import crash
 
@@ -55,7 +55,7 @@ def _env_hint(env_var: str = ENV_VAR, what: str = "the token") -> str:
     return f"set {what} for this session with: read -rs {env_var} && export {env_var}"
 
 
-def _backend():
+def _backend() -> Any:  # a keyring backend or None
     import keyring
     from keyring.backends import fail, null
 
@@ -68,7 +68,7 @@ def _backend():
     return backend
 
 
-def _find_backend(timeout: float):
+def _find_backend(timeout: float) -> Any:
     """The working backend or None. Finding it can itself block (D-Bus asking a Secret Service that
     never answers), so it is bounded too: KeyringUnavailable after `timeout`."""
     try:
@@ -139,7 +139,7 @@ class SecretSpec:
         return f"the {self.what}"
 
 
-def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: dict | None, timeout: float,
+def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: Mapping[str, str] | None, timeout: float,
                 ask: Callable[[str], str] | None) -> str:
     env = os.environ if environ is None else environ
     value = (env.get(spec.env_var) or "").strip()
@@ -178,7 +178,7 @@ def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: dict | No
 
 
 def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
-              environ: dict | None = None, timeout: float = KEYRING_TIMEOUT,
+              environ: Mapping[str, str] | None = None, timeout: float = KEYRING_TIMEOUT,
               ask: Callable[[str], str] | None = None) -> str:
     """The token for `profile` (a config.Profile, or a name with `username`).
 
@@ -216,7 +216,7 @@ class Credentials:
         return f"Credentials(<{', '.join(held) or 'nothing'} hidden>)"
 
 
-def get_credentials(profile: Any, *, prompt: bool = True, environ: dict | None = None,
+def get_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
                     timeout: float = KEYRING_TIMEOUT, ask: Callable[[str], str] | None = None) -> Credentials:
     """Everything `profile` needs: the API token, or an EthosCE profile's two passwords."""
     if getattr(profile, "kind", "reference") != "ethosce":
