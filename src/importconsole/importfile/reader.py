@@ -254,7 +254,7 @@ def check_regular_file(path) -> None:
         raise _refuse_kind(kind, path)
 
 
-def open_regular(path):
+def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
     """open(path, "rb") that never blocks on, nor reads, anything but a regular file (it may have
     been swapped for a FIFO since it was checked)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
