@@ -120,7 +120,7 @@ def and_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def file_says(file_credit: Mapping[str, Decimal]) -> str:
+def file_says(file_credit: Mapping[str, Decimal | str]) -> str:
     """`the file says 0.50 ama` (amounts as written in the file when given as text)."""
     parts = [f"{a} {t}" if str(a).strip() else f"{t} (no amount)" for t, a in file_credit.items()]
     return "the file says " + (and_list(parts) or "no credit")

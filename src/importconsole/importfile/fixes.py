@@ -345,7 +345,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
                                        f"header {safe_text.visible(name)!r} -> {cleaned!r}"
                                        + _sequences_said(name)))
                 header[i] = cleaned
-    cols = {}
+    cols: dict[str, int] = {}
     for i, name in enumerate(header):
         cols.setdefault(_canonical(name), i)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
