@@ -100,7 +100,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path else default_journal_path()
         self.skipped_lines = 0  # lines that could not be read (e.g. cut short by a kill)
 
@@ -137,11 +137,11 @@ class Journal:
             os.close(fd)
 
     def begin(self, action: str, *, profile: str | None = None, base_url: str | None = None, lms_user: str | None = None,
-              import_id: int | None = None, file_path: str | os.PathLike | None = None, sha256: str | None = None,
+              import_id: int | None = None, file_path: str | os.PathLike[str] | None = None, sha256: str | None = None,
               row_count: int | None = None, idempotency_key: str | None = None, importer: str | None = None,
               course_external_id: str | None = None, **extra: Any) -> str:
         entry_id = uuid.uuid4().hex
-        record = {
+        record: dict[str, Any] = {
             "entry": entry_id, "event": "begin", "time": now_iso(), "os_user": _os_user(), "lms_user": lms_user,
             "profile": profile, "base_url": base_url, "action": action, "import_id": import_id,
             "file_path": str(Path(file_path).resolve()) if file_path else None, "sha256": sha256, "row_count": row_count,
@@ -156,7 +156,7 @@ class Journal:
     def complete(self, entry_id: str, outcome: str, *, import_id: int | None = None, message: str | None = None, **extra: Any) -> None:
         if outcome == SENDING:
             raise ValueError("complete() needs a final outcome")
-        record = {"entry": entry_id, "event": "complete", "time": now_iso(), "outcome": outcome,
+        record: dict[str, Any] = {"entry": entry_id, "event": "complete", "time": now_iso(), "outcome": outcome,
                   "import_id": import_id, "message": message}
         if extra:
             record["extra"] = extra
