@@ -97,6 +97,19 @@ def scatter_duplicates(src: Path, dst: Path, every: int) -> None:
                 b.write(back[0])
 
 
+def every_row_a_finding(path: Path, mib: int) -> None:
+    """About `mib` MiB of rows, each with a no-break space after the first name (as bench/adversarial.py's
+    memory part makes them): one special-characters finding per row."""
+    head = (b"external_user_id,first_name,last_name,enrollment_start,complete,date_completed,credit_type,credits,"
+            b"participant_category\n")
+    rows = (mib << 20) // len(b"U0000000,Ada,Last0,2026-09-01,1,2026-10-01,,,\n")
+    with open(path, "wb") as fh:
+        fh.write(head)
+        for start in range(0, rows, 10_000):
+            fh.write(b"".join(b"U%07d,Zo\xc3\xab\xc2\xa0,Last%d,2026-09-01,1,2026-10-01,,,\n" % (i, i)
+                              for i in range(start, min(rows, start + 10_000))))
+
+
 # Each child prints {"seconds": ..., "rss_mib": ...} (its own peak: VmHWM on Linux).
 _CHILD = r"""
 import json, resource, sys, time
@@ -230,6 +243,21 @@ def run(workdir: Path) -> list[dict]:
         "name": "validate --offline peak RSS, 1M rows with 100 scattered duplicate rows", "value": d_val["rss_mib"],
         "unit": "MiB", "baseline_name": "the same rows without them", "baseline": validated["rss_mib"],
         "ratio": d_val["rss_mib"] / validated["rss_mib"], "target": "<= 150 MiB", "ok": d_val["rss_mib"] <= 150,
+    })
+
+    # Every row with a finding (a no-break space after the first name), at two sizes: the peak must
+    # not grow with the file (findings are capped per rule, counts are not).
+    peaks = {}
+    for mib in (16, 64):
+        nbsp = workdir / f"records-nbsp-{mib}.csv"
+        every_row_a_finding(nbsp, mib)
+        peaks[mib] = child("validate-any", nbsp)["rss_mib"]
+        nbsp.unlink()
+    results.append({
+        "name": "validate --offline peak RSS, 64 MiB file, every row with a finding", "value": peaks[64],
+        "unit": "MiB", "baseline_name": "the same on a 16 MiB file", "baseline": peaks[16],
+        "ratio": peaks[64] / peaks[16], "target": "<= 1.25x and <= 150 MiB",
+        "ok": peaks[64] <= 1.25 * peaks[16] and peaks[64] <= 150,
     })
 
     small = workdir / "records-100k.csv"
