@@ -43,7 +43,9 @@ ID_COLUMNS = ("external_user_id", "external_email", "external_course_id", "credi
 KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows the same credit
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
-SPILL_KEYS = 1_500_000  # duplicate keys kept in memory up to here (~100 MiB), then in a temp file
+# Duplicate keys kept in memory up to here (~65 MiB; a 1M-row file stays in memory, at full speed), then in a
+# temp file: a file with more rows peaks at ~120 MiB whatever its size (1.5M before: ~180 MiB).
+SPILL_KEYS = 1_000_000
 PROGRESS_CHARS = 1 << 20  # characters read between two progress calls
 DUPLICATE_KEYS_IN_MEMORY = 50_000  # repeated keys' first rows kept in memory up to here (~20 MiB), then in a temp file
 COURSE_ID_MAX = 128
@@ -900,14 +902,16 @@ class _KeySpill:
 
         self._dir = tempfile.TemporaryDirectory(prefix="importconsole-keys-")
         self._db = sqlite3.connect(Path(self._dir.name) / "keys.sqlite3")
-        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE k (h INTEGER PRIMARY KEY)")
+        # 16 MiB of page cache (flat) and keys inserted in order: fewer page misses per part.
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16384; "
+                               "CREATE TABLE k (h INTEGER PRIMARY KEY)")
         self._db.executemany("INSERT INTO k VALUES (?)", ((h,) for h in keys))
 
     def add(self, hashes: list[int]) -> bool:
         """Store the keys; True if any was there already (or repeats among them)."""
         unique = set(hashes)
         before = self._db.total_changes
-        self._db.executemany("INSERT OR IGNORE INTO k VALUES (?)", ((h,) for h in unique))
+        self._db.executemany("INSERT OR IGNORE INTO k VALUES (?)", ((h,) for h in sorted(unique)))
         return self._db.total_changes - before != len(hashes)
 
     def close(self) -> None:
