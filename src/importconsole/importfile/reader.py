@@ -541,7 +541,7 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
         while True:
             first = next(lines, "")
             if isinstance(first, LongLine):
-                raise long_line_error(first, delimiter or _detect_delimiter(first.start), field_size_limit, path,
+                raise long_line_error(first, delimiter or _detect_delimiter(first.start[:SNIFF_BYTES]), field_size_limit, path,
                                       None, header_line)
             first_text = first
             if not first_text:

@@ -154,7 +154,7 @@ def _byte_parts(f: ImportFile, chunk: int):
     _parse_all_quoted), which also tells whether it ends outside quotes."""
     strict = "strict"
     skeletons = _SKELETON_TABLES[_delete_table(f.delimiter)]
-    longest = 4 * line_cap(f.field_size_limit)  # bytes: surely a line of the reader's cap in characters
+    longest = line_cap(f.field_size_limit)
     with open(f.path, "rb") as fh:
         fh.seek(f.data_offset)
         offset = f.data_offset  # of buf's start
@@ -169,7 +169,7 @@ def _byte_parts(f: ImportFile, chunk: int):
             quoted = buf.startswith(b'"')
             cut = _cut(buf, eof, b"\n", b"\r", None if quoted else b'"', f.field_size_limit, chunk)
             if cut is None:
-                if len(buf) > longest:
+                if len(buf) > longest and _characters_at_least(buf) > longest:
                     raise _LongLine(offset)
                 carry = buf
                 continue
@@ -186,6 +186,15 @@ def _byte_parts(f: ImportFile, chunk: int):
                 text = part.decode(f.encoding, "surrogateescape")
                 part = None
             yield text, part, skeleton
+
+
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
+
+
+def _characters_at_least(data: bytes) -> int:
+    """A lower bound of the characters these bytes decode to (UTF-8 or a one-byte code page): a
+    UTF-8 continuation byte is never a character of its own, except as an invalid byte."""
+    return len(data.translate(None, _CONTINUATION_BYTES))
 
 
 def _text_parts(f: ImportFile, chunk: int):
