@@ -364,7 +364,8 @@ class ImportWatcher:
             rows_failed=item.rows_failed, rows_held=item.rows_held,
             course_external_id=item.course_external_id, file_name=item.file_name,
             created_by=item.created_by, created_at=item.created_at, rate=rate, eta_seconds=eta,
-            holds_lock=bool(lock and lock.locked and lock.import_id == item.id),
+            # The LMS frees the lock as the import ends; its lock event comes just after (docs/api.md).
+            holds_lock=bool(lock and lock.locked and lock.import_id == item.id and not item.finished),
             hung=hung, diagnosis=self._diagnoses.get(import_id) if hung else None, error=item.error,
         )
         previous = self.views.get(import_id)
