@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
+from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
 
@@ -175,3 +175,14 @@ def test_fix_with_nothing_to_fix_says_so(tmp_path, capsys):
     dirty.write_bytes(b"external_user_id,complete,date_completed\nu1\xe2\x80\x8b,1,2026-01-02\n")
     assert main(["fix", str(dirty), "--out", str(tmp_path / "d.csv"), "--sanitize"]) == 0
     assert "Nothing needed fixing" not in capsys.readouterr().out
+
+
+def test_an_import_id_the_lms_does_not_have_is_a_usage_error_not_an_lms_failure(monkeypatch, tmp_path, capsys):
+    # Exit 3 means "the LMS could not be reached or refused us"; here it answered: there is no such import.
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=100) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        for command in (["watch", "99"], ["diagnose", "99"], ["recover", "99", "--yes"]):
+            assert main(command) == 2, command
+            captured = capsys.readouterr()
+            assert "There is no import 99." in captured.err and "importconsole imports" in captured.err, command
+        assert count(lms, "SELECT count(*) FROM imports") == 0
