@@ -186,3 +186,21 @@ def test_an_import_id_the_lms_does_not_have_is_a_usage_error_not_an_lms_failure(
             captured = capsys.readouterr()
             assert "There is no import 99." in captured.err and "importconsole imports" in captured.err, command
         assert count(lms, "SELECT count(*) FROM imports") == 0
+
+
+def test_a_refused_token_from_the_environment_is_named_by_validate_and_fix_too(monkeypatch, tmp_path, capsys):
+    # "Log in again" alone is no help: IMPORTCONSOLE_TOKEN wins over the keyring (imports, watch... said so).
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=100) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        monkeypatch.setenv("IMPORTCONSOLE_TOKEN", "not-the-token")
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(3))
+        original = file.read_bytes()
+        for command in (["validate", str(file), "--course", "C-FIXED"],
+                        ["fix", str(file), "--out", str(tmp_path / "out.csv"), "--completion-only", "--course", "C-FIXED"]):
+            assert main(command) == 3, command
+            err = capsys.readouterr().err
+            assert "did not accept the API token (401)" in err, command
+            assert "The secret came from IMPORTCONSOLE_TOKEN, which wins over the keyring" in err, command
+            assert "not-the-token" not in err
+        assert file.read_bytes() == original and not (tmp_path / "out.csv").exists()

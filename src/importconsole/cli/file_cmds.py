@@ -88,8 +88,10 @@ def _with_facts(args, job):
 
     try:
         return asyncio.run(main())
-    except LmsError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+    except LmsError as exc:  # a refused IMPORTCONSOLE_TOKEN is named: `login` alone cannot help then
+        from importconsole.lms.connect import env_hint
+
+        raise _Stop(EXIT_LMS, str(exc) + env_hint(exc)) from None
 
 
 def cmd_validate(args) -> int:
