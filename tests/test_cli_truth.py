@@ -204,3 +204,31 @@ def test_a_refused_token_from_the_environment_is_named_by_validate_and_fix_too(m
             assert "The secret came from IMPORTCONSOLE_TOKEN, which wins over the keyring" in err, command
             assert "not-the-token" not in err
         assert file.read_bytes() == original and not (tmp_path / "out.csv").exists()
+
+
+def test_submit_refused_for_one_error_says_fix_it_not_fix_them(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(3, bad_row=2))
+        assert main(["submit", str(file), "--course", "C-FIXED"]) == 1
+        out = capsys.readouterr()
+        said = out.out + out.err
+        assert "has 1 error; nothing was sent. Fix it (" in said, said
+        file.write_bytes(course_file(3, bad_row=2).replace(b"u3,", b"u3\xe2\x80\x8b,"))
+        assert main(["submit", str(file), "--course", "C-FIXED"]) == 1
+        out = capsys.readouterr()
+        assert "has 2 errors; nothing was sent. Fix them (" in out.out + out.err
+        assert count(lms, "SELECT count(*) FROM imports") == 0
+
+
+def test_fix_completion_only_with_one_row_left_says_the_manifest_lists_it(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(2)), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(2).replace(b"u1,1,2026-01-02,ama,1.0", b"u1,1,2026-01-02,ama,0.5"))
+        original = file.read_bytes()
+        main(["fix", str(file), "--out", str(tmp_path / "co.csv"), "--completion-only", "--course", "C-FIXED"])
+        out = capsys.readouterr().out
+        assert "1 row not fixed (the LMS would record other credit than the file says; the manifest lists it)" in out
+        assert file.read_bytes() == original

@@ -212,7 +212,7 @@ def cmd_fix(args) -> int:
     if manifest.left_as_is_count:
         rows = ",".join(str(d.row) for d in left[:50]) + (",..." if manifest.left_as_is_count > 50 else "")
         print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
-              f"file says; the manifest lists them all): check the credit, or accept what the LMS awards with "
+              f"file says; the manifest lists {'it' if manifest.left_as_is_count == 1 else 'them all'}): check the credit, or accept what the LMS awards with "
               f"--accept-award {rows}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
     return EXIT_OK
