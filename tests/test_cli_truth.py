@@ -232,3 +232,19 @@ def test_fix_completion_only_with_one_row_left_says_the_manifest_lists_it(monkey
         out = capsys.readouterr().out
         assert "1 row not fixed (the LMS would record other credit than the file says; the manifest lists it)" in out
         assert file.read_bytes() == original
+
+
+def test_imports_calls_a_hung_import_hung_not_just_running(monkeypatch, tmp_path, capsys):
+    # `diagnose` said "that counts as hung" while `imports --state running` listed it as plain "running".
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=200) as lms:
+        item = asyncio.run(submit(lms, course_file(30, bad_row=20), course="C-FIXED"))
+        lms.wait_rows(item["id"], 19)
+        time.sleep(1.5)
+        cli_env(monkeypatch, tmp_path, lms, hung_after=1.0)
+        assert main(["imports", "--state", "running"]) == 0
+        line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == [str(item["id"])])
+        assert "running (HUNG)" in line, line
+        cli_env(monkeypatch, tmp_path, lms, hung_after=600.0)
+        assert main(["imports"]) == 0
+        line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == [str(item["id"])])
+        assert "running" in line and "HUNG" not in line, line
