@@ -105,7 +105,7 @@ class SandboxServer:
         self.log_path = self._workdir / "server.log"
 
     # -- lifecycle --
-    def start(self, port: int = 0, *, read_tokens: bool = True) -> "SandboxServer":
+    def start(self, port: int = 0, *, read_tokens: bool = True) -> SandboxServer:
         """Start the server (port 0: a free one). read_tokens=False opens no database connection,
         so a test thread can restart it on the SAME port while the client keeps its base URL."""
         cmd = [sys.executable, "-m", "importconsole", "sandbox", "--port", str(port), "--db", str(self.db_path),
@@ -163,7 +163,7 @@ class SandboxServer:
             self.process.wait(5)
         self.process = None
 
-    def restart(self) -> "SandboxServer":
+    def restart(self) -> SandboxServer:
         """Stop and start again on the same database (the port may change: read base_url again)."""
         self.stop()
         return self.start()
@@ -172,7 +172,7 @@ class SandboxServer:
         self.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self
 
     def __exit__(self, *exc) -> None:

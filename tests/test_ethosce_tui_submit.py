@@ -5,7 +5,6 @@ Outcomes are read from the site's SQLite database and the console's journal."""
 
 from __future__ import annotations
 
-from collections import Counter
 
 import pytest
 

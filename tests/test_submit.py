@@ -574,3 +574,23 @@ def test_a_file_over_the_lms_upload_limit_is_refused_for_its_size_not_for_keys(t
         assert "refused the file for its size" in err and "64 KiB" in err, err
         assert "Too many keys" not in err and "Traceback" not in err
         assert small.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+async def test_an_upload_to_a_site_that_refuses_connections_is_announced_as_refused_not_busy(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    heard: list[bool] = []
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    policy = RetryPolicy(attempts=3, base=0.01, cap=0.02, sleep=no_wait, announce=lambda seconds, refused: heard.append(refused))
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"external_email,complete\nx@example.org,1\n")
+    async with LmsClient(f"http://127.0.0.1:{port}", TOKEN, retry=policy) as c:
+        with pytest.raises(Exception, match="Nothing was sent"):
+            await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
+    assert heard == [True, True]

@@ -16,9 +16,10 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from importconsole.private_files import open_private, private_folder
 
@@ -33,7 +34,7 @@ UNRESOLVED = frozenset({SENDING, UNKNOWN})  # the LMS has not told us yet: recon
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_journal_path() -> Path:
@@ -99,7 +100,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path else default_journal_path()
         self.skipped_lines = 0  # lines that could not be read (e.g. cut short by a kill)
 
@@ -136,11 +137,11 @@ class Journal:
             os.close(fd)
 
     def begin(self, action: str, *, profile: str | None = None, base_url: str | None = None, lms_user: str | None = None,
-              import_id: int | None = None, file_path: str | os.PathLike | None = None, sha256: str | None = None,
+              import_id: int | None = None, file_path: str | os.PathLike[str] | None = None, sha256: str | None = None,
               row_count: int | None = None, idempotency_key: str | None = None, importer: str | None = None,
               course_external_id: str | None = None, **extra: Any) -> str:
         entry_id = uuid.uuid4().hex
-        record = {
+        record: dict[str, Any] = {
             "entry": entry_id, "event": "begin", "time": now_iso(), "os_user": _os_user(), "lms_user": lms_user,
             "profile": profile, "base_url": base_url, "action": action, "import_id": import_id,
             "file_path": str(Path(file_path).resolve()) if file_path else None, "sha256": sha256, "row_count": row_count,
@@ -155,7 +156,7 @@ class Journal:
     def complete(self, entry_id: str, outcome: str, *, import_id: int | None = None, message: str | None = None, **extra: Any) -> None:
         if outcome == SENDING:
             raise ValueError("complete() needs a final outcome")
-        record = {"entry": entry_id, "event": "complete", "time": now_iso(), "outcome": outcome,
+        record: dict[str, Any] = {"entry": entry_id, "event": "complete", "time": now_iso(), "outcome": outcome,
                   "import_id": import_id, "message": message}
         if extra:
             record["extra"] = extra

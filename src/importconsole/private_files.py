@@ -14,14 +14,14 @@ How = Literal["new", "replace", "append"]
 _FLAGS = {"new": os.O_EXCL, "replace": os.O_TRUNC, "append": os.O_APPEND}
 
 
-def private_folder(path: str | os.PathLike) -> Path:
+def private_folder(path: str | os.PathLike[str]) -> Path:
     """Make the folder (and its parents) if missing: 0700 when this creates it."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
     return folder
 
 
-def open_private(path: str | os.PathLike, how: How = "replace", *, follow_links: bool = True) -> int:
+def open_private(path: str | os.PathLike[str], how: How = "replace", *, follow_links: bool = True) -> int:
     """A descriptor open for writing, the file 0600.
     "new": FileExistsError if anything is there (never over a file); "replace": emptied first;
     "append": added to. A file that was already there is tightened to 0600 too (an older umask).
@@ -39,7 +39,7 @@ def open_private(path: str | os.PathLike, how: How = "replace", *, follow_links:
     return fd
 
 
-def write_private(path: str | os.PathLike, data: bytes | str, *, atomic: bool = False, tmp_name: str | None = None) -> Path:
+def write_private(path: str | os.PathLike[str], data: bytes | str, *, atomic: bool = False, tmp_name: str | None = None) -> Path:
     """Write the whole file, 0600. atomic: written beside it under `tmp_name` (default NAME.tmp)
     and renamed over it, so a reader sees the old file or the new one, never half of either.
     Text is written as UTF-8 with its line endings as given."""

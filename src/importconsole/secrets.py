@@ -15,7 +15,8 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from importconsole import crash
 
@@ -54,7 +55,7 @@ def _env_hint(env_var: str = ENV_VAR, what: str = "the token") -> str:
     return f"set {what} for this session with: read -rs {env_var} && export {env_var}"
 
 
-def _backend():
+def _backend() -> Any:  # a keyring backend or None
     import keyring
     from keyring.backends import fail, null
 
@@ -67,7 +68,7 @@ def _backend():
     return backend
 
 
-def _find_backend(timeout: float):
+def _find_backend(timeout: float) -> Any:
     """The working backend or None. Finding it can itself block (D-Bus asking a Secret Service that
     never answers), so it is bounded too: KeyringUnavailable after `timeout`."""
     try:
@@ -118,6 +119,12 @@ def _no_backend_sentence(what: str = "the token", hint: str | None = None) -> st
             f"instead {hint or _env_hint()}.")
 
 
+def no_backend_passwords_sentence() -> str:
+    """An EthosCE profile's two passwords, where no keyring can hold them: the two variables named."""
+    return _no_backend_sentence("the passwords", f"{_env_hint(PASSWORD_ENV, 'the admin password')} and "
+                                                 f"{_env_hint(RESTWS_PASSWORD_ENV, 'the restws password')}")
+
+
 @dataclass(frozen=True)
 class SecretSpec:
     """One secret of a profile: where it comes from and how sentences name it."""
@@ -132,7 +139,7 @@ class SecretSpec:
         return f"the {self.what}"
 
 
-def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: dict | None, timeout: float,
+def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: Mapping[str, str] | None, timeout: float,
                 ask: Callable[[str], str] | None) -> str:
     env = os.environ if environ is None else environ
     value = (env.get(spec.env_var) or "").strip()
@@ -171,7 +178,7 @@ def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: dict | No
 
 
 def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
-              environ: dict | None = None, timeout: float = KEYRING_TIMEOUT,
+              environ: Mapping[str, str] | None = None, timeout: float = KEYRING_TIMEOUT,
               ask: Callable[[str], str] | None = None) -> str:
     """The token for `profile` (a config.Profile, or a name with `username`).
 
@@ -209,7 +216,7 @@ class Credentials:
         return f"Credentials(<{', '.join(held) or 'nothing'} hidden>)"
 
 
-def get_credentials(profile: Any, *, prompt: bool = True, environ: dict | None = None,
+def get_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
                     timeout: float = KEYRING_TIMEOUT, ask: Callable[[str], str] | None = None) -> Credentials:
     """Everything `profile` needs: the API token, or an EthosCE profile's two passwords."""
     if getattr(profile, "kind", "reference") != "ethosce":
@@ -231,8 +238,7 @@ def store_passwords(profile: Any, password: str, restws_password: str, *, timeou
             raise NoToken(f"The {spec.what} {spec.whose} was empty; nothing was stored.")
         crash.register_secret(value)
     if _find_backend(timeout) is None:
-        raise NoKeyringBackend(_no_backend_sentence("the passwords", f"{_env_hint(PASSWORD_ENV, 'the admin password')} and "
-                                                                     f"{_env_hint(RESTWS_PASSWORD_ENV, 'the restws password')}"))
+        raise NoKeyringBackend(no_backend_passwords_sentence())
     import keyring
 
     for spec, value in ((admin, password), (restws, restws_password)):

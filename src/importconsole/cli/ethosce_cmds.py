@@ -148,6 +148,38 @@ async def submit(args: Any, backend: Any, profile: Any, journal: Any, confirm: A
 
 # ---- watch ------------------------------------------------------------------------------------
 
+class _SiteUnseen:
+    """While reads of the site fail (down, network lost): why, since when, what to do, said again
+    every UNSEEN_REMINDER seconds for as long as it lasts, and when it answers again (as the
+    reference watch does). A refused password or role is not an outage: raised, watch ends."""
+
+    def __init__(self, args: Any):
+        self.args, self.unseen, self.said_at, self.last_seen = args, None, 0.0, time.time()
+
+    async def read(self, reading: Any) -> Any:
+        from importconsole.cli.operation_cmds import UNSEEN_REMINDER
+        from importconsole.lms.errors import Forbidden, LmsError, Unauthorized
+        from importconsole.operations.watch import LmsUnseen, what_to_do
+
+        try:
+            view = await reading
+        except (Unauthorized, Forbidden):
+            raise
+        except LmsError as error:
+            fresh = self.unseen is None or self.unseen.why != str(error)
+            if fresh:
+                self.unseen = LmsUnseen(self.unseen.since if self.unseen else self.last_seen, str(error), what_to_do(error))
+            if fresh or time.monotonic() - self.said_at >= UNSEEN_REMINDER:
+                self.said_at = time.monotonic()
+                _say(self.args, {"event": "lms_unseen", **self.unseen.to_json()}, self.unseen.sentence(), err=True)
+            return None
+        if self.unseen is not None:
+            self.unseen = None
+            _say(self.args, {"event": "lms_seen"}, "The LMS answers again.", err=True)
+        self.last_seen = time.time()
+        return view
+
+
 async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     from importconsole.operations.ethosce import HungWatch, last_own_upload, own_file, read_file_rows, read_view
 
@@ -157,25 +189,21 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     file = await asyncio.to_thread(read_file_rows, path) if path else None
     hung_watch = HungWatch(args.hung_after or profile.hung_after)
     poll = args.poll_interval or profile.poll_interval
-    last_text, last_at, previous_newest = "", 0.0, None
+    last_text, last_at, site = "", 0.0, _SiteUnseen(args)
     while True:
-        view = hung_watch.observe(await read_view(backend, importer_id, own, file),
-                                  batch_died=own is not None and own.batch_outcome == "died")
+        seen = await site.read(read_view(backend, importer_id, own, file))
+        if seen is None:  # not seen: nothing is known of the import; keep trying
+            await asyncio.sleep(poll)
+            continue
+        view = hung_watch.observe(seen, batch_died=own is not None and own.batch_outcome == "died")
         text = view.describe()
-        if view.status.state == "idle" and previous_newest != view.newest_stored_id:
-            # Feeds saves no progress before its first chunk ends: the page says idle while rows are
-            # being stored. Idle only once the newest stored row stayed put for one poll.
-            if previous_newest is not None:
-                text = (f"{importer_id}: importing, rows being stored (newest stored row {view.newest_stored_id}); "
-                        "Feeds shows no progress before its first chunk ends")
-            previous_newest = view.newest_stored_id
-            if text != last_text and previous_newest is not None and "rows being stored" in text:
+        if view.status.state == "idle" and not view.settled:  # idle only once the stored rows stay put
+            if view.storing and text != last_text:
                 _say(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
                             "stalled_for": 0.0, "summary": text}, text)
                 last_text, last_at = text, time.monotonic()
             await asyncio.sleep(poll)
             continue
-        previous_newest = view.newest_stored_id
         if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):
             _say(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,

@@ -111,17 +111,17 @@ def _token(profile, *, prompt: bool = True):
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
 
 
-async def _announced_sleep(seconds: float) -> None:
+def _announce_wait(seconds: float, refused: bool) -> None:
     if seconds >= ANNOUNCE_WAITS_FROM:
-        _err(f"The LMS is busy or did not answer; trying again in {seconds:.0f} s (nothing is sent twice).")
-    await asyncio.sleep(seconds)
+        why = "The connection to the LMS was refused (the site may be down)" if refused else "The LMS is busy or did not answer"
+        _err(f"{why}; trying again in {seconds:.0f} s (nothing is sent twice).")
 
 
 def retry_policy():
     """The CLI's retry policy (tests replace this to keep retry paths fast)."""
     from importconsole.lms.client import RetryPolicy
 
-    return RetryPolicy(sleep=_announced_sleep)
+    return RetryPolicy(announce=_announce_wait)
 
 
 def _client(profile, credentials):
@@ -228,7 +228,8 @@ def cmd_login(args) -> int:
     import getpass
 
     from importconsole import crash
-    from importconsole.secrets import KEYRING_TIMEOUT, TokenError, _find_backend, _no_backend_sentence, store_token
+    from importconsole.secrets import (KEYRING_TIMEOUT, TokenError, _find_backend, _no_backend_sentence,
+                                       no_backend_passwords_sentence, store_token)
 
     profile = _profile(args)
     try:
@@ -237,7 +238,7 @@ def cmd_login(args) -> int:
         _err(str(exc))
         return EXIT_SETUP
     if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
-        _err(_no_backend_sentence("the passwords" if profile.is_ethosce else "the token"))
+        _err(no_backend_passwords_sentence() if profile.is_ethosce else _no_backend_sentence())
         return EXIT_SETUP
     if profile.is_ethosce:
         return _login_ethosce(args, profile)

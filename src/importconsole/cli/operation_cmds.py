@@ -299,7 +299,7 @@ async def _watch(args, session) -> int:
             say_unseen()
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if update.kind == "lms":
                 if update.unseen is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
+from collections.abc import Mapping
 
 from .facts import CourseFact, CreditTypeFact, EnrollmentFact
 
@@ -120,7 +120,7 @@ def and_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def file_says(file_credit: Mapping[str, Decimal]) -> str:
+def file_says(file_credit: Mapping[str, Decimal | str]) -> str:
     """`the file says 0.50 ama` (amounts as written in the file when given as text)."""
     parts = [f"{a} {t}" if str(a).strip() else f"{t} (no amount)" for t, a in file_credit.items()]
     return "the file says " + (and_list(parts) or "no credit")
@@ -192,7 +192,8 @@ def award_for_row(*, course: CourseFact | None, credit_types: Mapping[str, Credi
     return Award(RECORDED, awarded)
 
 
-def _imported(course: CourseFact, credit_types, credit_type: str, amount: Decimal | None, raw) -> Award:
+def _imported(course: CourseFact, credit_types: Mapping[str, CreditTypeFact], credit_type: str, amount: Decimal | None,
+              raw: object) -> Award:
     """The row's own credit: recorded, never reported (behaviour 6)."""
     if credit_type not in credit_types and credit_types:
         return Award(REFUSED, why=f"{credit_type} is not a credit type of the site")

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Iterator, NamedTuple, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+from collections.abc import Iterable, Iterator, Sequence
 
 # The most keys one call may carry (the API refuses more with 413).
 MAX_KEYS = 1000
 
 
-def to_decimal(value) -> Decimal:
+def to_decimal(value: object) -> Decimal:
     """JSON numbers arrive as floats: go through str so 0.1 stays 0.1."""
     if isinstance(value, Decimal):
         return value
@@ -90,7 +91,7 @@ class UserKey:
             raise ValueError("a UserKey holds exactly one of external_user_id or email")
 
     @classmethod
-    def for_row(cls, external_user_id: str | None, email: str | None) -> "UserKey | None":
+    def for_row(cls, external_user_id: str | None, email: str | None) -> UserKey | None:
         """The key the LMS matches a row on: the external id first, else the email."""
         if external_user_id and external_user_id.strip():
             return cls(external_user_id=external_user_id)

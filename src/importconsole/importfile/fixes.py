@@ -345,7 +345,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
                                        f"header {safe_text.visible(name)!r} -> {cleaned!r}"
                                        + _sequences_said(name)))
                 header[i] = cleaned
-    cols = {}
+    cols: dict[str, int] = {}
     for i, name in enumerate(header):
         cols.setdefault(_canonical(name), i)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
@@ -385,7 +385,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
                 return
             decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest,
                                        file_credit, accept_award)
-            for (record, cells_list), new_list in zip(pending, decided):
+            for (record, _cells), new_list in zip(pending, decided):
                 emit(record, new_list)
             pending.clear()
 
@@ -515,7 +515,7 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     what the file says; other rows stay as they are unless accepted (the admin's word)."""
     flat = [(rec, cells) for rec, lst in pending for cells in lst]
     keys, courses = [], set()
-    for rec, cells in flat:
+    for _rec, cells in flat:
         key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
         course = _course_of(cells, cols, importer, course_id)
         keys.append((key, course))

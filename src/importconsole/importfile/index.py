@@ -13,6 +13,7 @@ import csv
 import io
 import threading
 from array import array
+from collections.abc import Iterable, Iterator
 
 from .reader import ImportFile, ImportFileError, Record
 
@@ -47,7 +48,7 @@ class RowIndex:
     def done(self) -> bool:
         return self._done
 
-    def start(self) -> "RowIndex":
+    def start(self) -> RowIndex:
         """Build in a daemon thread of its own."""
         self._thread = threading.Thread(target=self._build_quietly, name="row-index", daemon=True)
         self._thread.start()
@@ -83,7 +84,7 @@ class RowIndex:
         encoding = f.encoding
         position = f.data_offset  # byte offset of the next line the csv reader will get
 
-        def physical_lines(fh):
+        def physical_lines(fh: Iterable[bytes]) -> Iterator[str]:
             nonlocal position
             for raw in fh:
                 text = raw.decode(encoding, "surrogateescape")

@@ -17,7 +17,8 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterator
 
 DEFAULT_FIELD_SIZE_LIMIT = 64 * 1024
 SNIFF_BYTES = 64 * 1024
@@ -253,7 +254,7 @@ def check_regular_file(path) -> None:
         raise _refuse_kind(kind, path)
 
 
-def open_regular(path):
+def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
     """open(path, "rb") that never blocks on, nor reads, anything but a regular file (it may have
     been swapped for a FIFO since it was checked)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -286,7 +287,9 @@ def _endings_label(counts: Counter, fallback: str) -> str:
 
 def _split_outside_quotes(text: str, delimiter: str) -> list[str]:
     """Cells of a record's text by delimiters outside quotes (for error locations only)."""
-    cells, current, in_quotes = [], [], False
+    cells: list[str] = []
+    current: list[str] = []
+    in_quotes = False
     for ch in text:
         if ch == '"':
             in_quotes = not in_quotes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from typing import Any
 
 # What the special-characters rule flags ("Unlocking imports": special characters hang an
 # import). Line breaks are not here: inside quoted values they are legal CSV.
@@ -113,7 +114,7 @@ def sanitize(value: str) -> str:
 _JSON_ESCAPE_RE = re.compile(f"[{_SPECIAL_CLASS}\u2028\u2029]")
 
 
-def _json_escape(m: re.Match) -> str:
+def _json_escape(m: re.Match[str]) -> str:
     ch = m.group()
     code = ord(ch)
     if code > 0xFFFF:  # a surrogate pair, as JSON writes it
@@ -122,7 +123,7 @@ def _json_escape(m: re.Match) -> str:
     return f"\\u{code:04x}"
 
 
-def json_dumps(obj, **kwargs) -> str:
+def json_dumps(obj: object, **kwargs: Any) -> str:
     """json.dumps for output a person may read: letters of any script as they are, control,
     bidi and invisible characters (and invalid bytes) as \\u escapes."""
     text = json.dumps(obj, ensure_ascii=False, **kwargs)

@@ -22,7 +22,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import compress
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable, Iterator
 
 from . import safe_text
 from .award import award_for_row, entities, parse_credits
@@ -580,7 +581,7 @@ class _RowChecks:
         where = f"; the file's first invalid byte is at byte offset {self.first_invalid}" if self.first_invalid >= 0 else ""
         return f" (bytes invalid in {self.f.encoding_label}{where}: save the file as CSV UTF-8)"
 
-    def _unbalanced(self, cells, row, line, raw, problem: "QuoteProblem") -> None:
+    def _unbalanced(self, cells, row, line, raw, problem: QuoteProblem) -> None:
         # Reported where the quote opened, with every line it swallowed: the rows on them are not
         # records, and the admin is told so (the row count never shrinks silently).
         opened = line + _line_breaks(raw[:problem.opened_at])
@@ -1144,8 +1145,11 @@ class _LmsChecks:
                                 "shell is made, with no certificate and no required objects")
                     elif course_id not in self.course_reported:
                         self.course_reported.add(course_id)
-                        out.add("unknown-course", row=None, line=None, value=course_id,
-                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS")
+                        from_file = not (self.importer == "course" and self.course)  # else --course named it
+                        out.add("unknown-course", row=row if from_file else None, line=line if from_file else None,
+                                column=cols.get("external_course_id") if from_file else None, value=course_id,
+                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS"
+                                        + (" (its first row here; every row naming it is refused)" if from_file else ""))
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):

@@ -16,7 +16,8 @@ MAX_EXPONENT = 30  # 2**30 * any sane base is far past any cap
 def capped_delay(attempt: int, *, base: float, cap: float, jitter: float = 1.0) -> float:
     """`min(cap, base * 2**attempt) * jitter` (jitter in 0..1), for any attempt count."""
     exponent = min(max(attempt, 0), MAX_EXPONENT)
-    return min(cap, base * (2 ** exponent)) * jitter
+    scale: int = 2 ** exponent
+    return min(cap, base * scale) * jitter
 
 
 class Backoff:

@@ -95,6 +95,14 @@ class RetryPolicy:
     retry_after_cap: float = 60.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     random: Callable[[], float] = random.random
+    # Told (seconds, refused) before each wait: `refused` when the connection was refused (the site
+    # may be down), not an LMS that is busy or slow; the CLI says which on stderr.
+    announce: Callable[[float, bool], None] | None = None
+
+    async def wait(self, seconds: float, failure: BaseException | None = None) -> None:
+        if self.announce is not None:
+            self.announce(seconds, connection_refused(failure))
+        await self.sleep(seconds)
 
     def backoff(self, attempt: int) -> float:
         return capped_delay(attempt, base=self.base, cap=self.cap, jitter=self.random())
@@ -102,6 +110,17 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: str | None) -> float:
         honoured = parse_retry_after(retry_after, self.retry_after_cap)
         return honoured if honoured is not None else self.backoff(attempt)
+
+
+def connection_refused(error: BaseException | None) -> bool:
+    """The connection was refused (nothing listens: the site may be down); httpx hides the OS's
+    ConnectionRefusedError a few causes deep ("All connection attempts failed")."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def parse_retry_after(value: str | None, cap: float, *, now: float | None = None) -> float | None:
@@ -270,7 +289,7 @@ class LmsClient:
         """The console's own API offers everything the operations use (lms.port)."""
         return REFERENCE_CAPABILITIES
 
-    async def __aenter__(self) -> "LmsClient":
+    async def __aenter__(self) -> LmsClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -377,11 +396,11 @@ class LmsClient:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         last_exc: LmsError | None = None
         for attempt in range(self.retry.attempts):
-            retry_after = None
+            retry_after, failure = None, None
             try:
                 resp = await self._http.request(method, path, params=params, json=json_body)
             except httpx.RequestError as exc:
-                last_exc = self._unreachable(exc, action)
+                failure, last_exc = exc, self._unreachable(exc, action)
                 if isinstance(last_exc, CertificateInvalid):
                     raise last_exc from None
             else:
@@ -400,7 +419,7 @@ class LmsClient:
             if attempt + 1 < self.retry.attempts:
                 wait = self.retry.delay(attempt, retry_after)
                 log.debug("%s %s: attempt %d failed (%s); retrying in %.2f s", method, path, attempt + 1, last_exc.status or "no answer", wait)
-                await self.retry.sleep(wait)
+                await self.retry.wait(wait, failure)
         assert last_exc is not None
         raise last_exc
 
@@ -527,7 +546,7 @@ class LmsClient:
                 err = self._unreachable(exc, action)
                 if isinstance(err, CertificateInvalid) or attempt + 1 == self.retry.attempts:
                     raise err from None
-                await self.retry.sleep(self.retry.backoff(attempt))
+                await self.retry.wait(self.retry.backoff(attempt), exc)
                 continue
             except httpx.TransportError:
                 resp = None
@@ -541,7 +560,7 @@ class LmsClient:
             done = await settle()
             if done is not None:
                 return done
-            await self.retry.sleep(self.retry.delay(attempt, resp.headers.get("Retry-After") if resp is not None else None))
+            await self.retry.wait(self.retry.delay(attempt, resp.headers.get("Retry-After") if resp is not None else None))
         raise ServerError(f"Could not {action} after {self.retry.attempts} tries; the LMS says it has not happened (checked).")
 
     async def credit_records(self, *, course_external_id: str | None = None, source: str | None = None,
@@ -580,7 +599,8 @@ class LmsClient:
                 if resp.status_code != 200:
                     await resp.aread()
                     raise self._error_for(resp, "follow the imports live")
-                kind, data_lines = "message", []
+                data_lines: list[str] = []
+                kind = "message"
                 async for line in resp.aiter_lines():
                     if line == "":
                         if data_lines:
@@ -643,6 +663,7 @@ class LmsClient:
         last: LmsError | None = None
         for attempt in range(self.retry.attempts):
             retry_after = None
+            failure: BaseException | None = None  # what the announcement of the wait names
             try:
                 body, headers = _multipart(path, fields_, file_name or path.name, progress, expected_sha256)
             except OSError as exc:
@@ -663,6 +684,7 @@ class LmsClient:
                 ) from None
             except httpx.ConnectError as exc:
                 # Nothing was sent (connect refused / TLS / DNS): safe to try again with the key.
+                failure = exc
                 last = self._unreachable(exc, action)
                 if isinstance(last, CertificateInvalid):
                     raise last from None
@@ -708,7 +730,7 @@ class LmsClient:
             if attempt + 1 < self.retry.attempts:
                 wait = self.retry.delay(attempt, retry_after)
                 log.debug("POST /imports key %s: attempt %d: %s; retrying in %.2f s", key, attempt + 1, notes[-1] if notes else "", wait)
-                await self.retry.sleep(wait)
+                await self.retry.wait(wait, failure)
         assert last is not None
         if not maybe_sent:
             raise Unreachable(f"{last} Nothing was sent, so nothing was imported.")

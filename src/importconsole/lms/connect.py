@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from importconsole.lms.errors import LmsError, Unauthorized
@@ -59,7 +60,7 @@ def _ethosce_backend(profile: Any, credentials: Any, *, retry: Any = None) -> Lm
     return EthosceBackend(profile, credentials, retry=retry)
 
 
-def find_credentials(profile: Any, *, prompt: bool = True, environ: dict | None = None,
+def find_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
                      ask: Any = None) -> Any:
     """The profile's token or passwords: environment, keyring, then a prompt. ConnectFailed if none."""
     from importconsole.secrets import TokenError, get_credentials

@@ -17,7 +17,7 @@ class LmsError(Exception):
     status: int | None = None
     code: str | None = None
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, detail: dict | None = None):
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, detail: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         if status is not None:

@@ -4,7 +4,7 @@ newer server does not break an older console."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -17,10 +17,10 @@ def parse_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _pick(cls, data: dict[str, Any]) -> dict[str, Any]:
+def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 
@@ -32,7 +32,7 @@ class Me:
     display_name: str = ""
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Me":
+    def from_json(cls, data: dict[str, Any]) -> Me:
         return cls(**_pick(cls, data))
 
 
@@ -43,7 +43,7 @@ class CreditType:
     reports_to: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CreditType":
+    def from_json(cls, data: dict[str, Any]) -> CreditType:
         return cls(data["machine_name"], data.get("label") or data["machine_name"], tuple(data.get("reports_to") or ()))
 
 
@@ -56,7 +56,7 @@ class CourseCredit:
     enable_variable_credit: bool
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CourseCredit":
+    def from_json(cls, data: dict[str, Any]) -> CourseCredit:
         return cls(
             credit_type=data["credit_type"],
             min=float(data.get("min") or 0),
@@ -77,7 +77,7 @@ class Course:
     credits: tuple[CourseCredit, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Course":
+    def from_json(cls, data: dict[str, Any]) -> Course:
         base = _pick(cls, data)
         base["credits"] = tuple(CourseCredit.from_json(c) for c in data.get("credits") or ())
         return cls(**base)
@@ -93,7 +93,7 @@ class User:
     assigned_rows: int | None = None  # only on POST /users
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "User":
+    def from_json(cls, data: dict[str, Any]) -> User:
         return cls(**_pick(cls, data))
 
 
@@ -115,7 +115,7 @@ class CreditRecord:
     email: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CreditRecord":
+    def from_json(cls, data: dict[str, Any]) -> CreditRecord:
         base = _pick(cls, data)
         base["amount"] = float(base.get("amount") or 0)
         return cls(**base)
@@ -137,7 +137,7 @@ class Enrollment:
     credits: tuple[CreditRecord, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Enrollment":
+    def from_json(cls, data: dict[str, Any]) -> Enrollment:
         base = _pick(cls, data)
         base["credits"] = tuple(CreditRecord.from_json(c) for c in data.get("credits") or ())
         return cls(**base)
@@ -169,7 +169,7 @@ class Import:
     error: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Import":
+    def from_json(cls, data: dict[str, Any]) -> Import:
         return cls(**_pick(cls, data))
 
     @property
@@ -186,7 +186,7 @@ class RowResult:
     enrollment_id: int | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RowResult":
+    def from_json(cls, data: dict[str, Any]) -> RowResult:
         return cls(**_pick(cls, data))
 
 
@@ -199,7 +199,7 @@ class Lock:
     since: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Lock":
+    def from_json(cls, data: dict[str, Any]) -> Lock:
         return cls(**_pick(cls, data))
 
     def describe(self) -> str:
@@ -216,7 +216,7 @@ class UnlockResult:
     import_: Import
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "UnlockResult":
+    def from_json(cls, data: dict[str, Any]) -> UnlockResult:
         return cls(Lock.from_json(data["lock"]), Import.from_json(data["import"]))
 
 
@@ -232,7 +232,7 @@ class QueueEntry:
     queued_at: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "QueueEntry":
+    def from_json(cls, data: dict[str, Any]) -> QueueEntry:
         base = _pick(cls, data)
         base["amount"] = float(base.get("amount") or 0)
         return cls(**base)
@@ -251,7 +251,7 @@ class ParsRecord:
     date_completed: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ParsRecord":
+    def from_json(cls, data: dict[str, Any]) -> ParsRecord:
         base = _pick(cls, data)
         base["amount"] = float(base.get("amount") or 0)
         return cls(**base)

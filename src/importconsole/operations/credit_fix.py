@@ -23,9 +23,10 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from importconsole.importfile.award import RecordedCredit, and_list, completion_award
 from importconsole.importfile.facts import CreditTypeFact
@@ -240,7 +241,7 @@ def date_proposals(proposals: Iterable[CompletionOnlyProposal], choice: str, *,
             date.fromisoformat(choice)
         except (TypeError, ValueError):
             raise ValueError(f"{choice!r} is not a completion date: give today, file or a date like 2026-03-01") from None
-    stamp = (today or datetime.now(timezone.utc).date()).isoformat()
+    stamp = (today or datetime.now(UTC).date()).isoformat()
     out = []
     for p in proposals:
         if choice == DATE_TODAY:
@@ -286,7 +287,7 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
     reporting types), or from a file's rows when `file` is given; one decision per learner and course."""
     from importconsole.lms.errors import NotFound
 
-    completed_on = (today or datetime.now(timezone.utc).date()).isoformat()
+    completed_on = (today or datetime.now(UTC).date()).isoformat()
     # A filter naming nothing must not read as "nothing to fix".
     if import_id is not None:
         require(client, "import_ids", f"look up import {import_id}", "leave out --import")

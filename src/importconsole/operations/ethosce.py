@@ -36,6 +36,7 @@ from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
 from importconsole.private_files import open_private, private_folder
+from datetime import UTC
 
 RowKey = tuple[str, ...]
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
@@ -311,10 +312,20 @@ class ImporterView:
     stored_since: int | None = None  # rows of this import the site stored (the console's own upload)
     stalled_for: float = 0.0
     hung: bool = False
+    # Feeds saves no progress before its first chunk ends: the page says idle while rows are being
+    # stored. `storing`: idle, yet the newest stored row moved since the last look; `settled`: idle
+    # and the newest stored row stayed put for one poll (only then is it idle).
+    storing: bool = False
+    settled: bool = True
 
     def describe(self) -> str:
         s = self.status
-        if s.state == "queued":
+        if s.state == "idle" and self.storing:
+            text = (f"{self.importer_id}: importing, rows being stored (newest stored row {self.newest_stored_id}); "
+                    "Feeds shows no progress before its first chunk ends")
+        elif s.state == "idle" and not self.settled:
+            text = f"{self.importer_id}: the page says idle; checking that no rows are being stored"
+        elif s.state == "queued":
             text = f"{self.importer_id}: queued until the site's cron runs ({s.percent or 0} %); not hung"
         elif s.state == "importing":
             text = f"{self.importer_id}: {'hung' if self.hung else 'importing'} {s.percent or 0} %"
@@ -344,6 +355,7 @@ class HungWatch:
         self.hung_after, self.clock = hung_after, clock
         self._seen: tuple | None = None
         self._since = clock()
+        self._newest: int | None = None
 
     def observe(self, view: ImporterView, *, batch_died: bool = False) -> ImporterView:
         """`batch_died`: the console saw this import's batch die (HTTP 500): hung at once, no waiting."""
@@ -353,8 +365,12 @@ class HungWatch:
             self._seen, self._since = sample, now
         stalled = now - self._since
         hung = view.status.state == "importing" and (stalled >= self.hung_after or batch_died)
+        idle = view.status.state == "idle"
+        storing = idle and self._newest is not None and self._newest != view.newest_stored_id
+        settled = idle and self._newest == view.newest_stored_id
+        self._newest = view.newest_stored_id
         return ImporterView(view.importer_id, view.status, view.newest_stored_id, view.file, view.stored_since,
-                            stalled, hung)
+                            stalled, hung, storing, settled or not idle)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,13 +625,13 @@ async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journ
 async def _dead_job_gone(backend: EthosceBackend, plan: ImporterPlan, journal: Journal) -> bool:
     """An earlier recover left a header-only file, and the site's cron ran after the dead job's lease
     ended: the dead job ran on it and is gone, so the rows not stored can be scheduled once."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     done = [e for e in journal.entries() if e.action == "header_only" and e.importer == plan.importer_id
             and e.base_url == backend.base_url and e.outcome == "done"]
     if not done:
         return False
-    since = (datetime.now(timezone.utc) - datetime.fromisoformat(done[-1].time.replace("Z", "+00:00"))).total_seconds()
+    since = (datetime.now(UTC) - datetime.fromisoformat(done[-1].time.replace("Z", "+00:00"))).total_seconds()
     last_cron = await backend.feeds.cron_last_run()  # seconds ago, by the site's clock
     return last_cron is not None and since - last_cron >= LEASE
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
 from importconsole.importfile.safe_text import describe as describe_character

@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch

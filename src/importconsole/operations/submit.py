@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
@@ -29,6 +29,9 @@ from importconsole.lms.client import SubmitReceipt
 from importconsole.lms.port import CapabilityMissing, LmsBackend, capabilities_of
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
 from importconsole.lms.models import Import
+
+if TYPE_CHECKING:
+    from importconsole.importfile.validate import ValidationReport
 
 HASH_CHUNK = 1024 * 1024
 # An upload the LMS does not show yet may still be in its hands (the console was killed after
@@ -52,7 +55,7 @@ class SubmitRefused(Exception):
         self.unreadable = unreadable  # not an import file at all (CLI exit 2)
 
 
-def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
+def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     from importconsole.importfile.reader import open_regular
@@ -219,14 +222,15 @@ async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_afte
     return done
 
 
-def _validate(path: Path, importer: str, course: str | None, facts: Any, progress: Callable | None):
+def _validate(path: Path, importer: str, course: str | None, facts: Any,
+              progress: Callable[[int, int], None] | None) -> ValidationReport:
     from importconsole.importfile.validate import validate
 
     return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
 
 
-async def prepare_submit(client: LmsBackend, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
-                         facts: Any = None, validation_progress: Callable | None = None,
+async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
+                         facts: Any = None, validation_progress: Callable[[int, int], None] | None = None,
                          validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
     """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
     `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not

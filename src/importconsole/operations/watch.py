@@ -24,7 +24,8 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable

@@ -699,7 +699,7 @@ async def events(request: Request):
             while not stopping.is_set():
                 try:
                     await asyncio.wait_for(sub.ready.wait(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
                         quiet_since = loop.time()
                         yield ": keepalive\n\n"

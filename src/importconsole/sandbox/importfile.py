@@ -14,7 +14,8 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 
 KNOWN_COLUMNS = {
     "external_user_id", "external_email", "first_name", "last_name", "external_course_id", "title",

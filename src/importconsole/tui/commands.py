@@ -22,7 +22,7 @@ class ConsoleCommands(Provider):
         seen: set[tuple[str, str]] = set()
         found: list[tuple[str, str, object]] = []
         movement: list[tuple[str, str, object]] = []  # the focused widget's cursor keys: listed last
-        for key, active in self.screen.active_bindings.items():
+        for _key, active in self.screen.active_bindings.items():
             binding = active.binding
             if not binding.description or binding.action in ("command_palette",) or not active.enabled:
                 continue

@@ -10,7 +10,7 @@
 The protocol is in ../shared/drupal-feeds/README.md and docs/ethosce.md.
 """
 
-from importconsole.lms.ethosce.diagnose import FeedFile, FeedsDiagnosis, diagnose_feed, read_feed_file, rows_at_percent
+from importconsole.lms.ethosce.diagnose import FeedFile, FeedsDiagnosis, diagnose_feed, read_feed_file, rows_at_percent, stored_key
 from importconsole.lms.ethosce.errors import (
     BatchInterrupted,
     BatchNotOurs,
@@ -33,7 +33,7 @@ from importconsole.lms.ethosce.feeds import (
     UploadResult,
     parse_status,
 )
-from importconsole.lms.ethosce.restws import RestwsClient, stored_key
+from importconsole.lms.ethosce.restws import RestwsClient
 from importconsole.lms.ethosce.session import DrupalSession, check_site_url
 
 __all__ = [

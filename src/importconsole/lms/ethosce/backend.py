@@ -100,7 +100,7 @@ class EthosceBackend:
     def importer_id(self, importer: str) -> str:
         """"course"/"global" (the reference API's names) or a Feeds importer id, as the id."""
         if importer in ("course", "global"):
-            found = self.profile_config.importer_id(importer)
+            found: str | None = self.profile_config.importer_id(importer)
             if not found:
                 raise CapabilityMissing(FEEDS_CAPABILITIES, "import_ids", "find the global importer",
                                         f"set global_importer in [profiles.{self.profile}]")
@@ -236,13 +236,13 @@ class EthosceBackend:
                     f"`importconsole submit FILE --profile {self.profile}` uploads it through the import form once")
 
 
-def _course(row: dict, credits: dict[int, list[CourseCredit]]) -> Course:
+def _course(row: dict[str, Any], credits: dict[int, list[CourseCredit]]) -> Course:
     nid = ref_id(row["nid"])
     return Course(id=nid, external_id=str(row["external_course_id"]), title=str(row.get("title") or ""),
                   has_certificate=bool(int(row.get("has_certificate") or 0)),
                   required_objects=int(row.get("required_objects") or 0), credits=tuple(credits.get(nid, ())))
 
 
-def _user(row: dict) -> User:
+def _user(row: dict[str, Any]) -> User:
     return User(id=ref_id(row["uid"]), external_user_id=row.get("external_user_id") or None, email=row.get("mail") or None,
                 first_name=str(row.get("name") or ""))

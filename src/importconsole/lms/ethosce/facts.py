@@ -126,7 +126,8 @@ class RestwsLookups:
                     self.users[k] = rows[0] if rows else None
             wanted = [k for k in wanted if k not in self.users]  # e-mails in another case: the whole table decides
         if wanted:
-            by_id, by_mail = {}, {}
+            by_id: dict[str, dict] = {}
+            by_mail: dict[str | None, dict] = {}  # get(None) when the key has no e-mail
             for u in await self.whole("user"):
                 if u.get("external_user_id"):
                     by_id[u["external_user_id"]] = u

@@ -18,7 +18,7 @@ _AUTO_CLOSE = {"li": {"li"}, "option": {"option"}, "tr": {"tr"}, "td": {"td", "t
 class Element:
     __slots__ = ("tag", "attrs", "children", "parent")
 
-    def __init__(self, tag: str, attrs: dict[str, str], parent: "Element | None" = None):
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Element | None = None):
         self.tag = tag
         self.attrs = attrs
         self.children: list[Element | str] = []
@@ -35,7 +35,7 @@ class Element:
     def classes(self) -> set[str]:
         return set((self.attrs.get("class") or "").split())
 
-    def iter(self) -> Iterator["Element"]:
+    def iter(self) -> Iterator[Element]:
         """This element and every element below it, in document order."""
         stack = [self]
         while stack:
@@ -44,7 +44,7 @@ class Element:
             stack.extend(reversed([c for c in node.children if isinstance(c, Element)]))
 
     def find_all(self, tag: str | None = None, *, id: str | None = None, cls: str | None = None,
-                 **attrs: str) -> list["Element"]:
+                 **attrs: str) -> list[Element]:
         out = []
         for el in self.iter():
             if tag is not None and el.tag != tag:
@@ -58,7 +58,7 @@ class Element:
             out.append(el)
         return out
 
-    def find(self, tag: str | None = None, **kw: str) -> "Element | None":
+    def find(self, tag: str | None = None, **kw: str) -> Element | None:
         found = self.find_all(tag, **kw)
         return found[0] if found else None
 

@@ -84,7 +84,7 @@ class RestwsClient:
     def __repr__(self) -> str:
         return f"RestwsClient({str(self.site_url)!r}, user={self.username!r})"
 
-    async def __aenter__(self) -> "RestwsClient":
+    async def __aenter__(self) -> RestwsClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -129,7 +129,7 @@ class RestwsClient:
                 try:
                     resp = await self._http.get(path.lstrip("/"), params=list(params or ()))
                 except httpx.RequestError as exc:
-                    resp, last = None, unreachable(self.host, exc, action)
+                    resp, last, failure = None, unreachable(self.host, exc, action), exc
                 finally:
                     self._in_flight -= 1
             if resp is not None:
@@ -143,7 +143,7 @@ class RestwsClient:
                 else:
                     last = self._error(resp, action)
             if attempt + 1 < self.retry.attempts:
-                await self.retry.sleep(self.retry.backoff(attempt))
+                await self.retry.wait(self.retry.backoff(attempt), failure if resp is None else None)
         assert last is not None
         raise last
 

@@ -135,7 +135,7 @@ class DrupalSession:
     def __repr__(self) -> str:
         return f"DrupalSession({self.base_url!r}, user={self.username!r})"
 
-    async def __aenter__(self) -> "DrupalSession":
+    async def __aenter__(self) -> DrupalSession:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -171,7 +171,7 @@ class DrupalSession:
                 last = unreachable(self.host, exc, action)
                 if isinstance(last, CertificateInvalid) or attempt + 1 >= attempts:
                     raise last from None
-                await self.retry.sleep(self.retry.backoff(attempt))
+                await self.retry.wait(self.retry.backoff(attempt), exc)
         assert last is not None
         raise last
 

@@ -23,6 +23,19 @@ NO_KEYRING_HELP = (
     "To skip this step next time, give it to your shell, not a file: "
     "read -rs IMPORTCONSOLE_TOKEN && export IMPORTCONSOLE_TOKEN"
 )
+NO_KEYRING_HELP_ETHOSCE = (
+    "No keyring on this machine (usual over SSH). The admin password and the restws password are kept in memory "
+    "for this run only. To skip this step next time, give them to your shell, not a file: "
+    "read -rs IMPORTCONSOLE_PASSWORD && export IMPORTCONSOLE_PASSWORD; "
+    "read -rs IMPORTCONSOLE_RESTWS_PASSWORD && export IMPORTCONSOLE_RESTWS_PASSWORD"
+)
+
+
+def _digest(profile, password: str) -> str:
+    """What is kept of a refused password: enough to know it again, never the password itself."""
+    import hashlib
+
+    return hashlib.sha256(f"{profile.name}\0{password}".encode()).hexdigest()
 
 
 class ConnectScreen(ConsoleScreen):
@@ -35,6 +48,9 @@ class ConnectScreen(ConsoleScreen):
         super().__init__()
         self.config = None
         self.problem: str | None = None
+        # Admin passwords the site refused this run: never posted again (Drupal's flood control
+        # locks the account after 5 failed logins).
+        self.refused: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
@@ -83,6 +99,11 @@ class ConnectScreen(ConsoleScreen):
         startup = getattr(self.app, "startup_problem", None)
         if self.problem:
             intro = f"The config file has problems:\n{said(self.problem)}"
+        elif have_profiles and any(p.kind == "ethosce" for p in self.config.profiles.values()):
+            intro = ("Pick a profile (Enter), type the token (EthosCE: the admin password and the restws password) "
+                     "if asked, then Connect.")
+            if all(p.kind == "ethosce" for p in self.config.profiles.values()):
+                intro = "Pick a profile (Enter), type the admin password and the restws password if asked, then Connect."
         elif have_profiles:
             intro = "Pick a profile (Enter), type the token if asked, then Connect."
         else:
@@ -118,6 +139,10 @@ class ConnectScreen(ConsoleScreen):
         self.query_one("#restws-password").display = ethosce
         self.query_one("#remember", Checkbox).label = (
             "Remember the passwords in the OS keyring" if ethosce else "Remember the token in the OS keyring")
+        from importconsole.secrets import keyring_available
+
+        if not keyring_available():
+            self.query_one("#keyring-note", Static).update(NO_KEYRING_HELP_ETHOSCE if ethosce else NO_KEYRING_HELP)
 
     @on(OptionList.OptionHighlighted, "#profiles")
     def _profile_highlighted(self) -> None:
@@ -181,6 +206,13 @@ class ConnectScreen(ConsoleScreen):
         self.notify(f"Profile {name} written to {path} (the token is not in it).")
         return self.config.profiles[name]
 
+    def _show_result(self, text: str) -> None:
+        """A refusal is read where the admin looks: at the top, the old "No password..." line gone."""
+        self.query_one("#connect-intro", Static).update("")
+        result = self.query_one("#connect-result", Static)
+        result.update(text)
+        result.scroll_visible(animate=False)
+
     @work(exclusive=True, group="connect", exit_on_error=False)
     async def _connect(self, profile, typed: str | tuple[str, str], *, store: bool) -> None:
         """`typed`: the token, (admin password, restws password), or "" for the stored ones."""
@@ -207,12 +239,22 @@ class ConnectScreen(ConsoleScreen):
             credentials = Credentials(password=typed[0], restws_password=typed[1])
         else:
             credentials = Credentials(token=typed)
+        if ethosce and _digest(profile, credentials.password or "") in self.refused:
+            self._show_result(f"The site refused this admin password for {shown(profile.username)} a moment ago, so it "
+                              "is not sent again (the site locks the account after 5 failed logins). "
+                              "Type a different admin password, then Connect.")
+            self.query_one("#token").focus()
+            return
         result.update(f"Connecting to {shown(profile.base_url)}...")
         try:
             async with open_backend(profile, credentials) as client:
                 me = await who_am_i(client)
         except ConnectFailed as error:  # Unreachable, Unauthorized, TLS: a sentence each
-            result.update(said(str(error)))
+            from importconsole.lms.ethosce.errors import LoginRefused
+
+            if isinstance(error.cause, LoginRefused):
+                self.refused.add(_digest(profile, credentials.password or ""))
+            self._show_result(said(str(error)))
             return
         note = ""
         if store:
@@ -225,7 +267,7 @@ class ConnectScreen(ConsoleScreen):
                     await asyncio.to_thread(store_token, profile, credentials.token)
                 note = f" {what[0].upper()}{what[1:]} stored in the OS keyring."
             except TokenError as error:
-                note = f" {error} {NO_KEYRING_HELP}"
+                note = f" {error} {NO_KEYRING_HELP_ETHOSCE if ethosce else NO_KEYRING_HELP}"
         self.query_one("#token", Input).value = ""
         self.query_one("#restws-password", Input).value = ""
         self.app.set_session(session_for(profile, profile.name, credentials))

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from importconsole.importfile.award import and_list
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, fit, shown, said
+from datetime import UTC
 
 # Widest an id column gets; a longer id ends in "…" and the detail pane below shows it whole.
 LEARNER_WIDTH = (7, 24)
@@ -66,10 +67,10 @@ class ConfirmCreditFixes(ModalScreen[list | None]):
         self.has_file_dates = any(getattr(p, "file_date", "") for p in proposals)
 
     def compose(self) -> ComposeResult:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         courses = {p.course_external_id for p in self.proposals}
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         choices = [f"t today ({today})"] + (["f the file's dates"] if self.has_file_dates else []) + ["d a date you type"]
         with VerticalScroll(classes="dialog", id="credit-confirm"):
             yield Label("Submit credit fixes", classes="dialog-title", markup=False)

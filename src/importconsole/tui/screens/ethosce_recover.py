@@ -1,5 +1,6 @@
-"""Recover an EthosCE importer (operations.ethosce): the file that was uploaded (asked when the console
-did not upload it), the plan (rows stored, the row and character it stopped at, the rows to
+"""Recover an EthosCE importer (operations.ethosce): the file that was uploaded (the console's own upload,
+else the file the importer holds, downloaded from the site; asked only when neither can be had, and the
+admin may give another path), the plan (rows stored, the row and character it stopped at, the rows to
 re-import), then Enter: compare-and-unlock and re-import exactly the rows not stored. Esc leaves
 everything as it is."""
 
@@ -21,6 +22,7 @@ class EthosceRecoverScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("enter", "confirm", "Plan / Unlock + re-import", priority=True),
         Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "give_file", "Another file", priority=True),  # the path field, never the scroll box
     ]
 
     def __init__(self, importer_id: str) -> None:
@@ -33,7 +35,7 @@ class EthosceRecoverScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="recover-box"):
             yield Label(f"Recover importer {self.importer_id}", classes="dialog-title", markup=False)
-            yield Label("The file that was uploaded (path):", markup=False)
+            yield Label("The file that was uploaded (Tab to give another):", markup=False)
             yield Input(id="recover-file", compact=True)
             yield Static("", id="recover-plan", markup=False)
             yield Static("", id="recover-steps", markup=False)
@@ -46,11 +48,7 @@ class EthosceRecoverScreen(ModalScreen[bool]):
         path = own_file(last_own_upload(self.app.journal(), client.base_url, self.importer_id))
         if path is not None:  # the console uploaded it: no need to ask
             self.query_one("#recover-file", Input).value = str(path)
-            self._plan(str(path))
-        else:
-            self.query_one("#recover-plan", Static).update(
-                "This console did not upload the import: type the path of the file that was uploaded, then Enter.")
-            self.query_one("#recover-file", Input).focus()
+        self._plan(str(path) if path is not None else None)  # None: the file the importer holds, downloaded
 
     def action_confirm(self) -> None:
         if self.busy or self.done:
@@ -64,26 +62,36 @@ class EthosceRecoverScreen(ModalScreen[bool]):
             return
         self._recover()
 
+    def action_give_file(self) -> None:
+        if not (self.busy or self.done):
+            self.query_one("#recover-file", Input).focus()
+
     def action_cancel(self) -> None:
         self.dismiss(self.done)
 
     @work(exclusive=True, group="ethosce-recover", exit_on_error=False)
-    async def _plan(self, path: str) -> None:
+    async def _plan(self, path: str | None) -> None:
         from importconsole.operations.ethosce import plan_importer
 
         self.busy, self.plan = True, None
         box = self.query_one("#recover-plan", Static)
-        box.update("Making the plan: reading the importer and the rows the site stored...")
+        box.update("Making the plan: reading the importer and the rows the site stored"
+                   + ("..." if path else ", downloading the file the importer holds..."))
         try:
             self.plan = await plan_importer(self.app.lms(), self.importer_id, file=path, journal=self.app.journal())
         except Exception as error:  # RecoveryRefused, CapabilityMissing, LmsError, ImportFileError: a sentence each
-            box.update(said(str(error)))
+            ask = "" if path else "\nType the path of the file that was uploaded, then Enter."
+            box.update(said(str(error)) + ask)
+            if not path:
+                self.query_one("#recover-file", Input).focus()
             return
         finally:
             self.busy = False
+        self.query_one("#recover-file", Input).value = str(self.plan.file.path)
         box.update("\n".join(shown(line) for line in self.plan.describe()))
         self.set_focus(None)
-        keys = "Enter: unlock and re-import · Esc: cancel" if self.plan.missing else "Esc: close"
+        keys = ("Enter: unlock and re-import · Tab: give another file · Esc: cancel" if self.plan.missing
+                else "Tab: give another file · Esc: close")
         self.query_one("#recover-keys", Static).update(keys)
 
     @work(exclusive=True, group="ethosce-recover", exit_on_error=False)

@@ -121,7 +121,7 @@ class EthosceSubmit:
             workers = self.workers.cancel_group(self, "submit")
             try:
                 await asyncio.wait_for(asyncio.gather(*(w.wait() for w in workers), return_exceptions=True), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         text = self._interrupted or ("The console quit while uploading to the EthosCE site: look at the importer "
                                      "(`importconsole imports`), then `importconsole recover` if it is locked."

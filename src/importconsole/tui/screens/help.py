@@ -41,7 +41,7 @@ def keys_of(screen) -> list[tuple[str, str]]:
     """(key, description) for every described binding active on a screen, app keys included."""
     own: list[tuple[str, str]] = []
     widget: list[tuple[str, str]] = []
-    for key, active in screen.active_bindings.items():
+    for _key, active in screen.active_bindings.items():
         if active.binding.description and not active.binding.system:
             # A screen's short footer word (x "Fix") is explained by its tooltip.
             what = (active.binding.tooltip if active.node is screen else "") or active.binding.description

@@ -39,7 +39,7 @@ class MonitorScreen(ConsoleScreen):
         self._rates: dict[int, deque[float]] = {}
         self._dirty = True
         self.following: int | None = None  # a re-import started by recover: the cursor follows it
-        self._painted = -1  # the app's watch_generation last painted
+        self._painted: tuple = ()  # what the last paint showed: _paint_key()
         self._locks: dict = {}
         self._connection = ""
         self.importer_views: dict = {}  # EthosCE: importer id -> operations.ethosce.ImporterView
@@ -81,6 +81,7 @@ class MonitorScreen(ConsoleScreen):
         client, journal = self.app.lms(), self.app.journal()
         watches = {i: HungWatch(self.app.hung_after) for i in client.importer_ids()}
         status, detail = self.query_one("#monitor-status", Static), self.query_one("#import-detail", Static)
+        status.styles.height = "auto"  # a hung importer's line is longer than 80 columns: wrapped, read whole
         while True:
             lines = []
             try:
@@ -115,20 +116,26 @@ class MonitorScreen(ConsoleScreen):
             if not view.finished and view.rate is not None:
                 history = self._rates.setdefault(view.import_id, deque(maxlen=RATE_HISTORY))
                 history.append(view.rate)
-        generation = self.app.watch_generation
+        key = self._paint_key()
         unseen = self.app.lms_unseen is not None or watcher.last_seen is None  # its age and wait are shown
-        if generation == self._painted and not self._dirty and not unseen \
+        if key == self._painted and not self._dirty and not unseen \
                 and not any(not v.finished for v in watcher.snapshot()):
             return
-        self._dirty, self._painted = False, generation
+        self._dirty, self._painted = False, key
         self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
+
+    def _paint_key(self) -> tuple:
+        """A change of this repaints: the watcher's changes, and the LMS's first answer (an empty
+        LMS reports no change, and the screen would say "Asking the LMS" for ever)."""
+        watcher = self.watcher
+        return (self.app.watch_generation, watcher is not None and watcher.last_seen is not None)
 
     def hung_changed(self) -> None:
         """The watcher's hung verdict changed (called by the app): repaint even under a dialog, or
         the header and rows would contradict the title line, which says it at once."""
         watcher = self.watcher
         if watcher is not None and self.is_attached:
-            self._dirty, self._painted = False, self.app.watch_generation
+            self._dirty, self._painted = False, self._paint_key()
             self.show_views(watcher.snapshot(), watcher.locks, watcher.connection)
 
     def show_views(self, views: list[ImportView], locks: dict, connection: str) -> None:
