@@ -117,7 +117,7 @@ def _run(args, body) -> int:
     from importconsole.cli.lms_cmds import _Stop
     from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.journal import JournalWriteFailed
-    from importconsole.lms.errors import LmsError
+    from importconsole.lms.errors import LmsError, NotFound
     from importconsole.lms.port import CapabilityMissing
     from importconsole.operations.recover import RecoveryRefused
 
@@ -147,6 +147,13 @@ def _run(args, body) -> int:
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
+    except NotFound as error:
+        if getattr(args, "import_id", None) is None:
+            code, text = failure_sentence(error)
+        else:  # the LMS answered: the id the admin gave names no import (exit 3 is for an LMS not reached)
+            code, text = EXIT_USAGE, f"{error} See the imports and their ids with `importconsole imports`."
+        _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+        return code
     except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
         _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
         return EXIT_PROBLEM
