@@ -248,3 +248,24 @@ def test_imports_calls_a_hung_import_hung_not_just_running(monkeypatch, tmp_path
         assert main(["imports"]) == 0
         line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == [str(item["id"])])
         assert "running" in line and "HUNG" not in line, line
+
+
+def test_recover_does_not_unlock_an_import_that_is_not_hung_yet(monkeypatch, tmp_path, capsys):
+    from test_recover_live import hang
+
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=40, bad_row=12))
+        cli_env(monkeypatch, tmp_path, lms, hung_after=600.0)
+        assert main(["diagnose", str(item["id"])]) == 0
+        said = capsys.readouterr().out
+        assert "Once it counts as hung, `importconsole recover" in said and "Fix:" not in said
+        for command in ("recover", "unlock"):
+            assert main([command, str(item["id"]), "--yes"]) == 1
+            said = capsys.readouterr().out
+            assert "is not hung, so it was not unlocked" in said and "not hung yet" in said, said
+        assert lms.get_import(item["id"])["state"] == "running"
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+        # The admin who knows it is dead says so: it is unlocked and the rest re-imported once.
+        assert main(["recover", str(item["id"]), "--yes", "--hung-after", "1"]) == 0
+        assert lms.get_import(item["id"])["state"] == "unlocked"
+        assert count(lms, "SELECT count(*) FROM imports") == 2
