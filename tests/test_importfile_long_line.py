@@ -103,3 +103,14 @@ def test_utf16_one_huge_line_gets_the_sentence(tmp_path):
         validate(path)
     assert "field-size cap of 64 KiB" in str(caught.value)
     assert (caught.value.line, caught.value.row, caught.value.column) == (2, 1, 2)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_a_huge_line_after_many_rows_names_its_own_row(tmp_path, eol):
+    # 20,000 rows (several of scan's parts) before it: the fast path hands over at the right place.
+    rows = b"".join(b"u%d@example.org,Ann,Lee,1,2026-03-01" % i + eol for i in range(20_000))
+    path = one_line(tmp_path, HEADER.replace(b"\n", eol) + rows + b"x@example.org," + b"z" * (3 * MIB) + eol)
+    with pytest.raises(ImportFileError) as caught:
+        validate(path)
+    assert (caught.value.line, caught.value.row, caught.value.column) == (20_002, 20_001, 2)
+    assert "field-size cap of 64 KiB" in str(caught.value)
