@@ -236,7 +236,8 @@ def line_cap(field_size_limit: int) -> int:
 def bounded_lines(text, cap: int) -> Iterator[str | LongLine]:
     """The stream's physical lines (ends kept), each shorter than cap characters: a line that
     reaches the cap without its LF comes as a LongLine, after which nothing more is read."""
-    while line := text.readline(cap):
+    readline = text.readline
+    while line := readline(cap):
         if len(line) < cap or line[-1] == "\n":
             yield line
         else:
