@@ -30,7 +30,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from sandbox_helpers import start_sandbox, wait_for  # noqa: E402
+from sandbox_helpers import start_sandbox  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 COURSE = "CARD-101"

@@ -142,6 +142,14 @@ elif kind == "validate":
     assert report.errors == 0, report.summary
 elif kind == "validate-any":  # a file with findings (duplicates): memory and time only
     rows = validate(path).rows
+elif kind == "validate-refused":  # one huge line: refused with a sentence; memory only
+    from importconsole.importfile.reader import ImportFileError
+    try:
+        validate(path)
+        raise SystemExit("the huge line was not refused")
+    except ImportFileError as exc:
+        assert "field-size cap" in str(exc), str(exc)
+    rows = 0
 elif kind == "first-screen":
     records = RowIndex(open_import_file(path)).records(1, 50)
     rows = len(records)
@@ -168,6 +176,36 @@ def frictionless_seconds(path: Path) -> float | None:
     if not task["valid"] or task["stats"].get("rows", FRICTIONLESS_ROWS) < FRICTIONLESS_ROWS:
         raise RuntimeError(f"frictionless did not validate the file: {task['errors'][:1]}")
     return seconds
+
+
+def one_huge_line(path: Path, mib: int) -> None:
+    """A header, then one data line whose second value is `mib` MiB (written in pieces)."""
+    with open(path, "wb") as out:
+        out.write(HEADER.encode() + b"U1,")
+        for _ in range(mib):
+            out.write(b"z" * (1 << 20))
+        out.write(b"\n")
+
+
+def huge_line_rows(workdir: Path, validated_mib: float) -> list[dict]:
+    """Peak RSS of validate on one huge line (16 and 64 MiB): flat, whatever the line's length
+    (before the reader read lines with a cap: 290 and 1,104 MiB)."""
+    peaks = {}
+    for mib in (16, 64):
+        path = workdir / f"one-line-{mib}.csv"
+        one_huge_line(path, mib)
+        peaks[mib] = child("validate-refused", path)["rss_mib"]
+        path.unlink()
+    return [{
+        "name": "validate --offline peak RSS, one 16 MiB line", "value": peaks[16], "unit": "MiB",
+        "baseline_name": "validate --offline peak RSS, 1M rows", "baseline": validated_mib,
+        "ratio": peaks[16] / validated_mib, "target": "<= 150 MiB", "ok": peaks[16] <= 150,
+    }, {
+        "name": "validate --offline peak RSS, one 64 MiB line", "value": peaks[64], "unit": "MiB",
+        "baseline_name": "the same on one 16 MiB line", "baseline": peaks[16], "ratio": peaks[64] / peaks[16],
+        "target": "<= 150 MiB and flat (<= 1.1x the 16 MiB line)",
+        "ok": peaks[64] <= 150 and peaks[64] <= 1.1 * peaks[16],
+    }]
 
 
 def best_of(n: int, kind: str, path: Path) -> dict:
@@ -207,6 +245,8 @@ def run(workdir: Path) -> list[dict]:
         "ratio": validated["rss_mib"] / baseline["rss_mib"], "target": "<= 150 MiB",
         "ok": validated["rss_mib"] <= 150,
     })
+
+    results.extend(huge_line_rows(workdir, validated["rss_mib"]))
 
     # A file with every value quoted (some LMS exports): scan's quoted fast path. Best of 5,
     # taking turns: a 0.2 s run moves more with the machine's load.

@@ -4,7 +4,6 @@ its manifest; API probes at the reference LMS get no 500; the token reaches no o
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sqlite3
 import sys

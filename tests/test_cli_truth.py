@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
+from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
 
@@ -175,3 +175,97 @@ def test_fix_with_nothing_to_fix_says_so(tmp_path, capsys):
     dirty.write_bytes(b"external_user_id,complete,date_completed\nu1\xe2\x80\x8b,1,2026-01-02\n")
     assert main(["fix", str(dirty), "--out", str(tmp_path / "d.csv"), "--sanitize"]) == 0
     assert "Nothing needed fixing" not in capsys.readouterr().out
+
+
+def test_an_import_id_the_lms_does_not_have_is_a_usage_error_not_an_lms_failure(monkeypatch, tmp_path, capsys):
+    # Exit 3 means "the LMS could not be reached or refused us"; here it answered: there is no such import.
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=100) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        for command in (["watch", "99"], ["diagnose", "99"], ["recover", "99", "--yes"]):
+            assert main(command) == 2, command
+            captured = capsys.readouterr()
+            assert "There is no import 99." in captured.err and "importconsole imports" in captured.err, command
+        assert count(lms, "SELECT count(*) FROM imports") == 0
+
+
+def test_a_refused_token_from_the_environment_is_named_by_validate_and_fix_too(monkeypatch, tmp_path, capsys):
+    # "Log in again" alone is no help: IMPORTCONSOLE_TOKEN wins over the keyring (imports, watch... said so).
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=100) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        monkeypatch.setenv("IMPORTCONSOLE_TOKEN", "not-the-token")
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(3))
+        original = file.read_bytes()
+        for command in (["validate", str(file), "--course", "C-FIXED"],
+                        ["fix", str(file), "--out", str(tmp_path / "out.csv"), "--completion-only", "--course", "C-FIXED"]):
+            assert main(command) == 3, command
+            err = capsys.readouterr().err
+            assert "did not accept the API token (401)" in err, command
+            assert "The secret came from IMPORTCONSOLE_TOKEN, which wins over the keyring" in err, command
+            assert "not-the-token" not in err
+        assert file.read_bytes() == original and not (tmp_path / "out.csv").exists()
+
+
+def test_submit_refused_for_one_error_says_fix_it_not_fix_them(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(3, bad_row=2))
+        assert main(["submit", str(file), "--course", "C-FIXED"]) == 1
+        out = capsys.readouterr()
+        said = out.out + out.err
+        assert "has 1 error; nothing was sent. Fix it (" in said, said
+        file.write_bytes(course_file(3, bad_row=2).replace(b"u3,", b"u3\xe2\x80\x8b,"))
+        assert main(["submit", str(file), "--course", "C-FIXED"]) == 1
+        out = capsys.readouterr()
+        assert "has 2 errors; nothing was sent. Fix them (" in out.out + out.err
+        assert count(lms, "SELECT count(*) FROM imports") == 0
+
+
+def test_fix_completion_only_with_one_row_left_says_the_manifest_lists_it(monkeypatch, tmp_path, capsys):
+    with start_sandbox(dataset(users=learners(2)), rows_per_second=200) as lms:
+        cli_env(monkeypatch, tmp_path, lms)
+        file = tmp_path / "roster.csv"
+        file.write_bytes(course_file(2).replace(b"u1,1,2026-01-02,ama,1.0", b"u1,1,2026-01-02,ama,0.5"))
+        original = file.read_bytes()
+        main(["fix", str(file), "--out", str(tmp_path / "co.csv"), "--completion-only", "--course", "C-FIXED"])
+        out = capsys.readouterr().out
+        assert "1 row not fixed (the LMS would record other credit than the file says; the manifest lists it)" in out
+        assert file.read_bytes() == original
+
+
+def test_imports_calls_a_hung_import_hung_not_just_running(monkeypatch, tmp_path, capsys):
+    # `diagnose` said "that counts as hung" while `imports --state running` listed it as plain "running".
+    with start_sandbox(dataset(users=learners(30)), rows_per_second=200) as lms:
+        item = asyncio.run(submit(lms, course_file(30, bad_row=20), course="C-FIXED"))
+        lms.wait_rows(item["id"], 19)
+        time.sleep(1.5)
+        cli_env(monkeypatch, tmp_path, lms, hung_after=1.0)
+        assert main(["imports", "--state", "running"]) == 0
+        line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == [str(item["id"])])
+        assert "running (HUNG)" in line, line
+        cli_env(monkeypatch, tmp_path, lms, hung_after=600.0)
+        assert main(["imports"]) == 0
+        line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == [str(item["id"])])
+        assert "running" in line and "HUNG" not in line, line
+
+
+def test_recover_does_not_unlock_an_import_that_is_not_hung_yet(monkeypatch, tmp_path, capsys):
+    from test_recover_live import hang
+
+    with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
+        item = asyncio.run(hang(lms, rows=40, bad_row=12))
+        cli_env(monkeypatch, tmp_path, lms, hung_after=600.0)
+        assert main(["diagnose", str(item["id"])]) == 0
+        said = capsys.readouterr().out
+        assert "Once it counts as hung, `importconsole recover" in said and "Fix:" not in said
+        for command in ("recover", "unlock"):
+            assert main([command, str(item["id"]), "--yes"]) == 1
+            said = capsys.readouterr().out
+            assert "is not hung, so it was not unlocked" in said and "not hung yet" in said, said
+        assert lms.get_import(item["id"])["state"] == "running"
+        assert count(lms, "SELECT count(*) FROM imports") == 1
+        # The admin who knows it is dead says so: it is unlocked and the rest re-imported once.
+        assert main(["recover", str(item["id"]), "--yes", "--hung-after", "1"]) == 0
+        assert lms.get_import(item["id"])["state"] == "unlocked"
+        assert count(lms, "SELECT count(*) FROM imports") == 2

@@ -17,7 +17,7 @@ from importconsole.operations.recover import AlreadyUnlocked, ImportMoved, Recov
 async def hang(lms, rows=200, bad_row=120, **kw) -> dict:
     item = await submit(lms, course_file(rows, bad_row=bad_row, **kw), course="C-FIXED")
     await asyncio.to_thread(lms.wait_rows, item["id"], bad_row - 1)
-    await asyncio.sleep(0.1)  # it stays there: the row holds a zero-width space
+    await asyncio.sleep(1.1)  # it stays there (the row holds a zero-width space): hung at the tests' hung_after = 1 s
     assert lms.get_import(item["id"])["rows_processed"] == bad_row - 1
     return item
 
@@ -219,7 +219,7 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
     with start_sandbox(dataset(users=learners(4), courses=TWO_TYPES), rows_per_second=1000) as lms:
         item = await submit(lms, content, course="C-TWO")
         await asyncio.to_thread(lms.wait_rows, item["id"], 3)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(1.1)  # hung at the tests' hung_after = 1 s
         assert lms.get_import(item["id"])["rows_processed"] == 3
         async with client_for(lms) as client:
             plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
@@ -330,6 +330,7 @@ async def test_a_remainder_the_console_cannot_read_is_refused_with_a_sentence_no
     with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
         item = await submit(lms, content, course="C-FIXED")
         await asyncio.to_thread(lms.wait_rows, item["id"], 1)
+        await asyncio.sleep(1.1)  # hung at the tests' hung_after = 1 s
         cli_env(monkeypatch, tmp_path, lms)
         code = await asyncio.to_thread(main, ["recover", str(item["id"]), "--yes"])
         captured = capsys.readouterr()

@@ -163,3 +163,28 @@ async def test_a_file_with_errors_is_refused_in_sentences_on_their_own_lines(tmp
             assert "nothing was sent" in said and "row 1 (line 2), column complete" in said
             assert "<U+000A>" not in text and len(said.splitlines()) > 1  # the core's line breaks kept
         assert server.db().execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+
+
+async def test_the_confirmation_says_what_the_lms_will_record_as_the_cli_does(tmp_path):
+    # Issue 10: the submit confirmation reads importfile.award; the console's said only rows, importer, course.
+    path = tmp_path / "completions.csv"
+    path.write_bytes(b"external_user_id,complete,date_completed\r\nu1,1,2026-02-01\r\nu2,1,2026-02-02\r\n")
+    with start_sandbox(dataset(), rows_per_second=100) as server:
+        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                             journal_path=tmp_path / "journal.jsonl")
+        app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
+        app.course_external_id = "C-FIXED"
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "2 rows")
+            await pilot.press("s")
+            await wait_for_text(pilot, "Submit completions.csv")
+            await pilot.press("ctrl+s")
+            text = await wait_for_text(pilot, "Enter: submit", timeout=15)
+            assert "2 rows · course-level importer · course C-FIXED" in text
+            assert "2 rows: the LMS will record 1 ama (awarded, reported to PARS)" in " ".join(text.split()), text
+            await pilot.press("enter")
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.import_id is not None, timeout=15, what="the upload")
+        server.wait_import(dialog.import_id)
+        credit = server.db().execute("SELECT credit_type, amount, source FROM credit_records ORDER BY id").fetchall()
+        assert [tuple(r) for r in credit] == [("ama", 1.0, "awarded")] * 2

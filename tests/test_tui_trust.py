@@ -72,6 +72,23 @@ async def test_X_shows_both_credits_and_leaves_a_row_the_lms_would_award_differe
         assert [tuple(r) for r in credit] == [("ama", 1.0, "awarded")]
 
 
+async def test_the_award_dialog_counts_rows_left_as_they_are_in_the_plural(tmp_path):
+    path = _write(tmp_path / "partial.csv", b"u1,1,2026-01-01,ama,0.5", b"u2,1,2026-01-02,ama,0.5")
+    with start_sandbox(dataset()) as server:
+        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=path,
+                               start_mode="findings", theme_dirs=[], state_folder=tmp_path / "state-here")
+        app.course_external_id = "C-FIXED"
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
+            await pilot.press("X")
+            await wait_for(pilot, lambda: "rows accepted" in flat_text(app), timeout=15, what="the award dialog")
+            assert "0 rows accepted, 2 rows left as they are." in flat_text(app)  # was "2 rows left as it is"
+            await pilot.press("space")
+            await wait_for(pilot, lambda: "1 row accepted, 1 row left as it is." in flat_text(app), what="row 1 accepted")
+            await pilot.press("escape")
+        assert not (tmp_path / "partial.fixed.csv").exists()
+
+
 # -- 3. context stays with its file; nothing written without a word ----------------------------
 
 async def test_a_course_picked_for_one_file_does_not_carry_over_to_the_next(tmp_path):

@@ -100,3 +100,37 @@ async def test_the_recover_plan_says_when_the_lms_is_no_longer_seen_and_unlocks_
         assert server.get_import(hung["id"])["state"] == "running"  # nothing was unlocked
     finally:
         server.close()
+
+
+async def test_while_the_lms_is_not_seen_an_import_shows_no_rate_and_after_it_answers_no_rate_from_the_outage(tmp_path):
+    # The rate of an import the console cannot see is not known: it said "0.0 rows/s" (and after the
+    # LMS answered, "0.6 rows/s, ETA 4m48s" for an import going at 10 rows/s, the outage counted as rows/s).
+    from test_operations_support import course_file, learners
+
+    server = start_sandbox(dataset(users=learners(400)), rows_per_second=10)
+    try:
+        port = urlsplit(server.base_url).port
+        created = server.submit(course_file(400), course="C-FIXED").json()
+        app = _console(server.base_url, server.admin_token, tmp_path)
+
+        def row() -> str:
+            return next((line for line in screen_text(app).splitlines() if line.startswith(f"{created['id']} ")), "")
+
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: " 10." in row() or " 9." in row(), timeout=30, what="the rate while it runs")
+            server.stop()
+            await wait_for(pilot, lambda: "LMS NOT SEEN since" in screen_text(app), timeout=30, what="not seen")
+            await pilot.pause(11)  # an outage longer than the rate's window
+            assert "rows/s" in screen_text(app) and " 0.0 " not in row() and "/400 " in row(), row()
+            server.start(port=port, read_tokens=False)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: "NOT SEEN" not in screen_text(app), timeout=30, what="seen again")
+            rates = []
+            for _ in range(40):
+                cells = row().split()
+                if len(cells) > 6 and cells[5].replace(".", "", 1).isdigit():
+                    rates.append(float(cells[5]))
+                await pilot.pause(0.1)
+            assert rates and min(rates) >= 5.0, (rates, row())
+    finally:
+        server.close()

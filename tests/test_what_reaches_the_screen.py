@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import time
 import sqlite3
 
 from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
@@ -86,6 +87,7 @@ def test_the_reimport_removes_an_escape_sequence_whole(monkeypatch, tmp_path, ca
     with start_sandbox(dataset(users=learners(10)), rows_per_second=1000) as lms:
         item = asyncio.run(submit(lms, course_file(10, bad_row=4, char="\x1b[2J\x1b[H"), course="C-FIXED"))
         lms.wait_rows(item["id"], 3)
+        time.sleep(1.1)  # unlock takes only a hung import: hung_after is 1 s here
         cli_env(monkeypatch, tmp_path, lms)
         assert main(["recover", str(item["id"]), "--yes"]) == 0
         out = capsys.readouterr().out

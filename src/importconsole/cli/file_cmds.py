@@ -88,8 +88,10 @@ def _with_facts(args, job):
 
     try:
         return asyncio.run(main())
-    except LmsError as exc:
-        raise _Stop(EXIT_LMS, str(exc)) from None
+    except LmsError as exc:  # a refused IMPORTCONSOLE_TOKEN is named: `login` alone cannot help then
+        from importconsole.lms.connect import env_hint
+
+        raise _Stop(EXIT_LMS, str(exc) + env_hint(exc)) from None
 
 
 def cmd_validate(args) -> int:
@@ -210,7 +212,7 @@ def cmd_fix(args) -> int:
     if manifest.left_as_is_count:
         rows = ",".join(str(d.row) for d in left[:50]) + (",..." if manifest.left_as_is_count > 50 else "")
         print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
-              f"file says; the manifest lists them all): check the credit, or accept what the LMS awards with "
+              f"file says; the manifest lists {'it' if manifest.left_as_is_count == 1 else 'them all'}): check the credit, or accept what the LMS awards with "
               f"--accept-award {rows}")
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
     return EXIT_OK

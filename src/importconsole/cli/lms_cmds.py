@@ -487,6 +487,7 @@ def cmd_imports(args) -> int:
                 return await ethosce_cmds.imports(args, site, _journal())
         async with await _connect(profile, check=False) as lms:
             page = await lms.list_imports(state=args.state, limit=max(1, min(args.limit, 1000)))
+            hung = await _hung_ids(lms, page, profile.hung_after)
         if args.json:
             print(json.dumps([asdict(i) for i in page.items], indent=2))
             return EXIT_OK
@@ -497,14 +498,32 @@ def cmd_imports(args) -> int:
         for i in page.items:
             rows = f"{i.rows_processed}/{i.rows_total}"
             # Ids are clipped with a visible "…", never cut silently (`importconsole imports --json` has them whole).
-            print(f"{i.id:>6}  {i.state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
+            state = f"{i.state} (HUNG)" if i.id in hung else i.state
+            print(f"{i.id:>6}  {state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
                   f"{rows:>11}  {clip(_visible(i.created_by), 12):<12} {(i.created_at or '')[:19]:<20} "
                   f"{_visible(i.file_name)}")
         if page.next_offset is not None:
             print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
+        for import_id in sorted(hung):
+            print(f"Import {import_id} is hung: `importconsole diagnose {import_id}` says where and why, "
+                  f"`importconsole recover {import_id}` unlocks it and re-imports the rest.")
         return EXIT_OK
 
     return _run(go)
+
+
+async def _hung_ids(lms, page, hung_after: float) -> set[int]:
+    """The watcher's rule (operations.hung.stall_verdict) for each running import listed: the LMS's
+    state says "running" for a hung import too."""
+    from importconsole.operations.hung import stall_verdict
+
+    running = [i for i in page.items if i.state == "running"]
+    holders = {}
+    for importer in {i.importer for i in running}:
+        lock = await lms.lock(importer)
+        holders[importer] = lock.import_id if lock.locked else None
+    return {i.id for i in running if stall_verdict(i, server_time=page.server_time, lock_holder=holders[i.importer],
+                                                     hung_after=hung_after).hung}
 
 
 # ---- journal --------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
         p.add_argument("--file", metavar="FILE", help="EthosCE: the file that was uploaded (when this console did not upload it)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--json", action="store_true", help="print the plan and the outcome as JSON")
+        if name != "reimport":
+            p.add_argument("--hung-after", type=float, metavar="SECONDS",
+                           help="unlock only an import that has not moved for this long (default: the profile's hung_after)")
         _common(p)
         p.set_defaults(func=cmd_recover, mode=name)
 
@@ -117,7 +120,7 @@ def _run(args, body) -> int:
     from importconsole.cli.lms_cmds import _Stop
     from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.journal import JournalWriteFailed
-    from importconsole.lms.errors import LmsError
+    from importconsole.lms.errors import LmsError, NotFound
     from importconsole.lms.port import CapabilityMissing
     from importconsole.operations.recover import RecoveryRefused
 
@@ -147,6 +150,13 @@ def _run(args, body) -> int:
     except RecoveryRefused as error:
         _emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
+    except NotFound as error:
+        if getattr(args, "import_id", None) is None:
+            code, text = failure_sentence(error)
+        else:  # the LMS answered: the id the admin gave names no import (exit 3 is for an LMS not reached)
+            code, text = EXIT_USAGE, f"{error} See the imports and their ids with `importconsole imports`."
+        _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+        return code
     except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
         _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
         return EXIT_PROBLEM
@@ -352,6 +362,9 @@ def cmd_diagnose(args) -> int:
                  f"File read from: {diagnosis.file_source}"]
         if diagnosis.known and item.state == "unlocked":
             lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
+        elif diagnosis.known and verdict is not None and not verdict.hung:
+            lines.append(f"Once it counts as hung, `importconsole recover {item.id}` unlocks it and re-imports rows "
+                         f"{diagnosis.row}-{item.rows_total} sanitized (recover refuses before that).")
         elif diagnosis.known:
             lines.append(f"Fix: `importconsole recover {item.id}` unlocks it and re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         data = diagnosis.to_json()
@@ -378,6 +391,27 @@ async def _stall(session, item):
 # unlock / reimport / recover
 
 
+async def _not_hung_yet(session, args) -> str | None:
+    """Unlocking ends an import: only one that is hung by the watcher's rule (the console's TUI
+    waits for the same verdict), else a healthy import on a slow row would be cut short."""
+    from importconsole.operations.hung import stall_verdict
+
+    item = await session.client.get_import(args.import_id)
+    if item.state != "running":
+        return None
+    hung_after = args.hung_after if args.hung_after is not None else session.profile.hung_after
+    page = await session.client.list_imports(state=item.state)
+    listed = next((i for i in page.items if i.id == item.id), item)
+    lock = await session.client.lock(item.importer)
+    verdict = stall_verdict(listed, server_time=page.server_time, lock_holder=lock.import_id if lock.locked else None,
+                            hung_after=hung_after)
+    if verdict.hung:
+        return None
+    return (f"Import {item.id} is not hung, so it was not unlocked. {verdict.sentence} "
+            f"Follow it with `importconsole watch {item.id}`; if you know it is dead, "
+            f"`--hung-after SECONDS` sets a shorter wait.")
+
+
 def cmd_recover(args) -> int:
     async def body(session):
         from importconsole.operations.recover import execute_recovery, plan_recovery
@@ -393,6 +427,11 @@ def cmd_recover(args) -> int:
             if mode == "unlock":
                 _emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
                       f"Import {plan.import_id} is already unlocked. Re-import the rest with `importconsole reimport {plan.import_id}`.")
+                return EXIT_PROBLEM
+        if mode in ("unlock", "recover") and plan.needs_unlock:
+            refused = await _not_hung_yet(session, args)
+            if refused:
+                _emit(args, {"refused": refused, "plan": plan.to_json()}, refused)
                 return EXIT_PROBLEM
         if mode == "reimport" and plan.needs_unlock:
             raise_text = (f"Import {plan.import_id} still holds the {plan.importer} importer's lock: unlock it first "

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from collections.abc import Iterator
 
 DEFAULT_FIELD_SIZE_LIMIT = 64 * 1024
+LINE_CAP_FIELDS = 16  # a physical line may hold this many values at the field-size cap before it is refused
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -136,8 +137,10 @@ class ImportFile:
 
         def lines():
             # The csv reader pulls lines only as a record needs them, so buf holds exactly the
-            # current record's physical lines.
-            for line in text:
+            # current record's physical lines. Lines are read with a cap: a huge one is never held.
+            for line in bounded_lines(text, line_cap(self.field_size_limit)):
+                if isinstance(line, LongLine):
+                    raise self.long_line_error(line, row + 1, line_base + len(buf) + 1)
                 buf.append(line)
                 yield line
 
@@ -189,6 +192,10 @@ class ImportFile:
                 self.lines_read = line_base
                 self.line_endings = _endings_label(endings, self.line_endings)
 
+    def long_line_error(self, long: LongLine, row: int | None, line: int) -> ImportFileError:
+        """The sentence for a physical line over the line cap (read only as far as needed)."""
+        return long_line_error(long, self.delimiter, self.field_size_limit, self.path, row, line)
+
     def _csv_error(self, exc: csv.Error, row: int, line: int, buf: list[str]) -> ImportFileError:
         text = str(exc)
         if "field larger than field limit" in text:
@@ -214,6 +221,65 @@ class ImportFile:
             )
         return ImportFileError(f"the CSV cannot be parsed: {text}", path=self.path, row=row, line=line,
                                fix="check quoting around this line")
+
+
+class LongLine(NamedTuple):
+    """A physical line that reached the cap: its start and the stream to read on from."""
+    start: str
+    text: io.TextIOBase
+
+
+def line_cap(field_size_limit: int) -> int:
+    return max(field_size_limit, 1024) * LINE_CAP_FIELDS
+
+
+def bounded_lines(text, cap: int) -> Iterator[str | LongLine]:
+    """The stream's physical lines (ends kept), each shorter than cap characters: a line that
+    reaches the cap without its LF comes as a LongLine, after which nothing more is read."""
+    readline = text.readline
+    while line := readline(cap):
+        if len(line) < cap or line[-1] == "\n":
+            yield line
+        else:
+            yield LongLine(line, text)
+            return
+
+
+def long_line_error(long: LongLine, delimiter: str, field_size_limit: int, path, row: int | None,
+                    line: int) -> ImportFileError:
+    """Read on just far enough to tell a value over the field cap (and its column) from a line of
+    many short values; never holds more than the cap and one field's worth."""
+    column, in_quotes, length = 1, False, 0
+    piece = long.start
+    read_after = 0
+    while piece:
+        for ch in piece:
+            if ch == '"':
+                in_quotes = not in_quotes
+            elif not in_quotes and ch == delimiter:
+                column += 1
+                length = 0
+                continue
+            elif not in_quotes and ch in "\r\n":
+                piece = ""
+                break
+            length += 1
+            if length > field_size_limit:
+                return ImportFileError(
+                    f"a value is larger than the field-size cap of {field_size_limit // 1024} KiB",
+                    path=path, row=row, line=line, column=column,
+                    fix="shorten the value (import files hold short values), or raise the cap if it is genuine",
+                )
+        if not piece or read_after > field_size_limit:
+            break
+        piece = long.text.read(min(1 << 14, field_size_limit + 1 - read_after))
+        read_after += len(piece)
+    cap_kib = line_cap(field_size_limit) // 1024
+    return ImportFileError(
+        f"the line is {cap_kib} KiB long or more: no import record is this long (it was not read further)",
+        path=path, row=row, line=line,
+        fix="check the file was exported as CSV with one record a line; split or shorten this line",
+    )
 
 
 def _not_regular(mode: int) -> str | None:
@@ -472,8 +538,13 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
         header_line = 1
         consumed = 0  # characters of the header and the blank lines before it
         first_text = ""
+        lines = bounded_lines(text, line_cap(field_size_limit))
         while True:
-            first_text = text.readline()
+            first = next(lines, "")
+            if isinstance(first, LongLine):
+                raise long_line_error(first, delimiter or _detect_delimiter(first.start[:SNIFF_BYTES]), field_size_limit, path,
+                                      None, header_line)
+            first_text = first
             if not first_text:
                 raise ImportFileError("the file has no header row (only blank lines or spaces)", path=path,
                                       fix="export the records again, with a header row")
@@ -485,7 +556,10 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
         header_raw = first_text
         # A header cell with a quoted line break spans more lines.
         while header_raw.count('"') % 2 and len(header_raw) < field_size_limit:
-            more = text.readline()
+            more = next(lines, "")
+            if isinstance(more, LongLine):
+                raise long_line_error(more, delim, field_size_limit, path, None,
+                                      header_line + _physical_lines(header_raw))
             if not more:
                 break
             header_raw += more

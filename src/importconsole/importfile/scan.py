@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from .reader import ImportFile, _endings_label
+from .reader import ImportFile, ImportFileError, _endings_label, line_cap
 
 CHUNK_CHARS = 1 << 18  # a part, its cells and the copies the C passes make stay in the CPU's caches (1 MiB: ~10 % slower)
 
@@ -101,13 +101,37 @@ def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS):
     endings = f.line_ending_counts
     row = 0
     line = f.header_end_line + 1
-    for text, raw, skeleton in source:
-        chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings, skeleton)
-        row += chunk.count
-        line += chunk.physical_lines
-        yield chunk
+    try:
+        for text, raw, skeleton in source:
+            chunk = _parse(text, raw, f.delimiter, row + 1, line, table, f.field_size_limit, f, endings, skeleton)
+            row += chunk.count
+            line += chunk.physical_lines
+            yield chunk
+    except _LongLine as long:
+        raise _reader_error(f, long.offset, row + 1, line) from None
     f.lines_read = line - 1
     f.line_endings = _endings_label(endings, f.line_endings)
+
+
+class _LongLine(Exception):
+    """A line with no end in sight: the reader (bounded) says what is wrong from `offset` on
+    (None: from the first data line)."""
+
+    def __init__(self, offset: int | None):
+        super().__init__(offset)
+        self.offset = offset
+
+
+def _reader_error(f: ImportFile, offset: int | None, row: int, line: int) -> ImportFileError:
+    records = f.records_from(offset, row, line) if offset is not None else \
+        f.records_from(f.data_offset, 1, f.header_end_line + 1)
+    try:
+        for _ in records:
+            pass
+    except ImportFileError as exc:
+        return exc
+    return ImportFileError("a line is too long to read", path=f.path, row=row, line=line,
+                           fix="check the file was exported as CSV with one record a line")
 
 
 def _cut(buf, eof: bool, nl, cr, quote, limit: int, chunk: int) -> int | None:
@@ -130,8 +154,10 @@ def _byte_parts(f: ImportFile, chunk: int):
     _parse_all_quoted), which also tells whether it ends outside quotes."""
     strict = "strict"
     skeletons = _SKELETON_TABLES[_delete_table(f.delimiter)]
+    longest = line_cap(f.field_size_limit)
     with open(f.path, "rb") as fh:
         fh.seek(f.data_offset)
+        offset = f.data_offset  # of buf's start
         carry = b""
         eof = False
         while not eof:
@@ -143,6 +169,8 @@ def _byte_parts(f: ImportFile, chunk: int):
             quoted = buf.startswith(b'"')
             cut = _cut(buf, eof, b"\n", b"\r", None if quoted else b'"', f.field_size_limit, chunk)
             if cut is None:
+                if len(buf) > longest and _characters_at_least(buf) > longest:
+                    raise _LongLine(offset)
                 carry = buf
                 continue
             part = buf if cut == len(buf) else buf[:cut]
@@ -151,12 +179,22 @@ def _byte_parts(f: ImportFile, chunk: int):
                 carry = buf  # inside a quoted value (as in _cut)
                 continue
             carry = b"" if cut == len(buf) else buf[cut:]
+            offset += cut
             try:
                 text = part.decode(f.encoding, strict)
             except UnicodeDecodeError:  # invalid bytes become lone surrogates: the chunk is not clean
                 text = part.decode(f.encoding, "surrogateescape")
                 part = None
             yield text, part, skeleton
+
+
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
+
+
+def _characters_at_least(data: bytes) -> int:
+    """A lower bound of the characters these bytes decode to (UTF-8 or a one-byte code page): a
+    UTF-8 continuation byte is never a character of its own, except as an invalid byte."""
+    return len(data.translate(None, _CONTINUATION_BYTES))
 
 
 def _text_parts(f: ImportFile, chunk: int):
@@ -171,6 +209,8 @@ def _text_parts(f: ImportFile, chunk: int):
                 break
             cut = _cut(buf, eof, "\n", "\r", '"', f.field_size_limit, chunk)
             if cut is None:
+                if len(buf) > line_cap(f.field_size_limit):
+                    raise _LongLine(None)
                 carry = buf
                 continue
             part, carry = buf[:cut], buf[cut:]
@@ -206,6 +246,9 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         clean = not raw.translate(None, table)
     else:
         clean = f.encoding == "utf-8" and not raw.translate(None, table)
+    # A part as long as the reader's line cap may hold a line it refuses: the reader's own code reads it.
+    long = len(text) >= line_cap(limit)
+    clean = clean and not long
     lines = text.splitlines() if clean else None
     max_line = max(map(len, lines), default=0) if clean else len(text)
     if clean and max_line > limit and _longest_field(lines, delim) > limit:
@@ -237,7 +280,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
         chunk.max_line = max_line
         return chunk
     forced = raw is None or (f.encoding != "utf-8" and not text.isascii())
-    if raw is not None and text.startswith('"'):
+    if raw is not None and text.startswith('"') and not long:
         chunk = _parse_all_quoted(text, raw, delim, first_row, first_line, limit, len(f.header), table, endings,
                                   skeleton)
         if chunk is not None:
@@ -249,7 +292,9 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
             return chunk
     specials = forced or bool(raw.translate(None, _delete_table(delim, quote=False)))
     physical = _tally_endings(text, endings, None)
-    chunk = _parse_quoted(text, delim, first_row, first_line, f) if _well_quoted(delim).fullmatch(text) else None
+    chunk = None
+    if not long and _well_quoted(delim).fullmatch(text):
+        chunk = _parse_quoted(text, delim, first_row, first_line, f)
     if chunk is None:
         chunk = _parse_csv(text, delim, first_row, first_line, f)
     chunk.specials_possible = specials

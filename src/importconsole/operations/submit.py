@@ -281,7 +281,9 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
         more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
         raise SubmitRefused(
-            f"{path} has {plural(n_errors, 'error')}; nothing was sent. Fix them (importconsole validate {path.name} lists them all, "
+            f"{path} has {plural(n_errors, 'error')}; nothing was sent. "
+            f"{'Fix it' if n_errors == 1 else 'Fix them'} (importconsole validate {path.name} lists "
+            f"{'it' if n_errors == 1 else 'them all'}, "
             f"and `importconsole fix` can write a corrected copy):\n{shown}{more}",
             findings=errors, report=report,
         )

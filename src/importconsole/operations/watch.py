@@ -51,9 +51,11 @@ class RateWindow:
         while len(self._samples) > 2 and self._samples[1][0] <= t - self.window:
             self._samples.popleft()
 
+    MIN_SPAN = 0.5  # two counts read a few ms apart say nothing yet ("0.0 rows/s" for an import at 10 rows/s)
+
     def rate(self, now: float) -> float | None:
-        """None until two samples exist; 0.0 when nothing moved in the window."""
-        if len(self._samples) < 2:
+        """None until two samples exist that span MIN_SPAN seconds; 0.0 when nothing moved in the window."""
+        if len(self._samples) < 2 or self._samples[-1][0] - self._samples[0][0] < self.MIN_SPAN:
             return None
         first_t, first_rows = self._samples[0]
         span = now - first_t
@@ -347,7 +349,8 @@ class ImportWatcher:
         now = self._clock()
         for import_id, item in self._imports.items():
             if not item.finished:
-                self._rates.setdefault(import_id, RateWindow(self._rate_window)).add(now, item.rows_processed)
+                if self.unseen is None:  # unseen: the last count read is not a sample of now
+                    self._rates.setdefault(import_id, RateWindow(self._rate_window)).add(now, item.rows_processed)
                 self._refresh(import_id)
 
     def _refresh(self, import_id: int) -> None:
@@ -365,7 +368,8 @@ class ImportWatcher:
             rows_failed=item.rows_failed, rows_held=item.rows_held,
             course_external_id=item.course_external_id, file_name=item.file_name,
             created_by=item.created_by, created_at=item.created_at, rate=rate, eta_seconds=eta,
-            holds_lock=bool(lock and lock.locked and lock.import_id == item.id),
+            # The LMS frees the lock as the import ends; its lock event comes just after (docs/api.md).
+            holds_lock=bool(lock and lock.locked and lock.import_id == item.id and not item.finished),
             hung=hung, diagnosis=self._diagnoses.get(import_id) if hung else None, error=item.error,
         )
         previous = self.views.get(import_id)
@@ -424,6 +428,8 @@ class ImportWatcher:
     def _not_seen(self, error: BaseException) -> None:
         if self.unseen is None:
             self.unseen = LmsUnseen(self.last_seen or time.time(), str(error), what_to_do(error))
+            # The rate is not known while it is not seen, and a window spanning the outage would be no rate.
+            self._rates.clear()
             self._publish(WatchUpdate("lms", connection=self.connection, unseen=self.unseen))
             for import_id in list(self._imports):
                 self._refresh(import_id)  # hung verdicts are withdrawn while it is not seen

@@ -59,7 +59,7 @@ class AwardChoices(ModalScreen[list[int] | None]):
         rows.highlighted = keep
         left = len(self.differs) - len(self.accepted)
         self.query_one("#award-count", Static).update(
-            f"{count(len(self.accepted), 'row')} accepted, {count(left, 'row')} left as it is.")
+            f"{count(len(self.accepted), 'row')} accepted, {count(left, 'row')} left as {'it is' if left == 1 else 'they are'}.")
 
     def action_toggle(self) -> None:
         rows = self.query_one("#award-rows", OptionList)

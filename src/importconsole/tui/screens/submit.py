@@ -169,6 +169,8 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         lines = [f"File: {shown(plan.path.name)}",
                  f"{rows} · {importer} importer" + (f" · course {shown(plan.course_external_id)}"
                                                      if plan.course_external_id else "")]
+        if plan.report is not None:  # importfile.award: the one answer, as the CLI shows it before sending
+            lines += [f"{shown(line)}" for line in plan.report.award_lines(limit=3)]
         lines += [f"! {shown(w)}" for w in plan.warnings[:6]]
         if len(plan.warnings) > 6:
             lines.append(f"... and {count(len(plan.warnings) - 6, 'more warning')} (see Findings)")
