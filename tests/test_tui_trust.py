@@ -333,3 +333,18 @@ async def test_a_startup_sentence_ends_with_one_full_stop_never_try_again_dot_do
     async with app.run_test(size=(100, 24)) as pilot:
         await wait_for(pilot, lambda: "then try again" in flat_text(app), what="why the console is not connected")
         assert "try again.." not in flat_text(app) and "then try again." in flat_text(app)
+
+
+async def test_the_title_line_ends_in_an_ellipsis_when_the_address_does_not_fit(tmp_path):
+    url = "https://continuing-education-lms.example-university.org"
+    session = LmsSession(profile="production", base_url=url, token="not-a-real-token")
+    app = ImportConsoleApp(workdir=tmp_path, session=session, start_mode="monitor", theme_dirs=[], live=False,
+                           state_folder=tmp_path / "state-here")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        first = screen_text(app).splitlines()[0].rstrip()
+        assert url not in first and first.endswith("…"), first
+    async with ImportConsoleApp(workdir=tmp_path, session=session, start_mode="monitor", theme_dirs=[], live=False,
+                                state_folder=tmp_path / "state-here").run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        assert url in screen_text(pilot.app).splitlines()[0]
