@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -227,6 +227,22 @@ class _Secret:
     __str__ = __repr__
 
 
+class OwnsHttpClient:
+    """Owns one httpx client (`self._http`): `async with` closes it. The reference client, the
+    Drupal session and the restws reader each hold one."""
+
+    _http: httpx.AsyncClient
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 @dataclass
 class SubmitReceipt:
     """What happened to one POST /imports: the import, and how we know it is the only one."""
@@ -239,7 +255,7 @@ class SubmitReceipt:
     notes: list[str] = field(default_factory=list)
 
 
-class LmsClient:
+class LmsClient(OwnsHttpClient):
     """`async with LmsClient(base_url, token) as lms: await lms.me()`."""
 
     def __init__(
@@ -288,15 +304,6 @@ class LmsClient:
     def capabilities(self) -> Capabilities:
         """The console's own API offers everything the operations use (lms.port)."""
         return REFERENCE_CAPABILITIES
-
-    async def __aenter__(self) -> LmsClient:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     @property
     def host(self) -> str:

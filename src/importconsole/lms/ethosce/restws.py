@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from importconsole.lms.client import RetryPolicy, _Secret
+from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret
 from importconsole.lms.ethosce.diagnose import stored_key  # noqa: F401  (re-exported: a stored row's mapped columns)
 from importconsole.lms.errors import LmsError, NotFound, ServerError
 from importconsole.lms.ethosce.errors import RestwsForbidden, RestwsRefused
@@ -58,7 +58,7 @@ class _BasicAuth(httpx.Auth):
         return f"<restws basic auth for {self.username}>"
 
 
-class RestwsClient:
+class RestwsClient(OwnsHttpClient):
     """`async with RestwsClient(url, "restws_console", password) as ws: await ws.courses()`."""
 
     def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike | None = None,
@@ -83,15 +83,6 @@ class RestwsClient:
 
     def __repr__(self) -> str:
         return f"RestwsClient({str(self.site_url)!r}, user={self.username!r})"
-
-    async def __aenter__(self) -> RestwsClient:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     @property
     def host(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from importconsole import __version__
-from importconsole.lms.client import RetryPolicy, _Secret, _tls_context, _tls_failure, is_loopback
+from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret, _tls_context, _tls_failure, is_loopback
 from importconsole.lms.errors import CertificateInvalid, InsecureUrl, LmsError, NotFound, ServerError, Unreachable
 from importconsole.lms.ethosce.errors import LoginRefused, SiteForbidden, UnexpectedPage
 from importconsole.lms.ethosce.html import Form, Page
@@ -107,7 +107,7 @@ def location_path(resp: httpx.Response) -> str:
     return loc.raw_path.decode("ascii", "replace")
 
 
-class DrupalSession:
+class DrupalSession(OwnsHttpClient):
     """`async with DrupalSession(url, "admin", password) as site: await site.login()`.
 
     `get_page(path)` returns a parsed `Page` of an admin page (logging in again once if the session expired);
@@ -134,15 +134,6 @@ class DrupalSession:
 
     def __repr__(self) -> str:
         return f"DrupalSession({self.base_url!r}, user={self.username!r})"
-
-    async def __aenter__(self) -> DrupalSession:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     @property
     def host(self) -> str:
