@@ -165,16 +165,18 @@ def check_base_url(base_url: str) -> httpx.URL:
     return url.copy_with(path=path)
 
 
-def check_site_url(base_url: str, secret: str = "the API token") -> httpx.URL:
-    """The site's address if it is safe to send a secret to (https, or http to this machine only)."""
+def check_site_url(base_url: str, secret: str = "the API token", *, place: str = "LMS",
+                   example: str = "https://lms.example.org") -> httpx.URL:
+    """The site's address if it is safe to send a secret to (https, or http to this machine only).
+    One rule for the reference API and the EthosCE site (`place`, `example` only word it)."""
     try:
         url = httpx.URL(base_url.strip())
     except Exception:
-        raise InsecureUrl(f"The LMS address {base_url!r} is not a URL; use https://lms.example.org") from None
+        raise InsecureUrl(f"The {place} address {base_url!r} is not a URL; use {example}") from None
     if url.scheme not in ("https", "http") or not url.host:
-        raise InsecureUrl(f"The LMS address {base_url!r} must start with https:// and name a host, e.g. https://lms.example.org")
+        raise InsecureUrl(f"The {place} address {base_url!r} must start with https:// and name a host, e.g. {example}")
     if url.userinfo:
-        raise InsecureUrl(f"Put no user name or password in the LMS address; {secret} comes from the keyring or the environment.")
+        raise InsecureUrl(f"Put no user name or password in the {place} address; {secret} comes from the keyring or the environment.")
     if url.scheme == "http" and not is_loopback(url.host):
         raise InsecureUrl(
             f"Refusing plain http:// to {url.host}: {secret} would cross the network unencrypted. "

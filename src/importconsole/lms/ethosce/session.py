@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 
 from importconsole import __version__
-from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret, _tls_context, _tls_failure, is_loopback
-from importconsole.lms.errors import CertificateInvalid, InsecureUrl, LmsError, NotFound, ServerError, Unreachable
+from importconsole.lms.client import check_site_url as client_check_site_url
+from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret, _tls_context, _tls_failure
+from importconsole.lms.errors import CertificateInvalid, LmsError, NotFound, ServerError, Unreachable
 from importconsole.lms.ethosce.errors import LoginRefused, SiteForbidden, UnexpectedPage
 from importconsole.lms.ethosce.html import Form, Page
 
@@ -50,19 +51,7 @@ for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpx
 def check_site_url(base_url: str, *, secret: str = "password") -> httpx.URL:
     """The site's root URL (path ending in /), or InsecureUrl with what to do. Same rule as the
     reference client: https, or plain http to this machine only."""
-    try:
-        url = httpx.URL(base_url.strip())
-    except Exception:
-        raise InsecureUrl(f"The site address {base_url!r} is not a URL; use https://ethosce.example.org") from None
-    if url.scheme not in ("https", "http") or not url.host:
-        raise InsecureUrl(f"The site address {base_url!r} must start with https:// and name a host, e.g. https://ethosce.example.org")
-    if url.userinfo:
-        raise InsecureUrl(f"Put no user name or {secret} in the site address; they come from the profile and the keyring.")
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise InsecureUrl(
-            f"Refusing plain http:// to {url.host}: the {secret} would cross the network unencrypted. "
-            f"Use https://{url.host}{url.path if url.path != '/' else ''} (plain http is allowed only to this machine)."
-        )
+    url = client_check_site_url(base_url, f"the {secret}", place="site", example="https://ethosce.example.org")
     path = url.path if url.path.endswith("/") else url.path + "/"
     return url.copy_with(path=path, query=None, fragment=None)
 
