@@ -3,7 +3,7 @@ token leak hunts, API probes at the reference LMS, kill -9 of server and CLI, pe
 
     .venv/bin/python bench/adversarial.py [--files N] [--minutes M] [--seed S] [--big-mib M] [--json PATH]
 
-Everything runs on loopback against `importconsole sandbox` (tests/sandbox_helpers.py), every loop is
+Everything runs on loopback against `importconsole sandbox` (tests/helpers/sandbox.py), every loop is
 bounded in count and in time (--minutes is a wall-clock budget for the mutated-file part; each command
 has its own timeout). Prints one figure line per check and a JSON summary; exit 1 when anything broke.
 tests/test_adversarial_run.py runs a fast subset of the same functions.
@@ -30,7 +30,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from sandbox_helpers import start_sandbox  # noqa: E402
+from helpers.sandbox import start_sandbox  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 COURSE = "CARD-101"

@@ -37,7 +37,7 @@ TARGET_PER_LEARNER = 2.0
 
 def reference_dataset(seed: dict) -> dict:
     """The kit's seed as a reference-LMS dataset (docs/dataset.md)."""
-    from sandbox_helpers import dataset
+    from helpers.sandbox import dataset
 
     types: dict[str, set] = {}
     courses = []
@@ -137,8 +137,8 @@ def _poll_costs(kit, lms) -> tuple[float, float]:
 
 
 def run(workdir: Path) -> list[dict]:
-    import feeds_kit
-    from sandbox_helpers import start_sandbox
+    from helpers import feeds_kit
+    from helpers.sandbox import start_sandbox
 
     reason = feeds_kit.kit_unavailable_reason(fail_in_ci=False)
     if reason:

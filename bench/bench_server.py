@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sandbox_helpers import dataset, start_sandbox  # noqa: E402
+from helpers.sandbox import dataset, start_sandbox  # noqa: E402
 
 ROWS = 5000
 TARGET_ROWS_PER_SECOND = 2000

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox_helpers import SandboxServer, dataset, start_sandbox
+from helpers.sandbox import SandboxServer, dataset, start_sandbox
 
 # Fast enough for tests, slow enough that progress can be watched (20 rows take 0.1 s).
 TEST_ROWS_PER_SECOND = 200
@@ -15,7 +15,7 @@ TEST_ROWS_PER_SECOND = 200
 
 @pytest.fixture
 def sandbox() -> SandboxServer:
-    """A fresh reference LMS on the small default dataset of `sandbox_helpers.dataset()`."""
+    """A fresh reference LMS on the small default dataset of `helpers.sandbox.dataset()`."""
     with start_sandbox(dataset(), rows_per_second=TEST_ROWS_PER_SECOND) as server:
         yield server
 
@@ -46,7 +46,7 @@ def _no_real_keyring_or_state(tmp_path_factory, monkeypatch):
 # proposals, crash reports). The server's own database and seed files live outside that folder.
 # The sandbox's own tests are exempt from the output check: `importconsole sandbox --seed demo`
 # prints the demo tokens on purpose.
-import sandbox_helpers as _sandbox_helpers
+from helpers import sandbox as _sandbox_helpers
 
 _SERVER_SIDE_NAMES = ("dataset.json", "dataset.toml")
 
@@ -129,12 +129,12 @@ def pytest_sessionfinish(session, exitstatus):
             print(message)
 
 
-# --- The real Drupal 7 + Feeds site of ../shared/drupal-feeds (EthosCE backend; tests/feeds_kit.py) --------
+# --- The real Drupal 7 + Feeds site of ../shared/drupal-feeds (EthosCE backend; tests/helpers/feeds_kit.py) --------
 @pytest.fixture(scope="session")
 def feeds_kit_session():
     """The kit provisioned once per test session (fresh folder, free port); its process group is stopped after.
     Skips with a sentence where ../shared/drupal-feeds or PHP is absent; with CI=true a missing PHP fails."""
-    import feeds_kit
+    from helpers import feeds_kit
 
     reason = feeds_kit.kit_unavailable_reason()
     if reason:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_helpers import start_sandbox
+from helpers.sandbox import start_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import pytest
 from importconsole.cli import main
 from importconsole.importfile.catalogue import RULES, rules_markdown
 from importconsole.importfile.validate import validate
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "cli-validate-token"

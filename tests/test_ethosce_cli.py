@@ -1,5 +1,5 @@
 """The console's commands on an EthosCE profile, against the real Drupal 7 + Feeds site of the kit
-(tests/feeds_kit.py), outcomes read from the site's SQLite database.
+(tests/helpers/feeds_kit.py), outcomes read from the site's SQLite database.
 
 A colleague's import is uploaded with plain httpx, as a browser would (login form, import form, batch
 steps until the step that answers 500): the console did not upload it and must be given the file.
@@ -257,7 +257,7 @@ def test_an_interrupted_batch_says_the_importer_is_stuck_and_the_journal_keeps_t
 
 async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_the_importer_hung(kit_cli, tmp_path):
     from textual.widgets import Input, OptionList
-    from tui_helpers import wait_for_text
+    from helpers.tui import wait_for_text
 
     from importconsole.tui.app import ImportConsoleApp
 

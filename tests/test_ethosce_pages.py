@@ -52,7 +52,7 @@ def test_drupal_intervals_read_as_seconds():
 
 
 def test_without_php_the_kit_tests_skip_with_a_sentence_but_fail_in_ci(monkeypatch):
-    import feeds_kit
+    from helpers import feeds_kit
 
     monkeypatch.setattr(feeds_kit.shutil, "which", lambda name: None)
     monkeypatch.delenv("CI", raising=False)

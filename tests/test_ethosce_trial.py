@@ -1,4 +1,4 @@
-"""Defects found using the EthosCE path as a first-time admin would, on the real kit (tests/feeds_kit.py):
+"""Defects found using the EthosCE path as a first-time admin would, on the real kit (tests/helpers/feeds_kit.py):
 each test reproduces what the admin saw and asserts what is true on the site."""
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ async def test_the_tui_recover_plan_says_which_typed_path_is_missing(kit_cli, tm
     import asyncio
 
     from textual.widgets import Input
-    from tui_helpers import wait_for_text
+    from helpers.tui import wait_for_text
 
     from importconsole.tui.app import ImportConsoleApp
 
@@ -244,7 +244,7 @@ def test_the_recover_plan_in_background_mode_lists_the_header_only_file_and_the_
 async def test_after_a_refused_unlock_the_tui_offers_a_fresh_plan_not_the_stale_enter(kit_cli, tmp_path):
     import asyncio
 
-    from tui_helpers import wait_for_text
+    from helpers.tui import wait_for_text
 
     from importconsole.tui.app import ImportConsoleApp
 

@@ -1,4 +1,4 @@
-"""Defects found by an adversarial trial of the EthosCE path, on the real kit (tests/feeds_kit.py): each test
+"""Defects found by an adversarial trial of the EthosCE path, on the real kit (tests/helpers/feeds_kit.py): each test
 reproduces what the admin saw (screen, stdout/stderr, exit code) and asserts what is true on the site."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from importconsole.cli import main
 from importconsole.tui.app import ImportConsoleApp
 from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
 from test_importfile_rules import lms  # noqa: F401 (fixture)
-from tui_helpers import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
+from helpers.tui import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
 
 SIZE = (80, 24)  # the admin's SSH terminal
 

@@ -1,4 +1,4 @@
-"""The TUI's submit on an EthosCE profile, against the real Drupal 7 + Feeds site of the kit (tests/feeds_kit.py):
+"""The TUI's submit on an EthosCE profile, against the real Drupal 7 + Feeds site of the kit (tests/helpers/feeds_kit.py):
 the same keys as on the console's own API (s, Ctrl+S, Enter), a progress bar in rows, the end as the site holds
 it; a dead batch and the lock said at once; an upload refused while the importer is locked; quitting mid-batch.
 Outcomes are read from the site's SQLite database and the console's journal."""
@@ -10,7 +10,7 @@ import pytest
 
 from importconsole.tui.app import ImportConsoleApp
 from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, file_keys, kit_cli, locked  # noqa: F401 (fixture)
-from tui_helpers import screen_text, wait_for, wait_for_text
+from helpers.tui import screen_text, wait_for, wait_for_text
 
 SIZE = (80, 24)  # the admin's SSH terminal
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_helpers import wait_for
+from helpers.sandbox import wait_for
 
 from importconsole.cli import main
 
@@ -122,7 +122,7 @@ def test_a_fifo_is_refused_before_it_is_opened(tmp_path, command):
 
 
 def test_submit_refuses_a_fifo_before_opening_it(tmp_path, monkeypatch, capsys):
-    from sandbox_helpers import dataset, start_sandbox
+    from helpers.sandbox import dataset, start_sandbox
     from test_operations_support import cli_env
 
     fifo = tmp_path / "records.csv"
@@ -141,7 +141,7 @@ async def test_completion_only_writes_each_completion_row_once(tmp_path):
     import asyncio
     import csv
 
-    from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox
+    from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox
 
     from importconsole.importfile.fixes import write_fixed_file
     from importconsole.lms.client import LmsClient

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from importconsole.cli import main
 from importconsole.importfile.reader import first_invalid_byte, open_import_file
 from importconsole.importfile.validate import validate
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 MIB = 1 << 20
 

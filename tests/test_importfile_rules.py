@@ -14,7 +14,7 @@ from importconsole.importfile.fixes import write_fixed_file
 from importconsole.importfile.validate import validate
 from importconsole.lms.client import LmsClient
 from importconsole.lms.facts import ApiFacts
-from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox
+from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox
 
 HEADER = "external_user_id,external_course_id,title,complete,date_completed,credit_type,credits,participant_category\n"
 

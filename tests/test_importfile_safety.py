@@ -13,7 +13,7 @@ from importconsole.cli import main
 from importconsole.importfile.validate import validate
 from importconsole.lms.client import LmsClient
 from importconsole.lms.facts import ApiFacts
-from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox
+from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox
 
 H = b"external_email,first_name,complete\n"
 ROWS = b"a@example.org,Ann,0\nb@example.org,Bo,0\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox_helpers import dataset, start_sandbox, wait_for
+from helpers.sandbox import dataset, start_sandbox, wait_for
 
 from importconsole.cli import main
 from importconsole.journal import Journal

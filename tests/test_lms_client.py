@@ -15,7 +15,7 @@ from importconsole.importfile.facts import UserKey
 from importconsole.lms.client import LmsClient, RetryPolicy
 from importconsole.lms.errors import LockMismatch, NotFound, ServerError
 from importconsole.lms.facts import ApiFacts
-from sandbox_helpers import ADMIN_TOKEN, dataset, start_sandbox, wait_for
+from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox, wait_for
 
 
 

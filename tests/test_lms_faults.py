@@ -28,7 +28,7 @@ from importconsole.lms.errors import (
     Unauthorized,
     Unreachable,
 )
-from sandbox_helpers import ADMIN_TOKEN, COURSE_ADMIN_TOKEN, dataset, start_sandbox, wait_for
+from helpers.sandbox import ADMIN_TOKEN, COURSE_ADMIN_TOKEN, dataset, start_sandbox, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sandbox_helpers import SandboxServer, dataset, start_sandbox  # noqa: F401 (re-exported)
+from helpers.sandbox import SandboxServer, dataset, start_sandbox  # noqa: F401 (re-exported)
 
 from importconsole.lms.client import LmsClient, RetryPolicy
 

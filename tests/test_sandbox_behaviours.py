@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 
 def _credit(db, user: str, course: str):

@@ -13,7 +13,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 CMD = [sys.executable, "-m", "importconsole", "sandbox"]
 

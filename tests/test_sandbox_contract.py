@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox_helpers import start_sandbox
+from helpers.sandbox import start_sandbox
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

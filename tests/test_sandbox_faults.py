@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 BODY = b"external_user_id,complete\nu1,1\n"
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sandbox_helpers import dataset, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
 
 BOUNDARY = "hardening-boundary"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sandbox_helpers import dataset
+from helpers.sandbox import dataset
 
 from importconsole.sandbox import db as dbm
 from importconsole.sandbox import processor

@@ -15,8 +15,8 @@ from importconsole.config import init_config
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.connecting import session_from_config
-from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.sandbox import dataset, start_sandbox
+from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 async def test_first_profile_is_created_and_the_token_never_reaches_the_config_file(tmp_path, monkeypatch):

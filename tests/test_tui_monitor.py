@@ -9,8 +9,8 @@ import pytest
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
-from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import flat_text, private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.sandbox import dataset, start_sandbox
+from helpers.tui import flat_text, private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 HEADER = "external_user_id,complete,date_completed\r\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.widgets.rowview import RowView
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 HEADER = b"external_user_id,first_name,last_name,complete,date_completed,credit_type,credits\r\n"
 

@@ -9,7 +9,7 @@ from textual.command import CommandPalette
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():
@@ -164,7 +164,7 @@ OWN_KEYS = {
 async def test_every_main_screen_footer_shows_its_keys_and_every_place_to_go_at_80_columns(tmp_path, mode):
     from importconsole.tui.session import LmsSession
 
-    from tui_helpers import screen_text, wait_for
+    from helpers.tui import screen_text, wait_for
 
     path = tmp_path / "a.csv"
     path.write_bytes(b"external_user_id,complete\r\nu1,1\r\n")
@@ -186,7 +186,7 @@ async def test_every_main_screen_footer_shows_its_keys_and_every_place_to_go_at_
 async def test_a_click_on_the_navigation_line_goes_there(tmp_path):
     from importconsole.tui.widgets.navigation import NavigationBar
 
-    from tui_helpers import screen_text
+    from helpers.tui import screen_text
 
     app = ImportConsoleApp(theme_dirs=[], live=False, workdir=tmp_path, start_mode="files")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -14,7 +14,7 @@ from importconsole.operations.watch import ImportView
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.screens.recover import RecoverScreen
 from importconsole.tui.session import LmsSession
-from tui_helpers import private_state, wait_for  # noqa: F401 (autouse fixture)
+from helpers.tui import private_state, wait_for  # noqa: F401 (autouse fixture)
 
 SIZES = [(80, 24), (120, 40)]
 SESSION = LmsSession(profile="prod", base_url="https://lms.example.org", token="not-a-real-token")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
-from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.sandbox import dataset, start_sandbox
+from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
 
 
 async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):

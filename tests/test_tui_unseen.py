@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
-from sandbox_helpers import dataset, start_sandbox
-from tui_helpers import flat_text, private_state, screen_text, wait_for  # noqa: F401 (autouse fixture)
+from helpers.sandbox import dataset, start_sandbox
+from helpers.tui import flat_text, private_state, screen_text, wait_for  # noqa: F401 (autouse fixture)
 
 
 def _console(base_url: str, token: str, tmp_path) -> ImportConsoleApp:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KIT_DIR = (REPO_ROOT / ".." / "shared" / "drupal-feeds").resolve()
 IMPORTER = "course_record_import"
 COLUMNS = ["external_user_id", "external_email", "external_course_id", "complete", "date_completed", "credit_type", "credits"]
