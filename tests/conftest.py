@@ -149,3 +149,11 @@ def feeds_kit(feeds_kit_session):
     """The kit, reset to a clean site before the test (one PHP call, about 0.4 s)."""
     feeds_kit_session.reset()
     return feeds_kit_session
+
+
+@pytest.fixture
+def private_state(tmp_path, monkeypatch):
+    """(Pilot tests: `pytestmark = pytest.mark.usefixtures("private_state")`) recent files, crash reports and the
+    config file in the test's own folder, never the admin's home."""
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(tmp_path / "config.toml"))

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+from helpers.wait import until
 from test_operations_support import cli_env, course_file, dataset, learners, start_on_same_port, start_sandbox, submit
 
 from importconsole.cli import lms_cmds, main
@@ -46,12 +47,13 @@ async def test_the_watchers_reconnect_loop_survives_1100_failed_reconnects():
     async with client:
         watcher = ImportWatcher(client, poll_interval=3600, sleep=no_wait, backoff=Backoff(base=0.5, cap=15.0))
         runner = asyncio.create_task(watcher.run())
-        deadline = time.monotonic() + 60
-        while watcher.stream_connects < 1100 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        alive = not any(task.done() for task in watcher._tasks)
-        watcher.stop()
-        await runner
+        try:
+            await until(lambda: watcher.stream_connects >= 1100, 60, 0.01, "1100 reconnects",
+                        show=lambda: f"{watcher.stream_connects} reconnects")
+            alive = not any(task.done() for task in watcher._tasks)
+        finally:
+            watcher.stop()
+            await runner
     assert watcher.stream_connects >= 1100 and alive
     assert max(waits) <= 3600 and watcher.unseen is not None and "reach" in watcher.unseen.why
 

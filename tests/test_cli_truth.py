@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+from helpers.wait import wait_for
 from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
@@ -47,14 +48,14 @@ def _interrupt_after(args: list[str], env: dict, ready: str, timeout: float = 20
 
     proc = subprocess.Popen([sys.executable, "-m", "importconsole", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
-    out = []
-    deadline = time.monotonic() + timeout
+    out: list[str] = []
+
+    def ready_line() -> bool:
+        out.append(proc.stdout.readline())
+        return ready in out[-1]
+
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            out.append(line)
-            if ready in line:
-                break
+        wait_for(ready_line, timeout, 0, f"{ready!r} on stdout", show=lambda: "".join(out))
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=20)

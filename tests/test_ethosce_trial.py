@@ -4,6 +4,7 @@ each test reproduces what the admin saw and asserts what is true on the site."""
 from __future__ import annotations
 
 from importconsole.cli import main
+from helpers.wait import wait_for
 from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
 
 
@@ -76,15 +77,14 @@ def colleague_imports(kit, path) -> None:
 
 def test_watch_started_during_a_colleagues_first_chunk_follows_it_to_the_end(kit_cli, tmp_path, capsys):
     import threading
-    import time
 
     kit_cli.set_row_delay(150)  # the first chunk (10 rows) takes 1.5 s with no progress saved: the page says idle
     path = kit_cli.make_csv(tmp_path / "clean.csv", 30)
     colleague = threading.Thread(target=colleague_imports, args=(kit_cli, path))
     colleague.start()
     try:
-        while kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 0:
-            time.sleep(0.05)
+        wait_for(lambda: kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") > 0, 60, 0.05,
+                 "the colleague's first rows to be stored")
         assert main(["watch", IMPORTER]) == 0
         stored_when_watch_ended = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
     finally:
@@ -105,7 +105,6 @@ def restart(kit) -> None:
 
 def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does_not_claim_a_lock(kit_cli, tmp_path, capsys):
     import threading
-    import time
 
     path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500
@@ -114,8 +113,8 @@ def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does
     recover = threading.Thread(target=lambda: codes.append(main(["recover", IMPORTER, "--file", str(path), "--yes"])))
     recover.start()
     try:
-        while kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") <= 22:
-            time.sleep(0.05)
+        wait_for(lambda: kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") > 22, 60, 0.05,
+                 "the re-import's first row to be stored")
         kit_cli.stop()
         recover.join(120)
     finally:

@@ -153,39 +153,47 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     import threading
     import time
 
+    from helpers import wait  # the sync loop (this module's `wait_for` is the Pilot one)
     from test_ethosce_trial import restart
 
     path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500  # locked at 42 %: watch follows it
     watch = subprocess.Popen([sys.executable, "-m", "importconsole", "watch", IMPORTER, "--hung-after", "3600"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_lines: list[str] = []
     err: list[str] = []
-    reader = threading.Thread(target=lambda: err.extend(watch.stderr), daemon=True)
-    reader.start()
+    readers = [threading.Thread(target=lambda: out_lines.extend(watch.stdout), daemon=True),
+               threading.Thread(target=lambda: err.extend(watch.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
 
-    def wait_err(text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in err):
-            assert watch.poll() is None, f"watch ended ({watch.returncode}): {''.join(err)}"
-            assert time.monotonic() < deadline, f"no {text!r} in {''.join(err)}"
-            time.sleep(0.1)
+    def still_watching() -> bool:
+        assert watch.poll() is None, f"watch ended ({watch.returncode}): {''.join(err)}"
+        return False
+
+    def wait_said(lines: list[str], text: str, timeout: float) -> None:
+        wait.wait_for(lambda: any(text in line for line in lines) or still_watching(), timeout, 0.1, repr(text),
+                      show=lambda: "".join(out_lines + err))
 
     try:
-        time.sleep(1.5)
+        # the site goes down once watch has seen it (a fixed 1.5 s was not always enough on a loaded machine)
+        wait_said(out_lines, f"{IMPORTER}: importing 42 %", 60)
         kit_cli.stop()
         try:
-            wait_err("has not been seen", 60)
+            wait_said(err, "has not been seen", 60)
             time.sleep(5)  # well past the moment it gave up before
             assert watch.poll() is None, "".join(err)
         finally:
             restart(kit_cli)
-        wait_err("answers again", 60)
+        wait_said(err, "answers again", 60)
         watch.send_signal(signal.SIGINT)  # Ctrl+C ends it
-        out, _ = watch.communicate(timeout=30)
+        watch.wait(timeout=30)
     finally:
         if watch.poll() is None:
             watch.kill()
-    reader.join(5)
+    for reader in readers:
+        reader.join(5)
+    out = "".join(out_lines)
     said = "".join(err)
     assert watch.returncode == 130, said
     assert f"{IMPORTER}: importing 42 %" in out
@@ -198,7 +206,7 @@ def test_a_refused_connection_is_said_as_refused_not_as_a_busy_lms(kit_cli, monk
     import dataclasses
 
     from importconsole.cli import lms_cmds
-    from feeds_kit import free_port
+    from helpers.feeds_kit import free_port
 
     dead = tmp_path / "dead.toml"  # the kit's profile, on a port where nothing listens (the site is down)
     dead.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "http://127.0.0.1:{free_port()}"\n'

@@ -11,6 +11,7 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, file_keys, kit_cli, locked  # noqa: F401 (fixture)
 from helpers.tui import screen_text, wait_for, wait_for_text
+from helpers.wait import wait_for as wait_for_sync
 
 SIZE = (80, 24)  # the admin's SSH terminal
 
@@ -44,11 +45,14 @@ def settle(kit) -> None:
     wait until the stored rows stop moving, so the assertions and the next test's reset see the site at rest."""
     import time
 
-    count, since = stored(kit), time.monotonic()
-    while time.monotonic() - since < 2.5:
-        time.sleep(0.25)
-        if (now := stored(kit)) != count:
-            count, since = now, time.monotonic()
+    last = {"count": stored(kit), "since": time.monotonic()}
+
+    def at_rest() -> bool:
+        if (now := stored(kit)) != last["count"]:
+            last.update(count=now, since=time.monotonic())
+        return time.monotonic() - last["since"] >= 2.5
+
+    wait_for_sync(at_rest, 120, 0.25, "the stored rows to stop moving for 2.5 s", show=lambda: f"{stored(kit)} rows stored")
 
 
 def stored(kit) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.sandbox import wait_for
+from helpers.wait import wait_for
 
 from importconsole.cli import main
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.sandbox import dataset, start_sandbox, wait_for
+from helpers.sandbox import dataset, start_sandbox
+from helpers.wait import wait_for
 
 from importconsole.cli import main
 from importconsole.journal import Journal

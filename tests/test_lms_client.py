@@ -15,7 +15,8 @@ from importconsole.importfile.facts import UserKey
 from importconsole.lms.client import LmsClient, RetryPolicy
 from importconsole.lms.errors import LockMismatch, NotFound, ServerError
 from importconsole.lms.facts import ApiFacts
-from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox, wait_for
+from helpers.sandbox import ADMIN_TOKEN, dataset, start_sandbox
+from helpers.wait import wait_for
 
 
 

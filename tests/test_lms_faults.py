@@ -28,7 +28,8 @@ from importconsole.lms.errors import (
     Unauthorized,
     Unreachable,
 )
-from helpers.sandbox import ADMIN_TOKEN, COURSE_ADMIN_TOKEN, dataset, start_sandbox, wait_for
+from helpers.sandbox import ADMIN_TOKEN, COURSE_ADMIN_TOKEN, dataset, start_sandbox
+from helpers.wait import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ Everything is real: the reference LMS in a subprocess, HTTP on 127.0.0.1, its SQ
 from __future__ import annotations
 
 import asyncio
-import time
 
 from helpers.sandbox import SandboxServer, dataset, start_sandbox  # noqa: F401 (re-exported)
+from helpers.wait import until  # noqa: F401 (re-exported)
 
 from importconsole.lms.client import LmsClient, RetryPolicy
 
@@ -31,18 +31,6 @@ def course_file(count: int, *, bad_row: int | None = None, char: str = "\u200b",
 def client_for(lms: SandboxServer, **kw) -> LmsClient:
     fast = RetryPolicy(attempts=4, base=0.05, cap=0.3)
     return LmsClient(lms.base_url, lms.admin_token, retry=kw.pop("retry", fast), timeout=kw.pop("timeout", 10.0), **kw)
-
-
-async def until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
-    """Poll `predicate` on the event loop until it returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {message} (last value: {value!r})")
-        await asyncio.sleep(interval)
 
 
 async def submit(lms: SandboxServer, content: bytes, **kw) -> dict:

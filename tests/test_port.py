@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.wait import until
 from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
@@ -124,13 +125,12 @@ async def test_a_watcher_on_an_lms_without_an_event_stream_polls_from_the_start(
             watcher = ImportWatcher(client, hung_after=5, poll_interval=0.05)
             await watcher.follow(item["id"])  # known even if it ends before the first poll
             runner = asyncio.create_task(watcher.run())
-            for _ in range(200):
-                view = watcher.views.get(item["id"])
-                if view is not None and view.finished:
-                    break
-                await asyncio.sleep(0.05)
-            watcher.stop()
-            await runner
+            try:
+                await until(lambda: (view := watcher.views.get(item["id"])) is not None and view.finished, 10, 0.05,
+                            f"import {item['id']} to finish")
+            finally:
+                watcher.stop()
+                await runner
         assert watcher.views[item["id"]].state == "completed"
         assert watcher.stream_connects == 0 and watcher.polls > 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from helpers.sandbox import wait_for
+from helpers.wait import wait_for
 
 
 def test_me_names_the_signed_in_admin(sandbox):

@@ -7,7 +7,8 @@ import time
 
 import httpx
 
-from helpers.sandbox import dataset, start_sandbox, wait_for
+from helpers.sandbox import dataset, start_sandbox
+from helpers.wait import wait_for
 
 USERS = [{"external_user_id": f"u{n}", "email": f"u{n}@example.org"} for n in range(1, 21)]
 HEADER = b"external_user_id,complete,date_completed\n"

@@ -23,7 +23,8 @@ from importconsole.journal import Journal
 from importconsole.lms.client import LmsClient, RetryPolicy
 from importconsole.lms.errors import Unauthorized
 from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan
-from helpers.sandbox import dataset, start_sandbox, wait_for
+from helpers.sandbox import dataset, start_sandbox
+from helpers.wait import wait_for
 
 TOKEN = "tok-SECRET-submit-5d8e2c4b9a71"
 ROOT = Path(__file__).resolve().parents[1]

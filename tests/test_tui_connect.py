@@ -8,6 +8,7 @@ import time
 import tomllib
 
 import keyring
+import pytest
 from keyring.backend import KeyringBackend
 from textual.widgets import Input
 
@@ -16,7 +17,9 @@ from importconsole.config import init_config
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.connecting import session_from_config
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import screen_text, wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 
 async def test_first_profile_is_created_and_the_token_never_reaches_the_config_file(tmp_path, monkeypatch):

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import screen_text, wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 HEADER = "external_user_id,complete,date_completed\r\n"
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.widgets.rowview import RowView
-from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import screen_text, wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 HEADER = b"external_user_id,first_name,last_name,complete,date_completed,credit_type,credits\r\n"
 

@@ -9,7 +9,9 @@ from textual.command import CommandPalette
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.themes import PACKAGED_THEMES, load_theme_file, load_themes
-from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 
 def test_the_packaged_themes_are_a_dark_a_light_and_a_16_colour_one():

@@ -14,7 +14,9 @@ from importconsole.operations.watch import ImportView
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.screens.recover import RecoverScreen
 from importconsole.tui.session import LmsSession
-from helpers.tui import private_state, wait_for  # noqa: F401 (autouse fixture)
+from helpers.tui import wait_for
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 SIZES = [(80, 24), (120, 40)]
 SESSION = LmsSession(profile="prod", base_url="https://lms.example.org", token="not-a-real-token")

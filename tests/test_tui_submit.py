@@ -4,11 +4,14 @@ The LMS database then holds exactly one import and every row once."""
 
 from __future__ import annotations
 
+import pytest
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import screen_text, wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 
 async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.wait import wait_for
+
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
 TMUX = shutil.which("tmux")
@@ -25,14 +27,16 @@ def _capture(session: str) -> str:
 
 
 def _wait(session: str, text: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = _capture(session)
-        if text in screen:
-            return screen
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared in the terminal; it showed:\n{screen}")
+    def screen() -> str | None:
+        shown = _capture(session)
+        return shown if text in shown else None
+
+    return wait_for(screen, timeout, 0.2, f"{text!r} in the terminal", show=lambda: _capture(session))
+
+
+def _demo_lms_pids(tmp_path) -> str:
+    """The pids of this test's demo LMS (named by its folder), or ""."""
+    return subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.strip()
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
@@ -46,8 +50,7 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_a
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
     try:
         screen = _wait(session, "ethics-110-hangs.csv")
-        running = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True)
-        assert running.stdout.strip(), "the demo LMS should be running while the console is open"
+        assert _demo_lms_pids(tmp_path), "the demo LMS should be running while the console is open"
         assert "card-101-completions.csv" in screen and "Files" in screen
         assert "demo-admin-token" not in screen  # the token is never on screen
         # the hang is noticed while the admin is still on the Files screen
@@ -70,16 +73,13 @@ def test_demo_in_a_real_80x24_terminal_shows_the_hang_recovers_it_with_one_key_a
         screen = _wait(session, "completed")
         assert "unlocked" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        deadline = time.monotonic() + 15
-        while not done.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(done.exists, 15, 0.1, "the console to exit")
         assert done.read_text().strip() == "0"
         assert "Traceback" not in _capture(session)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     # the demo LMS stopped with the console: no sandbox left listening from this test's folder
-    leftover = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""
+    assert _demo_lms_pids(tmp_path) == ""
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
@@ -93,20 +93,14 @@ def test_the_demo_lms_ends_even_when_its_console_is_killed(tmp_path):
                     f"cd {tmp_path} && env {env} {CONSOLE} --demo; sleep 30"], check=True)
     try:
         _wait(session, "ethics-110-hangs.csv")
-        assert subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.strip()
+        assert _demo_lms_pids(tmp_path)
         shell = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True,
                                text=True).stdout.split()[0]
         console = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()[0]
         os.kill(int(console), signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        leftover = "?"
-        while time.monotonic() < deadline:
-            leftover = subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.strip()
-            if not leftover:
-                break
-            time.sleep(0.2)
-        assert leftover == "", f"the demo LMS outlived its console: pids {leftover}"
+        wait_for(lambda: not _demo_lms_pids(tmp_path), 10, 0.2, "the demo LMS to end with its console",
+                 show=lambda: f"the demo LMS outlived its console: pids {_demo_lms_pids(tmp_path)}")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-        for pid in subprocess.run(["pgrep", "-f", f"sandbox.*{tmp_path}"], capture_output=True, text=True).stdout.split():
+        for pid in _demo_lms_pids(tmp_path).split():
             os.kill(int(pid), signal.SIGTERM)  # only this test's demo LMS, named by its folder

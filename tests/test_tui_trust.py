@@ -11,7 +11,9 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import flat_text, private_state, screen_text, wait_for, wait_for_text  # noqa: F401 (autouse fixture)
+from helpers.tui import flat_text, screen_text, wait_for, wait_for_text
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 HEADER = b"external_user_id,complete,date_completed,credit_type,credits\r\n"
 

@@ -4,13 +4,16 @@ lead saw "No imports yet · 0 hung" and a 401 toast gone in seconds); `r` says h
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
+
+import pytest
 
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import flat_text, private_state, screen_text, wait_for  # noqa: F401 (autouse fixture)
+from helpers.tui import flat_text, screen_text, wait_for
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 
 def _console(base_url: str, token: str, tmp_path) -> ImportConsoleApp:
@@ -21,12 +24,12 @@ def _console(base_url: str, token: str, tmp_path) -> ImportConsoleApp:
 
 async def _never_all_clear_until(pilot, app, condition, what: str, timeout: float = 30.0) -> None:
     """Wait for `condition`, failing if the screen ever claims "0 hung" or "No imports yet" meanwhile."""
-    deadline = time.monotonic() + timeout
-    while not condition():
+    def never_all_clear() -> bool:
         text = screen_text(app)
         assert "0 hung" not in text and "No imports yet" not in text, text
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{text}"
-        await pilot.pause(0.05)
+        return False
+
+    await wait_for(pilot, lambda: condition() or never_all_clear(), timeout=timeout, what=what)
 
 
 async def test_a_refused_token_is_said_in_the_title_and_the_monitor_for_as_long_as_it_lasts(tmp_path):

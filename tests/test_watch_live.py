@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from helpers.wait import until
 from test_operations_support import (
-    client_for, count, course_file, dataset, learners, start_on_same_port, start_sandbox, submit, until,
+    client_for, count, course_file, dataset, learners, start_on_same_port, start_sandbox, submit,
 )
 
 from importconsole.operations.hung import diagnose_import

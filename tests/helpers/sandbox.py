@@ -2,7 +2,7 @@
 
     with start_sandbox(dataset(users=[...]), rows_per_second=500) as lms:
         r = httpx.post(lms.url("/imports"), headers=lms.auth(), files=..., data=...)
-        wait_for(lambda: lms.import_state(r.json()["id"]) == "completed")
+        lms.wait_import(r.json()["id"])  # polls with helpers.wait.wait_for
         assert lms.db().execute("SELECT count(*) FROM enrollments").fetchone()[0] == 1
 
 Everything is real: HTTP on 127.0.0.1, the server's own SQLite database (read it with `db()`).
@@ -19,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
+
+from helpers.wait import wait_for
 
 LISTENING_PREFIX = "importconsole sandbox listening on "
 START_TIMEOUT = 30.0
@@ -31,18 +32,6 @@ DEMO_ADMIN_TOKEN = "demo-admin-token"
 DEMO_COURSE_ADMIN_TOKEN = "demo-course-admin-token"
 ADMIN_TOKEN = "admin-token"
 COURSE_ADMIN_TOKEN = "course-admin-token"
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
-    """Poll `predicate` until it returns something truthy; return that. Fails the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {message} (last value: {value!r})")
-        time.sleep(interval)
 
 
 def dataset(*, credit_types=None, courses=None, users=None, enrollments=None, tokens=None) -> dict:

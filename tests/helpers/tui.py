@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from helpers.wait import until
 
 
 def screen_text(app) -> str:
@@ -12,30 +12,13 @@ def screen_text(app) -> str:
 
 
 async def wait_for(pilot, condition, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll `condition()` until truthy (no long sleeps); fail with what was awaited and the screen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- screen ---\n{screen_text(pilot.app)}")
-        await pilot.pause(interval)
+    """Poll `condition()` until truthy (helpers.wait.until, paced by `pilot.pause`); fail with what was awaited and the screen."""
+    return await until(condition, timeout, interval, what, show=lambda: screen_text(pilot.app), pause=pilot.pause)
 
 
 async def wait_for_text(pilot, text: str, *, timeout: float = 10.0) -> str:
     await wait_for(pilot, lambda: text in screen_text(pilot.app), timeout=timeout, what=repr(text))
     return screen_text(pilot.app)
-
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def private_state(tmp_path, monkeypatch):
-    """Recent files and crash reports go to the test's own folder, never the admin's home."""
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(tmp_path / "config.toml"))
 
 
 BORDERS = "█▀▄▌▐▏▕▎▊│─┃━╭╮╰╯┌┐└┘▔▁"

@@ -1,0 +1,49 @@
+"""Waiting until something is true, without fixed sleeps: the tests' one polling loop, sync and async.
+
+    wait_for(lambda: lms.import_state(1) == "completed", message="import 1 to complete")
+    view = await until(lambda: watcher.views.get(1), message="the watcher to see import 1")
+
+The predicate's truthy value is returned; after `timeout` the test fails, naming what it waited for and
+what it last saw (`show()` when given: a screen, a process's output; else the predicate's last value).
+A predicate may assert on the way (a claim that must never be made while waiting): that fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def _timed_out(timeout: float, message: str, value: Any, show: Callable[[], str] | None) -> AssertionError:
+    seen = f"\n--- it showed ---\n{show()}" if show else f" (last value: {value!r})"
+    return AssertionError(f"timed out after {timeout:g}s waiting for {message}{seen}")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, message: str = "condition",
+             *, show: Callable[[], str] | None = None) -> Any:
+    """Poll `predicate` until it returns something truthy; return that. Fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise _timed_out(timeout, message, value, show)
+        time.sleep(interval)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+                message: str = "condition", *, show: Callable[[], str] | None = None,
+                pause: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
+    """`wait_for` on the event loop: between polls `await pause(interval)` (a Pilot's `pilot.pause`
+    lets the app process its messages and refresh the screen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise _timed_out(timeout, message, value, show)
+        await pause(interval)
