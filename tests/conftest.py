@@ -152,6 +152,21 @@ def feeds_kit(feeds_kit_session):
 
 
 @pytest.fixture
+def kit_cli(feeds_kit, monkeypatch, tmp_path):
+    """The CLI pointed at the kit: an EthosCE profile in tmp_path/config.toml, both passwords in the environment,
+    a private journal."""
+    from helpers.profiles import ethosce_profile
+
+    config = ethosce_profile(tmp_path / "config.toml", feeds_kit.base_url, poll_interval=0.2, hung_after=1)
+    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
+    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", feeds_kit.admin_password)
+    monkeypatch.setenv("IMPORTCONSOLE_RESTWS_PASSWORD", feeds_kit.restws_password)
+    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("IMPORTCONSOLE_TOKEN", raising=False)
+    return feeds_kit
+
+
+@pytest.fixture
 def private_state(tmp_path, monkeypatch):
     """(Pilot tests: `pytestmark = pytest.mark.usefixtures("private_state")`) recent files, crash reports and the
     config file in the test's own folder, never the admin's home."""

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+from helpers.profiles import profile_env
 from helpers.wait import wait_for
 from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
@@ -33,11 +34,7 @@ def test_diagnose_on_a_stalled_running_import_says_how_long_it_has_not_moved_and
 def _env(tmp_path, lms) -> dict:
     import os
 
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
-                      "poll_interval = 0.2\nhung_after = 30\n", encoding="utf-8")
-    return {**os.environ, "IMPORTCONSOLE_CONFIG": str(config), "IMPORTCONSOLE_TOKEN": lms.admin_token,
-            "IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, **profile_env(tmp_path, lms, poll_interval=0.2, hung_after=30), "PYTHONUNBUFFERED": "1"}
 
 
 def _interrupt_after(args: list[str], env: dict, ready: str, timeout: float = 20) -> tuple[int, str, str]:

@@ -16,6 +16,7 @@ import pytest
 from importconsole.cli import main
 from importconsole.importfile.catalogue import RULES, rules_markdown
 from importconsole.importfile.validate import validate
+from helpers.profiles import profile_env
 from helpers.sandbox import dataset, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,12 +94,10 @@ def test_without_offline_or_a_profile_it_says_lms_checks_need_one(tmp_path):
 def test_validate_with_a_profile_checks_the_lms_rules(tmp_path):
     tokens = [{"token": TOKEN, "username": "jdoe", "role": "site_admin", "display_name": "J. Doe"}]
     with start_sandbox(dataset(tokens=tokens), rows_per_second=None) as lms:
-        config = tmp_path / "config.toml"
-        config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "jdoe"\n')
         path = tmp_path / "partial.csv"
         path.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\nu2,1,2026-03-01,ama,0.5\n")
-        env = {"IMPORTCONSOLE_CONFIG": str(config), "IMPORTCONSOLE_TOKEN": TOKEN,
-               "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "IMPORTCONSOLE_STATE_DIR": str(tmp_path)}
+        env = {**profile_env(tmp_path, lms, username="jdoe", token=TOKEN, state=tmp_path),
+               "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
         result = run("validate", str(path), "--course", "C-FIXED", "--json", env=env)
         assert result.returncode == 1, result.stderr
         doc = json.loads(result.stdout)

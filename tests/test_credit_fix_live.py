@@ -8,6 +8,7 @@ import io
 import json
 
 import pytest
+from helpers.profiles import profile_env, use_env
 from test_operations_support import client_for, count, course_file, dataset, learners, start_sandbox
 
 from importconsole.cli import main
@@ -79,11 +80,7 @@ async def test_completion_only_fixes_reach_the_reporting_queue_once(tmp_path):
 
 def test_cli_credit_fix_for_a_file_skips_unknown_users_and_variable_credit(monkeypatch, tmp_path, capsys):
     with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
-        config = tmp_path / "config.toml"
-        config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n', encoding="utf-8")
-        monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-        monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-        monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+        _cli(monkeypatch, tmp_path, lms)
         source = tmp_path / "completions.csv"
         source.write_bytes(b"external_user_id,external_course_id,complete,date_completed,credit_type,credits\r\n"
                            b"u1,C-FIXED,1,2026-02-01,ama,1.0\r\n"
@@ -139,11 +136,7 @@ FIXED_QUEUE = [("u1", "pars", "ama", 1.0), ("u2", "pars", "ama", 1.0), ("u3", "p
 def test_cli_submit_sends_course_after_course_and_each_learner_is_queued_once(monkeypatch, tmp_path, capsys):
     # 20 rows/s: C-FIXED's import still runs when C-ZERO is ready to go (a second import at once gets 423).
     with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=20) as lms:
-        config = tmp_path / "config.toml"
-        config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n', encoding="utf-8")
-        monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-        monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-        monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+        _cli(monkeypatch, tmp_path, lms)
         code = main(["credit-fix", "--out", str(tmp_path / "out"), "--submit", "--yes", "--date", "today"])
         out = capsys.readouterr()
         assert code == 0, out.err
@@ -208,11 +201,8 @@ async def test_waiting_for_an_import_is_bounded_when_it_stops_moving(tmp_path):
 
 
 def _cli(monkeypatch, tmp_path, lms):
-    config = tmp_path / "config.toml"
-    config.write_text(f'[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n', encoding="utf-8")
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
+    """The CLI on this LMS: one profile (not named the default), the site admin's token, a private journal."""
+    use_env(monkeypatch, profile_env(tmp_path, lms, default=False))
 
 
 def test_cli_credit_fix_file_keeps_the_rows_pars_fields_on_the_completion(monkeypatch, tmp_path, capsys):

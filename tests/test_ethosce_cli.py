@@ -21,20 +21,6 @@ from importconsole.lms.ethosce.html import Page
 IMPORTER = "course_record_import"
 
 
-@pytest.fixture
-def kit_cli(feeds_kit, monkeypatch, tmp_path):
-    """The CLI pointed at the kit: an EthosCE profile, both passwords in the environment, a private journal."""
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "{feeds_kit.base_url}"\n'
-                      'username = "admin"\nrestws_username = "restws_console"\npoll_interval = 0.2\nhung_after = 1\n')
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-    monkeypatch.setenv("IMPORTCONSOLE_PASSWORD", feeds_kit.admin_password)
-    monkeypatch.setenv("IMPORTCONSOLE_RESTWS_PASSWORD", feeds_kit.restws_password)
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("IMPORTCONSOLE_TOKEN", raising=False)
-    return feeds_kit
-
-
 def file_keys(path) -> list[tuple]:
     """The file's rows as the processor stores them (the seven mapped columns, complete as 0/1)."""
     from importconsole.operations.ethosce import read_file_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importconsole.cli import main
 from helpers.wait import wait_for
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
+from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, locked
 
 
 def test_recover_shows_its_plan_one_line_at_a_time_before_asking(kit_cli, tmp_path, capsys):

@@ -7,7 +7,7 @@ from textual.widgets import Input
 
 from importconsole.cli import main
 from importconsole.tui.app import ImportConsoleApp
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, kit_cli, locked  # noqa: F401 (fixture)
+from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, locked
 from test_importfile_rules import lms  # noqa: F401 (fixture)
 from helpers.tui import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
 
@@ -207,10 +207,10 @@ def test_a_refused_connection_is_said_as_refused_not_as_a_busy_lms(kit_cli, monk
 
     from importconsole.cli import lms_cmds
     from helpers.feeds_kit import free_port
+    from helpers.profiles import ethosce_profile
 
-    dead = tmp_path / "dead.toml"  # the kit's profile, on a port where nothing listens (the site is down)
-    dead.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
-                    'username = "admin"\nrestws_username = "restws_console"\n')
+    # the kit's profile, on a port where nothing listens (the site is down)
+    dead = ethosce_profile(tmp_path / "dead.toml", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(dead))
     policy = lms_cmds.retry_policy
     monkeypatch.setattr(lms_cmds, "retry_policy", lambda: dataclasses.replace(policy(), base=0.01, cap=0.02))

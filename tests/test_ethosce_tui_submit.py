@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, file_keys, kit_cli, locked  # noqa: F401 (fixture)
+from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, file_keys, locked
 from helpers.tui import screen_text, wait_for, wait_for_text
 from helpers.wait import wait_for as wait_for_sync
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from helpers.sandbox import dataset, start_sandbox
+from helpers.profiles import profile_env
 from helpers.wait import wait_for
 
 from importconsole.cli import main
@@ -57,10 +58,7 @@ def records(tmp_path: Path) -> Path:
 
 
 def environment(tmp_path: Path, lms, state: Path) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n')
-    return {"IMPORTCONSOLE_CONFIG": str(config), "IMPORTCONSOLE_TOKEN": lms.admin_token,
-            "IMPORTCONSOLE_STATE_DIR": str(state), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    return {**profile_env(tmp_path, lms, state=state), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
 
 
 def imports(lms) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from helpers.sandbox import SandboxServer, dataset, start_sandbox  # noqa: F401 (re-exported)
+from helpers.profiles import cli_env  # noqa: F401 (re-exported)
 from helpers.wait import until  # noqa: F401 (re-exported)
 
 from importconsole.lms.client import LmsClient, RetryPolicy
@@ -47,14 +48,3 @@ def start_on_same_port(lms: SandboxServer) -> None:
     """Start a stopped server again on the SAME port and database, so a client that keeps its
     base URL reconnects to it (SandboxServer.restart picks a new port)."""
     lms.start(port=int(lms.base_url.rsplit(":", 1)[1]), read_tokens=False)
-
-
-def cli_env(monkeypatch, tmp_path, lms, hung_after=1.0, poll=0.2):
-    """Point the CLI at this LMS: a config with one default profile, the token in the environment,
-    a private state dir (journal)."""
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "t"\n[profiles.t]\nbase_url = "{lms.base_url}"\nusername = "admin"\n'
-                      f"poll_interval = {poll}\nhung_after = {hung_after}\n", encoding="utf-8")
-    monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
-    monkeypatch.setenv("IMPORTCONSOLE_TOKEN", lms.admin_token)
-    monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))

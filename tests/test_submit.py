@@ -24,6 +24,7 @@ from importconsole.lms.client import LmsClient, RetryPolicy
 from importconsole.lms.errors import Unauthorized
 from importconsole.operations.submit import SubmitRefused, prepare_submit, send_plan
 from helpers.sandbox import dataset, start_sandbox
+from helpers.profiles import profile_env, reference_profile, use_env
 from helpers.wait import wait_for
 
 TOKEN = "tok-SECRET-submit-5d8e2c4b9a71"
@@ -42,12 +43,8 @@ def lms():
 @pytest.fixture
 def home(tmp_path, monkeypatch, lms):
     """The admin's machine: a config with a profile for the LMS, the token in the environment."""
-    config = tmp_path / "config.toml"
-    config.write_text(f'default_profile = "test"\n[profiles.test]\nbase_url = "{lms.base_url}"\nusername = "jdoe"\n')
-    env = {"IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "IMPORTCONSOLE_CONFIG": str(config),
-           "IMPORTCONSOLE_TOKEN": TOKEN, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    use_env(monkeypatch, {**profile_env(tmp_path, lms, name="test", username="jdoe", token=TOKEN),
+                          "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
     yield tmp_path
     httpx.delete(lms.url("/_faults"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert_token_nowhere(tmp_path)
@@ -217,8 +214,7 @@ def test_cli_submit_without_a_reachable_lms_says_so(home, capsys, monkeypatch):
     from importconsole.cli import lms_cmds
 
     monkeypatch.setattr(lms_cmds, "retry_policy", lambda: RetryPolicy(attempts=3, base=0.01, cap=0.02))
-    config = home / "closed.toml"
-    config.write_text('[profiles.x]\nbase_url = "http://127.0.0.1:9"\nusername = "jdoe"\n')
+    config = reference_profile(home / "closed.toml", "http://127.0.0.1:9", name="x", username="jdoe", default=False)
     path = clean_file(home)
     assert main(["submit", str(path), "--course", "C-VAR", "--config", str(config)]) == 3
     err = capsys.readouterr().err
@@ -562,11 +558,8 @@ def test_imports_says_when_there_are_more_than_shown(lms, home, capsys):
 def test_a_file_over_the_lms_upload_limit_is_refused_for_its_size_not_for_keys(tmp_path, monkeypatch, capsys):
     tokens = [{"token": TOKEN, "username": "jdoe", "role": "site_admin", "display_name": "J. Doe"}]
     with start_sandbox(dataset(tokens=tokens), extra_args=("--max-upload", "64K")) as small:
-        config = tmp_path / "config.toml"
-        config.write_text(f'[profiles.small]\nbase_url = "{small.base_url}"\nusername = "jdoe"\n')
-        for k, v in {"IMPORTCONSOLE_STATE_DIR": str(tmp_path / "state"), "IMPORTCONSOLE_CONFIG": str(config),
-                     "IMPORTCONSOLE_TOKEN": TOKEN, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}.items():
-            monkeypatch.setenv(k, v)
+        use_env(monkeypatch, {**profile_env(tmp_path, small, name="small", username="jdoe", default=False, token=TOKEN),
+                              "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
         path = tmp_path / "big.csv"
         path.write_bytes(b"external_email,complete,date_completed\n"
                          + b"".join(b"new%d@example.org,1,2026-03-01\n" % n for n in range(3000)))

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from helpers.profiles import reference_profile
 from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
 
 from importconsole.cli import main
@@ -49,8 +50,7 @@ def test_watch_with_nothing_running_says_so(monkeypatch, tmp_path, capsys):
 
 @pytest.mark.slow  # the client's connect retries take ~5 s before it gives up
 def test_diagnose_with_no_lms_says_so_without_a_traceback(monkeypatch, tmp_path, capsys):
-    config = tmp_path / "config.toml"
-    config.write_text('[profiles.t]\nbase_url = "http://127.0.0.1:9"\nusername = "admin"\n', encoding="utf-8")
+    config = reference_profile(tmp_path / "config.toml", "http://127.0.0.1:9", default=False)
     monkeypatch.setenv("IMPORTCONSOLE_CONFIG", str(config))
     monkeypatch.setenv("IMPORTCONSOLE_TOKEN", "t0ken-for-test")
     assert main(["diagnose", "1"]) == 3
