@@ -12,14 +12,7 @@ from collections import Counter
 
 from importconsole.importfile import safe_text
 from importconsole.lms.ethosce import DrupalSession, FeedsSite, read_feed_file
-
-IMPORTER = "course_record_import"
-
-
-def end_the_lease(kit) -> int:
-    """Time passes: the claimed queue item's lease (30 s) ends. Returns how many claims there were."""
-    with kit.db() as db:
-        return db.execute("UPDATE queue SET expire = 1 WHERE name = 'feeds_source_import' AND expire <> 0").rowcount
+from helpers.feeds_kit import IMPORTER, end_the_lease
 
 
 def write_remainder(feed, first_row: int, path):

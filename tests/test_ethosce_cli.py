@@ -12,44 +12,10 @@ import json
 import time
 from collections import Counter
 
-import httpx
 import pytest
 
 from importconsole.cli import main
-from importconsole.lms.ethosce.html import Page
-
-IMPORTER = "course_record_import"
-
-
-def file_keys(path) -> list[tuple]:
-    """The file's rows as the processor stores them (the seven mapped columns, complete as 0/1)."""
-    from importconsole.operations.ethosce import read_file_rows
-
-    return read_file_rows(path).keys
-
-
-def colleague_hangs_the_importer(kit, path) -> int:
-    """A browser's import: log in, upload through the import form, drive the batch until it dies."""
-    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
-        form = Page(browser.get("/user/login").text).form("user_login")
-        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
-        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-        with open(path, "rb") as fh:
-            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
-                                  files={"files[feeds]": (path.name, fh, "text/csv")})
-        batch = httpx.URL(answer.headers["Location"]).params["id"]
-        browser.get("/batch", params={"op": "start", "id": batch})
-        for _ in range(100):
-            step = browser.post(f"/batch?id={batch}&op=do", content=b"")
-            if step.status_code != 200:
-                return step.status_code
-    raise AssertionError("the batch never died")
-
-
-def locked(kit) -> bool:
-    """Feeds' own verdict: the importer's saved progress is below 100 % (README: decide from progress)."""
-    return float(kit.php(f'return feeds_source("{IMPORTER}")->progressImporting();')) < 1
-
+from helpers.feeds_kit import IMPORTER, colleague_hangs_the_importer, colleague_schedules, end_the_lease, file_keys, locked
 
 def test_a_clean_submit_drives_the_batch_with_rows_and_stores_every_row(kit_cli, tmp_path, capsys):
     kit_cli.set_row_delay(40)  # Drupal's 1 s batch steps then report progress on the way
@@ -276,7 +242,6 @@ async def test_the_console_connects_with_both_passwords_and_the_monitor_shows_th
 
 
 def test_the_background_mode_trap_unlock_alone_is_refused_and_recover_takes_the_safe_way_out(kit_cli, tmp_path, capsys):
-    from test_ethosce_background import end_the_lease
 
     from importconsole.config import load_config
     from importconsole.journal import Journal
@@ -285,13 +250,7 @@ def test_the_background_mode_trap_unlock_alone_is_refused_and_recover_takes_the_
 
     kit_cli.set_background(True)
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
-    with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:  # a colleague schedules it
-        form = Page(browser.get("/user/login").text).form("user_login")
-        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
-        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-        with open(path, "rb") as fh:
-            browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
-                         files={"files[feeds]": (path.name, fh, "text/csv")})
+    colleague_schedules(kit_cli, path)  # in a browser: the site's cron imports it
     kit_cli.cron()  # the site's cron runs it and dies at row 23: locked, 22 rows, the dead job claimed
     assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 22
 
@@ -370,7 +329,6 @@ async def test_the_backend_is_a_port_backend_and_lists_the_sites_courses_for_the
 
 
 def test_a_background_way_out_that_stopped_at_the_cron_run_is_finished_by_recover_after_the_sites_cron(kit_cli, tmp_path, capsys):
-    from test_ethosce_background import end_the_lease
 
     from importconsole.config import load_config
     from importconsole.journal import Journal
@@ -379,13 +337,7 @@ def test_a_background_way_out_that_stopped_at_the_cron_run_is_finished_by_recove
 
     kit_cli.set_background(True)
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
-    with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:
-        form = Page(browser.get("/user/login").text).form("user_login")
-        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
-        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-        with open(path, "rb") as fh:
-            browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
-                         files={"files[feeds]": (path.name, fh, "text/csv")})
+    colleague_schedules(kit_cli, path)  # in a browser: the site's cron imports it
     kit_cli.cron()
 
     async def stops_before_cron(seconds):  # the admin may not run cron: the way out stops there

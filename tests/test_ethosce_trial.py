@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from importconsole.cli import main
 from helpers.wait import wait_for
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, locked
+from helpers.feeds_kit import (
+    IMPORTER, colleague_abandons, colleague_hangs_the_importer, colleague_imports, colleague_schedules, file_keys, locked,
+)
 
 
 def test_recover_shows_its_plan_one_line_at_a_time_before_asking(kit_cli, tmp_path, capsys):
@@ -55,26 +57,6 @@ def test_a_typoed_importer_id_in_the_profile_is_named_and_imports_lists_the_site
     assert "The site's importers: course_record_import (Course record import)." in err
 
 
-def colleague_imports(kit, path) -> None:
-    """A browser's import driven to its end (the batch steps until 100 %)."""
-    import httpx
-
-    from importconsole.lms.ethosce.html import Page
-
-    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
-        form = Page(browser.get("/user/login").text).form("user_login")
-        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
-        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-        with open(path, "rb") as fh:
-            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
-                                  files={"files[feeds]": (path.name, fh, "text/csv")})
-        batch = httpx.URL(answer.headers["Location"]).params["id"]
-        browser.get("/batch", params={"op": "start", "id": batch})
-        while '"percentage":"100"' not in browser.post(f"/batch?id={batch}&op=do", content=b"").text:
-            pass
-        browser.get(f"/batch?id={batch}&op=finished")
-
-
 def test_watch_started_during_a_colleagues_first_chunk_follows_it_to_the_end(kit_cli, tmp_path, capsys):
     import threading
 
@@ -94,15 +76,6 @@ def test_watch_started_during_a_colleagues_first_chunk_follows_it_to_the_end(kit
     assert stored_when_watch_ended == 30, out
 
 
-def restart(kit) -> None:
-    """The site comes back (provision.sh is idempotent: it starts the server that was stopped)."""
-    import subprocess
-
-    subprocess.run(["bash", str(kit.kit_dir / "provision.sh"), str(kit.dest), str(kit.port)], check=True,
-                   capture_output=True, timeout=600)
-    kit.pid = int((kit.dest / "server.pid").read_text())
-
-
 def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does_not_claim_a_lock(kit_cli, tmp_path, capsys):
     import threading
 
@@ -118,7 +91,7 @@ def test_a_reimport_cut_off_in_its_first_chunk_names_a_file_that_exists_and_does
         kit_cli.stop()
         recover.join(120)
     finally:
-        restart(kit_cli)
+        kit_cli.restart()
     kit_cli.set_row_delay(0)
     err = capsys.readouterr().err
     assert codes == [3]
@@ -157,48 +130,41 @@ def test_a_file_given_for_recovery_that_is_missing_or_a_folder_is_a_sentence_not
     assert "unexpected problem" not in err and "Errno" not in err
 
 
-async def test_the_tui_recover_plan_says_which_typed_path_is_missing(kit_cli, tmp_path):
+async def hung_by_a_colleague(kit, tmp_path):
+    """A colleague's import dies at row 23 (the importer stays locked); the console opens on Connect."""
     import asyncio
-
-    from textual.widgets import Input
-    from helpers.tui import wait_for_text
 
     from importconsole.tui.app import ImportConsoleApp
 
-    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
-    await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)
-    app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
-                           config_path=str(tmp_path / "config.toml"))
+    path = kit.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
+    await asyncio.to_thread(colleague_hangs_the_importer, kit, path)
+    return ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
+                            config_path=str(tmp_path / "config.toml"))
+
+
+async def plan_the_recovery(pilot) -> None:
+    """Connect with the profile, then u on the hung importer: the plan is made with the file the importer holds."""
+    from helpers.tui import wait_for_text
+
+    await pilot.press("ctrl+s")
+    await wait_for_text(pilot, "course_record_import: importing", timeout=20)
+    await pilot.press("u")
+    await wait_for_text(pilot, "Re-import rows 23-50", timeout=20)
+
+
+async def test_the_tui_recover_plan_says_which_typed_path_is_missing(kit_cli, tmp_path):
+    from textual.widgets import Input
+    from helpers.tui import wait_for_text
+
+    app = await hung_by_a_colleague(kit_cli, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("ctrl+s")
-        await wait_for_text(pilot, "course_record_import: importing", timeout=20)
-        await pilot.press("u")
-        await wait_for_text(pilot, "Re-import rows 23-50", timeout=20)  # planned with the file the importer holds
+        await plan_the_recovery(pilot)
         await pilot.press("tab")  # another path instead
         app.screen.query_one("#recover-file", Input).value = "nosuch.csv"
         await pilot.press("enter")
         text = await wait_for_text(pilot, "no such file", timeout=20)
         assert "Errno" not in text and "nosuch.csv: no such file" in text
     assert locked(kit_cli)
-
-
-def colleague_abandons(kit, path, steps: int) -> None:
-    """A browser's import whose tab is closed after `steps` batch steps."""
-    import httpx
-
-    from importconsole.lms.ethosce.html import Page
-
-    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
-        form = Page(browser.get("/user/login").text).form("user_login")
-        browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit.admin_password, "op": "Log in"})
-        form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-        with open(path, "rb") as fh:
-            answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
-                                  files={"files[feeds]": (path.name, fh, "text/csv")})
-        batch = httpx.URL(answer.headers["Location"]).params["id"]
-        browser.get("/batch", params={"op": "start", "id": batch})
-        for _ in range(steps):
-            browser.post(f"/batch?id={batch}&op=do", content=b"")
 
 
 def test_an_abandoned_import_is_diagnosed_as_abandoned_without_also_saying_cause_unknown(kit_cli, tmp_path, capsys):
@@ -214,20 +180,10 @@ def test_an_abandoned_import_is_diagnosed_as_abandoned_without_also_saying_cause
 
 
 def test_the_recover_plan_in_background_mode_lists_the_header_only_file_and_the_cron_runs_before_asking(kit_cli, tmp_path, capsys):
-    import httpx
-
-    from importconsole.lms.ethosce.html import Page
-
     kit_cli.set_background(True)
     try:
         path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
-        with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:  # a colleague schedules it
-            form = Page(browser.get("/user/login").text).form("user_login")
-            browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
-            form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
-            with open(path, "rb") as fh:
-                browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Schedule import"},
-                             files={"files[feeds]": (path.name, fh, "text/csv")})
+        colleague_schedules(kit_cli, path)  # in a browser: the site's cron imports it
         kit_cli.cron()  # dies at row 23: locked, 22 rows, the dead job claimed
         assert main(["recover", IMPORTER, "--file", str(path)]) == 1  # no terminal: not confirmed
         out = capsys.readouterr().out
@@ -245,17 +201,9 @@ async def test_after_a_refused_unlock_the_tui_offers_a_fresh_plan_not_the_stale_
 
     from helpers.tui import wait_for_text
 
-    from importconsole.tui.app import ImportConsoleApp
-
-    path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
-    await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)
-    app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[],
-                           config_path=str(tmp_path / "config.toml"))
+    app = await hung_by_a_colleague(kit_cli, tmp_path)
     async with app.run_test(size=(120, 50)) as pilot:
-        await pilot.press("ctrl+s")
-        await wait_for_text(pilot, "course_record_import: importing", timeout=20)
-        await pilot.press("u")
-        await wait_for_text(pilot, "Re-import rows 23-50", timeout=20)  # planned with the file the importer holds
+        await plan_the_recovery(pilot)
         kit_cli.php(f'feeds_source("{IMPORTER}")->unlock();')  # a colleague unlocks and imports another file meanwhile
         await asyncio.to_thread(colleague_imports, kit_cli, kit_cli.make_csv(tmp_path / "other.csv", 5))
         stored = kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")
@@ -270,8 +218,6 @@ def test_without_file_the_file_the_importer_holds_is_downloaded_and_recovers_the
     import stat
     from collections import Counter
     from pathlib import Path
-
-    from test_ethosce_cli import file_keys
 
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500

@@ -7,7 +7,7 @@ from textual.widgets import Input
 
 from importconsole.cli import main
 from importconsole.tui.app import ImportConsoleApp
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, locked
+from helpers.feeds_kit import IMPORTER, colleague_hangs_the_importer, colleague_imports, file_keys, locked
 from test_importfile_rules import lms  # noqa: F401 (fixture)
 from helpers.tui import flat_text, screen_text, wait_for, wait_for_text  # noqa: F401
 
@@ -106,8 +106,6 @@ def on_monitor(kit, tmp_path):
 async def test_the_monitor_never_calls_a_colleagues_first_chunk_idle(kit_cli, tmp_path):
     import threading
 
-    from test_ethosce_trial import colleague_imports
-
     kit_cli.set_row_delay(150)  # the first chunk (10 rows) takes 1.5 s with no progress saved: the page says idle
     path = kit_cli.make_csv(tmp_path / "clean.csv", 30)
     app = on_monitor(kit_cli, tmp_path)
@@ -154,7 +152,6 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     import time
 
     from helpers import wait  # the sync loop (this module's `wait_for` is the Pilot one)
-    from test_ethosce_trial import restart
 
     path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500  # locked at 42 %: watch follows it
@@ -184,7 +181,7 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
             time.sleep(5)  # well past the moment it gave up before
             assert watch.poll() is None, "".join(err)
         finally:
-            restart(kit_cli)
+            kit_cli.restart()
         wait_said(err, "answers again", 60)
         watch.send_signal(signal.SIGINT)  # Ctrl+C ends it
         watch.wait(timeout=30)
@@ -247,8 +244,6 @@ async def test_the_tui_recover_plans_with_the_file_the_importer_holds_and_still_
     import os
     from collections import Counter
     from pathlib import Path
-
-    from test_ethosce_cli import file_keys
 
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     await asyncio.to_thread(colleague_hangs_the_importer, kit_cli, path)

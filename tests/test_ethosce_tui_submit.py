@@ -5,11 +5,12 @@ Outcomes are read from the site's SQLite database and the console's journal."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from test_ethosce_cli import IMPORTER, colleague_hangs_the_importer, file_keys, locked
+from helpers.feeds_kit import IMPORTER, colleague_hangs_the_importer, file_keys, locked
 from helpers.tui import screen_text, wait_for, wait_for_text
 from helpers.wait import wait_for as wait_for_sync
 
@@ -53,6 +54,19 @@ def settle(kit) -> None:
         return time.monotonic() - last["since"] >= 2.5
 
     wait_for_sync(at_rest, 120, 0.25, "the stored rows to stop moving for 2.5 s", show=lambda: f"{stored(kit)} rows stored")
+
+
+@asynccontextmanager
+async def mid_batch(kit, tmp_path):
+    """A 50-row file submitted, one 10-row chunk a step (a step abandoned cannot finish the file): yields
+    (app, pilot) once the console is driving the batch."""
+    kit.set_row_delay(100)
+    app = console(kit, tmp_path, kit.make_csv(tmp_path / "slow.csv", 50))
+    async with app.run_test(size=SIZE) as pilot:
+        await confirm(pilot, "slow.csv")
+        await pilot.press("enter")
+        await wait_for_text(pilot, "Importing: ", timeout=30)
+        yield app, pilot
 
 
 def stored(kit) -> int:
@@ -145,13 +159,7 @@ async def test_a_submit_while_locked_is_refused_naming_the_lock_and_nothing_is_s
 
 
 async def test_quitting_mid_batch_says_the_importer_is_stuck_and_the_journal_keeps_the_batch(kit_cli, tmp_path, capsys):
-    kit_cli.set_row_delay(100)  # one 10-row chunk a step: the step abandoned cannot finish the file
-    path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
-    app = console(kit_cli, tmp_path, path)
-    async with app.run_test(size=SIZE) as pilot:
-        await confirm(pilot, "slow.csv")
-        await pilot.press("enter")
-        await wait_for_text(pilot, "Importing: ", timeout=30)
+    async with mid_batch(kit_cli, tmp_path) as (app, pilot):
         await pilot.press("escape")  # the first Esc only asks
         await wait_for_text(pilot, "Esc again stops driving the batch")
         assert app.screen.stage == "sending"
@@ -167,13 +175,7 @@ async def test_quitting_mid_batch_says_the_importer_is_stuck_and_the_journal_kee
 
 
 async def test_esc_twice_mid_batch_stops_driving_it_and_says_so_on_the_screen(kit_cli, tmp_path):
-    kit_cli.set_row_delay(100)  # one 10-row chunk a step: the step abandoned cannot finish the file
-    path = kit_cli.make_csv(tmp_path / "slow.csv", 50)
-    app = console(kit_cli, tmp_path, path)
-    async with app.run_test(size=SIZE) as pilot:
-        await confirm(pilot, "slow.csv")
-        await pilot.press("enter")
-        await wait_for_text(pilot, "Importing: ", timeout=30)
+    async with mid_batch(kit_cli, tmp_path) as (app, pilot):
         await pilot.press("escape", "escape")
         text = " ".join((await wait_for_text(pilot, "stuck mid-import", timeout=20)).split())
         assert "u there recovers it" in text and app.screen.stage == "done"

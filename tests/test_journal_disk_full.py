@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from helpers.sandbox import dataset, start_sandbox
@@ -87,7 +86,7 @@ def test_journal_disk_full_after_the_upload_names_the_import_and_exits_non_zero(
     with start_sandbox(dataset(), faults=True) as lms:
         env = environment(tmp_path, lms, state)
         # The LMS takes 2 s to answer the upload: the disk fills up meanwhile.
-        httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers=lms.auth(), timeout=10)
+        lms.fault("slow", seconds=2.0)
         proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(records(tmp_path)),
                                  "--course", "C-FIXED", "--yes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env={**os.environ, **env}, cwd=ROOT)

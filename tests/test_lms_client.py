@@ -8,7 +8,6 @@ import hashlib
 import tracemalloc
 import uuid
 
-import httpx
 import pytest
 
 from importconsole.importfile.facts import UserKey
@@ -34,7 +33,7 @@ def lms():
 def _env(monkeypatch, tmp_path, lms):
     monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
     yield
-    httpx.delete(lms.url("/_faults"), headers=lms.auth(), timeout=10)
+    lms.clear_faults()
 
 
 def fast():
@@ -100,8 +99,7 @@ async def test_submit_then_read_it_back(lms, tmp_path):
 
 async def test_create_user_survives_a_lost_answer_without_making_two(lms):
     email = f"new-{uuid.uuid4().hex[:6]}@example.org"
-    httpx.post(lms.url("/_faults"), json={"kind": "drop_after_body", "path_prefix": "/api/v1/users", "method": "POST"},
-               headers=lms.auth(), timeout=10)
+    lms.fault("drop_after_body", path_prefix="/api/v1/users", method="POST")
     async with LmsClient(lms.base_url, ADMIN_TOKEN, retry=fast()) as c:
         user = await c.create_user(email=email, first_name="New")
     assert user.email == email
@@ -111,8 +109,7 @@ async def test_create_user_survives_a_lost_answer_without_making_two(lms):
 async def test_create_user_that_keeps_failing_says_so_and_makes_no_user(lms):
     """A change the LMS keeps failing: the client says so after its tries, having checked nothing happened."""
     email = f"never-{uuid.uuid4().hex[:6]}@example.org"
-    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 503, "times": 50, "path_prefix": "/api/v1/users",
-                                          "method": "POST", "exact": True}, headers=lms.auth(), timeout=10)
+    lms.fault("status", status=503, times=50, path_prefix="/api/v1/users", method="POST", exact=True)
     async with LmsClient(lms.base_url, ADMIN_TOKEN, retry=fast()) as c:
         with pytest.raises(ServerError) as err:
             await c.create_user(email=email, first_name="Never")
@@ -129,8 +126,7 @@ async def test_unlock_is_compare_and_unlock(lms):
             await c.unlock("course", holder + 1000)
         assert f"locked by import {holder}" in str(err.value) and "Nothing was unlocked" in str(err.value)
         # A lost answer: the unlock happened; the client sees it from the import's state.
-        httpx.post(lms.url("/_faults"), json={"kind": "drop_after_body", "path_prefix": "/api/v1/locks", "method": "POST"},
-                   headers=lms.auth(), timeout=10)
+        lms.fault("drop_after_body", path_prefix="/api/v1/locks", method="POST")
         result = await c.unlock("course", holder)
     assert result.import_.state == "unlocked" and result.lock.locked is False
 

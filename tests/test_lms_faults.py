@@ -43,7 +43,7 @@ def _clean(lms, monkeypatch, tmp_path):
     monkeypatch.setenv("IMPORTCONSOLE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     yield
-    httpx.delete(lms.url("/_faults"), headers=lms.auth(), timeout=10)
+    lms.clear_faults()
 
 
 class Sleeps:
@@ -61,11 +61,6 @@ class Sleeps:
 def client(lms, sleeps: Sleeps | None = None, token: str = ADMIN_TOKEN, **kw) -> LmsClient:
     policy = RetryPolicy(attempts=6, base=0.1, cap=0.4, retry_after_cap=5, sleep=sleeps or Sleeps(), random=lambda: 1.0)
     return LmsClient(lms.base_url, token, retry=policy, **kw)
-
-
-def fault(lms, kind: str, **kw) -> None:
-    r = httpx.post(lms.url("/_faults"), json={"kind": kind, **kw}, headers=lms.auth(), timeout=10)
-    assert r.status_code < 300, r.text
 
 
 def import_file(tmp_path, rows: int = 3):
@@ -152,7 +147,7 @@ async def test_1_connect_timeout_retries_then_says_it_could_not_reach(tmp_path, 
 
 async def test_2_connection_dropped_after_upload_asks_the_server_and_finds_the_one_import(lms, tmp_path):
     path, rows = import_file(tmp_path)
-    fault(lms, "drop_after_body")
+    lms.fault("drop_after_body")
     async with client(lms) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
     assert receipt.reconciled and not receipt.created
@@ -162,7 +157,7 @@ async def test_2_connection_dropped_after_upload_asks_the_server_and_finds_the_o
 
 async def test_3_read_timeout_retries_with_the_same_key(lms, tmp_path):
     path, rows = import_file(tmp_path)
-    fault(lms, "slow", seconds=1.0)
+    lms.fault("slow", seconds=1.0)
     witness = KeyWitness()
     async with client(lms, Sleeps(real=0.4), upload_timeout=0.3, transport=witness) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
@@ -174,7 +169,7 @@ async def test_3_read_timeout_retries_with_the_same_key(lms, tmp_path):
 
 async def test_4_500_before_handling_finds_nothing_then_sends_the_same_key_once(lms, tmp_path):
     path, rows = import_file(tmp_path)
-    fault(lms, "error_500_before")
+    lms.fault("error_500_before")
     async with client(lms) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
     assert receipt.created
@@ -184,7 +179,7 @@ async def test_4_500_before_handling_finds_nothing_then_sends_the_same_key_once(
 
 async def test_4_500_after_handling_finds_the_import_and_sends_nothing_new(lms, tmp_path):
     path, rows = import_file(tmp_path)
-    fault(lms, "error_500_after")
+    lms.fault("error_500_after")
     async with client(lms) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
     assert receipt.reconciled and not receipt.created and receipt.attempts == 1
@@ -193,7 +188,7 @@ async def test_4_500_after_handling_finds_the_import_and_sends_nothing_new(lms, 
 
 async def test_4_persistent_500_tells_the_admin_no_import_exists(lms, tmp_path):
     path, _ = import_file(tmp_path)
-    fault(lms, "error_500_before", times=50)
+    lms.fault("error_500_before", times=50)
     async with client(lms) as c:
         with pytest.raises(LmsError) as err:
             await c.submit_import(path, importer="course", course_external_id="C-VAR")
@@ -219,7 +214,7 @@ class KeyWitness(httpx.AsyncHTTPTransport):
 @pytest.mark.parametrize("status", [502, 503, 504])
 async def test_5_gateway_errors_back_off_with_the_same_key(lms, tmp_path, status):
     path, rows = import_file(tmp_path)
-    fault(lms, "status", status=status, times=2)
+    lms.fault("status", status=status, times=2)
     sleeps = Sleeps()
     witness = KeyWitness()
     async with client(lms, sleeps, transport=witness) as c:
@@ -243,7 +238,7 @@ async def test_6_429_honours_retry_after(lms, tmp_path, retry_after, expected):
         import time
 
         retry_after = formatdate(time.time() + 3, usegmt=True)
-    fault(lms, "status", status=429, retry_after=retry_after)
+    lms.fault("status", status=429, retry_after=retry_after)
     sleeps = Sleeps()
     async with client(lms, sleeps) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
@@ -252,7 +247,7 @@ async def test_6_429_honours_retry_after(lms, tmp_path, retry_after, expected):
 
 
 async def test_6_reads_also_wait_for_retry_after(lms):
-    fault(lms, "status", status=429, retry_after="1", path_prefix="/api/v1/me", method="GET")
+    lms.fault("status", status=429, retry_after="1", path_prefix="/api/v1/me", method="GET")
     sleeps = Sleeps()
     async with client(lms, sleeps) as c:
         me = await c.me()
@@ -264,7 +259,7 @@ async def test_6_reads_also_wait_for_retry_after(lms):
 async def test_7_same_key_in_flight_waits_and_gets_the_same_import(lms, tmp_path):
     path, rows = import_file(tmp_path)
     key = f"ic-{uuid.uuid4()}"
-    fault(lms, "slow", seconds=1.0)
+    lms.fault("slow", seconds=1.0)
     first = asyncio.create_task(asyncio.to_thread(
         lambda: lms.submit(path.read_bytes(), course="C-VAR", key=key, file_name=path.name)))
     await asyncio.sleep(0.3)  # the first request is now being handled
@@ -298,7 +293,7 @@ async def test_8_key_reused_with_another_file_stops_as_a_bug_and_never_retries(l
 @pytest.mark.parametrize("kind", ["truncated_body", "non_json"])
 async def test_10_unreadable_200_is_an_unknown_outcome_settled_by_asking(lms, tmp_path, kind):
     path, rows = import_file(tmp_path)
-    fault(lms, kind)
+    lms.fault(kind)
     async with client(lms) as c:
         receipt = await c.submit_import_detailed(path, importer="course", course_external_id="C-VAR")
     assert receipt.reconciled and receipt.attempts == 1
@@ -443,7 +438,7 @@ async def test_13_events_arrive_typed_and_a_dropped_stream_is_a_sentence(tmp_pat
 
 
 async def test_3_a_read_that_times_out_is_retried(lms):
-    fault(lms, "slow", seconds=1.0, path_prefix="/api/v1/locks", method="GET")
+    lms.fault("slow", seconds=1.0, path_prefix="/api/v1/locks", method="GET")
     sleeps = Sleeps()
     async with client(lms, sleeps, timeout=0.3) as c:
         locks = await c.locks()

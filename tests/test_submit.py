@@ -46,7 +46,7 @@ def home(tmp_path, monkeypatch, lms):
     use_env(monkeypatch, {**profile_env(tmp_path, lms, name="test", username="jdoe", token=TOKEN),
                           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
     yield tmp_path
-    httpx.delete(lms.url("/_faults"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    lms.clear_faults()
     assert_token_nowhere(tmp_path)
 
 
@@ -90,6 +90,17 @@ async def submit(c, path: Path, journal: Journal, *, importer: str = "course", c
     """What the CLI and the TUI do once any warnings are confirmed: prepare the plan, then send it."""
     plan = await prepare_submit(c, path, importer=importer, course_external_id=course)
     return await send_plan(plan, client=c, journal=journal, **send)
+
+
+def submit_while_the_lms_holds_the_upload(lms, path: Path, output=subprocess.PIPE) -> tuple[subprocess.Popen, Journal]:
+    """`importconsole submit PATH` in its own process, the LMS taking 2 s over each upload; returns once the
+    journal holds the entry written before the upload (the body is on its way)."""
+    lms.fault("slow", seconds=2.0)
+    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
+                            stdout=output, stderr=output, env=os.environ.copy(), cwd=ROOT)
+    journal = Journal()
+    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry written before the upload")
+    return proc, journal
 
 
 def imports_of(lms, path: Path):
@@ -174,7 +185,7 @@ async def test_a_file_changed_after_validation_is_refused(lms, home):
 async def test_401_mid_run_stops_with_a_sentence_and_keeps_the_journal(lms, home):
     path = clean_file(home)
     journal = Journal()
-    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 401}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    lms.fault("status", status=401)
     async with client(lms, profile="test") as c:
         with pytest.raises(Unauthorized) as err:
             await submit(c, path, journal)
@@ -226,11 +237,7 @@ def test_9_console_killed_after_sending_reconciles_from_the_journal(lms, home):
     """SIGKILL the submitting process while the LMS handles its upload; the next run asks the LMS
     about the journal's pending entry: still exactly one import, and the journal names it."""
     path = clean_file(home)
-    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(), cwd=ROOT)
-    journal = Journal()
-    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry written before the upload")
+    proc, journal = submit_while_the_lms_holds_the_upload(lms, path)
     time.sleep(0.5)  # the body is sent; the LMS is still handling it
     os.kill(proc.pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=10)
@@ -252,11 +259,7 @@ def test_9_console_killed_after_sending_reconciles_from_the_journal(lms, home):
 @pytest.mark.slow
 def test_9_a_new_submit_reconciles_first_and_does_not_import_twice(lms, home, capsys):
     path = held_file(home)
-    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(), cwd=ROOT)
-    journal = Journal()
-    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry")
+    proc, journal = submit_while_the_lms_holds_the_upload(lms, path, output=subprocess.DEVNULL)
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -283,7 +286,7 @@ async def test_debug_logs_of_a_faulty_submit_never_carry_the_token(lms, home, ca
     caplog.set_level(logging.DEBUG)
     path = held_file(home)
     for kind in ("error_500_after", "drop_after_body"):
-        httpx.post(lms.url("/_faults"), json={"kind": kind}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        lms.fault(kind)
     async with client(lms) as c:
         outcome = await submit(c, path, Journal())
     assert outcome.receipt.reconciled and len(imports_of(lms, path)) == 1
@@ -299,20 +302,18 @@ async def test_an_outcome_the_lms_cannot_confirm_is_journaled_and_settled_later(
     from importconsole.operations.submit import reconcile_pending
 
     path = held_file(home)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
     journal = Journal()
     async with client(lms) as c:
         plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
-        httpx.post(lms.url("/_faults"), json={"kind": "drop_after_body"}, headers=auth, timeout=10)
-        httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 503, "times": 100, "method": "GET",
-                                              "path_prefix": "/api/v1/imports"}, headers=auth, timeout=10)
+        lms.fault("drop_after_body")
+        lms.fault("status", status=503, times=100, method="GET", path_prefix="/api/v1/imports")
         with pytest.raises(UnknownOutcome) as err:
             await send_plan(plan, client=c, journal=journal)
         assert "Nothing more was sent" in str(err.value) and "journal --reconcile" in str(err.value)
         [entry] = journal.pending()
         assert entry.outcome == "unknown"
         [(import_id,)] = imports_of(lms, path)
-        httpx.delete(lms.url("/_faults"), headers=auth, timeout=10)
+        lms.clear_faults()
         [settled] = await reconcile_pending(journal, c)
     assert settled.outcome == "reconciled" and settled.import_.id == import_id
     assert journal.pending() == [] and len(imports_of(lms, path)) == 1
@@ -434,7 +435,7 @@ async def test_an_upload_still_in_flight_is_not_called_lost_and_blocks_the_same_
         plan = await prepare_submit(c, path, importer="course", course_external_id="C-VAR")
         journal.begin("submit", base_url=c.base_url, file_path=path, sha256=plan.sha256, idempotency_key=key,
                       importer="course", course_external_id="C-VAR")
-        httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        lms.fault("slow", seconds=2.0)
         in_flight = asyncio.create_task(asyncio.to_thread(
             lambda: lms.submit(path.read_bytes(), course="C-VAR", key=key, file_name=path.name)))
         await asyncio.sleep(0.5)  # the LMS holds the upload, no import row yet
@@ -503,11 +504,7 @@ def test_a_refused_token_from_the_environment_says_where_it_came_from(lms, home,
 
 def test_ctrl_c_during_the_upload_says_how_to_find_out_what_happened(lms, home):
     path = held_file(home)
-    httpx.post(lms.url("/_faults"), json={"kind": "slow", "seconds": 2.0}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    proc = subprocess.Popen([sys.executable, "-m", "importconsole", "submit", str(path), "--course", "C-VAR"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(), cwd=ROOT)
-    journal = Journal()
-    wait_for(lambda: journal.pending(), timeout=20, message="the journal entry written before the upload")
+    proc, journal = submit_while_the_lms_holds_the_upload(lms, path)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
@@ -537,8 +534,7 @@ def test_a_long_wait_before_a_retry_is_announced(lms, home, capsys, monkeypatch)
     from importconsole.cli import lms_cmds
 
     monkeypatch.setattr(lms_cmds, "ANNOUNCE_WAITS_FROM", 0.5)
-    httpx.post(lms.url("/_faults"), json={"kind": "status", "status": 429, "retry_after": "1", "method": "GET",
-                                          "path_prefix": "/api/v1/imports"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    lms.fault("status", status=429, retry_after="1", method="GET", path_prefix="/api/v1/imports")
     assert main(["imports"]) == 0
     err = capsys.readouterr().err
     assert "trying again in 1 s" in err and "nothing is sent twice" in err

@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import flat_text, screen_text, wait_for, wait_for_text
+from helpers.tui import flat_text, lms_session, screen_text, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
@@ -24,10 +23,16 @@ TWO_LEARNERS = [
 
 
 def _console(server, tmp_path) -> ImportConsoleApp:
-    session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                         journal_path=tmp_path / "journal.jsonl")
+    session = lms_session(server, tmp_path)
     return ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[],
                             state_folder=tmp_path / "console-state")
+
+
+async def _asked_to_send(pilot, app, proposed: str) -> None:
+    """Once the proposals are listed (`proposed` on screen), s: its confirmation dialog."""
+    await wait_for_text(pilot, proposed, timeout=15)
+    await pilot.press("s")
+    await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
 
 
 def _imports(server) -> int:
@@ -44,8 +49,7 @@ async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pa
          "credits": [{"credit_type": "ancc", "amount": 1.0, "source": "import"}]},
     ])
     with start_sandbox(data, rows_per_second=200) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
         async with app.run_test(size=(120, 40)) as pilot:
             text = await wait_for_text(pilot, "proposed", timeout=15)
@@ -83,8 +87,7 @@ async def test_another_import_on_the_lock_stops_the_submit_and_the_screen_says_w
     with start_sandbox(data, rows_per_second=200) as server:
         # Another admin's import hangs on the course importer (a zero-width space in row 1).
         other = server.submit("external_user_id,complete\r\nu3\u200b,1\r\n".encode(), course="C-VAR").json()
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
@@ -104,9 +107,7 @@ async def test_s_asks_first_naming_courses_learners_and_awards_and_esc_sends_not
     with start_sandbox(dataset(enrollments=TWO_LEARNERS), rows_per_second=200) as server:
         app = _console(server, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
-            await pilot.press("s")
-            await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
+            await _asked_to_send(pilot, app, "2 completion-only rows proposed")
             text = flat_text(app)  # the dialog wraps at 80 columns
             assert "2 completion-only rows for 2 learners in 2 courses" in text
             assert "C-FIXED, 1 learner (u1): marked complete; the LMS will record 1 ama (awarded, reported to PARS" in text
@@ -123,9 +124,7 @@ async def test_the_batch_completion_date_is_asked_once_shown_and_is_the_one_the_
     with start_sandbox(dataset(enrollments=TWO_LEARNERS), rows_per_second=200) as server:
         app = _console(server, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
-            await pilot.press("s")
-            await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
+            await _asked_to_send(pilot, app, "2 completion-only rows proposed")
             assert "the file's dates" not in flat_text(app)  # these proposals come from the LMS, not a file
             await pilot.press("d", *"2026-13-01", "enter")
             await wait_for(pilot, lambda: "is not a completion date" in flat_text(app), what="a bad date refused")
@@ -193,9 +192,7 @@ async def test_the_confirmation_says_who_gets_more_credit_than_they_hold_now(tmp
     with start_sandbox(dataset(enrollments=holds_less)) as server:
         app = _console(server, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "1 completion-only row proposed", timeout=15)
-            await pilot.press("s")
-            await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
+            await _asked_to_send(pilot, app, "1 completion-only row proposed")
             assert "1 learner will get more than they hold now: u1 (ama 0.5 -> 1)." in flat_text(app)
             await pilot.press("escape")
         assert _imports(server) == 0

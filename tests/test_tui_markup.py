@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import wait_for, wait_for_text
+from helpers.tui import lms_session, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
@@ -45,8 +44,7 @@ async def test_a_file_named_with_brackets_opens_validates_and_is_fixed_without_a
 async def test_the_recover_plan_shows_a_cell_with_brackets_as_text(tmp_path):
     rows = ["u1,1,2026-01-01", "u2[/b]\u200b,1,2026-01-02", "u3,1,2026-01-03"]
     with start_sandbox(dataset(), rows_per_second=50) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="monitor", theme_dirs=[], hung_after=1.0)
         async with app.run_test(size=(120, 40)) as pilot:
             hung = server.submit((HEADER + "".join(r + "\r\n" for r in rows)).encode(), course="C-FIXED",

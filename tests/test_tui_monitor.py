@@ -8,9 +8,8 @@ import time
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import flat_text, screen_text, wait_for, wait_for_text
+from helpers.tui import flat_text, lms_session, screen_text, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
@@ -22,8 +21,7 @@ def course_file(rows: list[str]) -> bytes:
 
 
 def console(server, tmp_path, **kwargs) -> ImportConsoleApp:
-    session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                         journal_path=tmp_path / "journal.jsonl")
+    session = lms_session(server, tmp_path)
     return ImportConsoleApp(session=session, workdir=tmp_path, start_mode="monitor", theme_dirs=[], **kwargs)
 
 

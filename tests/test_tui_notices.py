@@ -8,16 +8,11 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import screen_text, wait_for, wait_for_text
+from helpers.tui import lms_session, screen_text, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 HEADER = "external_user_id,complete,date_completed\r\n"
-
-
-def _session(server, tmp_path) -> LmsSession:
-    return LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                      journal_path=tmp_path / "journal.jsonl")
 
 
 def _title(app) -> str:
@@ -28,7 +23,7 @@ async def test_a_hang_is_named_in_the_title_line_and_its_toast_never_covers_the_
     rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
     rows[2] = "u3\u200b,1,2026-01-03"  # a zero-width space in row 3 hangs the LMS importer
     with start_sandbox(dataset(), rows_per_second=50) as server:
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, start_mode="files",
+        app = ImportConsoleApp(session=lms_session(server, tmp_path), workdir=tmp_path, start_mode="files",
                                theme_dirs=[], hung_after=1.0)
         async with app.run_test(size=(80, 24)) as pilot:
             hung = server.submit((HEADER + "".join(r + "\r\n" for r in rows)).encode(), course="C-FIXED",
@@ -58,7 +53,7 @@ async def test_the_monitor_does_not_toast_a_hang_its_detail_pane_already_shows_i
     rows = ["u1,1,2026-01-01", "u2\u200b,1,2026-01-02", "u3,1,2026-01-03"]
     with start_sandbox(dataset(), rows_per_second=50) as server:
         # the 16-colour theme: its ansi_* colours must reach the title line's Rich span as colours
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, start_mode="monitor",
+        app = ImportConsoleApp(session=lms_session(server, tmp_path), workdir=tmp_path, start_mode="monitor",
                                theme_dirs=[], hung_after=1.0, theme_name="importconsole-contrast")
         async with app.run_test(size=(80, 24)) as pilot:
             server.submit((HEADER + "".join(r + "\r\n" for r in rows)).encode(), course="C-FIXED", file_name="z.csv")

@@ -7,11 +7,18 @@ from __future__ import annotations
 import pytest
 
 from importconsole.tui.app import ImportConsoleApp
-from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import screen_text, wait_for, wait_for_text
+from helpers.tui import lms_session, screen_text, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
+
+
+async def _check_before_sending(pilot, shown: str, name: str) -> None:
+    """Once the file is read (`shown` on screen): s, its submit dialog, Ctrl+S (checked with the LMS's facts)."""
+    await wait_for_text(pilot, shown)
+    await pilot.press("s")
+    await wait_for_text(pilot, f"Submit {name}")
+    await pilot.press("ctrl+s")
 
 
 async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
@@ -19,8 +26,7 @@ async def test_open_validate_fix_submit_and_watch_to_completion(tmp_path):
     original.write_bytes(b"external_user_id ,complete,date_completed\r\n"  # trailing space: hangs the LMS
                          + b"".join(f"u{n},1,2026-02-0{n}\r\n".encode() for n in range(1, 6)))
     with start_sandbox(dataset(), rows_per_second=100) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=original, theme_dirs=[])
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_for_text(pilot, "5 rows")
@@ -76,8 +82,7 @@ async def test_the_global_importer_warns_about_pars_before_anything_is_sent(tmp_
     path.write_bytes(b"external_user_id,external_course_id,title,complete,date_completed,credit_type,credits\r\n"
                      b"u1,C-FIXED,Fixed credit course,1,2026-01-01,ama,1.0\r\n")
     with start_sandbox(dataset(), rows_per_second=100) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_for_text(pilot, "1 row ·")
@@ -104,8 +109,7 @@ async def test_picking_the_course_brings_in_the_rules_that_need_it(tmp_path):
     path.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\r\n"
                      b"u1,1,2026-01-01,ama,0.5\r\n")
     with start_sandbox(dataset(), rows_per_second=100) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, start_mode="findings",
                                theme_dirs=[])
         async with app.run_test(size=(100, 32)) as pilot:
@@ -128,15 +132,11 @@ async def test_a_submit_refused_because_another_import_holds_the_importer_says_h
         busy = server.submit(b"external_user_id,complete,date_completed\r\n"
                              + b"".join(f"u{n % 5 + 1},1,2026-01-01\r\n".encode() for n in range(60)),
                              course="C-VAR", file_name="colleague.csv").json()
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "1 row ·")
-            await pilot.press("s")
-            await wait_for_text(pilot, "Submit mine.csv")
-            await pilot.press("ctrl+s")
+            await _check_before_sending(pilot, "1 row ·", "mine.csv")
             await wait_for_text(pilot, "Enter: submit", timeout=15)
             await pilot.press("enter")
             text = await wait_for_text(pilot, "Enter or Esc: close", timeout=15)
@@ -152,15 +152,11 @@ async def test_a_file_with_errors_is_refused_in_sentences_on_their_own_lines(tmp
     path = tmp_path / "bad.csv"
     path.write_bytes(b"external_user_id,complete,date_completed\r\nu1,yes,2026-02-01\r\n")
     with start_sandbox(dataset()) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[], live=False)
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(100, 32)) as pilot:
-            await wait_for_text(pilot, "1 row ·")
-            await pilot.press("s")
-            await wait_for_text(pilot, "Submit bad.csv")
-            await pilot.press("ctrl+s")
+            await _check_before_sending(pilot, "1 row ·", "bad.csv")
             text = await wait_for_text(pilot, "Ctrl+S: check again", timeout=15)
             said = str(app.screen.query_one("#submit-summary").render())
             assert "nothing was sent" in said and "row 1 (line 2), column complete" in said
@@ -173,15 +169,11 @@ async def test_the_confirmation_says_what_the_lms_will_record_as_the_cli_does(tm
     path = tmp_path / "completions.csv"
     path.write_bytes(b"external_user_id,complete,date_completed\r\nu1,1,2026-02-01\r\nu2,1,2026-02-02\r\n")
     with start_sandbox(dataset(), rows_per_second=100) as server:
-        session = LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                             journal_path=tmp_path / "journal.jsonl")
+        session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, open_path=path, theme_dirs=[])
         app.course_external_id = "C-FIXED"
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for_text(pilot, "2 rows")
-            await pilot.press("s")
-            await wait_for_text(pilot, "Submit completions.csv")
-            await pilot.press("ctrl+s")
+            await _check_before_sending(pilot, "2 rows", "completions.csv")
             text = await wait_for_text(pilot, "Enter: submit", timeout=15)
             assert "2 rows · course-level importer · course C-FIXED" in text
             assert "2 rows: the LMS will record 1 ama (awarded, reported to PARS)" in " ".join(text.split()), text

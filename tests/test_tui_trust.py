@@ -11,21 +11,29 @@ import pytest
 from importconsole.tui.app import ImportConsoleApp
 from importconsole.tui.session import LmsSession
 from helpers.sandbox import dataset, start_sandbox
-from helpers.tui import flat_text, screen_text, wait_for, wait_for_text
+from helpers.tui import flat_text, lms_session, screen_text, wait_for, wait_for_text
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/conftest.py: state and config in tmp_path
 
 HEADER = b"external_user_id,complete,date_completed,credit_type,credits\r\n"
 
 
-def _session(server, tmp_path) -> LmsSession:
-    return LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
-                      journal_path=tmp_path / "journal.jsonl")
-
-
 def _write(path: Path, *rows: bytes) -> Path:
     path.write_bytes(HEADER + b"".join(r + b"\r\n" for r in rows))
     return path
+
+
+def _findings_for_c_fixed(server, tmp_path, path: Path) -> ImportConsoleApp:
+    """The console on the findings of `path`, read with this LMS's facts for course C-FIXED."""
+    app = ImportConsoleApp(session=lms_session(server, tmp_path), workdir=tmp_path, open_path=path,
+                           start_mode="findings", theme_dirs=[], state_folder=tmp_path / "state-here")
+    app.course_external_id = "C-FIXED"
+    return app
+
+
+async def _press_X_on_the_findings(pilot, app) -> None:
+    await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
+    await pilot.press("X")
 
 
 # -- 1. completion-only (X) never over-awards without saying so --------------------------------
@@ -35,12 +43,9 @@ async def test_X_shows_both_credits_and_leaves_a_row_the_lms_would_award_differe
                   b"u1,1,2026-01-01,ama,0.5",   # C-FIXED awards ama 1.0 on completion: not what the file says
                   b"u2,1,2026-01-02,ama,1.0")   # exactly what the LMS awards: completion-only is safe
     with start_sandbox(dataset()) as server:
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=path,
-                               start_mode="findings", theme_dirs=[], state_folder=tmp_path / "state-here")
-        app.course_external_id = "C-FIXED"
+        app = _findings_for_c_fixed(server, tmp_path, path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
-            await pilot.press("X")
+            await _press_X_on_the_findings(pilot, app)
             await wait_for(pilot, lambda: "Esc: write nothing" in flat_text(app), timeout=15, what="the award dialog")
             text = flat_text(app)
             assert "[leave ] row 1 (u1 in C-FIXED): the file says 0.5 ama; the LMS will record 1 ama" in text
@@ -77,12 +82,9 @@ async def test_X_shows_both_credits_and_leaves_a_row_the_lms_would_award_differe
 async def test_the_award_dialog_counts_rows_left_as_they_are_in_the_plural(tmp_path):
     path = _write(tmp_path / "partial.csv", b"u1,1,2026-01-01,ama,0.5", b"u2,1,2026-01-02,ama,0.5")
     with start_sandbox(dataset()) as server:
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=path,
-                               start_mode="findings", theme_dirs=[], state_folder=tmp_path / "state-here")
-        app.course_external_id = "C-FIXED"
+        app = _findings_for_c_fixed(server, tmp_path, path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
-            await pilot.press("X")
+            await _press_X_on_the_findings(pilot, app)
             await wait_for(pilot, lambda: "rows accepted" in flat_text(app), timeout=15, what="the award dialog")
             assert "0 rows accepted, 2 rows left as they are." in flat_text(app)  # was "2 rows left as it is"
             await pilot.press("space")
@@ -97,7 +99,7 @@ async def test_a_course_picked_for_one_file_does_not_carry_over_to_the_next(tmp_
     first = _write(tmp_path / "card.csv", b"u1,1,2026-01-01,,")
     second = _write(tmp_path / "ethics.csv", b"u2,1,2026-01-02,,")
     with start_sandbox(dataset()) as server:
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=first, theme_dirs=[],
+        app = ImportConsoleApp(session=lms_session(server, tmp_path), workdir=tmp_path, open_path=first, theme_dirs=[],
                                state_folder=tmp_path / "state-here")
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for_text(pilot, "card.csv · UTF-8")
@@ -318,11 +320,10 @@ async def test_a_finding_too_long_for_80_columns_ends_in_an_ellipsis_and_is_whol
 async def test_X_without_a_course_asks_for_it_and_writes_nothing(tmp_path):
     path = _write(tmp_path / "partial.csv", b"u1,1,2026-01-01,ama,0.5")
     with start_sandbox(dataset()) as server:
-        app = ImportConsoleApp(session=_session(server, tmp_path), workdir=tmp_path, open_path=path,
+        app = ImportConsoleApp(session=lms_session(server, tmp_path), workdir=tmp_path, open_path=path,
                                start_mode="findings", theme_dirs=[], state_folder=tmp_path.parent / "x-state")
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.screen.report is not None, timeout=15, what="the findings")
-            await pilot.press("X")
+            await _press_X_on_the_findings(pilot, app)
             await wait_for(pilot, lambda: "X needs the course this file goes to" in flat_text(app), what="the course asked")
             assert "--course" not in flat_text(app)  # the console's key, not the CLI's option
     assert not list(tmp_path.glob("partial.fixed*"))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +163,12 @@ class FeedsKit:
                        check=True)
         return out
 
+    def restart(self) -> None:
+        """The site comes back after `stop()` (provision.sh is idempotent: it starts the server that was stopped)."""
+        subprocess.run(["bash", str(self.kit_dir / "provision.sh"), str(self.dest), str(self.port)], check=True,
+                       capture_output=True, timeout=600)
+        self.pid = int((self.dest / "server.pid").read_text())
+
     def failed_logins(self) -> int:
         """Failed login POSTs the site counted (Drupal's flood table, which its lock-out after 5 reads)."""
         return self.scalar("SELECT COUNT(*) FROM flood WHERE event = 'failed_login_attempt_ip'")
@@ -181,6 +188,93 @@ class FeedsKit:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- A colleague's browser (plain httpx, the site's own forms): imports the console did not upload --------------
+@contextmanager
+def colleague_browser(kit: FeedsKit) -> Iterator[httpx.Client]:
+    """A browser logged in to the site as its admin."""
+    from importconsole.lms.ethosce.html import Page
+
+    with httpx.Client(base_url=kit.base_url, follow_redirects=False, timeout=60) as browser:
+        form = Page(browser.get("/user/login").text).form("user_login")
+        browser.post("/user/login", data={**form.hidden, "name": kit.admin_user, "pass": kit.admin_password, "op": "Log in"})
+        yield browser
+
+
+def upload_in_browser(kit: FeedsKit, browser: httpx.Client, path: Path, op: str = "Import") -> httpx.Response:
+    """The importer's form posted with the file: op "Import" (a batch the browser drives) or "Schedule import"
+    (the site's cron imports it)."""
+    from importconsole.lms.ethosce.html import Page
+
+    form = Page(browser.get(f"/import/{kit.importer}").text).form("feeds_import_form")
+    with open(path, "rb") as fh:
+        return browser.post(f"/import/{kit.importer}", data={**form.hidden, "op": op},
+                            files={"files[feeds]": (path.name, fh, "text/csv")})
+
+
+@contextmanager
+def colleague_batch(kit: FeedsKit, path: Path) -> Iterator[tuple[httpx.Client, str]]:
+    """A browser's import: logged in, the file uploaded, its batch started; yields (browser, batch id) for `batch_step`."""
+    with colleague_browser(kit) as browser:
+        answer = upload_in_browser(kit, browser, path)
+        batch = httpx.URL(answer.headers["Location"]).params["id"]
+        browser.get("/batch", params={"op": "start", "id": batch})
+        yield browser, batch
+
+
+def batch_step(browser: httpx.Client, batch: str) -> httpx.Response:
+    """One step of the batch (op=do), as the browser's batch page posts it."""
+    return browser.post(f"/batch?id={batch}&op=do", content=b"")
+
+
+def colleague_imports(kit: FeedsKit, path: Path) -> None:
+    """A browser's import driven to its end (the batch steps until 100 %)."""
+    with colleague_batch(kit, path) as (browser, batch):
+        while '"percentage":"100"' not in batch_step(browser, batch).text:
+            pass
+        browser.get(f"/batch?id={batch}&op=finished")
+
+
+def colleague_hangs_the_importer(kit: FeedsKit, path: Path) -> int:
+    """A browser's import driven until a step dies; returns that step's status code (500 for a bad row)."""
+    with colleague_batch(kit, path) as (browser, batch):
+        for _ in range(100):
+            step = batch_step(browser, batch)
+            if step.status_code != 200:
+                return step.status_code
+    raise AssertionError("the batch never died")
+
+
+def colleague_abandons(kit: FeedsKit, path: Path, steps: int) -> None:
+    """A browser's import whose tab is closed after `steps` batch steps."""
+    with colleague_batch(kit, path) as (browser, batch):
+        for _ in range(steps):
+            batch_step(browser, batch)
+
+
+def colleague_schedules(kit: FeedsKit, path: Path) -> None:
+    """A browser's "Schedule import": the site's cron (`kit.cron()`) imports the file."""
+    with colleague_browser(kit) as browser:
+        upload_in_browser(kit, browser, path, op="Schedule import")
+
+
+def locked(kit: FeedsKit) -> bool:
+    """Feeds' own verdict: the importer's saved progress is below 100 % (README: decide from progress)."""
+    return float(kit.php(f'return feeds_source("{kit.importer}")->progressImporting();')) < 1
+
+
+def end_the_lease(kit: FeedsKit) -> int:
+    """Time passes: the claimed queue item's lease (30 s) ends. Returns how many claims there were."""
+    with kit.db() as db:
+        return db.execute("UPDATE queue SET expire = 1 WHERE name = 'feeds_source_import' AND expire <> 0").rowcount
+
+
+def file_keys(path: Path) -> list[tuple]:
+    """The file's rows as the processor stores them (the seven mapped columns, complete as 0/1)."""
+    from importconsole.operations.ethosce import read_file_rows
+
+    return read_file_rows(path).keys
 
 
 @contextmanager

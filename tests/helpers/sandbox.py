@@ -204,6 +204,14 @@ class SandboxServer:
         return httpx.post(self.url("/imports"), headers=headers, data=data,
                           files={"file": (file_name, content, "text/csv")}, timeout=30)
 
+    def fault(self, kind: str, **params) -> None:
+        """Arm a fault of `importconsole sandbox --faults` (POST /_faults; docs/sandbox.md lists the kinds)."""
+        response = httpx.post(self.url("/_faults"), json={"kind": kind, **params}, headers=self.auth(), timeout=10)
+        assert response.status_code < 300, response.text
+
+    def clear_faults(self) -> None:
+        httpx.delete(self.url("/_faults"), headers=self.auth(), timeout=10)
+
     def get_import(self, import_id: int) -> dict:
         response = httpx.get(self.url(f"/imports/{import_id}"), headers=self.auth(), timeout=10)
         response.raise_for_status()

@@ -5,6 +5,14 @@ from __future__ import annotations
 from helpers.wait import until
 
 
+def lms_session(server, tmp_path):
+    """The console's session on this reference LMS: its site admin's token, the journal in tmp_path."""
+    from importconsole.tui.session import LmsSession
+
+    return LmsSession(profile="test", base_url=server.base_url, token=server.admin_token,
+                      journal_path=tmp_path / "journal.jsonl")
+
+
 def screen_text(app) -> str:
     """The whole terminal as plain text, one line per row (modals included)."""
     strips = app.screen._compositor.render_strips()

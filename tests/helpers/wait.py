@@ -16,22 +16,30 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def _timed_out(timeout: float, message: str, value: Any, show: Callable[[], str] | None) -> AssertionError:
-    seen = f"\n--- it showed ---\n{show()}" if show else f" (last value: {value!r})"
-    return AssertionError(f"timed out after {timeout:g}s waiting for {message}{seen}")
+class _Deadline:
+    """When to give up, and the failure that says what was awaited and what was last seen."""
+
+    def __init__(self, timeout: float, message: str, show: Callable[[], str] | None):
+        self.timeout, self.message, self.show = timeout, message, show
+        self.at = time.monotonic() + timeout
+
+    def reached(self, value: Any) -> bool:
+        """True once `value` is truthy; raises the failure when time is up first."""
+        if value:
+            return True
+        if time.monotonic() > self.at:
+            seen = f"\n--- it showed ---\n{self.show()}" if self.show else f" (last value: {value!r})"
+            raise AssertionError(f"timed out after {self.timeout:g}s waiting for {self.message}{seen}")
+        return False
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, message: str = "condition",
              *, show: Callable[[], str] | None = None) -> Any:
     """Poll `predicate` until it returns something truthy; return that. Fails the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise _timed_out(timeout, message, value, show)
+    deadline = _Deadline(timeout, message, show)
+    while not deadline.reached(value := predicate()):
         time.sleep(interval)
+    return value
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
@@ -39,11 +47,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, interval: f
                 pause: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
     """`wait_for` on the event loop: between polls `await pause(interval)` (a Pilot's `pilot.pause`
     lets the app process its messages and refresh the screen)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise _timed_out(timeout, message, value, show)
+    deadline = _Deadline(timeout, message, show)
+    while not deadline.reached(value := predicate()):
         await pause(interval)
+    return value
