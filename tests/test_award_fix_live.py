@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from importconsole.cli import main
-from test_operations_support import cli_env
+from helpers.profiles import cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "rule-partial-credit-not-variable.csv"

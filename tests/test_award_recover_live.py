@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from test_operations_support import client_for, count, dataset, learners, start_sandbox, submit
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import client_for, count, learners, submit
 
 from importconsole.operations.recover import execute_recovery, plan_recovery
 

@@ -10,8 +10,10 @@ import socket
 import threading
 import time
 
+from helpers.profiles import cli_env
+from helpers.sandbox import dataset, start_sandbox
 from helpers.wait import until
-from test_operations_support import cli_env, course_file, dataset, learners, start_on_same_port, start_sandbox, submit
+from helpers.workflows import course_file, learners, start_on_same_port, submit
 
 from importconsole.cli import lms_cmds, main
 from importconsole.lms.backoff import Backoff, capped_delay

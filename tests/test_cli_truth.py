@@ -6,9 +6,10 @@ import asyncio
 import json
 import time
 
-from helpers.profiles import profile_env
+from helpers.profiles import cli_env, profile_env
+from helpers.sandbox import dataset, start_sandbox
 from helpers.wait import wait_for
-from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
+from helpers.workflows import count, course_file, hang, learners, submit
 
 from importconsole.cli import main
 
@@ -87,7 +88,6 @@ def test_ctrl_c_in_watch_says_the_import_goes_on_on_the_lms_and_how_to_follow_it
 
 
 def test_a_second_recover_after_a_successful_one_lists_no_rows_to_add_by_hand(monkeypatch, tmp_path, capsys):
-    from test_recover_live import hang
 
     with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
         item = asyncio.run(hang(lms, rows=40, bad_row=12))
@@ -249,7 +249,6 @@ def test_imports_calls_a_hung_import_hung_not_just_running(monkeypatch, tmp_path
 
 
 def test_recover_does_not_unlock_an_import_that_is_not_hung_yet(monkeypatch, tmp_path, capsys):
-    from test_recover_live import hang
 
     with start_sandbox(dataset(users=learners(40)), rows_per_second=1000) as lms:
         item = asyncio.run(hang(lms, rows=40, bad_row=12))

@@ -10,7 +10,7 @@ import keyring
 import pytest
 from keyring.backends import null
 
-from test_secrets import MemoryKeyring
+from helpers.keyrings import MemoryKeyring
 
 from importconsole import crash
 from importconsole.cli import main

@@ -9,7 +9,8 @@ import json
 
 import pytest
 from helpers.profiles import profile_env, use_env
-from test_operations_support import client_for, count, course_file, dataset, learners, start_sandbox
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import client_for, count, course_file, learners
 
 from importconsole.cli import main
 from importconsole.journal import Journal

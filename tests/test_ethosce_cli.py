@@ -378,7 +378,7 @@ def test_login_checks_both_passwords_on_the_site_once_and_stores_them(kit_cli, m
     import sys
 
     import keyring
-    from test_secrets import MemoryKeyring
+    from helpers.keyrings import MemoryKeyring
 
     monkeypatch.delenv("IMPORTCONSOLE_PASSWORD")
     monkeypatch.delenv("IMPORTCONSOLE_RESTWS_PASSWORD")

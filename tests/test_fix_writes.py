@@ -123,7 +123,7 @@ def test_a_fifo_is_refused_before_it_is_opened(tmp_path, command):
 
 def test_submit_refuses_a_fifo_before_opening_it(tmp_path, monkeypatch, capsys):
     from helpers.sandbox import dataset, start_sandbox
-    from test_operations_support import cli_env
+    from helpers.profiles import cli_env
 
     fifo = tmp_path / "records.csv"
     os.mkfifo(fifo)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.profiles import cli_env
+from helpers.sandbox import dataset, start_sandbox
 from helpers.wait import until
-from test_operations_support import cli_env, course_file, dataset, learners, start_sandbox, submit
+from helpers.workflows import course_file, learners, submit
 
 from importconsole.cli import main
 from importconsole.journal import Journal

@@ -7,31 +7,13 @@ import json
 
 import pytest
 
-from test_operations_support import cli_env, client_for, count, course_file, dataset, learners, start_sandbox, submit
+from helpers.profiles import cli_env
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import assert_each_learner_imported_once, client_for, count, course_file, hang, learners, submit
 
 from importconsole.cli import main
 from importconsole.journal import Journal
 from importconsole.operations.recover import AlreadyUnlocked, ImportMoved, RecoveryRefused, execute_recovery, plan_recovery
-
-
-async def hang(lms, rows=200, bad_row=120, **kw) -> dict:
-    item = await submit(lms, course_file(rows, bad_row=bad_row, **kw), course="C-FIXED")
-    await asyncio.to_thread(lms.wait_rows, item["id"], bad_row - 1)
-    await asyncio.sleep(1.1)  # it stays there (the row holds a zero-width space): hung at the tests' hung_after = 1 s
-    assert lms.get_import(item["id"])["rows_processed"] == bad_row - 1
-    return item
-
-
-def assert_each_learner_imported_once(lms, rows: int) -> None:
-    db = lms.db()
-    per_user = db.execute(
-        "SELECT u.external_user_id, count(e.id) FROM users u LEFT JOIN enrollments e ON e.user_id = u.id "
-        "GROUP BY u.id").fetchall()
-    assert {n for _, n in per_user} == {1}, [r for r in per_user if r[1] != 1][:5]
-    assert count(lms, "SELECT count(*) FROM enrollments WHERE status = 'complete'") == rows
-    # Across the hung import and its re-import, each of the file's rows was imported once.
-    assert count(lms, "SELECT count(*) FROM import_rows WHERE status = 'imported'") == rows
-    assert count(lms, "SELECT count(*) FROM import_rows WHERE status != 'imported'") == 0
 
 
 async def test_recover_unlocks_and_reimports_only_the_rest_sanitized(tmp_path):

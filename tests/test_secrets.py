@@ -8,7 +8,6 @@ import time
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import KeyringLocked
 
@@ -23,31 +22,10 @@ from importconsole.secrets import (
     get_token,
     store_token,
 )
+from helpers.keyrings import MemoryKeyring
 
 TOKEN = "tok-SECRET-7f3a9c0e1b2d4f6a"
 PROFILE = Profile(name="prod", base_url="https://lms.example.org", username="jdoe")
-
-
-class MemoryKeyring(KeyringBackend):
-    """A real keyring backend, kept in memory: stands in for the OS keyring in tests."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.store.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.store[(service, username)] = password
-
-    def delete_password(self, service, username):
-        from keyring.errors import PasswordDeleteError
-
-        if self.store.pop((service, username), None) is None:
-            raise PasswordDeleteError("not found")
 
 
 class LockedKeyring(MemoryKeyring):

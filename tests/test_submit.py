@@ -324,22 +324,10 @@ def test_login_checks_the_token_with_the_lms_before_storing_it(lms, home, monkey
     import io
 
     import keyring
-    from keyring.backend import KeyringBackend
 
-    class Ring(KeyringBackend):
-        priority = 1
-        store: dict = {}
+    from helpers.keyrings import MemoryKeyring
 
-        def get_password(self, service, username):
-            return self.store.get((service, username))
-
-        def set_password(self, service, username, password):
-            self.store[(service, username)] = password
-
-        def delete_password(self, service, username):
-            self.store.pop((service, username))
-
-    ring = Ring()
+    ring = MemoryKeyring()
     keyring.set_keyring(ring)
     monkeypatch.delenv("IMPORTCONSOLE_TOKEN")
     monkeypatch.setattr(sys, "stdin", io.StringIO("not-the-token-123\n"))

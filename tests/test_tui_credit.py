@@ -40,15 +40,7 @@ def _imports(server) -> int:
 
 
 async def test_one_key_submits_the_completion_only_fix_and_the_credit_reaches_pars(tmp_path):
-    data = dataset(enrollments=[
-        {"external_user_id": "u1", "course_external_id": "C-FIXED", "status": "incomplete",
-         "enrollment_start": "2026-01-10", "importer": "course",
-         "credits": [{"credit_type": "ama", "amount": 1.0, "source": "import"}]},
-        {"external_user_id": "u2", "course_external_id": "C-ZERO", "status": "incomplete",
-         "enrollment_start": "2026-01-11", "importer": "course",
-         "credits": [{"credit_type": "ancc", "amount": 1.0, "source": "import"}]},
-    ])
-    with start_sandbox(data, rows_per_second=200) as server:
+    with start_sandbox(dataset(enrollments=TWO_LEARNERS), rows_per_second=200) as server:
         session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
         async with app.run_test(size=(120, 40)) as pilot:

@@ -108,7 +108,7 @@ async def test_the_recover_plan_says_when_the_lms_is_no_longer_seen_and_unlocks_
 async def test_while_the_lms_is_not_seen_an_import_shows_no_rate_and_after_it_answers_no_rate_from_the_outage(tmp_path):
     # The rate of an import the console cannot see is not known: it said "0.0 rows/s" (and after the
     # LMS answered, "0.6 rows/s, ETA 4m48s" for an import going at 10 rows/s, the outage counted as rows/s).
-    from test_operations_support import course_file, learners
+    from helpers.workflows import course_file, learners
 
     server = start_sandbox(dataset(users=learners(400)), rows_per_second=10)
     try:

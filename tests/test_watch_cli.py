@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from helpers.profiles import reference_profile
-from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
+from helpers.profiles import cli_env, reference_profile
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import count, course_file, learners, submit
 
 from importconsole.cli import main
 
@@ -82,7 +83,7 @@ def test_watch_of_an_import_stuck_before_it_started_says_hung_at_once(monkeypatc
 def test_watch_stops_with_the_sentence_when_the_token_is_refused_mid_run(monkeypatch, tmp_path, capsys):
     import threading
 
-    from test_operations_support import start_on_same_port
+    from helpers.workflows import start_on_same_port
 
     with start_sandbox(dataset(users=learners(30)), rows_per_second=3, faults=True) as lms:
         cli_env(monkeypatch, tmp_path, lms, hung_after=30)

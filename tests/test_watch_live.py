@@ -6,10 +6,9 @@ import time
 
 import pytest
 
+from helpers.sandbox import dataset, start_sandbox
 from helpers.wait import until
-from test_operations_support import (
-    client_for, count, course_file, dataset, learners, start_on_same_port, start_sandbox, submit,
-)
+from helpers.workflows import client_for, count, course_file, learners, start_on_same_port, submit
 
 from importconsole.operations.hung import diagnose_import
 from importconsole.operations.watch import Backoff, ImportWatcher

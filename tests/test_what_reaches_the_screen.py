@@ -10,8 +10,9 @@ import json
 import time
 import sqlite3
 
-from test_operations_support import cli_env, count, course_file, dataset, learners, start_sandbox, submit
-from test_recover_live import assert_each_learner_imported_once
+from helpers.profiles import cli_env
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import assert_each_learner_imported_once, count, course_file, learners, submit
 
 from importconsole.cli import main
 
