@@ -39,9 +39,10 @@ from importconsole.private_files import open_private
 
 from . import safe_text
 from .award import Award, award_for_row, file_says
+from .columns import ID_COLUMNS, cell_value, find_columns
 from .facts import MAX_KEYS, LmsFacts, UserKey
 from .reader import ImportFileError, open_import_file
-from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
+from .validate import CREDIT_TYPE_SEPARATORS
 
 
 _INVALID_BYTE = re.compile("[\udc80-\udcff]")  # a byte the input's encoding could not decode
@@ -345,9 +346,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
                                        f"header {safe_text.visible(name)!r} -> {cleaned!r}"
                                        + _sequences_said(name)))
                 header[i] = cleaned
-    cols: dict[str, int] = {}
-    for i, name in enumerate(header):
-        cols.setdefault(_canonical(name), i)
+    cols = find_columns(header)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
     if completion_only and not (course_external_id and importer == "course") and "external_course_id" not in cols:
         # Without the course there is no telling whether its credit is variable: leave credit as it is.
@@ -471,13 +470,8 @@ def _split(record, cells, cols, manifest) -> list[list[str]]:
     return out
 
 
-def _cell(cells, cols, name) -> str:
-    i = cols.get(name)
-    return cells[i].strip() if i is not None and i < len(cells) else ""
-
-
 def _course_of(cells, cols, importer, course_id) -> str:
-    return course_id if importer == "course" and course_id else _cell(cells, cols, "external_course_id")
+    return course_id if importer == "course" and course_id else cell_value(cells, cols, "external_course_id")
 
 
 def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tuple, list[tuple[str, str]]]:
@@ -494,10 +488,10 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
             for i in needed:
                 if i < len(cells):
                     cells[i] = safe_text.sanitize(cells[i])
-        if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
+        if (rows is not None and not _wanted(record.row, rows)) or cell_value(cells, cols, "complete") != "1":
             continue
-        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
-        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        key = UserKey.for_row(cell_value(cells, cols, "external_user_id"), cell_value(cells, cols, "external_email"))
+        ctype, amount = cell_value(cells, cols, "credit_type"), cell_value(cells, cols, "credits")
         if key is None or not (ctype or amount):
             continue
         types = [p for p in CREDIT_TYPE_SEPARATORS.split(ctype) if p] if split else [ctype]
@@ -516,7 +510,7 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     flat = [(rec, cells) for rec, lst in pending for cells in lst]
     keys, courses = [], set()
     for _rec, cells in flat:
-        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        key = UserKey.for_row(cell_value(cells, cols, "external_user_id"), cell_value(cells, cols, "external_email"))
         course = _course_of(cells, cols, importer, course_id)
         keys.append((key, course))
         if course:
@@ -536,10 +530,10 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     described_differs: dict[tuple, str] = {}  # (id(award), what the file says) -> AwardDiffers.describe()
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
-        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        ctype, amount = cell_value(cells, cols, "credit_type"), cell_value(cells, cols, "credits")
         course_fact = course_facts.get(course) if course else None
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
-        if (offered is not None and not offered.enable_variable_credit and _cell(cells, cols, "complete") == "1"
+        if (offered is not None and not offered.enable_variable_credit and cell_value(cells, cols, "complete") == "1"
                 and key is not None and users.get(key) is not None):
             enrollment = enrollments.get((key, course))
             award = awards.get((course, enrollment))

@@ -28,18 +28,12 @@ from collections.abc import Callable, Iterator
 from . import safe_text
 from .award import award_for_row, entities, parse_credits
 from .catalogue import ERROR, INFO, LMS_RULES, RULES, WARNING
+from .columns import COLUMNS, DATE_COLUMNS, ID_COLUMNS, column_key
 from .facts import MAX_KEYS, LmsFacts, OfflineFacts, UserKey, chunks
 from .first_rows import FirstRows, Repeat, SpilledRepeats, Verdict
 from .reader import DELIMITERS, DELIMITER_NAMES, ImportFile, ImportFileError, first_invalid_byte, open_import_file  # noqa: F401 (ImportFileError: re-exported for callers)
 from .scan import scan
 
-COLUMNS = (
-    "external_user_id", "external_email", "first_name", "last_name", "external_course_id", "title",
-    "enrollment_start", "enrollment_end", "participant_category", "complete", "date_completed",
-    "credit_type", "credits", "credit_expiration",
-)
-DATE_COLUMNS = ("enrollment_start", "enrollment_end", "date_completed", "credit_expiration")
-ID_COLUMNS = ("external_user_id", "external_email", "external_course_id", "credit_type")
 KEY_COLUMNS = ID_COLUMNS  # learner, course and credit type: what makes two rows the same credit
 CREDIT_TYPE_SEPARATORS = re.compile(r"\s*[;,|/]\s*")
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
@@ -250,10 +244,6 @@ class _Collector:
         ))
 
 
-def _canonical(name: str) -> str:
-    return safe_text.clean_header(name).lower()
-
-
 def validate(path, *, importer: str = "course", course_external_id: str | None = None,
              facts: LmsFacts | None = None, progress: Callable[[int, int], None] | None = None,
              cancel: threading.Event | Callable[[], bool] | None = None,
@@ -373,7 +363,7 @@ def _first_multi_line(chunk) -> int | None:
 def _check_header(f: ImportFile, out: _Collector, importer: str, course: str | None) -> dict[str, int] | None:
     header = f.header
     line = f.header_line
-    canon = [_canonical(h) for h in header]
+    canon = [column_key(h) for h in header]
     known = [c for c in canon if c in COLUMNS]
     if len(header) == 1:
         other = _other_delimiter(f)
@@ -447,7 +437,7 @@ def _header_below(f: ImportFile) -> int | None:
         for n, line in enumerate(text, start=1):
             if n > 20:
                 break
-            cells = [_canonical(c) for c in line.strip("\r\n\ufeff").split(f.delimiter)]
+            cells = [column_key(c) for c in line.strip("\r\n\ufeff").split(f.delimiter)]
             if sum(c in COLUMNS for c in cells) >= 2:
                 return n
     return None
