@@ -173,7 +173,7 @@ def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
 
 
 def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_path):
-    from importconsole.operations.hung import CAUSE_SPECIAL_CHARACTERS, diagnose_file
+    from importconsole.importfile.diagnosis import CAUSE_SPECIAL_CHARACTERS, diagnose_file
 
     diagnosis = diagnose_file(7, _windows_1252(tmp_path), rows_processed=1, rows_total=3)
     assert (diagnosis.row, diagnosis.cause) == (2, CAUSE_SPECIAL_CHARACTERS)
