@@ -78,7 +78,7 @@ class ValidationReport:
     def award_lines(self, limit: int = 8) -> list[str]:
         """What the LMS will record for the file's rows, one line per kind of row (most rows first):
         `3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`. Empty offline."""
-        from .wording import plural
+        from ..wording import plural
 
         ranked = self.awards.most_common()
         lines = [f"{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
