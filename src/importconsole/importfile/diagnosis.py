@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .reader import ImportFileError, open_import_file
+from .reader import FilePath, ImportFileError, open_import_file
 from .safe_text import SPECIAL_RE
 from .safe_text import describe as describe_character
 
@@ -60,7 +60,7 @@ class Diagnosis:
             return f"cause unknown: {self.note}"
         return f"cause unknown: row {self.row} holds no special characters and the header is clean"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "import_id": self.import_id,
             "row": self.row,
@@ -131,7 +131,7 @@ def header_whitespace(header: list[str]) -> list[str]:
     return problems
 
 
-def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int = 0,
+def diagnose_file(import_id: int, path: FilePath, *, rows_processed: int, rows_total: int = 0,
                   file_source: str = "") -> Diagnosis:
     """Look at the row after the last processed one (and the header) of the submitted file.
 
@@ -139,8 +139,13 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     "unknown" and the diagnosis says so instead of guessing.
     """
     row = rows_processed + 1
-    base = dict(import_id=import_id, row=row, file_source=file_source,
-                rows_processed=rows_processed, rows_total=rows_total)
+
+    def said(line: int | None, cause: str, *, characters: tuple[SuspectCharacter, ...] = (),
+             header_problems: tuple[str, ...] = (), note: str = "") -> Diagnosis:
+        return Diagnosis(import_id=import_id, row=row, line=line, cause=cause, characters=characters,
+                         header_problems=header_problems, file_source=file_source,
+                         rows_processed=rows_processed, rows_total=rows_total, note=note)
+
     try:
         opened = open_import_file(path)
         header = list(opened.header)
@@ -158,17 +163,15 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
             if record.row > row:
                 break
     except ImportFileError as error:
-        return Diagnosis(**base, line=None, cause=CAUSE_UNKNOWN,
-                         note=f"the submitted file could not be read: {error}")
+        return said(None, CAUSE_UNKNOWN, note=f"the submitted file could not be read: {error}")
     if rows_processed == 0:
         # The header is read before row 1: it can only be why an import stopped before any row.
         if problems:
-            return Diagnosis(**base, line=line, cause=CAUSE_HEADER_WHITESPACE,
-                             header_problems=problems, characters=tuple(header_chars + found))
+            return said(line, CAUSE_HEADER_WHITESPACE, header_problems=problems, characters=tuple(header_chars + found))
         if found or header_chars:
-            return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(header_chars + found))
+            return said(line, CAUSE_SPECIAL_CHARACTERS, characters=tuple(header_chars + found))
     elif found:
-        return Diagnosis(**base, line=line, cause=CAUSE_SPECIAL_CHARACTERS, characters=tuple(found))
+        return said(line, CAUSE_SPECIAL_CHARACTERS, characters=tuple(found))
     if line is None:
         note = f"the file has no row {row}"
     elif problems or header_chars:
@@ -178,4 +181,4 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
                 f"{rows_processed} rows after it were processed, so the header is not why it stopped")
     else:
         note = ""
-    return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
+    return said(line, CAUSE_UNKNOWN, note=note)

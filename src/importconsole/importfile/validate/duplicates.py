@@ -14,7 +14,7 @@ from ..first_rows import FirstRows, Repeat, SpilledRepeats, Verdict
 from ..reader import ImportFile
 from ..scan import scan
 from .keys import FOLDED_COLUMNS, KEY_COLUMNS, _key_columns, key_value
-from .report import _Collector
+from .report import Columns, Where, _Collector
 
 # Duplicate keys kept in memory up to here (~65 MiB; a 1M-row file stays in memory, at full speed), then in a
 # temp file: a file with more rows peaks at ~120 MiB whatever its size (1.5M before: ~180 MiB).
@@ -35,7 +35,7 @@ class DuplicateKeys:
         self.category_seen: set[int] = set()
         self.spill: _KeySpill | None = None
 
-    def check(self, columns, where, trusted: bool = False) -> None:
+    def check(self, columns: Columns, where: Where, trusted: bool = False) -> None:
         cols = self.cols
         n = len(columns[0])
         empty = ("",) * n
@@ -191,7 +191,7 @@ def _second_pass(checks: DuplicateKeys, decide: Callable[[Repeat], Verdict | Non
             if replay is not None and (replay.next is None or replay.next.row != row):
                 continue
             h = hashes[j]
-            cells = rows[j] if rows is not None else chunk.flat[j * n:(j + 1) * n]
+            cells = rows[j] if rows is not None else (chunk.flat or [])[j * n:(j + 1) * n]  # uniform: flat cells
             key = tuple(k[j] for k in present)
             normal = list(cells)
             for i, fold in folded.items():
@@ -206,6 +206,7 @@ def _second_pass(checks: DuplicateKeys, decide: Callable[[Repeat], Verdict | Non
             if replay is not None:
                 verdict = replay.take(row)
             else:
+                assert decide is not None  # one of the two is given
                 verdict = decide(Repeat(row, line, h, hash(("key", key)), hash(tuple(normal)), hash(written),
                                         hash(mail), done, bool(ct or cr)))
             if verdict is None:

@@ -79,7 +79,7 @@ def _other_delimiter(f: ImportFile) -> str | None:
     with f.open_text(0) as text:
         sample = text.read(8192)
     counts = {d: sample.count(d) for d in DELIMITERS if d != f.delimiter}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else None
 
 

@@ -4,6 +4,7 @@ case-folded): what makes two rows the same credit. Whole-column work in C on the
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 from ..columns import ID_COLUMNS
 
@@ -25,7 +26,7 @@ _ASCII = bytes(range(128))
 _NOT_WS = bytes(b for b in range(256) if b not in _WS_BYTES)
 
 
-def key_column(col, fold: bool = False, *, one_line: bool = False):
+def key_column(col: Sequence[str], fold: bool = False, *, one_line: bool = False) -> Sequence[str]:
     """key_value of every value of a column; the column itself when no value changes, which the
     common case shows with a few whole-column operations in C (no per-value work).
     one_line: no value holds a line break (a part without quotes)."""
@@ -62,18 +63,19 @@ def key_column(col, fold: bool = False, *, one_line: bool = False):
     return list(map(str.strip, values)) if ws else values
 
 
-def _key_columns(columns, cols: dict[str, int], trusted: bool = False) -> dict[str, object]:
+def _key_columns(columns: Sequence[Sequence[str]], cols: dict[str, int],
+                 trusted: bool = False) -> dict[str, Sequence[str]]:
     """The learner, course and credit-type columns (those the header has), as the LMS matches them.
 
     learner: the row's external_user_id when it has one (the LMS looks that up first), else its
     email, case-folded and marked so that an id never equals an email. trusted: the part is
     clean and no value has edge spaces (scan says so): ids need no look, only emails' case (a
     clean part holds no U+0300-U+036F combining mark, the NFD form of accented Latin letters)."""
-    def norm(name: str, fold: bool = False):
+    def norm(name: str, fold: bool = False) -> Sequence[str]:
         col = columns[cols[name]]
         return key_column(col, fold, one_line=trusted) if fold or not trusted else col
 
-    out: dict[str, object] = {}
+    out: dict[str, Sequence[str]] = {}
     if "external_user_id" in cols:
         learner = norm("external_user_id")
         if not all(learner):  # rows without an id: their email names the learner

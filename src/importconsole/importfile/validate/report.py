@@ -4,12 +4,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from .. import safe_text
+from ..award import Award
 from ..catalogue import ERROR, INFO, RULES, WARNING
 
 MAX_FINDINGS_PER_RULE = 1000  # the summary still counts them all
+
+Columns = Sequence[Sequence[str]]  # a chunk's values, column by column
+Where = Callable[[int], tuple[int, int]]  # a record's index in its chunk -> (row, line)
+
+
+class Summary(TypedDict):
+    errors: int
+    warnings: int
+    info: int
+    rows: int
+    blank_rows: int
+    by_rule: dict[str, int]
+    findings_shown: int
+    cancelled: bool
 
 
 @dataclass
@@ -24,7 +41,7 @@ class Finding:
     message: str
     fix: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | int | None]:
         return {
             "rule": self.rule, "severity": self.severity, "row": self.row, "line": self.line,
             "column": self.column, "column_number": self.column_number, "value": self.value,
@@ -45,10 +62,10 @@ class ValidationReport:
     rows: int = 0
     blank_rows: int = 0
     findings: list[Finding] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)  # by rule id, every occurrence
+    counts: Counter[str] = field(default_factory=Counter)  # by rule id, every occurrence
     not_checked: list[str] = field(default_factory=list)
     not_checked_why: str = ""  # why those rules did not run: offline, or no course named
-    awards: Counter = field(default_factory=Counter)  # importfile.award.Award -> rows (online, course known)
+    awards: Counter[Award] = field(default_factory=Counter)  # importfile.award.Award -> rows (online, course known)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     online: bool = False
@@ -57,8 +74,8 @@ class ValidationReport:
     first_multi_line: int | None = None
 
     @property
-    def summary(self) -> dict:
-        by_severity = Counter()
+    def summary(self) -> Summary:
+        by_severity: Counter[str] = Counter()
         for rule, n in self.counts.items():
             by_severity[RULES[rule].severity] += n
         return {
@@ -90,7 +107,7 @@ class ValidationReport:
     def of(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "file": self.path, "importer": self.importer, "course": self.course_external_id,
             "encoding": self.encoding, "bom": self.bom, "delimiter": self.delimiter,
@@ -110,7 +127,7 @@ class _Collector:
         self.report = report
         self.header = header
 
-    def add(self, rule: str, *, row=None, line=None, column: int | None = None, value: str = "",
+    def add(self, rule: str, *, row: int | None = None, line: int | None = None, column: int | None = None, value: str = "",
             message: str, fix: str | None = None) -> None:
         r = self.report
         r.counts[rule] += 1

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import operator
 import unicodedata
+from collections.abc import Sequence
 from itertools import compress
 
 from .. import safe_text
 from ..columns import DATE_COLUMNS, ID_COLUMNS
 from ..facts import LmsFacts
 from ..reader import ImportFile, first_invalid_byte
+from ..scan import Chunk
 from .duplicates import DuplicateKeys
 from .lms_checks import _LmsChecks
 from .quotes import QuoteProblem, _line_breaks, _quote_problem
-from .report import _Collector
+from .report import Columns, Where, _Collector
 from .values import (_COMPLETE_VALUES, _SMART_QUOTES, COURSE_ID_MAX, CREDIT_TYPE_SEPARATORS, _cp1252_letters,
                      _describe_cp1252, _letters_to_check, _parse_date, _parse_number)
 
@@ -39,7 +41,7 @@ class _RowChecks:
         self.lms = _LmsChecks(self, facts, importer, course) if facts is not None else None
 
     # -- per chunk --------------------------------------------------------------------------
-    def check(self, chunk) -> None:
+    def check(self, chunk: Chunk) -> None:
         if not chunk.count:
             return
         self.max_line = chunk.max_line
@@ -74,7 +76,7 @@ class _RowChecks:
         if self.lms:
             self.lms.check(columns, where)
 
-    def _ragged(self, chunk) -> list[list[str]]:
+    def _ragged(self, chunk: Chunk) -> list[list[str]]:
         n = self.ncols
         keep = []
         raws = chunk.raws
@@ -106,7 +108,7 @@ class _RowChecks:
         where = f"; the file's first invalid byte is at byte offset {self.first_invalid}" if self.first_invalid >= 0 else ""
         return f" (bytes invalid in {self.f.encoding_label}{where}: save the file as CSV UTF-8)"
 
-    def _unbalanced(self, cells, row, line, raw, problem: QuoteProblem) -> None:
+    def _unbalanced(self, cells: list[str], row: int, line: int, raw: str, problem: QuoteProblem) -> None:
         # Reported where the quote opened, with every line it swallowed: the rows on them are not
         # records, and the admin is told so (the row count never shrinks silently).
         opened = line + _line_breaks(raw[:problem.opened_at])
@@ -138,7 +140,7 @@ class _RowChecks:
                              fix=("write the file as UTF-8: `importconsole fix --sanitize` (a UTF-8 copy), or save it "
                                   "as CSV UTF-8 in Excel") if not_utf8 else None)
 
-    def _cp1252_checks(self, chunk) -> None:
+    def _cp1252_checks(self, chunk: Chunk) -> None:
         """A Windows-1252 file: every value with a letter beyond ASCII holds bytes that are not UTF-8."""
         delim, special = self.f.delimiter, self.special
         for i, cells in enumerate(chunk.rows):
@@ -146,7 +148,7 @@ class _RowChecks:
             if not joined.isascii() or special.search(joined):
                 self._special_cells(cells, chunk.first_row + i, chunk.line_of(i))
 
-    def _quoted_checks(self, chunk) -> None:
+    def _quoted_checks(self, chunk: Chunk) -> None:
         """A well-quoted chunk (no raw text kept): look per record only for what the chunk may hold."""
         delim, special = self.f.delimiter, self.special
         text = chunk.text
@@ -163,7 +165,7 @@ class _RowChecks:
             if letters and not joined.isascii():
                 self._text_cells(cells, row, line)
 
-    def _raw_checks(self, chunk) -> None:
+    def _raw_checks(self, chunk: Chunk) -> None:
         if chunk.raws is None:
             self._quoted_checks(chunk)
             return
@@ -187,7 +189,7 @@ class _RowChecks:
             if not raw.isascii():
                 self._text_cells(cells, row, line)
 
-    def _text_checks(self, chunk) -> None:
+    def _text_checks(self, chunk: Chunk) -> None:
         # A clean chunk with letters beyond ASCII: only mojibake, smart quotes, NFC can be there.
         text = chunk.text
         # Smart quotes, combining marks (NFD) and most mojibake carry bytes that already made the
@@ -219,7 +221,7 @@ class _RowChecks:
                              message="value is in decomposed Unicode form (NFD): it will not match the same text "
                                      "written in composed form (NFC)")
 
-    def _formats(self, columns, where) -> None:
+    def _formats(self, columns: Columns, where: Where) -> None:
         cols = self.cols
         checks = [(name, _parse_date, "bad-date", "an ISO 8601 date (YYYY-MM-DD)") for name in DATE_COLUMNS]
         checks.append(("credits", _parse_number, "bad-number", "a number like 1.5 (dot, at most 2 decimals, at most 9999.99)"))
@@ -232,7 +234,7 @@ class _RowChecks:
                 continue
             new = set(col) - cache
             new.discard("")
-            bad = set()
+            bad: set[str] = set()
             for v in new:
                 (cache if ok(v) else bad).add(v)
             if len(cache) > 100_000:
@@ -255,7 +257,7 @@ class _RowChecks:
                     self.out.add("bad-complete", row=row, line=line, column=cols["complete"], value=v,
                                  message=f"complete {safe_text.visible(v)!r} is not 1 or 0")
 
-    def _formula_and_spaces(self, columns, where, formula: bool = True, spaces: bool = True) -> None:
+    def _formula_and_spaces(self, columns: Columns, where: Where, formula: bool = True, spaces: bool = True) -> None:
         formatted = {self.cols[c] for c in (*DATE_COLUMNS, "credits", "complete") if c in self.cols}
         ids = {self.cols[c] for c in ID_COLUMNS if c in self.cols} if spaces else set()
         for k, col in enumerate(columns):
@@ -279,9 +281,12 @@ class _RowChecks:
                                      message=f"{self.f.header[k]} {safe_text.visible(v)!r} has spaces around it: "
                                              "it may not match the LMS's record", fix="trim the value (`importconsole fix --sanitize`)")
 
-    def _semantics(self, columns, where) -> None:
+    def _semantics(self, columns: Columns, where: Where) -> None:
         cols = self.cols
-        get = lambda name: columns[cols[name]] if name in cols else None  # noqa: E731
+
+        def get(name: str) -> Sequence[str] | None:
+            return columns[cols[name]] if name in cols else None
+
         users, emails = get("external_user_id"), get("external_email")
         complete, credits, ctype = get("complete"), get("credits"), get("credit_type")
         done, course_col, title = get("date_completed"), get("external_course_id"), get("title")
@@ -343,8 +348,8 @@ class _RowChecks:
                 for i, (c, cr, ct) in enumerate(zip(complete, credits or empty, ctype or empty)):
                     if c == "0" and (cr.strip() or ct.strip()):
                         row, line = where(i)
-                        col = cols["credits"] if cr.strip() and credits is not None else cols["credit_type"]
-                        self.out.add("credit-on-incomplete", row=row, line=line, column=col, value=cr or ct,
+                        k = cols["credits"] if cr.strip() and credits is not None else cols["credit_type"]
+                        self.out.add("credit-on-incomplete", row=row, line=line, column=k, value=cr or ct,
                                      message="complete=0 with credit: the imported credit record is the one that remains")
             if "1" in complete and (done is None or "" in done):
                 empty = ("",) * len(complete)

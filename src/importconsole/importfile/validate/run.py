@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from ..catalogue import LMS_RULES
 from ..facts import LmsFacts, OfflineFacts
-from ..reader import open_import_file
-from ..scan import scan
+from ..reader import FilePath, ImportFile, open_import_file
+from ..scan import Chunk, scan
 from .header import _check_header
 from .lms_checks import COURSE_RULES
 from .report import ValidationReport, _Collector
@@ -19,7 +19,7 @@ from .rows import _RowChecks
 PROGRESS_CHARS = 1 << 20  # characters read between two progress calls
 
 
-def validate(path, *, importer: str = "course", course_external_id: str | None = None,
+def validate(path: FilePath, *, importer: str = "course", course_external_id: str | None = None,
              facts: LmsFacts | None = None, progress: Callable[[int, int], None] | None = None,
              cancel: threading.Event | Callable[[], bool] | None = None,
              field_size_limit: int = 65536) -> ValidationReport:
@@ -88,7 +88,8 @@ def validate(path, *, importer: str = "course", course_external_id: str | None =
     return report
 
 
-def _run(f, checker, report, out, progress, cancel) -> None:
+def _run(f: ImportFile, checker: _RowChecks, report: ValidationReport, out: _Collector,
+         progress: Callable[[int, int], None] | None, cancel: threading.Event | Callable[[], bool] | None) -> None:
     is_cancelled = (cancel.is_set if isinstance(cancel, threading.Event) else cancel) or (lambda: False)
     total = max(f.size, 1)
     done_chars = reported = 0
@@ -121,7 +122,7 @@ def _run(f, checker, report, out, progress, cancel) -> None:
             f"(the first on line {report.first_multi_line})")
 
 
-def _first_multi_line(chunk) -> int | None:
+def _first_multi_line(chunk: Chunk) -> int | None:
     """The line of the part's first record that spans more than one line."""
     blank = set(chunk.blank_lines)
     end = chunk.first_line + chunk.physical_lines
