@@ -4,16 +4,21 @@ through `LmsFacts` for at most 1,000 records at a time and cached for the run.""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from .. import safe_text
-from ..award import award_for_row, entities, parse_credits
-from ..facts import MAX_KEYS, LmsFacts, UserKey, chunks
+from ..award import Award, award_for_row, entities, parse_credits
+from ..facts import MAX_KEYS, CourseFact, EnrollmentFact, LmsFacts, UserKey, chunks
+from .report import Columns, Where
 from .values import CREDIT_TYPE_SEPARATORS, _parse_number
 
 if TYPE_CHECKING:
     from .rows import _RowChecks
+
+# A kind of row, as importfile.award weighs it: (course, complete, credit type, credits, user exists, enrollment).
+AwardKey: TypeAlias = "tuple[str, bool, str, str, bool, EnrollmentFact | None]"
 
 # LMS rules that need the course's facts (credit settings, required objects, enrollments).
 COURSE_RULES = ("partial-credit-not-variable", "credits-out-of-range", "new-user-no-required-objects",
@@ -29,25 +34,25 @@ class _LmsChecks:
         self.importer = importer
         self.course = course
         self.credit_types = facts.credit_types()
-        self.courses: dict[str, object] = {}
+        self.courses: dict[str, CourseFact | None] = {}
         self.course_reported: set[str] = set()
-        self.awards: dict[tuple, object] = {}  # memo of importfile.award answers
-        self.award_rows: Counter = Counter()  # rows per kind, turned into report.awards at the end
-        self.fix_sentences: dict[tuple, str] = {}
+        self.awards: dict[AwardKey, Award] = {}  # memo of importfile.award answers
+        self.award_rows: Counter[AwardKey] = Counter()  # rows per kind, turned into report.awards at the end
+        self.fix_sentences: dict[tuple[str, str, str, bool, bool], str] = {}
 
-    def _courses(self, ids) -> None:
+    def _courses(self, ids: Iterable[str]) -> None:
         missing = [c for c in dict.fromkeys(ids) if c and c not in self.courses]
         for batch in chunks(missing, MAX_KEYS):
             answer = self.facts.courses(batch)
             for c in batch:
                 self.courses[c] = answer.get(c)
 
-    def check(self, columns, where) -> None:
+    def check(self, columns: Columns, where: Where) -> None:
         cols = self.checks.cols
         out = self.checks.out
         n = len(columns[0])
         empty = ("",) * n
-        pick = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
+        pick: Callable[[str], Sequence[str]] = lambda name: columns[cols[name]] if name in cols else empty  # noqa: E731
         users, emails, course_col = pick("external_user_id"), pick("external_email"), pick("external_course_id")
         ctype, credits, complete = pick("credit_type"), pick("credits"), pick("complete")
         for start in range(0, n, MAX_KEYS):
@@ -139,7 +144,8 @@ class _LmsChecks:
                             value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
                             f"Variable is off on {course_id}: the LMS records {award.will_record()}")
 
-    def _award(self, course, course_id, complete, credit_type, credits, user_exists, enrollment):
+    def _award(self, course: CourseFact | None, course_id: str, complete: bool, credit_type: str, credits: str,
+               user_exists: bool, enrollment: EnrollmentFact | None) -> Award:
         """importfile.award's answer, memoised: rows repeat a few kinds (course, type, amount...)."""
         key = (course_id, complete, credit_type, credits, user_exists, enrollment)
         award = self.awards.get(key)
@@ -150,7 +156,7 @@ class _LmsChecks:
                 course_external_id=course_id)
         return award
 
-    def _completion_only_fix(self, course, course_id, credit_type: str, amount: str, user_exists: bool,
+    def _completion_only_fix(self, course: CourseFact | None, course_id: str, credit_type: str, amount: str, user_exists: bool,
                              complete: bool) -> str:
         """The fix sentence, from what the LMS would record for the completion-only row (importfile.award)."""
         key = (course_id, credit_type, amount, user_exists, complete)
@@ -158,7 +164,8 @@ class _LmsChecks:
             self.fix_sentences[key] = self._fix_sentence(course, course_id, credit_type, amount, user_exists, complete)
         return self.fix_sentences[key]
 
-    def _fix_sentence(self, course, course_id, credit_type, amount, user_exists, complete) -> str:
+    def _fix_sentence(self, course: CourseFact | None, course_id: str, credit_type: str, amount: str, user_exists: bool,
+                      complete: bool) -> str:
         offered = course.credits.get(credit_type) if course is not None else None
         if not user_exists or offered is None or offered.enable_variable_credit or not complete:
             return ("report this credit by hand, or have the LMS award it (completion-only import where the user "
