@@ -347,22 +347,8 @@ def _write_rows(f: ImportFile, fd: int, manifest: FixManifest, *, sanitize: bool
                 completion_only: bool, rows: Ranges | None, facts: LmsFacts | None, importer: str,
                 course_external_id: str | None, accept_award: Ranges) -> None:
     """Stream the input's records through the fixes into fd (the temporary copy)."""
-    if f.encoding != "utf-8" or f.bom:
-        manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
-    out_delimiter = f.delimiter
-    if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
-        out_delimiter = ","
-        manifest.note("values separated by commas instead of pipes (the LMS does not read pipes)")
-
-    header = list(f.header)
-    if sanitize:
-        for i, name in enumerate(header):
-            cleaned = safe_text.clean_header(name)
-            if cleaned != name:
-                manifest.add(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
-                                       f"header {safe_text.visible(name)!r} -> {cleaned!r}"
-                                       + _sequences_said(name)))
-                header[i] = cleaned
+    out_delimiter = _output_format(f, manifest)
+    header = _fixed_header(f, manifest) if sanitize else list(f.header)
     cols = find_columns(header)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
     if completion_only and not (course_external_id and importer == "course") and "external_course_id" not in cols:
@@ -426,6 +412,34 @@ def _write_rows(f: ImportFile, fd: int, manifest: FixManifest, *, sanitize: bool
             else:
                 emit(record, out_rows)
         flush()
+    _closing_notes(manifest, rows, invalid_rows)
+
+
+def _output_format(f: ImportFile, manifest: FixManifest) -> str:
+    """The copy is UTF-8 without BOM, and never pipe-separated: the delimiter it uses, the changes noted."""
+    if f.encoding != "utf-8" or f.bom:
+        manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
+    if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
+        manifest.note("values separated by commas instead of pipes (the LMS does not read pipes)")
+        return ","
+    return f.delimiter
+
+
+def _fixed_header(f: ImportFile, manifest: FixManifest) -> list[str]:
+    """The header with special characters and extra spaces removed ("Unlocking imports": they hang the import)."""
+    header = list(f.header)
+    for i, name in enumerate(header):
+        cleaned = safe_text.clean_header(name)
+        if cleaned != name:
+            manifest.add(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
+                                   f"header {safe_text.visible(name)!r} -> {cleaned!r}"
+                                   + _sequences_said(name)))
+            header[i] = cleaned
+    return header
+
+
+def _closing_notes(manifest: FixManifest, rows: Ranges | None, invalid_rows: list[int]) -> None:
+    """What the copy does not hold that the admin may expect: rows past the end, bytes left invalid."""
     beyond = [lo for lo, _ in rows or () if lo > manifest.rows_read]
     if beyond:
         manifest.note(f"--rows asks for row {min(beyond)}, but the file has {manifest.rows_read} rows: "

@@ -469,6 +469,41 @@ def _head_endings(text: str) -> str:
 def open_import_file(path: FilePath, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, delimiter: str | None = None) -> ImportFile:
     """Sniff the file and read its header. Raises ImportFileError when it is no import file."""
     path = Path(path)
+    size, head = _read_head(path)
+    encoding, bom, skip, notes = _sniff_encoding(path, head, size)
+
+    head_text = head[skip:].decode(encoding, errors=decode_errors(encoding)) if encoding != "utf-8" else _decode_head(head[skip:])
+    if encoding.startswith("utf-16") and len(head) % 2:
+        head_text = head_text[:-1]
+    if not head_text.strip():
+        raise ImportFileError("the file has no header row (only blank lines or spaces)", path=path,
+                              fix="export the records again, with a header row")
+
+    header_raw, header_line, consumed, delim = _header_text(path, encoding, skip, field_size_limit, delimiter)
+    try:
+        csv.field_size_limit(max(field_size_limit, 1))
+        header = next(csv.reader([header_raw], delimiter=delim), [])
+    except csv.Error as exc:
+        raise ImportFileError(f"the header row cannot be parsed: {exc}", path=path, line=header_line,
+                              fix="check the quotes in the header row") from None
+    header_end_line = header_line + _physical_lines(header_raw) - 1
+    data_offset = skip + len(head_text[:consumed].encode(encoding, errors="surrogateescape")) \
+        if consumed <= len(head_text) else skip + _encoded_len(path, skip, encoding, consumed)
+    if header_line > 1:
+        notes.append(f"{header_line - 1} blank line(s) above the header skipped")
+    if not any(h.strip() for h in header):
+        raise ImportFileError("the header row is empty (only delimiters)", path=path, line=header_line,
+                              fix="export the records again, with a header row")
+
+    return ImportFile(
+        path=path, encoding=encoding, bom=bom, delimiter=delim, line_endings=_head_endings(head_text),
+        header=header, header_line=header_line, notes=notes, size=size, field_size_limit=field_size_limit,
+        data_offset=data_offset, header_end_line=header_end_line,
+    )
+
+
+def _read_head(path: Path) -> tuple[int, bytes]:
+    """The file's size and its first SNIFF_BYTES bytes; an empty file or a workbook refused."""
     check_regular_file(path)
     try:
         with open_regular(path) as fh:
@@ -492,7 +527,12 @@ def open_import_file(path: FilePath, *, field_size_limit: int = DEFAULT_FIELD_SI
             f"this is {kind}, not a CSV file" if "Excel" not in kind else f"this is {kind}, not a CSV file: export as CSV UTF-8",
             path=path, offset=0, fix=SAVE_AS_CSV,
         )
+    return size, head
 
+
+def _sniff_encoding(path: Path, head: bytes, size: int) -> tuple[str, bool, int, list[str]]:
+    """(codec, BOM or not, bytes to skip, notes for the admin) from the file's first bytes; UTF-16
+    without a BOM and binary files refused."""
     notes: list[str] = []
     bom = False
     skip = 0
@@ -525,16 +565,14 @@ def open_import_file(path: FilePath, *, field_size_limit: int = DEFAULT_FIELD_SI
                 f"not valid UTF-8 (first invalid byte 0x{head[bad]:02X} at byte offset {bad}, line {line}): "
                 "read as Windows-1252"
             )
+    return encoding, bom, skip, notes
 
-    head_text = head[skip:].decode(encoding, errors=decode_errors(encoding)) if encoding != "utf-8" else _decode_head(head[skip:])
-    if encoding.startswith("utf-16") and len(head) % 2:
-        head_text = head_text[:-1]
-    if not head_text.strip():
-        raise ImportFileError("the file has no header row (only blank lines or spaces)", path=path,
-                              fix="export the records again, with a header row")
 
-    # The header is the first non-blank line. Read it through the csv module so a quoted header
-    # with line breaks is still one record.
+def _header_text(path: Path, encoding: str, skip: int, field_size_limit: int,
+                 delimiter: str | None) -> tuple[str, int, int, str]:
+    """(the header's text, its line, characters up to its end, the delimiter). The header is the
+    first non-blank line, read through the csv module so a quoted header with line breaks is still
+    one record."""
     with open_regular(path) as raw:
         raw.seek(skip)
         text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
@@ -567,26 +605,7 @@ def open_import_file(path: FilePath, *, field_size_limit: int = DEFAULT_FIELD_SI
                 break
             header_raw += more
         consumed += len(header_raw)
-    try:
-        csv.field_size_limit(max(field_size_limit, 1))
-        header = next(csv.reader([header_raw], delimiter=delim), [])
-    except csv.Error as exc:
-        raise ImportFileError(f"the header row cannot be parsed: {exc}", path=path, line=header_line,
-                              fix="check the quotes in the header row") from None
-    header_end_line = header_line + _physical_lines(header_raw) - 1
-    data_offset = skip + len(head_text[:consumed].encode(encoding, errors="surrogateescape")) \
-        if consumed <= len(head_text) else skip + _encoded_len(path, skip, encoding, consumed)
-    if header_line > 1:
-        notes.append(f"{header_line - 1} blank line(s) above the header skipped")
-    if not any(h.strip() for h in header):
-        raise ImportFileError("the header row is empty (only delimiters)", path=path, line=header_line,
-                              fix="export the records again, with a header row")
-
-    return ImportFile(
-        path=path, encoding=encoding, bom=bom, delimiter=delim, line_endings=_head_endings(head_text),
-        header=header, header_line=header_line, notes=notes, size=size, field_size_limit=field_size_limit,
-        data_offset=data_offset, header_end_line=header_end_line,
-    )
+    return header_raw, header_line, consumed, delim
 
 
 def _decode_head(head: bytes) -> str:
