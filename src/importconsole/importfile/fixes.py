@@ -284,7 +284,7 @@ def write_fixed_file(path: FilePath, out: FilePath, *, sanitize: bool = False, s
         raise FixRefused(f"--out {_shown(out)!r} names no file: give the path of the new file, e.g. --out fixed.csv")
     manifest_path = out.with_name(out.name + ".manifest.csv")
     _check_paths(path, out)
-    if completion_only and (facts is None or not getattr(facts, "online", True)):
+    if completion_only and (facts is None or not facts.online):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
     if isinstance(rows, str):

@@ -31,7 +31,7 @@ def validate(path: FilePath, *, importer: str = "course", course_external_id: st
     if importer not in ("course", "global"):
         raise ValueError("importer must be 'course' or 'global'")
     facts = facts or OfflineFacts()
-    online = bool(getattr(facts, "online", True))
+    online = facts.online
     f = open_import_file(path, field_size_limit=field_size_limit)
     report = ValidationReport(
         path=str(path), importer=importer, course_external_id=course_external_id, encoding=f.encoding_label,
