@@ -32,12 +32,10 @@ def column_key(cell: str) -> str:
 
 
 def find_columns(header: Sequence[str]) -> dict[str, int]:
-    """Column name -> index of the header cell that names it. A column named twice is the first
-    cell (validate reports the second as `duplicate-column`)."""
-    found: dict[str, int] = {}
-    for i, cell in enumerate(header):
-        found.setdefault(column_key(cell), i)
-    return found
+    """Column name -> index of the header cell that names it. A column named twice is its last
+    cell, the one the LMS reads (Feeds and the reference LMS map a row's cells by name, the later
+    over the earlier); validate reports the second as `duplicate-column`."""
+    return {column_key(cell): i for i, cell in enumerate(header)}
 
 
 def cell_value(cells: Sequence[str], columns: dict[str, int], name: str) -> str:

@@ -48,6 +48,8 @@ def _check_header(f: ImportFile, out: _Collector, importer: str, course: str | N
                     message=f"column {safe_text.visible(name)!r} repeats column {seen[key] + 1}"
                             + (" (after ignoring case and spaces)" if header[seen[key]] != name else ""),
                     fix="keep one of the two columns")
+            if key in COLUMNS:
+                cols[key] = i  # the LMS reads the last column of a name: the rules check what it reads
             continue
         seen[key] = i
         if key in COLUMNS:
