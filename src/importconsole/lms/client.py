@@ -1,46 +1,34 @@
-"""The LMS API client (docs/api.md): one async client per run.
+"""The LMS API client (docs/api.md): one async client per run, and its endpoints.
 
 Why it looks the way it does:
-- TLS verification is always on; a CA bundle can be configured. There is no switch to turn it
-  off, and plain http:// is allowed only to this machine (loopback).
-- Reads are retried on connection failures, timeouts, 429, 5xx, with capped exponential backoff
-  and full jitter; `Retry-After` (seconds or HTTP date) is honoured, clamped.
-- POST /imports is only ever retried with the SAME Idempotency-Key, and after an unknown outcome
-  (500, dropped connection, unreadable 200) the client asks the server what exists before it
-  sends anything again. That is what makes "exactly one import" hold whatever the network does.
+- The transport rules (`lms.transport`): TLS verification always on, plain http:// only to this
+  machine, no redirect followed; reads retried on connection failures, timeouts, 429, 5xx with capped
+  exponential backoff and full jitter, `Retry-After` honoured.
+- A change (POST /users, an unlock) happens at most once: after an unknown outcome the client asks
+  the LMS whether it happened before it sends anything again. The upload (`lms.upload`) does the
+  same with its Idempotency-Key: that is what makes "exactly one import" hold whatever the network does.
 - The token lives in one header. It is never part of a URL, a log line or an exception message.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import ipaddress
 import json
 import logging
 import os
-import random
-import ssl
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
-from importconsole import __version__
-from importconsole.lms.backoff import capped_delay
 from importconsole.lms.errors import (
     CertificateInvalid,
-    FileChangedDuringUpload,
+    FileTooLarge,
     Forbidden,
     IdempotencyInFlight,
     IdempotencyMismatch,
     ImporterLocked,
-    InsecureUrl,
     InvalidRequest,
     LmsError,
     LockMismatch,
@@ -48,12 +36,8 @@ from importconsole.lms.errors import (
     RateLimited,
     ServerError,
     TooManyKeys,
-    FileTooLarge,
     Unauthorized,
-    UnknownOutcome,
-    Unreachable,
 )
-from importconsole.lms.port import REFERENCE_CAPABILITIES, Capabilities
 from importconsole.lms.models import (
     Course,
     CourseLookup,
@@ -73,188 +57,27 @@ from importconsole.lms.models import (
     User,
     UserLookup,
 )
+from importconsole.lms.port import REFERENCE_CAPABILITIES, Capabilities, ProgressCallback
+# Re-exported: callers (the CLI, the operations, tests) import these from here.
+from importconsole.lms.transport import (
+    API_PREFIX as API_PREFIX,
+    RETRY_STATUSES as RETRY_STATUSES,
+    OwnsHttpClient as OwnsHttpClient,
+    RetryPolicy as RetryPolicy,
+    Secret,
+    check_base_url as check_base_url,
+    check_site_url as check_site_url,
+    http_client,
+    is_loopback as is_loopback,
+    parse_retry_after as parse_retry_after,
+    unreachable,
+)
+from importconsole.lms.upload import SubmitReceipt as SubmitReceipt
+from importconsole.lms.upload import Upload
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 MAX_KEYS = 1000  # the API's batch limit for lookups
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-UPLOAD_CHUNK = 64 * 1024
-
-ProgressCallback = Callable[[int, int], None]  # (bytes sent, bytes total)
-
-
-@dataclass
-class RetryPolicy:
-    """Capped exponential backoff with full jitter. `sleep` and `random` are injectable so tests
-    can run the retry paths in milliseconds."""
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 10.0
-    retry_after_cap: float = 60.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    random: Callable[[], float] = random.random
-    # Told (seconds, refused) before each wait: `refused` when the connection was refused (the site
-    # may be down), not an LMS that is busy or slow; the CLI says which on stderr.
-    announce: Callable[[float, bool], None] | None = None
-
-    async def wait(self, seconds: float, failure: BaseException | None = None) -> None:
-        if self.announce is not None:
-            self.announce(seconds, connection_refused(failure))
-        await self.sleep(seconds)
-
-    def backoff(self, attempt: int) -> float:
-        return capped_delay(attempt, base=self.base, cap=self.cap, jitter=self.random())
-
-    def delay(self, attempt: int, retry_after: str | None) -> float:
-        honoured = parse_retry_after(retry_after, self.retry_after_cap)
-        return honoured if honoured is not None else self.backoff(attempt)
-
-
-def connection_refused(error: BaseException | None) -> bool:
-    """The connection was refused (nothing listens: the site may be down); httpx hides the OS's
-    ConnectionRefusedError a few causes deep ("All connection attempts failed")."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, ConnectionRefusedError):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
-
-
-def parse_retry_after(value: str | None, cap: float, *, now: float | None = None) -> float | None:
-    """Seconds to wait, clamped to [0, cap]; None for a missing or unreadable value (the caller
-    falls back to backoff)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(cap, seconds))
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(base_url: str) -> httpx.URL:
-    """The base URL as the API root (`.../api/v1`), or InsecureUrl with what to do."""
-    url = check_site_url(base_url)
-    path = url.path.rstrip("/")
-    if not path.endswith(API_PREFIX):
-        path = path + API_PREFIX
-    return url.copy_with(path=path)
-
-
-def check_site_url(base_url: str, secret: str = "the API token", *, place: str = "LMS",
-                   example: str = "https://lms.example.org") -> httpx.URL:
-    """The site's address if it is safe to send a secret to (https, or http to this machine only).
-    One rule for the reference API and the EthosCE site (`place`, `example` only word it)."""
-    try:
-        url = httpx.URL(base_url.strip())
-    except Exception:
-        raise InsecureUrl(f"The {place} address {base_url!r} is not a URL; use {example}") from None
-    if url.scheme not in ("https", "http") or not url.host:
-        raise InsecureUrl(f"The {place} address {base_url!r} must start with https:// and name a host, e.g. {example}")
-    if url.userinfo:
-        raise InsecureUrl(f"Put no user name or password in the {place} address; {secret} comes from the keyring or the environment.")
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise InsecureUrl(
-            f"Refusing plain http:// to {url.host}: {secret} would cross the network unencrypted. "
-            f"Use https://{url.host}{url.path if url.path != '/' else ''} (plain http is allowed only to this machine)."
-        )
-    return url.copy_with(query=None, fragment=None)
-
-
-def _tls_context(ca_bundle: str | os.PathLike | None) -> ssl.SSLContext:
-    if ca_bundle is None:
-        return ssl.create_default_context()
-    path = Path(ca_bundle).expanduser()
-    if not path.is_file():
-        raise CertificateInvalid(f"The CA bundle {path} does not exist; fix ca_bundle in the profile or remove it to use the system's certificates.")
-    try:
-        return ssl.create_default_context(cafile=str(path))
-    except ssl.SSLError as exc:
-        raise CertificateInvalid(f"The CA bundle {path} could not be read as PEM certificates ({exc.reason or exc}); fix ca_bundle in the profile.") from None
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
-            return cur.verify_message or str(cur)
-        if isinstance(cur, ssl.SSLError):
-            return cur.reason or str(cur)
-        if "CERTIFICATE_VERIFY_FAILED" in str(cur):
-            return "certificate verify failed"
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-class _Secret:
-    """Keeps the token out of reprs, tracebacks with locals and debuggers' pretty-printers."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<token hidden>"
-
-    __str__ = __repr__
-
-
-class OwnsHttpClient:
-    """Owns one httpx client (`self._http`): `async with` closes it. The reference client, the
-    Drupal session and the restws reader each hold one."""
-
-    _http: httpx.AsyncClient
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-@dataclass
-class SubmitReceipt:
-    """What happened to one POST /imports: the import, and how we know it is the only one."""
-
-    import_: Import
-    idempotency_key: str
-    created: bool  # 201 on our request (False: the server already had it, or we found it)
-    reconciled: bool = False  # found by asking GET /imports?idempotency_key= after an unknown outcome
-    attempts: int = 1
-    notes: list[str] = field(default_factory=list)
 
 
 class LmsClient(OwnsHttpClient):
@@ -277,7 +100,7 @@ class LmsClient(OwnsHttpClient):
         self.profile = profile
         self.username: str | None = None  # the LMS user, once me() has asked
         self.retry = retry or RetryPolicy()
-        self._token = _Secret(token)
+        self._token = Secret(token)
         from importconsole import crash
 
         crash.register_secret(token)  # whoever built the client, crash text never shows the token
@@ -286,18 +109,8 @@ class LmsClient(OwnsHttpClient):
         else:
             self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self._upload_timeout = upload_timeout
-        verify = _tls_context(ca_bundle)
-        self._http = httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"importconsole/{__version__}", "Accept": "application/json"},
-            timeout=self._timeout,
-            verify=verify,
-            transport=transport,
-            follow_redirects=False,  # a redirect could carry the token somewhere else
-            # Plain http is for this machine only: an HTTP_PROXY from the environment would carry the
-            # token across the network unencrypted. https may use a proxy (a CONNECT tunnel).
-            trust_env=self.api_url.scheme == "https",
-        )
+        self._http = http_client(self.api_url, ca_bundle=ca_bundle, timeout=self._timeout, transport=transport,
+                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
     def __repr__(self) -> str:
         return f"LmsClient({self.base_url!r}, profile={self.profile!r})"
@@ -380,20 +193,7 @@ class LmsClient(OwnsHttpClient):
         return ServerError(f"The LMS answered {status} while trying to {action}; try again later, and tell the LMS team if it persists.{said}", status=status, code=code, detail=body)
 
     def _unreachable(self, exc: BaseException, action: str) -> LmsError:
-        tls = _tls_failure(exc)
-        if tls:
-            return CertificateInvalid(
-                f"Refusing to talk to {self.host}: its TLS certificate is not trusted ({tls}). "
-                "Verification cannot be turned off. If your LMS uses its own certificate authority, "
-                "set ca_bundle = \"/path/to/ca.pem\" in the profile."
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            why = "it did not answer in time"
-        elif isinstance(exc, httpx.ConnectError):
-            why = "the connection was refused or the host could not be found"
-        else:
-            why = "the connection kept dropping"
-        return Unreachable(f"Could not reach the LMS at {self.host} to {action}: {why}. Check the address and your network, then try again.")
+        return unreachable(self.host, exc, action)
 
     # ---- the request loop for reads (safe to repeat) -------------------------------------
 
@@ -634,133 +434,24 @@ class LmsClient(OwnsHttpClient):
                                                     expected_sha256=expected_sha256)
         return receipt.import_
 
-    async def submit_import_detailed(self, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
+    async def submit_import_detailed(self, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
                                      idempotency_key: str | None = None, file_name: str | None = None,
                                      progress: ProgressCallback | None = None, expected_sha256: str | None = None) -> SubmitReceipt:
-        """POST /imports, streamed from the file. Every attempt carries the same Idempotency-Key;
+        """POST /imports, streamed from the file (`lms.upload`). Every attempt carries the same Idempotency-Key;
         after an unknown outcome the server is asked for that key before anything is sent again.
         With `expected_sha256` (the validated file's hash), a file that changes during the upload
         is cut off before the body ends and FileChangedDuringUpload says nothing was imported."""
         if importer not in ("course", "global"):
             raise ValueError(f"importer must be 'course' or 'global', not {importer!r}")
-        key = idempotency_key or str(uuid.uuid4())
         path = Path(path)
-        fields_ = {"importer": importer}
+        form = {"importer": importer}
         if course_external_id:
-            fields_["course"] = course_external_id
-        action = f"submit {path.name}"
-        notes: list[str] = []
+            form["course"] = course_external_id
         timeout = self._timeout if self._upload_timeout is None else httpx.Timeout(self._upload_timeout, connect=self._timeout.connect)
-
-        async def ask_server(why: str) -> SubmitReceipt | None:
-            try:
-                found = await self.find_import_by_key(key)
-            except LmsError as exc:
-                raise UnknownOutcome(
-                    f"The upload of {path.name} may or may not have reached the LMS ({why}), and the LMS could not be asked "
-                    f"({exc}). Nothing more was sent. Run `importconsole journal --reconcile` when the LMS is reachable.",
-                    idempotency_key=key,
-                ) from None
-            if found is not None:
-                notes.append(f"{why}; the LMS already held import {found.id} for this upload, so nothing was sent again")
-                return SubmitReceipt(found, key, created=False, reconciled=True, attempts=attempt + 1, notes=notes)
-            notes.append(f"{why}; the LMS held no import for this upload, so it was sent again with the same key")
-            return None
-
-        attempt = 0
-        maybe_sent = False  # only connect failures so far: the LMS cannot have the upload
-        last: LmsError | None = None
-        for attempt in range(self.retry.attempts):
-            retry_after = None
-            failure: BaseException | None = None  # what the announcement of the wait names
-            try:
-                body, headers = _multipart(path, fields_, file_name or path.name, progress, expected_sha256)
-            except OSError as exc:
-                raise FileChangedDuringUpload(f"{path} cannot be read any more ({exc.strerror}). Nothing more was sent.") from None
-            headers["Idempotency-Key"] = key
-            try:
-                resp = await self._http.post("/imports", content=body, headers=headers, timeout=timeout)
-                maybe_sent = True
-            except _Changed as changed:
-                # The body was cut before its end, so the LMS cannot have made an import of it; ask anyway.
-                maybe_sent = True
-                found = await ask_server(f"{path.name} changed on disk during the upload")
-                if found:
-                    return found
-                raise FileChangedDuringUpload(
-                    f"{path} changed on disk during the upload ({changed}). The upload was stopped before its end "
-                    "and the LMS holds no import for it (checked): nothing was imported. Validate the file again, then submit."
-                ) from None
-            except httpx.ConnectError as exc:
-                # Nothing was sent (connect refused / TLS / DNS): safe to try again with the key.
-                failure = exc
-                last = self._unreachable(exc, action)
-                if isinstance(last, CertificateInvalid):
-                    raise last from None
-                notes.append("could not connect")
-            except httpx.ConnectTimeout as exc:
-                last = self._unreachable(exc, action)
-                notes.append("connect timed out")
-            except httpx.TransportError as exc:
-                maybe_sent = True
-                last = self._unreachable(exc, action)
-                why = "the answer did not arrive in time" if isinstance(exc, httpx.TimeoutException) else "the connection dropped before the answer"
-                found = await ask_server(why)
-                if found:
-                    return found
-            else:
-                status = resp.status_code
-                if status in (200, 201):
-                    try:
-                        imp = Import.from_json(resp.json())
-                    except (ValueError, KeyError, TypeError):
-                        last = UnknownOutcome(f"The LMS's answer to the upload of {path.name} could not be read.", idempotency_key=key)
-                        found = await ask_server("the answer could not be read")
-                        if found:
-                            return found
-                    else:
-                        if status == 200:
-                            notes.append(f"the LMS already held import {imp.id} for this upload")
-                        return SubmitReceipt(imp, key, created=status == 201, attempts=attempt + 1, notes=notes)
-                elif status == 409 and _code(resp) != "lock_mismatch":
-                    last = self._error_for(resp, action)
-                    notes.append("the LMS was still handling the same upload")
-                elif status in RETRY_STATUSES:
-                    last = self._error_for(resp, action)
-                    retry_after = resp.headers.get("Retry-After")
-                    notes.append(f"the LMS answered {status}")
-                elif status >= 500:
-                    last = self._error_for(resp, action)
-                    found = await ask_server(f"the LMS answered {status}")
-                    if found:
-                        return found
-                else:
-                    raise self._error_for(resp, action)
-            if attempt + 1 < self.retry.attempts:
-                wait = self.retry.delay(attempt, retry_after)
-                log.debug("POST /imports key %s: attempt %d: %s; retrying in %.2f s", key, attempt + 1, notes[-1] if notes else "", wait)
-                await self.retry.wait(wait, failure)
-        assert last is not None
-        if not maybe_sent:
-            raise Unreachable(f"{last} Nothing was sent, so nothing was imported.")
-        # Out of tries: say for certain whether an import exists.
-        found = await ask_server("the retries ran out")
-        if found:
-            return found
-        if isinstance(last, IdempotencyInFlight):
-            raise UnknownOutcome(f"The LMS was still handling the upload of {path.name} after {self.retry.attempts} tries; "
-                                 "it may yet create the import. Nothing more was sent. Check with `importconsole journal --reconcile` "
-                                 "in a minute.", idempotency_key=key)
-        raise type(last)(f"{last} No import was created: the LMS holds none for this upload (checked).",
-                         status=last.status) if type(last) in (Unreachable, ServerError) else last
-
-
-def _code(resp: httpx.Response) -> str | None:
-    try:
-        body = resp.json()
-        return body.get("error") if isinstance(body, dict) else None
-    except ValueError:
-        return None
+        upload = Upload(self._http, self.retry, path, form, file_name or path.name, idempotency_key or str(uuid.uuid4()),
+                        timeout, find=self.find_import_by_key, error_for=self._error_for, unreachable=self._unreachable,
+                        progress=progress, expected_sha256=expected_sha256)
+        return await upload.run()
 
 
 def _event(kind: str, raw: str) -> ServerEvent:
@@ -773,72 +464,3 @@ def _event(kind: str, raw: str) -> ServerEvent:
     if kind == "lock" and isinstance(data, dict):
         return ServerEvent(kind, Lock.from_json(data))
     return ServerEvent(kind, data if isinstance(data, dict) else {"value": data})
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-class _Changed(Exception):
-    """Raised inside the body generator: the file no longer matches; httpx aborts the request."""
-
-
-def _multipart(path: Path, fields_: dict[str, str], file_name: str, progress: ProgressCallback | None,
-               expected_sha256: str | None = None):
-    """A multipart/form-data body streamed from disk in 64 KiB chunks: memory stays flat for a
-    1 GB file, and Content-Length is exact so the server sees a normal upload.
-
-    Exactly the bytes measured at the start are sent. The last chunk is held back until the whole
-    file was read (and, with `expected_sha256`, hashed): a file that changed meanwhile aborts the
-    request before the body is complete, so the LMS never gets the changed file."""
-    boundary = uuid.uuid4().hex
-    head = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields_.items()
-    )
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{_quote(file_name)}"\r\n'
-             f"Content-Type: text/csv\r\n\r\n").encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    size = path.stat().st_size
-    total = len(head) + size + len(tail)
-
-    async def body():
-        digest = hashlib.sha256() if expected_sha256 else None
-        sent = 0
-        yield head
-        held = b""
-        try:
-            fh = open(path, "rb")
-        except OSError as exc:
-            raise _Changed(f"it cannot be read any more: {exc.strerror}") from None
-        with fh:
-            remaining = size
-            while remaining > 0:
-                chunk = fh.read(min(UPLOAD_CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                if digest is not None:
-                    digest.update(chunk)
-                if held:
-                    sent += len(held)
-                    if progress:
-                        progress(sent, size)
-                    yield held
-                held = chunk
-            grown = bool(fh.read(1))
-        if remaining or grown:
-            raise _Changed(f"its size changed from {size} bytes")
-        if digest is not None and digest.hexdigest() != expected_sha256:
-            raise _Changed(f"its sha256 is now {digest.hexdigest()[:12]}..., not the validated {expected_sha256[:12]}...")
-        if held:
-            sent += len(held)
-            if progress:
-                progress(sent, size)
-            yield held
-        if progress and size == 0:
-            progress(0, 0)
-        yield tail
-
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total)}
-    return body(), headers

@@ -35,7 +35,7 @@ from importconsole.lms.models import (
 if TYPE_CHECKING:
     import os
 
-    from importconsole.lms.client import SubmitReceipt
+    from importconsole.lms.upload import SubmitReceipt
 
 KIND_ETHOSCE = "ethosce"
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
-from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret
 from importconsole.lms.ethosce.diagnose import stored_key  # noqa: F401  (re-exported: a stored row's mapped columns)
 from importconsole.lms.errors import LmsError, NotFound, ServerError
 from importconsole.lms.ethosce.errors import RestwsForbidden, RestwsRefused
-from importconsole.lms.ethosce.session import check_site_url, http_client, unreachable
+from importconsole.lms.ethosce.session import check_site_url, unreachable
+from importconsole.lms.transport import OwnsHttpClient, RetryPolicy, Secret, http_client
 
 MAX_IN_FLIGHT = 4
 PAGE_LIMIT = 100
@@ -45,7 +45,7 @@ class Listing:
 class _BasicAuth(httpx.Auth):
     """Basic auth whose password never shows in a repr."""
 
-    def __init__(self, username: str, password: _Secret):
+    def __init__(self, username: str, password: Secret):
         self.username = username
         self._password = password
 
@@ -73,7 +73,7 @@ class RestwsClient(OwnsHttpClient):
         crash.register_secret(password)
         crash.register_secret(base64.b64encode(f"{username}:{password}".encode()).decode())
         self._http = http_client(self.site_url, ca_bundle=ca_bundle, timeout=timeout, transport=transport,
-                                 headers={"Accept": "application/json"}, auth=_BasicAuth(username, _Secret(password)))
+                                 headers={"Accept": "application/json"}, auth=_BasicAuth(username, Secret(password)))
         self._slots = asyncio.Semaphore(max_in_flight)
         self._cache: dict[tuple, Listing] = {}
         self._inflight: dict[tuple, asyncio.Future] = {}
