@@ -16,9 +16,9 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import httpx
 
@@ -45,6 +45,7 @@ from importconsole.lms.models import (
     CreditType,
     Enrollment,
     Import,
+    JsonObject,
     Lock,
     Me,
     Page,
@@ -77,6 +78,9 @@ from importconsole.lms.upload import Upload
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Params = Mapping[str, str | int | float | bool | None]  # a query; None values are left out
+
 MAX_KEYS = 1000  # the API's batch limit for lookups
 
 
@@ -88,7 +92,7 @@ class LmsClient(OwnsHttpClient):
         base_url: str,
         token: str,
         *,
-        ca_bundle: str | os.PathLike | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
         timeout: float | httpx.Timeout = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
@@ -197,27 +201,27 @@ class LmsClient(OwnsHttpClient):
 
     # ---- the request loop for reads (safe to repeat) -------------------------------------
 
-    async def _get_json(self, path: str, action: str, *, params: dict | None = None) -> Any:
-        return await self._safe("GET", path, action, params=params)
+    async def _get_json(self, path: str, action: str, *, params: Params | None = None) -> JsonObject:
+        return await self._safe("GET", path, action, json_object, params=params)
 
-    async def _safe(self, method: str, path: str, action: str, *, params: dict | None = None, json_body: Any = None, raw: bool = False):
-        """A request that changes nothing on the LMS (GETs and the lookups): retried freely."""
-        params = {k: v for k, v in (params or {}).items() if v is not None}
+    async def _safe(self, method: str, path: str, action: str, parse: Callable[[httpx.Response], T], *,
+                    params: Params | None = None, json_body: object = None) -> T:
+        """A request that changes nothing on the LMS (GETs and the lookups): retried freely. `parse` reads
+        the answer; one it cannot read (ValueError) is retried like a 5xx."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
         last_exc: LmsError | None = None
         for attempt in range(self.retry.attempts):
             retry_after, failure = None, None
             try:
-                resp = await self._http.request(method, path, params=params, json=json_body)
+                resp = await self._http.request(method, path, params=query, json=json_body)
             except httpx.RequestError as exc:
                 failure, last_exc = exc, self._unreachable(exc, action)
                 if isinstance(last_exc, CertificateInvalid):
                     raise last_exc from None
             else:
                 if resp.status_code < 300:
-                    if raw:
-                        return resp
                     try:
-                        return resp.json()
+                        return parse(resp)
                     except ValueError:
                         last_exc = ServerError(f"The LMS sent an answer that could not be read while trying to {action}; try again later.")
                 elif resp.status_code in RETRY_STATUSES or resp.status_code >= 500:
@@ -227,7 +231,8 @@ class LmsClient(OwnsHttpClient):
                     raise self._error_for(resp, action)
             if attempt + 1 < self.retry.attempts:
                 wait = self.retry.delay(attempt, retry_after)
-                log.debug("%s %s: attempt %d failed (%s); retrying in %.2f s", method, path, attempt + 1, last_exc.status or "no answer", wait)
+                log.debug("%s %s: attempt %d failed (%s); retrying in %.2f s", method, path, attempt + 1,
+                          last_exc.status if last_exc is not None and last_exc.status else "no answer", wait)
                 await self.retry.wait(wait, failure)
         assert last_exc is not None
         raise last_exc
@@ -255,7 +260,8 @@ class LmsClient(OwnsHttpClient):
         items: list[Course] = []
         missing: list[str] = []
         for i in range(0, len(ids), MAX_KEYS):
-            data = await self._safe("POST", "/courses/lookup", "look up courses", json_body={"external_ids": ids[i : i + MAX_KEYS]})
+            data = await self._safe("POST", "/courses/lookup", "look up courses", json_object,
+                                    json_body={"external_ids": ids[i : i + MAX_KEYS]})
             items += [Course.from_json(x) for x in data.get("items", [])]
             missing += list(data.get("missing", []))
         return CourseLookup(tuple(items), tuple(missing))
@@ -268,7 +274,7 @@ class LmsClient(OwnsHttpClient):
         for i in range(0, max(len(keys), 1) if keys else 0, MAX_KEYS):
             chunk = keys[i : i + MAX_KEYS]
             body = {"external_user_ids": [v for k, v in chunk if k == "id"], "emails": [v for k, v in chunk if k == "email"]}
-            data = await self._safe("POST", "/users/lookup", "look up users", json_body=body)
+            data = await self._safe("POST", "/users/lookup", "look up users", json_object, json_body=body)
             items += [User.from_json(x) for x in data.get("items", [])]
             miss_ids += list(data.get("missing_external_user_ids", []))
             miss_emails += list(data.get("missing_emails", []))
@@ -279,7 +285,8 @@ class LmsClient(OwnsHttpClient):
         out: list[Enrollment] = []
         keys = list(keys)
         for i in range(0, len(keys), MAX_KEYS):
-            data = await self._safe("POST", "/enrollments/lookup", "look up enrollments", json_body={"keys": keys[i : i + MAX_KEYS]})
+            data = await self._safe("POST", "/enrollments/lookup", "look up enrollments", json_object,
+                                    json_body={"keys": keys[i : i + MAX_KEYS]})
             out += [Enrollment.from_json(x) for x in data.get("items", [])]
         return out
 
@@ -318,12 +325,12 @@ class LmsClient(OwnsHttpClient):
         return Page([RowResult.from_json(x) for x in data.get("items", [])], data.get("next_offset"))
 
     async def import_remaining(self, import_id: int) -> Remaining:
-        resp = await self._safe("GET", f"/imports/{int(import_id)}/remaining", f"read the unprocessed rows of import {import_id}", raw=True)
+        resp = await self._safe("GET", f"/imports/{int(import_id)}/remaining", f"read the unprocessed rows of import {import_id}", answer)
         first = resp.headers.get("X-First-Row")
         return Remaining(resp.content, int(first) if first and first.strip().isdigit() else None)
 
     async def import_file(self, import_id: int) -> bytes:
-        resp = await self._safe("GET", f"/imports/{int(import_id)}/file", f"download the file of import {import_id}", raw=True)
+        resp = await self._safe("GET", f"/imports/{int(import_id)}/file", f"download the file of import {import_id}", answer)
         return resp.content
 
     async def locks(self) -> list[Lock]:
@@ -344,7 +351,8 @@ class LmsClient(OwnsHttpClient):
         return await self._post_at_most_once(f"/locks/{importer}/unlock", {"import_id": int(import_id)}, action,
                                              parse=UnlockResult.from_json, settle=unlocked)
 
-    async def _post_at_most_once(self, path: str, body: dict, action: str, *, parse, settle):
+    async def _post_at_most_once(self, path: str, body: JsonObject, action: str, *, parse: Callable[[JsonObject], T],
+                                 settle: Callable[[], Awaitable[T | None]]) -> T:
         """POST a change that must happen at most once. A refused connection is retried (nothing was
         sent); after an unknown outcome (dropped, unreadable answer, 5xx, 429) `settle()` asks the LMS
         whether it happened before anything is sent again."""
@@ -361,7 +369,7 @@ class LmsClient(OwnsHttpClient):
                 resp = None
             if resp is not None and resp.status_code in (200, 201):
                 try:
-                    return parse(resp.json())
+                    return parse(json_object(resp))
                 except (ValueError, KeyError, TypeError):
                     resp = None
             if resp is not None and resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
@@ -426,7 +434,7 @@ class LmsClient(OwnsHttpClient):
 
     # ---- submitting an import ------------------------------------------------------------
 
-    async def submit_import(self, path: str | os.PathLike, *, importer: str, course_external_id: str | None = None,
+    async def submit_import(self, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
                             idempotency_key: str | None = None, file_name: str | None = None,
                             progress: ProgressCallback | None = None, expected_sha256: str | None = None) -> Import:
         receipt = await self.submit_import_detailed(path, importer=importer, course_external_id=course_external_id,
@@ -464,3 +472,16 @@ def _event(kind: str, raw: str) -> ServerEvent:
     if kind == "lock" and isinstance(data, dict):
         return ServerEvent(kind, Lock.from_json(data))
     return ServerEvent(kind, data if isinstance(data, dict) else {"value": data})
+
+
+def json_object(resp: httpx.Response) -> JsonObject:
+    """An answer's JSON object; anything else (not JSON, a list) is an answer that could not be read."""
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise ValueError("the answer is not a JSON object")
+    return data
+
+
+def answer(resp: httpx.Response) -> httpx.Response:
+    """The answer itself (a file, the remaining rows): read by the caller."""
+    return resp

@@ -8,6 +8,7 @@ from datetime import datetime, UTC
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+JsonObject = dict[str, Any]  # a JSON object as the LMS sent it; `from_json` picks the fields it knows
 
 
 def parse_time(value: str | None) -> datetime | None:

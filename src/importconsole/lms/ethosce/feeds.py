@@ -20,7 +20,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -35,6 +34,7 @@ from importconsole.lms.ethosce.errors import (
 )
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
+from importconsole.lms.models import JsonObject
 
 IMPORT_FORM = "feeds_import_form"
 UNLOCK_FORM = "feeds_unlock_tab_form"
@@ -45,7 +45,7 @@ CRON_PAGE = "/admin/config/system/cron"
 CRON_FORM = "system_cron_settings"
 
 # (percentage 0-100 as Feeds' batch reports it, step number from 1)
-BatchProgress = Callable[[float, int], Any]
+BatchProgress = Callable[[float, int], object]  # its answer is ignored
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def parse_status(page: Page, importer_id: str) -> ImporterStatus:
     form = page.form(IMPORT_FORM)
     fieldset = page.root.find("fieldset", id="edit-source-status")
     box = fieldset.find("div", cls="feeds-source-status") if fieldset is not None else None
-    if form is None or form.submit is None or box is None:
+    if form is None or form.submit is None or fieldset is None or box is None:
         raise UnexpectedPage(f"The page of importer {importer_id!r} has no Feeds import form with a status and an "
                              "import button; check the importer id (importconsole imports lists them).")
     lines = tuple(li.text() for li in box.find_all("li"))
@@ -240,8 +240,9 @@ def parse_importers(page: Page) -> list[ImporterInfo]:
     for row in page.root.find_all("tr"):
         cells = [c for c in row.children if isinstance(c, Element) and c.tag == "td"]
         link = cells[0].find("a") if cells else None
-        href = (link.get("href") or "") if link is not None else ""
-        path = httpx.URL(href).path
+        if link is None:
+            continue
+        path = httpx.URL(link.get("href") or "").path
         if "/import/" not in path:
             continue
         importer_id = path.rstrip("/").rsplit("/import/", 1)[1]
@@ -396,7 +397,7 @@ class FeedsSite:
                             "browser session that started an import can drive its batch. If the importer stays "
                             "locked, diagnose and unlock it.", status=resp.status_code)
 
-    async def step(self, batch_id: int) -> tuple[int, dict | None]:
+    async def step(self, batch_id: int) -> tuple[int, JsonObject | None]:
         """One `POST /batch?id=N&op=do`: (HTTP status, the JSON answer or None)."""
         resp = await self.session.request("POST", f"/batch?id={int(batch_id)}&op=do", f"drive batch {batch_id}",
                                           retry=False, content=b"", headers={"Accept": "application/json"})

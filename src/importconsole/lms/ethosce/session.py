@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import IO
 
 import httpx
 
@@ -28,6 +28,9 @@ from importconsole.lms.ethosce.html import Form, Page
 from importconsole.lms.transport import OwnsHttpClient, RetryPolicy, Secret, http_client
 
 log = logging.getLogger(__name__)
+
+Query = Mapping[str, str | int]
+FormFiles = Mapping[str, tuple[str, IO[bytes], str]]  # field name: (file name, open file, content type)
 
 # httpcore logs response headers at DEBUG, Set-Cookie included: the session cookie is hidden from any
 # record of the HTTP libraries' loggers before a handler sees it.
@@ -73,7 +76,7 @@ class DrupalSession(OwnsHttpClient):
     `submit(path, form, fields, files=)` POSTs a scraped form. `login_posts` counts the login POSTs sent.
     """
 
-    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike | None = None,
+    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike[str] | None = None,
                  timeout: float | httpx.Timeout = 60.0, transport: httpx.AsyncBaseTransport | None = None,
                  profile: str | None = None, retry: RetryPolicy | None = None):
         self.site_url = check_site_url(base_url)
@@ -108,7 +111,9 @@ class DrupalSession(OwnsHttpClient):
 
     # ---- raw requests ------------------------------------------------------------------------
 
-    async def request(self, method: str, path: str, action: str, *, retry: bool | None = None, **kw: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, action: str, *, retry: bool | None = None, params: Query | None = None,
+                      data: Mapping[str, str] | None = None, files: FormFiles | None = None, content: bytes | None = None,
+                      headers: Mapping[str, str] | None = None) -> httpx.Response:
         """One request, relative to the site root. Connection failures of GETs (and of `retry=True` requests)
         are retried with backoff; nothing else is. Raises a sentence error when the site cannot be reached."""
         retry = method == "GET" if retry is None else retry
@@ -116,7 +121,8 @@ class DrupalSession(OwnsHttpClient):
         last: LmsError | None = None
         for attempt in range(attempts):
             try:
-                return await self._http.request(method, path.lstrip("/"), **kw)
+                return await self._http.request(method, path.lstrip("/"), params=params, data=data, files=files,
+                                                content=content, headers=headers)
             except httpx.RequestError as exc:
                 last = unreachable(self.host, exc, action)
                 if isinstance(last, CertificateInvalid) or attempt + 1 >= attempts:
@@ -170,7 +176,7 @@ class DrupalSession(OwnsHttpClient):
             return True
         return page is not None and page.form("user_login") is not None
 
-    async def get_page(self, path: str, action: str, *, params: Mapping[str, Any] | None = None) -> Page:
+    async def get_page(self, path: str, action: str, *, params: Query | None = None) -> Page:
         """GETs an admin page as the logged-in admin; logs in again once, quietly, if the session expired."""
         if not self.logged_in:
             await self.login()
@@ -202,8 +208,8 @@ class DrupalSession(OwnsHttpClient):
         """A form POST answered as to an anonymous visitor: the session expired (nothing was done)."""
         return self._expired(resp, None)
 
-    async def submit(self, path: str, form: Form, fields: Mapping[str, Any], action: str, *,
-                     files: Mapping[str, Any] | None = None) -> httpx.Response:
+    async def submit(self, path: str, form: Form, fields: Mapping[str, str], action: str, *,
+                     files: FormFiles | None = None) -> httpx.Response:
         """POSTs a form scraped from a page: its hidden fields (form_build_id, form_token, form_id) plus
         `fields`. Not retried, not redirected: the caller reads the answer."""
         data = {**form.hidden, **fields}
