@@ -45,6 +45,8 @@ from importconsole.lms.models import (
     CreditType,
     Enrollment,
     Import,
+    Importer,
+    ImportState,
     JsonObject,
     Lock,
     Me,
@@ -346,7 +348,7 @@ class LmsClient(OwnsHttpClient):
 
         async def unlocked() -> UnlockResult | None:
             imp = await self.get_import(import_id)
-            return UnlockResult(await self.lock(importer), imp) if imp.state == "unlocked" else None
+            return UnlockResult(await self.lock(importer), imp) if imp.state == ImportState.UNLOCKED else None
 
         return await self._post_at_most_once(f"/locks/{importer}/unlock", {"import_id": int(import_id)}, action,
                                              parse=UnlockResult.from_json, settle=unlocked)
@@ -449,7 +451,7 @@ class LmsClient(OwnsHttpClient):
         after an unknown outcome the server is asked for that key before anything is sent again.
         With `expected_sha256` (the validated file's hash), a file that changes during the upload
         is cut off before the body ends and FileChangedDuringUpload says nothing was imported."""
-        if importer not in ("course", "global"):
+        if importer not in tuple(Importer):
             raise ValueError(f"importer must be 'course' or 'global', not {importer!r}")
         path = Path(path)
         form = {"importer": importer}

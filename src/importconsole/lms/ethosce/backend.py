@@ -30,6 +30,7 @@ from importconsole.lms.models import (
     CreditType,
     Enrollment,
     Import,
+    Importer,
     JsonObject,
     Lock,
     Me,
@@ -111,7 +112,7 @@ class EthosceBackend:
 
     def importer_id(self, importer: str) -> str:
         """"course"/"global" (the reference API's names) or a Feeds importer id, as the id."""
-        if importer in ("course", "global"):
+        if importer in tuple(Importer):
             found: str | None = self.profile_config.importer_id(importer)
             if not found:
                 raise CapabilityMissing(FEEDS_CAPABILITIES, "import_ids", "find the global importer",
