@@ -12,13 +12,14 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -78,6 +79,9 @@ from importconsole.lms.transport import (
 from importconsole.lms.upload import SubmitReceipt as SubmitReceipt
 from importconsole.lms.upload import Upload
 
+if TYPE_CHECKING:
+    from importconsole.lms.facts import ApiFacts
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -129,6 +133,12 @@ class LmsClient(OwnsHttpClient):
     @property
     def host(self) -> str:
         return self.api_url.host
+
+    def facts(self, loop: asyncio.AbstractEventLoop) -> ApiFacts:
+        """The validation rules' facts from this API (`lms.facts.ApiFacts`), for a worker thread."""
+        from importconsole.lms.facts import ApiFacts
+
+        return ApiFacts(self, loop)
 
     # ---- the error sentences -------------------------------------------------------------
 
