@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
-from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.lms.models import FINISHED_STATES, Import, ImportState, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = (ImportState.QUEUED, ImportState.RUNNING)
 
 
 class RateWindow:
