@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from importconsole.importfile.award import RecordedCredit, and_list, completion_award
 from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
-from importconsole.lms.models import Import
+from importconsole.lms.models import FINISHED_STATES, Import
 from importconsole.lms.port import LmsBackend, require
 from importconsole.private_files import write_private
 
@@ -344,19 +344,18 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
 
 
 def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
+    from importconsole.importfile.columns import cell_value, find_columns
     from importconsole.importfile.reader import ImportFileError, open_import_file
 
     opened = open_import_file(file)
-    header = [h.strip() for h in opened.header]
-    col = {name: i for i, name in enumerate(header)}
+    col = find_columns(opened.header)  # as the LMS reads the header: `External_User_ID` is external_user_id
     if "external_course_id" not in col and not course_external_id:
         raise ImportFileError(
             f"{file}: the header has no external_course_id column, so the file does not say which course its "
             "rows are for", path=file, fix=f"name the course: importconsole credit-fix --file {file} --course EXTERNAL_ID")
 
     def cell(cells, name):
-        i = col.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+        return cell_value(cells, col, name)
 
     learners: dict[tuple[str, str], _Learner] = {}
     for record in opened.records():
@@ -515,7 +514,7 @@ def fix_key(course_external_id: str, content: bytes) -> str:
     return f"credit-fix-{hashlib.sha256(course_external_id.encode()).hexdigest()[:8]}-{hashlib.sha256(content).hexdigest()[:40]}"
 
 
-ENDED = ("completed", "completed_with_errors", "failed", "unlocked")
+ENDED = FINISHED_STATES
 
 
 @dataclass(frozen=True)
