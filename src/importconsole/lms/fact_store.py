@@ -1,0 +1,105 @@
+"""`FactStore`: what the LMS answered about each learner, kept for the run with memory bounded.
+
+Validation asks the LMS about every distinct learner of a file once (the look-up counts per learner are
+measured by `make bench`), so the answers must be kept for the whole run: a learner on row 10 and row
+900,000 is not asked twice. Kept as Python objects they grew with the file (a 32 MB file of distinct
+learners: 595 MiB). Here they are compact JSON-able values (tuples of strings and numbers), in a dict up to
+`IN_MEMORY` entries, then in a temporary SQLite file, as the duplicate-key pass of validation does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+IN_MEMORY = 20_000  # answers kept in a dict up to here (a few MiB), then on disk
+_PER_QUERY = 500  # keys per SELECT (SQLite's older builds allow 999 parameters)
+_MISSING = object()
+
+
+class FactStore:
+    """str key -> a JSON-able answer, or None for "the LMS has no such thing". `missing(keys)` says which
+    keys were never stored. Not thread-safe: callers hold their own lock or stay on one event loop."""
+
+    def __init__(self, in_memory: int = IN_MEMORY) -> None:
+        self._limit = in_memory
+        self._memory: dict[str, Any] = {}
+        self._db: sqlite3.Connection | None = None
+
+    def __len__(self) -> int:
+        if self._db is None:
+            return len(self._memory)
+        return int(self._db.execute("SELECT count(*) FROM f").fetchone()[0])
+
+    @property
+    def on_disk(self) -> bool:
+        return self._db is not None
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The keys never stored, each once, in the order asked."""
+        wanted = list(dict.fromkeys(keys))
+        if self._db is None:
+            return [k for k in wanted if k not in self._memory]
+        known = self._known(wanted)
+        return [k for k in wanted if k not in known]
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The stored answer of each key asked (KeyError for one never stored)."""
+        if self._db is None:
+            return {k: self._memory[k] for k in keys}
+        found = self._known(keys)
+        return {k: found[k] for k in keys}
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        if self._db is None:
+            self._memory.update(items)
+            if len(self._memory) > self._limit:
+                self._spill()
+            return
+        self._db.executemany("INSERT OR REPLACE INTO f VALUES (?, ?)",
+                             ((k, None if v is None else json.dumps(v)) for k, v in items))
+
+    def _known(self, keys: Sequence[str]) -> dict[str, Any]:
+        assert self._db is not None
+        out: dict[str, Any] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), _PER_QUERY):
+            part = unique[i:i + _PER_QUERY]
+            sql = f"SELECT k, v FROM f WHERE k IN ({','.join('?' * len(part))})"
+            for k, v in self._db.execute(sql, part):
+                out[k] = None if v is None else _tuples(json.loads(v))
+        return out
+
+    def _spill(self) -> None:
+        folder = tempfile.TemporaryDirectory(prefix="importconsole-facts-")
+        db = sqlite3.connect(Path(folder.name) / "facts.sqlite3", check_same_thread=False)
+        # A few MiB of page cache, whatever the file's size; nothing to recover after a crash.
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4096; "
+                         "CREATE TABLE f (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID")
+        self._db = db
+        self._finalizer = weakref.finalize(self, _close, db, folder)
+        memory, self._memory = self._memory, {}
+        self.put_many(memory.items())
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._finalizer()
+            self._db = None
+        self._memory = {}
+
+
+def _close(db: sqlite3.Connection, folder: tempfile.TemporaryDirectory[str]) -> None:
+    db.close()
+    folder.cleanup()
+
+
+def _tuples(value: Any) -> Any:
+    """JSON gives lists back: the tuples that were stored."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
