@@ -9,6 +9,7 @@ learners: 595 MiB). Here they are compact JSON-able values (tuples of strings an
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import tempfile
@@ -91,6 +92,14 @@ class FactStore:
             self._finalizer()
             self._db = None
         self._memory = {}
+
+
+def after_lookup() -> None:
+    """Validation turns the cyclic garbage collector off for speed (importfile/validate.py), and each
+    answer of the HTTP client leaves reference cycles (request, response, task) that only it frees: they
+    piled up, one look-up's worth each, for the whole run. Collect the youngest generation then."""
+    if not gc.isenabled():
+        gc.collect(0)
 
 
 def _close(db: sqlite3.Connection, folder: tempfile.TemporaryDirectory[str]) -> None:

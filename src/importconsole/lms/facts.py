@@ -26,7 +26,7 @@ from importconsole.importfile.facts import (
     chunks,
 )
 from importconsole.lms.client import LmsClient
-from importconsole.lms.fact_store import IN_MEMORY, FactStore
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup
 from importconsole.lms.models import Course, Enrollment, User
 
 
@@ -124,7 +124,10 @@ class ApiFacts:
             coro.close()
             raise RuntimeError("ApiFacts must be called from a worker thread, not from the client's event loop")
         self.calls += 1
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+        finally:
+            after_lookup()
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         with self._lock:
