@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from importconsole.importfile.facts import EnrollmentKey, UserKey
+
 IN_MEMORY = 20_000  # answers kept in a dict up to here (a few MiB), then on disk
 _PER_QUERY = 500  # keys per SELECT (SQLite's older builds allow 999 parameters)
 _MISSING = object()
@@ -92,6 +94,16 @@ class FactStore:
             self._finalizer()
             self._db = None
         self._memory = {}
+
+
+def user_name(key: UserKey) -> str:
+    """A learner's key as one string: which kind of key, then the value."""
+    return "i" + key.external_user_id if key.external_user_id is not None else "e" + str(key.email)
+
+
+def enrollment_name(key: EnrollmentKey) -> str:
+    name = user_name(key[0])
+    return f"{len(name)}:{name}{key[1]}"  # the length keeps ("a", "bc") apart from ("ab", "c")
 
 
 def after_lookup() -> None:

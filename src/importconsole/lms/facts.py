@@ -26,7 +26,7 @@ from importconsole.importfile.facts import (
     chunks,
 )
 from importconsole.lms.client import LmsClient
-from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, enrollment_name, user_name
 from importconsole.lms.models import Course, Enrollment, User
 
 
@@ -85,16 +85,6 @@ def enrollment_value(enrollment: Enrollment) -> tuple:
 def from_enrollment_value(value: tuple) -> EnrollmentFact:
     status, credits, id_ = value
     return EnrollmentFact(status=status, credits=credits, id=id_)
-
-
-def user_name(key: UserKey) -> str:
-    """A learner's key as one string: which kind of key, then the value."""
-    return "i" + key.external_user_id if key.external_user_id is not None else "e" + str(key.email)
-
-
-def enrollment_name(key: EnrollmentKey) -> str:
-    name = user_name(key[0])
-    return f"{len(name)}:{name}{key[1]}"  # the length keeps ("a", "bc") apart from ("ab", "c")
 
 
 class ApiFacts:
