@@ -35,7 +35,7 @@ from importconsole.importfile.facts import (
     UserKey,
 )
 from importconsole.lms.ethosce.restws import RestwsClient, page_number
-from importconsole.lms.fact_store import FactStore, after_lookup, user_name
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, user_name
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ def _trim(row: dict, fields: tuple[str, ...]) -> dict:
 class RestwsLookups:
     """The async half: cached look-ups over a `RestwsClient` (usable directly from async code)."""
 
-    def __init__(self, client: RestwsClient):
+    def __init__(self, client: RestwsClient, *, in_memory: int = IN_MEMORY):
         self.client = client
         self._pages: dict[str, int] = {}
         self._first: dict[str, dict] = {}
@@ -69,8 +69,8 @@ class RestwsLookups:
         self.courses: dict[str, dict | None] = {}  # external_course_id -> course row
         # Learners and their enrollments, kept for the run with bounded memory (lms/fact_store.py): only the
         # fields the console reads.
-        self.users = FactStore()  # user_name(key) -> user row, or None
-        self._enrollments = FactStore()  # str(uid) -> the learner's enrollment rows
+        self.users = FactStore(in_memory)  # user_name(key) -> user row, or None
+        self._enrollments = FactStore(in_memory)  # str(uid) -> the learner's enrollment rows
 
     async def table_pages(self, resource: str) -> int:
         if resource not in self._pages:
@@ -181,8 +181,9 @@ class RestwsFacts:
 
     online = True
 
-    def __init__(self, client: RestwsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0):
-        self.lookups = RestwsLookups(client)
+    def __init__(self, client: RestwsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0,
+                 in_memory: int = IN_MEMORY):
+        self.lookups = RestwsLookups(client, in_memory=in_memory)
         self.loop = loop
         self.timeout = timeout
         self._lock = threading.Lock()
