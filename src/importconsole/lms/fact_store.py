@@ -22,12 +22,11 @@ from importconsole.importfile.facts import EnrollmentKey, UserKey
 
 IN_MEMORY = 20_000  # answers kept in a dict up to here (a few MiB), then on disk
 _PER_QUERY = 500  # keys per SELECT (SQLite's older builds allow 999 parameters)
-_MISSING = object()
 
 
 class FactStore:
-    """str key -> a JSON-able answer, or None for "the LMS has no such thing". `missing(keys)` says which
-    keys were never stored. Not thread-safe: callers hold their own lock or stay on one event loop."""
+    """str key -> a JSON-able answer, or None for "the LMS has no such thing"; `known(keys)` leaves out the
+    keys never stored. Not thread-safe: callers hold their own lock or stay on one event loop."""
 
     def __init__(self, in_memory: int = IN_MEMORY) -> None:
         self._limit = in_memory
@@ -43,20 +42,12 @@ class FactStore:
     def on_disk(self) -> bool:
         return self._db is not None
 
-    def missing(self, keys: Iterable[str]) -> list[str]:
-        """The keys never stored, each once, in the order asked."""
-        wanted = list(dict.fromkeys(keys))
+    def known(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The stored answer of each key asked that was stored (the others were never asked)."""
         if self._db is None:
-            return [k for k in wanted if k not in self._memory]
-        known = self._known(wanted)
-        return [k for k in wanted if k not in known]
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
-        """The stored answer of each key asked (KeyError for one never stored)."""
-        if self._db is None:
-            return {k: self._memory[k] for k in keys}
-        found = self._known(keys)
-        return {k: found[k] for k in keys}
+            memory = self._memory
+            return {k: memory[k] for k in keys if k in memory}
+        return self._known(list(dict.fromkeys(keys)))
 
     def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
         if self._db is None:
@@ -67,10 +58,9 @@ class FactStore:
         self._db.executemany("INSERT OR REPLACE INTO f VALUES (?, ?)",
                              ((k, None if v is None else json.dumps(v)) for k, v in items))
 
-    def _known(self, keys: Sequence[str]) -> dict[str, Any]:
+    def _known(self, unique: Sequence[str]) -> dict[str, Any]:
         assert self._db is not None
         out: dict[str, Any] = {}
-        unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), _PER_QUERY):
             part = unique[i:i + _PER_QUERY]
             sql = f"SELECT k, v FROM f WHERE k IN ({','.join('?' * len(part))})"

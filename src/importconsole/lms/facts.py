@@ -128,19 +128,21 @@ class ApiFacts:
 
     def courses(self, external_ids: Sequence[str]) -> dict[str, CourseFact | None]:
         with self._lock:
-            for batch in chunks(self._courses.missing(external_ids), MAX_KEYS):
+            known = self._courses.known(external_ids)
+            for batch in chunks([x for x in dict.fromkeys(external_ids) if x not in known], MAX_KEYS):
                 found = self._run(self.client.lookup_courses(batch))
                 by_id = {c.external_id: c for c in found.items}
-                self._courses.put_many((ext, course_value(by_id[ext]) if ext in by_id else None) for ext in batch)
-            known = self._courses.get_many(external_ids)
+                new = [(ext, course_value(by_id[ext]) if ext in by_id else None) for ext in batch]
+                self._courses.put_many(new)
+                known.update(new)
             return {x: None if known[x] is None else from_course_value(known[x]) for x in external_ids}
 
     def users(self, external_user_ids: Sequence[str], emails: Sequence[str]) -> dict[UserKey, UserFact | None]:
         with self._lock:
             asked = [UserKey(external_user_id=x) for x in external_user_ids] + [UserKey(email=e) for e in emails]
             names = [user_name(k) for k in asked]
-            wanted = set(self._users.missing(names))
-            for batch in chunks([k for k in dict.fromkeys(asked) if user_name(k) in wanted], MAX_KEYS):
+            known = self._users.known(names)
+            for batch in chunks([k for k in dict.fromkeys(asked) if user_name(k) not in known], MAX_KEYS):
                 ids = [k.external_user_id for k in batch if k.external_user_id is not None]
                 mails = [k.email for k in batch if k.email is not None]
                 found = self._run(self.client.lookup_users(ids, mails))
@@ -151,15 +153,16 @@ class ApiFacts:
                         answers[user_name(UserKey(external_user_id=user.external_user_id))] = value
                     if user.email:
                         answers[user_name(UserKey(email=user.email))] = value
-                self._users.put_many((user_name(k), answers.get(user_name(k))) for k in batch)
-            known = self._users.get_many(names)
+                new = [(user_name(k), answers.get(user_name(k))) for k in batch]
+                self._users.put_many(new)
+                known.update(new)
             return {k: None if known[n] is None else UserFact(*known[n]) for k, n in zip(asked, names)}
 
     def enrollments(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, EnrollmentFact | None]:
         with self._lock:
             names = [enrollment_name(k) for k in keys]
-            wanted = set(self._enrollments.missing(names))
-            for batch in chunks([k for k in dict.fromkeys(keys) if enrollment_name(k) in wanted], MAX_KEYS):
+            known = self._enrollments.known(names)
+            for batch in chunks([k for k in dict.fromkeys(keys) if enrollment_name(k) not in known], MAX_KEYS):
                 body = []
                 for user, course in batch:
                     who = {"external_user_id": user.external_user_id} if user.external_user_id is not None else {"email": user.email}
@@ -173,6 +176,7 @@ class ApiFacts:
                                                  enrollment.course_external_id))] = value
                     if enrollment.email:
                         answers[enrollment_name((UserKey(email=enrollment.email), enrollment.course_external_id))] = value
-                self._enrollments.put_many((enrollment_name(k), answers.get(enrollment_name(k))) for k in batch)
-            known = self._enrollments.get_many(names)
+                new = [(enrollment_name(k), answers.get(enrollment_name(k))) for k in batch]
+                self._enrollments.put_many(new)
+                known.update(new)
             return {k: None if known[n] is None else from_enrollment_value(known[n]) for k, n in zip(keys, names)}

@@ -129,16 +129,17 @@ class RestwsLookups:
 
     async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, dict | None]:
         names = {k: user_name(k) for k in keys}
-        unknown = set(self.users.missing(names.values()))
-        wanted = [k for k in dict.fromkeys(keys) if names[k] in unknown]
+        known = self.users.known(names.values())
+        wanted = [k for k in names if names[k] not in known]
         if wanted and not await self._cheaper_whole("user", len(wanted)):
             found = await asyncio.gather(*(
                 self.client.users(external_user_id=k.external_user_id) if k.external_user_id is not None
                 else self.client.users(mail=k.email) for k in wanted))
-            settled = [(k, rows) for k, rows in zip(wanted, found) if rows or k.external_user_id is not None]
-            self.users.put_many((names[k], _trim(rows[0], USER_FIELDS) if rows else None) for k, rows in settled)
-            done = {k for k, _ in settled}
-            wanted = [k for k in wanted if k not in done]  # e-mails in another case: the whole table decides
+            new = [(names[k], _trim(rows[0], USER_FIELDS) if rows else None)
+                   for k, rows in zip(wanted, found) if rows or k.external_user_id is not None]
+            self.users.put_many(new)
+            known.update(new)
+            wanted = [k for k in wanted if names[k] not in known]  # e-mails in another case: the whole table decides
         if wanted:
             by_id: dict[str, dict] = {}
             by_mail: dict[str | None, dict] = {}  # get(None) when the key has no e-mail
@@ -147,28 +148,33 @@ class RestwsLookups:
                     by_id[u["external_user_id"]] = u
                 if u.get("mail"):
                     by_mail.setdefault(u["mail"].lower(), u)
-            answers = ((k, by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email))
-                       for k in wanted)
-            self.users.put_many((names[k], None if u is None else _trim(u, USER_FIELDS)) for k, u in answers)
-        known = self.users.get_many(list(names.values()))
+            answers = [(k, by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email))
+                       for k in wanted]
+            new = [(names[k], None if u is None else _trim(u, USER_FIELDS)) for k, u in answers]
+            self.users.put_many(new)
+            known.update(new)
         return {k: known[names[k]] for k in keys}
 
     async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, dict | None]:
         users = await self.user_rows([k for k, _ in keys])
         courses = await self.course_rows([c for _, c in keys])
         uids = [str(ref_id(u["uid"])) for u in users.values() if u is not None]
-        wanted = [int(u) for u in self._enrollments.missing(uids)]
+        known = self._enrollments.known(uids)
+        wanted = [int(u) for u in dict.fromkeys(uids) if u not in known]
         if wanted and await self._cheaper_whole("course_enrollment", len(wanted)):
             table: dict[int, list[dict]] = {}
             for e in await self.whole("course_enrollment"):
                 table.setdefault(ref_id(e["uid"]), []).append(_trim(e, ENROLLMENT_FIELDS))
-            self._enrollments.put_many((str(uid), tuple(table.get(uid, ()))) for uid in wanted)
+            new = [(str(uid), tuple(table.get(uid, ()))) for uid in wanted]
         elif wanted:
             found = await asyncio.gather(*(self.client.enrollments(uid=uid) for uid in wanted))
-            self._enrollments.put_many((str(uid), tuple(_trim(e, ENROLLMENT_FIELDS) for e in rows))
-                                       for uid, rows in zip(wanted, found))
+            new = [(str(uid), tuple(_trim(e, ENROLLMENT_FIELDS) for e in rows)) for uid, rows in zip(wanted, found)]
+        else:
+            new = []
+        self._enrollments.put_many(new)
+        known.update(new)
         # A learner's enrollments by course (the last row of a course wins, as before).
-        by_uid = {uid: {ref_id(e["nid"]): e for e in rows} for uid, rows in self._enrollments.get_many(uids).items()}
+        by_uid = {uid: {ref_id(e["nid"]): e for e in rows} for uid, rows in known.items()}
         out: dict[EnrollmentKey, dict | None] = {}
         for key in keys:
             user, course = users.get(key[0]), courses.get(key[1])
