@@ -3,14 +3,15 @@
 Validation asks the LMS about every distinct learner of a file once (the look-up counts per learner are
 measured by `make bench`), so the answers must be kept for the whole run: a learner on row 10 and row
 900,000 is not asked twice. Kept as Python objects they grew with the file (a 32 MB file of distinct
-learners: 595 MiB). Here they are compact JSON-able values (tuples of strings and numbers), in a dict up to
-`IN_MEMORY` entries, then in a temporary SQLite file, as the duplicate-key pass of validation does.
+learners: 595 MiB). Here they are compact values (tuples of strings and numbers), in a dict up to
+`IN_MEMORY` entries, then in a temporary SQLite file (values in `marshal`'s format: this process's own data,
+read back by it alone, in a folder only its user can open), as the duplicate-key pass of validation does.
 """
 
 from __future__ import annotations
 
 import gc
-import json
+import marshal
 import sqlite3
 import tempfile
 import weakref
@@ -25,7 +26,7 @@ _PER_QUERY = 500  # keys per SELECT (SQLite's older builds allow 999 parameters)
 
 
 class FactStore:
-    """str key -> a JSON-able answer, or None for "the LMS has no such thing"; `known(keys)` leaves out the
+    """str key -> an answer made of tuples, lists, dicts, str, numbers, bool (what `marshal` keeps), or None for "the LMS has no such thing"; `known(keys)` leaves out the
     keys never stored. Not thread-safe: callers hold their own lock or stay on one event loop."""
 
     def __init__(self, in_memory: int = IN_MEMORY) -> None:
@@ -56,7 +57,7 @@ class FactStore:
                 self._spill()
             return
         self._db.executemany("INSERT OR REPLACE INTO f VALUES (?, ?)",
-                             ((k, None if v is None else json.dumps(v)) for k, v in items))
+                             ((k, None if v is None else marshal.dumps(v)) for k, v in items))
 
     def _known(self, unique: Sequence[str]) -> dict[str, Any]:
         assert self._db is not None
@@ -65,7 +66,7 @@ class FactStore:
             part = unique[i:i + _PER_QUERY]
             sql = f"SELECT k, v FROM f WHERE k IN ({','.join('?' * len(part))})"
             for k, v in self._db.execute(sql, part):
-                out[k] = None if v is None else _tuples(json.loads(v))
+                out[k] = None if v is None else marshal.loads(v)
         return out
 
     def _spill(self) -> None:
@@ -73,7 +74,7 @@ class FactStore:
         db = sqlite3.connect(Path(folder.name) / "facts.sqlite3", check_same_thread=False)
         # A few MiB of page cache, whatever the file's size; nothing to recover after a crash.
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4096; "
-                         "CREATE TABLE f (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID")
+                         "CREATE TABLE f (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID")
         self._db = db
         self._finalizer = weakref.finalize(self, _close, db, folder)
         memory, self._memory = self._memory, {}
@@ -108,9 +109,3 @@ def _close(db: sqlite3.Connection, folder: tempfile.TemporaryDirectory[str]) -> 
     db.close()
     folder.cleanup()
 
-
-def _tuples(value: Any) -> Any:
-    """JSON gives lists back: the tuples that were stored."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value

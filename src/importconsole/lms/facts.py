@@ -141,8 +141,9 @@ class ApiFacts:
         with self._lock:
             asked = [UserKey(external_user_id=x) for x in external_user_ids] + [UserKey(email=e) for e in emails]
             names = [user_name(k) for k in asked]
+            named = dict(zip(asked, names))
             known = self._users.known(names)
-            for batch in chunks([k for k in dict.fromkeys(asked) if user_name(k) not in known], MAX_KEYS):
+            for batch in chunks([k for k, n in named.items() if n not in known], MAX_KEYS):
                 ids = [k.external_user_id for k in batch if k.external_user_id is not None]
                 mails = [k.email for k in batch if k.email is not None]
                 found = self._run(self.client.lookup_users(ids, mails))
@@ -153,7 +154,7 @@ class ApiFacts:
                         answers[user_name(UserKey(external_user_id=user.external_user_id))] = value
                     if user.email:
                         answers[user_name(UserKey(email=user.email))] = value
-                new = [(user_name(k), answers.get(user_name(k))) for k in batch]
+                new = [(named[k], answers.get(named[k])) for k in batch]
                 self._users.put_many(new)
                 known.update(new)
             return {k: None if known[n] is None else UserFact(*known[n]) for k, n in zip(asked, names)}
@@ -161,8 +162,9 @@ class ApiFacts:
     def enrollments(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, EnrollmentFact | None]:
         with self._lock:
             names = [enrollment_name(k) for k in keys]
+            named = dict(zip(keys, names))
             known = self._enrollments.known(names)
-            for batch in chunks([k for k in dict.fromkeys(keys) if enrollment_name(k) not in known], MAX_KEYS):
+            for batch in chunks([k for k, n in named.items() if n not in known], MAX_KEYS):
                 body = []
                 for user, course in batch:
                     who = {"external_user_id": user.external_user_id} if user.external_user_id is not None else {"email": user.email}
@@ -176,7 +178,7 @@ class ApiFacts:
                                                  enrollment.course_external_id))] = value
                     if enrollment.email:
                         answers[enrollment_name((UserKey(email=enrollment.email), enrollment.course_external_id))] = value
-                new = [(enrollment_name(k), answers.get(enrollment_name(k))) for k in batch]
+                new = [(named[k], answers.get(named[k])) for k in batch]
                 self._enrollments.put_many(new)
                 known.update(new)
             return {k: None if known[n] is None else from_enrollment_value(known[n]) for k, n in zip(keys, names)}
