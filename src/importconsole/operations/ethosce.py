@@ -21,14 +21,15 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importconsole.journal import Journal
 from importconsole.lms.ethosce.backend import FEEDS_CAPABILITIES, EthosceBackend
-from importconsole.lms.ethosce.errors import ImportDied
+from importconsole.lms.ethosce.errors import BatchInterrupted as ConnectionLostMidBatch
+from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
 from importconsole.lms.ethosce.feeds import BatchOutcome, ImporterStatus
 from importconsole.lms.ethosce.diagnose import MAPPED as TRANSCRIPT_COLUMNS
 from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, read_feed_file, stored_key
@@ -38,8 +39,12 @@ from importconsole.operations.recover import RecoveryRefused
 from importconsole.private_files import open_private, private_folder
 from datetime import UTC
 
+if TYPE_CHECKING:
+    from importconsole.operations.submit import SubmitPlan
+
 RowKey = tuple[str, ...]
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
+Sleep = Callable[[float], Awaitable[object]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +81,7 @@ def _stored_form(column: str, value: str) -> str:
     return value
 
 
-def read_file_rows(path: str | os.PathLike) -> FileRows:
+def read_file_rows(path: str | os.PathLike[str]) -> FileRows:
     """Read with the console's import-file reader (encodings, BOM), mapped like Feeds maps a header
     (cells trimmed and lower-cased). Raises ImportFileError (a sentence with row and column)."""
     from importconsole.importfile.reader import ImportFileError, open_import_file
@@ -218,7 +223,7 @@ def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float,
             "site did not store.")
 
 
-async def submit_to_importer(backend: EthosceBackend, plan: Any, importer_id: str, *, journal: Journal,
+async def submit_to_importer(backend: EthosceBackend, plan: SubmitPlan, importer_id: str, *, journal: Journal,
                              progress: Progress | None = None) -> ImporterSubmitOutcome:
     """Upload a validated `SubmitPlan`'s file to `importer_id` and drive the batch to the end. Raises
     `UploadRefused` (locked: nothing imported), `ImportDied` (a batch step answered 500: the sentence says
@@ -241,15 +246,17 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     try:
         up = await backend.feeds.upload(importer_id, upload_path or file.path)
     except BaseException as error:
-        journal.complete(entry, "refused" if hasattr(error, "percent") else "unknown", message=str(error) or None)
+        journal.complete(entry, "refused" if isinstance(error, UploadRefused) else "unknown", message=str(error) or None)
         raise
     if up.scheduled:
         journal.complete(entry, "scheduled", message="queued until the site's cron runs", first_stored_id=mark)
         return ImporterSubmitOutcome(importer_id, file, None, True, None)
-    journal.complete(entry, "uploaded", message=f"batch {up.batch_id} started", batch_id=up.batch_id)
+    batch_id = up.batch_id
+    assert batch_id is not None  # not scheduled: batch mode always names its batch (FeedsSite.send_upload)
+    journal.complete(entry, "uploaded", message=f"batch {batch_id} started", batch_id=batch_id)
     batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
                           importer=importer_id,
-                          file_path=file.path, sha256=file.sha256, batch_id=up.batch_id, first_stored_id=mark)
+                          file_path=file.path, sha256=file.sha256, batch_id=batch_id, first_stored_id=mark)
     percent = 0.0
 
     def step(pct: float, _n: int) -> None:
@@ -259,13 +266,14 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
             progress(file.count if pct >= 100 else file.rows_at_percent(pct), file.count)
 
     try:
-        outcome = await backend.feeds.drive_batch(importer_id, up.batch_id, on_progress=step)
+        outcome = await backend.feeds.drive_batch(importer_id, batch_id, on_progress=step)
     except (asyncio.CancelledError, KeyboardInterrupt, Exception) as error:
-        text = interrupted_sentence(importer_id, up.batch_id, percent, file, recover_path)
+        text = interrupted_sentence(importer_id, batch_id, percent, file, recover_path)
         journal.complete(batch, "interrupted", message=text)
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             raise BatchInterrupted(text, cancelled=True) from None
-        raise BatchInterrupted(f"{getattr(error, 'reason', None) or error} {text}") from None
+        why = error.reason if isinstance(error, ConnectionLostMidBatch) else error  # the failure alone, not its meaning
+        raise BatchInterrupted(f"{why or error} {text}") from None
     if outcome.died:
         text = died_sentence(outcome, file)
         journal.complete(batch, "died", message=text)
@@ -274,11 +282,11 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     # ends the batch at once with "Cannot acquire lock", having stored nothing.
     stored = len(await backend.restws.transcript_rows(after_id=mark))
     if stored < file.count:
-        text = short_sentence(importer_id, up.batch_id, file, stored, outcome.messages, recover_path)
+        text = short_sentence(importer_id, batch_id, file, stored, outcome.messages, recover_path)
         journal.complete(batch, "short", message=text)
         raise ImportDied(text, outcome=outcome)
     journal.complete(batch, "finished", message=" ".join(outcome.messages) or None)
-    return ImporterSubmitOutcome(importer_id, file, up.batch_id, False, outcome)
+    return ImporterSubmitOutcome(importer_id, file, batch_id, False, outcome)
 
 
 def short_sentence(importer_id: str, batch_id: int, file: FileRows, stored: int, messages: tuple[str, ...],
@@ -353,7 +361,7 @@ class HungWatch:
 
     def __init__(self, hung_after: float, clock: Callable[[], float] = time.monotonic):
         self.hung_after, self.clock = hung_after, clock
-        self._seen: tuple | None = None
+        self._seen: tuple[bool, int | None, int] | None = None
         self._since = clock()
         self._newest: int | None = None
 
@@ -442,7 +450,7 @@ def need_file(importer_id: str, doing: str) -> CapabilityMissing:
                              f"give the file that was uploaded: importconsole {doing.split()[0]} {importer_id} --file FILE")
 
 
-async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str | os.PathLike | None,
+async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str | os.PathLike[str] | None,
                         journal: Journal | None) -> ImporterPlan:
     """Which rows of the file the site stored and which it did not, and where the import stopped.
     Changes nothing. Refuses (RecoveryRefused) when the stored rows are not this file's first rows."""
@@ -533,7 +541,7 @@ class ImporterRecovery:
 
 async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journal: Journal, unlock: bool = True,
                            reimport: bool = True, say: Callable[[str], None] | None = None,
-                           progress: Progress | None = None, sleep: Callable[[float], Any] = asyncio.sleep) -> ImporterRecovery:
+                           progress: Progress | None = None, sleep: Sleep = asyncio.sleep) -> ImporterRecovery:
     """Compare-and-unlock, then exactly the rows not stored. In background mode, the safe way out
     (docs/ethosce.md): unlock, a header-only file, the dead cron job's lease waited out and cron run
     once (it imports nothing), then the remainder, imported by cron once."""
@@ -590,7 +598,7 @@ LEASE = 30.0  # seconds Drupal's queue keeps a claimed cron job before another c
 
 
 async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journal: Journal,
-                              step: Callable[[str], None], sleep: Callable[[float], Any]) -> None:
+                              step: Callable[[str], None], sleep: Sleep) -> None:
     from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     await _compare_and_unlock(backend, plan, journal, step)

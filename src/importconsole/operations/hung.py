@@ -7,9 +7,10 @@ locked by an import whose `rows_processed` has not changed for `hung_after` seco
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
@@ -17,6 +18,10 @@ from importconsole.importfile.safe_text import describe as describe_character
 from importconsole.private_files import write_private
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from importconsole.journal import Journal
+    from importconsole.lms.models import Import
     from importconsole.lms.port import LmsBackend
 
 Clock = Callable[[], float]
@@ -72,7 +77,7 @@ class StallVerdict:
     sentence: str
 
 
-def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
+def stall_verdict(item: Import, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
     """For `diagnose`: the same rule as the watcher (no progress for `hung_after` seconds while
     the import holds its importer's lock), said in one sentence with the figures."""
     from importconsole.operations.watch import format_duration
@@ -223,7 +228,7 @@ class Diagnosis:
             return f"cause unknown: {self.note}"
         return f"cause unknown: row {self.row} holds no special characters and the header is clean"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "import_id": self.import_id,
             "row": self.row,
@@ -294,7 +299,7 @@ def header_whitespace(header: list[str]) -> list[str]:
     return problems
 
 
-def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int = 0,
+def diagnose_file(import_id: int, path: str | os.PathLike[str], *, rows_processed: int, rows_total: int = 0,
                   file_source: str = "") -> Diagnosis:
     """Look at the row after the last processed one (and the header) of the submitted file.
 
@@ -304,7 +309,7 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     from importconsole.importfile.reader import ImportFileError, open_import_file
 
     row = rows_processed + 1
-    base = dict(import_id=import_id, row=row, file_source=file_source,
+    base: dict[str, Any] = dict(import_id=import_id, row=row, file_source=file_source,
                 rows_processed=rows_processed, rows_total=rows_total)
     try:
         opened = open_import_file(path)
@@ -346,7 +351,8 @@ def diagnose_file(import_id: int, path, *, rows_processed: int, rows_total: int 
     return Diagnosis(**base, line=line, cause=CAUSE_UNKNOWN, note=note)
 
 
-async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
+async def diagnose_import(client: LmsBackend, import_id: int, *, journal: Journal | None = None,
+                          workdir: str | os.PathLike[str] | None = None) -> Diagnosis:
     """Diagnose an import from its submitted file: the local copy when the journal names one
     whose sha256 still matches, else the copy the LMS keeps (GET /imports/{id}/file)."""
     import asyncio
@@ -376,7 +382,7 @@ async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, w
                                        rows_total=item.rows_total, file_source="server")
 
 
-def _local_copy(journal, item):
+def _local_copy(journal: Journal | None, item: Import) -> Path | None:
     """The path the journal recorded for this import, if the file there is still the same bytes."""
     import hashlib
     from pathlib import Path
@@ -388,12 +394,11 @@ def _local_copy(journal, item):
     except Exception:  # an unreadable journal only means we download the file instead
         return None
     for entry in reversed(entries):
-        data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
-        if data.get("import_id") != item.id or not data.get("file_path"):
+        if entry.import_id != item.id or not entry.file_path:
             continue
-        if data.get("sha256") not in (None, item.file_sha256):
+        if entry.sha256 not in (None, item.file_sha256):
             continue
-        path = Path(data["file_path"])
+        path = Path(entry.file_path)
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
-from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.lms.models import FINISHED_STATES, Import, Lock, ServerEvent
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
@@ -253,7 +253,7 @@ class ImportWatcher:
         self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
         self._callbacks: list[Callable[[WatchUpdate], None]] = []
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -304,15 +304,15 @@ class ImportWatcher:
         for state in ACTIVE_STATES:
             page = await self.client.list_imports(state=state)
             self._seen()  # it answers: said before what it says is applied
-            for item in _items(page):
-                active[item.id] = (item, getattr(page, "server_time", None))
+            for item in page.items:
+                active[item.id] = (item, page.server_time)
         for item, server_time in active.values():
             self.apply_import(item, server_time=server_time)
         # Imports we followed that are no longer active ended while we were not told.
         for import_id, known in list(self._imports.items()):
             if known.state in ACTIVE_STATES and import_id not in active:
                 self.apply_import(await self.client.get_import(import_id))
-        for lock in _items(await self.client.locks()):
+        for lock in await self.client.locks():
             self.apply_lock(lock)
 
     async def follow(self, import_id: int) -> None:
@@ -378,11 +378,11 @@ class ImportWatcher:
             self._publish(WatchUpdate("import", view=view, connection=self.connection))
         if hung and self._diagnose and import_id not in self._diagnoses and import_id not in self._diagnosing:
             self._diagnosing.add(import_id)
-            asyncio.get_running_loop().create_task(self._run_diagnosis(item))
+            asyncio.get_running_loop().create_task(self._run_diagnosis(item, self._diagnose))
 
-    async def _run_diagnosis(self, item: Import) -> None:
+    async def _run_diagnosis(self, item: Import, diagnose: Diagnoser) -> None:
         try:
-            self._diagnoses[item.id] = await self._diagnose(item)
+            self._diagnoses[item.id] = await diagnose(item)
         except Exception as error:  # the view says so; a broken diagnosis must not stop watching
             self.last_error = f"could not diagnose import {item.id}: {error}"
         finally:
@@ -447,7 +447,7 @@ class ImportWatcher:
         with contextlib.suppress(Exception):
             await self.poll_once()
 
-    def _apply_event(self, event: Any) -> None:
+    def _apply_event(self, event: ServerEvent) -> None:
         if event.kind == "import" and isinstance(event.data, Import):
             self.apply_import(event.data)
         elif event.kind == "lock" and isinstance(event.data, Lock):
@@ -479,10 +479,6 @@ class ImportWatcher:
             queue.put_nowait(update)
         for callback in self._callbacks:
             callback(update)
-
-
-def _items(page: Any) -> list:
-    return list(getattr(page, "items", page))
 
 
 def _differs(a: ImportView, b: ImportView) -> bool:
