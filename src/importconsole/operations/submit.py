@@ -195,25 +195,8 @@ async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_afte
     return done
 
 
-def _validate(path: Path, importer: str, course: str | None, facts: LmsFacts | None,
-              progress: Callable[[int, int], None] | None) -> ValidationReport:
-    from importconsole.importfile.validate import validate
-
-    return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
-
-
-async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
-                         facts: LmsFacts | None = None, validation_progress: Callable[[int, int], None] | None = None,
-                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
-    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
-    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
-    attached to one course), so the course-level importer needs no --course."""
-    path = Path(path)
-    if importer not in ("course", "global"):
-        raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == "course" and not course_external_id and not rows_name_course:
-        raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
-                            "(or use --importer global for a multi-course legacy file).")
+async def _hash_readable(path: Path) -> tuple[str, int]:
+    """sha256 and size of a regular, readable file; SubmitRefused (unreadable) otherwise."""
     from importconsole.importfile.reader import ImportFileError, check_regular_file
 
     try:
@@ -221,29 +204,26 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     except ImportFileError as exc:
         raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     try:
-        sha_before, size = await asyncio.to_thread(file_sha256, path)
+        return await asyncio.to_thread(file_sha256, path)
     except ImportFileError as exc:
         raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
-    if validated_sha256 and validated_sha256 != sha_before:
-        raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
 
-    if facts is None:
-        from importconsole.lms.port import facts_for
 
-        facts = cast("LmsFacts", facts_for(client, asyncio.get_running_loop()))  # ApiFacts, or the backend's own
+def _validate(path: Path, importer: str, course: str | None, facts: LmsFacts | None,
+              progress: Callable[[int, int], None] | None) -> ValidationReport:
+    from importconsole.importfile.reader import ImportFileError
+    from importconsole.importfile.validate import validate
+
     try:
-        report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
-    except LmsError:
-        raise
-    except Exception as exc:
-        from importconsole.importfile.reader import ImportFileError
+        return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
 
-        if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
-        raise
 
+def _refuse_errors(path: Path, report: ValidationReport) -> None:
+    """SubmitRefused when validation was cancelled or found errors (the first SHOW_FINDINGS named)."""
     if report.cancelled:
         raise SubmitRefused(f"Validation of {path} was cancelled; nothing was sent.", report=report)
     errors = [f for f in report.findings if f.severity == "error"]
@@ -259,31 +239,58 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
             findings=errors, report=report,
         )
 
+
+async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
+                         facts: LmsFacts | None = None, validation_progress: Callable[[int, int], None] | None = None,
+                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
+    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
+    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
+    attached to one course), so the course-level importer needs no --course."""
+    path = Path(path)
+    if importer not in ("course", "global"):
+        raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
+    if importer == "course" and not course_external_id and not rows_name_course:
+        raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
+                            "(or use --importer global for a multi-course legacy file).")
+    sha_before, size = await _hash_readable(path)
+    if validated_sha256 and validated_sha256 != sha_before:
+        raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
+
+    if facts is None:
+        from importconsole.lms.port import facts_for
+
+        facts = cast("LmsFacts", facts_for(client, asyncio.get_running_loop()))  # ApiFacts, or the backend's own
+    report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
+    _refuse_errors(path, report)
+
     sha_after, size = await asyncio.to_thread(file_sha256, path)
     if sha_after != sha_before:
         raise SubmitRefused(f"{path} changed on disk while it was being validated. Nothing was sent. Validate it again, then submit.")
 
     plan = SubmitPlan(path, importer, course_external_id, sha_after, size, report.rows, report)
-    for f in report.findings:
-        if f.severity == "warning":
-            plan.warnings.append(describe_finding(f))
+    plan.warnings.extend(describe_finding(f) for f in report.findings if f.severity == "warning")
     if importer == "global":
         plan.warnings.append(GLOBAL_PARS_WARNING)
+    await _note_earlier_imports(client, plan)
+    return plan
+
+
+async def _note_earlier_imports(client: LmsBackend, plan: SubmitPlan) -> None:
+    """The same bytes imported before: a warning naming those imports (or a note, where the LMS keeps no list)."""
     if not capabilities_of(client).import_history:
         plan.notes.append(str(CapabilityMissing(capabilities_of(client), "import_history",
                                                 "tell whether this exact file was imported before",
                                                 "`importconsole journal` lists what this console submitted")))
-        return plan
-    earlier = await client.list_imports(file_sha256=sha_after, limit=20)
+        return
+    earlier = await client.list_imports(file_sha256=plan.sha256, limit=20)
     plan.earlier_imports = list(earlier.items)
     if plan.earlier_imports:
         from importconsole.importfile.safe_text import visible
 
         named = "; ".join(f"import {i.id} ({visible(i.state)}, {visible(i.created_at or 'unknown time')}, by {visible(i.created_by or 'unknown')})"
                           for i in plan.earlier_imports[:5])
-        plan.warnings.append(f"This exact file (sha256 {sha_after[:12]}...) was imported before: {named}. "
+        plan.warnings.append(f"This exact file (sha256 {plan.sha256[:12]}...) was imported before: {named}. "
                              "Submitting it again may import its rows twice.")
-    return plan
 
 
 async def send_plan(plan: SubmitPlan, *, client: LmsBackend, journal: Journal, profile: str | None = None,
