@@ -36,6 +36,7 @@ from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, re
 from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
+from importconsole.operations.watch import LmsUnseen, format_duration, what_to_do
 from importconsole.private_files import open_private, private_folder
 from datetime import UTC
 
@@ -381,6 +382,13 @@ class HungWatch:
                             stalled, hung, storing, settled or not idle)
 
 
+def site_unseen(backend: EthosceBackend, since: float, error: BaseException) -> LmsUnseen:
+    """Reads of the site fail: the outage named as the rest of the EthosCE wording names the site
+    (`The site at HOST has not been seen for 1m05s ...`), not as "the LMS"."""
+    site = f"the site at {backend.session.host}"
+    return LmsUnseen(since, str(error), what_to_do(error, site), lms=site)
+
+
 # ---------------------------------------------------------------------------------------------
 # Diagnose and plan: which rows the site stored, which it did not, where it stopped
 
@@ -582,6 +590,40 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
         step(f"re-imported rows {_ranges(list(plan.missing))} of {plan.file.path.name} into {plan.importer_id} "
              f"({len(plan.missing)} rows, batch {result.reimported.batch_id})")
     return result
+
+
+async def not_hung_yet(backend: EthosceBackend, plan: ImporterPlan, *, hung_after: float, journal: Journal | None,
+                       poll_interval: float, say: Callable[[str], None] | None = None, sleep: Sleep = asyncio.sleep,
+                       clock: Callable[[], float] = time.monotonic) -> str | None:
+    """Unlocking ends an import: only a hung one, by the rule of `watch` (locked, and neither the
+    percentage nor the newest stored row moved for `hung_after` seconds; at once where this console saw
+    its own batch die), else a live batch on a slow row would be cut short. The site never says when an
+    import last moved, so the console watches it for `hung_after` seconds from the plan's reading.
+    None: hung, or nothing to unlock here (not locked; queued for cron: the background rules apply);
+    else the sentence that refuses the unlock."""
+    if not plan.needs_unlock or plan.status.state != "importing":
+        return None
+    own = last_own_upload(journal, backend.base_url, plan.importer_id)
+    if own is not None and own.batch_outcome == "died":
+        return None
+    then = (plan.status.locked, plan.status.percent, plan.newest_stored_id)
+    started = clock()
+    if say:
+        say(f"Checking that {plan.importer_id} is hung: its progress and stored rows must not move for "
+            f"{format_duration(hung_after)}...")
+    while True:
+        status, newest = await asyncio.gather(backend.status(plan.importer_id), backend.restws.last_transcript_id())
+        if (status.locked, status.percent, newest) != then:
+            now = f"{status.percent or 0} %" if status.locked else "not locked"
+            return (f"Importer {plan.importer_id} is not hung, so it was not unlocked: it moved within "
+                    f"{format_duration(clock() - started)} ({plan.status.percent or 0} % and newest stored row "
+                    f"{plan.newest_stored_id} at the plan; {now} and {newest} now), and it counts as hung only after "
+                    f"{format_duration(hung_after)} without progress. Follow it with `importconsole watch "
+                    f"{plan.importer_id}`; if you know it is dead, `--hung-after SECONDS` sets a shorter wait.")
+        left = hung_after - (clock() - started)
+        if left <= 0:
+            return None
+        await sleep(min(poll_interval, left))
 
 
 def background_trap(plan: ImporterPlan) -> str:

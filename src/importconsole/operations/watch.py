@@ -173,6 +173,7 @@ class LmsUnseen:
     since: float  # wall clock (time.time()): the last moment the LMS answered (or the first failure)
     why: str  # the LMS error's sentence
     what_to_do: str
+    lms: str = "the LMS"  # how the sentences name it (EthosCE: "the site at HOST")
 
     def since_text(self) -> str:
         return time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
@@ -180,9 +181,9 @@ class LmsUnseen:
     def sentence(self, now: float | None = None) -> str:
         """`The LMS has not been seen for 1m05s (since 02:10:03 UTC): <why> <what to do>`"""
         age = format_duration((time.time() if now is None else now) - self.since)
-        return (f"The LMS has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
+        return (f"{_capital(self.lms)} has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
                 f"{self.what_to_do} Until it answers, what the imports are doing (and whether any is hung) "
-                "is not known; they go on on the LMS.")
+                f"is not known; they go on on {self.lms}.")
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         return {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
@@ -190,16 +191,20 @@ class LmsUnseen:
                 "why": self.why, "what_to_do": self.what_to_do}
 
 
-def what_to_do(error: BaseException) -> str:
-    """For an LMS that does not answer as it should: the admin's next step."""
+def what_to_do(error: BaseException, lms: str = "the LMS") -> str:
+    """For an LMS that does not answer as it should: the admin's next step (`lms`: how to name it)."""
     if isinstance(error, Unauthorized):
         return "The token was refused: store a fresh one with `importconsole login` and start again."
     if isinstance(error, Forbidden):
         return "Your LMS user lacks the role this needs: ask a site admin."
     if isinstance(error, Unreachable):
-        return ("Check the network (VPN, proxy) and that the LMS is up; the console keeps trying and says when it "
+        return (f"Check the network (VPN, proxy) and that {lms} is up; the console keeps trying and says when it "
                 "answers again.")
-    return "The LMS answers with errors: ask its administrators; the console keeps trying."
+    return f"{_capital(lms)} answers with errors: ask its administrators; the console keeps trying."
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
