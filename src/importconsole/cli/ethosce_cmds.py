@@ -261,6 +261,10 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     if mode == "unlock" and not plan.needs_unlock:
         _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
         return EXIT_PROBLEM
+    if not args.json:
+        print(_lines("\n".join(plan.describe())))
+    if mode != "unlock" and not plan.missing and not plan.needs_unlock:
+        return EXIT_OK
     if mode in ("unlock", "recover"):  # the reference LMS's rule: only a hung import is unlocked
         from importconsole.operations.ethosce import not_hung_yet
 
@@ -271,10 +275,6 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
         if refused:
             _say(args, {"importer": importer_id, "refused": refused}, refused)
             return EXIT_PROBLEM
-    if not args.json:
-        print(_lines("\n".join(plan.describe())))
-    if mode != "unlock" and not plan.missing and not plan.needs_unlock:
-        return EXIT_OK
     question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
                 "recover": f"Unlock {importer_id} and re-import the {len(plan.missing)} rows not stored?"
                 if plan.needs_unlock else f"Re-import the {len(plan.missing)} rows not stored?"}[mode]
