@@ -23,17 +23,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.private_files import write_private
-from importconsole.lms.models import Enrollment, Import, Lock
+from importconsole.lms.models import Enrollment, Import, Importer, ImportState, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
 
 if TYPE_CHECKING:
-    from importconsole.importfile.facts import LmsFacts
     from importconsole.importfile.fixes import FixManifest
     from importconsole.journal import Journal
 
@@ -249,7 +248,7 @@ class RecoveryResult:
 # ---------------------------------------------------------------------------------------------
 # Planning
 
-ACTIVE = ("queued", "running")
+ACTIVE = (ImportState.QUEUED, ImportState.RUNNING)
 
 
 async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None,
@@ -261,7 +260,7 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
     from importconsole.operations.hung import diagnose_import
 
     item = await client.get_import(import_id)
-    if item.state not in ACTIVE and item.state != "unlocked":
+    if item.state not in ACTIVE and item.state != ImportState.UNLOCKED:
         raise RecoveryRefused(
             f"Import {item.id} is {item.state.replace('_', ' ')}: it is not hung and holds no lock, so there is "
             f"nothing to unlock or re-import. See its rows with `importconsole imports`.")
@@ -316,7 +315,7 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
         notes.append("the remaining rows needed no change")
     already_complete = await _already_complete(client, learners)
     source_sha256 = hashlib.sha256(remaining.content).hexdigest()
-    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == "unlocked" else None
+    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == ImportState.UNLOCKED else None
     if done is not None:
         # Completed by that re-import: not rows the LMS refused.
         already_complete = [a for a in already_complete if a.completed_by_import != done.id]
@@ -369,7 +368,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
     from importconsole.importfile.reader import open_import_file
     from importconsole.lms.port import facts_for
 
-    facts = cast("LmsFacts", facts_for(client, asyncio.get_running_loop()))  # ApiFacts on the reference LMS
+    facts = facts_for(client, asyncio.get_running_loop())  # ApiFacts on the reference LMS
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-recover-") as tmp:
         source = Path(tmp) / "remaining.csv"
         write_private(source, content)
@@ -389,7 +388,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
 
             learners: list[Learner] = []
             for record in fixed.records(keep_raw=False):
-                course = (item.course_external_id if item.importer == "course" and item.course_external_id
+                course = (item.course_external_id if item.importer == Importer.COURSE and item.course_external_id
                           else cell(record.cells, "external_course_id"))
                 learners.append((first_row + record.row - 1, cell(record.cells, "external_user_id"),
                                  cell(record.cells, "external_email"), course))
@@ -456,7 +455,7 @@ async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal: Jou
                               + "; ".join(plan.notes))
     if reimport:
         item = await client.get_import(plan.import_id)
-        if item.state != "unlocked":
+        if item.state != ImportState.UNLOCKED:
             raise RecoveryRefused(
                 f"Import {item.id} is {item.state.replace('_', ' ')}, not unlocked: only an unlocked import's "
                 f"remaining rows are re-imported. Run `importconsole recover {item.id}` to unlock it first.")
@@ -494,7 +493,7 @@ async def _unlock(client: LmsBackend, plan: UnlockPlan, journal: Journal | None,
         holder = error.lock.describe() if error.lock else "the lock changed"
         # Say what the LMS says happened, not what usually happens.
         after = await client.get_import(plan.import_id)
-        if after.state != "unlocked":
+        if after.state != ImportState.UNLOCKED:
             raise ImportMoved(
                 f"Import {plan.import_id} was not unlocked: it no longer holds the lock ({holder}) and is now "
                 f"{after.state.replace('_', ' ')} with {after.rows_processed} of {after.rows_total} rows processed. "
@@ -519,7 +518,7 @@ async def _unlock(client: LmsBackend, plan: UnlockPlan, journal: Journal | None,
     # Check: the import ended as unlocked at the planned row and the importer is free.
     item = await client.get_import(plan.import_id)
     lock = await client.lock(plan.importer)
-    if item.state != "unlocked":
+    if item.state != ImportState.UNLOCKED:
         raise RecoveryRefused(f"After Unlock, import {item.id} is {item.state}, not unlocked; nothing was re-imported. "
                               "Check the import in the LMS.")
     if lock.locked and lock.import_id == plan.import_id:

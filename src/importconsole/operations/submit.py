@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
 from importconsole.lms.client import SubmitReceipt
 from importconsole.lms.port import CapabilityMissing, LmsBackend, capabilities_of
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
-from importconsole.lms.models import Import
+from importconsole.lms.models import Import, Importer, ImportState
 
 if TYPE_CHECKING:
     from importconsole.importfile.facts import LmsFacts
@@ -186,7 +186,7 @@ async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_afte
             except LmsError as exc:
                 done.append(Reconciled(entry, "sending", None, f"Could not check unlock of import {entry.import_id}: {exc}"))
                 continue
-            outcome = "reconciled" if imp.state == "unlocked" else "not_created"
+            outcome = "reconciled" if imp.state == ImportState.UNLOCKED else "not_created"
             journal.complete(entry.entry_id, outcome, import_id=imp.id, message=f"import {imp.id} is {imp.state}")
             done.append(Reconciled(entry, outcome, imp, f"Unlock of import {imp.id}: the import is now {imp.state}."))
         else:
@@ -247,9 +247,9 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
     attached to one course), so the course-level importer needs no --course."""
     path = Path(path)
-    if importer not in ("course", "global"):
+    if importer not in tuple(Importer):
         raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == "course" and not course_external_id and not rows_name_course:
+    if importer == Importer.COURSE and not course_external_id and not rows_name_course:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
     sha_before, size = await _hash_readable(path)
@@ -259,7 +259,7 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     if facts is None:
         from importconsole.lms.port import facts_for
 
-        facts = cast("LmsFacts", facts_for(client, asyncio.get_running_loop()))  # ApiFacts, or the backend's own
+        facts = facts_for(client, asyncio.get_running_loop())  # ApiFacts, or the backend's own
     report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
     _refuse_errors(path, report)
 
@@ -269,7 +269,7 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
 
     plan = SubmitPlan(path, importer, course_external_id, sha_after, size, report.rows, report)
     plan.warnings.extend(describe_finding(f) for f in report.findings if f.severity == "warning")
-    if importer == "global":
+    if importer == Importer.GLOBAL:
         plan.warnings.append(GLOBAL_PARS_WARNING)
     await _note_earlier_imports(client, plan)
     return plan
