@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine, Sequence
 from decimal import Decimal
-from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from importconsole.importfile.facts import (
     MAX_KEYS,
@@ -24,10 +25,14 @@ from importconsole.importfile.facts import (
     UserFact,
     UserKey,
     chunks,
+    to_decimal,
 )
 from importconsole.lms.client import LmsClient
 from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, enrollment_name, user_name
 from importconsole.lms.models import Course, Enrollment, User
+
+T = TypeVar("T")
+Value = tuple[Any, ...]  # a fact as the FactStore keeps it
 
 
 def course_fact(course: Course) -> CourseFact:
@@ -37,7 +42,7 @@ def course_fact(course: Course) -> CourseFact:
         has_certificate=course.has_certificate,
         required_objects=course.required_objects,
         credits={
-            c.credit_type: CourseCreditFact(c.min, c.max, c.increments, c.enable_variable_credit)
+            c.credit_type: CourseCreditFact(to_decimal(c.min), to_decimal(c.max), to_decimal(c.increments), c.enable_variable_credit)
             for c in course.credits
         },
         id=course.id,
@@ -52,37 +57,37 @@ def user_fact(user: User) -> UserFact:
 def enrollment_fact(enrollment: Enrollment) -> EnrollmentFact:
     return EnrollmentFact(
         status=enrollment.status,
-        credits=tuple(CreditRecordFact(c.credit_type, c.amount, c.source) for c in enrollment.credits),
+        credits=tuple(CreditRecordFact(c.credit_type, to_decimal(c.amount), c.source) for c in enrollment.credits),
         id=enrollment.id,
     )
 
 
 # Compact values (tuples of str, int, bool, None) of the facts, for the FactStore; amounts as decimal strings.
 
-def course_value(course: Course) -> tuple:
+def course_value(course: Course) -> Value:
     fact = course_fact(course)
     credits = tuple((t, str(c.min), str(c.max), str(c.increments), c.enable_variable_credit) for t, c in fact.credits.items())
     return (fact.external_id, fact.title, fact.has_certificate, fact.required_objects, credits, fact.id, fact.is_shell)
 
 
-def from_course_value(value: tuple) -> CourseFact:
+def from_course_value(value: Value) -> CourseFact:
     external_id, title, has_certificate, required_objects, credits, id_, is_shell = value
     return CourseFact(external_id, title, has_certificate, required_objects,
                       {t: CourseCreditFact(Decimal(lo), Decimal(hi), Decimal(step), var) for t, lo, hi, step, var in credits},
                       id_, is_shell)
 
 
-def user_value(user: User) -> tuple:
+def user_value(user: User) -> Value:
     fact = user_fact(user)
     return (fact.id, fact.external_user_id, fact.email, fact.first_name, fact.last_name)
 
 
-def enrollment_value(enrollment: Enrollment) -> tuple:
+def enrollment_value(enrollment: Enrollment) -> Value:
     fact = enrollment_fact(enrollment)
     return (fact.status, tuple((c.credit_type, str(c.amount), c.source) for c in fact.credits), fact.id)
 
 
-def from_enrollment_value(value: tuple) -> EnrollmentFact:
+def from_enrollment_value(value: Value) -> EnrollmentFact:
     status, credits, id_ = value
     return EnrollmentFact(status=status, credits=credits, id=id_)
 
@@ -105,7 +110,7 @@ class ApiFacts:
         self._enrollments = FactStore(in_memory)
         self.calls = 0  # requests made (tests check batching and caching)
 
-    def _run(self, coro):
+    def _run(self, coro: Coroutine[object, None, T]) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -147,7 +152,7 @@ class ApiFacts:
                 ids = [k.external_user_id for k in batch if k.external_user_id is not None]
                 mails = [k.email for k in batch if k.email is not None]
                 found = self._run(self.client.lookup_users(ids, mails))
-                answers: dict[str, tuple] = {}
+                answers: dict[str, Value] = {}
                 for user in found.items:
                     value = user_value(user)
                     if user.external_user_id:
@@ -165,12 +170,12 @@ class ApiFacts:
             named = dict(zip(keys, names))
             known = self._enrollments.known(names)
             for batch in chunks([k for k, n in named.items() if n not in known], MAX_KEYS):
-                body = []
+                body: list[dict[str, str]] = []
                 for user, course in batch:
-                    who = {"external_user_id": user.external_user_id} if user.external_user_id is not None else {"email": user.email}
-                    body.append({**who, "course_external_id": course})
+                    who = "external_user_id" if user.external_user_id is not None else "email"
+                    body.append({who: str(user), "course_external_id": course})  # a UserKey holds exactly one
                 found = self._run(self.client.lookup_enrollments(body))
-                answers: dict[str, tuple] = {}
+                answers: dict[str, Value] = {}
                 for enrollment in found:
                     value = enrollment_value(enrollment)
                     if enrollment.external_user_id:

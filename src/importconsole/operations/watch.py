@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
-from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.lms.models import FINISHED_STATES, Import, ImportState, Lock, ServerEvent
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = (ImportState.QUEUED, ImportState.RUNNING)
 
 
 class RateWindow:
@@ -173,6 +173,7 @@ class LmsUnseen:
     since: float  # wall clock (time.time()): the last moment the LMS answered (or the first failure)
     why: str  # the LMS error's sentence
     what_to_do: str
+    lms: str = "the LMS"  # how the sentences name it (EthosCE: "the site at HOST")
 
     def since_text(self) -> str:
         return time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
@@ -180,9 +181,9 @@ class LmsUnseen:
     def sentence(self, now: float | None = None) -> str:
         """`The LMS has not been seen for 1m05s (since 02:10:03 UTC): <why> <what to do>`"""
         age = format_duration((time.time() if now is None else now) - self.since)
-        return (f"The LMS has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
+        return (f"{_capital(self.lms)} has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
                 f"{self.what_to_do} Until it answers, what the imports are doing (and whether any is hung) "
-                "is not known; they go on on the LMS.")
+                f"is not known; they go on on {self.lms}.")
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         return {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
@@ -190,16 +191,20 @@ class LmsUnseen:
                 "why": self.why, "what_to_do": self.what_to_do}
 
 
-def what_to_do(error: BaseException) -> str:
-    """For an LMS that does not answer as it should: the admin's next step."""
+def what_to_do(error: BaseException, lms: str = "the LMS") -> str:
+    """For an LMS that does not answer as it should: the admin's next step (`lms`: how to name it)."""
     if isinstance(error, Unauthorized):
         return "The token was refused: store a fresh one with `importconsole login` and start again."
     if isinstance(error, Forbidden):
         return "Your LMS user lacks the role this needs: ask a site admin."
     if isinstance(error, Unreachable):
-        return ("Check the network (VPN, proxy) and that the LMS is up; the console keeps trying and says when it "
+        return (f"Check the network (VPN, proxy) and that {lms} is up; the console keeps trying and says when it "
                 "answers again.")
-    return "The LMS answers with errors: ask its administrators; the console keeps trying."
+    return f"{_capital(lms)} answers with errors: ask its administrators; the console keeps trying."
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
@@ -228,9 +233,12 @@ class ImportWatcher:
     def __init__(self, client: LmsBackend, *, hung_after: float = 60.0, poll_interval: float = 2.0,
                  rate_window: float = 10.0, clock: Clock = time.monotonic,
                  backoff: Backoff | None = None, diagnose: Diagnoser | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, silent_after: float = 20.0) -> None:
         self.client = client
         self.poll_interval = poll_interval
+        # A frozen LMS (it takes the connection and sends nothing) raises no error for minutes:
+        # this long without a word, it counts as not seen. Never shorter than a few polls.
+        self.silent_after = max(silent_after, 3 * poll_interval)
         self.detector = HungDetector(hung_after, clock)
         self._clock = clock
         self._rate_window = rate_window
@@ -253,7 +261,7 @@ class ImportWatcher:
         self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
         self._callbacks: list[Callable[[WatchUpdate], None]] = []
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -283,7 +291,8 @@ class ImportWatcher:
     async def run(self) -> None:
         """Watch until `stop()` (which may come before this starts). Never raises for network
         trouble: it reconnects or polls. A stopped watcher does not start again; make a new one."""
-        self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop())]
+        self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop()),
+                       asyncio.create_task(self._silence_loop())]
         try:
             await self._stopping.wait()
         finally:
@@ -304,15 +313,15 @@ class ImportWatcher:
         for state in ACTIVE_STATES:
             page = await self.client.list_imports(state=state)
             self._seen()  # it answers: said before what it says is applied
-            for item in _items(page):
-                active[item.id] = (item, getattr(page, "server_time", None))
+            for item in page.items:
+                active[item.id] = (item, page.server_time)
         for item, server_time in active.values():
             self.apply_import(item, server_time=server_time)
         # Imports we followed that are no longer active ended while we were not told.
         for import_id, known in list(self._imports.items()):
             if known.state in ACTIVE_STATES and import_id not in active:
                 self.apply_import(await self.client.get_import(import_id))
-        for lock in _items(await self.client.locks()):
+        for lock in await self.client.locks():
             self.apply_lock(lock)
 
     async def follow(self, import_id: int) -> None:
@@ -378,11 +387,11 @@ class ImportWatcher:
             self._publish(WatchUpdate("import", view=view, connection=self.connection))
         if hung and self._diagnose and import_id not in self._diagnoses and import_id not in self._diagnosing:
             self._diagnosing.add(import_id)
-            asyncio.get_running_loop().create_task(self._run_diagnosis(item))
+            asyncio.get_running_loop().create_task(self._run_diagnosis(item, self._diagnose))
 
-    async def _run_diagnosis(self, item: Import) -> None:
+    async def _run_diagnosis(self, item: Import, diagnose: Diagnoser) -> None:
         try:
-            self._diagnoses[item.id] = await self._diagnose(item)
+            self._diagnoses[item.id] = await diagnose(item)
         except Exception as error:  # the view says so; a broken diagnosis must not stop watching
             self.last_error = f"could not diagnose import {item.id}: {error}"
         finally:
@@ -406,7 +415,7 @@ class ImportWatcher:
                         self._backoff.reset()
                         self._set_connection("live")
                         await self._resync()
-                    self.last_seen = time.time()
+                    self._seen()
                     self._apply_event(event)
                 raise ConnectionError("the event stream ended")
             except asyncio.CancelledError:
@@ -447,7 +456,7 @@ class ImportWatcher:
         with contextlib.suppress(Exception):
             await self.poll_once()
 
-    def _apply_event(self, event: Any) -> None:
+    def _apply_event(self, event: ServerEvent) -> None:
         if event.kind == "import" and isinstance(event.data, Import):
             self.apply_import(event.data)
         elif event.kind == "lock" and isinstance(event.data, Lock):
@@ -469,6 +478,26 @@ class ImportWatcher:
             self.tick()
             await self._sleep(self.poll_interval)
 
+    async def _silence_loop(self) -> None:
+        """Silence is the only sign of a frozen LMS. A quiet event stream is asked (one poll) before
+        its quiet counts: no import running means no events, not an LMS gone."""
+        started = time.time()
+        probe: asyncio.Task[None] | None = None
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(1.0, self.silent_after / 4))  # not self._sleep: tests make that instant
+            quiet = time.time() - (self.last_seen or started)
+            if quiet > self.silent_after and self.unseen is None:
+                self._not_seen(Unreachable("it takes the connection but has sent nothing back"))
+            # Asked again while not seen too: a thawed LMS is seen at once, not when the stream's read times out.
+            if quiet > self.silent_after / 2 and self.connection == "live" and (probe is None or probe.done()):
+                probe = asyncio.create_task(self._probe())
+        if probe is not None:
+            probe.cancel()
+
+    async def _probe(self) -> None:
+        with contextlib.suppress(Exception):  # a failure is the silence loop's to judge, by time
+            await asyncio.wait_for(self.poll_once(), self.silent_after)
+
     def _set_connection(self, state: str) -> None:
         if state != self.connection:
             self.connection = state
@@ -479,10 +508,6 @@ class ImportWatcher:
             queue.put_nowait(update)
         for callback in self._callbacks:
             callback(update)
-
-
-def _items(page: Any) -> list:
-    return list(getattr(page, "items", page))
 
 
 def _differs(a: ImportView, b: ImportView) -> bool:
