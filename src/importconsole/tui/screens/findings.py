@@ -8,6 +8,7 @@ import asyncio
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -18,6 +19,9 @@ from textual.widgets import ProgressBar, Static, Tree
 from importconsole.importfile.catalogue import RULES
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, shown, said
+
+if TYPE_CHECKING:
+    from importconsole.tui.app import FileChoice
 
 SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the count says how many
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
@@ -72,13 +76,16 @@ class FindingsScreen(ConsoleScreen):
         tree = self.query_one("#findings-tree", Tree)
         tree.show_root = False
         tree.guide_depth = 2
+        self.watch(self.app, "choice", self._choice_changed, init=False)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.sync()
 
-    def course_changed(self) -> None:
-        self.action_revalidate()
+    def _choice_changed(self, before: FileChoice, now: FileChoice) -> None:
+        # The course picked here (o): checked again at once; elsewhere, on resume (sync).
+        if now.course_external_id != before.course_external_id and self.is_active:
+            self.action_revalidate()
 
     def forget(self) -> None:
         self.report = None

@@ -6,11 +6,12 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from importconsole.tui.screens.base import ConsoleModal
 
-class HelpScreen(ModalScreen[None]):
+
+class HelpScreen(ConsoleModal[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def __init__(self, behind) -> None:

@@ -53,6 +53,8 @@ class MonitorScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        self.watch(self.app, "hung_ids", self.hung_changed, init=False)
+        self.watch(self.app, "lms_unseen", self.unseen_changed, init=False)
         self.set_interval(0.25, self._repaint)
         if self.app.session is None:
             self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
@@ -131,7 +133,7 @@ class MonitorScreen(ConsoleScreen):
         return (self.app.watch_generation, watcher is not None and watcher.last_seen is not None)
 
     def hung_changed(self) -> None:
-        """The watcher's hung verdict changed (called by the app): repaint even under a dialog, or
+        """The watcher's hung verdict changed (the app's hung_ids): repaint even under a dialog, or
         the header and rows would contradict the title line, which says it at once."""
         watcher = self.watcher
         if watcher is not None and self.is_attached:
@@ -159,7 +161,7 @@ class MonitorScreen(ConsoleScreen):
         return f"bold {colour}" if view.is_hung else colour
 
     def unseen_changed(self) -> None:
-        """The LMS stopped answering, or answers again (called by the app): said at once."""
+        """The LMS stopped answering, or answers again (the app's lms_unseen): said at once."""
         if self.is_attached:
             self._show_status()
             self._show_detail()

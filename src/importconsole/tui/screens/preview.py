@@ -10,17 +10,16 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.screens.base import ConsoleModal, ConsoleScreen
 from importconsole.tui.text import count, shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
 
 IMPORTER_NAMES = {"course": "course-level", "global": "global (legacy, not in PARS)"}
 
 
-class GoToRow(ModalScreen[int | None]):
+class GoToRow(ConsoleModal[int | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def compose(self) -> ComposeResult:
@@ -61,6 +60,7 @@ class PreviewScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(0.2, self._tick, pause=True)
+        self.watch(self.app, "choice", self._choice_changed, init=False)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -79,7 +79,7 @@ class PreviewScreen(ConsoleScreen):
             self.load(self.app.open_path)
         else:
             self._show_status()
-        target = getattr(self.app, "jump_to", None)
+        target = self.app.jump_to
         if target and self.source is not None:
             self.app.jump_to = None
             self.go_to_cell(*target)
@@ -204,13 +204,13 @@ class PreviewScreen(ConsoleScreen):
         if self.path is not None:
             self.app.action_submit()
 
-    def course_changed(self) -> None:
-        self._show_status()
+    def _choice_changed(self) -> None:
+        if self.is_active:  # a dialog's choice is shown when the admin is back here (on resume)
+            self._show_status()
 
     def action_toggle_importer(self) -> None:
-        self.app.importer = "global" if self.app.importer == "course" else "course"
+        self.app.report = None  # findings depend on the importer
+        self.app.importer = "global" if self.app.importer == "course" else "course"  # the status line follows
         if self.app.importer == "global":
             self.notify("The global importer is for legacy data: its records are NOT included in PARS reports.",
                         title="Global importer", severity="warning")
-        self.app.report = None  # findings depend on the importer
-        self._show_status()

@@ -11,10 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.reactive import var
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.screens.ethosce_submit import EthosceSubmit
 from importconsole.tui.text import count, shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
@@ -23,13 +24,14 @@ GLOBAL_WARNING = ("The global importer is for legacy data only: its records are 
                   "To count in PARS, use the course-level importer.")
 
 
-class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
+class SubmitScreen(EthosceSubmit, ConsoleModal[int | None]):
     """Dismisses with the new import's id (the app then shows the monitor), or None."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "next", "Check / submit", priority=True),
     ]
+    stage: var[str] = var("choose", init=False)  # choose -> checking -> confirm -> sending -> done
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -37,7 +39,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         self.courses: list = []
         self.course: str | None = None  # preselected below from the app's choice
         self.plan = None
-        self.stage = "choose"  # choose -> checking -> confirm -> sending -> done
         self.import_id: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -117,6 +118,10 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             self.query_one(widget).display = importer == "course" and not self.ethosce  # EthosCE: rows name it
 
     # -- checking, confirming, sending ---------------------------------------------------------
+    def watch_stage(self, stage: str) -> None:
+        # The keys line is red from the confirmation until the LMS has answered: Enter sends.
+        self.query_one("#submit-keys").set_class(stage in ("confirm", "sending"), "danger")
+
     def action_next(self) -> None:
         if self.stage == "choose":
             if self.app.importer == "course" and not self.course and not self.ethosce:
@@ -182,7 +187,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             f"Enter: submit {rows} to the {importer} importer  ·  Esc: cancel")
         if self.ethosce:
             self.query_one("#submit-keys", Static).update(confirmation[1])
-        self.query_one("#submit-keys").set_class(True, "danger")
         self.set_focus(None)  # Enter now belongs to the confirmation, not the search box
 
     @work(exclusive=True, group="submit", exit_on_error=False)
@@ -213,7 +217,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             summary.update(text)
             summary.set_class(True, "problem")
             self.query_one("#submit-keys", Static).update("Enter or Esc: close")
-            self.query_one("#submit-keys").set_class(False, "danger")
             return
         self.import_id = outcome.import_.id
         self.stage = "done"
@@ -222,7 +225,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             text += "\n" + "\n".join(shown(n) for n in outcome.notes)
         self.query_one("#submit-summary", Static).update(text)
         self.query_one("#submit-keys", Static).update("Enter: watch it on the monitor  ·  Esc: close")
-        self.query_one("#submit-keys").set_class(False, "danger")
 
     def action_cancel(self) -> None:
         if self.ethosce and self.ethosce_cancel():
