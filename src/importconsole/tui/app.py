@@ -351,9 +351,8 @@ class ImportConsoleApp(App[int]):
         happened), aged by the server's clock (`server_time`), and the locks, so an import hung
         before the console opened is hung on the first paint, not after the watcher's resync."""
         page = await client.list_imports(limit=RECENT_IMPORTS)
-        server_time = getattr(page, "server_time", None)
         for item in page.items:
-            watcher.apply_import(item, server_time=server_time)
+            watcher.apply_import(item, server_time=page.server_time)
         for lock in await client.locks():
             watcher.apply_lock(lock)
         for import_id in list(self._to_follow):
@@ -395,8 +394,8 @@ class ImportConsoleApp(App[int]):
         import dataclasses
 
         if unseen is not None:
-            seen = getattr(self.watcher, "last_seen", None)  # a failure before the LMS's last answer is over
-            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None))
+            seen = self.watcher.last_seen if self.watcher else None  # a failure before the LMS's last answer is over
+            first = [t for t in (self._failing_since, self.lms_unseen.since if self.lms_unseen else None)
                      if t and (seen is None or t >= seen)]
             if first and min(first) < unseen.since:
                 unseen = dataclasses.replace(unseen, since=min(first))

@@ -61,7 +61,7 @@ async def wait_until_hung(client, import_id: int, hung_after: float, *, timeout:
         watcher = ImportWatcher(client, hung_after=hung_after)  # a fresh first sync, as the console's
         page = await client.list_imports(limit=20)
         for item in page.items:
-            watcher.apply_import(item, server_time=getattr(page, "server_time", None))
+            watcher.apply_import(item, server_time=page.server_time)
         for lock in await client.locks():
             watcher.apply_lock(lock)
         view = watcher.views.get(import_id)

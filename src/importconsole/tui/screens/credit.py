@@ -63,7 +63,7 @@ class ConfirmCreditFixes(ConsoleModal[list | None]):
         super().__init__()
         self.proposals = proposals
         self.dated: list | None = None  # the proposals with the chosen date; None: not chosen yet
-        self.has_file_dates = any(getattr(p, "file_date", "") for p in proposals)
+        self.has_file_dates = any(p.file_date for p in proposals)
 
     def compose(self) -> ComposeResult:
         from datetime import datetime

@@ -25,7 +25,7 @@ class EthosceSubmit:
     @property
     def ethosce(self) -> bool:
         session = self.app.session
-        return session is not None and getattr(session, "kind", "") == "ethosce"
+        return session is not None and session.kind == "ethosce"
 
     def ethosce_confirmation(self, plan) -> tuple[list[str], str]:
         """The confirmation: the site, the importer and the file, with rows."""

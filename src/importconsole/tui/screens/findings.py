@@ -354,7 +354,7 @@ class FindingsScreen(ConsoleScreen):
 
     def _fixed(self, path: Path, out: Path, manifest) -> None:
         notes = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
-        accepted = [d for d in getattr(manifest, "award_differs", []) if d.accepted]
+        accepted = [d for d in manifest.award_differs if d.accepted]
         took = (f" Accepted for {count(len(accepted), 'row')}: what the LMS will record instead of what the file says."
                 if accepted else "")
         text = (f"Fixed copy written: {shown(out.name)} ({count(manifest.change_count, 'change')}).{notes}{took}"

@@ -21,7 +21,7 @@ class HelpScreen(ConsoleModal[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title", markup=False)
-            problems = getattr(self.app, "theme_problems", [])
+            problems = self.app.theme_problems
             if problems:  # said at start in a toast that passes: kept here too
                 from importconsole.tui.text import said
 

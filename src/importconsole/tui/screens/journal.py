@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -12,6 +13,9 @@ from textual.widgets import DataTable, Static
 
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import shown, said
+
+if TYPE_CHECKING:
+    from importconsole.journal import JournalEntry
 
 # Keys of a journal entry shown as columns; anything else goes into "details".
 _COLUMNS = ("time", "action", "outcome", "import_id", "file_path")
@@ -55,20 +59,19 @@ class JournalScreen(ConsoleScreen):
             entries, problem = [], f"the journal {path} cannot be read: {error}"
         self.app.call_from_thread(self._show, entries, problem)
 
-    def _show(self, entries: list, problem: str | None) -> None:
+    def _show(self, entries: list[JournalEntry], problem: str | None) -> None:
         table = self.query_one("#journal", DataTable)
         table.clear()
         if problem:
             self.notify(problem, severity="error")
         for entry in reversed(entries):
-            data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
-            file = data.get("file_path")
-            what = Path(file).name if file else (data.get("message") or data.get("course_external_id") or "")
+            file = entry.file_path
+            what = Path(file).name if file else (entry.message or entry.course_external_id or "")
             table.add_row(*(Text(c) for c in (  # Text: a file name is never read as markup
-                shown(data.get("time", ""))[:19].replace("T", " "),
-                shown(data.get("action", "")),
-                shown(data.get("outcome", "")),
-                shown(data.get("import_id") or ""),
+                shown(entry.time)[:19].replace("T", " "),
+                shown(entry.action),
+                shown(entry.outcome),
+                shown(entry.import_id or ""),
                 shown(what),
             )))
         if problem:  # on the screen, not only in a passing toast; and never "nothing yet"

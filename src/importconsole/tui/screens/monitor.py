@@ -263,7 +263,7 @@ class MonitorScreen(ConsoleScreen):
         if self.app.session is None:
             self.notify("Not connected: press n for Connect.", severity="warning")
             return
-        if getattr(self.app.session, "kind", "reference") != "reference":  # EthosCE: its importers are read on a timer
+        if self.app.session.kind != "reference":  # EthosCE: its importers are read on a timer
             self.notify("This site's importers are read every few seconds; the status line shows the last read.",
                         title="Refresh")
             return

@@ -207,10 +207,12 @@ class SubmitScreen(EthosceSubmit, ConsoleModal[int | None]):
             outcome = await send_plan(self.plan, client=self.app.lms(), journal=self.app.journal(),
                                       profile=session.profile if session else None, progress=progress)
         except Exception as error:
+            from importconsole.lms.errors import ImporterLocked
+
             self.stage = "done"
             bar.display = False  # a full bar over a refusal reads as "sent"
             text = said(str(error))
-            holder = getattr(getattr(error, "lock", None), "import_id", None)
+            holder = error.lock.import_id if isinstance(error, ImporterLocked) and error.lock is not None else None
             if holder is not None:  # the core's sentence names the CLI; say the console's keys too
                 text += f"\nHere: Esc, then m (Monitor); if import {holder} is hung, select it and press u."
             summary = self.query_one("#submit-summary", Static)
