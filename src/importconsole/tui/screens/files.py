@@ -34,6 +34,8 @@ class FilesScreen(ConsoleScreen):
         Binding("backspace", "up", "Parent folder"),
     ]
 
+    _away = False  # another screen or a dialog was in front since this one was last shown
+
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         if self.app.welcome:  # the demo's first words stay here, not only in a passing toast
@@ -49,9 +51,15 @@ class FilesScreen(ConsoleScreen):
         self.query_one("#folder-title", Static).update(f"Folder {shown(str(self.app.workdir))}")
         self.query_one("#tree").focus()
 
+    def on_screen_suspend(self) -> None:
+        self._away = True
+
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self._fill_recent()
+        if self._away:  # files appeared meanwhile (x writes a fixed copy): listed, open folders kept open
+            self._away = False
+            self.query_one("#tree", ImportFileTree).reload()
 
     def _fill_recent(self) -> None:
         recent = self.query_one("#recent", OptionList)
