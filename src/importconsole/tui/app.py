@@ -3,6 +3,7 @@ fixes, journal, connect). Screens only show and ask; the work is done by the cor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,7 +88,7 @@ class ImportConsoleApp(App[int]):
         live: bool = True,
         startup_problem: str | None = None,
         hung_after: float | None = None,
-        welcome: str | None = None,
+        welcome: str | Callable[[ImportConsoleApp], str] | None = None,
         state_folder: Path | None = None,
     ) -> None:
         super().__init__()

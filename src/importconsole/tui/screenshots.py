@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
         try:
             session = LmsSession(profile="demo", base_url=server.base_url, token=DEMO_TOKEN,
                                  journal_path=Path(tmp) / "journal.jsonl")
-            files = prepare_demo(session, Path(tmp), hung_after=2.0)
+            files = prepare_demo(session, Path(tmp), hung_after=2.0).files
             for path in asyncio.run(take(out, session, files)):
                 print(path)
         finally:

@@ -39,7 +39,7 @@ class FilesScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         if self.app.welcome:  # the demo's first words stay here, not only in a passing toast
-            yield Static(self.app.welcome, id="welcome", classes="hint", markup=False)
+            yield Static(self._welcome(), id="welcome", classes="hint", markup=False)
         yield Static("Recent files (Enter opens)", classes="section-title", markup=False)
         yield OptionList(id="recent")
         yield Static("", id="folder-title", classes="section-title", markup=False)
@@ -47,9 +47,18 @@ class FilesScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        if self.app.welcome:
+            self.watch(self.app, "hung_ids", self._say_welcome, init=False)  # it may name a hung import
         self._fill_recent()
         self.query_one("#folder-title", Static).update(f"Folder {shown(str(self.app.workdir))}")
         self.query_one("#tree").focus()
+
+    def _welcome(self) -> str:
+        welcome = self.app.welcome
+        return welcome(self.app) if callable(welcome) else (welcome or "")
+
+    def _say_welcome(self) -> None:
+        self.query_one("#welcome", Static).update(self._welcome())
 
     def on_screen_suspend(self) -> None:
         self._away = True
