@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Label, Static
 
+from importconsole.lms.models import Importer
 from importconsole.tui.screens.base import ConsoleModal, ConsoleScreen
 from importconsole.tui.text import count, shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
@@ -213,7 +214,7 @@ class PreviewScreen(ConsoleScreen):
 
     def action_toggle_importer(self) -> None:
         self.app.report = None  # findings depend on the importer
-        self.app.importer = "global" if self.app.importer == "course" else "course"  # the status line follows
-        if self.app.importer == "global":
+        self.app.importer = "global" if self.app.importer == Importer.COURSE else "course"  # the status line follows
+        if self.app.importer == Importer.GLOBAL:
             self.notify("The global importer is for legacy data: its records are NOT included in PARS reports.",
                         title="Global importer", severity="warning")

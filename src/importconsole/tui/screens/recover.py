@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
+from importconsole.lms.models import ACTIVE_STATES
 from importconsole.operations.watch import ImportView
 from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import count, shown, said
@@ -92,7 +93,7 @@ class RecoverScreen(ConsoleModal[int | None]):
             return False
         view = self.current_view()
         moved = view.rows_processed != self.plan.rows_committed
-        ended = self.plan.needs_unlock and view.state not in ("queued", "running")
+        ended = self.plan.needs_unlock and view.state not in ACTIVE_STATES
         return moved or ended
 
     def _import_changed(self, view: ImportView) -> None:
