@@ -239,17 +239,21 @@ class ImportConsoleApp(App[int]):
         self.report = None
         self.choice = self._choices.get(self._file_key(self.open_path), FileChoice())
         remember(self.open_path, self.state_file)
-        if self.current_mode == "preview":
-            self.screen.sync()
-        else:
-            self.switch_mode("preview")
+        self._to_preview()
 
     def show_cell(self, row: int, column: int | None) -> None:
         self.jump_to = (row, column)
-        if self.current_mode == "preview":
-            self.screen.sync()
-        else:
+        self._to_preview()
+
+    def _to_preview(self) -> None:
+        """The preview shows the open file (and the cell asked for): now if it is in front, else on
+        resume (its on_screen_resume syncs)."""
+        from importconsole.tui.screens.preview import PreviewScreen
+
+        if self.current_mode != "preview":
             self.switch_mode("preview")
+        elif isinstance(self.screen, PreviewScreen):
+            self.screen.sync()
 
     def action_pick_course(self) -> None:
         """Choose the course (validation and submit use it); the findings are checked again."""

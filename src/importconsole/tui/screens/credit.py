@@ -289,7 +289,7 @@ class CreditFixScreen(ConsoleScreen):
             files = await asyncio.to_thread(credit_fix.write_proposal_file, proposals, folder)
             done = await credit_fix.submit_proposals(
                 self.app.lms(), files, journal=self.app.journal(),
-                journal_fields={"profile": self.app.session.profile}, on_progress=on_progress,
+                journal_fields={"profile": self.app.session.profile if self.app.session else None}, on_progress=on_progress,
                 on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
         except credit_fix.CreditFixStopped as error:  # locked by another import...: what was and was not sent
             self._mark_sent(proposals, error.submitted)

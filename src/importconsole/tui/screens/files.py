@@ -80,7 +80,8 @@ class FilesScreen(ConsoleScreen):
         self.query_one(".section-title").display = bool(files)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.app.open_file(Path(event.option.id))
+        if event.option.id is not None:  # each recent file's option is its path
+            self.app.open_file(Path(event.option.id))
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         self.app.open_file(event.path)

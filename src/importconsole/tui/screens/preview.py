@@ -10,6 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from importconsole.lms.models import Importer
@@ -49,7 +50,7 @@ class PreviewScreen(ConsoleScreen):
         super().__init__()
         self.path: Path | None = None
         self.source = None
-        self._timer = None
+        self._timer: Timer | None = None  # made on mount
         self._pending_jump: tuple[int, int | None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -134,7 +135,8 @@ class PreviewScreen(ConsoleScreen):
         grid = self.query_one(RowView)
         grid.set_source(source)
         grid.focus()
-        self._timer.resume()
+        if self._timer is not None:
+            self._timer.resume()
         self._show_status()
         self.sync()
 
@@ -149,7 +151,7 @@ class PreviewScreen(ConsoleScreen):
         self._show_status()
         if self._pending_jump is not None:
             self.go_to_cell(*self._pending_jump)
-        if finished:
+        if finished and self._timer is not None:
             self._timer.pause()
             if source.error:
                 self.query_one("#cell-detail", Static).update(shown(source.error))

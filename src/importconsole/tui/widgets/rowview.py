@@ -85,9 +85,11 @@ class RowView(ScrollView, can_focus=True):
         self.refresh()
 
     def _measure(self) -> list[int]:
-        header = self.source.header
-        widths = [min(MAX_COLUMN_WIDTH, max(4, len(shown_header(h)))) for h in header]
-        for row in range(1, min(WIDTH_SAMPLE_ROWS, self.source.row_count()) + 1):
+        source = self.source
+        if source is None:
+            return []
+        widths = [min(MAX_COLUMN_WIDTH, max(4, len(shown_header(h)))) for h in source.header]
+        for row in range(1, min(WIDTH_SAMPLE_ROWS, source.row_count()) + 1):
             for i, cell in enumerate(self._row(row)):
                 if i < len(widths):
                     widths[i] = min(MAX_COLUMN_WIDTH, max(widths[i], len(shown(cell))))
@@ -97,8 +99,8 @@ class RowView(ScrollView, can_focus=True):
 
     def _row(self, row: int) -> list[str]:
         cached = self._rows.get(row)
-        if cached is not None:
-            return cached
+        if cached is not None or self.source is None:
+            return cached or []
         try:
             cells = self.source.cells(row)
         except Exception as error:  # a row the reader refuses is shown as such, never a crash
