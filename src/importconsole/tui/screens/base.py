@@ -29,7 +29,7 @@ class TitleLine(Static):
 class ConsoleModal(ModalScreen[ResultType]):
     """A dialog of the console."""
 
-    if TYPE_CHECKING:
+    if TYPE_CHECKING:  # for the type checker only (`override`: Textual types it App[object], ours is App[int])
         @property
         def app(self) -> ImportConsoleApp: ...  # type: ignore[override]
 
