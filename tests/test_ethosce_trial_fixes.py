@@ -151,8 +151,11 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     import threading
     import time
 
+    import httpx
+
     from helpers import wait  # the sync loop (this module's `wait_for` is the Pilot one)
 
+    host = httpx.URL(kit_cli.base_url).host  # named as the rest of the EthosCE wording names the site, never "the LMS"
     path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500  # locked at 42 %: watch follows it
     watch = subprocess.Popen([sys.executable, "-m", "importconsole", "watch", IMPORTER, "--hung-after", "3600"],
@@ -182,7 +185,7 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
             assert watch.poll() is None, "".join(err)
         finally:
             kit_cli.restart()
-        wait_said(err, "answers again", 60)
+        wait_said(err, f"The site at {host} answers again.", 60)  # its own line (the outage sentence says "answers again" too)
         watch.send_signal(signal.SIGINT)  # Ctrl+C ends it
         watch.wait(timeout=30)
     finally:
@@ -196,6 +199,7 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     assert f"{IMPORTER}: importing 42 %" in out
     unseen = next(line for line in err if "has not been seen" in line)
     assert "(since " in unseen and "UTC)" in unseen and "Check the network" in unseen
+    assert unseen.startswith(f"The site at {host} has not been seen for ") and "LMS" not in unseen, unseen
     assert "Traceback" not in said
 
 
