@@ -190,6 +190,16 @@ TWO_TYPES = [{"external_id": "C-TWO", "title": "Two credit types", "has_certific
                            "enable_variable_credit": True}]}]
 
 
+async def hung_at_row_4(lms, content: bytes) -> dict:
+    """`content` submitted to C-TWO stops before row 4 (a zero-width space in its credit type) and is hung at the
+    tests' hung_after = 1 s; returns the Import."""
+    item = await submit(lms, content, course="C-TWO")
+    await asyncio.to_thread(lms.wait_rows, item["id"], 3)
+    await asyncio.sleep(1.1)
+    assert lms.get_import(item["id"])["rows_processed"] == 3
+    return item
+
+
 async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_the_enrollment_is_complete(
         tmp_path, monkeypatch, capsys):
     """One row per credit type (page: Multiple credit types): u3's second row is where the import
@@ -199,10 +209,7 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
                "u1,1,2026-01-02,ama,1.0\r\nu2,1,2026-01-02,ama,1.0\r\nu3,1,2026-01-02,ama,1.0\r\n"
                "u3,1,2026-01-02,cme_other\u200b,1.5\r\nu4,1,2026-01-02,ama,1.0\r\n").encode()
     with start_sandbox(dataset(users=learners(4), courses=TWO_TYPES), rows_per_second=1000) as lms:
-        item = await submit(lms, content, course="C-TWO")
-        await asyncio.to_thread(lms.wait_rows, item["id"], 3)
-        await asyncio.sleep(1.1)  # hung at the tests' hung_after = 1 s
-        assert lms.get_import(item["id"])["rows_processed"] == 3
+        item = await hung_at_row_4(lms, content)
         async with client_for(lms) as client:
             plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
             assert plan.already_complete_rows == (4,)
@@ -228,10 +235,7 @@ async def test_the_plan_reads_the_remainders_header_as_the_lms_does(tmp_path):
                "u1,1,2026-01-02,ama,1.0\r\nu2,1,2026-01-02,ama,1.0\r\nu3,1,2026-01-02,ama,1.0\r\n"
                "u3,1,2026-01-02,cme_other\u200b,1.5\r\nu4,1,2026-01-02,ama,1.0\r\n").encode()
     with start_sandbox(dataset(users=learners(4), courses=TWO_TYPES), rows_per_second=1000) as lms:
-        item = await submit(lms, content, course="C-TWO")
-        await asyncio.to_thread(lms.wait_rows, item["id"], 3)
-        await asyncio.sleep(1.1)  # hung at the tests' hung_after = 1 s
-        assert lms.get_import(item["id"])["rows_processed"] == 3
+        item = await hung_at_row_4(lms, content)
         async with client_for(lms) as client:
             plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
         assert plan.already_complete_rows == (4,)

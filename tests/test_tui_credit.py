@@ -35,6 +35,15 @@ async def _asked_to_send(pilot, app, proposed: str) -> None:
     await wait_for(pilot, lambda: "Esc: change nothing" in screen_text(app), what="the confirmation")
 
 
+async def _submit_dated_today(pilot) -> None:
+    """Once the two proposals are listed: s, t (the batch's completion date: today), Enter."""
+    await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
+    await pilot.press("s")
+    await wait_for_text(pilot, "Enter: submit to the LMS")
+    await pilot.press("t")
+    await pilot.press("enter")
+
+
 def _imports(server) -> int:
     return server.db().execute("SELECT count(*) FROM imports").fetchone()[0]
 
@@ -82,11 +91,7 @@ async def test_another_import_on_the_lock_stops_the_submit_and_the_screen_says_w
         session = lms_session(server, tmp_path)
         app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="credit", theme_dirs=[])
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
-            await pilot.press("s")
-            await wait_for_text(pilot, "Enter: submit to the LMS")
-            await pilot.press("t")  # the batch's completion date: today
-            await pilot.press("enter")
+            await _submit_dated_today(pilot)
             text = await wait_for_text(pilot, "Not submitted: C-FIXED, C-ZERO", timeout=20)
             assert f"locked by import {other['id']}" in text and "Submitted: none." in text
             assert app.screen.submitted == [] and not app.screen.busy
@@ -132,11 +137,7 @@ async def test_after_a_submit_the_list_shows_what_was_sent_and_a_second_s_sends_
     with start_sandbox(dataset(enrollments=TWO_LEARNERS), rows_per_second=200) as server:
         app = _console(server, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for_text(pilot, "2 completion-only rows proposed", timeout=15)
-            await pilot.press("s")
-            await wait_for_text(pilot, "Enter: submit to the LMS")
-            await pilot.press("t")  # the batch's completion date: today
-            await pilot.press("enter")
+            await _submit_dated_today(pilot)
             await wait_for_text(pilot, "Submitted as imports", timeout=20)
             ids = sorted(i.id for i in app.screen.submitted)
             text = screen_text(app)

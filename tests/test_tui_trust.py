@@ -4,6 +4,7 @@ the LMS is part of it."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -266,7 +267,10 @@ async def test_help_names_a_broken_theme_file_whole_however_long_its_folder(tmp_
         assert any("my-broken-theme.toml" in line for line in lines), "\n".join(lines)  # on one line, not folded
 
 
-async def test_the_demos_colleague_import_is_hung_from_the_first_frame_and_the_demo_keeps_its_state_at_home(tmp_path):
+@asynccontextmanager
+async def _demo(tmp_path):
+    """The demo (`importconsole --demo`): its LMS in tmp_path/demo, stopped afterwards, and the console on it with
+    hung_after 2 s (its own clock cannot call the colleague's import hung in the first 1.5 s); yields (server, app)."""
     import asyncio
 
     from importconsole.tui.launch import demo_app, start_demo_server
@@ -275,8 +279,14 @@ async def test_the_demos_colleague_import_is_hung_from_the_first_frame_and_the_d
     folder.mkdir()
     server = await asyncio.to_thread(start_demo_server, folder)
     try:
-        # hung_after 2 s: the console's own clock could not call it hung in the first 1.5 s
-        app = await asyncio.to_thread(demo_app, server, hung_after=2.0)
+        yield server, await asyncio.to_thread(demo_app, server, hung_after=2.0)
+    finally:
+        server.stop()
+
+
+async def test_the_demos_colleague_import_is_hung_from_the_first_frame_and_the_demo_keeps_its_state_at_home(tmp_path):
+    folder = tmp_path / "demo"
+    async with _demo(tmp_path) as (server, app):
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: "HUNG: import 1 (m, then u)" in screen_text(app).splitlines()[0],
                            timeout=1.5, what="the title line saying HUNG at once")
@@ -299,8 +309,6 @@ async def test_the_demos_colleague_import_is_hung_from_the_first_frame_and_the_d
         assert list(state.glob("credit-fix-*/credit-fix-report.csv"))
         mine = tmp_path / "state"  # the admin's own state dir (IMPORTCONSOLE_STATE_DIR): untouched
         assert not (mine / "state.toml").exists() and not list(mine.glob("credit-fix-*"))
-    finally:
-        server.stop()
 
 
 async def test_a_finding_too_long_for_80_columns_ends_in_an_ellipsis_and_is_whole_in_the_detail_pane(tmp_path):
@@ -354,15 +362,7 @@ async def test_the_title_line_ends_in_an_ellipsis_when_the_address_does_not_fit(
 
 
 async def test_the_demo_welcome_says_the_colleagues_import_is_hung_only_while_it_is(tmp_path):
-    import asyncio
-
-    from importconsole.tui.launch import demo_app, start_demo_server
-
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    server = await asyncio.to_thread(start_demo_server, folder)
-    try:
-        app = await asyncio.to_thread(demo_app, server, hung_after=2.0)
+    async with _demo(tmp_path) as (server, app):
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: "A colleague's import 1 is hung: m (Monitor), then u." in flat_text(app),
                            what="the welcome naming the hung import")
@@ -381,8 +381,6 @@ async def test_the_demo_welcome_says_the_colleagues_import_is_hung_only_while_it
             text = flat_text(app)
             assert "is hung" not in text and "already hung" not in text
         assert server_import_state(server, 1) == "unlocked"
-    finally:
-        server.stop()
 
 
 def server_import_state(server, import_id: int) -> str:
