@@ -1,7 +1,7 @@
 """`watch`, `diagnose`, `unlock`, `reimport`, `recover`, `credit-fix`: thin wrappers over
 importconsole.operations (the TUI calls the same functions).
 
-Exit codes (cli/__init__.py): 0 done, 1 the job found a problem (hung, refused, not proposed),
+Exit codes (cli/common.py): 0 done, 1 the job found a problem (hung, refused, not proposed),
 2 usage, 3 the LMS could not be reached or refused us.
 """
 
@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, confirm, emit, err
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.importfile.wording import plural
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
@@ -117,7 +116,6 @@ class _Session:
 def _run(args, body) -> int:
     """Open the session, run `body(session)`, turn every known failure into one sentence.
     Exit codes as everywhere: config 1 (2 when there is none), LMS unreachable or refusing 3."""
-    from importconsole.cli.lms_cmds import _Stop
     from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError, NotFound
@@ -126,11 +124,11 @@ def _run(args, body) -> int:
 
     try:
         session = _Session(args)
-    except _Stop as stop:
-        print(f"importconsole: {stop}", file=sys.stderr)
+    except Stop as stop:
+        err(f"importconsole: {stop}")
         return stop.code
     except ConnectFailed as error:
-        print(f"importconsole: {error}", file=sys.stderr)
+        err(f"importconsole: {error}")
         return error.exit_code
 
     async def main():
@@ -141,36 +139,29 @@ def _run(args, body) -> int:
         _numbered(args, session)
         return asyncio.run(main())
     except _UsageError as error:
-        print(f"importconsole: {error}", file=sys.stderr)
+        err(f"importconsole: {error}")
         return EXIT_USAGE
     except JournalWriteFailed as error:
-        _emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
+        emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
                                            "before running the command again.", err=True)
         return EXIT_PROBLEM
     except RecoveryRefused as error:
-        _emit(args, {"refused": str(error)}, f"Refused: {error}")
+        emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
     except NotFound as error:
         if getattr(args, "import_id", None) is None:
             code, text = failure_sentence(error)
         else:  # the LMS answered: the id the admin gave names no import (exit 3 is for an LMS not reached)
             code, text = EXIT_USAGE, f"{error} See the imports and their ids with `importconsole imports`."
-        _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+        emit(args, {"error": text}, f"importconsole: {text}", err=True)
         return code
     except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
-        _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
+        emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
         return EXIT_PROBLEM
     except (ConnectFailed, LmsError) as error:
         code, sentence = failure_sentence(error)
-        _emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
+        emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
         return code
-
-
-def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
-    if getattr(args, "json", False):
-        print(json_dumps(data), flush=True)
-    else:
-        print(visible(text).replace("<U+000A>", "\n"), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _ranges(rows: list[int]) -> str:
@@ -186,13 +177,7 @@ def _ranges(rows: list[int]) -> str:
 
 
 def _confirm(args, question: str) -> bool:
-    if getattr(args, "yes", False):
-        return True
-    if not sys.stdin.isatty():
-        print(f"{question}\nNot confirmed: no terminal to ask on. Run again with --yes to go ahead.", file=sys.stderr)
-        return False
-    answer = input(f"{question} [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    return confirm(question, yes=args.yes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,9 +204,9 @@ def cmd_watch(args) -> int:
         again = " or ".join(f"`importconsole watch {i}`" for i in ids[:3]) or "`importconsole watch`"
         which = (f"import{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} go{'es' if len(ids) == 1 else ''}"
                  if ids else "any import goes")
-        print(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
-              "or see them all with `importconsole imports`.", file=sys.stderr)
-        return 130
+        err(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
+            "or see them all with `importconsole imports`.")
+        return EXIT_INTERRUPTED
 
 
 async def _watch(args, session) -> int:
@@ -253,7 +238,7 @@ async def _watch(args, session) -> int:
         if unseen is None or (not force and time.monotonic() - unseen_said[0] < UNSEEN_REMINDER):
             return
         unseen_said[0] = time.monotonic()
-        _emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
+        emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
 
     def show(view, force: bool = False) -> None:
         now = time.monotonic()
@@ -267,7 +252,7 @@ async def _watch(args, session) -> int:
             return  # nothing new to say (e.g. the final line, already printed when it arrived)
         last_line[view.import_id] = (now, key)
         printed[view.import_id] = line
-        _emit(args, data, view.describe())
+        emit(args, data, view.describe())
 
     def done(view) -> bool:
         if view.finished:
@@ -286,7 +271,7 @@ async def _watch(args, session) -> int:
 
     followed = {v.import_id for v in watcher.views.values() if not v.finished}
     if args.import_id is None and not followed:
-        _emit(args, {"event": "idle", "message": "no import is queued or running"}, "No import is queued or running.")
+        emit(args, {"event": "idle", "message": "no import is queued or running"}, "No import is queued or running.")
         watcher.stop()
         await runner
         return EXIT_OK
@@ -308,9 +293,9 @@ async def _watch(args, session) -> int:
                 if update.unseen is not None:
                     say_unseen(force=True)
                 else:
-                    _emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
+                    emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
             elif update.kind == "connection":
-                _emit(args, {"event": "connection", "connection": update.connection},
+                emit(args, {"event": "connection", "connection": update.connection},
                       "event stream live" if update.connection == "live" else
                       f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
             elif update.kind == "import" and update.view is not None:
@@ -350,7 +335,7 @@ def cmd_diagnose(args) -> int:
             text = f"{head}. It ended by itself, so it did not hang: nothing to diagnose."
             if item.error:
                 text += f"\nThe LMS said: {item.error}"
-            _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
+            emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
         verdict = await _stall(session, item) if item.state in ("queued", "running") else None
@@ -370,7 +355,7 @@ def cmd_diagnose(args) -> int:
         data = diagnosis.to_json()
         if verdict is not None:
             data.update(moved_ago=verdict.moved_ago, hung=verdict.hung, stall=verdict.sentence)
-        _emit(args, data, "\n".join(lines))
+        emit(args, data, "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
 
     return _run(args, body)
@@ -425,18 +410,18 @@ def cmd_recover(args) -> int:
         plan = await plan_recovery(session.client, args.import_id, journal=session.journal, unlock_only=mode == "unlock")
         if mode in ("unlock", "recover") and not plan.needs_unlock:
             if mode == "unlock":
-                _emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
+                emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
                       f"Import {plan.import_id} is already unlocked. Re-import the rest with `importconsole reimport {plan.import_id}`.")
                 return EXIT_PROBLEM
         if mode in ("unlock", "recover") and plan.needs_unlock:
             refused = await _not_hung_yet(session, args)
             if refused:
-                _emit(args, {"refused": refused, "plan": plan.to_json()}, refused)
+                emit(args, {"refused": refused, "plan": plan.to_json()}, refused)
                 return EXIT_PROBLEM
         if mode == "reimport" and plan.needs_unlock:
             raise_text = (f"Import {plan.import_id} still holds the {plan.importer} importer's lock: unlock it first "
                           f"(`importconsole recover {plan.import_id}` does both).")
-            _emit(args, {"refused": raise_text, "plan": plan.to_json()}, raise_text)
+            emit(args, {"refused": raise_text, "plan": plan.to_json()}, raise_text)
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
@@ -451,7 +436,7 @@ def cmd_recover(args) -> int:
         if plan.already_reimported is not None:
             question = ""  # nothing will be sent: no question to ask
         if question and not _confirm(args, question):
-            _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
+            emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
             return EXIT_PROBLEM
         say = None if args.json else (lambda text: print(visible(text)))
         result = await execute_recovery(session.client, plan, journal=session.journal,
@@ -503,7 +488,7 @@ def cmd_credit_fix(args) -> int:
                                                  else "no such file"), file=sys.stderr)
         return EXIT_USAGE
     if args.date and (problem := _date_problem(args.date, args)):
-        print(f"importconsole: {problem}", file=sys.stderr)
+        err(f"importconsole: {problem}")
         return EXIT_USAGE
 
     async def body(session):
@@ -517,7 +502,7 @@ def cmd_credit_fix(args) -> int:
             proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
                                                    import_id=args.import_id, file=args.file)
         except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
-            _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
+            emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
             return EXIT_USAGE
         if any(p.proposed for p in proposals):
             # Asked once for the batch, never silently today (issue 10).
@@ -526,7 +511,7 @@ def cmd_credit_fix(args) -> int:
                 "Which date_completed should these completion-only rows carry? Give --date today, --date file "
                 "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
             if problem:
-                _emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
+                emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
                 return EXIT_USAGE
             proposals = date_proposals(proposals, choice)
         try:
@@ -534,7 +519,7 @@ def cmd_credit_fix(args) -> int:
         except OSError as error:
             text = (f"cannot write the proposal files to {args.out}: {error.strerror or error}. "
                     "Give a folder you can write to with --out DIR. Nothing was submitted.")
-            _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+            emit(args, {"error": text}, f"importconsole: {text}", err=True)
             return EXIT_USAGE
         proposed = [p for p in proposals if p.proposed]
         if not args.json:
@@ -583,7 +568,7 @@ def cmd_credit_fix(args) -> int:
                     outcome["submitted"] = [{"course_external_id": c, "import_id": i.id, "state": i.state}
                                             for c, i in error.submitted.items()]
                     outcome["not_submitted"] = error.not_submitted
-                    _emit(args, {**outcome, "refused": str(error)}, f"Stopped: {visible(str(error))}", err=True)
+                    emit(args, {**outcome, "refused": str(error)}, f"Stopped: {visible(str(error))}", err=True)
                     from importconsole.lms.errors import ImporterLocked, LmsError
 
                     unreached = isinstance(error.cause, LmsError) and not isinstance(error.cause, ImporterLocked)
