@@ -19,7 +19,7 @@ from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi
 
 def importer_of(args: Any, backend: Any) -> str | None:
     """The importer id the command names (None: every importer of the profile)."""
-    ref = getattr(args, "import_id", None)
+    ref = args.import_id
     if ref is None:
         return None
     if isinstance(ref, int) or str(ref).isdigit():

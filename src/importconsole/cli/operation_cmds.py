@@ -78,12 +78,12 @@ def _import_ref(text: str) -> int | str:
 
 
 def _ethosce(session) -> bool:
-    return getattr(session.profile, "kind", "reference") == "ethosce"
+    return session.profile.is_ethosce
 
 
 def _numbered(args, session) -> None:
     """The console's own API names an import by number: a word there is a usage error, said."""
-    if not _ethosce(session) and isinstance(getattr(args, "import_id", None), str):
+    if not _ethosce(session) and isinstance(args.import_id, str):
         raise _UsageError(f"{args.import_id!r} is an importer id; on profile {session.profile.name} imports are "
                           "numbered (importconsole imports lists them).")
 
@@ -149,7 +149,7 @@ def _run(args, body) -> int:
         emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
     except NotFound as error:
-        if getattr(args, "import_id", None) is None:
+        if args.import_id is None:
             code, text = failure_sentence(error)
         else:  # the LMS answered: the id the admin gave names no import (exit 3 is for an LMS not reached)
             code, text = EXIT_USAGE, f"{error} See the imports and their ids with `importconsole imports`."
