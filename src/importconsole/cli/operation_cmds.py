@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, confirm, emit, err
@@ -476,10 +475,14 @@ def _date_problem(choice: str, args) -> str | None:
 
 
 def cmd_credit_fix(args) -> int:
-    if args.file and not Path(args.file).is_file():
-        print(f"importconsole: {args.file}: " + ("is a folder, not an import file" if Path(args.file).is_dir()
-                                                 else "no such file"), file=sys.stderr)
-        return EXIT_USAGE
+    if args.file:
+        from importconsole.importfile.reader import ImportFileError, check_regular_file
+
+        try:  # a FIFO, a folder or a missing file, said as validate and fix say it, before the LMS is asked
+            check_regular_file(args.file)
+        except ImportFileError as error:
+            err(f"importconsole: {args.file}: {error}")
+            return EXIT_USAGE
     if args.date and (problem := _date_problem(args.date, args)):
         err(f"importconsole: {problem}")
         return EXIT_USAGE
