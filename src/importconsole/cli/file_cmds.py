@@ -203,5 +203,20 @@ def cmd_fix(args) -> int:
         print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
               f"file says; the manifest lists {'it' if manifest.left_as_is_count == 1 else 'them all'}): check the credit, or accept what the LMS awards with "
               f"--accept-award {rows}")
+    # Asked for completion-only rows and got none: said plainly, and exit 1 so a script notices.
+    none_made = args.completion_only and manifest.left_as_is_count and not manifest.completion_only_rows
+    if none_made:
+        print(_none_made_completion_only(manifest))
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
-    return EXIT_OK
+    return EXIT_PROBLEM if none_made else EXIT_OK
+
+
+def _none_made_completion_only(manifest) -> str:
+    from importconsole.importfile.wording import plural
+
+    same = not manifest.change_count and manifest.rows_written == manifest.rows_read
+    copy = ("the copy holds the file's rows as they are: do not submit it as a completion-only fix" if same
+            else f"the copy holds only the other fixes ({plural(manifest.change_count, 'change')})")
+    rows = "the one row" if manifest.left_as_is_count == 1 else f"each of the {manifest.left_as_is_count} rows"
+    return (f"No row was made completion-only: for {rows} it would apply to, the LMS would then record other credit "
+            f"than the file says; {copy}.")
