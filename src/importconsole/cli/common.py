@@ -23,7 +23,7 @@ EXIT_SETUP = EXIT_NO_SECRET  # this host lacks something (a keyring, a token): n
 EXIT_INTERRUPTED = 130
 
 __all__ = ["EXIT_LMS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEM", "EXIT_SETUP", "EXIT_USAGE", "NOT_ASKED",
-           "Progress", "Stop", "confirm", "emit", "err", "visible_lines"]
+           "Progress", "Stop", "ask", "confirm", "emit", "err", "visible_lines"]
 
 
 class Stop(Exception):
@@ -56,19 +56,28 @@ def emit(args: Any, data: dict[str, Any], text: str, *, err: bool = False) -> No
 NOT_ASKED = "Not confirmed: no terminal to ask on. Run again with --yes to go ahead."
 
 
+def ask(question: str) -> str | None:
+    """Ask on the terminal, on stderr (stdout may be a log): the answer typed, stripped; None when
+    there is no terminal to ask on (piped input is not an answer)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    sys.stderr.write(f"{visible_lines(question)} ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
 def confirm(question: str, *, yes: bool = False, not_asked: str | None = NOT_ASKED) -> bool:
-    """The one confirmation: --yes goes ahead; on a terminal `question [y/N]` is asked on stderr
-    (stdout may be a log) and only y or yes goes ahead; with no terminal to ask on nothing is
-    asked, the answer is no, and the question is shown with `not_asked` (None: the caller says why)."""
+    """The one confirmation: --yes goes ahead; on a terminal `question [y/N]` is asked and only y or
+    yes goes ahead; with no terminal to ask on nothing is asked, the answer is no, and the question
+    is shown with `not_asked` (None: the caller says why)."""
     if yes:
         return True
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    answer = ask(f"{question} [y/N]")
+    if answer is None:
         if not_asked is not None:
             err(f"{question}\n{not_asked}")
         return False
-    sys.stderr.write(f"{visible_lines(question)} [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    return answer.lower() in ("y", "yes")
 
 
 class Progress:

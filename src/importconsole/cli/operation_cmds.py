@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import Any
 
-from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, confirm, emit, err
+from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, ask, confirm, emit, err
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.importfile.wording import plural
 
@@ -455,11 +454,9 @@ def _completion_date(args) -> str | None:
     """The batch's completion date: --date, else asked once on a terminal; None = not chosen."""
     if args.date:
         return args.date
-    if args.json or not sys.stdin.isatty():
+    if args.json:
         return None
-    answer = input("date_completed for these completion-only rows: today, file (the file's own dates) or "
-                   "YYYY-MM-DD? ").strip()
-    return answer or None
+    return ask("date_completed for these completion-only rows: today, file (the file's own dates) or YYYY-MM-DD?") or None
 
 
 def _date_problem(choice: str, args) -> str | None:
