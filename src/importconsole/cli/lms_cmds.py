@@ -223,7 +223,8 @@ def cmd_login(args) -> int:
     if profile.is_ethosce:
         return _login_ethosce(args, profile)
     if sys.stdin.isatty():
-        token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
+        token = getpass.getpass(visible_lines(f"API token for {profile.username} on {profile.base_url} (not shown): "),
+                                stream=sys.stderr)
     else:
         token = sys.stdin.readline()  # e.g. `pass show lms | importconsole login`
     token = token.strip()
@@ -267,7 +268,8 @@ def _login_ethosce(args, profile) -> int:
     values = []
     for spec in password_specs(profile):
         if sys.stdin.isatty():
-            value = getpass.getpass(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): ", stream=sys.stderr)
+            value = getpass.getpass(visible_lines(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): "),
+                                    stream=sys.stderr)
         else:
             value = sys.stdin.readline()
         value = value.strip()
