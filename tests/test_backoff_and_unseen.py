@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
 import socket
 import threading
 import time
 
-from test_operations_support import cli_env, course_file, dataset, learners, start_on_same_port, start_sandbox, submit
+from test_operations_support import (cli_env, client_for, course_file, dataset, learners, start_on_same_port, start_sandbox,
+                                     submit, until)
 
 from importconsole.cli import lms_cmds, main
 from importconsole.lms.backoff import Backoff, capped_delay
@@ -89,3 +92,32 @@ def test_the_not_seen_sentence_says_for_how_long_since_when_why_and_what_to_do()
     text = unseen.sentence(now=1_000_065.0)
     assert text.startswith("The LMS has not been seen for 1m05s (since 13:46:40 UTC): The LMS refused the API token. ")
     assert "importconsole login" in text and "whether any is hung" in text
+
+
+async def test_a_frozen_lms_that_takes_the_connection_and_sends_nothing_is_not_seen_and_its_hang_not_claimed():
+    """SIGSTOP: the LMS's socket still accepts, nothing comes back, no error is raised for minutes
+    (found in a trial: the monitor said "live · 1 hung" for three minutes). Silence is the signal."""
+    with start_sandbox(dataset(users=learners(12)), rows_per_second=50) as lms:
+        hung = await submit(lms, course_file(12, bad_row=6), course="C-FIXED")
+        async with client_for(lms) as client:
+            watcher = ImportWatcher(client, hung_after=1.0, poll_interval=0.5, silent_after=2.0)
+            runner = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.views.get(hung["id"]) and watcher.views[hung["id"]].hung, 15, message="hung")
+                await asyncio.sleep(3.0)  # quiet, no event for longer than silent_after: still seen (it was asked)
+                assert watcher.unseen is None and watcher.connection == "live"
+                os.kill(lms.process.pid, signal.SIGSTOP)
+                try:
+                    frozen = time.monotonic()
+                    await until(lambda: watcher.unseen, 10, message="not seen")
+                    assert time.monotonic() - frozen < 5 and "sent nothing back" in watcher.unseen.why
+                    assert watcher.views[hung["id"]].hung is None  # a hang is not claimed on an LMS not seen
+                finally:
+                    os.kill(lms.process.pid, signal.SIGCONT)
+                thawed = time.monotonic()
+                await until(lambda: watcher.unseen is None, 15, message="seen again")
+                assert time.monotonic() - thawed < 5
+                await until(lambda: watcher.views[hung["id"]].hung, 10, message="hung again")
+            finally:
+                watcher.stop()
+                await runner

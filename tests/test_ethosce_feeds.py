@@ -233,7 +233,7 @@ async def test_a_batch_started_by_another_session_cannot_be_driven_by_this_one(f
 
 async def test_a_site_that_does_not_answer_is_a_sentence():
     from importconsole.lms.errors import Unreachable
-    from feeds_kit import free_port
+    from helpers.feeds_kit import free_port
 
     async with DrupalSession(f"http://127.0.0.1:{free_port()}", "admin", "pw", retry=RetryPolicy(attempts=2, base=0.01)) as site:
         with pytest.raises(Unreachable) as down:

@@ -198,7 +198,7 @@ def test_a_refused_connection_is_said_as_refused_not_as_a_busy_lms(kit_cli, monk
     import dataclasses
 
     from importconsole.cli import lms_cmds
-    from feeds_kit import free_port
+    from helpers.feeds_kit import free_port
 
     dead = tmp_path / "dead.toml"  # the kit's profile, on a port where nothing listens (the site is down)
     dead.write_text(f'default_profile = "kit"\n[profiles.kit]\nkind = "ethosce"\nbase_url = "http://127.0.0.1:{free_port()}"\n'

@@ -173,6 +173,16 @@ def test_a_lone_surrogate_in_a_new_user_is_refused_and_no_user_is_made(sandbox):
     assert sandbox.db().execute("SELECT count(*) FROM users").fetchone()[0] == users
 
 
+def test_a_nul_character_in_a_new_users_email_is_refused_and_no_user_is_made(sandbox):
+    users = sandbox.db().execute("SELECT count(*) FROM users").fetchone()[0]
+    for email in ("pat\x00@example.org", "\x00", "pat@example.org\x00"):
+        r = httpx.post(sandbox.url("/users"), json={"external_user_id": "nul-1", "email": email}, headers=sandbox.auth())
+        assert (r.status_code, r.json()["error"], r.json()["field"]) == (422, "invalid", "email"), r.text
+        assert "NUL character" in r.json()["message"] and "\x00" not in r.json()["message"]
+    assert sandbox.db().execute("SELECT count(*) FROM users").fetchone()[0] == users
+    assert sandbox.db().execute("SELECT count(*) FROM users WHERE external_user_id = 'nul-1'").fetchone()[0] == 0
+
+
 def test_ids_are_ascii_digits_only(sandbox):
     imp = sandbox.submit(b"external_user_id,complete\nu1,0\n", course="C-FIXED").json()
     assert imp["id"] == 1

@@ -15,6 +15,7 @@ from importconsole.cli.common import (EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_
                                       visible_lines)
 from importconsole.importfile.reader import ImportFileError
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
+from importconsole.lms.models import FeedsState
 
 
 def importer_of(args: Any, backend: Any) -> str | None:
@@ -168,20 +169,20 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
             continue
         view = hung_watch.observe(seen, batch_died=own is not None and own.batch_outcome == "died")
         text = view.describe()
-        if view.status.state == "idle" and not view.settled:  # idle only once the stored rows stay put
+        if view.status.state == FeedsState.IDLE and not view.settled:  # idle only once the stored rows stay put
             if view.storing and text != last_text:
                 emit(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
                             "stalled_for": 0.0, "summary": text}, text)
                 last_text, last_at = text, time.monotonic()
             await asyncio.sleep(poll)
             continue
-        if text != last_text and (view.hung or view.status.state == "idle" or time.monotonic() - last_at >= args.every
+        if text != last_text and (view.hung or view.status.state == FeedsState.IDLE or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):
             emit(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
                         "percent": view.status.percent, "stalled_for": round(view.stalled_for, 1),
                         "summary": text}, text)
             last_text, last_at = text, time.monotonic()
-        if view.status.state == "idle":
+        if view.status.state == FeedsState.IDLE:
             return EXIT_OK
         if view.hung:
             hint = f" --file {path}" if path else " --file FILE"

@@ -453,9 +453,10 @@ def cmd_imports(args) -> int:
 async def _hung_ids(lms, page, hung_after: float) -> set[int]:
     """The watcher's rule (operations.hung.stall_verdict) for each running import listed: the LMS's
     state says "running" for a hung import too."""
+    from importconsole.lms.models import ImportState
     from importconsole.operations.hung import stall_verdict
 
-    running = [i for i in page.items if i.state == "running"]
+    running = [i for i in page.items if i.state == ImportState.RUNNING]
     holders = {}
     for importer in {i.importer for i in running}:
         lock = await lms.lock(importer)

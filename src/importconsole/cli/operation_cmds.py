@@ -15,6 +15,7 @@ from typing import Any
 from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, ask, confirm, emit, err
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.importfile.wording import plural
+from importconsole.lms.models import ACTIVE_STATES, ImportState
 
 
 def register(subparsers) -> None:
@@ -254,7 +255,7 @@ async def _watch(args, session) -> int:
     final = until.targets()
     for view in final:
         lines.show(view, force=True)
-    return EXIT_OK if all(v.state == "completed" for v in final) else EXIT_PROBLEM
+    return EXIT_OK if all(v.state == ImportState.COMPLETED for v in final) else EXIT_PROBLEM
 
 
 class _WatchLines:
@@ -321,7 +322,7 @@ def cmd_diagnose(args) -> int:
 
         item = await session.client.get_import(args.import_id)
         head = f"Import {item.id} ({item.file_name}): {item.state.replace('_', ' ')}, {item.rows_processed}/{item.rows_total} rows processed"
-        if item.state in ("completed", "completed_with_errors", "failed"):
+        if item.state in (ImportState.COMPLETED, ImportState.COMPLETED_WITH_ERRORS, ImportState.FAILED):
             # It ended by itself: it did not hang, there is no stuck row to name.
             text = f"{head}. It ended by itself, so it did not hang: nothing to diagnose."
             if item.error:
@@ -329,14 +330,14 @@ def cmd_diagnose(args) -> int:
             emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
-        verdict = await _stall(session, item) if item.state in ("queued", "running") else None
+        verdict = await _stall(session, item) if item.state in ACTIVE_STATES else None
         # Only an unlocked import is known to have stopped; a running one may still move.
-        where = "Stopped at" if item.state == "unlocked" else "Next row to process:"
+        where = "Stopped at" if item.state == ImportState.UNLOCKED else "Next row to process:"
         lines = [head + (f". {verdict.sentence}" if verdict else ""),
                  f"{where} row {diagnosis.row}" + (f" (line {diagnosis.line})" if diagnosis.line else "") +
                  f": {diagnosis.summary()}",
                  f"File read from: {diagnosis.file_source}"]
-        if diagnosis.known and item.state == "unlocked":
+        if diagnosis.known and item.state == ImportState.UNLOCKED:
             lines.append(f"Fix: `importconsole reimport {item.id}` re-imports rows {diagnosis.row}-{item.rows_total} sanitized.")
         elif diagnosis.known and verdict is not None and not verdict.hung:
             lines.append(f"Once it counts as hung, `importconsole recover {item.id}` unlocks it and re-imports rows "
@@ -373,7 +374,7 @@ async def _not_hung_yet(session, args) -> str | None:
     from importconsole.operations.hung import stall_verdict
 
     item = await session.client.get_import(args.import_id)
-    if item.state != "running":
+    if item.state != ImportState.RUNNING:
         return None
     hung_after = args.hung_after if args.hung_after is not None else session.profile.hung_after
     page = await session.client.list_imports(state=item.state)

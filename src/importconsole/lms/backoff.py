@@ -1,5 +1,5 @@
 """The console's one backoff: capped exponential, jittered. The LMS client's retries
-(`lms.client.RetryPolicy`) and the watcher's reconnects (`operations.watch`) both use it.
+(`lms.transport.RetryPolicy`) and the watcher's reconnects (`operations.watch`) both use it.
 
 Capped in the exponent too: `base * 2 ** attempt` overflows a float after about 1,000 attempts
 (OverflowError), which a reconnect loop down for a few hours reaches. The exponent stops growing

@@ -11,12 +11,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from importconsole.lms.errors import LmsError, Unauthorized
 from importconsole.lms.models import Me
 from importconsole.lms.port import KIND_ETHOSCE, LmsBackend
+
+if TYPE_CHECKING:
+    from importconsole.config import Profile
+    from importconsole.lms.transport import RetryPolicy
+    from importconsole.secrets import Credentials
 
 EXIT_LMS = 3
 # No token or password on this host (no keyring entry, no variable, no terminal to ask on): one place
@@ -38,20 +43,21 @@ class ConnectFailed(Exception):
             self.exit_code = exit_code
 
 
-def open_backend(profile: Any, credentials: Any, *, retry: Any = None) -> LmsBackend:
-    """The backend for `profile` (config.Profile), not yet connected. Raises ConnectFailed."""
+def open_backend(profile: Profile, credentials: Credentials, *, retry: RetryPolicy | None = None) -> LmsBackend:
+    """The backend for `profile`, not yet connected. Raises ConnectFailed."""
     try:
-        if getattr(profile, "kind", "reference") == KIND_ETHOSCE:
+        if profile.kind == KIND_ETHOSCE:
             return _ethosce_backend(profile, credentials, retry=retry)
         from importconsole.lms.client import LmsClient
 
-        return LmsClient(profile.base_url, credentials.token, ca_bundle=profile.ca_bundle,
+        # No token (never from find_credentials) is sent as an empty one: the LMS refuses it (401), a sentence.
+        return LmsClient(profile.base_url, credentials.token or "", ca_bundle=profile.ca_bundle,
                          profile=profile.name, retry=retry)
     except LmsError as error:  # an unsafe address, an unreadable CA bundle
         raise ConnectFailed(str(error), cause=error) from None
 
 
-def _ethosce_backend(profile: Any, credentials: Any, *, retry: Any = None) -> LmsBackend:
+def _ethosce_backend(profile: Profile, credentials: Credentials, *, retry: RetryPolicy | None = None) -> LmsBackend:
     try:
         from importconsole.lms.ethosce.backend import EthosceBackend
     except ImportError as error:
@@ -60,8 +66,8 @@ def _ethosce_backend(profile: Any, credentials: Any, *, retry: Any = None) -> Lm
     return EthosceBackend(profile, credentials, retry=retry)
 
 
-def find_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
-                     ask: Any = None) -> Any:
+def find_credentials(profile: Profile, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
+                     ask: Callable[[str], str] | None = None) -> Credentials:
     """The profile's token or passwords: environment, keyring, then a prompt. ConnectFailed if none."""
     from importconsole.secrets import TokenError, get_credentials
 
@@ -71,7 +77,7 @@ def find_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str,
         raise ConnectFailed(str(error), cause=error, exit_code=EXIT_NO_SECRET) from None
 
 
-async def connect(profile: Any, credentials: Any = None, *, prompt: bool = True, retry: Any = None,
+async def connect(profile: Profile, credentials: Credentials | None = None, *, prompt: bool = True, retry: RetryPolicy | None = None,
                   check: bool = True) -> LmsBackend:
     """A backend for `profile`, logged in and asked who we are (`check`). Close it with
     `aclose()` or use it with `async with`. Raises ConnectFailed (a sentence, exit code 3)."""

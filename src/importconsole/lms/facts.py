@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import TypeVar
 
 from importconsole.importfile.facts import (
     MAX_KEYS,
@@ -22,9 +23,12 @@ from importconsole.importfile.facts import (
     UserFact,
     UserKey,
     chunks,
+    to_decimal,
 )
 from importconsole.lms.client import LmsClient
 from importconsole.lms.models import Course, Enrollment, User
+
+T = TypeVar("T")
 
 
 def course_fact(course: Course) -> CourseFact:
@@ -34,7 +38,7 @@ def course_fact(course: Course) -> CourseFact:
         has_certificate=course.has_certificate,
         required_objects=course.required_objects,
         credits={
-            c.credit_type: CourseCreditFact(c.min, c.max, c.increments, c.enable_variable_credit)
+            c.credit_type: CourseCreditFact(to_decimal(c.min), to_decimal(c.max), to_decimal(c.increments), c.enable_variable_credit)
             for c in course.credits
         },
         id=course.id,
@@ -49,7 +53,7 @@ def user_fact(user: User) -> UserFact:
 def enrollment_fact(enrollment: Enrollment) -> EnrollmentFact:
     return EnrollmentFact(
         status=enrollment.status,
-        credits=tuple(CreditRecordFact(c.credit_type, c.amount, c.source) for c in enrollment.credits),
+        credits=tuple(CreditRecordFact(c.credit_type, to_decimal(c.amount), c.source) for c in enrollment.credits),
         id=enrollment.id,
     )
 
@@ -70,7 +74,7 @@ class ApiFacts:
         self._enrollments: dict[EnrollmentKey, EnrollmentFact | None] = {}
         self.calls = 0  # requests made (tests check batching and caching)
 
-    def _run(self, coro):
+    def _run(self, coro: Coroutine[object, None, T]) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -121,10 +125,10 @@ class ApiFacts:
         with self._lock:
             wanted = [k for k in dict.fromkeys(keys) if k not in self._enrollments]
             for batch in chunks(wanted, MAX_KEYS):
-                body = []
+                body: list[dict[str, str]] = []
                 for user, course in batch:
-                    who = {"external_user_id": user.external_user_id} if user.external_user_id is not None else {"email": user.email}
-                    body.append({**who, "course_external_id": course})
+                    who = "external_user_id" if user.external_user_id is not None else "email"
+                    body.append({who: str(user), "course_external_id": course})  # a UserKey holds exactly one
                 found = self._run(self.client.lookup_enrollments(body))
                 answers: dict[EnrollmentKey, EnrollmentFact] = {}
                 for enrollment in found:

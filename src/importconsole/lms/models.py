@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime, UTC
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+JsonObject = dict[str, Any]  # a JSON object as the LMS sent it; `from_json` picks the fields it knows
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -143,8 +145,40 @@ class Enrollment:
         return cls(**base)
 
 
-IMPORT_STATES = ("queued", "running", "completed", "completed_with_errors", "failed", "unlocked")
-FINISHED_STATES = frozenset({"completed", "completed_with_errors", "failed", "unlocked"})
+class ImportState(StrEnum):
+    """An import's state as the reference LMS reports it (docs/api.md). A StrEnum: equal to its text, and
+    written as its text in JSON and the journal."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    UNLOCKED = "unlocked"
+    # Never sent by the LMS (its state says "running"): the console's own verdict (operations.hung), shown instead.
+    HUNG = "hung"
+
+
+IMPORT_STATES = tuple(s for s in ImportState if s is not ImportState.HUNG)  # what the LMS may say
+ACTIVE_STATES = frozenset({ImportState.QUEUED, ImportState.RUNNING})
+FINISHED_STATES = frozenset({ImportState.COMPLETED, ImportState.COMPLETED_WITH_ERRORS, ImportState.FAILED,
+                             ImportState.UNLOCKED})
+
+
+class Importer(StrEnum):
+    """The reference LMS's two importers (an EthosCE profile maps each to a Feeds importer id)."""
+
+    COURSE = "course"  # course-level: one course (named by --course or the rows), counts in PARS
+    GLOBAL = "global"  # legacy: many courses, never reported to PARS
+
+
+class FeedsState(StrEnum):
+    """An EthosCE (Drupal Feeds) importer's state, read from its import page (`ethosce.feeds.ImporterStatus`)."""
+
+    IDLE = "idle"  # the import button is enabled
+    IMPORTING = "importing"  # the button says `Importing (N %)`: a batch moving, or an import that died locked
+    QUEUED = "queued"  # locked, waiting for the site's cron (background mode)
+    DELETING = "deleting"  # Delete items running
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,12 @@ from importconsole.lms.models import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
     import os
 
-    from importconsole.lms.client import SubmitReceipt
+    from importconsole.importfile.facts import LmsFacts
+
+    from importconsole.lms.upload import SubmitReceipt
 
 KIND_ETHOSCE = "ethosce"
 
@@ -93,16 +96,15 @@ class CapabilityMissing(Exception):
         super().__init__(text)
 
 
-def capabilities_of(backend: object) -> Capabilities:
-    """A backend's capabilities; one that does not say is taken as the console's own API."""
-    caps = getattr(backend, "capabilities", None)
-    return caps if isinstance(caps, Capabilities) else REFERENCE_CAPABILITIES
+def capabilities_of(backend: LmsBackend) -> Capabilities:
+    """What a backend can do (every backend says: `LmsBackend.capabilities`)."""
+    return backend.capabilities
 
 
-def require(backend: object, capability: str, doing: str, instead: str = "") -> None:
+def require(backend: LmsBackend, capability: str, doing: str, instead: str = "") -> None:
     """Raise CapabilityMissing (a sentence) unless the backend offers `capability`."""
     caps = capabilities_of(backend)
-    if not getattr(caps, capability):
+    if not getattr(caps, capability):  # a field of Capabilities, named by the operation
         raise CapabilityMissing(caps, capability, doing, instead)
 
 
@@ -148,18 +150,17 @@ class LmsBackend(Protocol):
     async def lock(self, importer: str) -> Lock: ...
     async def unlock(self, importer: str, import_id: int) -> UnlockResult: ...
     def events(self) -> AsyncIterator[ServerEvent]: ...
+    def facts(self, loop: asyncio.AbstractEventLoop) -> LmsFacts:
+        """The validation rules' facts from this LMS, for a worker thread while the backend runs on `loop`."""
+        ...
+
     async def submit_import_detailed(self, path: str | os.PathLike[str], *, importer: str,
                                      course_external_id: str | None = None, idempotency_key: str | None = None,
                                      file_name: str | None = None, progress: ProgressCallback | None = None,
                                      expected_sha256: str | None = None) -> SubmitReceipt: ...
 
 
-def facts_for(backend: object, loop: object) -> object:
-    """The validation rules' `LmsFacts` for this backend (run from a worker thread): its own when it
-    has them (EthosCE: restws), else the reference API's look-ups (`lms.facts.ApiFacts`)."""
-    own = getattr(backend, "facts", None)
-    if callable(own):
-        return own(loop)
-    from importconsole.lms.facts import ApiFacts
-
-    return ApiFacts(backend, loop)  # type: ignore[arg-type]
+def facts_for(backend: LmsBackend, loop: asyncio.AbstractEventLoop) -> LmsFacts:
+    """The validation rules' `LmsFacts` for this backend (run from a worker thread): restws on an EthosCE
+    site, the reference API's look-ups (`lms.facts.ApiFacts`) on the console's own."""
+    return backend.facts(loop)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from importconsole.importfile.award import RecordedCredit, and_list, completion_award
 from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
-from importconsole.lms.models import Import
+from importconsole.lms.models import FINISHED_STATES, Import
 from importconsole.lms.port import LmsBackend, require
 from importconsole.private_files import write_private
 
@@ -515,7 +515,7 @@ def fix_key(course_external_id: str, content: bytes) -> str:
     return f"credit-fix-{hashlib.sha256(course_external_id.encode()).hexdigest()[:8]}-{hashlib.sha256(content).hexdigest()[:40]}"
 
 
-ENDED = ("completed", "completed_with_errors", "failed", "unlocked")
+ENDED = FINISHED_STATES
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from importconsole.journal import Journal
 from importconsole.lms.ethosce.backend import FEEDS_CAPABILITIES, EthosceBackend
 from importconsole.lms.ethosce.errors import ImportDied
 from importconsole.lms.ethosce.feeds import BatchOutcome, ImporterStatus
+from importconsole.lms.models import FeedsState
 from importconsole.lms.ethosce.diagnose import MAPPED as TRANSCRIPT_COLUMNS
 from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, read_feed_file, stored_key
 from importconsole.lms.port import CapabilityMissing
@@ -320,14 +321,14 @@ class ImporterView:
 
     def describe(self) -> str:
         s = self.status
-        if s.state == "idle" and self.storing:
+        if s.state == FeedsState.IDLE and self.storing:
             text = (f"{self.importer_id}: importing, rows being stored (newest stored row {self.newest_stored_id}); "
                     "Feeds shows no progress before its first chunk ends")
-        elif s.state == "idle" and not self.settled:
+        elif s.state == FeedsState.IDLE and not self.settled:
             text = f"{self.importer_id}: the page says idle; checking that no rows are being stored"
-        elif s.state == "queued":
+        elif s.state == FeedsState.QUEUED:
             text = f"{self.importer_id}: queued until the site's cron runs ({s.percent or 0} %); not hung"
-        elif s.state == "importing":
+        elif s.state == FeedsState.IMPORTING:
             text = f"{self.importer_id}: {'hung' if self.hung else 'importing'} {s.percent or 0} %"
             if self.file is not None:
                 done = self.stored_since if self.stored_since is not None else self.file.rows_at_percent(s.percent)
@@ -364,8 +365,8 @@ class HungWatch:
         if sample != self._seen:
             self._seen, self._since = sample, now
         stalled = now - self._since
-        hung = view.status.state == "importing" and (stalled >= self.hung_after or batch_died)
-        idle = view.status.state == "idle"
+        hung = view.status.state == FeedsState.IMPORTING and (stalled >= self.hung_after or batch_died)
+        idle = view.status.state == FeedsState.IDLE
         storing = idle and self._newest is not None and self._newest != view.newest_stored_id
         settled = idle and self._newest == view.newest_stored_id
         self._newest = view.newest_stored_id
@@ -545,7 +546,7 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
             say(text)
 
     if (unlock or reimport) and await backend.background_mode(plan.importer_id):
-        if plan.status.state == "queued" and (plan.status.source_file or "").endswith("-header-only.csv"):
+        if plan.status.state == FeedsState.QUEUED and (plan.status.source_file or "").endswith("-header-only.csv"):
             raise RecoveryRefused(f"The safe way out on {plan.importer_id} is waiting for the site's cron: the "
                                   "header-only file is queued and the dead job's lease must end. Nothing was changed. "
                                   f"Run `importconsole recover {plan.importer_id} --file {plan.file.path} --yes` again "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from importconsole.importfile.safe_text import SPECIAL_RE
 from importconsole.importfile.safe_text import describe as describe_character
+from importconsole.lms.models import ACTIVE_STATES, ImportState
 from importconsole.private_files import write_private
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hun
     the import holds its importer's lock), said in one sentence with the figures."""
     from importconsole.operations.watch import format_duration
 
-    if item.state == "queued":
+    if item.state == ImportState.QUEUED:
         return StallVerdict(None, False, "It is queued: it waits for the importer, so it is not hung.")
     age = moved_ago(server_time=server_time, last_progress_at=item.last_progress_at,
                     started_at=item.started_at, rows_processed=item.rows_processed)
@@ -120,7 +121,7 @@ class HungDetector:
 
         `moved_ago`: seconds since this value was reached, by the server's clock (None: unknown).
         """
-        if state not in ("queued", "running"):
+        if state not in ACTIVE_STATES:
             self._progress.pop(import_id, None)
             return
         now = self._clock()

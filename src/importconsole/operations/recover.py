@@ -27,7 +27,7 @@ from collections.abc import Callable
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.private_files import write_private
-from importconsole.lms.models import Import, Lock
+from importconsole.lms.models import Import, Importer, ImportState, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
 
@@ -240,7 +240,7 @@ class RecoveryResult:
 # ---------------------------------------------------------------------------------------------
 # Planning
 
-ACTIVE = ("queued", "running")
+ACTIVE = (ImportState.QUEUED, ImportState.RUNNING)
 
 
 async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
@@ -252,7 +252,7 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
     from importconsole.operations.hung import diagnose_import
 
     item = await client.get_import(import_id)
-    if item.state not in ACTIVE and item.state != "unlocked":
+    if item.state not in ACTIVE and item.state != ImportState.UNLOCKED:
         raise RecoveryRefused(
             f"Import {item.id} is {item.state.replace('_', ' ')}: it is not hung and holds no lock, so there is "
             f"nothing to unlock or re-import. See its rows with `importconsole imports`.")
@@ -308,7 +308,7 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
         notes.append("the remaining rows needed no change")
     already_complete = await _already_complete(client, learners)
     source_sha256 = hashlib.sha256(remaining.content).hexdigest()
-    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == "unlocked" else None
+    done = await client.find_import_by_key(reimport_key(item.id, source_sha256)) if item.state == ImportState.UNLOCKED else None
     if done is not None:
         # Completed by that re-import: not rows the LMS refused.
         already_complete = [a for a in already_complete if a.completed_by_import != done.id]
@@ -380,7 +380,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
 
             learners = []
             for record in fixed.records(keep_raw=False):
-                course = (item.course_external_id if item.importer == "course" and item.course_external_id
+                course = (item.course_external_id if item.importer == Importer.COURSE and item.course_external_id
                           else cell(record.cells, "external_course_id"))
                 learners.append((first_row + record.row - 1, cell(record.cells, "external_user_id"),
                                  cell(record.cells, "external_email"), course))
@@ -447,7 +447,7 @@ async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None
                               + "; ".join(plan.notes))
     if reimport:
         item = await client.get_import(plan.import_id)
-        if item.state != "unlocked":
+        if item.state != ImportState.UNLOCKED:
             raise RecoveryRefused(
                 f"Import {item.id} is {item.state.replace('_', ' ')}, not unlocked: only an unlocked import's "
                 f"remaining rows are re-imported. Run `importconsole recover {item.id}` to unlock it first.")
@@ -485,7 +485,7 @@ async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, st
         holder = error.lock.describe() if error.lock else "the lock changed"
         # Say what the LMS says happened, not what usually happens.
         after = await client.get_import(plan.import_id)
-        if after.state != "unlocked":
+        if after.state != ImportState.UNLOCKED:
             raise ImportMoved(
                 f"Import {plan.import_id} was not unlocked: it no longer holds the lock ({holder}) and is now "
                 f"{after.state.replace('_', ' ')} with {after.rows_processed} of {after.rows_total} rows processed. "
@@ -510,7 +510,7 @@ async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, st
     # Check: the import ended as unlocked at the planned row and the importer is free.
     item = await client.get_import(plan.import_id)
     lock = await client.lock(plan.importer)
-    if item.state != "unlocked":
+    if item.state != ImportState.UNLOCKED:
         raise RecoveryRefused(f"After Unlock, import {item.id} is {item.state}, not unlocked; nothing was re-imported. "
                               "Check the import in the LMS.")
     if lock.locked and lock.import_id == plan.import_id:

@@ -28,7 +28,7 @@ from importconsole.journal import Journal, JournalEntry, JournalWriteFailed
 from importconsole.lms.client import SubmitReceipt
 from importconsole.lms.port import CapabilityMissing, LmsBackend, capabilities_of
 from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownOutcome
-from importconsole.lms.models import Import
+from importconsole.lms.models import Import, Importer, ImportState
 
 if TYPE_CHECKING:
     from importconsole.importfile.validate import ValidationReport
@@ -213,7 +213,7 @@ async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_afte
             except LmsError as exc:
                 done.append(Reconciled(entry, "sending", None, f"Could not check unlock of import {entry.import_id}: {exc}"))
                 continue
-            outcome = "reconciled" if imp.state == "unlocked" else "not_created"
+            outcome = "reconciled" if imp.state == ImportState.UNLOCKED else "not_created"
             journal.complete(entry.entry_id, outcome, import_id=imp.id, message=f"import {imp.id} is {imp.state}")
             done.append(Reconciled(entry, outcome, imp, f"Unlock of import {imp.id}: the import is now {imp.state}."))
         else:
@@ -236,9 +236,9 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
     attached to one course), so the course-level importer needs no --course."""
     path = Path(path)
-    if importer not in ("course", "global"):
+    if importer not in tuple(Importer):
         raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == "course" and not course_external_id and not rows_name_course:
+    if importer == Importer.COURSE and not course_external_id and not rows_name_course:
         raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
                             "(or use --importer global for a multi-course legacy file).")
     from importconsole.importfile.reader import ImportFileError, check_regular_file
@@ -296,7 +296,7 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     for f in findings:
         if _severity(f) == "warning":
             plan.warnings.append(describe_finding(f))
-    if importer == "global":
+    if importer == Importer.GLOBAL:
         plan.warnings.append(GLOBAL_PARS_WARNING)
     if not capabilities_of(client).import_history:
         plan.notes.append(str(CapabilityMissing(capabilities_of(client), "import_history",

@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
-from importconsole.lms.models import FINISHED_STATES, Import, Lock
+from importconsole.lms.models import FINISHED_STATES, Import, ImportState, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = (ImportState.QUEUED, ImportState.RUNNING)
 
 
 class RateWindow:
@@ -228,9 +228,12 @@ class ImportWatcher:
     def __init__(self, client: LmsBackend, *, hung_after: float = 60.0, poll_interval: float = 2.0,
                  rate_window: float = 10.0, clock: Clock = time.monotonic,
                  backoff: Backoff | None = None, diagnose: Diagnoser | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, silent_after: float = 20.0) -> None:
         self.client = client
         self.poll_interval = poll_interval
+        # A frozen LMS (it takes the connection and sends nothing) raises no error for minutes:
+        # this long without a word, it counts as not seen. Never shorter than a few polls.
+        self.silent_after = max(silent_after, 3 * poll_interval)
         self.detector = HungDetector(hung_after, clock)
         self._clock = clock
         self._rate_window = rate_window
@@ -283,7 +286,8 @@ class ImportWatcher:
     async def run(self) -> None:
         """Watch until `stop()` (which may come before this starts). Never raises for network
         trouble: it reconnects or polls. A stopped watcher does not start again; make a new one."""
-        self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop())]
+        self._tasks = [asyncio.create_task(self._stream_loop()), asyncio.create_task(self._tick_loop()),
+                       asyncio.create_task(self._silence_loop())]
         try:
             await self._stopping.wait()
         finally:
@@ -406,7 +410,7 @@ class ImportWatcher:
                         self._backoff.reset()
                         self._set_connection("live")
                         await self._resync()
-                    self.last_seen = time.time()
+                    self._seen()
                     self._apply_event(event)
                 raise ConnectionError("the event stream ended")
             except asyncio.CancelledError:
@@ -468,6 +472,26 @@ class ImportWatcher:
                     self._not_seen(error)
             self.tick()
             await self._sleep(self.poll_interval)
+
+    async def _silence_loop(self) -> None:
+        """Silence is the only sign of a frozen LMS. A quiet event stream is asked (one poll) before
+        its quiet counts: no import running means no events, not an LMS gone."""
+        started = time.time()
+        probe: asyncio.Task[None] | None = None
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(1.0, self.silent_after / 4))  # not self._sleep: tests make that instant
+            quiet = time.time() - (self.last_seen or started)
+            if quiet > self.silent_after and self.unseen is None:
+                self._not_seen(Unreachable("it takes the connection but has sent nothing back"))
+            # Asked again while not seen too: a thawed LMS is seen at once, not when the stream's read times out.
+            if quiet > self.silent_after / 2 and self.connection == "live" and (probe is None or probe.done()):
+                probe = asyncio.create_task(self._probe())
+        if probe is not None:
+            probe.cancel()
+
+    async def _probe(self) -> None:
+        with contextlib.suppress(Exception):  # a failure is the silence loop's to judge, by time
+            await asyncio.wait_for(self.poll_once(), self.silent_after)
 
     def _set_connection(self, state: str) -> None:
         if state != self.connection:

@@ -264,6 +264,9 @@ async def create_user(request: Request):
         if value is not None and not isinstance(value, str):
             raise ApiError(422, "invalid", f"{key} must be a string.", field=key)
         fields[key] = (value or "").strip()
+    if "\x00" in fields["email"]:  # no address holds one, and SQLite text would keep it
+        raise ApiError(422, "invalid", "email must not contain a NUL character (U+0000); send the address without it.",
+                       field="email")
     if not fields["external_user_id"] and not fields["email"]:
         raise ApiError(422, "invalid", "A user needs an external_user_id or an email.", field="external_user_id")
     sandbox = _sandbox(request)

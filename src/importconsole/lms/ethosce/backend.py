@@ -11,8 +11,11 @@ unlock, re-import) are in `operations.ethosce`, over `FeedsSite` and `RestwsClie
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+import httpx
 
 from importconsole.lms.ethosce.facts import RestwsFacts, RestwsLookups, ref_id
 from importconsole.lms.ethosce.feeds import FeedsSite, ImporterStatus
@@ -27,6 +30,8 @@ from importconsole.lms.models import (
     CreditType,
     Enrollment,
     Import,
+    Importer,
+    JsonObject,
     Lock,
     Me,
     Page,
@@ -36,7 +41,13 @@ from importconsole.lms.models import (
     User,
     UserLookup,
 )
-from importconsole.lms.port import Capabilities, CapabilityMissing
+from importconsole.lms.port import Capabilities, CapabilityMissing, ProgressCallback
+from importconsole.lms.transport import RetryPolicy
+
+if TYPE_CHECKING:
+    from importconsole.config import Profile
+    from importconsole.lms.upload import SubmitReceipt
+    from importconsole.secrets import Credentials
 
 FEEDS_CAPABILITIES = Capabilities(
     name="EthosCE (Drupal Feeds)", idempotency_key=False, per_row_results=False, remaining_rows=False,
@@ -49,13 +60,15 @@ BY_IMPORTER = "name the importer instead (importconsole imports lists them), e.g
 class EthosceBackend:
     """`async with EthosceBackend(profile, credentials) as site: await site.me()`."""
 
-    def __init__(self, profile: Any, credentials: Any, *, retry: Any = None, transport: Any = None):
+    def __init__(self, profile: Profile, credentials: Credentials, *, retry: RetryPolicy | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None):
         self.profile_config = profile
         self.profile: str | None = profile.name
         self.username: str | None = None
-        self.session = DrupalSession(profile.base_url, profile.username, credentials.password, ca_bundle=profile.ca_bundle,
+        # A missing password or restws user name never gets here (find_credentials refuses first): sent empty, refused.
+        self.session = DrupalSession(profile.base_url, profile.username, credentials.password or "", ca_bundle=profile.ca_bundle,
                                      profile=profile.name, retry=retry, transport=transport)
-        self.restws = RestwsClient(profile.base_url, profile.restws_username, credentials.restws_password,
+        self.restws = RestwsClient(profile.base_url, profile.restws_username or "", credentials.restws_password or "",
                                    ca_bundle=profile.ca_bundle, profile=profile.name, retry=retry, transport=transport)
         self.feeds = FeedsSite(self.session)
         self.base_url: str = self.session.base_url
@@ -99,7 +112,7 @@ class EthosceBackend:
 
     def importer_id(self, importer: str) -> str:
         """"course"/"global" (the reference API's names) or a Feeds importer id, as the id."""
-        if importer in ("course", "global"):
+        if importer in tuple(Importer):
             found: str | None = self.profile_config.importer_id(importer)
             if not found:
                 raise CapabilityMissing(FEEDS_CAPABILITIES, "import_ids", "find the global importer",
@@ -229,20 +242,20 @@ class EthosceBackend:
     def events(self) -> AsyncIterator[ServerEvent]:
         self._lacks("event_stream", "follow the imports live", "the console polls the importer's page instead")
 
-    async def submit_import_detailed(self, path: Any, *, importer: str, course_external_id: str | None = None,
+    async def submit_import_detailed(self, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
                                      idempotency_key: str | None = None, file_name: str | None = None,
-                                     progress: Any = None, expected_sha256: str | None = None) -> Any:
+                                     progress: ProgressCallback | None = None, expected_sha256: str | None = None) -> SubmitReceipt:
         self._lacks("idempotency_key", "send an upload that a retry could not import twice",
                     f"`importconsole submit FILE --profile {self.profile}` uploads it through the import form once")
 
 
-def _course(row: dict[str, Any], credits: dict[int, list[CourseCredit]]) -> Course:
+def _course(row: JsonObject, credits: dict[int, list[CourseCredit]]) -> Course:
     nid = ref_id(row["nid"])
     return Course(id=nid, external_id=str(row["external_course_id"]), title=str(row.get("title") or ""),
                   has_certificate=bool(int(row.get("has_certificate") or 0)),
                   required_objects=int(row.get("required_objects") or 0), credits=tuple(credits.get(nid, ())))
 
 
-def _user(row: dict[str, Any]) -> User:
+def _user(row: JsonObject) -> User:
     return User(id=ref_id(row["uid"]), external_user_id=row.get("external_user_id") or None, email=row.get("mail") or None,
                 first_name=str(row.get("name") or ""))

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from importconsole.importfile import safe_text
 
@@ -117,7 +116,7 @@ def rows_at_percent(feed: FeedFile, percent: int, *, chunk: int | None = None) -
     return out
 
 
-def stored_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+def stored_key(row: Mapping[str, object]) -> tuple[str, ...]:
     """A stored row (restws transcript_import, or the holding table) as the mapped columns, as text."""
     return tuple("" if row.get(c) is None else str(row.get(c)) for c in MAPPED)
 
@@ -168,7 +167,7 @@ class FeedsDiagnosis:
         return text
 
 
-def diagnose_feed(feed: FeedFile, stored: Iterable[Mapping[str, Any]], *, locked: bool) -> FeedsDiagnosis:
+def diagnose_feed(feed: FeedFile, stored: Iterable[Mapping[str, object]], *, locked: bool) -> FeedsDiagnosis:
     """The multiset difference between the file's rows and `stored` (the rows stored since the import began),
     its first unstored row and the cause, in words (see the module docstring)."""
     left = Counter(stored_key(r) for r in stored)
@@ -185,29 +184,31 @@ def diagnose_feed(feed: FeedFile, stored: Iterable[Mapping[str, Any]], *, locked
     header_bad = _header_problem(feed.header)
     first = remainder[0] if remainder else None
     by_row = {r.row: r for r in feed.rows}
-    base = dict(rows_in_file=len(feed.rows), stored_rows=done, unstored_rows=remainder, first_unstored=first,
-                locked=locked, stored_not_in_file=extra, prefix=prefix)
+
+    def verdict(cause: str, *, line: int | None = None, column: str | None = None, character: str | None = None,
+                value: str | None = None, bad_row: int | None = None) -> FeedsDiagnosis:
+        return FeedsDiagnosis(cause, rows_in_file=len(feed.rows), stored_rows=done, unstored_rows=remainder,
+                              first_unstored=first, line=line, column=column, character=character, value=value,
+                              bad_row=bad_row, locked=locked, stored_not_in_file=extra, prefix=prefix)
+
     if first is None:
-        return FeedsDiagnosis("complete", line=None, column=None, character=None, value=None, bad_row=None, **base)
+        return verdict("complete")
     if header_bad and not done:
         col, char = header_bad
-        return FeedsDiagnosis("header", line=1, column=col, character=char, value=col, bad_row=None, **base)
+        return verdict("header", line=1, column=col, character=char, value=col)
     special = by_row[first].first_special()
     if special and not _invalid_bytes(special[1]):
         cause = "special-characters" if locked else "first-chunk"
-        return FeedsDiagnosis(cause, line=by_row[first].line, column=special[0], character=special[1],
-                              value=special[2], bad_row=first, **base)
+        return verdict(cause, line=by_row[first].line, column=special[0], character=special[1], value=special[2], bad_row=first)
     if not locked:
         for row in feed.rows[first - 1:]:
             hit = row.first_special()
             if hit and _invalid_bytes(hit[1]):
-                return FeedsDiagnosis("encoding", line=row.line, column=hit[0], character=hit[1], value=hit[2],
-                                      bad_row=row.row, **base)
+                return verdict("encoding", line=row.line, column=hit[0], character=hit[1], value=hit[2], bad_row=row.row)
     if special:  # invalid bytes in the first unstored row of a locked importer: the processor's own check
-        return FeedsDiagnosis("special-characters" if locked else "first-chunk", line=by_row[first].line,
-                              column=special[0], character=special[1], value=special[2], bad_row=first, **base)
-    cause = "abandoned" if locked else "unknown"
-    return FeedsDiagnosis(cause, line=by_row[first].line, column=None, character=None, value=None, bad_row=None, **base)
+        return verdict("special-characters" if locked else "first-chunk", line=by_row[first].line,
+                       column=special[0], character=special[1], value=special[2], bad_row=first)
+    return verdict("abandoned" if locked else "unknown", line=by_row[first].line)
 
 
 def _invalid_bytes(description: str) -> bool:

@@ -7,9 +7,12 @@ No message ever holds a password or the session cookie: they are built from page
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importconsole.lms.errors import Forbidden, ImporterLocked, LmsError, LockMismatch, ServerError, Unauthorized, Unreachable
+
+if TYPE_CHECKING:
+    from importconsole.lms.ethosce.feeds import BatchOutcome
 
 
 class LoginRefused(Unauthorized):
@@ -49,7 +52,7 @@ class BatchNotOurs(LmsError):
 class ImportDied(ServerError):
     """A batch step answered HTTP 500: the import died on the site. `outcome` is the `BatchOutcome`."""
 
-    def __init__(self, message: str, *, outcome: Any = None, **kw: Any):
+    def __init__(self, message: str, *, outcome: BatchOutcome | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.outcome = outcome
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from importconsole.importfile.facts import (
@@ -34,16 +34,17 @@ from importconsole.importfile.facts import (
     UserKey,
 )
 from importconsole.lms.ethosce.restws import RestwsClient, page_number
+from importconsole.lms.models import JsonObject
 
 T = TypeVar("T")
 
 
-def ref_id(value: Any) -> int:
+def ref_id(value: Any) -> int:  # Any: a JSON value, a number or a reference object
     """An id as the kit gives it (a number) or as real restws renders a reference ({"uri", "id", "resource"})."""
     return int(value["id"] if isinstance(value, dict) else value)
 
 
-def _user_fact(u: dict) -> UserFact:
+def _user_fact(u: JsonObject) -> UserFact:
     return UserFact(ref_id(u["uid"]), u.get("external_user_id") or None, u.get("mail") or None, u.get("name") or "", "")
 
 
@@ -53,12 +54,12 @@ class RestwsLookups:
     def __init__(self, client: RestwsClient):
         self.client = client
         self._pages: dict[str, int] = {}
-        self._first: dict[str, dict] = {}
-        self._whole: dict[str, list[dict]] = {}
-        self._credit_rows: list[dict] | None = None
-        self.courses: dict[str, dict | None] = {}  # external_course_id -> course row
-        self.users: dict[UserKey, dict | None] = {}
-        self._enrollments: dict[int, dict[int, dict]] = {}  # uid -> nid -> enrollment row
+        self._first: dict[str, JsonObject] = {}
+        self._whole: dict[str, list[JsonObject]] = {}
+        self._credit_rows: list[JsonObject] | None = None
+        self.courses: dict[str, JsonObject | None] = {}  # external_course_id -> course row
+        self.users: dict[UserKey, JsonObject | None] = {}
+        self._enrollments: dict[int, dict[int, JsonObject]] = {}  # uid -> nid -> enrollment row
 
     async def table_pages(self, resource: str) -> int:
         if resource not in self._pages:
@@ -66,7 +67,7 @@ class RestwsLookups:
             self._pages[resource] = page_number(first.get("last"), 0) + 1
         return self._pages[resource]
 
-    async def whole(self, resource: str) -> list[dict]:
+    async def whole(self, resource: str) -> list[JsonObject]:
         """The whole table, once; its first page is reused when it was read to count the pages."""
         if resource not in self._whole:
             first = self._first.get(resource)
@@ -77,7 +78,7 @@ class RestwsLookups:
     async def _cheaper_whole(self, resource: str, keys: int) -> bool:
         return resource in self._whole or keys >= await self.table_pages(resource)
 
-    async def credit_rows(self) -> list[dict]:
+    async def credit_rows(self) -> list[JsonObject]:
         if self._credit_rows is None:
             self._credit_rows = await self.whole("course_credit")
         return self._credit_rows
@@ -91,7 +92,7 @@ class RestwsLookups:
             reports.setdefault(row["type"], set()).update([row["reports_to"]] if row.get("reports_to") else [])
         return {t: CreditTypeFact(t, t, tuple(sorted(r))) for t, r in reports.items()}
 
-    async def course_rows(self, external_ids: Sequence[str]) -> dict[str, dict | None]:
+    async def course_rows(self, external_ids: Sequence[str]) -> dict[str, JsonObject | None]:
         wanted = [x for x in dict.fromkeys(external_ids) if x not in self.courses]
         if wanted and await self._cheaper_whole("course", len(wanted)):
             by_ext = {c["external_course_id"]: c for c in await self.whole("course")}
@@ -115,19 +116,19 @@ class RestwsLookups:
             required_objects=int(r.get("required_objects") or 0), credits=credits.get(ref_id(r["nid"]), {}),
             id=ref_id(r["nid"])) for x, r in rows.items()}
 
-    async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, dict | None]:
+    async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, JsonObject | None]:
         wanted = [k for k in dict.fromkeys(keys) if k not in self.users]
         if wanted and not await self._cheaper_whole("user", len(wanted)):
             found = await asyncio.gather(*(
                 self.client.users(external_user_id=k.external_user_id) if k.external_user_id is not None
-                else self.client.users(mail=k.email) for k in wanted))
+                else self.client.users(mail=str(k)) for k in wanted))  # str(k): its e-mail
             for k, rows in zip(wanted, found):
                 if rows or k.external_user_id is not None:
                     self.users[k] = rows[0] if rows else None
             wanted = [k for k in wanted if k not in self.users]  # e-mails in another case: the whole table decides
         if wanted:
-            by_id: dict[str, dict] = {}
-            by_mail: dict[str | None, dict] = {}  # get(None) when the key has no e-mail
+            by_id: dict[str, JsonObject] = {}
+            by_mail: dict[str | None, JsonObject] = {}  # get(None) when the key has no e-mail
             for u in await self.whole("user"):
                 if u.get("external_user_id"):
                     by_id[u["external_user_id"]] = u
@@ -137,13 +138,13 @@ class RestwsLookups:
                 self.users[k] = by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email)
         return {k: self.users[k] for k in keys}
 
-    async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, dict | None]:
+    async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, JsonObject | None]:
         users = await self.user_rows([k for k, _ in keys])
         courses = await self.course_rows([c for _, c in keys])
         uids = [ref_id(u["uid"]) for u in users.values() if u is not None]
         wanted = [u for u in dict.fromkeys(uids) if u not in self._enrollments]
         if wanted and await self._cheaper_whole("course_enrollment", len(wanted)):
-            table: dict[int, dict[int, dict]] = {}
+            table: dict[int, dict[int, JsonObject]] = {}
             for e in await self.whole("course_enrollment"):
                 table.setdefault(ref_id(e["uid"]), {})[ref_id(e["nid"])] = e
             for uid in wanted:
@@ -152,7 +153,7 @@ class RestwsLookups:
             found = await asyncio.gather(*(self.client.enrollments(uid=uid) for uid in wanted))
             for uid, rows in zip(wanted, found):
                 self._enrollments[uid] = {ref_id(e["nid"]): e for e in rows}
-        out: dict[EnrollmentKey, dict | None] = {}
+        out: dict[EnrollmentKey, JsonObject | None] = {}
         for key in keys:
             user, course = users.get(key[0]), courses.get(key[1])
             out[key] = None if user is None or course is None else self._enrollments[ref_id(user["uid"])].get(ref_id(course["nid"]))
@@ -174,16 +175,16 @@ class RestwsFacts:
     def requests(self) -> int:
         return self.lookups.client.requests
 
-    def _run(self, coro: Awaitable[T]) -> T:
+    def _run(self, coro: Coroutine[object, None, T]) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
-            coro.close()  # type: ignore[attr-defined]
+            coro.close()
             raise RuntimeError("RestwsFacts must be called from a worker thread, not from the client's event loop")
         with self._lock:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)  # type: ignore[arg-type]
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         return self._run(self.lookups.credit_types())
@@ -200,5 +201,5 @@ class RestwsFacts:
         rows = self._run(self.lookups.enrollment_rows(keys))
         return {k: None if r is None else EnrollmentFact(status=r["status"], id=ref_id(r["eid"])) for k, r in rows.items()}
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, int]:
         return {"requests": self.requests}

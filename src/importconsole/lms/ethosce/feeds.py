@@ -20,7 +20,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -35,6 +34,7 @@ from importconsole.lms.ethosce.errors import (
 )
 from importconsole.lms.ethosce.html import Element, Form, Page
 from importconsole.lms.ethosce.session import DrupalSession, location_path
+from importconsole.lms.models import FeedsState, JsonObject
 
 IMPORT_FORM = "feeds_import_form"
 UNLOCK_FORM = "feeds_unlock_tab_form"
@@ -45,7 +45,7 @@ CRON_PAGE = "/admin/config/system/cron"
 CRON_FORM = "system_cron_settings"
 
 # (percentage 0-100 as Feeds' batch reports it, step number from 1)
-BatchProgress = Callable[[float, int], Any]
+BatchProgress = Callable[[float, int], object]  # its answer is ignored
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class ImporterInfo:
 class ImporterStatus:
     """What an importer's page says, read from the status fieldset and the submit button.
 
-    `state`: "idle" (the import button is enabled), "importing" (disabled `Importing (N %)`: a batch is
+    `state` (`FeedsState`): idle (the import button is enabled), importing (disabled `Importing (N %)`: a batch is
     moving OR the import died and left it locked: one page cannot tell, watch `percent` and the stored rows),
-    "queued" (locked and waiting for the site's cron: background mode), "deleting" (Delete items running).
+    queued (locked and waiting for the site's cron: background mode), deleting (Delete items running).
     `locked` is True whenever the import button is disabled: no upload can start.
     `queued_for_cron` can be True while idle: after an Unlock in background mode the claimed cron job is
     still queued and will run the stored file again (README "Background mode: Unlock is not enough").
@@ -71,7 +71,7 @@ class ImporterStatus:
 
     importer_id: str
     title: str
-    state: str
+    state: FeedsState
     locked: bool
     percent: int | None
     button_label: str
@@ -87,11 +87,11 @@ class ImporterStatus:
 
     def describe(self) -> str:
         """One line an admin reads: `locked at 41 % (Importing (41 %))`, `idle, 72 rows, last import 3 min ago`."""
-        if self.state == "queued":
+        if self.state == FeedsState.QUEUED:
             return f"queued until the site's cron runs ({self.percent or 0} % done)"
-        if self.state == "importing":
+        if self.state == FeedsState.IMPORTING:
             return f"importing or locked at {self.percent or 0} % of the file's bytes (the import button is disabled)"
-        if self.state == "deleting":
+        if self.state == FeedsState.DELETING:
             return f"deleting items ({self.deleting_percent or 0} %)"
         rows = f"{self.items_total} rows stored" if self.items_total is not None else "rows stored unknown"
         last = f", last import {self.last_import}" if self.last_import else ""
@@ -190,7 +190,7 @@ def parse_status(page: Page, importer_id: str) -> ImporterStatus:
     form = page.form(IMPORT_FORM)
     fieldset = page.root.find("fieldset", id="edit-source-status")
     box = fieldset.find("div", cls="feeds-source-status") if fieldset is not None else None
-    if form is None or form.submit is None or box is None:
+    if form is None or form.submit is None or fieldset is None or box is None:
         raise UnexpectedPage(f"The page of importer {importer_id!r} has no Feeds import form with a status and an "
                              "import button; check the importer id (importconsole imports lists them).")
     lines = tuple(li.text() for li in box.find_all("li"))
@@ -219,11 +219,11 @@ def parse_status(page: Page, importer_id: str) -> ImporterStatus:
         percent = 0  # the status line is missing at exactly 0 %
     queued = run_cron or (nxt is not None and "via Queue" in nxt)
     if deleting is not None:
-        state = "deleting"
+        state = FeedsState.DELETING
     elif locked:
-        state = "queued" if queued else "importing"
+        state = FeedsState.QUEUED if queued else FeedsState.IMPORTING
     else:
-        state = "idle"
+        state = FeedsState.IDLE
     file_link = page.root.find("div", cls="feeds-file-name")
     anchor = file_link.find("a") if file_link is not None else None
     return ImporterStatus(
@@ -240,8 +240,9 @@ def parse_importers(page: Page) -> list[ImporterInfo]:
     for row in page.root.find_all("tr"):
         cells = [c for c in row.children if isinstance(c, Element) and c.tag == "td"]
         link = cells[0].find("a") if cells else None
-        href = (link.get("href") or "") if link is not None else ""
-        path = httpx.URL(href).path
+        if link is None:
+            continue
+        path = httpx.URL(link.get("href") or "").path
         if "/import/" not in path:
             continue
         importer_id = path.rstrip("/").rsplit("/import/", 1)[1]
@@ -396,7 +397,7 @@ class FeedsSite:
                             "browser session that started an import can drive its batch. If the importer stays "
                             "locked, diagnose and unlock it.", status=resp.status_code)
 
-    async def step(self, batch_id: int) -> tuple[int, dict | None]:
+    async def step(self, batch_id: int) -> tuple[int, JsonObject | None]:
         """One `POST /batch?id=N&op=do`: (HTTP status, the JSON answer or None)."""
         resp = await self.session.request("POST", f"/batch?id={int(batch_id)}&op=do", f"drive batch {batch_id}",
                                           retry=False, content=b"", headers={"Accept": "application/json"})

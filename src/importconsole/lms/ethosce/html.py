@@ -8,6 +8,7 @@ elements (input, br, meta...) never take children.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import overload
 from html.parser import HTMLParser
 
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
@@ -23,6 +24,11 @@ class Element:
         self.attrs = attrs
         self.children: list[Element | str] = []
         self.parent = parent
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.attrs.get(name, default)
@@ -123,7 +129,7 @@ class Form:
         self.el = el
         self.id = el.get("id")
         self.action = el.get("action")
-        self.hidden = {i.get("name"): i.get("value", "") for i in el.find_all("input", type="hidden") if i.get("name")}
+        self.hidden = {name: i.get("value", "") for i in el.find_all("input", type="hidden") if (name := i.get("name"))}
         self.submit = el.find("input", id="edit-submit")
 
     def values(self) -> dict[str, str]:

@@ -13,23 +13,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret
 from importconsole.lms.ethosce.diagnose import stored_key  # noqa: F401  (re-exported: a stored row's mapped columns)
 from importconsole.lms.errors import LmsError, NotFound, ServerError
+from importconsole.lms.models import JsonObject
 from importconsole.lms.ethosce.errors import RestwsForbidden, RestwsRefused
-from importconsole.lms.ethosce.session import check_site_url, http_client, unreachable
+from importconsole.lms.ethosce.session import check_site_url, unreachable
+from importconsole.lms.transport import OwnsHttpClient, RetryPolicy, Secret, http_client
 
 MAX_IN_FLIGHT = 4
 PAGE_LIMIT = 100
 
+Filters = Mapping[str, str | int]  # exact matches (`nid=50`) or bracket operators (`id[gt]=120`)
+Query = tuple[tuple[str, str], ...]
 
-def _query(filters: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+
+def _query(filters: Filters | None) -> Query:
     """Filters as a stable, hashable query: `{"id[gt]": 5, "nid": 50}` -> (("id[gt]", "5"), ("nid", "50"))."""
     return tuple(sorted((k, str(v)) for k, v in (filters or {}).items()))
 
@@ -38,18 +41,18 @@ def _query(filters: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
 class Listing:
     """A whole listing: every item, the pages read and how many pages the table had."""
 
-    items: list[dict]
+    items: list[JsonObject]
     pages: int
 
 
 class _BasicAuth(httpx.Auth):
     """Basic auth whose password never shows in a repr."""
 
-    def __init__(self, username: str, password: _Secret):
+    def __init__(self, username: str, password: Secret):
         self.username = username
         self._password = password
 
-    def auth_flow(self, request: httpx.Request):
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = base64.b64encode(f"{self.username}:{self._password.reveal()}".encode()).decode()
         request.headers["Authorization"] = f"Basic {token}"
         yield request
@@ -61,7 +64,7 @@ class _BasicAuth(httpx.Auth):
 class RestwsClient(OwnsHttpClient):
     """`async with RestwsClient(url, "restws_console", password) as ws: await ws.courses()`."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike | None = None,
+    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike[str] | None = None,
                  timeout: float | httpx.Timeout = 30.0, transport: httpx.AsyncBaseTransport | None = None,
                  profile: str | None = None, max_in_flight: int = MAX_IN_FLIGHT, retry: RetryPolicy | None = None):
         self.site_url = check_site_url(base_url, secret="restws password")
@@ -73,10 +76,10 @@ class RestwsClient(OwnsHttpClient):
         crash.register_secret(password)
         crash.register_secret(base64.b64encode(f"{username}:{password}".encode()).decode())
         self._http = http_client(self.site_url, ca_bundle=ca_bundle, timeout=timeout, transport=transport,
-                                 headers={"Accept": "application/json"}, auth=_BasicAuth(username, _Secret(password)))
+                                 headers={"Accept": "application/json"}, auth=_BasicAuth(username, Secret(password)))
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._cache: dict[tuple, Listing] = {}
-        self._inflight: dict[tuple, asyncio.Future] = {}
+        self._cache: dict[tuple[str, Query, int], Listing] = {}
+        self._inflight: dict[tuple[str, Query, int], asyncio.Future[Listing]] = {}
         self.requests = 0  # HTTP requests sent (tests and the bench count them)
         self.max_seen_in_flight = 0
         self._in_flight = 0
@@ -109,7 +112,7 @@ class RestwsClient(OwnsHttpClient):
         return ServerError(f"The site's web services answered HTTP {status} while trying to {action}"
                            + (f" ({said})" if said else "") + "; try again later.", status=status)
 
-    async def get_json(self, path: str, action: str, params: Sequence[tuple[str, str]] | None = None) -> Any:
+    async def get_json(self, path: str, action: str, params: Sequence[tuple[str, str]] | None = None) -> JsonObject:
         """One GET (at most `max_in_flight` at a time), retried on connection failures and 5xx."""
         last: LmsError | None = None
         for attempt in range(self.retry.attempts):
@@ -126,9 +129,13 @@ class RestwsClient(OwnsHttpClient):
             if resp is not None:
                 if resp.status_code == 200:
                     try:
-                        return resp.json()
+                        data = resp.json()
                     except ValueError:
                         last = ServerError(f"The site's web services sent an answer that is not JSON while trying to {action}.")
+                    else:
+                        if isinstance(data, dict):
+                            return data
+                        last = ServerError(f"The site's web services sent an answer that is not a JSON object while trying to {action}.")
                 elif resp.status_code < 500:
                     raise self._error(resp, action)
                 else:
@@ -138,7 +145,7 @@ class RestwsClient(OwnsHttpClient):
         assert last is not None
         raise last
 
-    async def list_all(self, resource: str, filters: Mapping[str, Any] | None = None, *, cache: bool = True,
+    async def list_all(self, resource: str, filters: Filters | None = None, *, cache: bool = True,
                        limit: int = PAGE_LIMIT) -> Listing:
         """Every item of `GET /RESOURCE.json?filters`, following `next`. Cached for the run unless `cache=False`;
         the same listing asked twice at once is fetched once."""
@@ -147,7 +154,7 @@ class RestwsClient(OwnsHttpClient):
             return self._cache[key]
         if cache and key in self._inflight:
             return await asyncio.shield(self._inflight[key])
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Listing] = asyncio.get_running_loop().create_future()
         if cache:
             self._inflight[key] = future
         try:
@@ -163,12 +170,12 @@ class RestwsClient(OwnsHttpClient):
         finally:
             self._inflight.pop(key, None)
 
-    async def _fetch(self, resource: str, filters: Mapping[str, Any] | None, limit: int) -> Listing:
+    async def _fetch(self, resource: str, filters: Filters | None, limit: int) -> Listing:
         params = list(_query(filters)) + [("limit", str(limit))]
         first = await self.get_json(f"/{resource}.json", f"list {resource}", params)
         return Listing(await self.rest_of(resource, first), page_number(first.get("last"), 0) + 1)
 
-    async def rest_of(self, resource: str, first: Mapping[str, Any]) -> list[dict]:
+    async def rest_of(self, resource: str, first: JsonObject) -> list[JsonObject]:
         """The items of a listing from its first page on: `first`'s items, then every page its `next` leads to."""
         action = f"list {resource}"
         items = list(first.get("list") or [])
@@ -192,11 +199,11 @@ class RestwsClient(OwnsHttpClient):
         path = url.path[len(base) - 1:] if url.path.startswith(base) else url.path
         return path, list(url.params.multi_items())
 
-    async def first_page(self, resource: str, filters: Mapping[str, Any] | None = None) -> dict:
+    async def first_page(self, resource: str, filters: Filters | None = None) -> JsonObject:
         """Page 0 of a listing (for its `last` link: how many pages a whole table has)."""
         return await self.get_json(f"/{resource}.json", f"list {resource}", list(_query(filters)) + [("limit", str(PAGE_LIMIT))])
 
-    async def item(self, resource: str, item_id: int) -> dict | None:
+    async def item(self, resource: str, item_id: int) -> JsonObject | None:
         try:
             return await self.get_json(f"/{resource}/{int(item_id)}.json", f"read {resource} {item_id}")
         except NotFound:
@@ -204,7 +211,7 @@ class RestwsClient(OwnsHttpClient):
 
     # ---- readers ---------------------------------------------------------------------------------
 
-    async def transcript_rows(self, after_id: int | None = None, **filters: Any) -> list[dict]:
+    async def transcript_rows(self, after_id: int | None = None, **filters: str | int) -> list[JsonObject]:
         """Rows of the holding table (never cached), in id order; `after_id`: only rows with a greater id."""
         if after_id is not None:
             filters["id[gt]"] = int(after_id)
@@ -217,16 +224,16 @@ class RestwsClient(OwnsHttpClient):
         rows = page.get("list") or []
         return int(rows[0]["id"]) if rows else 0
 
-    async def courses(self, **filters: Any) -> list[dict]:
+    async def courses(self, **filters: str | int) -> list[JsonObject]:
         return (await self.list_all("course", filters)).items
 
-    async def course_credits(self, **filters: Any) -> list[dict]:
+    async def course_credits(self, **filters: str | int) -> list[JsonObject]:
         return (await self.list_all("course_credit", filters)).items
 
-    async def enrollments(self, **filters: Any) -> list[dict]:
+    async def enrollments(self, **filters: str | int) -> list[JsonObject]:
         return (await self.list_all("course_enrollment", filters)).items
 
-    async def users(self, **filters: Any) -> list[dict]:
+    async def users(self, **filters: str | int) -> list[JsonObject]:
         return (await self.list_all("user", filters)).items
 
 

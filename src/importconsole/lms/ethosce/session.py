@@ -2,7 +2,7 @@
 
 Why it looks the way it does:
 - One async httpx client and one cookie jar per run. The URL and TLS rules are the reference client's
-  (`lms.client`): TLS verification always on, an optional CA bundle, plain http:// only to this machine.
+  (`lms.transport`): TLS verification always on, an optional CA bundle, plain http:// only to this machine.
 - Login is Drupal's own form (GET /user/login, scrape form_build_id, POST). A 302 means logged in; the form
   coming back means refused, and that is raised at once and never retried: Drupal's flood control locks the
   account after 5 failures. After one refusal the session refuses to POST a login again.
@@ -17,18 +17,20 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import IO
 
 import httpx
 
-from importconsole import __version__
-from importconsole.lms.client import check_site_url as client_check_site_url
-from importconsole.lms.client import OwnsHttpClient, RetryPolicy, _Secret, _tls_context, _tls_failure
-from importconsole.lms.errors import CertificateInvalid, LmsError, NotFound, ServerError, Unreachable
+from importconsole.lms import transport
+from importconsole.lms.errors import CertificateInvalid, LmsError, NotFound, ServerError
 from importconsole.lms.ethosce.errors import LoginRefused, SiteForbidden, UnexpectedPage
 from importconsole.lms.ethosce.html import Form, Page
+from importconsole.lms.transport import OwnsHttpClient, RetryPolicy, Secret, http_client
 
 log = logging.getLogger(__name__)
+
+Query = Mapping[str, str | int]
+FormFiles = Mapping[str, tuple[str, IO[bytes], str]]  # field name: (file name, open file, content type)
 
 # httpcore logs response headers at DEBUG, Set-Cookie included: the session cookie is hidden from any
 # record of the HTTP libraries' loggers before a handler sees it.
@@ -51,43 +53,14 @@ for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpx
 def check_site_url(base_url: str, *, secret: str = "password") -> httpx.URL:
     """The site's root URL (path ending in /), or InsecureUrl with what to do. Same rule as the
     reference client: https, or plain http to this machine only."""
-    url = client_check_site_url(base_url, f"the {secret}", place="site", example="https://ethosce.example.org")
+    url = transport.check_site_url(base_url, f"the {secret}", place="site", example="https://ethosce.example.org")
     path = url.path if url.path.endswith("/") else url.path + "/"
     return url.copy_with(path=path, query=None, fragment=None)
 
 
-def http_client(url: httpx.URL, *, ca_bundle: str | os.PathLike | None, timeout: float | httpx.Timeout,
-                transport: httpx.AsyncBaseTransport | None, headers: Mapping[str, str] | None = None,
-                auth: Any = None) -> httpx.AsyncClient:
-    """An httpx client with the project's rules: verified TLS, no redirects followed, no proxy for http."""
-    if not isinstance(timeout, httpx.Timeout):
-        timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
-    return httpx.AsyncClient(
-        base_url=url,
-        headers={"User-Agent": f"importconsole/{__version__}", **(headers or {})},
-        timeout=timeout,
-        verify=_tls_context(ca_bundle),
-        transport=transport,
-        auth=auth,
-        follow_redirects=False,  # a redirect is read, never followed blindly (it may be the login page)
-        trust_env=url.scheme == "https",  # plain http is loopback only: no proxy from the environment
-    )
-
-
 def unreachable(host: str, exc: BaseException, action: str) -> LmsError:
     """The reference client's sentence for a failed connection, naming the site."""
-    tls = _tls_failure(exc)
-    if tls:
-        return CertificateInvalid(
-            f"Refusing to talk to {host}: its TLS certificate is not trusted ({tls}). Verification cannot be turned off. "
-            "If your site uses its own certificate authority, set ca_bundle = \"/path/to/ca.pem\" in the profile.")
-    if isinstance(exc, httpx.TimeoutException):
-        why = "it did not answer in time"
-    elif isinstance(exc, httpx.ConnectError):
-        why = "the connection was refused or the host could not be found"
-    else:
-        why = "the connection kept dropping"
-    return Unreachable(f"Could not reach the site at {host} to {action}: {why}. Check the address and your network, then try again.")
+    return transport.unreachable(host, exc, action, place="site")
 
 
 def location_path(resp: httpx.Response) -> str:
@@ -103,7 +76,7 @@ class DrupalSession(OwnsHttpClient):
     `submit(path, form, fields, files=)` POSTs a scraped form. `login_posts` counts the login POSTs sent.
     """
 
-    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike | None = None,
+    def __init__(self, base_url: str, username: str, password: str, *, ca_bundle: str | os.PathLike[str] | None = None,
                  timeout: float | httpx.Timeout = 60.0, transport: httpx.AsyncBaseTransport | None = None,
                  profile: str | None = None, retry: RetryPolicy | None = None):
         self.site_url = check_site_url(base_url)
@@ -111,7 +84,7 @@ class DrupalSession(OwnsHttpClient):
         self.username = username
         self.profile = profile
         self.retry = retry or RetryPolicy(attempts=3)
-        self._password = _Secret(password)
+        self._password = Secret(password)
         from importconsole import crash
 
         crash.register_secret(password)
@@ -138,7 +111,9 @@ class DrupalSession(OwnsHttpClient):
 
     # ---- raw requests ------------------------------------------------------------------------
 
-    async def request(self, method: str, path: str, action: str, *, retry: bool | None = None, **kw: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, action: str, *, retry: bool | None = None, params: Query | None = None,
+                      data: Mapping[str, str] | None = None, files: FormFiles | None = None, content: bytes | None = None,
+                      headers: Mapping[str, str] | None = None) -> httpx.Response:
         """One request, relative to the site root. Connection failures of GETs (and of `retry=True` requests)
         are retried with backoff; nothing else is. Raises a sentence error when the site cannot be reached."""
         retry = method == "GET" if retry is None else retry
@@ -146,7 +121,8 @@ class DrupalSession(OwnsHttpClient):
         last: LmsError | None = None
         for attempt in range(attempts):
             try:
-                return await self._http.request(method, path.lstrip("/"), **kw)
+                return await self._http.request(method, path.lstrip("/"), params=params, data=data, files=files,
+                                                content=content, headers=headers)
             except httpx.RequestError as exc:
                 last = unreachable(self.host, exc, action)
                 if isinstance(last, CertificateInvalid) or attempt + 1 >= attempts:
@@ -200,7 +176,7 @@ class DrupalSession(OwnsHttpClient):
             return True
         return page is not None and page.form("user_login") is not None
 
-    async def get_page(self, path: str, action: str, *, params: Mapping[str, Any] | None = None) -> Page:
+    async def get_page(self, path: str, action: str, *, params: Query | None = None) -> Page:
         """GETs an admin page as the logged-in admin; logs in again once, quietly, if the session expired."""
         if not self.logged_in:
             await self.login()
@@ -232,8 +208,8 @@ class DrupalSession(OwnsHttpClient):
         """A form POST answered as to an anonymous visitor: the session expired (nothing was done)."""
         return self._expired(resp, None)
 
-    async def submit(self, path: str, form: Form, fields: Mapping[str, Any], action: str, *,
-                     files: Mapping[str, Any] | None = None) -> httpx.Response:
+    async def submit(self, path: str, form: Form, fields: Mapping[str, str], action: str, *,
+                     files: FormFiles | None = None) -> httpx.Response:
         """POSTs a form scraped from a page: its hidden fields (form_build_id, form_token, form_id) plus
         `fields`. Not retried, not redirected: the caller reads the answer."""
         data = {**form.hidden, **fields}

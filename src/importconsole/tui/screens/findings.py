@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import ProgressBar, Static, Tree
 
 from importconsole.importfile.catalogue import RULES
+from importconsole.lms.models import Importer
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, shown, said
 
@@ -177,7 +178,7 @@ class FindingsScreen(ConsoleScreen):
         if report.not_checked:  # never a bare "0 errors" for rules that did not run: say which and why
             why = "offline" if not report.online else "no course chosen: o picks one"
             not_checked = f" · {count(len(report.not_checked), 'rule')} not checked ({why})"
-        elif report.importer == "course" and not report.course_external_id and self.app.session is not None:
+        elif report.importer == Importer.COURSE and not report.course_external_id and self.app.session is not None:
             not_checked = " · no course chosen: o picks one (credit rules need it)"
         self._status(f"{count(report.rows, 'row')} · {count(summary['errors'], 'error')} · "
                      f"{count(summary['warnings'], 'warning')}{not_checked} · showing {self.filter} · {verdict}")
@@ -274,7 +275,7 @@ class FindingsScreen(ConsoleScreen):
                         severity="warning")
             return
         names_course = any(h.strip().lower() == "external_course_id" for h in self.report.header)
-        if completion_only and self.app.importer == "course" and not self.app.course_external_id and not names_course:
+        if completion_only and self.app.importer == Importer.COURSE and not self.app.course_external_id and not names_course:
             # What the LMS awards is a fact of the course: without it no row can be weighed.
             self._status("X needs the course this file goes to (what the LMS awards depends on it): o picks it.")
             return

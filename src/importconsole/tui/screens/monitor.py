@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Sparkline, Static
 
+from importconsole.lms.models import ImportState
 from importconsole.operations.watch import ImportView, ImportWatcher
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, said, shown
@@ -306,7 +307,7 @@ class MonitorScreen(ConsoleScreen):
         # The watcher's verdict now, not the last paint's (up to a repaint old).
         watcher = self.watcher
         view = (watcher.views.get(view.import_id) if watcher is not None else None) or view
-        if not view.is_hung and not (view.state == "running" and view.holds_lock):
+        if not view.is_hung and not (view.state == ImportState.RUNNING and view.holds_lock):
             self.notify(f"Import {view.import_id} is {view.shown_state}: only a hung import is unlocked.",
                         severity="warning")
             return

@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from importconsole.lms.models import Importer
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
@@ -208,8 +209,8 @@ class PreviewScreen(ConsoleScreen):
         self._show_status()
 
     def action_toggle_importer(self) -> None:
-        self.app.importer = "global" if self.app.importer == "course" else "course"
-        if self.app.importer == "global":
+        self.app.importer = "global" if self.app.importer == Importer.COURSE else "course"
+        if self.app.importer == Importer.GLOBAL:
             self.notify("The global importer is for legacy data: its records are NOT included in PARS reports.",
                         title="Global importer", severity="warning")
         self.app.report = None  # findings depend on the importer

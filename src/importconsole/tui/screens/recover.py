@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from importconsole.lms.models import ACTIVE_STATES
 from importconsole.operations.watch import ImportView
 from importconsole.tui.text import count, shown, said
 
@@ -93,7 +94,7 @@ class RecoverScreen(ModalScreen[int | None]):
             return False
         view = self.current_view()
         moved = view.rows_processed != self.plan.rows_committed
-        ended = self.plan.needs_unlock and view.state not in ("queued", "running")
+        ended = self.plan.needs_unlock and view.state not in ACTIVE_STATES
         return moved or ended
 
     def _import_changed(self, view: ImportView) -> None:

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from importconsole.lms.models import Importer
 from importconsole.tui.screens.ethosce_submit import EthosceSubmit
 from importconsole.tui.text import count, shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
@@ -44,8 +45,8 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         with Vertical(classes="dialog", id="submit-box"):
             yield Label(f"Submit {shown(self.path.name)}", classes="dialog-title", markup=False)
             with RadioSet(id="importer"):
-                yield MarkedRadioButton("course-level importer (counts in PARS)", value=self.app.importer == "course", id="course")
-                yield MarkedRadioButton("global importer (legacy, many courses)", value=self.app.importer == "global", id="global")
+                yield MarkedRadioButton("course-level importer (counts in PARS)", value=self.app.importer == Importer.COURSE, id="course")
+                yield MarkedRadioButton("global importer (legacy, many courses)", value=self.app.importer == Importer.GLOBAL, id="global")
             yield Static("", id="importer-warning", classes="warning", markup=False)
             yield Input(placeholder="search courses by id or title", id="course-search", compact=True)
             yield OptionList(id="courses")
@@ -112,14 +113,14 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         pressed = self.query_one("#importer", RadioSet).pressed_button
         importer = pressed.id if pressed is not None else "course"
         self.app.importer = importer
-        self.query_one("#importer-warning", Static).update(GLOBAL_WARNING if importer == "global" else "")
+        self.query_one("#importer-warning", Static).update(GLOBAL_WARNING if importer == Importer.GLOBAL else "")
         for widget in ("#course-search", "#courses"):
-            self.query_one(widget).display = importer == "course" and not self.ethosce  # EthosCE: rows name it
+            self.query_one(widget).display = importer == Importer.COURSE and not self.ethosce  # EthosCE: rows name it
 
     # -- checking, confirming, sending ---------------------------------------------------------
     def action_next(self) -> None:
         if self.stage == "choose":
-            if self.app.importer == "course" and not self.course and not self.ethosce:
+            if self.app.importer == Importer.COURSE and not self.course and not self.ethosce:
                 self.query_one("#submit-summary", Static).update("Pick the course the records go to.")
                 return
             self.stage = "checking"
@@ -144,7 +145,7 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         summary = self.query_one("#submit-summary", Static)
         client = self.app.lms()
         journal = self.app.journal()
-        course = self.course if self.app.importer == "course" and not self.ethosce else None
+        course = self.course if self.app.importer == Importer.COURSE and not self.ethosce else None
         try:
             if journal is not None:
                 for item in await reconcile_pending(journal, client):
@@ -165,7 +166,7 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             self.query_one(widget).display = False  # the confirmation gets the room
         plan = self.plan
         rows = count(plan.row_count, "row") if plan.row_count is not None else "rows: unknown"
-        importer = "course-level" if plan.importer == "course" else "global"
+        importer = "course-level" if plan.importer == Importer.COURSE else "global"
         lines = [f"File: {shown(plan.path.name)}",
                  f"{rows} · {importer} importer" + (f" · course {shown(plan.course_external_id)}"
                                                      if plan.course_external_id else "")]
