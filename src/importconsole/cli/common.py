@@ -11,10 +11,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.lms.connect import EXIT_LMS, EXIT_NO_SECRET  # the core's own (ConnectFailed.exit_code)
+
+if TYPE_CHECKING:  # rich is imported when a bar is first drawn: a command that draws none never loads it
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1  # findings, a refusal, not confirmed
@@ -94,8 +98,8 @@ class Progress:
         self.label, self.unit, self.width, self.summary = label, unit, width, summary
         self.tty = self.stream.isatty()
         self.sent = self.total = 0
-        self._bar: Any = None  # rich.progress.Progress, started at the first step on a terminal
-        self._task: Any = None
+        self._bar: Bar | None = None  # started at the first step on a terminal
+        self._task: TaskID | None = None
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
@@ -106,12 +110,12 @@ class Progress:
         if self._bar is not None and now - self._last < self.REDRAW_EVERY and done < total:
             return
         self._last = now
-        if self._bar is None:
-            self._start()
+        if self._bar is None or self._task is None:
+            self._bar, self._task = self._start()
         self._bar.update(self._task, completed=done, total=total or None)
         self._bar.refresh()
 
-    def _start(self) -> None:
+    def _start(self) -> tuple[Bar, TaskID]:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
         from rich.progress import Progress as Bar
@@ -119,11 +123,12 @@ class Progress:
         amount = [DownloadColumn()] if self.unit == "bytes" else [MofNCompleteColumn(), TextColumn(self.unit)]
         # No auto-refresh thread and no redirection: stdout stays where it was sent (a log file),
         # and only this call draws.
-        self._bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=self.width), TaskProgressColumn(),
-                        *amount, console=Console(file=self.stream), auto_refresh=False,
-                        redirect_stdout=False, redirect_stderr=False)
-        self._task = self._bar.add_task(self.label, total=self.total or None)
-        self._bar.start()
+        bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=self.width), TaskProgressColumn(),
+                  *amount, console=Console(file=self.stream), auto_refresh=False,
+                  redirect_stdout=False, redirect_stderr=False)
+        task = bar.add_task(self.label, total=self.total or None)
+        bar.start()
+        return bar, task
 
     def end_line(self) -> None:
         """End the bar's line if one was drawn (before an error is printed)."""
@@ -132,7 +137,7 @@ class Progress:
             self._bar = None
 
     def done(self) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.sent, total=self.total or None)
             self.end_line()
         elif self.tty:
