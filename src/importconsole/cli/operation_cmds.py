@@ -99,13 +99,11 @@ class _Session:
     """The profile, its connected backend (lms.connect, the one place that builds it) and the journal."""
 
     def __init__(self, args):
+        from importconsole.cli.lms_cmds import _client, _profile, _token  # Stop: the sentence and exit code
         from importconsole.journal import Journal
-        from importconsole.lms.connect import find_credentials, open_backend
-
-        from importconsole.cli.lms_cmds import _profile, retry_policy
 
         self.profile = _profile(args)
-        self.client = open_backend(self.profile, find_credentials(self.profile), retry=retry_policy())
+        self.client = _client(self.profile, _token(self.profile))
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -126,9 +124,6 @@ def _run(args, body) -> int:
     except Stop as stop:
         err(f"importconsole: {stop}")
         return stop.code
-    except ConnectFailed as error:
-        err(f"importconsole: {error}")
-        return error.exit_code
 
     async def main():
         async with session.client:
