@@ -239,6 +239,26 @@ def test_cli_credit_fix_file_keeps_the_rows_pars_fields_on_the_completion(monkey
                 for p in pars] == [("u1", "2026-01-10", "physician", "2026-02-01")]
 
 
+def test_cli_credit_fix_reads_the_header_as_the_lms_does_case_and_spaces_aside(monkeypatch, tmp_path, capsys):
+    """`External_User_ID` and ` Credit_Type ` name their columns on the LMS (and for validate): the
+    credit fix finds the learner and the credit there too, instead of a learner with no id."""
+    with start_sandbox(dataset(users=learners(3)), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        source = tmp_path / "excel.csv"
+        source.write_bytes(b"External_User_ID,External_Course_ID,Complete,Date_Completed, Credit_Type ,CREDITS\r\n"
+                           b"u1,C-FIXED,1,2026-02-01,ama,1.0\r\n")
+        code = main(["credit-fix", "--file", str(source), "--out", str(tmp_path / "out"), "--submit", "--yes", "--json",
+                     "--date", "file"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0, out
+        assert [(p["external_user_id"], p["course_external_id"], p["proposed"], p["rows"]) for p in out["proposals"]] \
+            == [("u1", "C-FIXED", True, [1])]
+        assert (tmp_path / "out" / "credit-fix-C-FIXED.csv").read_bytes() == (
+            b"external_user_id,external_email,complete,date_completed\r\nu1,,1,2026-02-01\r\n")
+        lms.wait_import(out["submitted"][0]["import_id"])
+        assert queue(lms) == [("u1", "pars", "ama", 1.0)]
+
+
 def test_cli_credit_fix_course_file_without_course_says_to_name_it(monkeypatch, tmp_path, capsys):
     with start_sandbox(dataset(users=learners(1)), rows_per_second=1000) as lms:
         _cli(monkeypatch, tmp_path, lms)

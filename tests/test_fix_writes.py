@@ -177,3 +177,13 @@ async def test_completion_only_writes_each_completion_row_once(tmp_path):
     assert manifest.rows_written == 2 and manifest.completion_only_rows == [1, 2, 3]
     kinds = [r[3] for r in csv.reader((tmp_path / "fixed.csv.manifest.csv").open(encoding="utf-8"))][1:]
     assert kinds.count("duplicate-removed") == 1 and kinds.count("completion-only") == 3
+
+
+def test_fix_sanitize_trims_the_id_column_the_lms_reads_when_a_column_is_named_twice(tmp_path, capsys):
+    """The LMS reads the last `external_email` of a row (cells mapped by name, the later over the
+    earlier): `fix --sanitize` trims that one, so the copy names the learner the LMS will match."""
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"external_email,complete,External_Email\na@example.org,1, b@example.org \n")
+    assert main(["fix", str(path), "--out", str(tmp_path / "o.csv"), "--sanitize"]) == 0
+    assert (tmp_path / "o.csv").read_bytes() == b"external_email,complete,External_Email\na@example.org,1,b@example.org\n"
+    assert "' b@example.org ' -> 'b@example.org'" in (tmp_path / "o.csv.manifest.csv").read_text()

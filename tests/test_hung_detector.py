@@ -3,10 +3,10 @@ seconds. Pure logic, driven by a hand-moved clock."""
 
 import pytest
 
-from importconsole.operations.hung import (
-    CAUSE_HEADER_WHITESPACE, CAUSE_SPECIAL_CHARACTERS, HungDetector, header_whitespace,
-    is_special_character, special_characters,
+from importconsole.importfile.diagnosis import (
+    CAUSE_HEADER_WHITESPACE, CAUSE_SPECIAL_CHARACTERS, header_whitespace, is_special_character, special_characters,
 )
+from importconsole.operations.hung import HungDetector
 from importconsole.operations.watch import RateWindow, format_duration
 
 
@@ -143,7 +143,7 @@ def test_durations_read_like_a_person_wrote_them():
 
 
 def test_a_clean_row_is_cause_unknown_never_a_guess(tmp_path):
-    from importconsole.operations.hung import CAUSE_UNKNOWN, diagnose_file
+    from importconsole.importfile.diagnosis import CAUSE_UNKNOWN, diagnose_file
 
     path = tmp_path / "clean.csv"
     path.write_bytes("external_user_id,first_name\r\nu1,Zoë\r\nu2,Łukasz\r\n".encode())
@@ -289,7 +289,7 @@ def test_without_server_time_the_stall_clock_starts_at_first_sight(clock):
 def test_header_spaces_are_not_named_as_the_cause_once_rows_after_the_header_were_processed(tmp_path):
     """The header hangs an import before row 1 (page: "additional spaces in the headers"); an
     import that processed rows got past it, so its stop is explained by the row or is unknown."""
-    from importconsole.operations.hung import CAUSE_UNKNOWN, diagnose_file
+    from importconsole.importfile.diagnosis import CAUSE_UNKNOWN, diagnose_file
 
     path = tmp_path / "spaced.csv"
     path.write_bytes("external_user_id ,first_name\r\nu1,Ana\r\nu2,Zo\u200be\r\nu3,Li\r\n".encode())

@@ -101,8 +101,9 @@ def test_a_clean_file_takes_the_fast_path_and_is_read_whole(tmp_path):
 
 def test_past_the_spill_point_duplicates_are_still_found_and_memory_stays_flat(tmp_path, monkeypatch):
     import importconsole.importfile.validate as validation
+    import importconsole.importfile.validate.duplicates as duplicates
 
-    monkeypatch.setattr(validation, "SPILL_KEYS", 2_000)  # a 1 GB file's behaviour on 30k rows
+    monkeypatch.setattr(duplicates, "SPILL_KEYS", 2_000)  # a 1 GB file's behaviour on 30k rows
     path = big_file(tmp_path / "f.csv", 30_000)
     with open(path, "ab") as fh:
         fh.write(b"u0000005,l0000005@example.org,Zo\xc3\xab,1,2026-03-04\r\n")  # row 30001 repeats row 6

@@ -243,3 +243,24 @@ async def test_each_example_file_triggers_its_rule_on_the_demo_lms(demo_sandbox,
         report = await asyncio.to_thread(validate, EXAMPLES / name, importer=importer, course_external_id=course,
                                          facts=facts)
     assert report.of(rule), f"{name}: {[(f.rule, f.row) for f in report.findings]}"
+
+
+async def test_a_column_named_twice_is_checked_where_the_lms_reads_it_the_last_one(tmp_path):
+    """The LMS maps a row's cells by column name, the later over the earlier: with `complete`
+    twice it completes the enrollment from the second. Validate reports the repeat and checks the
+    row as the LMS reads it (complete=1, so no credit-on-incomplete), as fix and credit-fix do."""
+    header = "external_user_id,external_course_id,complete,date_completed,Complete,credit_type,credits\n"
+    path = write(tmp_path, "u4,C-FIXED,0,2026-03-01,1,ama,1.0", header=header)
+    with start_sandbox(dataset(), rows_per_second=None) as server:
+        report = await check(server, path, course="C-FIXED")
+        (repeat,) = only(report, "duplicate-column")
+        assert (repeat.column, repeat.column_number) == ("Complete", 5)
+        assert not report.of("credit-on-incomplete")
+        (unreported,) = only(report, "imported-credit-not-reported")
+        assert unreported.row == 1
+        created = server.submit(path.read_bytes(), course="C-FIXED").json()
+        server.wait_import(created["id"])
+        status = server.db().execute(
+            "SELECT e.status FROM enrollments e JOIN users u ON u.id = e.user_id WHERE u.external_user_id = 'u4'"
+        ).fetchone()[0]
+        assert status == "complete"

@@ -173,7 +173,7 @@ def test_rows_past_the_end_of_the_file_are_named(tmp_path, capsys):
 
 
 def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_path):
-    from importconsole.operations.hung import CAUSE_SPECIAL_CHARACTERS, diagnose_file
+    from importconsole.importfile.diagnosis import CAUSE_SPECIAL_CHARACTERS, diagnose_file
 
     diagnosis = diagnose_file(7, _windows_1252(tmp_path), rows_processed=1, rows_total=3)
     assert (diagnosis.row, diagnosis.cause) == (2, CAUSE_SPECIAL_CHARACTERS)
@@ -184,6 +184,7 @@ def test_an_import_hung_on_a_windows_1252_letter_is_diagnosed_with_its_byte(tmp_
 
 def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_path, monkeypatch):
     import importconsole.importfile.validate as validation
+    import importconsole.importfile.validate.duplicates as duplicates
     from test_importfile_reader import big_file
 
     lines = big_file(tmp_path / "clean.csv", 60_000).read_bytes().split(b"\r\n")
@@ -192,8 +193,8 @@ def test_a_few_scattered_duplicates_do_not_make_validation_hold_every_key(tmp_pa
     path = tmp_path / "dups.csv"
     path.write_bytes(b"\r\n".join(lines))
     second_pass = []
-    real = validation._report_duplicates
-    monkeypatch.setattr(validation, "_report_duplicates", lambda checks: (second_pass.append(len(checks.dup_keys)),
+    real = duplicates._report_duplicates
+    monkeypatch.setattr(duplicates, "_report_duplicates", lambda checks: (second_pass.append(len(checks.dup_keys)),
                                                                           real(checks)))
     report = validation.validate(path)
     assert [f.row for f in report.of("duplicate-row")] == [15_001, 30_002, 45_003]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import importconsole.importfile.scan as scan_module
 import importconsole.importfile.validate as validation
+import importconsole.importfile.validate.duplicates as duplicates
 from importconsole.importfile.reader import open_import_file
 from importconsole.importfile.scan import scan
 
@@ -109,16 +110,16 @@ def test_the_duplicate_pass_on_disk_gives_the_same_findings_and_leaves_no_tempor
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setattr(validation, "DUPLICATE_KEYS_IN_MEMORY", 7)  # 400 repeated keys: 58 shares on disk
+    monkeypatch.setattr(duplicates, "DUPLICATE_KEYS_IN_MEMORY", 7)  # 400 repeated keys: 58 shares on disk
     spills = []
-    real = validation.SpilledRepeats
+    real = duplicates.SpilledRepeats
 
     def recorded(keys, in_memory_keys):
         spill = real(keys, in_memory_keys)
         spills.append((spill.path, spill.shares))
         return spill
 
-    monkeypatch.setattr(validation, "SpilledRepeats", recorded)
+    monkeypatch.setattr(duplicates, "SpilledRepeats", recorded)
     on_disk = validation.validate(path)
     assert [(p.parent, shares) for p, shares in spills] == [(temp, 58)]
     assert _findings(on_disk) == _findings(in_memory) and on_disk.counts == in_memory.counts
@@ -131,13 +132,13 @@ def test_the_duplicate_pass_removes_its_temporary_files_when_it_fails(tmp_path, 
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setattr(validation, "DUPLICATE_KEYS_IN_MEMORY", 7)
+    monkeypatch.setattr(duplicates, "DUPLICATE_KEYS_IN_MEMORY", 7)
 
     def fail(self, row):
         assert list(temp.iterdir()), "the rows should be on disk by now"
         raise OSError("disk full")
 
-    monkeypatch.setattr(validation._Replay, "take", fail)
+    monkeypatch.setattr(duplicates._Replay, "take", fail)
     with pytest.raises(OSError):
         validation.validate(path)
     assert list(temp.iterdir()) == []

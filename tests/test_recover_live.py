@@ -239,6 +239,23 @@ async def test_the_plan_says_which_remaining_rows_the_lms_will_refuse_because_th
         assert [tuple(r) for r in rows] == [(1, "refused"), (2, "imported")]
 
 
+async def test_the_plan_reads_the_remainders_header_as_the_lms_does(tmp_path):
+    """`External_User_ID` is the external_user_id column on the LMS: the plan finds u3 by it and says
+    the LMS will refuse its row, as it does for a lower-case header."""
+    content = ("External_User_ID,Complete,Date_Completed,Credit_Type,Credits\r\n"
+               "u1,1,2026-01-02,ama,1.0\r\nu2,1,2026-01-02,ama,1.0\r\nu3,1,2026-01-02,ama,1.0\r\n"
+               "u3,1,2026-01-02,cme_other\u200b,1.5\r\nu4,1,2026-01-02,ama,1.0\r\n").encode()
+    with start_sandbox(dataset(users=learners(4), courses=TWO_TYPES), rows_per_second=1000) as lms:
+        item = await submit(lms, content, course="C-TWO")
+        await asyncio.to_thread(lms.wait_rows, item["id"], 3)
+        await asyncio.sleep(1.1)  # hung at the tests' hung_after = 1 s
+        assert lms.get_import(item["id"])["rows_processed"] == 3
+        async with client_for(lms) as client:
+            plan = await plan_recovery(client, item["id"], journal=Journal(tmp_path / "j.jsonl"))
+        assert plan.already_complete_rows == (4,)
+        assert f"row 4: u3 already completed C-TWO (import {item['id']})" in "\n".join(plan.describe())
+
+
 class UnlockArrivesLate:
     """The real LMS over real HTTP; only the unlock request is held back until the import ended by
     itself (a timing no server can be asked for)."""

@@ -33,16 +33,26 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 from importconsole.private_files import open_private
 
 from . import safe_text
 from .award import Award, award_for_row, file_says
-from .facts import MAX_KEYS, LmsFacts, UserKey
-from .reader import ImportFileError, open_import_file
-from .validate import CREDIT_TYPE_SEPARATORS, ID_COLUMNS, _canonical
+from .columns import ID_COLUMNS, cell_value, find_columns
+from .facts import MAX_KEYS, CourseFact, EnrollmentFact, LmsFacts, UserKey
+from .reader import FilePath, ImportFile, ImportFileError, Record, open_import_file
+from .validate import CREDIT_TYPE_SEPARATORS
 
+
+if TYPE_CHECKING:
+    from _csv import Writer
+
+Ranges: TypeAlias = "list[tuple[int, int | None]]"  # rows: (first, last or None for "to the end")
+Credit: TypeAlias = "tuple[str, str]"  # (credit type, amount as written)
+Learner: TypeAlias = "tuple[str | None, str | None, str]"  # (external_user_id, email, course)
+Pending: TypeAlias = "list[tuple[Record, list[list[str]]]]"  # records and their rows, waiting for an LMS batch
 
 _INVALID_BYTE = re.compile("[\udc80-\udcff]")  # a byte the input's encoding could not decode
 
@@ -113,7 +123,7 @@ class FixManifest:
     # `keep` are kept here; the manifest file lists every one left as it is.
     award_differs: list[AwardDiffers] = field(default_factory=list)
     left_as_is_count: int = 0
-    _writer: Any = field(default=None, repr=False, compare=False)
+    _writer: Writer | None = field(default=None, repr=False, compare=False)
 
     @property
     def left_as_is(self) -> list[AwardDiffers]:
@@ -144,7 +154,7 @@ class FixManifest:
             self._writer.writerow(["", "", "", "file", "", "", safe_text.escape_formula(text)])
 
 
-def parse_rows(spec: str) -> set[int] | list[tuple[int, int | None]]:
+def parse_rows(spec: str) -> Ranges:
     """`7-20,25,30-` -> ranges; raises ValueError with what is wrong."""
     ranges: list[tuple[int, int | None]] = []
     for part in spec.replace(" ", "").split(","):
@@ -164,7 +174,7 @@ def parse_rows(spec: str) -> set[int] | list[tuple[int, int | None]]:
     return ranges
 
 
-def _wanted(row: int, ranges) -> bool:
+def _wanted(row: int, ranges: Ranges) -> bool:
     return any(lo <= row and (hi is None or row <= hi) for lo, hi in ranges)
 
 
@@ -259,10 +269,11 @@ def _still_ours(fd: int, p: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
-def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: bool = False,
-                     completion_only: bool = False, rows=None, facts: LmsFacts | None = None,
+def write_fixed_file(path: FilePath, out: FilePath, *, sanitize: bool = False, split_credit_types: bool = False,
+                     completion_only: bool = False, rows: str | Ranges | None = None, facts: LmsFacts | None = None,
                      importer: str = "course", course_external_id: str | None = None,
-                     keep_changes: int | None = KEEP_CHANGES, accept_award=None) -> FixManifest:
+                     keep_changes: int | None = KEEP_CHANGES,
+                     accept_award: str | Ranges | Iterable[int] | None = None) -> FixManifest:
     """Write the fixed copy at `out` and its manifest at `<out>.manifest.csv`; neither ever replaces
     a file. `keep_changes`: how many changes the returned manifest holds in memory (None: all).
     `accept_award`: rows (numbers or a spec like "3,7-9") the admin confirmed may be made
@@ -273,15 +284,12 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
         raise FixRefused(f"--out {_shown(out)!r} names no file: give the path of the new file, e.g. --out fixed.csv")
     manifest_path = out.with_name(out.name + ".manifest.csv")
     _check_paths(path, out)
-    if completion_only and (facts is None or not getattr(facts, "online", True)):
+    if completion_only and (facts is None or not facts.online):
         raise FixRefused("--completion-only needs the LMS (does the user exist? is variable credit off?): "
                          "give a profile, not --offline")
     if isinstance(rows, str):
         rows = parse_rows(rows)
-    if isinstance(accept_award, str):
-        accept_award = parse_rows(accept_award)
-    elif accept_award is not None and not isinstance(accept_award, list):
-        accept_award = [(r, r) for r in accept_award]
+    accepted = _accepted_rows(accept_award)
     f = open_import_file(path)
     manifest = FixManifest(path, out, manifest_path, keep=keep_changes)
     manifest_fd = _reserve_manifest(path, manifest_path)
@@ -297,7 +305,7 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
             tmp = Path(tmp_name)
             _write_rows(f, fd, manifest, sanitize=sanitize, split_credit_types=split_credit_types,
                         completion_only=completion_only, rows=rows, facts=facts, importer=importer,
-                        course_external_id=course_external_id, accept_award=accept_award or [])
+                        course_external_id=course_external_id, accept_award=accepted)
             manifest._writer = None
         if not _still_ours(manifest_fd, manifest_path):
             raise FixRefused(f"{_shown(manifest_path)} was removed or replaced while fix was running: no fixed copy "
@@ -319,6 +327,15 @@ def write_fixed_file(path, out, *, sanitize: bool = False, split_credit_types: b
     return manifest
 
 
+def _accepted_rows(accept_award: str | Ranges | Iterable[int] | None) -> Ranges:
+    """The rows the admin accepted an award for: a spec like "3,7-9", ranges, or row numbers."""
+    if accept_award is None:
+        return []
+    if isinstance(accept_award, str):
+        return parse_rows(accept_award)
+    return [r if isinstance(r, tuple) else (r, r) for r in accept_award]
+
+
 def _unlink_quietly(p: Path) -> None:
     try:
         os.unlink(p)
@@ -326,28 +343,13 @@ def _unlink_quietly(p: Path) -> None:
         pass
 
 
-def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_types, completion_only, rows, facts,
-                importer, course_external_id, accept_award) -> None:
+def _write_rows(f: ImportFile, fd: int, manifest: FixManifest, *, sanitize: bool, split_credit_types: bool,
+                completion_only: bool, rows: Ranges | None, facts: LmsFacts | None, importer: str,
+                course_external_id: str | None, accept_award: Ranges) -> None:
     """Stream the input's records through the fixes into fd (the temporary copy)."""
-    if f.encoding != "utf-8" or f.bom:
-        manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
-    out_delimiter = f.delimiter
-    if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
-        out_delimiter = ","
-        manifest.note("values separated by commas instead of pipes (the LMS does not read pipes)")
-
-    header = list(f.header)
-    if sanitize:
-        for i, name in enumerate(header):
-            cleaned = safe_text.clean_header(name)
-            if cleaned != name:
-                manifest.add(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
-                                       f"header {safe_text.visible(name)!r} -> {cleaned!r}"
-                                       + _sequences_said(name)))
-                header[i] = cleaned
-    cols: dict[str, int] = {}
-    for i, name in enumerate(header):
-        cols.setdefault(_canonical(name), i)
+    out_delimiter = _output_format(f, manifest)
+    header = _fixed_header(f, manifest) if sanitize else list(f.header)
+    cols = find_columns(header)
     ids = {cols[c] for c in ID_COLUMNS if c in cols}
     if completion_only and not (course_external_id and importer == "course") and "external_course_id" not in cols:
         # Without the course there is no telling whether its credit is variable: leave credit as it is.
@@ -355,7 +357,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
         manifest.note("completion-only not applied: the course is not named (give --course EXTERNAL_ID, "
                       "or use a file with an external_course_id column)")
 
-    pending: list[tuple] = []  # (record, cells) waiting for an LMS batch
+    pending: Pending = []  # (record, cells) waiting for an LMS batch
     lineterminator = "\r\n" if f.line_endings == "CRLF" else "\n"
     written_keys: set[bytes] = set()  # 16-byte digests of the rows written, not the rows themselves
     invalid_rows: list[int] = []  # rows that keep bytes invalid in UTF-8 (no --sanitize)
@@ -365,7 +367,7 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
         writer = csv.writer(fh, delimiter=out_delimiter, lineterminator=lineterminator)
         writer.writerow(header)
 
-        def emit(record, cells_list):
+        def emit(record: Record, cells_list: list[list[str]]) -> None:
             for cells in cells_list:
                 if completion_only:
                     key = _row_digest(cells)
@@ -380,9 +382,10 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
         file_credit = _file_credit(f, cols, rows, split_credit_types, sanitize, importer,
                                    course_external_id) if completion_only else {}
 
-        def flush():
+        def flush() -> None:
             if not pending:
                 return
+            assert facts is not None  # completion-only needs the LMS: write_fixed_file refused it without
             decided = _completion_only(pending, cols, facts, importer, course_external_id, manifest,
                                        file_credit, accept_award)
             for (record, _cells), new_list in zip(pending, decided):
@@ -409,6 +412,34 @@ def _write_rows(f, fd: int, manifest: FixManifest, *, sanitize, split_credit_typ
             else:
                 emit(record, out_rows)
         flush()
+    _closing_notes(manifest, rows, invalid_rows)
+
+
+def _output_format(f: ImportFile, manifest: FixManifest) -> str:
+    """The copy is UTF-8 without BOM, and never pipe-separated: the delimiter it uses, the changes noted."""
+    if f.encoding != "utf-8" or f.bom:
+        manifest.note(f"re-encoded from {f.encoding_label} to UTF-8 without BOM")
+    if f.delimiter == "|":  # the LMS cannot read pipes (delimiter-unsupported): the copy uses commas
+        manifest.note("values separated by commas instead of pipes (the LMS does not read pipes)")
+        return ","
+    return f.delimiter
+
+
+def _fixed_header(f: ImportFile, manifest: FixManifest) -> list[str]:
+    """The header with special characters and extra spaces removed ("Unlocking imports": they hang the import)."""
+    header = list(f.header)
+    for i, name in enumerate(header):
+        cleaned = safe_text.clean_header(name)
+        if cleaned != name:
+            manifest.add(FixChange(0, f.header_line, cleaned, "header", safe_text.visible(name), cleaned,
+                                   f"header {safe_text.visible(name)!r} -> {cleaned!r}"
+                                   + _sequences_said(name)))
+            header[i] = cleaned
+    return header
+
+
+def _closing_notes(manifest: FixManifest, rows: Ranges | None, invalid_rows: list[int]) -> None:
+    """What the copy does not hold that the admin may expect: rows past the end, bytes left invalid."""
     beyond = [lo for lo, _ in rows or () if lo > manifest.rows_read]
     if beyond:
         manifest.note(f"--rows asks for row {min(beyond)}, but the file has {manifest.rows_read} rows: "
@@ -424,7 +455,7 @@ def _row_digest(cells: list[str]) -> bytes:
     return hashlib.blake2b(repr(cells).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _sanitize_cells(record, cells: list[str], header: list[str], ids: set[int], manifest: FixManifest) -> None:
+def _sanitize_cells(record: Record, cells: list[str], header: list[str], ids: set[int], manifest: FixManifest) -> None:
     for i, value in enumerate(cells):
         fixed = safe_text.sanitize(value)
         if i in ids:
@@ -447,7 +478,7 @@ def _sequences_said(value: str) -> str:
     return f"; terminal escape sequence{'s' if len(found) > 1 else ''} {shown} removed whole"
 
 
-def _split(record, cells, cols, manifest) -> list[list[str]]:
+def _split(record: Record, cells: list[str], cols: dict[str, int], manifest: FixManifest) -> list[list[str]]:
     ct = cols["credit_type"]
     value = cells[ct]
     parts = [p for p in CREDIT_TYPE_SEPARATORS.split(value.strip()) if p]
@@ -471,20 +502,16 @@ def _split(record, cells, cols, manifest) -> list[list[str]]:
     return out
 
 
-def _cell(cells, cols, name) -> str:
-    i = cols.get(name)
-    return cells[i].strip() if i is not None and i < len(cells) else ""
+def _course_of(cells: Sequence[str], cols: dict[str, int], importer: str, course_id: str | None) -> str:
+    return course_id if importer == "course" and course_id else cell_value(cells, cols, "external_course_id")
 
 
-def _course_of(cells, cols, importer, course_id) -> str:
-    return course_id if importer == "course" and course_id else _cell(cells, cols, "external_course_id")
-
-
-def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tuple, list[tuple[str, str]]]:
+def _file_credit(f: ImportFile, cols: dict[str, int], rows: Ranges | None, split: bool, sanitize: bool, importer: str,
+                 course_id: str | None) -> dict[Learner, list[Credit]]:
     """(learner, course) -> [(credit type, amount as written)] of the file's completion rows: what
     the file says the learner gets, to weigh a completion-only row against (a first pass, keyed
     as the written rows will be: sanitized when they are)."""
-    out: dict[tuple, list[tuple[str, str]]] = {}
+    out: dict[Learner, list[Credit]] = {}
     needed = [cols[c] for c in ("external_user_id", "external_email", "external_course_id", "complete",
                                 "credit_type", "credits") if c in cols]
     for record in f.records(keep_raw=False):
@@ -494,10 +521,10 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
             for i in needed:
                 if i < len(cells):
                     cells[i] = safe_text.sanitize(cells[i])
-        if (rows is not None and not _wanted(record.row, rows)) or _cell(cells, cols, "complete") != "1":
+        if (rows is not None and not _wanted(record.row, rows)) or cell_value(cells, cols, "complete") != "1":
             continue
-        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
-        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        key = UserKey.for_row(cell_value(cells, cols, "external_user_id"), cell_value(cells, cols, "external_email"))
+        ctype, amount = cell_value(cells, cols, "credit_type"), cell_value(cells, cols, "credits")
         if key is None or not (ctype or amount):
             continue
         types = [p for p in CREDIT_TYPE_SEPARATORS.split(ctype) if p] if split else [ctype]
@@ -509,14 +536,15 @@ def _file_credit(f, cols, rows, split, sanitize, importer, course_id) -> dict[tu
     return out
 
 
-def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manifest, file_credit,
-                     accepted) -> list[list[list[str]]]:
+def _completion_only(pending: Pending, cols: dict[str, int], facts: LmsFacts, importer: str, course_id: str | None,
+                     manifest: FixManifest, file_credit: dict[Learner, list[Credit]],
+                     accepted: Ranges) -> list[list[list[str]]]:
     """Drop credit on completion rows where the LMS will award (and report) it itself, and records
     what the file says; other rows stay as they are unless accepted (the admin's word)."""
     flat = [(rec, cells) for rec, lst in pending for cells in lst]
     keys, courses = [], set()
     for _rec, cells in flat:
-        key = UserKey.for_row(_cell(cells, cols, "external_user_id"), _cell(cells, cols, "external_email"))
+        key = UserKey.for_row(cell_value(cells, cols, "external_user_id"), cell_value(cells, cols, "external_email"))
         course = _course_of(cells, cols, importer, course_id)
         keys.append((key, course))
         if course:
@@ -529,17 +557,18 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
                    key=lambda kc: (str(kc[0]), kc[1]))
     enrollments = facts.enrollments(pairs) if pairs else {}
     credit_types = facts.credit_types()
-    awards: dict[tuple, Award] = {}  # (course, enrollment) -> the completion-only row's award
-    verdicts: dict[tuple, list | None] = {}  # (award, what the file says) -> _differs
+    awards: dict[tuple[str, EnrollmentFact | None], Award] = {}  # (course, enrollment) -> the completion-only row's award
+    verdicts: dict[tuple[int, tuple[Credit, ...]], list[Credit] | None] = {}  # (award, what the file says) -> _differs
     result_by_record: dict[int, list[list[str]]] = {}
     described: dict[int, str] = {}  # id(award) -> award.describe()
-    described_differs: dict[tuple, str] = {}  # (id(award), what the file says) -> AwardDiffers.describe()
+    described_differs: dict[tuple[int, tuple[Credit, ...]], str] = {}  # (id(award), what the file says) -> AwardDiffers.describe()
     for (rec, cells), (key, course) in zip(flat, keys):
         new = list(cells)
-        ctype, amount = _cell(cells, cols, "credit_type"), _cell(cells, cols, "credits")
+        ctype, amount = cell_value(cells, cols, "credit_type"), cell_value(cells, cols, "credits")
         course_fact = course_facts.get(course) if course else None
         offered = course_fact.credits.get(ctype) if course_fact and ctype else None
-        if (offered is not None and not offered.enable_variable_credit and _cell(cells, cols, "complete") == "1"
+        if (course_fact is not None and offered is not None and not offered.enable_variable_credit
+                and cell_value(cells, cols, "complete") == "1"
                 and key is not None and users.get(key) is not None):
             enrollment = enrollments.get((key, course))
             award = awards.get((course, enrollment))
@@ -576,7 +605,7 @@ def _completion_only(pending, cols, facts: LmsFacts, importer, course_id, manife
     return [result_by_record[id(rec)] for rec, _ in pending]
 
 
-def _differs(award: Award, said: list[tuple[str, str]], course) -> list[tuple[str, str]] | None:
+def _differs(award: Award, said: list[Credit], course: CourseFact) -> list[Credit] | None:
     """None when the LMS records, for the types completion-only awards, exactly what the file
     says; else the file's credit (to show beside the award). A type said twice with two amounts
     never matches (which one the file means is not known); twice the same amount is one credit."""

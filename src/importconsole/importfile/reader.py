@@ -17,7 +17,7 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 from collections.abc import Iterator
 
 DEFAULT_FIELD_SIZE_LIMIT = 64 * 1024
@@ -26,13 +26,16 @@ SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
+FilePath: TypeAlias = "str | os.PathLike[str]"  # what the admin gives: a str or a Path
+
 SAVE_AS_CSV = "Open it in Excel and use File > Save As > CSV UTF-8 (Comma delimited), then try again."
 
 
 class ImportFileError(Exception):
     """The file cannot be read as an import file. `str()` is the sentence for the admin."""
 
-    def __init__(self, message: str, *, path=None, row=None, line=None, column=None, offset=None, fix=""):
+    def __init__(self, message: str, *, path: FilePath | None = None, row: int | None = None, line: int | None = None,
+                 column: int | None = None, offset: int | None = None, fix: str = ""):
         super().__init__(message)
         self.message = message
         self.path = str(path) if path is not None else None
@@ -59,7 +62,7 @@ class ImportFileError(Exception):
             text += f" -- {self.fix}"
         return text
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | int | None]:
         return {
             "message": self.message, "path": self.path, "row": self.row, "line": self.line,
             "column": self.column, "offset": self.offset, "fix": self.fix,
@@ -89,7 +92,7 @@ class ImportFile:
     data_offset: int = 0  # byte offset of the first line after the header
     header_end_line: int = 1  # last physical line of the header
     # Filled while records() runs: the whole file's line endings and the blank rows seen.
-    line_ending_counts: Counter = field(default_factory=Counter)
+    line_ending_counts: Counter[str] = field(default_factory=Counter)
     blank_lines: list[int] = field(default_factory=list)
     blank_count: int = 0
     lines_read: int = 0
@@ -131,11 +134,11 @@ class ImportFile:
                 break
         return out
 
-    def _parse(self, text, *, first_row: int, first_line: int, keep_raw: bool, track: bool) -> Iterator[Record]:
+    def _parse(self, text: io.TextIOBase, *, first_row: int, first_line: int, keep_raw: bool, track: bool) -> Iterator[Record]:
         buf: list[str] = []
-        endings = self.line_ending_counts if track else Counter()
+        endings: Counter[str] = self.line_ending_counts if track else Counter()
 
-        def lines():
+        def lines() -> Iterator[str]:
             # The csv reader pulls lines only as a record needs them, so buf holds exactly the
             # current record's physical lines. Lines are read with a cap: a huge one is never held.
             for line in bounded_lines(text, line_cap(self.field_size_limit)):
@@ -233,7 +236,7 @@ def line_cap(field_size_limit: int) -> int:
     return max(field_size_limit, 1024) * LINE_CAP_FIELDS
 
 
-def bounded_lines(text, cap: int) -> Iterator[str | LongLine]:
+def bounded_lines(text: io.TextIOBase, cap: int) -> Iterator[str | LongLine]:
     """The stream's physical lines (ends kept), each shorter than cap characters: a line that
     reaches the cap without its LF comes as a LongLine, after which nothing more is read."""
     readline = text.readline
@@ -245,7 +248,7 @@ def bounded_lines(text, cap: int) -> Iterator[str | LongLine]:
             return
 
 
-def long_line_error(long: LongLine, delimiter: str, field_size_limit: int, path, row: int | None,
+def long_line_error(long: LongLine, delimiter: str, field_size_limit: int, path: FilePath, row: int | None,
                     line: int) -> ImportFileError:
     """Read on just far enough to tell a value over the field cap (and its column) from a line of
     many short values; never holds more than the cap and one field's worth."""
@@ -296,14 +299,14 @@ def _not_regular(mode: int) -> str | None:
     return "not a regular file"
 
 
-def _refuse_kind(kind: str, path) -> ImportFileError:
+def _refuse_kind(kind: str, path: FilePath) -> ImportFileError:
     if kind == "a folder":
         return ImportFileError("this is a folder, not a file", path=path, fix="give the path of the CSV file")
     return ImportFileError(f"this is {kind}, not a regular file: it was not opened (reading it could wait forever)",
                            path=path, fix="give the path of the CSV file itself (save or copy the records to a file first)")
 
 
-def check_regular_file(path) -> None:
+def check_regular_file(path: FilePath) -> None:
     """Refuse a FIFO, device, socket or folder BEFORE opening it: opening a FIFO waits for a writer."""
     try:
         mode = os.stat(path).st_mode
@@ -320,7 +323,7 @@ def check_regular_file(path) -> None:
         raise _refuse_kind(kind, path)
 
 
-def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
+def open_regular(path: FilePath) -> io.BufferedReader:
     """open(path, "rb") that never blocks on, nor reads, anything but a regular file (it may have
     been swapped for a FIFO since it was checked)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -342,7 +345,7 @@ def decode_errors(encoding: str) -> str:
     return "replace" if encoding.startswith("utf-16") else "surrogateescape"
 
 
-def _endings_label(counts: Counter, fallback: str) -> str:
+def _endings_label(counts: Counter[str], fallback: str) -> str:
     kinds = [k for k in ("CRLF", "LF", "CR") if counts.get(k)]
     if len(kinds) > 1:
         return "mixed"
@@ -419,7 +422,7 @@ def _first_invalid_utf8(head: bytes, complete: bool) -> int | None:
         return exc.start
 
 
-def first_invalid_byte(path, encoding: str = "utf-8", start: int = 0) -> int | None:
+def first_invalid_byte(path: FilePath, encoding: str = "utf-8", start: int = 0) -> int | None:
     """Byte offset of the first byte invalid in the encoding, scanning the whole file.
 
     The decoder keeps the start of a character cut by a read boundary and decodes it with the
@@ -444,7 +447,7 @@ def first_invalid_byte(path, encoding: str = "utf-8", start: int = 0) -> int | N
     return None
 
 
-def _pending(decoder) -> int:
+def _pending(decoder: codecs.IncrementalDecoder) -> int:
     """Bytes the incremental decoder holds back (the start of a character cut by a read)."""
     return len(decoder.getstate()[0])
 
@@ -463,9 +466,44 @@ def _head_endings(text: str) -> str:
     return _endings_label(counts, "none")
 
 
-def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, delimiter: str | None = None) -> ImportFile:
+def open_import_file(path: FilePath, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, delimiter: str | None = None) -> ImportFile:
     """Sniff the file and read its header. Raises ImportFileError when it is no import file."""
     path = Path(path)
+    size, head = _read_head(path)
+    encoding, bom, skip, notes = _sniff_encoding(path, head, size)
+
+    head_text = head[skip:].decode(encoding, errors=decode_errors(encoding)) if encoding != "utf-8" else _decode_head(head[skip:])
+    if encoding.startswith("utf-16") and len(head) % 2:
+        head_text = head_text[:-1]
+    if not head_text.strip():
+        raise ImportFileError("the file has no header row (only blank lines or spaces)", path=path,
+                              fix="export the records again, with a header row")
+
+    header_raw, header_line, consumed, delim = _header_text(path, encoding, skip, field_size_limit, delimiter)
+    try:
+        csv.field_size_limit(max(field_size_limit, 1))
+        header = next(csv.reader([header_raw], delimiter=delim), [])
+    except csv.Error as exc:
+        raise ImportFileError(f"the header row cannot be parsed: {exc}", path=path, line=header_line,
+                              fix="check the quotes in the header row") from None
+    header_end_line = header_line + _physical_lines(header_raw) - 1
+    data_offset = skip + len(head_text[:consumed].encode(encoding, errors="surrogateescape")) \
+        if consumed <= len(head_text) else skip + _encoded_len(path, skip, encoding, consumed)
+    if header_line > 1:
+        notes.append(f"{header_line - 1} blank line(s) above the header skipped")
+    if not any(h.strip() for h in header):
+        raise ImportFileError("the header row is empty (only delimiters)", path=path, line=header_line,
+                              fix="export the records again, with a header row")
+
+    return ImportFile(
+        path=path, encoding=encoding, bom=bom, delimiter=delim, line_endings=_head_endings(head_text),
+        header=header, header_line=header_line, notes=notes, size=size, field_size_limit=field_size_limit,
+        data_offset=data_offset, header_end_line=header_end_line,
+    )
+
+
+def _read_head(path: Path) -> tuple[int, bytes]:
+    """The file's size and its first SNIFF_BYTES bytes; an empty file or a workbook refused."""
     check_regular_file(path)
     try:
         with open_regular(path) as fh:
@@ -489,7 +527,12 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
             f"this is {kind}, not a CSV file" if "Excel" not in kind else f"this is {kind}, not a CSV file: export as CSV UTF-8",
             path=path, offset=0, fix=SAVE_AS_CSV,
         )
+    return size, head
 
+
+def _sniff_encoding(path: Path, head: bytes, size: int) -> tuple[str, bool, int, list[str]]:
+    """(codec, BOM or not, bytes to skip, notes for the admin) from the file's first bytes; UTF-16
+    without a BOM and binary files refused."""
     notes: list[str] = []
     bom = False
     skip = 0
@@ -522,16 +565,14 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
                 f"not valid UTF-8 (first invalid byte 0x{head[bad]:02X} at byte offset {bad}, line {line}): "
                 "read as Windows-1252"
             )
+    return encoding, bom, skip, notes
 
-    head_text = head[skip:].decode(encoding, errors=decode_errors(encoding)) if encoding != "utf-8" else _decode_head(head[skip:])
-    if encoding.startswith("utf-16") and len(head) % 2:
-        head_text = head_text[:-1]
-    if not head_text.strip():
-        raise ImportFileError("the file has no header row (only blank lines or spaces)", path=path,
-                              fix="export the records again, with a header row")
 
-    # The header is the first non-blank line. Read it through the csv module so a quoted header
-    # with line breaks is still one record.
+def _header_text(path: Path, encoding: str, skip: int, field_size_limit: int,
+                 delimiter: str | None) -> tuple[str, int, int, str]:
+    """(the header's text, its line, characters up to its end, the delimiter). The header is the
+    first non-blank line, read through the csv module so a quoted header with line breaks is still
+    one record."""
     with open_regular(path) as raw:
         raw.seek(skip)
         text = io.TextIOWrapper(raw, encoding=encoding, errors=decode_errors(encoding), newline="")
@@ -564,26 +605,7 @@ def open_import_file(path, *, field_size_limit: int = DEFAULT_FIELD_SIZE_LIMIT, 
                 break
             header_raw += more
         consumed += len(header_raw)
-    try:
-        csv.field_size_limit(max(field_size_limit, 1))
-        header = next(csv.reader([header_raw], delimiter=delim), [])
-    except csv.Error as exc:
-        raise ImportFileError(f"the header row cannot be parsed: {exc}", path=path, line=header_line,
-                              fix="check the quotes in the header row") from None
-    header_end_line = header_line + _physical_lines(header_raw) - 1
-    data_offset = skip + len(head_text[:consumed].encode(encoding, errors="surrogateescape")) \
-        if consumed <= len(head_text) else skip + _encoded_len(path, skip, encoding, consumed)
-    if header_line > 1:
-        notes.append(f"{header_line - 1} blank line(s) above the header skipped")
-    if not any(h.strip() for h in header):
-        raise ImportFileError("the header row is empty (only delimiters)", path=path, line=header_line,
-                              fix="export the records again, with a header row")
-
-    return ImportFile(
-        path=path, encoding=encoding, bom=bom, delimiter=delim, line_endings=_head_endings(head_text),
-        header=header, header_line=header_line, notes=notes, size=size, field_size_limit=field_size_limit,
-        data_offset=data_offset, header_end_line=header_end_line,
-    )
+    return header_raw, header_line, consumed, delim
 
 
 def _decode_head(head: bytes) -> str:
@@ -599,7 +621,7 @@ def _physical_lines(text: str) -> int:
     return max(n, 1)
 
 
-def _encoded_len(path, skip: int, encoding: str, chars: int) -> int:
+def _encoded_len(path: FilePath, skip: int, encoding: str, chars: int) -> int:
     """Bytes taken by the first `chars` characters (a header longer than the sniff window)."""
     with open_regular(path) as raw:
         raw.seek(skip)

@@ -15,8 +15,12 @@ import io
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import AnyStr, TypeAlias
 
 from .reader import ImportFile, ImportFileError, _endings_label, line_cap
+
+Part: TypeAlias = "tuple[str, bytes | None, bytes | None]"  # (text, its bytes if kept, its skeleton if quoted)
 
 CHUNK_CHARS = 1 << 18  # a part, its cells and the copies the C passes make stay in the CPU's caches (1 MiB: ~10 % slower)
 
@@ -41,8 +45,9 @@ class Chunk:
     """The records of one part of the file. A consistent clean part keeps its cells as one flat
     list (every row has the header's width): columns are then slices, no per-row lists."""
 
-    def __init__(self, rows, first_row, lines, first_line, raws, clean, text, blank_lines, physical_lines=0,
-                 *, flat=None, ncols=0):
+    def __init__(self, rows: list[list[str]] | None, first_row: int, lines: list[int] | None, first_line: int,
+                 raws: list[str] | None, clean: bool, text: str, blank_lines: list[int], physical_lines: int = 0,
+                 *, flat: list[str] | None = None, ncols: int = 0):
         self._rows = rows  # the records' cells (blank rows removed), or None with flat
         self.first_row = first_row  # row number of the first record
         self.lines = lines  # start line of each record; None = consecutive from first_line
@@ -61,12 +66,12 @@ class Chunk:
         self.beyond_ascii: str | None = None  # known: the text's characters beyond ASCII, in order
         self.nfc: bool | None = None  # known: the text is in NFC (True) or may not be (False)
         self.plain_values = False  # quoted values, yet none holds a special character, quote or line break, and NFC
-        self.count = len(rows) if rows is not None else len(flat) // ncols
+        self.count = len(rows) if rows is not None else len(flat or ()) // ncols
 
     @property
     def rows(self) -> list[list[str]]:
         if self._rows is None:
-            n, flat = self.ncols, self.flat
+            n, flat = self.ncols, self.flat or []
             self._rows = [flat[i:i + n] for i in range(0, len(flat), n)]
         return self._rows
 
@@ -80,7 +85,7 @@ class Chunk:
         """Learner, course and credit-type values are their own keys (only emails' case may not be)."""
         return (self.clean or self.plain_values) and self.edge_space_free
 
-    def columns(self) -> list:
+    def columns(self) -> list[Sequence[str]]:
         if self.flat is not None:
             n = self.ncols
             return [self.flat[k::n] for k in range(n)]
@@ -90,11 +95,11 @@ class Chunk:
         return self.first_line + i if self.lines is None else self.lines[i]
 
 
-def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS):
+def scan(import_file: ImportFile, *, chunk_chars: int = CHUNK_CHARS) -> Iterator[Chunk]:
     """Yield Chunks covering every line after the header, in order."""
     f = import_file
     if f.encoding.startswith("utf-16"):
-        source = _text_parts(f, chunk_chars)
+        source: Iterator[Part] = _text_parts(f, chunk_chars)
     else:
         source = _byte_parts(f, chunk_chars)
     table = _delete_table(f.delimiter)
@@ -134,7 +139,7 @@ def _reader_error(f: ImportFile, offset: int | None, row: int, line: int) -> Imp
                            fix="check the file was exported as CSV with one record a line")
 
 
-def _cut(buf, eof: bool, nl, cr, quote, limit: int, chunk: int) -> int | None:
+def _cut(buf: AnyStr, eof: bool, nl: AnyStr, cr: AnyStr, quote: AnyStr | None, limit: int, chunk: int) -> int | None:
     """Where to end this part: after the last line end outside quotes; None = read more."""
     if eof:
         return len(buf)
@@ -148,7 +153,7 @@ def _cut(buf, eof: bool, nl, cr, quote, limit: int, chunk: int) -> int | None:
     return cut
 
 
-def _byte_parts(f: ImportFile, chunk: int):
+def _byte_parts(f: ImportFile, chunk: int) -> Iterator[Part]:
     """(text, bytes, skeleton) parts of an 8-bit-compatible file: line ends are single bytes there.
     A part that starts with a quote (every value quoted, probably) comes with its skeleton (see
     _parse_all_quoted), which also tells whether it ends outside quotes."""
@@ -175,17 +180,18 @@ def _byte_parts(f: ImportFile, chunk: int):
                 continue
             part = buf if cut == len(buf) else buf[:cut]
             skeleton = part.translate(None, skeletons) if quoted else None
-            if quoted and not eof and skeleton.count(b'"') % 2 and len(buf) < f.field_size_limit * 2 + chunk:
+            if skeleton is not None and not eof and skeleton.count(b'"') % 2 and len(buf) < f.field_size_limit * 2 + chunk:
                 carry = buf  # inside a quoted value (as in _cut)
                 continue
             carry = b"" if cut == len(buf) else buf[cut:]
             offset += cut
+            kept: bytes | None = part
             try:
                 text = part.decode(f.encoding, strict)
             except UnicodeDecodeError:  # invalid bytes become lone surrogates: the chunk is not clean
                 text = part.decode(f.encoding, "surrogateescape")
-                part = None
-            yield text, part, skeleton
+                kept = None
+            yield text, kept, skeleton
 
 
 _CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
@@ -197,7 +203,7 @@ def _characters_at_least(data: bytes) -> int:
     return len(data.translate(None, _CONTINUATION_BYTES))
 
 
-def _text_parts(f: ImportFile, chunk: int):
+def _text_parts(f: ImportFile, chunk: int) -> Iterator[Part]:
     with f.open_text() as fh:
         carry = ""
         eof = False
@@ -217,7 +223,7 @@ def _text_parts(f: ImportFile, chunk: int):
             yield part, None, None
 
 
-def _tally_endings(text: str, endings: Counter, lines: list[str] | None) -> int:
+def _tally_endings(text: str, endings: Counter[str], lines: list[str] | None) -> int:
     """Count the part's line endings by kind; returns its physical lines."""
     lf = text.count("\n")
     cr = text.count("\r")
@@ -237,7 +243,7 @@ def _tally_endings(text: str, endings: Counter, lines: list[str] | None) -> int:
 
 
 def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line: int, table: bytes, limit: int,
-           f: ImportFile, endings: Counter, skeleton: bytes | None = None) -> Chunk:
+           f: ImportFile, endings: Counter[str], skeleton: bytes | None = None) -> Chunk:
     # Clean = valid text with no byte worth a closer look (see _SUSPECT): then no quote, no
     # special character and no line break other than CR/LF can be in it.
     if raw is None or raw.startswith(b'"'):  # a quote: not clean, no need to look further
@@ -250,11 +256,13 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
     long = len(text) >= line_cap(limit)
     clean = clean and not long
     lines = text.splitlines() if clean else None
-    max_line = max(map(len, lines), default=0) if clean else len(text)
-    if clean and max_line > limit and _longest_field(lines, delim) > limit:
+    max_line = max(map(len, lines), default=0) if lines is not None else len(text)
+    if lines is not None and max_line > limit and _longest_field(lines, delim) > limit:
         clean = False  # let the csv module raise the field-size error with its place
         lines = None
+    chunk: Chunk | None
     if clean:
+        assert raw is not None and lines is not None  # clean: its bytes were kept and its lines split
         physical = _tally_endings(text, endings, lines)
         n = len(f.header)
         if lines and min(map(len, lines)) >= n and _uniform(raw, delim, n, len(lines)):
@@ -290,7 +298,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
                 chunk.nfc = _nfc_as_it_is(chunk.beyond_ascii)
             chunk.plain_values = not chunk.specials_possible and chunk.nfc is not False
             return chunk
-    specials = forced or bool(raw.translate(None, _delete_table(delim, quote=False)))
+    specials = forced or raw is None or bool(raw.translate(None, _delete_table(delim, quote=False)))
     physical = _tally_endings(text, endings, None)
     chunk = None
     if not long and _well_quoted(delim).fullmatch(text):
@@ -303,7 +311,7 @@ def _parse(text: str, raw: bytes | None, delim: str, first_row: int, first_line:
 
 
 def _parse_all_quoted(text: str, raw: bytes, delim: str, first_row: int, first_line: int, limit: int, n: int,
-                      table: bytes, endings: Counter, skeleton: bytes | None = None) -> Chunk | None:
+                      table: bytes, endings: Counter[str], skeleton: bytes | None = None) -> Chunk | None:
     """A part where every value is quoted (some LMS exports): "a","b" on every line, no quote or
     line break inside a value, one kind of line end, every line the header's width. The csv
     module would give exactly the text between each value's quotes: the part is checked as a
@@ -324,7 +332,7 @@ def _parse_all_quoted(text: str, raw: bytes, delim: str, first_row: int, first_l
         skeleton = raw.translate(None, _SKELETON_TABLES[table])
     rows = _lines(skeleton, unit, tail)
     specials = rows is None
-    if specials:
+    if rows is None:
         rows = _lines(raw.translate(None, _QUOTES_AND_BREAKS), unit, tail)
         if rows is None:
             return None
@@ -365,7 +373,7 @@ _ASCII_BYTES = bytes(range(128))
 _QUOTES_AND_BREAKS = bytes(b for b in range(256) if b not in b'"\r\n')
 
 
-class _SkeletonTables(dict):
+class _SkeletonTables(dict[bytes, bytes]):
     """For a delete table (scan's, by delimiter): the same, keeping CR and LF too."""
 
     def __missing__(self, table: bytes) -> bytes:

@@ -344,19 +344,18 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
 
 
 def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
+    from importconsole.importfile.columns import cell_value, find_columns
     from importconsole.importfile.reader import ImportFileError, open_import_file
 
     opened = open_import_file(file)
-    header = [h.strip() for h in opened.header]
-    col = {name: i for i, name in enumerate(header)}
+    col = find_columns(opened.header)  # as the LMS reads the header: `External_User_ID` is external_user_id
     if "external_course_id" not in col and not course_external_id:
         raise ImportFileError(
             f"{file}: the header has no external_course_id column, so the file does not say which course its "
             "rows are for", path=file, fix=f"name the course: importconsole credit-fix --file {file} --course EXTERNAL_ID")
 
     def cell(cells, name):
-        i = col.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+        return cell_value(cells, col, name)
 
     learners: dict[tuple[str, str], _Learner] = {}
     for record in opened.records():

@@ -356,6 +356,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
     the whole file such as a re-encoding)."""
     import asyncio
 
+    from importconsole.importfile.columns import cell_value, find_columns
     from importconsole.importfile.fixes import write_fixed_file
     from importconsole.importfile.reader import open_import_file
     from importconsole.lms.facts import ApiFacts
@@ -372,11 +373,10 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
                                         importer=item.importer, course_external_id=item.course_external_id,
                                         keep_changes=None)  # the plan lists every change
             fixed = open_import_file(target)
-            col = {name: i for i, name in enumerate(fixed.header)}
+            col = find_columns(fixed.header)  # as the LMS reads the header
 
             def cell(cells, name):
-                i = col.get(name)
-                return cells[i].strip() if i is not None and i < len(cells) else ""
+                return cell_value(cells, col, name)
 
             learners = []
             for record in fixed.records(keep_raw=False):
