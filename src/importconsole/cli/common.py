@@ -123,7 +123,9 @@ class Progress:
         amount = [DownloadColumn()] if self.unit == "bytes" else [MofNCompleteColumn(), TextColumn(self.unit)]
         # No auto-refresh thread and no redirection: stdout stays where it was sent (a log file),
         # and only this call draws.
-        bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=self.width), TaskProgressColumn(),
+        # Plain colours: on a 16-colour terminal rich's default "finished" green becomes the grey of the empty bar.
+        columns = BarColumn(bar_width=self.width, complete_style="green", finished_style="green")
+        bar = Bar(TextColumn("{task.description}"), columns, TaskProgressColumn(),
                   *amount, console=Console(file=self.stream), auto_refresh=False,
                   redirect_stdout=False, redirect_stderr=False)
         task = bar.add_task(self.label, total=self.total or None)

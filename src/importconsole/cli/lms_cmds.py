@@ -350,9 +350,12 @@ def cmd_submit(args) -> int:
             try:
                 plan = await prepare_submit(lms, args.file, importer=importer, course_external_id=args.course,
                                             validation_progress=checking)
-            finally:
-                if checking.total:
-                    checking.done()
+            except BaseException:
+                checking.end_line()  # what follows starts on its own line; the bar shows where it stopped
+                raise
+            if checking.total:
+                checking(checking.total, checking.total)  # read to the end (the last step reported may be earlier)
+                checking.done()
             recorded = plan.report.award_lines() if plan.report is not None else []
             if recorded:  # importfile.award: the one answer, shown before anything is sent
                 err("What the LMS will record for these rows:")
