@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 # Each module has run(workdir: Path) -> list[dict]; a dict is one figure:
 #   {"name", "value", "unit", "baseline_name", "baseline", "ratio", "target", "ok"}
-BENCHES = ["bench_server", "bench_validate", "bench_tui", "bench_fix", "bench_ethosce", "bench_award"]
+BENCHES = ["bench_server", "bench_validate", "bench_tui", "bench_fix", "bench_ethosce", "bench_award", "bench_online"]
 
 
 def main() -> int:

@@ -147,6 +147,55 @@ def test_an_import_that_moved_before_the_unlock_is_not_unlocked(kit_cli, tmp_pat
     assert locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import") == 23
 
 
+def test_a_live_import_is_not_unlocked_it_must_not_move_for_hung_after_first(kit_cli, tmp_path, capsys):
+    """The reference LMS's rule on EthosCE: recover unlocks only a hung import. The site never says when
+    an import last moved, so the console watches it for hung_after: a colleague's batch that moves a chunk
+    every few seconds is left alone (compare-and-unlock alone saw nothing move between plan and post)."""
+    import threading
+
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace("hung_after = 1", "hung_after = 30"))
+    kit_cli.set_row_delay(120)  # a chunk of 10 rows takes 1.2 s: one chunk per batch step (Drupal's steps last 1 s)
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 40)  # four batch steps
+    finished: list[int] = []
+
+    def colleague_imports() -> None:  # a browser driving its batch to the end, a step every 4 s (a slow link)
+        with httpx.Client(base_url=kit_cli.base_url, follow_redirects=False, timeout=60) as browser:
+            form = Page(browser.get("/user/login").text).form("user_login")
+            browser.post("/user/login", data={**form.hidden, "name": "admin", "pass": kit_cli.admin_password, "op": "Log in"})
+            form = Page(browser.get(f"/import/{IMPORTER}").text).form("feeds_import_form")
+            with open(path, "rb") as fh:
+                answer = browser.post(f"/import/{IMPORTER}", data={**form.hidden, "op": "Import"},
+                                      files={"files[feeds]": (path.name, fh, "text/csv")})
+            batch = httpx.URL(answer.headers["Location"]).params["id"]
+            browser.get("/batch", params={"op": "start", "id": batch})
+            for _ in range(200):
+                step = browser.post(f"/batch?id={batch}&op=do", content=b"")
+                finished.append(step.status_code)
+                if step.status_code != 200 or str(step.json().get("percentage")) == "100":
+                    break
+                time.sleep(4)
+            browser.get("/batch", params={"op": "finished", "id": batch})
+
+    colleague = threading.Thread(target=colleague_imports, daemon=True)
+    colleague.start()
+    deadline = time.monotonic() + 30
+    while not (locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")):
+        assert time.monotonic() < deadline and colleague.is_alive(), "the colleague's import never showed progress"
+        time.sleep(0.1)
+
+    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1
+    said = capsys.readouterr().out
+    assert f"Checking that {IMPORTER} is hung" in said
+    assert f"Importer {IMPORTER} is not hung, so it was not unlocked: it moved within" in said, said
+    assert "counts as hung only after 30s without progress" in said and "--hung-after SECONDS" in said
+    assert "unlocked course_record_import" not in said and "re-imported" not in said
+    colleague.join(60)
+    assert finished and set(finished) == {200}  # the colleague's batch went on to its end, never cut short
+    assert not locked(kit_cli)
+    assert Counter(kit_cli.stored_rows()) == Counter(file_keys(path)) and len(kit_cli.stored_rows()) == 40  # each once
+
+
 def test_an_upload_while_locked_is_refused_and_nothing_is_stored(kit_cli, tmp_path, capsys):
     colleague_hangs_the_importer(kit_cli, kit_cli.make_csv(tmp_path / "colleague.csv", 50, "--bad-row", "23", "--bad", "zwsp"))
     clean = tmp_path / "clean.csv"  # learners the colleague's rows did not enroll: the file validates clean

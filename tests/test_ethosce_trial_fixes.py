@@ -153,8 +153,10 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     import threading
     import time
 
+    import httpx
     from test_ethosce_trial import restart
 
+    host = httpx.URL(kit_cli.base_url).host  # named as the rest of the EthosCE wording names the site, never "the LMS"
     path = kit_cli.make_csv(tmp_path / "bad.csv", 50, "--bad-row", "23", "--bad", "zwsp")
     assert colleague_hangs_the_importer(kit_cli, path) == 500  # locked at 42 %: watch follows it
     watch = subprocess.Popen([sys.executable, "-m", "importconsole", "watch", IMPORTER, "--hung-after", "3600"],
@@ -179,7 +181,7 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
             assert watch.poll() is None, "".join(err)
         finally:
             restart(kit_cli)
-        wait_err("answers again", 60)
+        wait_err(f"The site at {host} answers again.", 60)  # its own line (the outage sentence says "answers again" too)
         watch.send_signal(signal.SIGINT)  # Ctrl+C ends it
         out, _ = watch.communicate(timeout=30)
     finally:
@@ -191,6 +193,7 @@ def test_watch_keeps_going_while_the_site_is_down_says_so_and_says_when_it_answe
     assert f"{IMPORTER}: importing 42 %" in out
     unseen = next(line for line in err if "has not been seen" in line)
     assert "(since " in unseen and "UTC)" in unseen and "Check the network" in unseen
+    assert unseen.startswith(f"The site at {host} has not been seen for ") and "LMS" not in unseen, unseen
     assert "Traceback" not in said
 
 

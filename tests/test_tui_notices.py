@@ -107,3 +107,23 @@ async def test_the_journal_shows_what_the_console_did_newest_first(tmp_path):
                        timeout=15, what="both entries")
         text = screen_text(app)
         assert text.index("unlock") < text.index("older.csv"), text  # the unlock came later: it is on top
+
+
+async def test_the_journal_entry_under_the_cursor_is_read_whole_at_80_columns(tmp_path):
+    from importconsole.journal import Journal
+    from helpers.tui import flat_text
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    refused = journal.begin("submit", file_path=tmp_path / "card-101-completions-spring-term.csv", row_count=20,
+                            importer="course", course_external_id="CARD-101")
+    why = ("the importer course is locked by import 7 (running since 09:12, started by jdoe): wait for it to end, "
+           "or unlock it on the Monitor if it is hung")
+    journal.complete(refused, "refused", message=why)
+    session = LmsSession(profile="test", base_url="http://127.0.0.1:9", token="t", journal_path=tmp_path / "journal.jsonl")
+    app = ImportConsoleApp(session=session, workdir=tmp_path, start_mode="journal", theme_dirs=[], live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "card-101-completions-spring-term.csv" in screen_text(app), what="the entry")
+        # The table's last column is cut at 80 columns; the entry under the cursor is below it, whole.
+        await wait_for(pilot, lambda: why in flat_text(app), what="the whole refusal")
+        text = flat_text(app)
+        assert "refused" in text and "20 rows" in text and "CARD-101" in text

@@ -111,3 +111,39 @@ async def test_the_findings_verdict_is_read_in_full_at_80_columns(tmp_path):
         # the wrapped status line is laid out a frame after its text is set: poll, then read
         await wait_for(pilot, lambda: "fix the errors before submitting (x writes a fixed copy)"
                        in " ".join(screen_text(app).split()), timeout=3, what="the verdict in full")
+
+
+async def test_the_row_count_is_final_when_the_index_ends_while_the_status_line_is_written(tmp_path, monkeypatch):
+    """The flaky shell test: the index thread ended between the status line ("1 row (counting...)")
+    and the timer's "is it done?", and the timer stopped with "counting..." on screen for good.
+    Here the index is held until the status line is written, then built to its end at that moment."""
+    import threading
+
+    from importconsole.tui.preview_source import PreviewSource
+
+    release, built = threading.Event(), threading.Event()
+    real_build = PreviewSource.build
+
+    def held_build(source):
+        release.wait(10)
+        real_build(source)
+        built.set()
+
+    monkeypatch.setattr(PreviewSource, "build", held_build)
+    path = write(tmp_path / "one.csv", ["u1,Ana,Lee,1,2026-01-01,,"])
+    app = console(tmp_path, path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_text(pilot, "1 row (counting...)")
+        screen = app.screen
+        show_status = screen._show_status
+
+        def status_then_index_ends():
+            show_status()
+            screen._show_status = show_status  # once
+            release.set()
+            built.wait(10)  # the index thread ends right after the status line was written
+
+        screen._show_status = status_then_index_ends
+        await wait_for(pilot, lambda: built.is_set(), what="the index built")
+        text = await wait_for_text(pilot, "one.csv · UTF-8 · comma · 1 row · importer", timeout=5)
+        assert "counting" not in text

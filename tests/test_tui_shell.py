@@ -148,6 +148,30 @@ async def test_files_screen_opens_a_file_from_the_folder_and_lists_it_first_next
         await wait_for(pilot, lambda: again.current_mode == "preview", what="the preview from the recent list")
 
 
+
+async def test_a_fixed_copy_written_by_x_is_in_the_folder_tree_when_the_admin_is_back_on_files(tmp_path):
+    from textual.widgets import DirectoryTree
+
+    (tmp_path / "zwsp.csv").write_bytes("external_user_id,complete\r\nu1\u200b,1\r\n".encode())
+    app = ImportConsoleApp(workdir=tmp_path, start_mode="files", theme_dirs=[], live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        tree = app.screen.query_one(DirectoryTree)
+
+        def listed() -> set[str]:
+            return {n.data.path.name for n in tree.root.children if n.data}
+
+        await wait_for(pilot, lambda: "zwsp.csv" in listed(), what="the folder listed")
+        app.open_file(tmp_path / "zwsp.csv")
+        await wait_for(pilot, lambda: app.current_mode == "preview", what="the preview")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: app.report is not None, timeout=15, what="the findings")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.open_path == tmp_path / "zwsp.fixed.csv", timeout=15, what="the fixed copy")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.current_mode == "files", what="the files screen")
+        await wait_for(pilot, lambda: "zwsp.fixed.csv" in listed(), what="the fixed copy in the folder tree")
+        assert "zwsp.csv" in listed()
+
 NAVIGATION = ["f Files", "p Preview", "v Findings", "m Monitor", "c Credit", "j Journal", "n Connect", "q Quit"]
 # Each main screen's own keys, as the admin reads them in the footer at 80 columns.
 OWN_KEYS = {

@@ -348,3 +348,42 @@ async def test_the_title_line_ends_in_an_ellipsis_when_the_address_does_not_fit(
                                 state_folder=tmp_path / "state-here").run_test(size=(120, 24)) as pilot:
         await pilot.pause()
         assert url in screen_text(pilot.app).splitlines()[0]
+
+
+async def test_the_demo_welcome_says_the_colleagues_import_is_hung_only_while_it_is(tmp_path):
+    import asyncio
+
+    from importconsole.tui.launch import demo_app, start_demo_server
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    server = await asyncio.to_thread(start_demo_server, folder)
+    try:
+        app = await asyncio.to_thread(demo_app, server, hung_after=2.0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: "A colleague's import 1 is hung: m (Monitor), then u." in flat_text(app),
+                           what="the welcome naming the hung import")
+            await pilot.press("m")
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.selected_view() is not None
+                           and app.screen.selected_view().is_hung, timeout=15, what="the hung import selected")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: "Enter: unlock import 1" in flat_text(app), timeout=15, what="the plan")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "Enter: back to the monitor" in flat_text(app), timeout=20, what="recovered")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: 1 not in app.hung_ids, timeout=15, what="import 1 no longer hung")
+            await pilot.press("f")
+            await wait_for(pilot, lambda: "A colleague's import 1 hung; it is unlocked now" in flat_text(app),
+                           what="the welcome saying what became of it")
+            text = flat_text(app)
+            assert "is hung" not in text and "already hung" not in text
+        assert server_import_state(server, 1) == "unlocked"
+    finally:
+        server.stop()
+
+
+def server_import_state(server, import_id: int) -> str:
+    import sqlite3
+
+    with sqlite3.connect(server.folder / "lms.sqlite3") as db:
+        return db.execute("SELECT state FROM imports WHERE id = ?", (import_id,)).fetchone()[0]

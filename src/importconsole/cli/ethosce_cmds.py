@@ -125,13 +125,13 @@ class _SiteUnseen:
     every UNSEEN_REMINDER seconds for as long as it lasts, and when it answers again (as the
     reference watch does). A refused password or role is not an outage: raised, watch ends."""
 
-    def __init__(self, args: Any):
-        self.args, self.unseen, self.said_at, self.last_seen = args, None, 0.0, time.time()
+    def __init__(self, args: Any, backend: Any):
+        self.args, self.backend, self.unseen, self.said_at, self.last_seen = args, backend, None, 0.0, time.time()
 
     async def read(self, reading: Any) -> Any:
         from importconsole.cli.operation_cmds import UNSEEN_REMINDER
         from importconsole.lms.errors import Forbidden, LmsError, Unauthorized
-        from importconsole.operations.watch import LmsUnseen, what_to_do
+        from importconsole.operations.ethosce import site_unseen
 
         try:
             view = await reading
@@ -140,14 +140,14 @@ class _SiteUnseen:
         except LmsError as error:
             fresh = self.unseen is None or self.unseen.why != str(error)
             if fresh:
-                self.unseen = LmsUnseen(self.unseen.since if self.unseen else self.last_seen, str(error), what_to_do(error))
+                self.unseen = site_unseen(self.backend, self.unseen.since if self.unseen else self.last_seen, error)
             if fresh or time.monotonic() - self.said_at >= UNSEEN_REMINDER:
                 self.said_at = time.monotonic()
                 emit(self.args, {"event": "lms_unseen", **self.unseen.to_json()}, self.unseen.sentence(), err=True)
             return None
         if self.unseen is not None:
             self.unseen = None
-            emit(self.args, {"event": "lms_seen"}, "The LMS answers again.", err=True)
+            emit(self.args, {"event": "lms_seen"}, f"The site at {self.backend.session.host} answers again.", err=True)
         self.last_seen = time.time()
         return view
 
@@ -161,7 +161,7 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
     file = await asyncio.to_thread(read_file_rows, path) if path else None
     hung_watch = HungWatch(args.hung_after or profile.hung_after)
     poll = args.poll_interval or profile.poll_interval
-    last_text, last_at, site = "", 0.0, _SiteUnseen(args)
+    last_text, last_at, site = "", 0.0, _SiteUnseen(args, backend)
     while True:
         seen = await site.read(read_view(backend, importer_id, own, file))
         if seen is None:  # not seen: nothing is known of the import; keep trying
@@ -237,6 +237,16 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
         print(visible_lines("\n".join(plan.describe())))
     if mode != "unlock" and not plan.missing and not plan.needs_unlock:
         return EXIT_OK
+    if mode in ("unlock", "recover"):  # the reference LMS's rule: only a hung import is unlocked
+        from importconsole.operations.ethosce import not_hung_yet
+
+        profile = backend.profile_config
+        refused = await not_hung_yet(backend, plan, journal=journal, poll_interval=profile.poll_interval,
+                                     hung_after=args.hung_after if args.hung_after is not None else profile.hung_after,
+                                     say=None if args.json else (lambda text: print(visible_lines(text), flush=True)))
+        if refused:
+            emit(args, {"importer": importer_id, "refused": refused}, refused)
+            return EXIT_PROBLEM
     question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
                 "recover": f"Unlock {importer_id} and re-import the {len(plan.missing)} rows not stored?"
                 if plan.needs_unlock else f"Re-import the {len(plan.missing)} rows not stored?"}[mode]

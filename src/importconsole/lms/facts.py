@@ -1,8 +1,9 @@
 """`ApiFacts`: the import-file rules' `LmsFacts`, answered by the LMS API.
 
 Validation runs in a worker thread; the client lives on an event loop. Each call hops onto that
-loop with `run_coroutine_threadsafe` and waits. Answers are cached for the run, so validating the
-same file twice (validate, then submit) asks the LMS once.
+loop with `run_coroutine_threadsafe` and waits. Answers are kept for the run, so validating the
+same file twice (validate, then submit) asks the LMS once; they are kept as compact values in a
+`FactStore` (bounded memory, then a temporary file), and made facts again when asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
-from typing import TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from importconsole.importfile.facts import (
     MAX_KEYS,
@@ -26,9 +28,11 @@ from importconsole.importfile.facts import (
     to_decimal,
 )
 from importconsole.lms.client import LmsClient
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, enrollment_name, user_name
 from importconsole.lms.models import Course, Enrollment, User
 
 T = TypeVar("T")
+Value = tuple[Any, ...]  # a fact as the FactStore keeps it
 
 
 def course_fact(course: Course) -> CourseFact:
@@ -58,20 +62,52 @@ def enrollment_fact(enrollment: Enrollment) -> EnrollmentFact:
     )
 
 
+# Compact values (tuples of str, int, bool, None) of the facts, for the FactStore; amounts as decimal strings.
+
+def course_value(course: Course) -> Value:
+    fact = course_fact(course)
+    credits = tuple((t, str(c.min), str(c.max), str(c.increments), c.enable_variable_credit) for t, c in fact.credits.items())
+    return (fact.external_id, fact.title, fact.has_certificate, fact.required_objects, credits, fact.id, fact.is_shell)
+
+
+def from_course_value(value: Value) -> CourseFact:
+    external_id, title, has_certificate, required_objects, credits, id_, is_shell = value
+    return CourseFact(external_id, title, has_certificate, required_objects,
+                      {t: CourseCreditFact(Decimal(lo), Decimal(hi), Decimal(step), var) for t, lo, hi, step, var in credits},
+                      id_, is_shell)
+
+
+def user_value(user: User) -> Value:
+    fact = user_fact(user)
+    return (fact.id, fact.external_user_id, fact.email, fact.first_name, fact.last_name)
+
+
+def enrollment_value(enrollment: Enrollment) -> Value:
+    fact = enrollment_fact(enrollment)
+    return (fact.status, tuple((c.credit_type, str(c.amount), c.source) for c in fact.credits), fact.id)
+
+
+def from_enrollment_value(value: Value) -> EnrollmentFact:
+    status, credits, id_ = value
+    return EnrollmentFact(status=status, credits=credits, id=id_)
+
+
 class ApiFacts:
     """`LmsFacts` over an `LmsClient` running on `loop` (not the calling thread's loop)."""
 
     online = True
 
-    def __init__(self, client: LmsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0):
+    def __init__(self, client: LmsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0,
+                 in_memory: int = IN_MEMORY):
         self.client = client
         self.loop = loop
         self.timeout = timeout
         self._lock = threading.Lock()
         self._credit_types: dict[str, CreditTypeFact] | None = None
-        self._courses: dict[str, CourseFact | None] = {}
-        self._users: dict[UserKey, UserFact | None] = {}
-        self._enrollments: dict[EnrollmentKey, EnrollmentFact | None] = {}
+        # Answers as compact values (fact_store.py): memory stays bounded however many learners the file names.
+        self._courses = FactStore(in_memory)
+        self._users = FactStore(in_memory)
+        self._enrollments = FactStore(in_memory)
         self.calls = 0  # requests made (tests check batching and caching)
 
     def _run(self, coro: Coroutine[object, None, T]) -> T:
@@ -83,7 +119,10 @@ class ApiFacts:
             coro.close()
             raise RuntimeError("ApiFacts must be called from a worker thread, not from the client's event loop")
         self.calls += 1
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+        finally:
+            after_lookup()
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         with self._lock:
@@ -94,49 +133,57 @@ class ApiFacts:
 
     def courses(self, external_ids: Sequence[str]) -> dict[str, CourseFact | None]:
         with self._lock:
-            wanted = [x for x in dict.fromkeys(external_ids) if x not in self._courses]
-            for batch in chunks(wanted, MAX_KEYS):
+            known = self._courses.known(external_ids)
+            for batch in chunks([x for x in dict.fromkeys(external_ids) if x not in known], MAX_KEYS):
                 found = self._run(self.client.lookup_courses(batch))
                 by_id = {c.external_id: c for c in found.items}
-                for ext in batch:
-                    self._courses[ext] = course_fact(by_id[ext]) if ext in by_id else None
-            return {x: self._courses[x] for x in external_ids}
+                new = [(ext, course_value(by_id[ext]) if ext in by_id else None) for ext in batch]
+                self._courses.put_many(new)
+                known.update(new)
+            return {x: None if known[x] is None else from_course_value(known[x]) for x in external_ids}
 
     def users(self, external_user_ids: Sequence[str], emails: Sequence[str]) -> dict[UserKey, UserFact | None]:
         with self._lock:
             asked = [UserKey(external_user_id=x) for x in external_user_ids] + [UserKey(email=e) for e in emails]
-            wanted = [k for k in dict.fromkeys(asked) if k not in self._users]
-            for batch in chunks(wanted, MAX_KEYS):
+            names = [user_name(k) for k in asked]
+            named = dict(zip(asked, names))
+            known = self._users.known(names)
+            for batch in chunks([k for k, n in named.items() if n not in known], MAX_KEYS):
                 ids = [k.external_user_id for k in batch if k.external_user_id is not None]
                 mails = [k.email for k in batch if k.email is not None]
                 found = self._run(self.client.lookup_users(ids, mails))
-                answers: dict[UserKey, UserFact] = {}
+                answers: dict[str, Value] = {}
                 for user in found.items:
-                    fact = user_fact(user)
+                    value = user_value(user)
                     if user.external_user_id:
-                        answers[UserKey(external_user_id=user.external_user_id)] = fact
+                        answers[user_name(UserKey(external_user_id=user.external_user_id))] = value
                     if user.email:
-                        answers[UserKey(email=user.email)] = fact
-                for key in batch:
-                    self._users[key] = answers.get(key)
-            return {k: self._users[k] for k in asked}
+                        answers[user_name(UserKey(email=user.email))] = value
+                new = [(named[k], answers.get(named[k])) for k in batch]
+                self._users.put_many(new)
+                known.update(new)
+            return {k: None if known[n] is None else UserFact(*known[n]) for k, n in zip(asked, names)}
 
     def enrollments(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, EnrollmentFact | None]:
         with self._lock:
-            wanted = [k for k in dict.fromkeys(keys) if k not in self._enrollments]
-            for batch in chunks(wanted, MAX_KEYS):
+            names = [enrollment_name(k) for k in keys]
+            named = dict(zip(keys, names))
+            known = self._enrollments.known(names)
+            for batch in chunks([k for k, n in named.items() if n not in known], MAX_KEYS):
                 body: list[dict[str, str]] = []
                 for user, course in batch:
                     who = "external_user_id" if user.external_user_id is not None else "email"
                     body.append({who: str(user), "course_external_id": course})  # a UserKey holds exactly one
                 found = self._run(self.client.lookup_enrollments(body))
-                answers: dict[EnrollmentKey, EnrollmentFact] = {}
+                answers: dict[str, Value] = {}
                 for enrollment in found:
-                    fact = enrollment_fact(enrollment)
+                    value = enrollment_value(enrollment)
                     if enrollment.external_user_id:
-                        answers[(UserKey(external_user_id=enrollment.external_user_id), enrollment.course_external_id)] = fact
+                        answers[enrollment_name((UserKey(external_user_id=enrollment.external_user_id),
+                                                 enrollment.course_external_id))] = value
                     if enrollment.email:
-                        answers[(UserKey(email=enrollment.email), enrollment.course_external_id)] = fact
-                for key in batch:
-                    self._enrollments[key] = answers.get(key)
-            return {k: self._enrollments[k] for k in keys}
+                        answers[enrollment_name((UserKey(email=enrollment.email), enrollment.course_external_id))] = value
+                new = [(named[k], answers.get(named[k])) for k in batch]
+                self._enrollments.put_many(new)
+                known.update(new)
+            return {k: None if known[n] is None else from_enrollment_value(known[n]) for k, n in zip(keys, names)}

@@ -25,15 +25,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, UTC
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from importconsole.importfile.award import RecordedCredit, and_list, completion_award
 from importconsole.importfile.facts import CreditTypeFact
 from importconsole.importfile.safe_text import escape_formula, visible
-from importconsole.lms.models import FINISHED_STATES, Import
-from importconsole.lms.port import LmsBackend, require
+from importconsole.lms.models import FINISHED_STATES, Course, CreditType, Enrollment, Import, User
+from importconsole.lms.port import LmsBackend, ProgressCallback, require
 from importconsole.private_files import write_private
+
+if TYPE_CHECKING:
+    from importconsole.journal import Journal
 
 KIND_INCOMPLETE = "credit-on-incomplete"  # incomplete enrollment carrying imported credit
 KIND_NOT_REPORTED = "imported-credit-not-reported"  # imported credit of a reporting type
@@ -184,10 +187,11 @@ class _Learner:
 
 
 def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | None,
-           enrollment_credit: Iterable[tuple[str, float, str]], course, credit_types: dict) -> CompletionOnlyProposal:
-    """The rule for one learner in one course. `course` is an lms.models.Course or None."""
+           enrollment_credit: Iterable[tuple[str, float, str]], course: Course | None,
+           credit_types: dict[str, CreditType]) -> CompletionOnlyProposal:
+    """The rule for one learner in one course (`course` None: it does not exist in the LMS)."""
     current = tuple(learner.credit)
-    base = dict(kind=learner.kind, course_external_id=learner.course, external_user_id=learner.external_user_id,
+    base: dict[str, Any] = dict(kind=learner.kind, course_external_id=learner.course, external_user_id=learner.external_user_id,
                 email=learner.email, user_id=learner.user_id, enrollment_status=enrollment_status,
                 current_credit=current, rows=tuple(learner.rows), date_completed=learner.date_completed,
                 carried=tuple((c, learner.carried[c]) for c in CARRIED_COLUMNS if learner.carried.get(c)),
@@ -222,8 +226,7 @@ def decide(learner: _Learner, *, user_exists: bool, enrollment_status: str | Non
     # What the LMS records for the completion-only row: importfile.award, the one answer.
     from importconsole.lms.facts import course_fact
 
-    facts = {name: CreditTypeFact(name, getattr(t, "label", name), tuple(getattr(t, "reports_to", ()) or ()))
-             for name, t in credit_types.items()}
+    facts = {name: CreditTypeFact(name, t.label, t.reports_to) for name, t in credit_types.items()}
     awards = tuple(CreditAward(c.credit_type, float(c.amount), c.reported_to)
                    for c in completion_award(course_fact(course), facts, importer="course"))
     return CompletionOnlyProposal(**base, proposed=True, awards=awards,
@@ -282,7 +285,7 @@ def describe_dates(proposals: Iterable[CompletionOnlyProposal]) -> str:
 
 
 async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | None = None, import_id: int | None = None,
-                               file: str | os.PathLike | None = None, today: date | None = None) -> list[CompletionOnlyProposal]:
+                               file: str | os.PathLike[str] | None = None, today: date | None = None) -> list[CompletionOnlyProposal]:
     """Candidates from the LMS (imported credit on incomplete enrollments, and imported credit of
     reporting types), or from a file's rows when `file` is given; one decision per learner and course."""
     from importconsole.lms.errors import NotFound
@@ -299,8 +302,8 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
     reporting = {name for name, t in credit_types.items() if t.reports_to}
     learners: dict[tuple[str, str], _Learner] = {}
     if file is not None:
-        for learner in _learners_from_file(file, course_external_id, reporting):
-            learners[(learner.course, learner.external_user_id or learner.email or "")] = learner
+        for from_file in _learners_from_file(file, course_external_id, reporting):
+            learners[(from_file.course, from_file.external_user_id or from_file.email or "")] = from_file
     else:
         require(client, "credit_records", "find imported credit that is never reported",
                 "give the import file with --file: its rows are checked against the site's facts instead")
@@ -330,8 +333,7 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
             complete = enrollments_complete.get(r.enrollment_id, False)
             if complete and r.credit_type not in reporting:
                 continue  # complete, and the type reports nowhere: nothing is lost
-            ext = getattr(r, "external_user_id", None)
-            email = getattr(r, "email", None)
+            ext, email = r.external_user_id, r.email
             course = course_names[r.course_id]
             key = (course, str(r.user_id))
             learner = learners.get(key)
@@ -343,7 +345,7 @@ async def propose_credit_fixes(client: LmsBackend, *, course_external_id: str | 
     return await _decide_all(client, list(learners.values()), credit_types)
 
 
-def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
+def _learners_from_file(file: str | os.PathLike[str], course_external_id: str | None, reporting: set[str]) -> list[_Learner]:
     from importconsole.importfile.columns import cell_value, find_columns
     from importconsole.importfile.reader import ImportFileError, open_import_file
 
@@ -354,7 +356,7 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
             f"{file}: the header has no external_course_id column, so the file does not say which course its "
             "rows are for", path=file, fix=f"name the course: importconsole credit-fix --file {file} --course EXTERNAL_ID")
 
-    def cell(cells, name):
+    def cell(cells: Sequence[str], name: str) -> str:
         return cell_value(cells, col, name)
 
     learners: dict[tuple[str, str], _Learner] = {}
@@ -389,18 +391,20 @@ def _learners_from_file(file, course_external_id, reporting) -> list[_Learner]:
     return [l for l in learners.values() if any(t in reporting for t, _, _ in l.credit)]
 
 
-async def _decide_all(client: LmsBackend, learners: list[_Learner], credit_types: dict) -> list[CompletionOnlyProposal]:
+async def _decide_all(client: LmsBackend, learners: list[_Learner],
+                      credit_types: dict[str, CreditType]) -> list[CompletionOnlyProposal]:
     if not learners:
         return []
     course_ids = sorted({l.course for l in learners})
-    courses = {}
+    courses: dict[str, Course] = {}
     for i in range(0, len(course_ids), 1000):
-        found = await client.lookup_courses(course_ids[i:i + 1000])
-        courses.update({c.external_id: c for c in found.items})
+        lookup = await client.lookup_courses(course_ids[i:i + 1000])
+        courses.update({c.external_id: c for c in lookup.items})
     # Who exists: users found by external id or email (the LMS matches the id first).
     ext_ids = sorted({l.external_user_id for l in learners if l.external_user_id})
     emails = sorted({l.email.lower() for l in learners if l.email and not l.external_user_id})
-    users_by_ext, users_by_email = {}, {}
+    users_by_ext: dict[str, User] = {}
+    users_by_email: dict[str, User] = {}
     for i in range(0, max(len(ext_ids), len(emails)), 500):
         found = await client.lookup_users(ext_ids[i:i + 500], emails[i:i + 500])
         for u in found.items:
@@ -408,13 +412,13 @@ async def _decide_all(client: LmsBackend, learners: list[_Learner], credit_types
                 users_by_ext[u.external_user_id] = u
             if u.email:
                 users_by_email[u.email.lower()] = u
-    keys = []
+    keys: list[dict[str, str]] = []
     for l in learners:
         if l.external_user_id:
             keys.append({"external_user_id": l.external_user_id, "course_external_id": l.course})
         elif l.email:
             keys.append({"email": l.email, "course_external_id": l.course})
-    enrollments = {}
+    enrollments: dict[tuple[int, str], Enrollment] = {}
     for i in range(0, len(keys), 1000):
         for e in await client.lookup_enrollments(keys[i:i + 1000]):
             enrollments[(e.user_id, e.course_external_id)] = e
@@ -472,7 +476,7 @@ def proposal_import_file(proposals: Iterable[CompletionOnlyProposal]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def write_proposal_file(proposals: list[CompletionOnlyProposal], out_dir: str | os.PathLike) -> ProposalFiles:
+def write_proposal_file(proposals: list[CompletionOnlyProposal], out_dir: str | os.PathLike[str]) -> ProposalFiles:
     """One completion-only import file per course plus a CSV report of every decision (0600;
     formula-like cells escaped in the report)."""
     out = Path(out_dir)
@@ -525,7 +529,7 @@ class FixProgress:
     number: int
     total: int
     phase: str  # "submitting", "waiting" (its import runs), "ended"
-    import_: Any = None  # lms.models.Import
+    import_: Import | None = None
 
     @property
     def sentence(self) -> str:
@@ -541,7 +545,7 @@ class CreditFixStopped(Exception):
     ours did not end in time, or the LMS refused): what was submitted and what was not, never a
     silent skip. `str()` is the sentence for the admin."""
 
-    def __init__(self, cause: BaseException | str, *, submitted: dict[str, Any], not_submitted: list[str]):
+    def __init__(self, cause: BaseException | str, *, submitted: dict[str, Import], not_submitted: list[str]):
         self.cause = cause
         self.submitted = submitted
         self.not_submitted = not_submitted
@@ -551,7 +555,8 @@ class CreditFixStopped(Exception):
 
 
 async def wait_for_import_end(client: LmsBackend, item: Import, *, poll_interval: float = 0.5, stall_timeout: float = 300.0,
-                              on_progress: Callable[[Any], None] | None = None, sleep=None):
+                              on_progress: Callable[[Import], None] | None = None,
+                              sleep: Callable[[float], Awaitable[object]] | None = None) -> Import:
     """Poll one import until it ends. Bounded: gives up (TimeoutError) when `rows_processed` has not
     moved for `stall_timeout` seconds (a hung import never ends by itself)."""
     sleep = sleep or asyncio.sleep
@@ -570,9 +575,11 @@ async def wait_for_import_end(client: LmsBackend, item: Import, *, poll_interval
     return item
 
 
-async def submit_proposals(client: LmsBackend, written: ProposalFiles, *, journal, journal_fields: dict | None = None,
-                           progress=None, on_warning=None, on_progress: Callable[[FixProgress], None] | None = None,
-                           poll_interval: float = 0.5, stall_timeout: float = 300.0) -> dict[str, Any]:
+async def submit_proposals(client: LmsBackend, written: ProposalFiles, *, journal: Journal,
+                           journal_fields: dict[str, Any] | None = None, progress: ProgressCallback | None = None,
+                           on_warning: Callable[[str, str], None] | None = None,
+                           on_progress: Callable[[FixProgress], None] | None = None,
+                           poll_interval: float = 0.5, stall_timeout: float = 300.0) -> dict[str, Import]:
     """One course-level import per course's proposal file, through operations.submit (validated,
     hash-checked, journaled), one course at a time: the course importer has one lock, so each
     import is followed (polled) until it ends before the next course is sent, and the imports
@@ -587,9 +594,9 @@ async def submit_proposals(client: LmsBackend, written: ProposalFiles, *, journa
 
     fields_ = journal_fields or {}
     courses = sorted(written.import_files)
-    submitted: dict[str, Any] = {}
+    submitted: dict[str, Import] = {}
 
-    def tell(course, number, phase, item=None):
+    def tell(course: str, number: int, phase: str, item: Import | None = None) -> None:
         if on_progress:
             on_progress(FixProgress(course, number, len(courses), phase, item))
 

@@ -21,14 +21,15 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importconsole.journal import Journal
 from importconsole.lms.ethosce.backend import FEEDS_CAPABILITIES, EthosceBackend
-from importconsole.lms.ethosce.errors import ImportDied
+from importconsole.lms.ethosce.errors import BatchInterrupted as ConnectionLostMidBatch
+from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
 from importconsole.lms.ethosce.feeds import BatchOutcome, ImporterStatus
 from importconsole.lms.models import FeedsState
 from importconsole.lms.ethosce.diagnose import MAPPED as TRANSCRIPT_COLUMNS
@@ -36,11 +37,16 @@ from importconsole.lms.ethosce.diagnose import FeedsDiagnosis, diagnose_feed, re
 from importconsole.lms.port import CapabilityMissing
 from importconsole.operations.hung import Diagnosis, diagnose_file
 from importconsole.operations.recover import RecoveryRefused
+from importconsole.operations.watch import LmsUnseen, format_duration, what_to_do
 from importconsole.private_files import open_private, private_folder
 from datetime import UTC
 
+if TYPE_CHECKING:
+    from importconsole.operations.submit import SubmitPlan
+
 RowKey = tuple[str, ...]
 Progress = Callable[[int, int], None]  # (rows done, rows in the file)
+Sleep = Callable[[float], Awaitable[object]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +83,7 @@ def _stored_form(column: str, value: str) -> str:
     return value
 
 
-def read_file_rows(path: str | os.PathLike) -> FileRows:
+def read_file_rows(path: str | os.PathLike[str]) -> FileRows:
     """Read with the console's import-file reader (encodings, BOM), mapped like Feeds maps a header
     (cells trimmed and lower-cased). Raises ImportFileError (a sentence with row and column)."""
     from importconsole.importfile.reader import ImportFileError, open_import_file
@@ -219,7 +225,7 @@ def interrupted_sentence(importer_id: str, batch_id: int | None, percent: float,
             "site did not store.")
 
 
-async def submit_to_importer(backend: EthosceBackend, plan: Any, importer_id: str, *, journal: Journal,
+async def submit_to_importer(backend: EthosceBackend, plan: SubmitPlan, importer_id: str, *, journal: Journal,
                              progress: Progress | None = None) -> ImporterSubmitOutcome:
     """Upload a validated `SubmitPlan`'s file to `importer_id` and drive the batch to the end. Raises
     `UploadRefused` (locked: nothing imported), `ImportDied` (a batch step answered 500: the sentence says
@@ -242,15 +248,17 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     try:
         up = await backend.feeds.upload(importer_id, upload_path or file.path)
     except BaseException as error:
-        journal.complete(entry, "refused" if hasattr(error, "percent") else "unknown", message=str(error) or None)
+        journal.complete(entry, "refused" if isinstance(error, UploadRefused) else "unknown", message=str(error) or None)
         raise
     if up.scheduled:
         journal.complete(entry, "scheduled", message="queued until the site's cron runs", first_stored_id=mark)
         return ImporterSubmitOutcome(importer_id, file, None, True, None)
-    journal.complete(entry, "uploaded", message=f"batch {up.batch_id} started", batch_id=up.batch_id)
+    batch_id = up.batch_id
+    assert batch_id is not None  # not scheduled: batch mode always names its batch (FeedsSite.send_upload)
+    journal.complete(entry, "uploaded", message=f"batch {batch_id} started", batch_id=batch_id)
     batch = journal.begin("drive_batch", profile=backend.profile, base_url=backend.base_url, lms_user=backend.session.username,
                           importer=importer_id,
-                          file_path=file.path, sha256=file.sha256, batch_id=up.batch_id, first_stored_id=mark)
+                          file_path=file.path, sha256=file.sha256, batch_id=batch_id, first_stored_id=mark)
     percent = 0.0
 
     def step(pct: float, _n: int) -> None:
@@ -260,13 +268,14 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
             progress(file.count if pct >= 100 else file.rows_at_percent(pct), file.count)
 
     try:
-        outcome = await backend.feeds.drive_batch(importer_id, up.batch_id, on_progress=step)
+        outcome = await backend.feeds.drive_batch(importer_id, batch_id, on_progress=step)
     except (asyncio.CancelledError, KeyboardInterrupt, Exception) as error:
-        text = interrupted_sentence(importer_id, up.batch_id, percent, file, recover_path)
+        text = interrupted_sentence(importer_id, batch_id, percent, file, recover_path)
         journal.complete(batch, "interrupted", message=text)
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             raise BatchInterrupted(text, cancelled=True) from None
-        raise BatchInterrupted(f"{getattr(error, 'reason', None) or error} {text}") from None
+        why = error.reason if isinstance(error, ConnectionLostMidBatch) else error  # the failure alone, not its meaning
+        raise BatchInterrupted(f"{why or error} {text}") from None
     if outcome.died:
         text = died_sentence(outcome, file)
         journal.complete(batch, "died", message=text)
@@ -275,11 +284,11 @@ async def upload_and_drive(backend: EthosceBackend, file: FileRows, importer_id:
     # ends the batch at once with "Cannot acquire lock", having stored nothing.
     stored = len(await backend.restws.transcript_rows(after_id=mark))
     if stored < file.count:
-        text = short_sentence(importer_id, up.batch_id, file, stored, outcome.messages, recover_path)
+        text = short_sentence(importer_id, batch_id, file, stored, outcome.messages, recover_path)
         journal.complete(batch, "short", message=text)
         raise ImportDied(text, outcome=outcome)
     journal.complete(batch, "finished", message=" ".join(outcome.messages) or None)
-    return ImporterSubmitOutcome(importer_id, file, up.batch_id, False, outcome)
+    return ImporterSubmitOutcome(importer_id, file, batch_id, False, outcome)
 
 
 def short_sentence(importer_id: str, batch_id: int, file: FileRows, stored: int, messages: tuple[str, ...],
@@ -354,7 +363,7 @@ class HungWatch:
 
     def __init__(self, hung_after: float, clock: Callable[[], float] = time.monotonic):
         self.hung_after, self.clock = hung_after, clock
-        self._seen: tuple | None = None
+        self._seen: tuple[bool, int | None, int] | None = None
         self._since = clock()
         self._newest: int | None = None
 
@@ -372,6 +381,13 @@ class HungWatch:
         self._newest = view.newest_stored_id
         return ImporterView(view.importer_id, view.status, view.newest_stored_id, view.file, view.stored_since,
                             stalled, hung, storing, settled or not idle)
+
+
+def site_unseen(backend: EthosceBackend, since: float, error: BaseException) -> LmsUnseen:
+    """Reads of the site fail: the outage named as the rest of the EthosCE wording names the site
+    (`The site at HOST has not been seen for 1m05s ...`), not as "the LMS"."""
+    site = f"the site at {backend.session.host}"
+    return LmsUnseen(since, str(error), what_to_do(error, site), lms=site)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +459,7 @@ def need_file(importer_id: str, doing: str) -> CapabilityMissing:
                              f"give the file that was uploaded: importconsole {doing.split()[0]} {importer_id} --file FILE")
 
 
-async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str | os.PathLike | None,
+async def plan_importer(backend: EthosceBackend, importer_id: str, *, file: str | os.PathLike[str] | None,
                         journal: Journal | None) -> ImporterPlan:
     """Which rows of the file the site stored and which it did not, and where the import stopped.
     Changes nothing. Refuses (RecoveryRefused) when the stored rows are not this file's first rows."""
@@ -534,7 +550,7 @@ class ImporterRecovery:
 
 async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journal: Journal, unlock: bool = True,
                            reimport: bool = True, say: Callable[[str], None] | None = None,
-                           progress: Progress | None = None, sleep: Callable[[float], Any] = asyncio.sleep) -> ImporterRecovery:
+                           progress: Progress | None = None, sleep: Sleep = asyncio.sleep) -> ImporterRecovery:
     """Compare-and-unlock, then exactly the rows not stored. In background mode, the safe way out
     (docs/ethosce.md): unlock, a header-only file, the dead cron job's lease waited out and cron run
     once (it imports nothing), then the remainder, imported by cron once."""
@@ -577,6 +593,40 @@ async def recover_importer(backend: EthosceBackend, plan: ImporterPlan, *, journ
     return result
 
 
+async def not_hung_yet(backend: EthosceBackend, plan: ImporterPlan, *, hung_after: float, journal: Journal | None,
+                       poll_interval: float, say: Callable[[str], None] | None = None, sleep: Sleep = asyncio.sleep,
+                       clock: Callable[[], float] = time.monotonic) -> str | None:
+    """Unlocking ends an import: only a hung one, by the rule of `watch` (locked, and neither the
+    percentage nor the newest stored row moved for `hung_after` seconds; at once where this console saw
+    its own batch die), else a live batch on a slow row would be cut short. The site never says when an
+    import last moved, so the console watches it for `hung_after` seconds from the plan's reading.
+    None: hung, or nothing to unlock here (not locked; queued for cron: the background rules apply);
+    else the sentence that refuses the unlock."""
+    if not plan.needs_unlock or plan.status.state != "importing":
+        return None
+    own = last_own_upload(journal, backend.base_url, plan.importer_id)
+    if own is not None and own.batch_outcome == "died":
+        return None
+    then = (plan.status.locked, plan.status.percent, plan.newest_stored_id)
+    started = clock()
+    if say:
+        say(f"Checking that {plan.importer_id} is hung: its progress and stored rows must not move for "
+            f"{format_duration(hung_after)}...")
+    while True:
+        status, newest = await asyncio.gather(backend.status(plan.importer_id), backend.restws.last_transcript_id())
+        if (status.locked, status.percent, newest) != then:
+            now = f"{status.percent or 0} %" if status.locked else "not locked"
+            return (f"Importer {plan.importer_id} is not hung, so it was not unlocked: it moved within "
+                    f"{format_duration(clock() - started)} ({plan.status.percent or 0} % and newest stored row "
+                    f"{plan.newest_stored_id} at the plan; {now} and {newest} now), and it counts as hung only after "
+                    f"{format_duration(hung_after)} without progress. Follow it with `importconsole watch "
+                    f"{plan.importer_id}`; if you know it is dead, `--hung-after SECONDS` sets a shorter wait.")
+        left = hung_after - (clock() - started)
+        if left <= 0:
+            return None
+        await sleep(min(poll_interval, left))
+
+
 def background_trap(plan: ImporterPlan) -> str:
     return (f"Importer {plan.importer_id} runs in background mode (its settings say \"Process in background\"), so "
             "the console changes nothing with this command: there, Unlock alone is not safe. The cron job Feeds "
@@ -591,7 +641,7 @@ LEASE = 30.0  # seconds Drupal's queue keeps a claimed cron job before another c
 
 
 async def _background_way_out(backend: EthosceBackend, plan: ImporterPlan, journal: Journal,
-                              step: Callable[[str], None], sleep: Callable[[float], Any]) -> None:
+                              step: Callable[[str], None], sleep: Sleep) -> None:
     from importconsole.lms.ethosce.errors import SiteForbidden, UnexpectedPage
 
     await _compare_and_unlock(backend, plan, journal, step)

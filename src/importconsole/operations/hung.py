@@ -8,6 +8,7 @@ locked by an import whose `rows_processed` has not changed for `hung_after` seco
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +28,10 @@ from importconsole.lms.models import ACTIVE_STATES, ImportState
 from importconsole.private_files import write_private
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from importconsole.journal import Journal
+    from importconsole.lms.models import Import
     from importconsole.lms.port import LmsBackend
 
 Clock = Callable[[], float]
@@ -82,7 +87,7 @@ class StallVerdict:
     sentence: str
 
 
-def stall_verdict(item, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
+def stall_verdict(item: Import, *, server_time: str | None, lock_holder: int | None, hung_after: float) -> StallVerdict:
     """For `diagnose`: the same rule as the watcher (no progress for `hung_after` seconds while
     the import holds its importer's lock), said in one sentence with the figures."""
     from importconsole.operations.watch import format_duration
@@ -182,7 +187,8 @@ class HungDetector:
         return [h for h in found if h is not None]
 
 
-async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, workdir=None) -> Diagnosis:
+async def diagnose_import(client: LmsBackend, import_id: int, *, journal: Journal | None = None,
+                          workdir: str | os.PathLike[str] | None = None) -> Diagnosis:
     """Diagnose an import from its submitted file: the local copy when the journal names one
     whose sha256 still matches, else the copy the LMS keeps (GET /imports/{id}/file)."""
     import asyncio
@@ -212,7 +218,7 @@ async def diagnose_import(client: LmsBackend, import_id: int, *, journal=None, w
                                        rows_total=item.rows_total, file_source="server")
 
 
-def _local_copy(journal, item):
+def _local_copy(journal: Journal | None, item: Import) -> Path | None:
     """The path the journal recorded for this import, if the file there is still the same bytes."""
     import hashlib
     from pathlib import Path
@@ -224,12 +230,11 @@ def _local_copy(journal, item):
     except Exception:  # an unreadable journal only means we download the file instead
         return None
     for entry in reversed(entries):
-        data = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
-        if data.get("import_id") != item.id or not data.get("file_path"):
+        if entry.import_id != item.id or not entry.file_path:
             continue
-        if data.get("sha256") not in (None, item.file_sha256):
+        if entry.sha256 not in (None, item.file_sha256):
             continue
-        path = Path(data["file_path"])
+        path = Path(entry.file_path)
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:

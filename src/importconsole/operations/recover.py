@@ -22,14 +22,22 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from importconsole.importfile.wording import plural, sentence
 from importconsole.lms.errors import IdempotencyMismatch, LmsError, LockMismatch
 from importconsole.private_files import write_private
-from importconsole.lms.models import Import, Importer, ImportState, Lock
+from importconsole.lms.models import Enrollment, Import, Importer, ImportState, Lock
 from importconsole.lms.port import LmsBackend, capabilities_of, require
 from importconsole.operations.hung import Diagnosis
+
+if TYPE_CHECKING:
+    from importconsole.importfile.fixes import FixManifest
+    from importconsole.journal import Journal
+
+Workdir = str | os.PathLike[str] | None
+Learner = tuple[int, str, str, str]  # (original row, external_user_id, email, course) of a remaining row
 
 KEY_PREFIX = "reimport"
 SHOWN_REFUSED = 20  # rows the plan lists one by one; --json has them all
@@ -63,7 +71,7 @@ class RowChange:
     column: str
     change: str  # a sentence: "removed U+200B (ZERO WIDTH SPACE)", "dropped credit: completion-only"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"row": self.row, "column": self.column, "change": self.change}
 
 
@@ -184,7 +192,7 @@ class UnlockPlan:
         lines.extend(f"   note: {n}" for n in self.notes)
         return lines
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "import_id": self.import_id,
             "importer": self.importer,
@@ -226,7 +234,7 @@ class RecoveryResult:
     reimport_was_new: bool = True
     steps: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "import_id": self.import_id,
             "unlocked": self.unlocked,
@@ -243,8 +251,8 @@ class RecoveryResult:
 ACTIVE = (ImportState.QUEUED, ImportState.RUNNING)
 
 
-async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None, journal=None,
-                        workdir: str | os.PathLike | None = None, unlock_only: bool = False) -> UnlockPlan:
+async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagnosis | None = None,
+                        journal: Journal | None = None, workdir: Workdir = None, unlock_only: bool = False) -> UnlockPlan:
     """Everything the admin must see before Unlock + re-import. Changes nothing on the LMS.
 
     `unlock_only`: a remainder that cannot be prepared does not stop an unlock (the plan then
@@ -282,8 +290,9 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
             client, item, remaining.content, first_row, workdir)
     except (ImportFileError, FixRefused) as error:
         # The remainder cannot become a clean file: say where (original numbering), change nothing.
+        unread = error if isinstance(error, ImportFileError) else None  # a FixRefused names no row
+        row: int | None = unread.row if unread else None
         if unlock_only and item.state in ACTIVE:
-            row = getattr(error, "row", None)
             at = f" at row {first_row + row - 1}" if row else ""
             return UnlockPlan(
                 import_id=item.id, importer=item.importer, course_external_id=item.course_external_id,
@@ -292,11 +301,9 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
                 source_sha256=hashlib.sha256(remaining.content).hexdigest(),
                 notes=(f"the remaining rows cannot be re-imported by the console{at}: {error}; fix them by hand "
                        "in a copy of the file and submit it after the unlock",))
-        where = ""
-        if getattr(error, "row", None):
-            where = f" at row {first_row + error.row - 1} of the original file"
-        message = getattr(error, "message", None) or str(error)
-        fix = getattr(error, "fix", "")
+        where = f" at row {first_row + row - 1} of the original file" if row else ""
+        message = (unread.message if unread else None) or str(error)
+        fix = unread.fix if unread else ""
         raise RecoveryRefused(
             f"The remaining rows of import {item.id} (rows {first_row}-{item.rows_total}) cannot be prepared for a "
             f"re-import{where}: {sentence(message)}{(' ' + sentence(fix[0].upper() + fix[1:])) if fix else ''} Nothing was changed: "
@@ -322,9 +329,9 @@ async def plan_recovery(client: LmsBackend, import_id: int, *, diagnosis: Diagno
     )
 
 
-async def _already_complete(client: LmsBackend, learners: list[tuple[int, str, str, str]]) -> list[AlreadyComplete]:
-    """`learners`: (original row, external_user_id, email, course) of each remaining row."""
-    keys, seen = [], set()
+async def _already_complete(client: LmsBackend, learners: list[Learner]) -> list[AlreadyComplete]:
+    keys: list[dict[str, str]] = []
+    seen: set[tuple[str, str, str]] = set()
     for _, ext, email, course in learners:
         key = (ext, "" if ext else email.lower(), course)
         if course and (ext or email) and key not in seen:
@@ -333,7 +340,7 @@ async def _already_complete(client: LmsBackend, learners: list[tuple[int, str, s
                         {"email": email, "course_external_id": course})
     if not keys:
         return []
-    complete = {}
+    complete: dict[tuple[str, str, str], Enrollment] = {}
     for e in await client.lookup_enrollments(keys):
         if e.status == "complete":
             if e.external_user_id:
@@ -342,13 +349,14 @@ async def _already_complete(client: LmsBackend, learners: list[tuple[int, str, s
                 complete[("", e.email.lower(), e.course_external_id)] = e
     found = []
     for row, ext, email, course in learners:
-        e = complete.get((ext, "", course)) if ext else complete.get(("", email.lower(), course))
-        if e is not None:
-            found.append(AlreadyComplete(row, ext or email, course, e.import_id))
+        held = complete.get((ext, "", course)) if ext else complete.get(("", email.lower(), course))
+        if held is not None:
+            found.append(AlreadyComplete(row, ext or email, course, held.import_id))
     return found
 
 
-async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, first_row: int, workdir):
+async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, first_row: int, workdir: Workdir
+                              ) -> tuple[bytes, list[RowChange], list[int], int, list[Learner], list[str]]:
     """The import-file engine's fixes over the remainder: special characters removed, header
     cleaned, completion-only where the LMS awards and reports the credit itself (user exists,
     variable credit off). Returns (bytes to submit, changes and completion-only rows in the
@@ -359,15 +367,15 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
     from importconsole.importfile.columns import cell_value, find_columns
     from importconsole.importfile.fixes import write_fixed_file
     from importconsole.importfile.reader import open_import_file
-    from importconsole.lms.facts import ApiFacts
+    from importconsole.lms.port import facts_for
 
-    facts = ApiFacts(client, asyncio.get_running_loop())
+    facts = facts_for(client, asyncio.get_running_loop())  # ApiFacts on the reference LMS
     with tempfile.TemporaryDirectory(dir=workdir, prefix="importconsole-recover-") as tmp:
         source = Path(tmp) / "remaining.csv"
         write_private(source, content)
         target = Path(tmp) / "remaining.fixed.csv"
 
-        def fix():
+        def fix() -> tuple[FixManifest, int, list[Learner]]:
             manifest = write_fixed_file(source, target, sanitize=True, split_credit_types=False,
                                         completion_only=True, rows=None, facts=facts,
                                         importer=item.importer, course_external_id=item.course_external_id,
@@ -375,10 +383,10 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
             fixed = open_import_file(target)
             col = find_columns(fixed.header)  # as the LMS reads the header
 
-            def cell(cells, name):
+            def cell(cells: Sequence[str], name: str) -> str:
                 return cell_value(cells, col, name)
 
-            learners = []
+            learners: list[Learner] = []
             for record in fixed.records(keep_raw=False):
                 course = (item.course_external_id if item.importer == Importer.COURSE and item.course_external_id
                           else cell(record.cells, "external_course_id"))
@@ -394,7 +402,7 @@ async def _sanitize_remainder(client: LmsBackend, item: Import, content: bytes, 
         return target.read_bytes(), changes, completion_only, rows, learners, list(manifest.notes) + kept
 
 
-def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], list[int]]:
+def _changes_from_manifest(manifest: FixManifest, first_row: int) -> tuple[list[RowChange], list[int]]:
     """The engine numbers rows within the remainder file; the admin thinks in the original's."""
     def original(row: int) -> int:
         return 0 if row == 0 else first_row + row - 1
@@ -410,18 +418,18 @@ def _changes_from_manifest(manifest, first_row: int) -> tuple[list[RowChange], l
 Say = Callable[[str], None]
 
 
-def _begin(journal, action: str, **fields) -> str | None:
+def _begin(journal: Journal | None, action: str, **fields: Any) -> str | None:
     return journal.begin(action, **fields) if journal is not None else None
 
 
-def _complete(journal, entry: str | None, outcome: str, **fields) -> None:
+def _complete(journal: Journal | None, entry: str | None, outcome: str, **fields: Any) -> None:
     if journal is not None and entry is not None:
         journal.complete(entry, outcome, **fields)
 
 
-async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None, unlock: bool = True, reimport: bool = True,
-                           workdir: str | os.PathLike | None = None, say: Say | None = None,
-                           journal_fields: dict | None = None) -> RecoveryResult:
+async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal: Journal | None = None, unlock: bool = True,
+                           reimport: bool = True, workdir: Workdir = None, say: Say | None = None,
+                           journal_fields: dict[str, Any] | None = None) -> RecoveryResult:
     """Unlock (compare-and-unlock on the plan's import) then re-import the planned remainder.
 
     Refuses, changing nothing, if the import moved since the plan. Raises AlreadyUnlocked when
@@ -430,8 +438,8 @@ async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None
     result = RecoveryResult(plan.import_id)
     extra = dict(journal_fields or {})
     # Which LMS, always: a `reimport` left "sending" is reconciled only against its own base URL.
-    extra.setdefault("base_url", getattr(client, "base_url", None))
-    if getattr(client, "profile", None):
+    extra.setdefault("base_url", client.base_url)
+    if client.profile:
         extra.setdefault("profile", client.profile)
 
     def step(text: str) -> None:
@@ -460,7 +468,7 @@ async def execute_recovery(client: LmsBackend, plan: UnlockPlan, *, journal=None
     return result
 
 
-async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say) -> None:
+async def _unlock(client: LmsBackend, plan: UnlockPlan, journal: Journal | None, extra: dict[str, Any], step: Say) -> None:
     # Compare: re-read just before unlocking; a moving import is not hung.
     now = await client.get_import(plan.import_id)
     if now.state not in ACTIVE:
@@ -524,7 +532,8 @@ async def _unlock(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, st
             "plan the re-import again.", planned=plan.rows_committed, now=item.rows_processed)
 
 
-async def _reimport(client: LmsBackend, plan: UnlockPlan, journal, extra: dict, step: Say, result: RecoveryResult, workdir) -> None:
+async def _reimport(client: LmsBackend, plan: UnlockPlan, journal: Journal | None, extra: dict[str, Any], step: Say,
+                    result: RecoveryResult, workdir: Workdir) -> None:
     if plan.remainder_rows == 0:
         step(f"no rows left to re-import for import {plan.import_id}")
         return

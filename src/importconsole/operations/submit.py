@@ -31,7 +31,8 @@ from importconsole.lms.errors import FileChangedDuringUpload, LmsError, UnknownO
 from importconsole.lms.models import Import, Importer, ImportState
 
 if TYPE_CHECKING:
-    from importconsole.importfile.validate import ValidationReport
+    from importconsole.importfile.facts import LmsFacts
+    from importconsole.importfile.validate import Finding, ValidationReport
 
 HASH_CHUNK = 1024 * 1024
 # An upload the LMS does not show yet may still be in its hands (the console was killed after
@@ -48,7 +49,8 @@ GLOBAL_PARS_WARNING = (
 class SubmitRefused(Exception):
     """Nothing was sent. str() says why and what to do; `findings` when validation refused."""
 
-    def __init__(self, message: str, *, findings: list[Any] | None = None, report: Any = None, unreadable: bool = False):
+    def __init__(self, message: str, *, findings: list[Finding] | None = None, report: ValidationReport | None = None,
+                 unreadable: bool = False):
         super().__init__(message)
         self.findings = findings or []
         self.report = report
@@ -67,53 +69,24 @@ def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _attr(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
-
-
-def describe_finding(f: Any) -> str:
+def describe_finding(f: Finding) -> str:
     """One line: where, which rule, what, the fix (the CLI and refusals use it)."""
     from importconsole.importfile.safe_text import visible
 
     where = []
-    row, column = _attr(f, "row"), _attr(f, "column")
-    line = _attr(f, "line")
-    if row is not None:
-        where.append(f"row {row}" + (f" (line {line})" if line is not None else ""))
-    elif line is not None:
-        where.append(f"line {line}")
-    if column:
-        where.append(f"column {column}")
-    rule = _attr(f, "rule_id", "rule", "id", default="")
-    rule = getattr(rule, "id", rule)
-    text = visible(str(_attr(f, "message", "text", default="")))
-    fix = _attr(f, "fix", default="")
+    if f.row is not None:
+        where.append(f"row {f.row}" + (f" (line {f.line})" if f.line is not None else ""))
+    elif f.line is not None:
+        where.append(f"line {f.line}")
+    if f.column:
+        where.append(f"column {f.column}")
     head = ", ".join(where)
     out = f"{head}: " if head else ""
-    out += f"[{rule}] " if rule else ""
-    out += text
-    if fix:
-        out += ("" if out.rstrip().endswith((".", "!", "?", ":")) else ".") + f" Fix: {visible(str(fix))}"
+    out += f"[{f.rule}] " if f.rule else ""
+    out += visible(f.message)
+    if f.fix:
+        out += ("" if out.rstrip().endswith((".", "!", "?", ":")) else ".") + f" Fix: {visible(f.fix)}"
     return out
-
-
-def _severity(f: Any) -> str:
-    return str(_attr(f, "severity", default="error"))
-
-
-def _row_count(report: Any) -> int | None:
-    for source in (report, _attr(report, "summary"), _attr(report, "file")):
-        if source is None:
-            continue
-        value = _attr(source, "rows", "row_count", "records", "record_count", "rows_total")
-        if isinstance(value, int):
-            return value
-    return None
 
 
 @dataclass
@@ -126,7 +99,7 @@ class SubmitPlan:
     sha256: str
     size: int
     row_count: int | None
-    report: Any
+    report: ValidationReport
     warnings: list[str] = field(default_factory=list)
     earlier_imports: list[Import] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be checked on this LMS (no confirmation needed)
@@ -222,25 +195,8 @@ async def reconcile_pending(journal: Journal, client: LmsBackend, *, settle_afte
     return done
 
 
-def _validate(path: Path, importer: str, course: str | None, facts: Any,
-              progress: Callable[[int, int], None] | None) -> ValidationReport:
-    from importconsole.importfile.validate import validate
-
-    return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
-
-
-async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
-                         facts: Any = None, validation_progress: Callable[[int, int], None] | None = None,
-                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
-    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
-    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
-    attached to one course), so the course-level importer needs no --course."""
-    path = Path(path)
-    if importer not in tuple(Importer):
-        raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
-    if importer == Importer.COURSE and not course_external_id and not rows_name_course:
-        raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
-                            "(or use --importer global for a multi-course legacy file).")
+async def _hash_readable(path: Path) -> tuple[str, int]:
+    """sha256 and size of a regular, readable file; SubmitRefused (unreadable) otherwise."""
     from importconsole.importfile.reader import ImportFileError, check_regular_file
 
     try:
@@ -248,35 +204,30 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
     except ImportFileError as exc:
         raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     try:
-        sha_before, size = await asyncio.to_thread(file_sha256, path)
+        return await asyncio.to_thread(file_sha256, path)
     except ImportFileError as exc:
         raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
     except OSError as exc:
         raise SubmitRefused(f"{path}: cannot be read ({exc.strerror}).", unreadable=True) from None
-    if validated_sha256 and validated_sha256 != sha_before:
-        raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
 
-    if facts is None:
-        from importconsole.lms.port import facts_for
 
-        facts = facts_for(client, asyncio.get_running_loop())
+def _validate(path: Path, importer: str, course: str | None, facts: LmsFacts | None,
+              progress: Callable[[int, int], None] | None) -> ValidationReport:
+    from importconsole.importfile.reader import ImportFileError
+    from importconsole.importfile.validate import validate
+
     try:
-        report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
-    except LmsError:
-        raise
-    except Exception as exc:
-        from importconsole.importfile.reader import ImportFileError
+        return validate(path, importer=importer, course_external_id=course, facts=facts, progress=progress)
+    except ImportFileError as exc:
+        raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
 
-        if isinstance(exc, ImportFileError):
-            raise SubmitRefused(f"{path}: {sentence(str(exc))} Nothing was sent.", unreadable=True) from None
-        raise
 
-    if _attr(report, "cancelled", default=False):
+def _refuse_errors(path: Path, report: ValidationReport) -> None:
+    """SubmitRefused when validation was cancelled or found errors (the first SHOW_FINDINGS named)."""
+    if report.cancelled:
         raise SubmitRefused(f"Validation of {path} was cancelled; nothing was sent.", report=report)
-    findings = list(_attr(report, "findings", default=[]) or [])
-    errors = [f for f in findings if _severity(f) == "error"]
-    summary = _attr(report, "summary", default={}) or {}
-    n_errors = max(len(errors), int(summary.get("errors", 0)) if isinstance(summary, dict) else 0)
+    errors = [f for f in report.findings if f.severity == "error"]
+    n_errors = max(len(errors), report.errors)  # `findings` holds the first few of each rule; `errors` counts all
     if errors or n_errors:
         shown = "\n".join(f"  {describe_finding(f)}" for f in errors[:SHOW_FINDINGS])
         more = f"\n  ... and {n_errors - min(len(errors), SHOW_FINDINGS)} more" if n_errors > SHOW_FINDINGS else ""
@@ -288,31 +239,58 @@ async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, im
             findings=errors, report=report,
         )
 
+
+async def prepare_submit(client: LmsBackend, path: str | os.PathLike[str], *, importer: str, course_external_id: str | None = None,
+                         facts: LmsFacts | None = None, validation_progress: Callable[[int, int], None] | None = None,
+                         validated_sha256: str | None = None, rows_name_course: bool = False) -> SubmitPlan:
+    """Validate, hash, look for earlier imports of the same file. Raises SubmitRefused.
+    `rows_name_course`: the importer reads each row's external_course_id (an EthosCE importer not
+    attached to one course), so the course-level importer needs no --course."""
+    path = Path(path)
+    if importer not in tuple(Importer):
+        raise SubmitRefused(f"--importer must be course or global, not {importer!r}.")
+    if importer == Importer.COURSE and not course_external_id and not rows_name_course:
+        raise SubmitRefused("The course-level importer imports into one course: name it with --course EXTERNAL_ID "
+                            "(or use --importer global for a multi-course legacy file).")
+    sha_before, size = await _hash_readable(path)
+    if validated_sha256 and validated_sha256 != sha_before:
+        raise SubmitRefused(f"{path} changed on disk since it was validated. Nothing was sent. Validate it again, then submit.")
+
+    if facts is None:
+        from importconsole.lms.port import facts_for
+
+        facts = facts_for(client, asyncio.get_running_loop())  # ApiFacts, or the backend's own
+    report = await asyncio.to_thread(_validate, path, importer, course_external_id, facts, validation_progress)
+    _refuse_errors(path, report)
+
     sha_after, size = await asyncio.to_thread(file_sha256, path)
     if sha_after != sha_before:
         raise SubmitRefused(f"{path} changed on disk while it was being validated. Nothing was sent. Validate it again, then submit.")
 
-    plan = SubmitPlan(path, importer, course_external_id, sha_after, size, _row_count(report), report)
-    for f in findings:
-        if _severity(f) == "warning":
-            plan.warnings.append(describe_finding(f))
+    plan = SubmitPlan(path, importer, course_external_id, sha_after, size, report.rows, report)
+    plan.warnings.extend(describe_finding(f) for f in report.findings if f.severity == "warning")
     if importer == Importer.GLOBAL:
         plan.warnings.append(GLOBAL_PARS_WARNING)
+    await _note_earlier_imports(client, plan)
+    return plan
+
+
+async def _note_earlier_imports(client: LmsBackend, plan: SubmitPlan) -> None:
+    """The same bytes imported before: a warning naming those imports (or a note, where the LMS keeps no list)."""
     if not capabilities_of(client).import_history:
         plan.notes.append(str(CapabilityMissing(capabilities_of(client), "import_history",
                                                 "tell whether this exact file was imported before",
                                                 "`importconsole journal` lists what this console submitted")))
-        return plan
-    earlier = await client.list_imports(file_sha256=sha_after, limit=20)
+        return
+    earlier = await client.list_imports(file_sha256=plan.sha256, limit=20)
     plan.earlier_imports = list(earlier.items)
     if plan.earlier_imports:
         from importconsole.importfile.safe_text import visible
 
         named = "; ".join(f"import {i.id} ({visible(i.state)}, {visible(i.created_at or 'unknown time')}, by {visible(i.created_by or 'unknown')})"
                           for i in plan.earlier_imports[:5])
-        plan.warnings.append(f"This exact file (sha256 {sha_after[:12]}...) was imported before: {named}. "
+        plan.warnings.append(f"This exact file (sha256 {plan.sha256[:12]}...) was imported before: {named}. "
                              "Submitting it again may import its rows twice.")
-    return plan
 
 
 async def send_plan(plan: SubmitPlan, *, client: LmsBackend, journal: Journal, profile: str | None = None,
@@ -336,7 +314,7 @@ async def send_plan(plan: SubmitPlan, *, client: LmsBackend, journal: Journal, p
                             "still be taking it. Nothing was sent. Run `importconsole journal --reconcile` until it says "
                             "whether that upload became an import, then decide.")
     if not lms_user:  # the journal names who acted; a UI that never asked gets it here, before anything is sent
-        lms_user = getattr(client, "username", None) or (await client.me()).username
+        lms_user = client.username or (await client.me()).username
     key = idempotency_key or f"ic-{uuid.uuid4()}"
     try:
         entry = journal.begin("submit", profile=profile, base_url=client.base_url, lms_user=lms_user, file_path=plan.path,

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from importconsole.lms.backoff import Backoff  # the console's one backoff (re-exported here)
 from importconsole.lms.errors import Forbidden, Unauthorized, Unreachable
-from importconsole.lms.models import FINISHED_STATES, Import, ImportState, Lock
+from importconsole.lms.models import FINISHED_STATES, Import, ImportState, Lock, ServerEvent
 from importconsole.lms.port import LmsBackend, capabilities_of
 from importconsole.operations.hung import Clock, Diagnosis, HungDetector, HungImport, moved_ago
 
@@ -173,6 +173,7 @@ class LmsUnseen:
     since: float  # wall clock (time.time()): the last moment the LMS answered (or the first failure)
     why: str  # the LMS error's sentence
     what_to_do: str
+    lms: str = "the LMS"  # how the sentences name it (EthosCE: "the site at HOST")
 
     def since_text(self) -> str:
         return time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
@@ -180,9 +181,9 @@ class LmsUnseen:
     def sentence(self, now: float | None = None) -> str:
         """`The LMS has not been seen for 1m05s (since 02:10:03 UTC): <why> <what to do>`"""
         age = format_duration((time.time() if now is None else now) - self.since)
-        return (f"The LMS has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
+        return (f"{_capital(self.lms)} has not been seen for {age} (since {self.since_text()}): {self.why.rstrip('.')}. "
                 f"{self.what_to_do} Until it answers, what the imports are doing (and whether any is hung) "
-                "is not known; they go on on the LMS.")
+                f"is not known; they go on on {self.lms}.")
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         return {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
@@ -190,16 +191,20 @@ class LmsUnseen:
                 "why": self.why, "what_to_do": self.what_to_do}
 
 
-def what_to_do(error: BaseException) -> str:
-    """For an LMS that does not answer as it should: the admin's next step."""
+def what_to_do(error: BaseException, lms: str = "the LMS") -> str:
+    """For an LMS that does not answer as it should: the admin's next step (`lms`: how to name it)."""
     if isinstance(error, Unauthorized):
         return "The token was refused: store a fresh one with `importconsole login` and start again."
     if isinstance(error, Forbidden):
         return "Your LMS user lacks the role this needs: ask a site admin."
     if isinstance(error, Unreachable):
-        return ("Check the network (VPN, proxy) and that the LMS is up; the console keeps trying and says when it "
+        return (f"Check the network (VPN, proxy) and that {lms} is up; the console keeps trying and says when it "
                 "answers again.")
-    return "The LMS answers with errors: ask its administrators; the console keeps trying."
+    return f"{_capital(lms)} answers with errors: ask its administrators; the console keeps trying."
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ class ImportWatcher:
         self._subscribers: list[asyncio.Queue[WatchUpdate]] = []
         self._callbacks: list[Callable[[WatchUpdate], None]] = []
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -308,15 +313,15 @@ class ImportWatcher:
         for state in ACTIVE_STATES:
             page = await self.client.list_imports(state=state)
             self._seen()  # it answers: said before what it says is applied
-            for item in _items(page):
-                active[item.id] = (item, getattr(page, "server_time", None))
+            for item in page.items:
+                active[item.id] = (item, page.server_time)
         for item, server_time in active.values():
             self.apply_import(item, server_time=server_time)
         # Imports we followed that are no longer active ended while we were not told.
         for import_id, known in list(self._imports.items()):
             if known.state in ACTIVE_STATES and import_id not in active:
                 self.apply_import(await self.client.get_import(import_id))
-        for lock in _items(await self.client.locks()):
+        for lock in await self.client.locks():
             self.apply_lock(lock)
 
     async def follow(self, import_id: int) -> None:
@@ -382,11 +387,11 @@ class ImportWatcher:
             self._publish(WatchUpdate("import", view=view, connection=self.connection))
         if hung and self._diagnose and import_id not in self._diagnoses and import_id not in self._diagnosing:
             self._diagnosing.add(import_id)
-            asyncio.get_running_loop().create_task(self._run_diagnosis(item))
+            asyncio.get_running_loop().create_task(self._run_diagnosis(item, self._diagnose))
 
-    async def _run_diagnosis(self, item: Import) -> None:
+    async def _run_diagnosis(self, item: Import, diagnose: Diagnoser) -> None:
         try:
-            self._diagnoses[item.id] = await self._diagnose(item)
+            self._diagnoses[item.id] = await diagnose(item)
         except Exception as error:  # the view says so; a broken diagnosis must not stop watching
             self.last_error = f"could not diagnose import {item.id}: {error}"
         finally:
@@ -451,7 +456,7 @@ class ImportWatcher:
         with contextlib.suppress(Exception):
             await self.poll_once()
 
-    def _apply_event(self, event: Any) -> None:
+    def _apply_event(self, event: ServerEvent) -> None:
         if event.kind == "import" and isinstance(event.data, Import):
             self.apply_import(event.data)
         elif event.kind == "lock" and isinstance(event.data, Lock):
@@ -503,10 +508,6 @@ class ImportWatcher:
             queue.put_nowait(update)
         for callback in self._callbacks:
             callback(update)
-
-
-def _items(page: Any) -> list:
-    return list(getattr(page, "items", page))
 
 
 def _differs(a: ImportView, b: ImportView) -> bool:

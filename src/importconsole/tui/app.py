@@ -3,13 +3,16 @@ fixes, journal, connect). Screens only show and ask; the work is done by the cor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
 from textual.signal import Signal
 
 from importconsole import crash
@@ -17,11 +20,14 @@ from importconsole.tui.commands import ConsoleCommands
 from importconsole.tui.session import LmsSession
 from importconsole.tui.themes import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, ThemeProblem, load_themes, user_theme_dir
 
+if TYPE_CHECKING:
+    from importconsole.operations.watch import ImportWatcher, LmsUnseen
+
 DEFAULT_HUNG_AFTER = 60.0
 RECENT_IMPORTS = 20
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileChoice:
     """The importer and course chosen for one file: they belong to it, never to the next file
     (an ETHICS file's confirmation once said "course CARD-101", picked for another file)."""
@@ -31,6 +37,15 @@ class FileChoice:
 
 
 class ImportConsoleApp(App[int]):
+    # What every screen shows the same way. Screens watch these (`self.watch(self.app, "hung_ids", ...)`
+    # in their on_mount); Textual calls each watcher on a change, on every mode's screens and dialogs.
+    session: var[LmsSession | None] = var(None, always_update=True)  # a reconnect with equal fields is news too
+    hung_ids: var[frozenset[int]] = var(frozenset())  # imports the watcher calls hung now: every title line says so
+    # operations.watch.LmsUnseen while the LMS does not answer: every title line says so, and the monitor never
+    # shows "0 hung" for an LMS it cannot see (issue 10, section 2). Each report repaints, as the old calls did.
+    lms_unseen: var[LmsUnseen | None] = var(None, always_update=True)
+    choice: var[FileChoice] = var(FileChoice())  # the importer and course chosen for the open file
+
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "importconsole"
     # Toasts are short and never the only place something is said (house rule): the title line
@@ -73,11 +88,12 @@ class ImportConsoleApp(App[int]):
         live: bool = True,
         startup_problem: str | None = None,
         hung_after: float | None = None,
-        welcome: str | None = None,
+        welcome: str | Callable[[ImportConsoleApp], str] | None = None,
         state_folder: Path | None = None,
     ) -> None:
         super().__init__()
         self._choices: dict[str, FileChoice] = {}  # resolved path -> what was chosen for that file
+        self._hung_toast_until = 0.0  # while the "Import hung" toast is up (time.monotonic())
         # Where recent files, the theme and credit-fix folders go: the admin's state dir, or the
         # demo's own temporary folder (a demo never writes into the admin's real state).
         self.state_folder = state_folder
@@ -94,16 +110,12 @@ class ImportConsoleApp(App[int]):
         self.welcome = welcome
         self.report = None  # the ValidationReport of open_path, once validated
         self._lms = None
-        self.watcher = None  # operations.watch.ImportWatcher, from the start while connected
+        self.watcher: ImportWatcher | None = None  # from the start while connected
         self.watch_generation = 0  # bumped on every change the watcher reports
         self._to_follow: set[int] = set()
         self._announced_hung: set[int] = set()
-        self.hung_ids: set[int] = set()  # imports the watcher calls hung now: every title line says so
         # Every change of one import's view (the recover plan follows its import through it).
         self.import_changed_signal: Signal = Signal(self, "import-changed")
-        # operations.watch.LmsUnseen while the LMS does not answer: every title line says so, and
-        # the monitor never shows "0 hung" for an LMS it cannot see (issue 10, section 2).
-        self.lms_unseen = None
         self._failing_since: float | None = None  # the first failure of this outage, seen by the console
         # Seconds without progress before an import is called hung: given, else the profile's.
         self.hung_after = hung_after or (session.hung_after if session else None) or DEFAULT_HUNG_AFTER
@@ -147,7 +159,9 @@ class ImportConsoleApp(App[int]):
         self.start_watching()
 
     def action_show(self, mode: str) -> None:
-        if mode == "monitor" and any(n.title == "Import hung" for n in self._notifications):
+        import time
+
+        if mode == "monitor" and time.monotonic() < self._hung_toast_until:
             self.clear_notifications()  # the monitor's detail pane says it, under where the toast sat
         if self.current_mode != mode:
             self.switch_mode(mode)
@@ -171,6 +185,10 @@ class ImportConsoleApp(App[int]):
         # screens' self.notify passes markup=True, so it is not asked.
         super().notify(message, markup=False, **kwargs)
 
+    def clear_notifications(self) -> None:
+        self._hung_toast_until = 0.0
+        super().clear_notifications()
+
     def push_screen(self, screen, *args, **kwargs):
         from textual.screen import ModalScreen
 
@@ -185,28 +203,30 @@ class ImportConsoleApp(App[int]):
         """The state file (recent files, theme); None: the admin's own (config.state_path())."""
         return self.state_folder / "state.toml" if self.state_folder is not None else None
 
-    def _choice(self, path: Path | None = None) -> FileChoice:
-        path = path if path is not None else self.open_path
-        key = str(Path(path).resolve()) if path is not None else ""
-        return self._choices.setdefault(key, FileChoice())
+    @staticmethod
+    def _file_key(path: Path | None) -> str:
+        return str(Path(path).resolve()) if path is not None else ""
+
+    def _watch_choice(self, choice: FileChoice) -> None:
+        self._choices[self._file_key(self.open_path)] = choice  # it stays with this file
 
     @property
     def importer(self) -> str:
         """The importer chosen for the open file (course-level unless changed for it)."""
-        return self._choice().importer
+        return self.choice.importer
 
     @importer.setter
     def importer(self, value: str) -> None:
-        self._choice().importer = value
+        self.choice = replace(self.choice, importer=value)
 
     @property
     def course_external_id(self) -> str | None:
         """The course chosen for the open file; another file starts with none."""
-        return self._choice().course_external_id
+        return self.choice.course_external_id
 
     @course_external_id.setter
     def course_external_id(self, value: str | None) -> None:
-        self._choice().course_external_id = value
+        self.choice = replace(self.choice, course_external_id=value)
 
     def open_file(self, path: Path, *, copy_of: Path | None = None) -> None:
         """Open an import file in the preview; the findings of the previous file are forgotten.
@@ -214,22 +234,26 @@ class ImportConsoleApp(App[int]):
         from importconsole.tui.recent import remember
 
         if copy_of is not None:
-            original = self._choice(copy_of)
-            self._choices[str(Path(path).resolve())] = FileChoice(original.importer, original.course_external_id)
+            self._choices[self._file_key(path)] = self._choices.get(self._file_key(copy_of), FileChoice())
         self.open_path = Path(path)
         self.report = None
+        self.choice = self._choices.get(self._file_key(self.open_path), FileChoice())
         remember(self.open_path, self.state_file)
-        if self.current_mode == "preview":
-            self.screen.sync()
-        else:
-            self.switch_mode("preview")
+        self._to_preview()
 
     def show_cell(self, row: int, column: int | None) -> None:
         self.jump_to = (row, column)
-        if self.current_mode == "preview":
-            self.screen.sync()
-        else:
+        self._to_preview()
+
+    def _to_preview(self) -> None:
+        """The preview shows the open file (and the cell asked for): now if it is in front, else on
+        resume (its on_screen_resume syncs)."""
+        from importconsole.tui.screens.preview import PreviewScreen
+
+        if self.current_mode != "preview":
             self.switch_mode("preview")
+        elif isinstance(self.screen, PreviewScreen):
+            self.screen.sync()
 
     def action_pick_course(self) -> None:
         """Choose the course (validation and submit use it); the findings are checked again."""
@@ -242,11 +266,8 @@ class ImportConsoleApp(App[int]):
         def picked(course: str | None) -> None:
             if course is None or course == self.course_external_id:
                 return
-            self.course_external_id = course
-            self.importer = "course"
-            self.report = None
-            if hasattr(self.screen, "course_changed"):
-                self.screen.course_changed()
+            self.report = None  # the screen in front checks the file again (it watches `choice`)
+            self.choice = replace(self.choice, importer="course", course_external_id=course)
 
         self.push_screen(CoursePicker(self.course_external_id), picked)
 
@@ -263,9 +284,11 @@ class ImportConsoleApp(App[int]):
     def _submitted(self, import_id: int | None) -> None:
         if import_id is None:
             return
+        from importconsole.tui.screens.monitor import MonitorScreen
+
         self.switch_mode("monitor")
         monitor = self.screen
-        if hasattr(monitor, "follow"):
+        if isinstance(monitor, MonitorScreen):
             monitor.follow(import_id)
 
     def set_session(self, session: LmsSession) -> None:
@@ -273,17 +296,15 @@ class ImportConsoleApp(App[int]):
             self.run_worker(self._lms.aclose(), exit_on_error=False)
             self._lms = None
         self._announced_hung.clear()
-        self.hung_ids.clear()
-        self.lms_unseen, self._failing_since = None, None  # a new session (a new token): a new story
-        self.session = session
+        # A new session (a new token): a new story. Set without telling the screens: the session below does.
+        self.set_reactive(ImportConsoleApp.hung_ids, frozenset())
+        self.set_reactive(ImportConsoleApp.lms_unseen, None)
+        self._failing_since = None
         crash.register_secret(session.token)
         if session.hung_after:
             self.hung_after = session.hung_after
+        self.session = session  # every screen that watches it: title lines; credit fixes look again
         self.start_watching()
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if hasattr(screen, "session_changed"):
-                    screen.session_changed()
 
     def state_dir(self):
         """Where the console keeps its private files (plans, remainders, credit fixes): 0700."""
@@ -335,9 +356,8 @@ class ImportConsoleApp(App[int]):
         happened), aged by the server's clock (`server_time`), and the locks, so an import hung
         before the console opened is hung on the first paint, not after the watcher's resync."""
         page = await client.list_imports(limit=RECENT_IMPORTS)
-        server_time = getattr(page, "server_time", None)
         for item in page.items:
-            watcher.apply_import(item, server_time=server_time)
+            watcher.apply_import(item, server_time=page.server_time)
         for lock in await client.locks():
             watcher.apply_lock(lock)
         for import_id in list(self._to_follow):
@@ -352,18 +372,11 @@ class ImportConsoleApp(App[int]):
         if view is None:
             return
         self.import_changed_signal.publish(view)
-        hung_before = len(self.hung_ids)
+        # One verdict everywhere: the title line, the monitor (under a dialog too) and the plan watch it.
         if view.is_hung:
-            self.hung_ids.add(view.import_id)
+            self.hung_ids = self.hung_ids | {view.import_id}
         else:
-            self.hung_ids.discard(view.import_id)
-        if len(self.hung_ids) != hung_before:
-            # One verdict everywhere: the title line, the monitor (under a dialog too) and the plan.
-            for screen in self.screen_stack:
-                if hasattr(screen, "refresh_title"):
-                    screen.refresh_title()
-                if hasattr(screen, "hung_changed"):
-                    screen.hung_changed()
+            self.hung_ids = self.hung_ids - {view.import_id}
         if view.is_hung and view.diagnosis is not None and view.import_id not in self._announced_hung:
             self._announced_hung.add(view.import_id)
             from textual.screen import ModalScreen
@@ -371,11 +384,14 @@ class ImportConsoleApp(App[int]):
             # The monitor's detail pane says it already, and a dialog is never covered.
             if self.current_mode == "monitor" or isinstance(self.screen, ModalScreen):
                 return
+            import time
+
             from importconsole.tui.text import shown
 
             self.notify(f"Import {view.import_id} is hung at row {view.hung.stopped_at_row}: "
                         f"{shown(view.diagnosis.summary())}. Monitor (m), then u.",
                         title="Import hung", severity="error", timeout=6)
+            self._hung_toast_until = time.monotonic() + 6
 
     def unseen_changed(self, unseen) -> None:
         """The LMS stopped answering (an LmsUnseen) or answers again (None). One outage keeps its
@@ -383,19 +399,14 @@ class ImportConsoleApp(App[int]):
         import dataclasses
 
         if unseen is not None:
-            seen = getattr(self.watcher, "last_seen", None)  # a failure before the LMS's last answer is over
-            first = [t for t in (self._failing_since, getattr(self.lms_unseen, "since", None))
+            seen = self.watcher.last_seen if self.watcher else None  # a failure before the LMS's last answer is over
+            first = [t for t in (self._failing_since, self.lms_unseen.since if self.lms_unseen else None)
                      if t and (seen is None or t >= seen)]
             if first and min(first) < unseen.since:
                 unseen = dataclasses.replace(unseen, since=min(first))
         else:
             self._failing_since = None
-        self.lms_unseen = unseen
-        for screen in self.screen_stack:
-            if hasattr(screen, "refresh_title"):
-                screen.refresh_title()
-            if hasattr(screen, "unseen_changed"):
-                screen.unseen_changed()
+        self.lms_unseen = unseen  # every title line, the monitor and the recover plan say it at once
 
     def follow_import(self, import_id: int) -> None:
         """Make sure the watcher knows this import even if it finished before it was seen."""

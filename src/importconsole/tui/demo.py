@@ -4,10 +4,29 @@ U0002-U0006 carry imported credit on incomplete CARD-101 enrollments (credit to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-WELCOME = ("Demo LMS with three files here. A colleague's import already hung: m (Monitor), "
-           "then u. Credit to fix: c. Keys: ?")
+if TYPE_CHECKING:
+    from importconsole.tui.app import ImportConsoleApp
+
+
+def welcome(colleague_import: int, hung_at_start: bool) -> Callable[[ImportConsoleApp], str]:
+    """The Files screen's first words, true whenever read: the colleague's import is hung only
+    while the watcher says so (before its first answer: as the demo saw it at start)."""
+
+    def text(app: ImportConsoleApp) -> str:
+        view = app.watcher.views.get(colleague_import) if app.watcher is not None else None
+        if colleague_import in app.hung_ids or (view is None and hung_at_start):
+            now = f"A colleague's import {colleague_import} is hung: m (Monitor), then u."
+        elif view is not None and view.finished:
+            now = f"A colleague's import {colleague_import} hung; it is {view.shown_state} now (m: Monitor)."
+        else:
+            now = f"A colleague's import {colleague_import} is on the Monitor (m)."
+        return f"Demo LMS; its import files are in the folder below. {now} Credit fixes: c. Keys: ?"
+
+    return text
 
 HEADER = "external_user_id,first_name,last_name,complete,date_completed,credit_type,credits"
 
@@ -61,7 +80,7 @@ async def wait_until_hung(client, import_id: int, hung_after: float, *, timeout:
         watcher = ImportWatcher(client, hung_after=hung_after)  # a fresh first sync, as the console's
         page = await client.list_imports(limit=20)
         for item in page.items:
-            watcher.apply_import(item, server_time=getattr(page, "server_time", None))
+            watcher.apply_import(item, server_time=page.server_time)
         for lock in await client.locks():
             watcher.apply_lock(lock)
         view = watcher.views.get(import_id)

@@ -135,27 +135,35 @@ def demo_app(server: DemoServer, *, theme_name: str | None = None, hung_after: f
     """The console on the demo LMS. All of its state (recent files, theme, credit-fix folders, the
     journal) stays in the demo's temporary folder: the admin's own state never names demo files."""
     from importconsole.tui.app import ImportConsoleApp
-    from importconsole.tui.demo import WELCOME
+    from importconsole.tui.demo import welcome
 
     session = _demo_session(server)
-    files = prepare_demo(session, server.folder, hung_after=hung_after)
-    return ImportConsoleApp(session=session, workdir=files, theme_name=theme_name, start_mode="files",
-                            hung_after=hung_after, welcome=WELCOME, state_folder=server.folder / "state")
+    demo = prepare_demo(session, server.folder, hung_after=hung_after)
+    return ImportConsoleApp(session=session, workdir=demo.files, theme_name=theme_name, start_mode="files",
+                            hung_after=hung_after, welcome=welcome(demo.colleague_import, demo.hung),
+                            state_folder=server.folder / "state")
 
 
-def prepare_demo(session, folder: Path, *, hung_after: float = DEMO_HUNG_AFTER) -> Path:
+@dataclass(frozen=True)
+class PreparedDemo:
+    files: Path  # the folder of the demo's import files
+    colleague_import: int  # the import a colleague sent before the admin came
+    hung: bool  # it counted as hung by the watcher's rule when the console opened
+
+
+def prepare_demo(session, folder: Path, *, hung_after: float = DEMO_HUNG_AFTER) -> PreparedDemo:
     """Write the demo files, send the colleague's hanging import and wait until it counts as hung
-    (so the console's first frame says so); returns the files' folder."""
+    (so the console's first frame says so)."""
     import asyncio
 
     from importconsole.tui.demo import submit_hanging_import, wait_until_hung, write_demo_files
 
     files = write_demo_files(folder)
 
-    async def send() -> None:
+    async def send() -> tuple[int, bool]:
         async with session.client() as client:
             hanging = await submit_hanging_import(client, files)
-            await wait_until_hung(client, hanging.id, hung_after)
+            return hanging.id, await wait_until_hung(client, hanging.id, hung_after)
 
-    asyncio.run(send())
-    return files
+    colleague_import, hung = asyncio.run(send())
+    return PreparedDemo(files, colleague_import, hung)

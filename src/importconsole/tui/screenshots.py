@@ -29,6 +29,8 @@ async def take(out: Path, session: LmsSession, files: Path) -> list[Path]:
                            open_path=files / "ethics-110-hangs.csv", state_folder=files.parent / "state")
     saved: list[Path] = []
     async with app.run_test(size=SIZE) as pilot:
+        from importconsole.tui.screens.findings import FindingsScreen
+        from importconsole.tui.screens.recover import RecoverScreen
         from importconsole.tui.widgets.rowview import RowView
 
         await _until(pilot, lambda: app.screen.query(RowView) and app.screen.source is not None and app.screen.source.done)
@@ -40,7 +42,7 @@ async def take(out: Path, session: LmsSession, files: Path) -> list[Path]:
         await pilot.pause(0.3)
         app.importer, app.course_external_id = "course", "CARD-101"
         await pilot.press("v")
-        await _until(pilot, lambda: getattr(app.screen, "report", None) is not None)
+        await _until(pilot, lambda: isinstance(app.screen, FindingsScreen) and app.screen.report is not None)
         await pilot.press("down")
         await pilot.pause(0.3)
         saved.append(Path(app.save_screenshot("findings.svg", str(out))))
@@ -51,7 +53,7 @@ async def take(out: Path, session: LmsSession, files: Path) -> list[Path]:
         saved.append(Path(app.save_screenshot("monitor.svg", str(out))))
 
         await pilot.press("u")
-        await _until(pilot, lambda: getattr(app.screen, "plan", None) is not None)
+        await _until(pilot, lambda: isinstance(app.screen, RecoverScreen) and app.screen.plan is not None)
         await pilot.pause(0.3)
         saved.append(Path(app.save_screenshot("recover.svg", str(out))))
     return saved
@@ -65,7 +67,7 @@ def main(argv: list[str]) -> int:
         try:
             session = LmsSession(profile="demo", base_url=server.base_url, token=DEMO_TOKEN,
                                  journal_path=Path(tmp) / "journal.jsonl")
-            files = prepare_demo(session, Path(tmp), hung_after=2.0)
+            files = prepare_demo(session, Path(tmp), hung_after=2.0).files
             for path in asyncio.run(take(out, session, files)):
                 print(path)
         finally:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importconsole.config import Profile
+    from importconsole.secrets import Credentials
 
 
 @dataclass
@@ -18,14 +22,14 @@ class LmsSession:
     hung_after: float | None = None  # the profile's threshold (seconds without progress)
     # The config profile (its kind says which backend) and its credentials; a session made from
     # a name, an address and a token alone is the console's own API.
-    profile_config: Any = field(default=None, repr=False)
-    credentials: Any = field(default=None, repr=False)
+    profile_config: Profile | None = field(default=None, repr=False)
+    credentials: Credentials | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from importconsole import crash
 
-        for secret in (self.token, getattr(self.credentials, "password", None),
-                       getattr(self.credentials, "restws_password", None)):
+        held = self.credentials
+        for secret in (self.token, held.password if held else None, held.restws_password if held else None):
             crash.register_secret(secret)  # no crash text or log line shows what this session holds
 
     def __repr__(self) -> str:
@@ -33,7 +37,7 @@ class LmsSession:
 
     @property
     def kind(self) -> str:
-        return getattr(self.profile_config, "kind", "reference")
+        return self.profile_config.kind if self.profile_config is not None else "reference"
 
     def client(self):
         """A new backend for this session, not yet connected (use with `async with`); built by

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -100,8 +101,9 @@ class _LmsChecks:
                                     f"{safe_text.visible(course_id)!r}: the LMS refuses the row (cannot update)")
                 t = ctype[i].strip()
                 if course_id and key and not CREDIT_TYPE_SEPARATORS.search(t):
-                    self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None,
-                                     enrollment)] += 1
+                    # The enrollment without its id: one kind per kind of enrollment, not one per learner.
+                    kind = enrollment if enrollment is None or enrollment.id is None else replace(enrollment, id=None)
+                    self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None, kind)] += 1
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
                 type_fact = self.credit_types.get(t)

@@ -3,8 +3,9 @@
 restws filters are exact matches, so every fact is looked up by key, and the number of requests grows with
 the distinct learners and courses of the file, never with its rows. For each resource the first page of the
 whole table is read once (its `last` link says how many pages the table has); when a look-up would need at
-least that many requests, the whole table is paged instead. Everything is cached for the run, at most 4
-requests are in flight (`RestwsClient`).
+least that many requests, the whole table is paged instead. Everything is cached for the run (learners and
+enrollments as their few fields read, in a `FactStore`: bounded memory), at most 4 requests are in flight
+(`RestwsClient`).
 
 Mapping (the kit's resources; EthosCE's own property names may differ, see docs/ethosce.md):
 - credit types: the distinct `course_credit.type` of the site, `reports_to` from the same rows. restws has
@@ -34,6 +35,7 @@ from importconsole.importfile.facts import (
     UserKey,
 )
 from importconsole.lms.ethosce.restws import RestwsClient, page_number
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, user_name
 from importconsole.lms.models import JsonObject
 
 T = TypeVar("T")
@@ -48,18 +50,28 @@ def _user_fact(u: JsonObject) -> UserFact:
     return UserFact(ref_id(u["uid"]), u.get("external_user_id") or None, u.get("mail") or None, u.get("name") or "", "")
 
 
+USER_FIELDS = ("uid", "external_user_id", "mail", "name")
+ENROLLMENT_FIELDS = ("eid", "uid", "nid", "status", "date_completed")
+
+
+def _trim(row: JsonObject, fields: tuple[str, ...]) -> JsonObject:
+    return {f: row[f] for f in fields if f in row}
+
+
 class RestwsLookups:
     """The async half: cached look-ups over a `RestwsClient` (usable directly from async code)."""
 
-    def __init__(self, client: RestwsClient):
+    def __init__(self, client: RestwsClient, *, in_memory: int = IN_MEMORY):
         self.client = client
         self._pages: dict[str, int] = {}
         self._first: dict[str, JsonObject] = {}
         self._whole: dict[str, list[JsonObject]] = {}
         self._credit_rows: list[JsonObject] | None = None
         self.courses: dict[str, JsonObject | None] = {}  # external_course_id -> course row
-        self.users: dict[UserKey, JsonObject | None] = {}
-        self._enrollments: dict[int, dict[int, JsonObject]] = {}  # uid -> nid -> enrollment row
+        # Learners and their enrollments, kept for the run with bounded memory (lms/fact_store.py): only the
+        # fields the console reads.
+        self.users = FactStore(in_memory)  # user_name(key) -> user row, or None
+        self._enrollments = FactStore(in_memory)  # str(uid) -> the learner's enrollment rows
 
     async def table_pages(self, resource: str) -> int:
         if resource not in self._pages:
@@ -117,15 +129,18 @@ class RestwsLookups:
             id=ref_id(r["nid"])) for x, r in rows.items()}
 
     async def user_rows(self, keys: Sequence[UserKey]) -> dict[UserKey, JsonObject | None]:
-        wanted = [k for k in dict.fromkeys(keys) if k not in self.users]
+        names = {k: user_name(k) for k in keys}
+        known = self.users.known(names.values())
+        wanted = [k for k in names if names[k] not in known]
         if wanted and not await self._cheaper_whole("user", len(wanted)):
             found = await asyncio.gather(*(
                 self.client.users(external_user_id=k.external_user_id) if k.external_user_id is not None
                 else self.client.users(mail=str(k)) for k in wanted))  # str(k): its e-mail
-            for k, rows in zip(wanted, found):
-                if rows or k.external_user_id is not None:
-                    self.users[k] = rows[0] if rows else None
-            wanted = [k for k in wanted if k not in self.users]  # e-mails in another case: the whole table decides
+            new = [(names[k], _trim(rows[0], USER_FIELDS) if rows else None)
+                   for k, rows in zip(wanted, found) if rows or k.external_user_id is not None]
+            self.users.put_many(new)
+            known.update(new)
+            wanted = [k for k in wanted if names[k] not in known]  # e-mails in another case: the whole table decides
         if wanted:
             by_id: dict[str, JsonObject] = {}
             by_mail: dict[str | None, JsonObject] = {}  # get(None) when the key has no e-mail
@@ -134,29 +149,37 @@ class RestwsLookups:
                     by_id[u["external_user_id"]] = u
                 if u.get("mail"):
                     by_mail.setdefault(u["mail"].lower(), u)
-            for k in wanted:
-                self.users[k] = by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email)
-        return {k: self.users[k] for k in keys}
+            answers = [(k, by_id.get(k.external_user_id) if k.external_user_id is not None else by_mail.get(k.email))
+                       for k in wanted]
+            new = [(names[k], None if u is None else _trim(u, USER_FIELDS)) for k, u in answers]
+            self.users.put_many(new)
+            known.update(new)
+        return {k: known[names[k]] for k in keys}
 
     async def enrollment_rows(self, keys: Sequence[EnrollmentKey]) -> dict[EnrollmentKey, JsonObject | None]:
         users = await self.user_rows([k for k, _ in keys])
         courses = await self.course_rows([c for _, c in keys])
-        uids = [ref_id(u["uid"]) for u in users.values() if u is not None]
-        wanted = [u for u in dict.fromkeys(uids) if u not in self._enrollments]
+        uids = [str(ref_id(u["uid"])) for u in users.values() if u is not None]
+        known = self._enrollments.known(uids)
+        wanted = [int(u) for u in dict.fromkeys(uids) if u not in known]
         if wanted and await self._cheaper_whole("course_enrollment", len(wanted)):
-            table: dict[int, dict[int, JsonObject]] = {}
+            table: dict[int, list[JsonObject]] = {}
             for e in await self.whole("course_enrollment"):
-                table.setdefault(ref_id(e["uid"]), {})[ref_id(e["nid"])] = e
-            for uid in wanted:
-                self._enrollments[uid] = table.get(uid, {})
+                table.setdefault(ref_id(e["uid"]), []).append(_trim(e, ENROLLMENT_FIELDS))
+            new = [(str(uid), tuple(table.get(uid, ()))) for uid in wanted]
         elif wanted:
             found = await asyncio.gather(*(self.client.enrollments(uid=uid) for uid in wanted))
-            for uid, rows in zip(wanted, found):
-                self._enrollments[uid] = {ref_id(e["nid"]): e for e in rows}
+            new = [(str(uid), tuple(_trim(e, ENROLLMENT_FIELDS) for e in rows)) for uid, rows in zip(wanted, found)]
+        else:
+            new = []
+        self._enrollments.put_many(new)
+        known.update(new)
+        # A learner's enrollments by course (the last row of a course wins, as before).
+        by_uid = {uid: {ref_id(e["nid"]): e for e in rows} for uid, rows in known.items()}
         out: dict[EnrollmentKey, JsonObject | None] = {}
         for key in keys:
             user, course = users.get(key[0]), courses.get(key[1])
-            out[key] = None if user is None or course is None else self._enrollments[ref_id(user["uid"])].get(ref_id(course["nid"]))
+            out[key] = None if user is None or course is None else by_uid[str(ref_id(user["uid"]))].get(ref_id(course["nid"]))
         return out
 
 
@@ -165,8 +188,9 @@ class RestwsFacts:
 
     online = True
 
-    def __init__(self, client: RestwsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0):
-        self.lookups = RestwsLookups(client)
+    def __init__(self, client: RestwsClient, loop: asyncio.AbstractEventLoop, *, timeout: float | None = 300.0,
+                 in_memory: int = IN_MEMORY):
+        self.lookups = RestwsLookups(client, in_memory=in_memory)
         self.loop = loop
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -184,7 +208,10 @@ class RestwsFacts:
             coro.close()
             raise RuntimeError("RestwsFacts must be called from a worker thread, not from the client's event loop")
         with self._lock:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+            try:
+                return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+            finally:
+                after_lookup()
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         return self._run(self.lookups.credit_types())

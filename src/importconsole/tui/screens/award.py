@@ -8,14 +8,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import count, shown
 
 
-class AwardChoices(ModalScreen[list[int] | None]):
+class AwardChoices(ConsoleModal[list[int] | None]):
     """Dismisses with the rows accepted (maybe none: every row left as it is), or None: no copy."""
 
     BINDINGS = [

@@ -1,23 +1,53 @@
-"""What every console screen shares: a title line saying where the admin is, and the footer."""
+"""What every console screen shares: a title line saying where the admin is, and the footer;
+`self.app` typed as the console (ConsoleScreen, ConsoleModal)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
+from textual import events, on
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.containers import Vertical
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from importconsole.tui.widgets.navigation import NavigationBar
+
+if TYPE_CHECKING:
+    from importconsole.operations.watch import LmsUnseen
+    from importconsole.tui.app import ImportConsoleApp
+
+ResultType = TypeVar("ResultType")
 
 
 class TitleLine(Static):
     """`importconsole · Preview · demo @ http://127.0.0.1:...` in one line (no clock: SSH links are slow)."""
 
 
-class ConsoleScreen(Screen):
+class ConsoleModal(ModalScreen[ResultType]):
+    """A dialog of the console."""
+
+    if TYPE_CHECKING:  # for the type checker only (`override`: Textual types it App[object], ours is App[int])
+        @property
+        def app(self) -> ImportConsoleApp: ...  # type: ignore[override]
+
+
+class ConsoleScreen(Screen[None]):
+    """A main screen (one per mode). Its title line follows the app's session, hung imports and
+    whether the LMS is seen: Textual calls the watchers on every change, shown or not."""
+
     TITLE_TEXT = ""
+
+    if TYPE_CHECKING:
+        @property
+        def app(self) -> ImportConsoleApp: ...  # type: ignore[override]
+
+    @on(events.Mount)
+    def _follow_the_app(self) -> None:
+        for shared in ("session", "hung_ids", "lms_unseen"):
+            self.watch(self.app, shared, self.refresh_title, init=False)
 
     def compose_title(self) -> ComposeResult:
         yield TitleLine(self.title_text(), id="title-line")
@@ -29,16 +59,16 @@ class ConsoleScreen(Screen):
             yield Footer(compact=True)
 
     def title_text(self) -> Content:
-        session = getattr(self.app, "session", None)
+        session = self.app.session
         where = f"{session.profile} @ {session.base_url}" if session else "not connected"
         colour = self.app.theme_variables.get("import-hung", "")
-        unseen = getattr(self.app, "lms_unseen", None)
+        unseen = self.app.lms_unseen
         if unseen is not None and session is not None:
             # Said before anything else, for as long as it lasts: no figure the console shows is known.
             return Content.assemble(f"importconsole · {self.TITLE_TEXT} · ",
                                     (f"LMS NOT SEEN since {unseen.since_text()}: {unseen_reason(self.app)} (m)",
                                      f"bold reverse {colour}".strip()), f" · {where}")
-        hung = sorted(getattr(self.app, "hung_ids", ()))
+        hung = sorted(self.app.hung_ids)
         if not hung:
             return Content(f"importconsole · {self.TITLE_TEXT} · {where}")
         # Said here on every screen, before the address (which may be clipped at 80 columns).
@@ -58,11 +88,11 @@ class ConsoleScreen(Screen):
         self.refresh_title()
 
 
-def unseen_reason(app) -> str:
+def unseen_reason(app: ImportConsoleApp) -> str:
     """A few words for the title line; the monitor has the LMS's whole sentence."""
     from importconsole.lms.errors import Forbidden, Unauthorized
 
-    fatal = getattr(getattr(app, "watcher", None), "fatal", None)
+    fatal = app.watcher.fatal if app.watcher is not None else None
     if isinstance(fatal, Unauthorized):
         return "token refused"
     if isinstance(fatal, Forbidden):
@@ -70,7 +100,7 @@ def unseen_reason(app) -> str:
     return "requests fail"
 
 
-def unseen_sentence(app, unseen) -> str:
+def unseen_sentence(app: ImportConsoleApp, unseen: LmsUnseen) -> str:
     """Why, since when and what to do, in the console's keys (the core's advice names the CLI
     for a refused token; here Connect takes a new one)."""
     import time
@@ -79,7 +109,7 @@ def unseen_sentence(app, unseen) -> str:
     from importconsole.operations.watch import format_duration
     from importconsole.tui.text import said, sentence
 
-    fatal = getattr(getattr(app, "watcher", None), "fatal", None)
+    fatal = app.watcher.fatal if app.watcher is not None else None
     if isinstance(fatal, (Unauthorized, Forbidden)):
         what = "Here: n (Connect) takes another token; r asks the LMS again."
     else:

@@ -96,7 +96,7 @@ class ConnectScreen(ConsoleScreen):
         profiles.display = have_profiles
         for widget_id in ("#name-label", "#profile-name", "#url-label", "#base-url", "#user-label", "#username"):
             self.query_one(widget_id).display = not have_profiles
-        startup = getattr(self.app, "startup_problem", None)
+        startup = self.app.startup_problem
         if self.problem:
             intro = f"The config file has problems:\n{said(self.problem)}"
         elif have_profiles and any(p.kind == "ethosce" for p in self.config.profiles.values()):
@@ -128,7 +128,7 @@ class ConnectScreen(ConsoleScreen):
     def _show_secret_fields(self) -> None:
         """An EthosCE profile asks two passwords; the console's own API one token."""
         profile = self.selected_profile()
-        ethosce = getattr(profile, "kind", "") == "ethosce"
+        ethosce = profile is not None and profile.kind == "ethosce"
         self.query_one("#token-label", Label).update(
             f"Password of the site admin {profile.username} (hidden as you type)" if ethosce
             else "API token (hidden as you type)")
@@ -177,7 +177,7 @@ class ConnectScreen(ConsoleScreen):
             profile = self._new_profile()
             if profile is None:
                 return
-        if getattr(profile, "kind", "") == "ethosce":
+        if profile.kind == "ethosce":
             restws = self.query_one("#restws-password", Input).value.strip()
             if bool(token) != bool(restws):
                 self.query_one("#connect-result", Static).update("Enter both passwords (or neither, to use the stored ones).")
@@ -224,7 +224,7 @@ class ConnectScreen(ConsoleScreen):
         from importconsole.tui.connecting import credentials_for, session_for
 
         result = self.query_one("#connect-result", Static)
-        ethosce = getattr(profile, "kind", "") == "ethosce"
+        ethosce = profile.kind == "ethosce"
         what = "passwords" if ethosce else "API token"
         for secret in (typed if isinstance(typed, tuple) else (typed,)):
             crash.register_secret(secret)

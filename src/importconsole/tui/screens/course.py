@@ -8,10 +8,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import shown, said
 
 
@@ -31,7 +31,7 @@ def matching(courses: list, text: str) -> list:
     return [c for c in courses if all(w in f"{c.external_id} {c.title}".lower() for w in words)]
 
 
-class CoursePicker(ModalScreen[str | None]):
+class CoursePicker(ConsoleModal[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, current: str | None = None) -> None:

@@ -12,11 +12,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
 from importconsole.importfile.award import and_list
-from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.screens.base import ConsoleModal, ConsoleScreen
 from importconsole.tui.text import count, fit, shown, said
 from datetime import UTC
 
@@ -48,7 +47,7 @@ def batch_lines(proposals: list) -> list[str]:
     return lines
 
 
-class ConfirmCreditFixes(ModalScreen[list | None]):
+class ConfirmCreditFixes(ConsoleModal[list | None]):
     """Nothing is sent before the admin has read who gets what (unlock asks too), and chosen the
     completion date once for the whole batch. Dismisses with the dated proposals, or None."""
 
@@ -64,7 +63,7 @@ class ConfirmCreditFixes(ModalScreen[list | None]):
         super().__init__()
         self.proposals = proposals
         self.dated: list | None = None  # the proposals with the chosen date; None: not chosen yet
-        self.has_file_dates = any(getattr(p, "file_date", "") for p in proposals)
+        self.has_file_dates = any(p.file_date for p in proposals)
 
     def compose(self) -> ComposeResult:
         from datetime import datetime
@@ -151,9 +150,7 @@ class CreditFixScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        self.action_reload()
-
-    def session_changed(self) -> None:
+        self.watch(self.app, "session", self.action_reload, init=False)  # another LMS: look again
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -292,7 +289,7 @@ class CreditFixScreen(ConsoleScreen):
             files = await asyncio.to_thread(credit_fix.write_proposal_file, proposals, folder)
             done = await credit_fix.submit_proposals(
                 self.app.lms(), files, journal=self.app.journal(),
-                journal_fields={"profile": self.app.session.profile}, on_progress=on_progress,
+                journal_fields={"profile": self.app.session.profile if self.app.session else None}, on_progress=on_progress,
                 on_warning=lambda c, warning: self.notify(shown(f"{c}: {warning}"), severity="warning"))
         except credit_fix.CreditFixStopped as error:  # locked by another import...: what was and was not sent
             self._mark_sent(proposals, error.submitted)

@@ -10,13 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import said, shown
 
 
-class EthosceRecoverScreen(ModalScreen[bool]):
+class EthosceRecoverScreen(ConsoleModal[bool]):
     """Dismisses with True once the importer was recovered."""
 
     BINDINGS = [

@@ -25,7 +25,7 @@ class EthosceSubmit:
     @property
     def ethosce(self) -> bool:
         session = self.app.session
-        return session is not None and getattr(session, "kind", "") == "ethosce"
+        return session is not None and session.kind == "ethosce"
 
     def ethosce_confirmation(self, plan) -> tuple[list[str], str]:
         """The confirmation: the site, the importer and the file, with rows."""
@@ -100,7 +100,6 @@ class EthosceSubmit:
         summary.set_class(problem, "problem")
         keys = self.query_one("#submit-keys", Static)
         keys.update("Enter or Esc: close  ·  then m: Monitor shows the importer")
-        keys.set_class(False, "danger")
 
     def ethosce_cancel(self) -> bool:
         """Esc mid-batch: the first asks, the second stops driving it. True when the screen stays."""

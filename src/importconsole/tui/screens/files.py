@@ -34,10 +34,12 @@ class FilesScreen(ConsoleScreen):
         Binding("backspace", "up", "Parent folder"),
     ]
 
+    _away = False  # another screen or a dialog was in front since this one was last shown
+
     def compose(self) -> ComposeResult:
         yield from self.compose_title()
         if self.app.welcome:  # the demo's first words stay here, not only in a passing toast
-            yield Static(self.app.welcome, id="welcome", classes="hint", markup=False)
+            yield Static(self._welcome(), id="welcome", classes="hint", markup=False)
         yield Static("Recent files (Enter opens)", classes="section-title", markup=False)
         yield OptionList(id="recent")
         yield Static("", id="folder-title", classes="section-title", markup=False)
@@ -45,13 +47,28 @@ class FilesScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        if self.app.welcome:
+            self.watch(self.app, "hung_ids", self._say_welcome, init=False)  # it may name a hung import
         self._fill_recent()
         self.query_one("#folder-title", Static).update(f"Folder {shown(str(self.app.workdir))}")
         self.query_one("#tree").focus()
 
+    def _welcome(self) -> str:
+        welcome = self.app.welcome
+        return welcome(self.app) if callable(welcome) else (welcome or "")
+
+    def _say_welcome(self) -> None:
+        self.query_one("#welcome", Static).update(self._welcome())
+
+    def on_screen_suspend(self) -> None:
+        self._away = True
+
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self._fill_recent()
+        if self._away:  # files appeared meanwhile (x writes a fixed copy): listed, open folders kept open
+            self._away = False
+            self.query_one("#tree", ImportFileTree).reload()
 
     def _fill_recent(self) -> None:
         recent = self.query_one("#recent", OptionList)
@@ -63,7 +80,8 @@ class FilesScreen(ConsoleScreen):
         self.query_one(".section-title").display = bool(files)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.app.open_file(Path(event.option.id))
+        if event.option.id is not None:  # each recent file's option is its path
+            self.app.open_file(Path(event.option.id))
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         self.app.open_file(event.path)

@@ -8,6 +8,7 @@ import asyncio
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -19,6 +20,9 @@ from importconsole.importfile.catalogue import RULES
 from importconsole.lms.models import Importer
 from importconsole.tui.screens.base import ConsoleScreen
 from importconsole.tui.text import count, shown, said
+
+if TYPE_CHECKING:
+    from importconsole.tui.app import FileChoice
 
 SHOWN_PER_RULE = 200  # a rule firing on 100k rows lists the first ones; the count says how many
 FILTERS = {"all": ("error", "warning", "info"), "errors": ("error",), "warnings": ("warning",)}
@@ -73,13 +77,16 @@ class FindingsScreen(ConsoleScreen):
         tree = self.query_one("#findings-tree", Tree)
         tree.show_root = False
         tree.guide_depth = 2
+        self.watch(self.app, "choice", self._choice_changed, init=False)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.sync()
 
-    def course_changed(self) -> None:
-        self.action_revalidate()
+    def _choice_changed(self, before: FileChoice, now: FileChoice) -> None:
+        # The course picked here (o): checked again at once; elsewhere, on resume (sync).
+        if now.course_external_id != before.course_external_id and self.is_active:
+            self.action_revalidate()
 
     def forget(self) -> None:
         self.report = None
@@ -348,7 +355,7 @@ class FindingsScreen(ConsoleScreen):
 
     def _fixed(self, path: Path, out: Path, manifest) -> None:
         notes = "".join(f" {shown(sentence_of(n))}" for n in manifest.notes)
-        accepted = [d for d in getattr(manifest, "award_differs", []) if d.accepted]
+        accepted = [d for d in manifest.award_differs if d.accepted]
         took = (f" Accepted for {count(len(accepted), 'row')}: what the LMS will record instead of what the file says."
                 if accepted else "")
         text = (f"Fixed copy written: {shown(out.name)} ({count(manifest.change_count, 'change')}).{notes}{took}"

@@ -6,11 +6,12 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from importconsole.tui.screens.base import ConsoleModal
 
-class HelpScreen(ModalScreen[None]):
+
+class HelpScreen(ConsoleModal[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def __init__(self, behind) -> None:
@@ -20,7 +21,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static("Keys  (Esc closes; Ctrl+P searches every action)", id="help-title", markup=False)
-            problems = getattr(self.app, "theme_problems", [])
+            problems = self.app.theme_problems
             if problems:  # said at start in a toast that passes: kept here too
                 from importconsole.tui.text import said
 

@@ -54,11 +54,15 @@ class MonitorScreen(ConsoleScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        self.watch(self.app, "hung_ids", self.hung_changed, init=False)
+        self.watch(self.app, "lms_unseen", self.unseen_changed, init=False)
         self.set_interval(0.25, self._repaint)
-        if self.app.session is None:
+        session = self.app.session
+        profile = session.profile_config if session is not None else None
+        if session is None:
             self.query_one("#monitor-status", Static).update("Not connected: press n for Connect.")
-        elif self.app.session.kind == "ethosce":
-            self._watch_importers()
+        elif profile is not None and profile.kind == "ethosce":
+            self._watch_importers(profile.poll_interval)
 
     def _recover_importer(self) -> None:
         """`u` on an EthosCE site: the hung (else locked) importer's recover plan."""
@@ -72,7 +76,7 @@ class MonitorScreen(ConsoleScreen):
         self.app.push_screen(EthosceRecoverScreen(chosen.importer_id))
 
     @work(exclusive=True, group="importers", exit_on_error=False)
-    async def _watch_importers(self) -> None:
+    async def _watch_importers(self, poll_interval: float) -> None:
         """An EthosCE site has no import ids: show each importer's state (idle, importing N % with rows
         where the console has the file, queued for cron, hung) from its page and the stored rows."""
         import asyncio
@@ -99,7 +103,7 @@ class MonitorScreen(ConsoleScreen):
             status.update(shown(" · ".join(lines)))
             detail.update("Hung: u shows the recover plan (unlock, then the rows not stored)."
                           if any(": hung " in line for line in lines) else "")
-            await asyncio.sleep(self.app.session.profile_config.poll_interval)
+            await asyncio.sleep(poll_interval)
 
     @property
     def watcher(self) -> ImportWatcher | None:
@@ -132,7 +136,7 @@ class MonitorScreen(ConsoleScreen):
         return (self.app.watch_generation, watcher is not None and watcher.last_seen is not None)
 
     def hung_changed(self) -> None:
-        """The watcher's hung verdict changed (called by the app): repaint even under a dialog, or
+        """The watcher's hung verdict changed (the app's hung_ids): repaint even under a dialog, or
         the header and rows would contradict the title line, which says it at once."""
         watcher = self.watcher
         if watcher is not None and self.is_attached:
@@ -160,7 +164,7 @@ class MonitorScreen(ConsoleScreen):
         return f"bold {colour}" if view.is_hung else colour
 
     def unseen_changed(self) -> None:
-        """The LMS stopped answering, or answers again (called by the app): said at once."""
+        """The LMS stopped answering, or answers again (the app's lms_unseen): said at once."""
         if self.is_attached:
             self._show_status()
             self._show_detail()
@@ -221,7 +225,7 @@ class MonitorScreen(ConsoleScreen):
                  f"{view.rows_processed}/{view.rows_total} rows · {lock} · by {shown(view.created_by)}"]
         if view.error:
             lines.append(shown(view.error))
-        if view.is_hung:
+        if view.hung is not None:
             where = f"Stopped at row {view.hung.stopped_at_row}"
             cause = view.diagnosis.summary() if view.diagnosis is not None else "looking for the cause..."
             lines.append(f"{where}: {shown(cause)}")
@@ -262,7 +266,7 @@ class MonitorScreen(ConsoleScreen):
         if self.app.session is None:
             self.notify("Not connected: press n for Connect.", severity="warning")
             return
-        if getattr(self.app.session, "kind", "reference") != "reference":  # EthosCE: its importers are read on a timer
+        if self.app.session.kind != "reference":  # EthosCE: its importers are read on a timer
             self.notify("This site's importers are read every few seconds; the status line shows the last read.",
                         title="Refresh")
             return

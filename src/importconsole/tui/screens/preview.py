@@ -10,18 +10,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from importconsole.lms.models import Importer
-from importconsole.tui.screens.base import ConsoleScreen
+from importconsole.tui.screens.base import ConsoleModal, ConsoleScreen
 from importconsole.tui.text import count, shown, shown_header, said
 from importconsole.tui.widgets.rowview import RowView
 
 IMPORTER_NAMES = {"course": "course-level", "global": "global (legacy, not in PARS)"}
 
 
-class GoToRow(ModalScreen[int | None]):
+class GoToRow(ConsoleModal[int | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def compose(self) -> ComposeResult:
@@ -50,7 +50,7 @@ class PreviewScreen(ConsoleScreen):
         super().__init__()
         self.path: Path | None = None
         self.source = None
-        self._timer = None
+        self._timer: Timer | None = None  # made on mount
         self._pending_jump: tuple[int, int | None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -62,6 +62,7 @@ class PreviewScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(0.2, self._tick, pause=True)
+        self.watch(self.app, "choice", self._choice_changed, init=False)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -80,7 +81,7 @@ class PreviewScreen(ConsoleScreen):
             self.load(self.app.open_path)
         else:
             self._show_status()
-        target = getattr(self.app, "jump_to", None)
+        target = self.app.jump_to
         if target and self.source is not None:
             self.app.jump_to = None
             self.go_to_cell(*target)
@@ -134,22 +135,26 @@ class PreviewScreen(ConsoleScreen):
         grid = self.query_one(RowView)
         grid.set_source(source)
         grid.focus()
-        self._timer.resume()
+        if self._timer is not None:
+            self._timer.resume()
         self._show_status()
         self.sync()
 
     def _tick(self) -> None:
-        if self.source is None:
+        source = self.source
+        if source is None:
             return
+        # Read once, before the status line: the index thread may end during this tick. Read again
+        # after it, the timer stopped with "(counting...)" on screen for good (1 run in 6 under load).
+        finished = source.done or source.error is not None
         self.query_one(RowView).rows_changed()
         self._show_status()
         if self._pending_jump is not None:
             self.go_to_cell(*self._pending_jump)
-        if self.source.done or self.source.error:
+        if finished and self._timer is not None:
             self._timer.pause()
-            self.query_one(RowView).rows_changed()
-            if self.source.error:
-                self.query_one("#cell-detail", Static).update(shown(self.source.error))
+            if source.error:
+                self.query_one("#cell-detail", Static).update(shown(source.error))
                 self.query_one("#cell-detail").set_class(True, "problem")
 
     # -- status ------------------------------------------------------------------------------
@@ -205,13 +210,13 @@ class PreviewScreen(ConsoleScreen):
         if self.path is not None:
             self.app.action_submit()
 
-    def course_changed(self) -> None:
-        self._show_status()
+    def _choice_changed(self) -> None:
+        if self.is_active:  # a dialog's choice is shown when the admin is back here (on resume)
+            self._show_status()
 
     def action_toggle_importer(self) -> None:
-        self.app.importer = "global" if self.app.importer == Importer.COURSE else "course"
+        self.app.report = None  # findings depend on the importer
+        self.app.importer = "global" if self.app.importer == Importer.COURSE else "course"  # the status line follows
         if self.app.importer == Importer.GLOBAL:
             self.notify("The global importer is for legacy data: its records are NOT included in PARS reports.",
                         title="Global importer", severity="warning")
-        self.app.report = None  # findings depend on the importer
-        self._show_status()

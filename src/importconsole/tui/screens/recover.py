@@ -7,15 +7,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from importconsole.lms.models import ACTIVE_STATES
 from importconsole.operations.watch import ImportView
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import count, shown, said
 
 
-class RecoverScreen(ModalScreen[int | None]):
+class RecoverScreen(ConsoleModal[int | None]):
     """Dismisses with the re-import's id (the monitor then follows it), or None.
 
     The plan follows the watcher (the one verdict the title line and the monitor show): it is
@@ -48,9 +48,8 @@ class RecoverScreen(ModalScreen[int | None]):
             yield Static("", id="recover-keys", classes="hint", markup=False)
 
     def on_mount(self) -> None:
-        signal = getattr(self.app, "import_changed_signal", None)
-        if signal is not None:
-            signal.subscribe(self, self._import_changed)
+        self.app.import_changed_signal.subscribe(self, self._import_changed)
+        self.watch(self.app, "lms_unseen", self.unseen_changed, init=False)
         if self.plan is not None:
             self._show_plan()
         else:
@@ -84,7 +83,7 @@ class RecoverScreen(ModalScreen[int | None]):
     def current_view(self) -> ImportView:
         """The watcher's view of this import now: its hung verdict is the one the title line and
         the monitor show (the view given when `u` was pressed may be older); else the given one."""
-        watcher = getattr(self.app, "watcher", None)
+        watcher = self.app.watcher
         view = watcher.views.get(self.view.import_id) if watcher is not None else None
         return view if view is not None else self.view
 
@@ -124,7 +123,7 @@ class RecoverScreen(ModalScreen[int | None]):
         self._plan()
 
     def unseen_changed(self) -> None:
-        """The LMS stopped answering, or answers again (called by the app): the plan says so."""
+        """The LMS stopped answering, or answers again (the app's lms_unseen): the plan says so."""
         if self.plan is not None and not self.busy and self.result_id is None:
             self._show_plan()
 
@@ -134,7 +133,7 @@ class RecoverScreen(ModalScreen[int | None]):
     def _show_plan(self) -> None:
         plan = self.plan
         lines = [shown(line) for line in plan.describe()]
-        unseen = getattr(self.app, "lms_unseen", None)
+        unseen = self.app.lms_unseen
         if unseen is not None and plan.needs_unlock:
             lines.insert(0, f"LMS NOT SEEN since {unseen.since_text()}: whether import {plan.import_id} is hung is not "
                             "known now; nothing is unlocked until the LMS answers and the import counts as hung.")

@@ -11,11 +11,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.reactive import var
 from textual.widgets import Input, Label, OptionList, ProgressBar, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from importconsole.lms.models import Importer
+from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.screens.ethosce_submit import EthosceSubmit
 from importconsole.tui.text import count, shown, said
 from importconsole.tui.widgets.toggles import MarkedRadioButton
@@ -24,13 +25,14 @@ GLOBAL_WARNING = ("The global importer is for legacy data only: its records are 
                   "To count in PARS, use the course-level importer.")
 
 
-class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
+class SubmitScreen(EthosceSubmit, ConsoleModal[int | None]):
     """Dismisses with the new import's id (the app then shows the monitor), or None."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "next", "Check / submit", priority=True),
     ]
+    stage: var[str] = var("choose", init=False)  # choose -> checking -> confirm -> sending -> done
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -38,7 +40,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
         self.courses: list = []
         self.course: str | None = None  # preselected below from the app's choice
         self.plan = None
-        self.stage = "choose"  # choose -> checking -> confirm -> sending -> done
         self.import_id: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -118,6 +119,10 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             self.query_one(widget).display = importer == Importer.COURSE and not self.ethosce  # EthosCE: rows name it
 
     # -- checking, confirming, sending ---------------------------------------------------------
+    def watch_stage(self, stage: str) -> None:
+        # The keys line is red from the confirmation until the LMS has answered: Enter sends.
+        self.query_one("#submit-keys").set_class(stage in ("confirm", "sending"), "danger")
+
     def action_next(self) -> None:
         if self.stage == "choose":
             if self.app.importer == Importer.COURSE and not self.course and not self.ethosce:
@@ -183,7 +188,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             f"Enter: submit {rows} to the {importer} importer  ·  Esc: cancel")
         if self.ethosce:
             self.query_one("#submit-keys", Static).update(confirmation[1])
-        self.query_one("#submit-keys").set_class(True, "danger")
         self.set_focus(None)  # Enter now belongs to the confirmation, not the search box
 
     @work(exclusive=True, group="submit", exit_on_error=False)
@@ -204,17 +208,18 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             outcome = await send_plan(self.plan, client=self.app.lms(), journal=self.app.journal(),
                                       profile=session.profile if session else None, progress=progress)
         except Exception as error:
+            from importconsole.lms.errors import ImporterLocked
+
             self.stage = "done"
             bar.display = False  # a full bar over a refusal reads as "sent"
             text = said(str(error))
-            holder = getattr(getattr(error, "lock", None), "import_id", None)
+            holder = error.lock.import_id if isinstance(error, ImporterLocked) and error.lock is not None else None
             if holder is not None:  # the core's sentence names the CLI; say the console's keys too
                 text += f"\nHere: Esc, then m (Monitor); if import {holder} is hung, select it and press u."
             summary = self.query_one("#submit-summary", Static)
             summary.update(text)
             summary.set_class(True, "problem")
             self.query_one("#submit-keys", Static).update("Enter or Esc: close")
-            self.query_one("#submit-keys").set_class(False, "danger")
             return
         self.import_id = outcome.import_.id
         self.stage = "done"
@@ -223,7 +228,6 @@ class SubmitScreen(EthosceSubmit, ModalScreen[int | None]):
             text += "\n" + "\n".join(shown(n) for n in outcome.notes)
         self.query_one("#submit-summary", Static).update(text)
         self.query_one("#submit-keys", Static).update("Enter: watch it on the monitor  ·  Esc: close")
-        self.query_one("#submit-keys").set_class(False, "danger")
 
     def action_cancel(self) -> None:
         if self.ethosce and self.ethosce_cancel():

@@ -55,7 +55,7 @@ class NavigationBar(Widget):
     def entries(self) -> list[tuple[str, str, str]]:
         """(key shown, label, "on" | "here" | "off") in order, as drawn."""
         active = self.screen.active_bindings
-        here = getattr(self.app, "current_mode", None)
+        here = self.app.current_mode
         out = []
         for key, action, label in NAVIGATION:
             now = active.get(key)

@@ -4,12 +4,12 @@ DataTable would load every row first (seconds at 10k rows)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Protocol
 
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -20,6 +20,7 @@ from importconsole.tui.text import clip, shown, shown_header
 
 MAX_COLUMN_WIDTH = 28
 WIDTH_SAMPLE_ROWS = 50
+CACHED_ROWS = 2000  # parsed rows kept: scrolling back and forth reads no row twice
 
 
 class RowSource(Protocol):
@@ -57,7 +58,7 @@ class RowView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.source: RowSource | None = None
         self._widths: list[int] = []
-        self._rows: OrderedDict[int, list[str]] = OrderedDict()
+        self._rows: LRUCache[int, list[str]] = LRUCache(CACHED_ROWS)
         self._gutter = 7
         self._measured = 0  # rows the column widths were measured over
 
@@ -84,9 +85,11 @@ class RowView(ScrollView, can_focus=True):
         self.refresh()
 
     def _measure(self) -> list[int]:
-        header = self.source.header
-        widths = [min(MAX_COLUMN_WIDTH, max(4, len(shown_header(h)))) for h in header]
-        for row in range(1, min(WIDTH_SAMPLE_ROWS, self.source.row_count()) + 1):
+        source = self.source
+        if source is None:
+            return []
+        widths = [min(MAX_COLUMN_WIDTH, max(4, len(shown_header(h)))) for h in source.header]
+        for row in range(1, min(WIDTH_SAMPLE_ROWS, source.row_count()) + 1):
             for i, cell in enumerate(self._row(row)):
                 if i < len(widths):
                     widths[i] = min(MAX_COLUMN_WIDTH, max(widths[i], len(shown(cell))))
@@ -96,16 +99,13 @@ class RowView(ScrollView, can_focus=True):
 
     def _row(self, row: int) -> list[str]:
         cached = self._rows.get(row)
-        if cached is not None:
-            self._rows.move_to_end(row)
-            return cached
+        if cached is not None or self.source is None:
+            return cached or []
         try:
             cells = self.source.cells(row)
         except Exception as error:  # a row the reader refuses is shown as such, never a crash
             cells = [f"(row {row} cannot be shown: {error})"]
-        self._rows[row] = cells
-        if len(self._rows) > 2000:
-            self._rows.popitem(last=False)
+        self._rows.set(row, cells)
         return cells
 
     # -- drawing -----------------------------------------------------------------------------
