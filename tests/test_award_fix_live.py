@@ -31,7 +31,11 @@ def test_the_partial_credit_example_is_not_called_fixed_and_both_credits_are_sho
     out = tmp_path / "fixed.csv"
     code = main(["fix", str(EXAMPLE), "--out", str(out), "--completion-only", "--course", "CARD-101"])
     text = capsys.readouterr().out
-    assert code == 0
+    # Asked for completion-only rows, got none: said plainly, and exit 1 so a script notices (it was 0).
+    assert code == 1
+    assert ("No row was made completion-only: for the one row it would apply to, the LMS would then record other "
+            "credit than the file says; the copy holds the file's rows as they are: do not submit it as a "
+            "completion-only fix.") in text
     assert "the file says 0.50 ama; the LMS will record 1.5 ama and 1.5 moc_abim" in text
     assert "row 1 (U0019 in CARD-101): not made completion-only, left as it is" in text
     assert "1 row not fixed" in text and "--accept-award 1\n" in text
@@ -132,8 +136,9 @@ def test_completion_only_never_calls_a_row_for_a_completed_enrollment_fixed(demo
     source.write_bytes(b"external_user_id,complete,date_completed,credit_type,credits\n"
                        b"U0001,1,2026-10-01,ama,1.5\nU0001,1,2026-10-01,moc_abim,1.5\n")
     out = tmp_path / "o.csv"
-    assert main(["fix", str(source), "--out", str(out), "--completion-only", "--course", "CARD-101"]) == 0
+    assert main(["fix", str(source), "--out", str(out), "--completion-only", "--course", "CARD-101"]) == 1
     text = capsys.readouterr().out
+    assert "No row was made completion-only: for each of the 2 rows it would apply to" in text
     assert "row 1 (U0001 in CARD-101): not made completion-only, left as it is: the file says 1.5 ama and " \
            "1.5 moc_abim; the LMS will record nothing (the row is refused)" in text
     assert out.read_bytes() == source.read_bytes()

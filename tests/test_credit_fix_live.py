@@ -280,6 +280,32 @@ def test_cli_credit_fix_filters_that_name_nothing_say_so_instead_of_nothing_to_f
         assert "unexpected problem" not in captured.err
 
 
+def test_cli_credit_fix_asks_the_date_and_the_confirmation_on_the_terminal_not_on_stdout(monkeypatch, tmp_path, capsys):
+    """Both questions go through the CLI's one way of asking (cli.common.ask): on stderr, so a
+    redirected stdout (a log) never swallows them; "n" sends nothing."""
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=1000) as lms:
+        _cli(monkeypatch, tmp_path, lms)
+        monkeypatch.setattr(sys, "stdin", Terminal("2026-05-05\nn\n"))
+        screen = Terminal()
+        monkeypatch.setattr(sys, "stderr", screen)
+        assert main(["credit-fix", "--out", str(tmp_path / "out"), "--submit"]) == 1
+        assert count(lms, "SELECT count(*) FROM imports") == 0
+    out = capsys.readouterr().out
+    asked = screen.getvalue()
+    assert "date_completed for these completion-only rows: today, file (the file's own dates) or YYYY-MM-DD? " in asked
+    assert "Submit 5 completion-only rows, dated 2026-05-05, through the course-level importer" in asked
+    assert asked.rstrip().endswith("[y/N]") and "date_completed for" not in out and "[y/N]" not in out
+    assert "Nothing was submitted" in out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "credit-fix-C-FIXED.csv").read_text())))
+    assert {r["date_completed"] for r in rows} == {"2026-05-05"}
+
+
 def test_cli_credit_fix_asks_the_completion_date_once_and_shows_it_in_the_confirmation(monkeypatch, tmp_path, capsys):
     """Proposals no longer take today silently: the batch's date is chosen (--date) and confirmed."""
     with start_sandbox(dataset(users=learners(5), enrollments=TWO_COURSES), rows_per_second=1000) as lms:

@@ -121,6 +121,23 @@ def test_a_fifo_is_refused_before_it_is_opened(tmp_path, command):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["records.csv"]
 
 
+def test_credit_fix_refuses_a_fifo_as_validate_does_not_as_a_missing_file(tmp_path):
+    """`credit-fix --file FIFO` said "no such file": the file is there, it is not a regular file."""
+    fifo = tmp_path / "records.csv"
+    os.mkfifo(fifo)
+    (tmp_path / "exports").mkdir()
+    said = {}
+    for name in ("records.csv", "exports", "nope.csv"):
+        done = subprocess.run([sys.executable, "-m", "importconsole", "credit-fix", "--file", str(tmp_path / name),
+                               "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=20)
+        assert done.returncode == 2 and "unexpected" not in done.stderr, done
+        said[name] = done.stderr
+    assert "named pipe (FIFO), not a regular file" in said["records.csv"] and "no such file" not in said["records.csv"]
+    assert "this is a folder, not a file" in said["exports"]
+    assert f"{tmp_path / 'nope.csv'}: no such file" in said["nope.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports", "records.csv"]  # nothing written, nothing asked
+
+
 def test_submit_refuses_a_fifo_before_opening_it(tmp_path, monkeypatch, capsys):
     from helpers.sandbox import dataset, start_sandbox
     from helpers.profiles import cli_env

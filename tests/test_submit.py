@@ -344,27 +344,41 @@ def test_login_checks_the_token_with_the_lms_before_storing_it(lms, home, monkey
     assert len(imports_of(lms, path)) == 1
 
 
-def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_otherwise():
+def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_otherwise(monkeypatch):
     import io
+    import re
 
-    from importconsole.cli.lms_cmds import UploadProgress
+    monkeypatch.setenv("TERM", "xterm")  # 16 colours, as on many jump hosts
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    from importconsole.cli.lms_cmds import upload_progress
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     screen = Terminal()
-    bar = UploadProgress(stream=screen, width=10)
+    bar = upload_progress(stream=screen)
     bar(0, 2_000_000)
     bar(2_000_000, 2_000_000)
     bar.done()
-    assert screen.getvalue().endswith("\rUploading [##########] 100% 2.0/2.0 MB\n")
-    piped = io.StringIO()
-    bar = UploadProgress(stream=piped)
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn and drawn.rstrip("\x1b[?25h").endswith("\n")  # rich.progress, its line ended
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn).split("\r")[-1].strip()
+    assert re.fullmatch(r"Uploading ━+ 100% 2\.0/2\.0 MB", last), last
+    # Finished, the bar is green: rich's own finished colour is the empty bar's grey in 16 colours.
+    assert "\x1b[32m━━━━━━━━━━" in drawn.split("\r")[-1]
+    piped = io.StringIO()  # a pipe or a log: no escape code, one line at the end
+    bar = upload_progress(stream=piped)
     bar(1_000, 2_000)
     bar(2_000, 2_000)
     bar.done()
     assert piped.getvalue() == "Uploaded 2000 bytes\n"
+    quiet = io.StringIO()
+    bar = upload_progress("Validating", quiet_end=True, stream=quiet)
+    bar(2_000, 2_000)
+    bar.done()
+    assert quiet.getvalue() == ""
 
 
 # ---- a file that changes during the upload; uploads still in flight; journal before the POST ----

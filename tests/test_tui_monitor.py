@@ -3,6 +3,8 @@ its row and cause; `u` then Enter unlocks and re-imports the remainder, every ro
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -172,8 +174,10 @@ async def test_the_recover_plan_opened_while_the_import_still_moves_follows_it_u
         app = console(server, tmp_path, hung_after=1.5)
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_for_text(pilot, "0 active")
-            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 11)]
-            rows[7] = "u9\u200b,1,2026-01-09"  # row 8 hangs the importer
+            # Row 16 of 20 hangs it: about 3 s of moving after the first rows, so the first plan is made
+            # while it still moves even on a loaded machine (row 8 at 4 rows/s was reached first, 1 run in 3).
+            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 21)]
+            rows[15] = "u9\u200b,1,2026-01-09"
             hung = server.submit(course_file(rows), course="C-FIXED", file_name="slow.csv").json()
             monitor = app.screen
             await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and 0 < v.rows_processed < 5
@@ -181,16 +185,44 @@ async def test_the_recover_plan_opened_while_the_import_still_moves_follows_it_u
             await pilot.press("u")
             dialog = app.screen
             await wait_for(pilot, lambda: dialog.plan is not None, timeout=15, what="the first plan")
-            assert dialog.plan.rows_committed < 7
+            assert dialog.plan.rows_committed < 15
             await pilot.press("enter")  # not hung yet: nothing is unlocked
             await pilot.pause(0.3)
             assert server.get_import(hung["id"])["state"] == "running"
             await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=20, what="the hung verdict")
-            await wait_for(pilot, lambda: dialog.plan is not None and dialog.plan.rows_committed == 7
-                           and f"Enter: unlock import {hung['id']} and re-import rows 8-10" in flat_text(app),
+            await wait_for(pilot, lambda: dialog.plan is not None and dialog.plan.rows_committed == 15
+                           and f"Enter: unlock import {hung['id']} and re-import rows 16-20" in flat_text(app),
                            timeout=15, what="the plan made again where it stopped")
             assert "Not hung" not in flat_text(app)
             await pilot.press("enter")
             await wait_for(pilot, lambda: dialog.result_id is not None, timeout=15, what="the re-import")
             assert "NOT unlocked" not in flat_text(app)
         assert server.get_import(hung["id"])["state"] == "unlocked"
+
+
+async def test_recover_on_a_frozen_lms_says_how_long_it_has_not_answered_then_finishes_once(tmp_path):
+    """A trial: on an LMS that takes the connection and sends nothing (SIGSTOP), the dialog said
+    "Working... (the LMS is being changed; wait)" for three minutes without another word."""
+    with start_sandbox(dataset(), rows_per_second=50) as server:
+        app = console(server, tmp_path, hung_after=1.0)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for_text(pilot, "0 active")
+            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 11)]
+            rows[7] = "u9\u200b,1,2026-01-09"  # row 8 hangs the importer
+            hung = server.submit(course_file(rows), course="C-FIXED", file_name="frozen.csv").json()
+            await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=20, what="the hung verdict")
+            await pilot.press("u")
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.plan is not None and not dialog.busy, timeout=15, what="the plan")
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: "the LMS has not answered for" in flat_text(app), timeout=15,
+                               what="the wait said")
+                assert "never sends a change twice" in flat_text(app)
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            await wait_for(pilot, lambda: dialog.result_id is not None, timeout=40, what="the re-import")
+            assert "has not answered" not in flat_text(app)
+        assert server.get_import(hung["id"])["state"] == "unlocked"
+        assert server.db().execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 2  # one re-import, not two

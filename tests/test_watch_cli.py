@@ -116,3 +116,31 @@ def test_watch_never_says_a_finished_import_holds_the_lock(monkeypatch, tmp_path
         assert finished and not any("locked by it" in line for line in finished), out
         assert count(lms, "SELECT count(*) FROM locks WHERE import_id IS NOT NULL") == 0
         assert any("locked by it" in line for line in out if ", running, " in line)  # said while true
+
+
+def test_until_settled_waits_for_a_hung_imports_diagnosis_but_not_for_ever():
+    """`watch` stops when every import it follows has ended, or is hung and diagnosed; a diagnosis
+    that never comes keeps it DIAGNOSIS_WAIT seconds, no longer (operations.watch.UntilSettled)."""
+    from importconsole.lms.models import Import, Lock
+    from importconsole.operations.watch import DIAGNOSIS_WAIT, ImportWatcher, UntilSettled
+
+    now = [100.0]
+    watcher = ImportWatcher(None, hung_after=5.0, clock=lambda: now[0])  # fed directly: no LMS needed
+    watcher.apply_lock(Lock("course", True, 1))
+    watcher.apply_import(Import(1, "course", "running", rows_total=10, rows_processed=3))
+    watcher.apply_import(Import(2, "global", "completed", rows_total=4, rows_processed=4))
+    until = UntilSettled(watcher, clock=lambda: now[0])
+    assert until.followed == {1} and not until.idle and not until.settled()
+    now[0] += 6
+    watcher.tick()
+    assert watcher.views[1].hung and not until.settled()  # hung: its diagnosis may still come
+    now[0] += DIAGNOSIS_WAIT + 1
+    assert until.settled() and until.still_going() == {1}
+    # Following every import: one that starts meanwhile is followed, and keeps the follower.
+    watcher.apply_import(Import(3, "global", "running", rows_total=5, rows_processed=1))
+    assert until.concerns(watcher.views[3]) and not until.settled()
+    watcher.apply_import(Import(3, "global", "completed", rows_total=5, rows_processed=5))
+    assert until.settled()
+    # Following one import: it alone decides when to stop.
+    one = UntilSettled(watcher, 2, clock=lambda: now[0])
+    assert [v.import_id for v in one.targets()] == [2] and one.settled()

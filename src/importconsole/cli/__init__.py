@@ -1,14 +1,11 @@
 """Headless commands. Each area registers its own subcommands; all of them call operations.
-
-Exit codes: 0 success, 1 the job found problems (findings, a refused import), 2 a usage error or a
-file that cannot be read as an import file, 3 the LMS could not be reached or refused us.
+Exit codes, errors, the confirmation and the progress bar: cli/common.py, for every command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 from importconsole import __version__
 
@@ -46,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_console(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        from importconsole.cli.common import EXIT_INTERRUPTED, err
+
+        err("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the last line of defence: never a traceback in front of an admin

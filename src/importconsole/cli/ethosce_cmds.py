@@ -1,39 +1,26 @@
 """The headless commands on an EthosCE profile: `imports`, `submit`, `watch`, `diagnose`, `unlock`,
 `reimport`, `recover`. An import is named by its importer id (`watch course_record_import`).
 Called by cli/lms_cmds.py and cli/operation_cmds.py when the profile's kind is "ethosce"; the
-workflows are in operations/ethosce.py. Exit codes as everywhere: 0 done, 1 a problem found or a
+workflows are in operations/ethosce.py. Exit codes as everywhere (cli/common.py): 0 done, 1 a problem found or a
 refusal, 2 usage, 3 the site could not be reached or refused us, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import Any
 
+from importconsole.cli.common import (EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Progress, emit, err,
+                                      visible_lines)
 from importconsole.importfile.reader import ImportFileError
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.lms.models import FeedsState
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-def _lines(text: str) -> str:
-    """Each line made visible on its own: `visible` escapes a newline as <U+000A>."""
-    return "\n".join(visible(line) for line in text.split("\n"))
-
-
-def _say(args: Any, data: dict, text: str, *, err: bool = False) -> None:
-    if getattr(args, "json", False):
-        print(json_dumps(data), flush=True)
-    else:
-        print(_lines(text), file=sys.stderr if err else sys.stdout, flush=True)
-
 
 def importer_of(args: Any, backend: Any) -> str | None:
     """The importer id the command names (None: every importer of the profile)."""
-    ref = getattr(args, "import_id", None)
+    ref = args.import_id
     if ref is None:
         return None
     if isinstance(ref, int) or str(ref).isdigit():
@@ -44,27 +31,11 @@ def importer_of(args: Any, backend: Any) -> str | None:
     return str(ref)
 
 
-class RowProgress:
-    """`Importing [#####     ] 20/50 rows` on a terminal; one line at the end otherwise."""
+class RowProgress(Progress):
+    """Rows imported, as a bar on a terminal; `Importing: 20/50 rows` at the end otherwise."""
 
-    def __init__(self, label: str = "Importing", width: int = 30):
-        self.stream, self.label, self.width = sys.stderr, label, width
-        self.tty = self.stream.isatty()
-        self.done_rows = self.total = 0
-
-    def __call__(self, rows: int, total: int) -> None:
-        self.done_rows, self.total = rows, total
-        if self.tty:
-            frac = rows / total if total else 1.0
-            self.stream.write(f"\r{self.label} [{'#' * int(frac * self.width):<{self.width}}] {rows}/{total} rows")
-            self.stream.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-        elif self.total:
-            self.stream.write(f"{self.label}: {self.done_rows}/{self.total} rows\n")
-        self.stream.flush()
+    def __init__(self, label: str = "Importing"):
+        super().__init__(label, unit="rows", summary=lambda rows, total: f"{label}: {rows}/{total} rows")
 
 
 # ---- imports ----------------------------------------------------------------------------------
@@ -105,7 +76,7 @@ async def _importer_not_found(args: Any, backend: Any, importer_id: str) -> int:
     names = ", ".join(f"{i.id} ({i.title})" for i in found) or "none"
     text = (f"The site has no Feeds importer {importer_id!r} ({key} in [profiles.{backend.profile}]). "
             f"The site's importers: {names}. Set {key} to one of them.")
-    _say(args, {"error": "importer not found", "importer": importer_id, "profile_key": key,
+    emit(args, {"error": "importer not found", "importer": importer_id, "profile_key": key,
                 "site_importers": [{"importer": i.id, "title": i.title} for i in found]}, text, err=True)
     return EXIT_PROBLEM
 
@@ -115,7 +86,7 @@ async def _importer_not_found(args: Any, backend: Any, importer_id: str) -> int:
 async def submit(args: Any, backend: Any, profile: Any, journal: Any, confirm: Any) -> int:
     from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
     from importconsole.operations.ethosce import BatchInterrupted, submit_to_importer
-    from importconsole.operations.submit import SubmitRefused, prepare_submit
+    from importconsole.operations.submit import prepare_submit
 
     importer_id = backend.importer_id(args.importer or profile.importer)
     await backend.me()
@@ -124,25 +95,25 @@ async def submit(args: Any, backend: Any, profile: Any, journal: Any, confirm: A
     mode = "global" if importer_id != profile.course_importer else "course"
     plan = await prepare_submit(backend, args.file, importer=mode, course_external_id=args.course, rows_name_course=True)
     for note in plan.notes:
-        print(visible(note), file=sys.stderr)
-    if plan.warnings and not confirm(plan):
-        raise SubmitRefused(f"Not submitted: {len(plan.warnings)} warning(s) need confirmation; read them, then run again with --yes.")
+        err(note)
+    if plan.warnings:
+        confirm(plan)  # raises SubmitRefused unless confirmed
     bar = RowProgress()
     try:
         outcome = await submit_to_importer(backend, plan, importer_id, journal=journal, progress=bar)
     except UploadRefused as error:
-        bar.finish()
-        print(visible(str(error)), file=sys.stderr)
+        bar.done()
+        err(error)
         return EXIT_PROBLEM
     except ImportDied as error:
-        bar.finish()
-        print(visible(str(error)), file=sys.stderr)
+        bar.done()
+        err(error)
         return EXIT_PROBLEM
     except BatchInterrupted as error:
-        bar.finish()
-        print(visible(str(error)), file=sys.stderr)
+        bar.done()
+        err(error)
         return EXIT_INTERRUPTED if error.cancelled else EXIT_LMS
-    bar.finish()
+    bar.done()
     print(visible(outcome.sentence), flush=True)
     return EXIT_OK
 
@@ -172,11 +143,11 @@ class _SiteUnseen:
                 self.unseen = site_unseen(self.backend, self.unseen.since if self.unseen else self.last_seen, error)
             if fresh or time.monotonic() - self.said_at >= UNSEEN_REMINDER:
                 self.said_at = time.monotonic()
-                _say(self.args, {"event": "lms_unseen", **self.unseen.to_json()}, self.unseen.sentence(), err=True)
+                emit(self.args, {"event": "lms_unseen", **self.unseen.to_json()}, self.unseen.sentence(), err=True)
             return None
         if self.unseen is not None:
             self.unseen = None
-            _say(self.args, {"event": "lms_seen"}, f"The site at {self.backend.session.host} answers again.", err=True)
+            emit(self.args, {"event": "lms_seen"}, f"The site at {self.backend.session.host} answers again.", err=True)
         self.last_seen = time.time()
         return view
 
@@ -200,14 +171,14 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
         text = view.describe()
         if view.status.state == FeedsState.IDLE and not view.settled:  # idle only once the stored rows stay put
             if view.storing and text != last_text:
-                _say(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
+                emit(args, {"event": "importer", "importer": importer_id, "state": "importing", "percent": 0,
                             "stalled_for": 0.0, "summary": text}, text)
                 last_text, last_at = text, time.monotonic()
             await asyncio.sleep(poll)
             continue
         if text != last_text and (view.hung or view.status.state == FeedsState.IDLE or time.monotonic() - last_at >= args.every
                                   or text.split(",")[0] != last_text.split(",")[0]):
-            _say(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
+            emit(args, {"event": "importer", "importer": importer_id, "state": "hung" if view.hung else view.status.state,
                         "percent": view.status.percent, "stalled_for": round(view.stalled_for, 1),
                         "summary": text}, text)
             last_text, last_at = text, time.monotonic()
@@ -215,7 +186,7 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
             return EXIT_OK
         if view.hung:
             hint = f" --file {path}" if path else " --file FILE"
-            _say(args, {"event": "hung", "importer": importer_id, "next": f"importconsole diagnose {importer_id}{hint}"},
+            emit(args, {"event": "hung", "importer": importer_id, "next": f"importconsole diagnose {importer_id}{hint}"},
                  f"It is hung: locked at {view.status.percent} % and no row stored for {view.stalled_for:.0f}s. "
                  f"Next: importconsole diagnose {importer_id}{hint}, then importconsole recover {importer_id}{hint}")
             return EXIT_PROBLEM
@@ -231,7 +202,7 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
     try:
         plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
     except ImportFileError as error:  # --file names no readable import file
-        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        emit(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
         return EXIT_USAGE
     lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
     d = plan.diagnosis
@@ -245,7 +216,7 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
             "rows": plan.file.count, "stored": plan.stored_since, "missing": list(plan.missing),
             "diagnosis": d.to_json() if d else None, "cause": plan.cause.cause if plan.cause else None,
             "cause_sentence": plan.cause.sentence(plan.file.path.name) if plan.cause else None}
-    _say(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return EXIT_OK if d is None or d.known or (plan.cause is not None and plan.cause.cause != "unknown") else EXIT_PROBLEM
 
 
@@ -256,14 +227,14 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
     try:
         plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
     except ImportFileError as error:  # --file names no readable import file
-        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        emit(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
         return EXIT_USAGE
     mode = args.mode
     if mode == "unlock" and not plan.needs_unlock:
-        _say(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
+        emit(args, {"importer": importer_id, "outcome": "not locked"}, f"Importer {importer_id} is not locked: nothing to unlock.")
         return EXIT_PROBLEM
     if not args.json:
-        print(_lines("\n".join(plan.describe())))
+        print(visible_lines("\n".join(plan.describe())))
     if mode != "unlock" and not plan.missing and not plan.needs_unlock:
         return EXIT_OK
     if mode in ("unlock", "recover"):  # the reference LMS's rule: only a hung import is unlocked
@@ -272,17 +243,17 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
         profile = backend.profile_config
         refused = await not_hung_yet(backend, plan, journal=journal, poll_interval=profile.poll_interval,
                                      hung_after=args.hung_after if args.hung_after is not None else profile.hung_after,
-                                     say=None if args.json else (lambda text: print(_lines(text), flush=True)))
+                                     say=None if args.json else (lambda text: print(visible_lines(text), flush=True)))
         if refused:
-            _say(args, {"importer": importer_id, "refused": refused}, refused)
+            emit(args, {"importer": importer_id, "refused": refused}, refused)
             return EXIT_PROBLEM
     question = {"unlock": f"Unlock {importer_id}?", "reimport": f"Re-import the {len(plan.missing)} rows not stored?",
                 "recover": f"Unlock {importer_id} and re-import the {len(plan.missing)} rows not stored?"
                 if plan.needs_unlock else f"Re-import the {len(plan.missing)} rows not stored?"}[mode]
     if not confirm(args, question):
-        _say(args, {"importer": importer_id, "outcome": "not confirmed"}, "Nothing was changed.")
+        emit(args, {"importer": importer_id, "outcome": "not confirmed"}, "Nothing was changed.")
         return EXIT_PROBLEM
-    say = None if args.json else (lambda text: print(_lines(text), flush=True))
+    say = None if args.json else (lambda text: print(visible_lines(text), flush=True))
     bar = RowProgress("Re-importing")
     from importconsole.lms.ethosce.errors import ImportDied, UploadRefused
     from importconsole.operations.ethosce import BatchInterrupted
@@ -291,11 +262,11 @@ async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
         result = await recover_importer(backend, plan, journal=journal, unlock=mode in ("unlock", "recover"),
                                         reimport=mode in ("reimport", "recover"), say=say, progress=bar)
     except (UploadRefused, ImportDied, BatchInterrupted) as error:
-        bar.finish()
-        _say(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        bar.done()
+        emit(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
         return EXIT_LMS if isinstance(error, BatchInterrupted) else EXIT_PROBLEM
     if result.reimported is not None:
-        bar.finish()
-    _say(args, {"importer": importer_id, "unlocked": result.unlocked, "steps": result.steps},
+        bar.done()
+    emit(args, {"importer": importer_id, "unlocked": result.unlocked, "steps": result.steps},
          "Done." if result.steps else "Nothing was needed.")
     return EXIT_OK

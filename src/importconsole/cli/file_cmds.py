@@ -1,7 +1,7 @@
 """`importconsole validate FILE` and `importconsole fix FILE --out PATH`.
 
-Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 the file cannot be read as an
-import file or a usage error, 3 the LMS could not be reached or refused us.
+Exit codes (cli/common.py): 0 no errors (warnings allowed), 1 errors found, 2 the file cannot be read
+as an import file or a usage error, 3 the LMS could not be reached or refused us.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from importconsole.cli.common import EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, err
 from importconsole.importfile.safe_text import json_dumps  # bidi and control characters as \u escapes
-
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
@@ -47,16 +46,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
 
 
-def _err(text: str) -> None:
-    print(text, file=sys.stderr)
-
-
-class _Stop(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 def _with_facts(args, job):
     """Run job(facts) in a worker thread: OfflineFacts, or the LMS of the profile."""
     from importconsole.importfile.facts import OfflineFacts
@@ -67,7 +56,7 @@ def _with_facts(args, job):
         from importconsole.lms.port import facts_for
         from importconsole.cli import lms_cmds
     except ImportError:
-        raise _Stop(EXIT_USAGE, "LMS checks need a profile and the LMS client, which is not available here; "
+        raise Stop(EXIT_USAGE, "LMS checks need a profile and the LMS client, which is not available here; "
                                 "use --offline to check the file alone.") from None
     from importconsole.lms.errors import LmsError
 
@@ -75,11 +64,11 @@ def _with_facts(args, job):
         profile = lms_cmds._profile(args)
         token = lms_cmds._token(profile)
         client = lms_cmds._client(profile, token)
-    except lms_cmds._Stop as stop:
+    except Stop as stop:
         hint = "" if stop.code == EXIT_LMS else (
             "\nLMS checks need a profile (importconsole config init, then --profile NAME); "
             "or use --offline to check the file alone.")
-        raise _Stop(stop.code if stop.code != EXIT_FINDINGS else EXIT_USAGE, f"{stop}{hint}") from None
+        raise Stop(stop.code if stop.code != EXIT_PROBLEM else EXIT_USAGE, f"{stop}{hint}") from None
 
     async def main():
         async with client as lms:
@@ -91,7 +80,7 @@ def _with_facts(args, job):
     except LmsError as exc:  # a refused IMPORTCONSOLE_TOKEN is named: `login` alone cannot help then
         from importconsole.lms.connect import env_hint
 
-        raise _Stop(EXIT_LMS, str(exc) + env_hint(exc)) from None
+        raise Stop(EXIT_LMS, str(exc) + env_hint(exc)) from None
 
 
 def cmd_validate(args) -> int:
@@ -103,14 +92,14 @@ def cmd_validate(args) -> int:
             args.file, importer=args.importer, course_external_id=args.course, facts=facts))
     except ImportFileError as exc:
         return _unreadable(args, exc)
-    except _Stop as stop:
-        _err(str(stop))
+    except Stop as stop:
+        err(str(stop))
         return stop.code
     if args.json:
         print(json_dumps(report.as_dict(), indent=2))
     else:
         print_report(report, sys.stdout)
-    return EXIT_FINDINGS if report.errors else EXIT_OK
+    return EXIT_PROBLEM if report.errors else EXIT_OK
 
 
 def _unreadable(args, exc) -> int:
@@ -119,7 +108,7 @@ def _unreadable(args, exc) -> int:
     if getattr(args, "json", False):
         print(json_dumps({"file": str(args.file), "error": exc.as_dict()}, indent=2))
     else:
-        _err(f"{visible(str(args.file))}: cannot be read as an import file: {visible(str(exc))}")
+        err(f"{visible(str(args.file))}: cannot be read as an import file: {visible(str(exc))}")
     return EXIT_USAGE
 
 
@@ -163,25 +152,25 @@ def cmd_fix(args) -> int:
     from importconsole.importfile.wording import plural
 
     if not (args.sanitize or args.split_credit_types or args.completion_only or args.rows):
-        _err("Nothing to fix: give --sanitize, --split-credit-types, --completion-only or --rows SPEC.")
+        err("Nothing to fix: give --sanitize, --split-credit-types, --completion-only or --rows SPEC.")
         return EXIT_USAGE
     try:
         rows = parse_rows(args.rows) if args.rows else None
     except ValueError as exc:
-        _err(f"--rows {args.rows!r}: {exc}")
+        err(f"--rows {args.rows!r}: {exc}")
         return EXIT_USAGE
     accept = None
     if args.accept_award:
         if not args.completion_only:
-            _err("--accept-award goes with --completion-only (it confirms what the LMS will award for those rows).")
+            err("--accept-award goes with --completion-only (it confirms what the LMS will award for those rows).")
             return EXIT_USAGE
         try:
             accept = parse_rows(args.accept_award)
         except ValueError as exc:
-            _err(f"--accept-award {args.accept_award!r}: {exc}")
+            err(f"--accept-award {args.accept_award!r}: {exc}")
             return EXIT_USAGE
     if args.completion_only and args.offline:
-        _err("--completion-only needs the LMS (does the user exist? is variable credit off?): give a --profile, not --offline.")
+        err("--completion-only needs the LMS (does the user exist? is variable credit off?): give a --profile, not --offline.")
         return EXIT_USAGE
     if not args.completion_only:
         args.offline = True  # the other fixes need no LMS
@@ -194,10 +183,10 @@ def cmd_fix(args) -> int:
     except ImportFileError as exc:
         return _unreadable(args, exc)
     except FixRefused as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
-    except _Stop as stop:
-        _err(str(stop))
+    except Stop as stop:
+        err(str(stop))
         return stop.code
     print(f"Wrote {visible(str(args.out))}: {plural(manifest.rows_written, 'row')} "
           f"({manifest.rows_read} read, {plural(manifest.change_count, 'change')}).")
@@ -214,5 +203,20 @@ def cmd_fix(args) -> int:
         print(f"{plural(manifest.left_as_is_count, 'row')} not fixed (the LMS would record other credit than the "
               f"file says; the manifest lists {'it' if manifest.left_as_is_count == 1 else 'them all'}): check the credit, or accept what the LMS awards with "
               f"--accept-award {rows}")
+    # Asked for completion-only rows and got none: said plainly, and exit 1 so a script notices.
+    none_made = args.completion_only and manifest.left_as_is_count and not manifest.completion_only_rows
+    if none_made:
+        print(_none_made_completion_only(manifest))
     print(f"Manifest of every changed row: {visible(str(manifest.manifest_path))}")
-    return EXIT_OK
+    return EXIT_PROBLEM if none_made else EXIT_OK
+
+
+def _none_made_completion_only(manifest) -> str:
+    from importconsole.importfile.wording import plural
+
+    same = not manifest.change_count and manifest.rows_written == manifest.rows_read
+    copy = ("the copy holds the file's rows as they are: do not submit it as a completion-only fix" if same
+            else f"the copy holds only the other fixes ({plural(manifest.change_count, 'change')})")
+    rows = "the one row" if manifest.left_as_is_count == 1 else f"each of the {manifest.left_as_is_count} rows"
+    return (f"No row was made completion-only: for {rows} it would apply to, the LMS would then record other credit "
+            f"than the file says; {copy}.")

@@ -1,6 +1,6 @@
 """Connect and submit: `config validate|init`, `login`, `logout`, `submit`, `imports`, `journal`.
 
-Exit codes (cli/__init__.py): 0 done, 1 refused (findings, warnings not confirmed, bad config),
+Exit codes (cli/common.py): 0 done, 1 refused (findings, warnings not confirmed, bad config),
 2 usage or unreadable file, 3 the LMS could not be reached or refused us.
 """
 
@@ -10,20 +10,12 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
-EXIT_SETUP = EXIT_USAGE  # this host lacks something (a keyring, a token): not the LMS's answer
-
-
-def _err(text: str) -> None:
-    """Messages can quote a file name or the LMS: control and escape characters made visible, line by line."""
-    from importconsole.importfile.safe_text import visible
-
-    print("\n".join(visible(line) for line in str(text).split("\n")), file=sys.stderr)
+from importconsole.cli.common import (EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_SETUP, EXIT_USAGE, Progress,
+                                      Stop, confirm, err, visible_lines)
+from importconsole.importfile.safe_text import visible
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,12 +72,6 @@ def register(subparsers) -> None:
 
 # ---- shared plumbing ------------------------------------------------------------------------
 
-class _Stop(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 def _profile(args):
     from importconsole.config import ConfigError, ConfigMissing, load_config
 
@@ -93,9 +79,9 @@ def _profile(args):
         config = load_config(getattr(args, "config", None))
         return config.profile(getattr(args, "profile", None))
     except ConfigMissing as exc:
-        raise _Stop(EXIT_USAGE, f"{exc}") from None
+        raise Stop(EXIT_USAGE, f"{exc}") from None
     except ConfigError as exc:
-        raise _Stop(EXIT_REFUSED, f"The config has problems (importconsole config validate lists them):\n{exc}") from None
+        raise Stop(EXIT_PROBLEM, f"The config has problems (importconsole config validate lists them):\n{exc}") from None
 
 
 def _token(profile, *, prompt: bool = True):
@@ -105,7 +91,7 @@ def _token(profile, *, prompt: bool = True):
     try:
         return find_credentials(profile, prompt=prompt)
     except ConnectFailed as exc:
-        raise _Stop(exc.exit_code, str(exc)) from None
+        raise Stop(exc.exit_code, str(exc)) from None
 
 
 ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a hang
@@ -114,7 +100,7 @@ ANNOUNCE_WAITS_FROM = 2.0  # seconds: a longer silent wait would look like a han
 def _announce_wait(seconds: float, refused: bool) -> None:
     if seconds >= ANNOUNCE_WAITS_FROM:
         why = "The connection to the LMS was refused (the site may be down)" if refused else "The LMS is busy or did not answer"
-        _err(f"{why}; trying again in {seconds:.0f} s (nothing is sent twice).")
+        err(f"{why}; trying again in {seconds:.0f} s (nothing is sent twice).")
 
 
 def retry_policy():
@@ -131,7 +117,7 @@ def _client(profile, credentials):
     try:
         return open_backend(profile, credentials, retry=retry_policy())
     except ConnectFailed as exc:
-        raise _Stop(exc.exit_code, str(exc)) from None
+        raise Stop(exc.exit_code, str(exc)) from None
 
 
 async def _connect(profile, *, check: bool = True):
@@ -150,21 +136,21 @@ def _run(coro_factory) -> int:
 
     try:
         return asyncio.run(coro_factory())
-    except _Stop as stop:
-        _err(str(stop))
+    except Stop as stop:
+        err(str(stop))
         return stop.code
     except SubmitRefused as exc:
-        _err(str(exc))
-        return EXIT_USAGE if exc.unreadable else EXIT_REFUSED
+        err(str(exc))
+        return EXIT_USAGE if exc.unreadable else EXIT_PROBLEM
     except JournalWriteFailed as exc:  # e.g. settling an earlier entry, before anything is sent
-        _err(f"Stopped: {exc}. Free space there, then run the command again.")
-        return EXIT_REFUSED
+        err(f"Stopped: {exc}. Free space there, then run the command again.")
+        return EXIT_PROBLEM
     except CapabilityMissing as exc:  # this LMS cannot do it: a refusal, not a network failure
-        _err(str(exc))
-        return EXIT_REFUSED
+        err(str(exc))
+        return EXIT_PROBLEM
     except (ConnectFailed, LmsError) as exc:
         code, sentence = failure_sentence(exc)
-        _err(sentence)
+        err(sentence)
         return code
 
 
@@ -172,8 +158,8 @@ def _wrap(func):
     def inner(args) -> int:
         try:
             return func(args)
-        except _Stop as stop:
-            _err(str(stop))
+        except Stop as stop:
+            err(str(stop))
             return stop.code
 
     return inner
@@ -185,12 +171,6 @@ def _journal():
     return Journal()
 
 
-def _visible(text: Any) -> str:
-    from importconsole.importfile.safe_text import visible
-
-    return visible("" if text is None else str(text))
-
-
 # ---- config ---------------------------------------------------------------------------------
 
 def cmd_config_validate(args) -> int:
@@ -199,12 +179,12 @@ def cmd_config_validate(args) -> int:
     path = config_path(getattr(args, "config", None))
     problems = validate_config(path)
     if not problems:
-        print(f"{path}: OK")
+        print(visible_lines(f"{path}: OK"))
         return EXIT_OK
     for problem in problems:
-        print(problem)
-    print(f"{len(problems)} problem(s). See config.example.toml for every key, with a comment.", file=sys.stderr)
-    return EXIT_REFUSED
+        print(visible_lines(problem))  # a problem quotes the file: its path, keys and values
+    err(f"{len(problems)} problem(s). See config.example.toml for every key, with a comment.")
+    return EXIT_PROBLEM
 
 
 def cmd_config_init(args) -> int:
@@ -215,7 +195,7 @@ def cmd_config_init(args) -> int:
         path = init_config(getattr(args, "config", None), profile=name, base_url=args.base_url, username=args.username,
                            ca_bundle=args.ca_bundle, importer=args.importer)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     print(f"Wrote {path} with profile {name!r}. Next: importconsole login --profile {name}")
     return EXIT_OK
@@ -235,20 +215,21 @@ def cmd_login(args) -> int:
     try:
         backend = _find_backend(KEYRING_TIMEOUT)
     except TokenError as exc:  # a keyring that does not answer: said before a token is typed
-        _err(str(exc))
+        err(str(exc))
         return EXIT_SETUP
     if backend is None:  # this host, not the LMS (exit 3 is the LMS's)
-        _err(no_backend_passwords_sentence() if profile.is_ethosce else _no_backend_sentence())
+        err(no_backend_passwords_sentence() if profile.is_ethosce else _no_backend_sentence())
         return EXIT_SETUP
     if profile.is_ethosce:
         return _login_ethosce(args, profile)
     if sys.stdin.isatty():
-        token = getpass.getpass(f"API token for {profile.username} on {profile.base_url} (not shown): ", stream=sys.stderr)
+        token = getpass.getpass(visible_lines(f"API token for {profile.username} on {profile.base_url} (not shown): "),
+                                stream=sys.stderr)
     else:
         token = sys.stdin.readline()  # e.g. `pass show lms | importconsole login`
     token = token.strip()
     if not token:
-        _err("No token given; nothing was stored.")
+        err("No token given; nothing was stored.")
         return EXIT_USAGE
     crash.register_secret(token)
     if not args.no_check:
@@ -256,15 +237,15 @@ def cmd_login(args) -> int:
 
         try:
             me = asyncio.run(_who(profile, Credentials(token=token)))
-        except Exception as exc:  # a ConnectFailed sentence, or _Stop
-            _err(f"{exc} The token was not stored.")
+        except Exception as exc:  # a ConnectFailed sentence, or Stop
+            err(f"{exc} The token was not stored.")
             return EXIT_LMS
         if me.username != profile.username:
-            _err(f"Note: this token belongs to {me.username}, not {profile.username} as the profile says.")
+            err(f"Note: this token belongs to {me.username}, not {profile.username} as the profile says.")
     try:
         print(store_token(profile, token))
     except TokenError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_SETUP
     return EXIT_OK
 
@@ -287,12 +268,13 @@ def _login_ethosce(args, profile) -> int:
     values = []
     for spec in password_specs(profile):
         if sys.stdin.isatty():
-            value = getpass.getpass(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): ", stream=sys.stderr)
+            value = getpass.getpass(visible_lines(f"{spec.what[0].upper()}{spec.what[1:]} {spec.whose} (not shown): "),
+                                    stream=sys.stderr)
         else:
             value = sys.stdin.readline()
         value = value.strip()
         if not value:
-            _err(f"No {spec.what} given; nothing was stored.")
+            err(f"No {spec.what} given; nothing was stored.")
             return EXIT_USAGE
         crash.register_secret(value)
         values.append(value)
@@ -300,12 +282,12 @@ def _login_ethosce(args, profile) -> int:
         try:
             asyncio.run(_who(profile, Credentials(password=values[0], restws_password=values[1])))
         except Exception as exc:
-            _err(f"{exc} The passwords were not stored.")
+            err(f"{exc} The passwords were not stored.")
             return EXIT_LMS
     try:
         print(store_passwords(profile, values[0], values[1]))
     except TokenError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_SETUP
     return EXIT_OK
 
@@ -318,7 +300,7 @@ def cmd_logout(args) -> int:
     try:
         removed = delete_token(profile)
     except TokenError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_SETUP
     what = f"Passwords of {profile.username} and {profile.restws_username}" if profile.is_ethosce else f"Token for {profile.username}"
     print(f"{what} on profile {profile.name} removed from the keyring." if removed
@@ -328,68 +310,29 @@ def cmd_logout(args) -> int:
 
 # ---- submit ---------------------------------------------------------------------------------
 
-class UploadProgress:
-    """A one-line bar on stderr (only on a terminal; redirected stderr gets one line at the end)."""
-
-    def __init__(self, stream=None, width: int = 30, label: str = "Uploading", quiet_end: bool = False):
-        self.stream = stream or sys.stderr  # looked up now: tests and the TUI swap sys.stderr
-        self.label = label
-        self.quiet_end = quiet_end
-        self.width = width
-        self.tty = self.stream.isatty()
-        self._last = 0.0
-        self.sent = 0
-        self.total = 0
-
-    def __call__(self, sent: int, total: int) -> None:
-        self.sent, self.total = sent, total
-        now = time.monotonic()
-        if not self.tty or (now - self._last < 0.1 and sent < total):
-            return
-        self._last = now
-        frac = sent / total if total else 1.0
-        bar = "#" * int(frac * self.width)
-        self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {sent / 1e6:.1f}/{total / 1e6:.1f} MB")
-        self.stream.flush()
-
-    def end_line(self) -> None:
-        """End the bar's line if one was drawn (before an error is printed)."""
-        if self.tty and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-        elif self.total and not self.quiet_end:
-            self.stream.write(f"Uploaded {self.total} bytes\n")
-        self.stream.flush()
+def upload_progress(label: str = "Uploading", *, quiet_end: bool = False, stream=None) -> Progress:
+    """Bytes sent, as a bar on a terminal; redirected stderr gets `Uploaded N bytes` at the end
+    (nothing with quiet_end: the check before the upload)."""
+    return Progress(label, unit="bytes", stream=stream,
+                    summary=None if quiet_end else (lambda sent, total: f"Uploaded {total} bytes"))
 
 
-def _confirm_on_terminal(plan) -> bool:
-    _err("Warnings:")
+def confirm_warnings(args, plan) -> None:
+    """The warnings, then --yes goes ahead (saying what it confirmed) or a terminal is asked;
+    otherwise SubmitRefused: nothing is sent."""
+    from importconsole.importfile.wording import plural
+    from importconsole.operations.submit import SubmitRefused
+
+    warnings = plural(len(plan.warnings), "warning")
+    err(f"Submitting despite {warnings} (--yes):" if args.yes else "Warnings:")
     for warning in plan.warnings:
-        _err(f"  {warning}")
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return False
-    sys.stderr.write(f"Submit {_visible(plan.path.name)} anyway? [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def _confirm_warnings(args, plan) -> bool:
-    """--yes goes ahead (saying what it confirmed); a terminal is asked; otherwise no."""
-    if args.yes:
-        _err(f"Submitting despite {len(plan.warnings)} warning(s) (--yes):")
-        for warning in plan.warnings:
-            _err(f"  {warning}")
-        return True
-    return _confirm_on_terminal(plan)
+        err(f"  {warning}")
+    if not confirm(f"Submit {plan.path.name} anyway?", yes=args.yes, not_asked=None):
+        raise SubmitRefused(f"Not submitted: {warnings} to confirm; read them, then run again with --yes.")
 
 
 def cmd_submit(args) -> int:
-    from importconsole.importfile.wording import plural
-    from importconsole.operations.submit import SubmitRefused, prepare_submit, reconcile_pending, send_plan
+    from importconsole.operations.submit import prepare_submit, reconcile_pending, send_plan
 
     async def go() -> int:
         profile = _profile(args)
@@ -399,32 +342,30 @@ def cmd_submit(args) -> int:
             from importconsole.cli import ethosce_cmds
 
             async with await _connect(profile, check=False) as site:
-                return await ethosce_cmds.submit(args, site, profile, journal, lambda plan: _confirm_warnings(args, plan))
+                return await ethosce_cmds.submit(args, site, profile, journal, lambda plan: confirm_warnings(args, plan))
         async with await _connect(profile) as lms:
             for item in await reconcile_pending(journal, lms):
-                _err(item.sentence)
-            checking = UploadProgress(label="Validating", quiet_end=True)
+                err(item.sentence)
+            checking = upload_progress("Validating", quiet_end=True)
             try:
                 plan = await prepare_submit(lms, args.file, importer=importer, course_external_id=args.course,
                                             validation_progress=checking)
-            finally:
-                if checking.total:
-                    checking.done()
+            except BaseException:
+                checking.end_line()  # what follows starts on its own line; the bar shows where it stopped
+                raise
+            if checking.total:
+                checking(checking.total, checking.total)  # read to the end (the last step reported may be earlier)
+                checking.done()
             recorded = plan.report.award_lines() if plan.report is not None else []
             if recorded:  # importfile.award: the one answer, shown before anything is sent
-                _err("What the LMS will record for these rows:")
+                err("What the LMS will record for these rows:")
                 for line in recorded:
-                    _err(f"  {line}")
+                    err(f"  {line}")
             for note in plan.notes:  # what this LMS cannot tell (e.g. no record of earlier imports)
-                _err(note)
+                err(note)
             if plan.warnings:
-                if args.yes:
-                    _err(f"Submitting despite {plural(len(plan.warnings), 'warning')} (--yes):")
-                    for warning in plan.warnings:
-                        _err(f"  {warning}")
-                elif not _confirm_on_terminal(plan):
-                    raise SubmitRefused(f"Not submitted: {plural(len(plan.warnings), 'warning')} to confirm; read them, then run again with --yes.")
-            bar = UploadProgress()
+                confirm_warnings(args, plan)
+            bar = upload_progress()
             sending.append(plan.path)
             try:
                 outcome = await send_plan(plan, client=lms, journal=journal, profile=profile.name,
@@ -435,10 +376,10 @@ def cmd_submit(args) -> int:
             bar.done()
             print(outcome.sentence, flush=True)
             for note in outcome.notes:
-                _err(note)
+                err(note)
             created.append(outcome.import_.id)
             if outcome.journal_problem:
-                return EXIT_REFUSED  # created, but not recorded: not a clean success
+                return EXIT_PROBLEM  # created, but not recorded: not a clean success
             if args.watch:
                 return await _watch_after_submit(args, lms, profile, journal, outcome.import_.id)
             return EXIT_OK
@@ -450,14 +391,14 @@ def cmd_submit(args) -> int:
     except KeyboardInterrupt:
         if created:
             # The LMS answered and the journal says created: only the watching stops.
-            _err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
+            err(f"\nStopped watching. Import {created[0]} was created on the LMS (the journal records it) and goes "
                  f"on there: follow it with `importconsole watch {created[0]}`.")
-            return 130
+            return EXIT_INTERRUPTED
         if not sending:
             raise
-        _err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
+        err(f"\nInterrupted during the upload of {sending[0].name}: it may or may not have reached the LMS. "
              "Nothing will be sent again on its own; `importconsole journal --reconcile` tells which.")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 async def _watch_after_submit(args, lms, profile, journal, import_id: int) -> int:
@@ -499,9 +440,9 @@ def cmd_imports(args) -> int:
             rows = f"{i.rows_processed}/{i.rows_total}"
             # Ids are clipped with a visible "…", never cut silently (`importconsole imports --json` has them whole).
             state = f"{i.state} (HUNG)" if i.id in hung else i.state
-            print(f"{i.id:>6}  {state:<22} {i.importer:<8} {clip(_visible(i.course_external_id or '-'), 16):<16} "
-                  f"{rows:>11}  {clip(_visible(i.created_by), 12):<12} {(i.created_at or '')[:19]:<20} "
-                  f"{_visible(i.file_name)}")
+            print(f"{i.id:>6}  {state:<22} {i.importer:<8} {clip(visible(i.course_external_id or '-'), 16):<16} "
+                  f"{rows:>11}  {clip(visible(i.created_by or ''), 12):<12} {(i.created_at or '')[:19]:<20} "
+                  f"{visible(i.file_name or '')}")
         if page.next_offset is not None:
             print(f"({len(page.items)} shown; there are more: --limit N shows up to 1000.)")
         for import_id in sorted(hung):
@@ -559,9 +500,9 @@ def cmd_journal(args) -> int:
     for e in entries:
         what = f"{e.action} {Path(e.file_path).name if e.file_path else ''}".strip()
         imp = f"import {e.import_id}" if e.import_id is not None else "no import"
-        print(f"{e.time[:19]}  {e.outcome:<15} {imp:<14} {_visible(what)}  ({_visible(e.lms_user or '?')} as {_visible(e.os_user or '?')}, profile {_visible(e.profile or '?')})")
+        print(f"{e.time[:19]}  {e.outcome:<15} {imp:<14} {visible(what)}  ({visible(e.lms_user or '?')} as {visible(e.os_user or '?')}, profile {visible(e.profile or '?')})")
         if e.message:
-            print(f"{'':21}{_visible(e.message)}")
+            print(f"{'':21}{visible(e.message)}")
     pending = [e for e in entries if e.pending]
     if pending and not args.reconcile:
         print(f"{len(pending)} entr{'y' if len(pending) == 1 else 'ies'} left 'sending': run `importconsole journal --reconcile` to settle with the LMS.")

@@ -1,7 +1,7 @@
 """`watch`, `diagnose`, `unlock`, `reimport`, `recover`, `credit-fix`: thin wrappers over
 importconsole.operations (the TUI calls the same functions).
 
-Exit codes (cli/__init__.py): 0 done, 1 the job found a problem (hung, refused, not proposed),
+Exit codes (cli/common.py): 0 done, 1 the job found a problem (hung, refused, not proposed),
 2 usage, 3 the LMS could not be reached or refused us.
 """
 
@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from importconsole.cli.common import EXIT_INTERRUPTED, EXIT_LMS, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Stop, ask, confirm, emit, err
 from importconsole.importfile.safe_text import json_dumps, visible  # JSON: bidi and control characters as \u escapes
 from importconsole.importfile.wording import plural
 from importconsole.lms.models import ACTIVE_STATES, ImportState
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_LMS = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
@@ -80,12 +77,12 @@ def _import_ref(text: str) -> int | str:
 
 
 def _ethosce(session) -> bool:
-    return getattr(session.profile, "kind", "reference") == "ethosce"
+    return session.profile.is_ethosce
 
 
 def _numbered(args, session) -> None:
     """The console's own API names an import by number: a word there is a usage error, said."""
-    if not _ethosce(session) and isinstance(getattr(args, "import_id", None), str):
+    if not _ethosce(session) and isinstance(args.import_id, str):
         raise _UsageError(f"{args.import_id!r} is an importer id; on profile {session.profile.name} imports are "
                           "numbered (importconsole imports lists them).")
 
@@ -102,13 +99,11 @@ class _Session:
     """The profile, its connected backend (lms.connect, the one place that builds it) and the journal."""
 
     def __init__(self, args):
+        from importconsole.cli.lms_cmds import _client, _profile, _token  # Stop: the sentence and exit code
         from importconsole.journal import Journal
-        from importconsole.lms.connect import find_credentials, open_backend
-
-        from importconsole.cli.lms_cmds import _profile, retry_policy
 
         self.profile = _profile(args)
-        self.client = open_backend(self.profile, find_credentials(self.profile), retry=retry_policy())
+        self.client = _client(self.profile, _token(self.profile))
         self.journal = Journal()
 
     def journal_fields(self) -> dict[str, Any]:
@@ -118,7 +113,6 @@ class _Session:
 def _run(args, body) -> int:
     """Open the session, run `body(session)`, turn every known failure into one sentence.
     Exit codes as everywhere: config 1 (2 when there is none), LMS unreachable or refusing 3."""
-    from importconsole.cli.lms_cmds import _Stop
     from importconsole.lms.connect import ConnectFailed, failure_sentence
     from importconsole.journal import JournalWriteFailed
     from importconsole.lms.errors import LmsError, NotFound
@@ -127,12 +121,9 @@ def _run(args, body) -> int:
 
     try:
         session = _Session(args)
-    except _Stop as stop:
-        print(f"importconsole: {stop}", file=sys.stderr)
+    except Stop as stop:
+        err(f"importconsole: {stop}")
         return stop.code
-    except ConnectFailed as error:
-        print(f"importconsole: {error}", file=sys.stderr)
-        return error.exit_code
 
     async def main():
         async with session.client:
@@ -142,36 +133,29 @@ def _run(args, body) -> int:
         _numbered(args, session)
         return asyncio.run(main())
     except _UsageError as error:
-        print(f"importconsole: {error}", file=sys.stderr)
+        err(f"importconsole: {error}")
         return EXIT_USAGE
     except JournalWriteFailed as error:
-        _emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
+        emit(args, {"error": str(error)}, f"Stopped: {error}. Check `importconsole journal` and the import on the LMS "
                                            "before running the command again.", err=True)
         return EXIT_PROBLEM
     except RecoveryRefused as error:
-        _emit(args, {"refused": str(error)}, f"Refused: {error}")
+        emit(args, {"refused": str(error)}, f"Refused: {error}")
         return EXIT_PROBLEM
     except NotFound as error:
-        if getattr(args, "import_id", None) is None:
+        if args.import_id is None:
             code, text = failure_sentence(error)
         else:  # the LMS answered: the id the admin gave names no import (exit 3 is for an LMS not reached)
             code, text = EXIT_USAGE, f"{error} See the imports and their ids with `importconsole imports`."
-        _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+        emit(args, {"error": text}, f"importconsole: {text}", err=True)
         return code
     except CapabilityMissing as error:  # this LMS cannot do it: said, not a network failure
-        _emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
+        emit(args, {"refused": str(error), "capability": error.capability}, f"importconsole: {error}", err=True)
         return EXIT_PROBLEM
     except (ConnectFailed, LmsError) as error:
         code, sentence = failure_sentence(error)
-        _emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
+        emit(args, {"error": sentence}, f"importconsole: {sentence}", err=True)
         return code
-
-
-def _emit(args, data: dict, text: str, *, err: bool = False) -> None:
-    if getattr(args, "json", False):
-        print(json_dumps(data), flush=True)
-    else:
-        print(visible(text).replace("<U+000A>", "\n"), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _ranges(rows: list[int]) -> str:
@@ -187,13 +171,7 @@ def _ranges(rows: list[int]) -> str:
 
 
 def _confirm(args, question: str) -> bool:
-    if getattr(args, "yes", False):
-        return True
-    if not sys.stdin.isatty():
-        print(f"{question}\nNot confirmed: no terminal to ask on. Run again with --yes to go ahead.", file=sys.stderr)
-        return False
-    answer = input(f"{question} [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    return confirm(question, yes=args.yes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,14 +198,15 @@ def cmd_watch(args) -> int:
         again = " or ".join(f"`importconsole watch {i}`" for i in ids[:3]) or "`importconsole watch`"
         which = (f"import{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} go{'es' if len(ids) == 1 else ''}"
                  if ids else "any import goes")
-        print(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
-              "or see them all with `importconsole imports`.", file=sys.stderr)
-        return 130
+        err(f"Stopped watching. Nothing was changed: {which} on on the LMS. Follow again with {again}, "
+            "or see them all with `importconsole imports`.")
+        return EXIT_INTERRUPTED
 
 
 async def _watch(args, session) -> int:
+    """Follow until settled (operations.watch.UntilSettled): exit 0 when every import followed completed."""
     from importconsole.operations.hung import diagnose_import
-    from importconsole.operations.watch import ImportWatcher
+    from importconsole.operations.watch import ImportWatcher, UntilSettled
 
     client = session.client
     watcher = ImportWatcher(
@@ -242,93 +221,85 @@ async def _watch(args, session) -> int:
     if args.import_id is not None:
         await watcher.follow(args.import_id)
     runner = asyncio.create_task(watcher.run())
-    last_line: dict[int, tuple[float, str]] = {}
-    hung_since: dict[int, float] = {}
-
-    printed: dict[int, str] = {}
-    unseen_said = [0.0]  # monotonic time of the last "not seen" line
-
-    def say_unseen(force: bool = False) -> None:
-        """While the LMS is not seen: why, since when, what to do; repeated while it lasts."""
-        unseen = watcher.unseen
-        if unseen is None or (not force and time.monotonic() - unseen_said[0] < UNSEEN_REMINDER):
-            return
-        unseen_said[0] = time.monotonic()
-        _emit(args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not args.json)
-
-    def show(view, force: bool = False) -> None:
-        now = time.monotonic()
-        seen = last_line.get(view.import_id)
-        key = f"{view.shown_state}:{view.diagnosis is not None}"
-        if not force and seen and seen[1] == key and now - seen[0] < args.every:
-            return
-        data = {"event": "import", **view.to_json()}
-        line = json_dumps(data) if args.json else view.describe()
-        if printed.get(view.import_id) == line:
-            return  # nothing new to say (e.g. the final line, already printed when it arrived)
-        last_line[view.import_id] = (now, key)
-        printed[view.import_id] = line
-        _emit(args, data, view.describe())
-
-    def done(view) -> bool:
-        if view.finished:
-            return True
-        if view.hung:
-            hung_since.setdefault(view.import_id, time.monotonic())
-            # Wait briefly for the diagnosis; a failed one must not keep us here.
-            return view.diagnosis is not None or time.monotonic() - hung_since[view.import_id] > 15
-        return False
-
-    def targets():
-        if args.import_id is not None:
-            view = watcher.views.get(args.import_id)
-            return [view] if view else []
-        return [v for v in watcher.views.values() if v.import_id in followed]
-
-    followed = {v.import_id for v in watcher.views.values() if not v.finished}
-    if args.import_id is None and not followed:
-        _emit(args, {"event": "idle", "message": "no import is queued or running"}, "No import is queued or running.")
+    until = UntilSettled(watcher, args.import_id)
+    lines = _WatchLines(args, watcher)
+    if until.idle:
+        emit(args, {"event": "idle", "message": "no import is queued or running"}, "No import is queued or running.")
         watcher.stop()
         await runner
         return EXIT_OK
-    for view in targets():
-        show(view, force=True)
-    args.watched = {v.import_id for v in targets()}
+    for view in until.targets():
+        lines.show(view, force=True)
+    args.watched = {v.import_id for v in until.targets()}
     try:
         while watcher.fatal is None:
-            current = targets()
-            args.watched = {v.import_id for v in current if not v.finished}
-            if current and all(done(v) for v in current):
+            args.watched = until.still_going()
+            if until.settled():
                 break
-            say_unseen()
+            lines.say_unseen()
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=watcher.poll_interval)
             except TimeoutError:
                 continue
-            if update.kind == "lms":
-                if update.unseen is not None:
-                    say_unseen(force=True)
-                else:
-                    _emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
-            elif update.kind == "connection":
-                _emit(args, {"event": "connection", "connection": update.connection},
-                      "event stream live" if update.connection == "live" else
-                      f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
-            elif update.kind == "import" and update.view is not None:
-                if args.import_id is None and not update.view.finished:
-                    followed.add(update.view.import_id)
-                if update.view in targets() or update.view.import_id in followed or update.view.import_id == args.import_id:
-                    finished = update.view.finished or (update.view.hung and update.view.diagnosis is not None)
-                    show(update.view, force=finished)
+            lines.tell(update, until)
     finally:
         watcher.stop()
         await runner
     if watcher.fatal is not None:
         raise watcher.fatal  # the token was refused: say so and stop (exit 3), never loop in silence
-    final = targets()
+    final = until.targets()
     for view in final:
-        show(view, force=True)
+        lines.show(view, force=True)
     return EXIT_OK if all(v.state == ImportState.COMPLETED for v in final) else EXIT_PROBLEM
+
+
+class _WatchLines:
+    """What `watch` prints: at most one line per import every --every seconds (or when its state
+    changes), never the same line twice; while the LMS is not seen, why, repeated every UNSEEN_REMINDER."""
+
+    def __init__(self, args, watcher):
+        self.args, self.watcher = args, watcher
+        self.last_line: dict[int, tuple[float, str]] = {}
+        self.printed: dict[int, str] = {}
+        self.unseen_said = 0.0  # monotonic time of the last "not seen" line
+
+    def say_unseen(self, force: bool = False) -> None:
+        """While the LMS is not seen: why, since when, what to do; repeated while it lasts."""
+        unseen = self.watcher.unseen
+        if unseen is None or (not force and time.monotonic() - self.unseen_said < UNSEEN_REMINDER):
+            return
+        self.unseen_said = time.monotonic()
+        emit(self.args, {"event": "lms_unseen", **unseen.to_json()}, unseen.sentence(), err=not self.args.json)
+
+    def show(self, view, force: bool = False) -> None:
+        now = time.monotonic()
+        seen = self.last_line.get(view.import_id)
+        key = f"{view.shown_state}:{view.diagnosis is not None}"
+        if not force and seen and seen[1] == key and now - seen[0] < self.args.every:
+            return
+        data = {"event": "import", **view.to_json()}
+        line = json_dumps(data) if self.args.json else view.describe()
+        if self.printed.get(view.import_id) == line:
+            return  # nothing new to say (e.g. the final line, already printed when it arrived)
+        self.last_line[view.import_id] = (now, key)
+        self.printed[view.import_id] = line
+        emit(self.args, data, view.describe())
+
+    def tell(self, update, until) -> None:
+        """One WatchUpdate: the LMS seen or not, the event stream's state, or an import followed."""
+        args, watcher = self.args, self.watcher
+        if update.kind == "lms":
+            if update.unseen is not None:
+                self.say_unseen(force=True)
+            else:
+                emit(args, {"event": "lms_seen"}, "The LMS answers again.", err=not args.json)
+        elif update.kind == "connection":
+            emit(args, {"event": "connection", "connection": update.connection},
+                 "event stream live" if update.connection == "live" else
+                 f"event stream {update.connection}: {watcher.last_error or ''}".rstrip(": "))
+        elif update.kind == "import" and update.view is not None and until.concerns(update.view):
+            finished = update.view.finished or (update.view.hung and update.view.diagnosis is not None)
+            self.show(update.view, force=finished)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +322,7 @@ def cmd_diagnose(args) -> int:
             text = f"{head}. It ended by itself, so it did not hang: nothing to diagnose."
             if item.error:
                 text += f"\nThe LMS said: {item.error}"
-            _emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
+            emit(args, {"import_id": item.id, "state": item.state, "cause": None, "summary": text}, text)
             return EXIT_PROBLEM
         diagnosis = await diagnose_import(session.client, args.import_id, journal=session.journal)
         verdict = await _stall(session, item) if item.state in ACTIVE_STATES else None
@@ -371,7 +342,7 @@ def cmd_diagnose(args) -> int:
         data = diagnosis.to_json()
         if verdict is not None:
             data.update(moved_ago=verdict.moved_ago, hung=verdict.hung, stall=verdict.sentence)
-        _emit(args, data, "\n".join(lines))
+        emit(args, data, "\n".join(lines))
         return EXIT_OK if diagnosis.known else EXIT_PROBLEM
 
     return _run(args, body)
@@ -426,18 +397,18 @@ def cmd_recover(args) -> int:
         plan = await plan_recovery(session.client, args.import_id, journal=session.journal, unlock_only=mode == "unlock")
         if mode in ("unlock", "recover") and not plan.needs_unlock:
             if mode == "unlock":
-                _emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
+                emit(args, {"plan": plan.to_json(), "outcome": "already unlocked"},
                       f"Import {plan.import_id} is already unlocked. Re-import the rest with `importconsole reimport {plan.import_id}`.")
                 return EXIT_PROBLEM
         if mode in ("unlock", "recover") and plan.needs_unlock:
             refused = await _not_hung_yet(session, args)
             if refused:
-                _emit(args, {"refused": refused, "plan": plan.to_json()}, refused)
+                emit(args, {"refused": refused, "plan": plan.to_json()}, refused)
                 return EXIT_PROBLEM
         if mode == "reimport" and plan.needs_unlock:
             raise_text = (f"Import {plan.import_id} still holds the {plan.importer} importer's lock: unlock it first "
                           f"(`importconsole recover {plan.import_id}` does both).")
-            _emit(args, {"refused": raise_text, "plan": plan.to_json()}, raise_text)
+            emit(args, {"refused": raise_text, "plan": plan.to_json()}, raise_text)
             return EXIT_PROBLEM
         if not args.json:
             print(visible("\n".join(plan.describe())).replace("<U+000A>", "\n"))
@@ -452,7 +423,7 @@ def cmd_recover(args) -> int:
         if plan.already_reimported is not None:
             question = ""  # nothing will be sent: no question to ask
         if question and not _confirm(args, question):
-            _emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
+            emit(args, {"plan": plan.to_json(), "outcome": "not confirmed"}, "Nothing was changed.")
             return EXIT_PROBLEM
         say = None if args.json else (lambda text: print(visible(text)))
         result = await execute_recovery(session.client, plan, journal=session.journal,
@@ -479,11 +450,9 @@ def _completion_date(args) -> str | None:
     """The batch's completion date: --date, else asked once on a terminal; None = not chosen."""
     if args.date:
         return args.date
-    if args.json or not sys.stdin.isatty():
+    if args.json:
         return None
-    answer = input("date_completed for these completion-only rows: today, file (the file's own dates) or "
-                   "YYYY-MM-DD? ").strip()
-    return answer or None
+    return ask("date_completed for these completion-only rows: today, file (the file's own dates) or YYYY-MM-DD?") or None
 
 
 def _date_problem(choice: str, args) -> str | None:
@@ -499,104 +468,40 @@ def _date_problem(choice: str, args) -> str | None:
 
 
 def cmd_credit_fix(args) -> int:
-    if args.file and not Path(args.file).is_file():
-        print(f"importconsole: {args.file}: " + ("is a folder, not an import file" if Path(args.file).is_dir()
-                                                 else "no such file"), file=sys.stderr)
-        return EXIT_USAGE
+    if args.file:
+        from importconsole.importfile.reader import ImportFileError, check_regular_file
+
+        try:  # a FIFO, a folder or a missing file, said as validate and fix say it, before the LMS is asked
+            check_regular_file(args.file)
+        except ImportFileError as error:
+            err(f"importconsole: {args.file}: {error}")
+            return EXIT_USAGE
     if args.date and (problem := _date_problem(args.date, args)):
-        print(f"importconsole: {problem}", file=sys.stderr)
+        err(f"importconsole: {problem}")
         return EXIT_USAGE
 
     async def body(session):
-        from importconsole.importfile.reader import ImportFileError
-        from importconsole.lms.errors import NotFound
-        from importconsole.operations.credit_fix import (
-            date_proposals, describe_dates, propose_credit_fixes, submit_proposals, write_proposal_file,
-        )
+        from importconsole.operations.credit_fix import write_proposal_file
 
-        try:
-            proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
-                                                   import_id=args.import_id, file=args.file)
-        except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
-            _emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
-            return EXIT_USAGE
-        if any(p.proposed for p in proposals):
-            # Asked once for the batch, never silently today (issue 10).
-            choice = _completion_date(args)
-            problem = _date_problem(choice, args) if choice else (
-                "Which date_completed should these completion-only rows carry? Give --date today, --date file "
-                "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
-            if problem:
-                _emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
-                return EXIT_USAGE
-            proposals = date_proposals(proposals, choice)
+        proposals = await _dated_proposals(args, session)
+        if isinstance(proposals, int):
+            return proposals  # refused: said
         try:
             written = write_proposal_file(proposals, args.out)
         except OSError as error:
             text = (f"cannot write the proposal files to {args.out}: {error.strerror or error}. "
                     "Give a folder you can write to with --out DIR. Nothing was submitted.")
-            _emit(args, {"error": text}, f"importconsole: {text}", err=True)
+            emit(args, {"error": text}, f"importconsole: {text}", err=True)
             return EXIT_USAGE
-        proposed = [p for p in proposals if p.proposed]
         if not args.json:
-            if not proposals:
-                print("Nothing to fix: no imported credit that would stay unreported or sit on an incomplete enrollment.")
-            for p in proposals:
-                print(visible(("+ " if p.proposed else "- ") + p.describe()))
-            for course, path in written.import_files.items():
-                print(f"Wrote {path} (completion-only rows for {visible(course)})")
-            if written.report:
-                print(f"Wrote {written.report} (every decision)")
-            covered = sorted({r for p in proposed for r in p.rows})
-            if args.file and covered:
-                # The proposal file replaces these rows; the rest of the file still needs importing.
-                print(visible(f"The completion-only rows replace rows {_ranges(covered)} of {args.file}: import the "
-                              "other rows without them, or make the whole file completion-only where it is safe "
-                              f"with `importconsole fix {args.file} --completion-only --out FIXED.csv`."))
+            _print_proposals(args, proposals, written)
         outcome: dict[str, Any] = {"proposals": [p.to_json() for p in proposals],
                                    "files": {c: str(p) for c, p in written.import_files.items()},
                                    "report": str(written.report) if written.report else None, "submitted": []}
-        if args.submit and proposed:
-            courses = ", ".join(sorted(written.import_files))
-            proposed = [p for p in proposals if p.proposed]
-            more = sum(1 for p in proposed if p.beyond_current())
-            beyond = f"; {plural(more, 'learner')} of them get more credit than they hold now" if more else ""
-            if _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
-                              f"through the course-level importer (one import per course: {courses}){beyond}?"):
-                from importconsole.operations.credit_fix import CreditFixStopped
-
-                def warn(course, text):
-                    if not args.json:
-                        print(visible(f"warning ({course}): {text}"))
-
-                shown_steps: set = set()
-
-                def step(p):
-                    # One line per course and phase, not one per poll (a log, not a spinner).
-                    if not args.json and (p.course, p.phase) not in shown_steps:
-                        shown_steps.add((p.course, p.phase))
-                        print(p.sentence, flush=True)
-                try:
-                    submitted = await submit_proposals(session.client, written, journal=session.journal,
-                                                       journal_fields=session.journal_fields(), on_warning=warn,
-                                                       on_progress=step)
-                except CreditFixStopped as error:
-                    outcome["submitted"] = [{"course_external_id": c, "import_id": i.id, "state": i.state}
-                                            for c, i in error.submitted.items()]
-                    outcome["not_submitted"] = error.not_submitted
-                    _emit(args, {**outcome, "refused": str(error)}, f"Stopped: {visible(str(error))}", err=True)
-                    from importconsole.lms.errors import ImporterLocked, LmsError
-
-                    unreached = isinstance(error.cause, LmsError) and not isinstance(error.cause, ImporterLocked)
-                    return EXIT_LMS if unreached else EXIT_PROBLEM
-                for course, item in submitted.items():
-                    outcome["submitted"].append({"course_external_id": course, "import_id": item.id, "state": item.state})
-                    if not args.json:
-                        print(f"Submitted {visible(course)}: import {item.id} ended {item.state}.")
-            else:
-                outcome["submitted"] = None
-                if not args.json:
-                    print("Nothing was submitted: the proposal files are written; submit them after checking.")
+        if args.submit and any(p.proposed for p in proposals):
+            stopped = await _submit_proposals(args, session, proposals, written, outcome)
+            if stopped is not None:
+                return stopped
         if args.json:
             print(json_dumps(outcome))
         if outcome["submitted"] is None:
@@ -604,3 +509,91 @@ def cmd_credit_fix(args) -> int:
         return EXIT_OK if all(p.proposed for p in proposals) else EXIT_PROBLEM
 
     return _run(args, body)
+
+
+async def _dated_proposals(args, session):
+    """The proposals, dated by the batch's one completion date; an exit code when refused (said)."""
+    from importconsole.importfile.reader import ImportFileError
+    from importconsole.lms.errors import NotFound
+    from importconsole.operations.credit_fix import date_proposals, propose_credit_fixes
+
+    try:
+        proposals = await propose_credit_fixes(session.client, course_external_id=args.course,
+                                               import_id=args.import_id, file=args.file)
+    except (ImportFileError, NotFound) as error:  # a file or filter that names nothing to look at
+        emit(args, {"error": str(error)}, f"importconsole: {error}", err=True)
+        return EXIT_USAGE
+    if not any(p.proposed for p in proposals):
+        return proposals
+    # Asked once for the batch, never silently today (issue 10).
+    choice = _completion_date(args)
+    problem = _date_problem(choice, args) if choice else (
+        "Which date_completed should these completion-only rows carry? Give --date today, --date file "
+        "(the file's own dates, with --file) or --date YYYY-MM-DD. Nothing was written.")
+    if problem:
+        emit(args, {"error": problem}, f"importconsole: {problem}", err=True)
+        return EXIT_USAGE
+    return date_proposals(proposals, choice)
+
+
+def _print_proposals(args, proposals, written) -> None:
+    if not proposals:
+        print("Nothing to fix: no imported credit that would stay unreported or sit on an incomplete enrollment.")
+    for p in proposals:
+        print(visible(("+ " if p.proposed else "- ") + p.describe()))
+    for course, path in written.import_files.items():
+        print(f"Wrote {visible(str(path))} (completion-only rows for {visible(course)})")
+    if written.report:
+        print(f"Wrote {visible(str(written.report))} (every decision)")
+    covered = sorted({r for p in proposals if p.proposed for r in p.rows})
+    if args.file and covered:
+        # The proposal file replaces these rows; the rest of the file still needs importing.
+        print(visible(f"The completion-only rows replace rows {_ranges(covered)} of {args.file}: import the "
+                      "other rows without them, or make the whole file completion-only where it is safe "
+                      f"with `importconsole fix {args.file} --completion-only --out FIXED.csv`."))
+
+
+async def _submit_proposals(args, session, proposals, written, outcome: dict[str, Any]) -> int | None:
+    """--submit, once confirmed: one import per course. Fills outcome["submitted"] (None: not
+    confirmed); an exit code when it stopped part-way (said)."""
+    from importconsole.lms.errors import ImporterLocked, LmsError
+    from importconsole.operations.credit_fix import CreditFixStopped, describe_dates, submit_proposals
+
+    proposed = [p for p in proposals if p.proposed]
+    courses = ", ".join(sorted(written.import_files))
+    more = sum(1 for p in proposed if p.beyond_current())
+    beyond = f"; {plural(more, 'learner')} of them get more credit than they hold now" if more else ""
+    if not _confirm(args, f"Submit {plural(len(proposed), 'completion-only row')}, {describe_dates(proposed)}, "
+                          f"through the course-level importer (one import per course: {courses}){beyond}?"):
+        outcome["submitted"] = None
+        if not args.json:
+            print("Nothing was submitted: the proposal files are written; submit them after checking.")
+        return None
+
+    def warn(course, text):
+        if not args.json:
+            print(visible(f"warning ({course}): {text}"))
+
+    shown_steps: set = set()
+
+    def step(p):
+        # One line per course and phase, not one per poll (a log, not a spinner).
+        if not args.json and (p.course, p.phase) not in shown_steps:
+            shown_steps.add((p.course, p.phase))
+            print(p.sentence, flush=True)
+
+    try:
+        submitted = await submit_proposals(session.client, written, journal=session.journal,
+                                           journal_fields=session.journal_fields(), on_warning=warn, on_progress=step)
+    except CreditFixStopped as error:
+        outcome["submitted"] = [{"course_external_id": c, "import_id": i.id, "state": i.state}
+                                for c, i in error.submitted.items()]
+        outcome["not_submitted"] = error.not_submitted
+        emit(args, {**outcome, "refused": str(error)}, f"Stopped: {visible(str(error))}", err=True)
+        unreached = isinstance(error.cause, LmsError) and not isinstance(error.cause, ImporterLocked)
+        return EXIT_LMS if unreached else EXIT_PROBLEM
+    for course, item in submitted.items():
+        outcome["submitted"].append({"course_external_id": course, "import_id": item.id, "state": item.state})
+        if not args.json:
+            print(f"Submitted {visible(course)}: import {item.id} ended {item.state}.")
+    return None

@@ -65,10 +65,9 @@ def run(args) -> int:
     from importconsole.sandbox.server import serve
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        import sys
+        from importconsole.cli.common import err
 
-        print(f"importconsole sandbox: listening on {args.host}, not only on this machine; "
-              "the demo tokens are public.", file=sys.stderr)
+        err(f"importconsole sandbox: listening on {args.host}, not only on this machine; the demo tokens are public.")
     seed = args.seed
     show_tokens = seed in (None, "demo")
     return serve(host=args.host, port=args.port, db_path=args.db, seed_name=seed,

@@ -513,3 +513,54 @@ class ImportWatcher:
 def _differs(a: ImportView, b: ImportView) -> bool:
     # Rate and ETA wobble on every tick; they alone do not make a change worth publishing.
     return replace(a, rate=None, eta_seconds=None) != replace(b, rate=None, eta_seconds=None)
+
+
+DIAGNOSIS_WAIT = 15.0  # seconds a hung import waits for its diagnosis: a failed one must not keep a follower waiting
+
+
+class UntilSettled:
+    """Which imports a follower (`importconsole watch`) waits for, and whether it may stop: one import
+    (`import_id`), or every import active when it started plus every one that starts meanwhile.
+    Settled when each has ended, or is hung and diagnosed (or its diagnosis has not come within
+    `diagnosis_wait` seconds of the hung verdict)."""
+
+    def __init__(self, watcher: ImportWatcher, import_id: int | None = None, *,
+                 diagnosis_wait: float = DIAGNOSIS_WAIT, clock: Clock = time.monotonic) -> None:
+        self.watcher = watcher
+        self.import_id = import_id
+        self.diagnosis_wait = diagnosis_wait
+        self._clock = clock
+        self.followed = {v.import_id for v in watcher.views.values() if not v.finished}
+        self._hung_since: dict[int, float] = {}
+
+    @property
+    def idle(self) -> bool:
+        """Following every import, and none is queued or running: nothing to wait for."""
+        return self.import_id is None and not self.followed
+
+    def targets(self) -> list[ImportView]:
+        if self.import_id is not None:
+            view = self.watcher.views.get(self.import_id)
+            return [view] if view else []
+        return [v for v in self.watcher.views.values() if v.import_id in self.followed]
+
+    def still_going(self) -> set[int]:
+        return {v.import_id for v in self.targets() if not v.finished}
+
+    def concerns(self, view: ImportView) -> bool:
+        """Is this update about an import followed? (Following every import, one that starts is.)"""
+        if self.import_id is None and not view.finished:
+            self.followed.add(view.import_id)
+        return view.import_id == self.import_id or view.import_id in self.followed
+
+    def view_settled(self, view: ImportView) -> bool:
+        if view.finished:
+            return True
+        if view.hung:
+            since = self._hung_since.setdefault(view.import_id, self._clock())
+            return view.diagnosis is not None or self._clock() - since > self.diagnosis_wait
+        return False
+
+    def settled(self) -> bool:
+        current = self.targets()
+        return bool(current) and all(self.view_settled(v) for v in current)

@@ -6,6 +6,8 @@ everything as it is."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,9 +27,10 @@ class EthosceRecoverScreen(ConsoleModal[bool]):
         Binding("tab", "give_file", "Another file", priority=True),  # the path field, never the scroll box
     ]
 
-    def __init__(self, importer_id: str) -> None:
+    def __init__(self, importer_id: str, *, hung: bool = False) -> None:
         super().__init__()
         self.importer_id = importer_id
+        self.hung = hung  # the monitor's verdict; a locked importer it does not call hung is watched first
         self.plan = None
         self.busy = False
         self.done = False
@@ -94,6 +97,21 @@ class EthosceRecoverScreen(ConsoleModal[bool]):
                 else "Tab: give another file · Esc: close")
         self.query_one("#recover-keys", Static).update(keys)
 
+    async def _not_hung_yet(self, say: Callable[[str], None]) -> bool:
+        """The CLI's rule: only a hung import is unlocked (a slow batch would be cut short); True: refused."""
+        from importconsole.operations.ethosce import not_hung_yet
+
+        session = self.app.session
+        profile = session.profile_config if session is not None else None
+        refused = await not_hung_yet(self.app.lms(), self.plan, hung_after=self.app.hung_after, journal=self.app.journal(),
+                                     poll_interval=profile.poll_interval if profile is not None else 2.0, say=say)
+        if refused is None:
+            return False
+        say(refused)
+        self.plan = None  # Enter again makes a fresh plan, watched again
+        self.query_one("#recover-keys", Static).update("Enter: make a fresh plan · Esc: close")
+        return True
+
     @work(exclusive=True, group="ethosce-recover", exit_on_error=False)
     async def _recover(self) -> None:
         from importconsole.operations.ethosce import recover_importer
@@ -110,6 +128,8 @@ class EthosceRecoverScreen(ConsoleModal[bool]):
 
         steps.update("Unlocking and re-importing...")
         try:
+            if not self.hung and await self._not_hung_yet(say):
+                return
             await recover_importer(self.app.lms(), self.plan, journal=self.app.journal(), say=say)
         except Exception as error:  # ImporterMoved, RecoveryRefused, UploadRefused, ImportDied: sentences
             said_so.append(said(str(error)))

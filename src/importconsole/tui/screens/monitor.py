@@ -73,7 +73,7 @@ class MonitorScreen(ConsoleScreen):
         if chosen is None:
             self.notify("No importer is locked: there is nothing to recover.", severity="warning")
             return
-        self.app.push_screen(EthosceRecoverScreen(chosen.importer_id))
+        self.app.push_screen(EthosceRecoverScreen(chosen.importer_id, hung=bool(chosen.hung)))
 
     @work(exclusive=True, group="importers", exit_on_error=False)
     async def _watch_importers(self, poll_interval: float) -> None:

@@ -3,16 +3,22 @@ re-imported, named before anything changes. Enter confirms; Esc leaves everythin
 
 from __future__ import annotations
 
+import time
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Label, Static
 
 from importconsole.lms.models import ACTIVE_STATES
 from importconsole.operations.watch import ImportView
 from importconsole.tui.screens.base import ConsoleModal
 from importconsole.tui.text import count, shown, said
+
+
+WORKING = "Working... (the LMS is being changed; wait)"
 
 
 class RecoverScreen(ConsoleModal[int | None]):
@@ -34,6 +40,8 @@ class RecoverScreen(ConsoleModal[int | None]):
         self.executing = False
         self.result_id: int | None = None
         self._refused_for: tuple[int, bool] | None = None
+        self._step_began = 0.0  # when the running step began (or last said something)
+        self._working: Timer | None = None
 
     @property
     def busy(self) -> bool:
@@ -176,8 +184,22 @@ class RecoverScreen(ConsoleModal[int | None]):
                         severity="warning")
             return
         self.executing = True
-        self.query_one("#recover-keys", Static).update("Working... (the LMS is being changed; wait)")
+        self.query_one("#recover-keys", Static).update(WORKING)
+        self._step_began = time.monotonic()
+        self._working = self.set_interval(1.0, self._show_working)
         self._execute()
+
+    def _stop_working(self) -> None:
+        if self._working is not None:
+            self._working.stop()
+
+    def _show_working(self) -> None:
+        """A frozen LMS keeps a step waiting for minutes (each try waits 30 s): say so, by the second."""
+        quiet = int(time.monotonic() - self._step_began)
+        if self.executing and quiet >= 5:
+            self.query_one("#recover-keys", Static).update(
+                f"Working... the LMS has not answered for {quiet} s. The console keeps asking and never sends "
+                "a change twice: wait.")
 
     @work(exclusive=True, group="recover", exit_on_error=False)
     async def _execute(self) -> None:
@@ -189,15 +211,19 @@ class RecoverScreen(ConsoleModal[int | None]):
         def say(text: str) -> None:
             said_so_far.append(shown(text))
             steps.update("\n".join(said_so_far))
+            self._step_began = time.monotonic()
+            self.query_one("#recover-keys", Static).update(WORKING)
 
         try:
             result = await execute_recovery(self.app.lms(), self.plan, journal=self.app.journal(),
                                             workdir=self.app.state_dir(), say=say)
         except Exception as error:  # AlreadyUnlocked, ImportMoved, LmsError: shown, nothing re-sent
             self.executing = False
+            self._stop_working()
             self._refused(error)
             return
         self.executing = False
+        self._stop_working()
         reimport = result.reimport
         self.result_id = reimport.id if reimport is not None else None
         done = f"Done: import {self.plan.import_id} unlocked" if result.unlocked else "Done"
