@@ -7,7 +7,10 @@ import io
 import sys
 
 import pytest
-from test_operations_support import cli_env, count, dataset, learners, start_sandbox
+
+from helpers.profiles import cli_env
+from helpers.sandbox import dataset, start_sandbox
+from helpers.workflows import count, learners
 
 from importconsole.cli import main
 
