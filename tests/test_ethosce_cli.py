@@ -16,9 +16,9 @@ import pytest
 
 from importconsole.cli import main
 from helpers.feeds_kit import (
-    IMPORTER, batch_step, colleague_batch, colleague_hangs_the_importer, colleague_schedules, end_the_lease, file_keys, locked,
+    IMPORTER, colleague_hangs_the_importer, colleague_imports_slowly, colleague_schedules,
+    end_the_lease, file_keys, locked,
 )
-from helpers.wait import wait_for
 
 
 def test_a_clean_submit_drives_the_batch_with_rows_and_stores_every_row(kit_cli, tmp_path, capsys):
@@ -107,41 +107,43 @@ def test_a_live_import_is_not_unlocked_it_must_not_move_for_hung_after_first(kit
     """The reference LMS's rule on EthosCE: recover unlocks only a hung import. The site never says when
     an import last moved, so the console watches it for hung_after: a colleague's batch that moves a chunk
     every few seconds is left alone (compare-and-unlock alone saw nothing move between plan and post)."""
-    import threading
-
     config = tmp_path / "config.toml"
     config.write_text(config.read_text().replace("hung_after = 1", "hung_after = 30"))
     kit_cli.set_row_delay(120)  # a chunk of 10 rows takes 1.2 s: one chunk per batch step (Drupal's steps last 1 s)
     path = kit_cli.make_csv(tmp_path / "colleague.csv", 40)  # four batch steps
-    finished: list[int] = []
-
-    def colleague_imports() -> None:  # a browser driving its batch to the end, a step every 4 s (a slow link)
-        with colleague_batch(kit_cli, path) as (browser, batch):
-            for _ in range(200):
-                step = batch_step(browser, batch)
-                finished.append(step.status_code)
-                if step.status_code != 200 or str(step.json().get("percentage")) == "100":
-                    break
-                time.sleep(4)
-            browser.get("/batch", params={"op": "finished", "id": batch})
-
-    colleague = threading.Thread(target=colleague_imports, daemon=True)
-    colleague.start()
-    def still_importing() -> bool:
-        assert colleague.is_alive(), "the colleague's import never showed progress"
-        return False
-
-    wait_for(lambda: (locked(kit_cli) and kit_cli.scalar("SELECT COUNT(*) FROM courserecord_transcript_import"))
-             or still_importing(), 30, 0.1, "the colleague's import to show progress")
-
-    assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1
+    with colleague_imports_slowly(kit_cli, path) as steps:
+        assert main(["recover", IMPORTER, "--file", str(path), "--yes"]) == 1
     said = capsys.readouterr().out
     assert f"Checking that {IMPORTER} is hung" in said
     assert f"Importer {IMPORTER} is not hung, so it was not unlocked: it moved within" in said, said
     assert "counts as hung only after 30s without progress" in said and "--hung-after SECONDS" in said
     assert "unlocked course_record_import" not in said and "re-imported" not in said
-    colleague.join(60)
-    assert finished and set(finished) == {200}  # the colleague's batch went on to its end, never cut short
+    assert steps and set(steps) == {200}  # the colleague's batch went on to its end, never cut short
+    assert not locked(kit_cli)
+    assert Counter(kit_cli.stored_rows()) == Counter(file_keys(path)) and len(kit_cli.stored_rows()) == 40  # each once
+
+
+async def test_u_in_the_console_leaves_a_live_batch_alone_it_must_not_move_for_hung_after_first(kit_cli, tmp_path):
+    """The same rule in the console: `u` took the hung, else the locked, importer, and Enter unlocked a live batch."""
+    from helpers.tui import wait_for_text
+
+    from importconsole.tui.app import ImportConsoleApp
+
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace("hung_after = 1", "hung_after = 30"))
+    kit_cli.set_row_delay(120)
+    path = kit_cli.make_csv(tmp_path / "colleague.csv", 40)
+    with colleague_imports_slowly(kit_cli, path) as steps:
+        app = ImportConsoleApp(session=None, workdir=tmp_path, start_mode="connect", theme_dirs=[], config_path=str(config))
+        async with app.run_test(size=(120, 50)) as pilot:
+            await pilot.press("ctrl+s")
+            await wait_for_text(pilot, "course_record_import: importing", timeout=20)
+            await pilot.press("u")
+            await wait_for_text(pilot, "Re-import rows", timeout=20)
+            await pilot.press("enter")
+            text = await wait_for_text(pilot, "so it was not unlocked", timeout=30)
+            assert f"Checking that {IMPORTER} is hung" in text and "Enter: make a fresh plan" in text
+    assert steps and set(steps) == {200}  # the colleague's batch went on to its end, never cut short
     assert not locked(kit_cli)
     assert Counter(kit_cli.stored_rows()) == Counter(file_keys(path)) and len(kit_cli.stored_rows()) == 40  # each once
 

@@ -236,6 +236,37 @@ def colleague_imports(kit: FeedsKit, path: Path) -> None:
         browser.get(f"/batch?id={batch}&op=finished")
 
 
+@contextmanager
+def colleague_imports_slowly(kit: FeedsKit, path: Path, pause: float = 4.0) -> Iterator[list[int]]:
+    """A browser driving its batch to the end on a slow link: a step every `pause` seconds, in a thread.
+    Yields once the import shows progress (locked, rows stored); the list gets each step's status code.
+    Joined on leaving."""
+    import threading
+
+    steps: list[int] = []
+
+    def drive() -> None:
+        with colleague_batch(kit, path) as (browser, batch):
+            for _ in range(200):
+                step = batch_step(browser, batch)
+                steps.append(step.status_code)
+                if step.status_code != 200 or str(step.json().get("percentage")) == "100":
+                    break
+                time.sleep(pause)
+            browser.get("/batch", params={"op": "finished", "id": batch})
+
+    colleague = threading.Thread(target=drive, daemon=True)
+    colleague.start()
+    deadline = time.monotonic() + 30
+    while not (locked(kit) and kit.scalar("SELECT COUNT(*) FROM courserecord_transcript_import")):
+        assert colleague.is_alive() and time.monotonic() < deadline, "the colleague's import never showed progress"
+        time.sleep(0.1)
+    try:
+        yield steps
+    finally:
+        colleague.join(120)
+
+
 def colleague_hangs_the_importer(kit: FeedsKit, path: Path) -> int:
     """A browser's import driven until a step dies; returns that step's status code (500 for a bad row)."""
     with colleague_batch(kit, path) as (browser, batch):
