@@ -15,10 +15,13 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 from importconsole import crash
+
+if TYPE_CHECKING:  # config imports nothing from here, but the profile is only a type to the secrets
+    from importconsole.config import Profile
 
 SERVICE = "importconsole"
 ENV_VAR = "IMPORTCONSOLE_TOKEN"
@@ -43,9 +46,10 @@ class NoToken(TokenError):
     pass
 
 
-def _profile_parts(profile: Any, username: str | None) -> tuple[str, str]:
-    name = getattr(profile, "name", profile)
-    user = username or getattr(profile, "username", None)
+def _profile_parts(profile: Profile | str, username: str | None) -> tuple[str, str]:
+    """(profile name, user): `profile` is a config Profile, or a profile's name given with `username`."""
+    name = profile if isinstance(profile, str) else profile.name
+    user = username or (None if isinstance(profile, str) else profile.username)
     if not user:
         raise NoToken(f"profile {name!r} has no username; add username to [profiles.{name}] in the config")
     return str(name), str(user)
@@ -177,7 +181,7 @@ def _get_secret(name: str, spec: SecretSpec, *, prompt: bool, environ: Mapping[s
     raise NoToken(f"{missing}{why_not_keyring} Run `importconsole login --profile {name}`, or {hint}.")
 
 
-def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
+def get_token(profile: Profile | str, *, username: str | None = None, prompt: bool = True,
               environ: Mapping[str, str] | None = None, timeout: float = KEYRING_TIMEOUT,
               ask: Callable[[str], str] | None = None) -> str:
     """The token for `profile` (a config.Profile, or a name with `username`).
@@ -193,10 +197,10 @@ def get_token(profile: Any, *, username: str | None = None, prompt: bool = True,
     return _get_secret(name, spec, prompt=prompt, environ=env, timeout=timeout, ask=ask)
 
 
-def password_specs(profile: Any) -> tuple[SecretSpec, SecretSpec]:
+def password_specs(profile: Profile) -> tuple[SecretSpec, SecretSpec]:
     """An EthosCE profile's two secrets: the site admin's password, the restws account's."""
     name, user = _profile_parts(profile, None)
-    restws = getattr(profile, "restws_username", None)
+    restws = profile.restws_username
     if not restws:
         raise NoToken(f"profile {name!r} has no restws_username; add it to [profiles.{name}] in the config")
     return (SecretSpec(PASSWORD_ENV, user, "password", f"of the site admin {user} on profile {name}"),
@@ -216,22 +220,22 @@ class Credentials:
         return f"Credentials(<{', '.join(held) or 'nothing'} hidden>)"
 
 
-def get_credentials(profile: Any, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
+def get_credentials(profile: Profile, *, prompt: bool = True, environ: Mapping[str, str] | None = None,
                     timeout: float = KEYRING_TIMEOUT, ask: Callable[[str], str] | None = None) -> Credentials:
     """Everything `profile` needs: the API token, or an EthosCE profile's two passwords."""
-    if getattr(profile, "kind", "reference") != "ethosce":
+    if profile.kind != "ethosce":
         return Credentials(token=get_token(profile, prompt=prompt, environ=environ, timeout=timeout, ask=ask))
     admin, restws = password_specs(profile)
-    name = getattr(profile, "name", profile)
+    name = profile.name
     first = _get_secret(name, admin, prompt=prompt, environ=environ, timeout=timeout, ask=ask)
     second = _get_secret(name, restws, prompt=prompt, environ=environ, timeout=timeout, ask=ask)
     return Credentials(password=first, restws_password=second)
 
 
-def store_passwords(profile: Any, password: str, restws_password: str, *, timeout: float = KEYRING_TIMEOUT) -> str:
+def store_passwords(profile: Profile, password: str, restws_password: str, *, timeout: float = KEYRING_TIMEOUT) -> str:
     """Save an EthosCE profile's two passwords in the keyring; returns a sentence."""
     admin, restws = password_specs(profile)
-    name = getattr(profile, "name", profile)
+    name = profile.name
     for spec, value in ((admin, password), (restws, restws_password)):
         value = value.strip()
         if not value:
@@ -246,7 +250,7 @@ def store_passwords(profile: Any, password: str, restws_password: str, *, timeou
     return f"Passwords for {admin.user} and {restws.user} on profile {name} stored in the system keyring."
 
 
-def store_token(profile: Any, token: str, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> str:
+def store_token(profile: Profile | str, token: str, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> str:
     """Save in the keyring; returns where it went (a sentence). NoKeyringBackend offers the env var."""
     name, user = _profile_parts(profile, username)
     token = token.strip()
@@ -261,7 +265,7 @@ def store_token(profile: Any, token: str, *, username: str | None = None, timeou
     return f"Token for {user} on profile {name} stored in the system keyring."
 
 
-def delete_token(profile: Any, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> bool:
+def delete_token(profile: Profile | str, *, username: str | None = None, timeout: float = KEYRING_TIMEOUT) -> bool:
     """Remove the keyring entry; False when there was none."""
     name, user = _profile_parts(profile, username)
     if _find_backend(timeout) is None:
@@ -269,8 +273,8 @@ def delete_token(profile: Any, *, username: str | None = None, timeout: float = 
     import keyring
     from keyring.errors import PasswordDeleteError
 
-    users = [user] + ([profile.restws_username] if getattr(profile, "kind", "") == "ethosce"
-                      and getattr(profile, "restws_username", None) else [])
+    restws = profile.restws_username if not isinstance(profile, str) and profile.kind == "ethosce" else None
+    users = [user] + ([restws] if restws else [])
 
     def delete() -> bool:
         removed = False
