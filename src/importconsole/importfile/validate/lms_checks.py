@@ -74,17 +74,7 @@ class _LmsChecks:
                 course = self.courses.get(course_id) if course_id else None
                 key = keys[off]
                 if course_id and course is None:
-                    if self.importer == "global":
-                        out.add("course-shell-no-certificate", row=row, line=line, column=cols.get("external_course_id"),
-                                value=course_id, message=f"course {safe_text.visible(course_id)!r} does not exist: a course "
-                                "shell is made, with no certificate and no required objects")
-                    elif course_id not in self.course_reported:
-                        self.course_reported.add(course_id)
-                        from_file = not (self.importer == "course" and self.course)  # else --course named it
-                        out.add("unknown-course", row=row if from_file else None, line=line if from_file else None,
-                                column=cols.get("external_course_id") if from_file else None, value=course_id,
-                                message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS"
-                                        + (" (its first row here; every row naming it is refused)" if from_file else ""))
+                    self._missing_course(row, line, course_id)
                 user = user_facts.get(key) if key else None
                 if key and user is None and (course is None and course_id and self.importer == "global"
                                              or course is not None and course.required_objects == 0):
@@ -106,45 +96,65 @@ class _LmsChecks:
                     self.award_rows[(course_id, complete[i] == "1", t, credits[i].strip(), user is not None, kind)] += 1
                 if not t or CREDIT_TYPE_SEPARATORS.search(t):
                     continue
-                type_fact = self.credit_types.get(t)
-                if type_fact is None:
-                    out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
-                            message=f"credit type {safe_text.visible(t)!r} is not one of the site's "
-                                    f"({', '.join(sorted(self.credit_types)) or 'none'})")
-                    continue
-                if self.importer == "global" and "pars" in type_fact.reports_to:
-                    out.add("global-importer-pars", row=row, line=line, column=cols.get("credit_type"), value=t,
-                            message=f"{t} reports to PARS, but global-importer records are left out of PARS reports",
-                            fix="use the course-level importer for this course")
-                amount_text = credits[i].strip()
-                offered = course.credits.get(t) if course is not None else None
-                if course is not None and offered is None:
-                    out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
-                            message=f"course {course_id!r} does not offer credit type {t!r}")
-                if amount_text and type_fact.reports_to:
-                    out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
-                            value=amount_text, message=f"imported {t} credit is never reported to "
-                            f"{entities(type_fact.reports_to)}",
-                            fix=self._completion_only_fix(course, course_id, t, amount_text, user is not None,
-                                                          complete[i] == "1"))
-                if not amount_text and offered is not None and offered.enable_variable_credit:
-                    out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
-                            cols.get("credit_type")), value=t,
-                            message=f"{t} credit is Variable on {safe_text.visible(course_id)}, but credits is empty: "
-                                    "the LMS refuses the row")
-                if not amount_text or offered is None or not _parse_number(amount_text):
-                    continue
-                amount = Decimal(amount_text)
-                if amount > offered.max or amount < offered.min or (
-                        offered.increments and (amount - offered.min) % offered.increments != 0):
-                    out.add("credits-out-of-range", row=row, line=line, column=cols.get("credits"), value=amount_text,
-                            message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
-                                    f"in steps of {offered.increments}")
-                elif amount < offered.max and not offered.enable_variable_credit:
-                    award = self._award(course, course_id, complete[i] == "1", t, amount_text, True, None)
-                    out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
-                            value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
-                            f"Variable is off on {course_id}: the LMS records {award.will_record()}")
+                self._check_credit(row, line, course, course_id, t, credits[i].strip(), user is not None,
+                                   complete[i] == "1")
+
+    def _missing_course(self, row: int | None, line: int | None, course_id: str) -> None:
+        out, cols = self.checks.out, self.checks.cols
+        if self.importer == "global":
+            out.add("course-shell-no-certificate", row=row, line=line, column=cols.get("external_course_id"),
+                    value=course_id, message=f"course {safe_text.visible(course_id)!r} does not exist: a course "
+                    "shell is made, with no certificate and no required objects")
+        elif course_id not in self.course_reported:
+            self.course_reported.add(course_id)
+            from_file = not (self.importer == "course" and self.course)  # else --course named it
+            out.add("unknown-course", row=row if from_file else None, line=line if from_file else None,
+                    column=cols.get("external_course_id") if from_file else None, value=course_id,
+                    message=f"course {safe_text.visible(course_id)!r} does not exist on the LMS"
+                            + (" (its first row here; every row naming it is refused)" if from_file else ""))
+
+    def _check_credit(self, row: int | None, line: int | None, course: CourseFact | None, course_id: str, t: str,
+                      amount_text: str, user_exists: bool, complete: bool) -> None:
+        """The credit rules of one row whose credit_type names one type."""
+        out, cols = self.checks.out, self.checks.cols
+        type_fact = self.credit_types.get(t)
+        if type_fact is None:
+            out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
+                    message=f"credit type {safe_text.visible(t)!r} is not one of the site's "
+                            f"({', '.join(sorted(self.credit_types)) or 'none'})")
+            return
+        if self.importer == "global" and "pars" in type_fact.reports_to:
+            out.add("global-importer-pars", row=row, line=line, column=cols.get("credit_type"), value=t,
+                    message=f"{t} reports to PARS, but global-importer records are left out of PARS reports",
+                    fix="use the course-level importer for this course")
+        offered = course.credits.get(t) if course is not None else None
+        if course is not None and offered is None:
+            out.add("unknown-credit-type", row=row, line=line, column=cols.get("credit_type"), value=t,
+                    message=f"course {course_id!r} does not offer credit type {t!r}")
+        if amount_text and type_fact.reports_to:
+            out.add("imported-credit-not-reported", row=row, line=line, column=cols.get("credits"),
+                    value=amount_text, message=f"imported {t} credit is never reported to "
+                    f"{entities(type_fact.reports_to)}",
+                    fix=self._completion_only_fix(course, course_id, t, amount_text, user_exists,
+                                                  complete))
+        if not amount_text and offered is not None and offered.enable_variable_credit:
+            out.add("variable-credit-without-amount", row=row, line=line, column=cols.get("credits",
+                    cols.get("credit_type")), value=t,
+                    message=f"{t} credit is Variable on {safe_text.visible(course_id)}, but credits is empty: "
+                            "the LMS refuses the row")
+        if not amount_text or offered is None or not _parse_number(amount_text):
+            return
+        amount = Decimal(amount_text)
+        if amount > offered.max or amount < offered.min or (
+                offered.increments and (amount - offered.min) % offered.increments != 0):
+            out.add("credits-out-of-range", row=row, line=line, column=cols.get("credits"), value=amount_text,
+                    message=f"{amount_text} {t} is outside {course_id}'s range {offered.min}-{offered.max} "
+                            f"in steps of {offered.increments}")
+        elif amount < offered.max and not offered.enable_variable_credit:
+            award = self._award(course, course_id, complete, t, amount_text, True, None)
+            out.add("partial-credit-not-variable", row=row, line=line, column=cols.get("credits"),
+                    value=amount_text, message=f"{amount_text} is less than the maximum {offered.max} {t} and "
+                    f"Variable is off on {course_id}: the LMS records {award.will_record()}")
 
     def _award(self, course: CourseFact | None, course_id: str, complete: bool, credit_type: str, credits: str,
                user_exists: bool, enrollment: EnrollmentFact | None) -> Award:
