@@ -118,7 +118,7 @@ def test_the_submit_confirmation_says_what_the_lms_will_record_and_the_lms_recor
     assert main(["submit", str(source), "--course", "CARD-101", "--yes"]) == 0
     err = capsys.readouterr().err
     assert "What the LMS will record for these rows:\n" \
-           "  2 rows: the LMS will record 1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)\n" \
+           "  each of 2 rows: the LMS will record 1.5 ama (awarded, reported to PARS) and 1.5 moc_abim (awarded, reported to PARS)\n" \
            "  1 row: the LMS will record 1.5 ama (imported, reported to nobody)\n" in err
     imports = demo_sandbox.db().execute("SELECT id FROM imports ORDER BY id DESC LIMIT 1").fetchone()
     demo_sandbox.wait_import(imports[0])

@@ -176,7 +176,7 @@ async def test_the_confirmation_says_what_the_lms_will_record_as_the_cli_does(tm
             await _check_before_sending(pilot, "2 rows", "completions.csv")
             text = await wait_for_text(pilot, "Enter: submit", timeout=15)
             assert "2 rows · course-level importer · course C-FIXED" in text
-            assert "2 rows: the LMS will record 1 ama (awarded, reported to PARS)" in " ".join(text.split()), text
+            assert "each of 2 rows: the LMS will record 1 ama (awarded, reported to PARS)" in " ".join(text.split()), text
             await pilot.press("enter")
             dialog = app.screen
             await wait_for(pilot, lambda: dialog.import_id is not None, timeout=15, what="the upload")

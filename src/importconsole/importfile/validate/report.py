@@ -94,11 +94,12 @@ class ValidationReport:
 
     def award_lines(self, limit: int = 8) -> list[str]:
         """What the LMS will record for the file's rows, one line per kind of row (most rows first):
-        `3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`. Empty offline."""
+        `each of 3 rows: the LMS will record 1.5 ama (imported, reported to nobody)`: per learner's row,
+        never a total (a trial read "20 rows: ... 1.5 ama" as 1.5 for the file). Empty offline."""
         from ..wording import plural
 
         ranked = self.awards.most_common()
-        lines = [f"{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
+        lines = [f"{'each of ' if n > 1 else ''}{plural(n, 'row')}: {award.describe()}" for award, n in ranked[:limit]]
         if len(ranked) > limit:
             rest = sum(n for _, n in ranked[limit:])
             lines.append(f"{plural(rest, 'more row')} of {len(ranked) - limit} other kinds (validate --json lists them)")
