@@ -195,14 +195,21 @@ async def watch(args: Any, backend: Any, profile: Any, journal: Any) -> int:
 
 # ---- diagnose, unlock, reimport, recover ------------------------------------------------------
 
-async def diagnose(args: Any, backend: Any, journal: Any) -> int:
+async def _plan(args: Any, backend: Any, journal: Any) -> tuple[str, Any]:
+    """(importer, its plan); the plan is None once a --file that is no readable import file was said."""
     from importconsole.operations.ethosce import plan_importer
 
     importer_id = importer_of(args, backend)
     try:
-        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
-    except ImportFileError as error:  # --file names no readable import file
+        return importer_id, await plan_importer(backend, importer_id, file=args.file, journal=journal)
+    except ImportFileError as error:
         emit(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+        return importer_id, None
+
+
+async def diagnose(args: Any, backend: Any, journal: Any) -> int:
+    importer_id, plan = await _plan(args, backend, journal)
+    if plan is None:
         return EXIT_USAGE
     lines = [line for line in plan.describe() if line.startswith(("Importer", "  "))]  # what it found, not the steps
     d = plan.diagnosis
@@ -221,13 +228,10 @@ async def diagnose(args: Any, backend: Any, journal: Any) -> int:
 
 
 async def recover(args: Any, backend: Any, journal: Any, confirm: Any) -> int:
-    from importconsole.operations.ethosce import plan_importer, recover_importer
+    from importconsole.operations.ethosce import recover_importer
 
-    importer_id = importer_of(args, backend)
-    try:
-        plan = await plan_importer(backend, importer_id, file=args.file, journal=journal)
-    except ImportFileError as error:  # --file names no readable import file
-        emit(args, {"importer": importer_id, "error": str(error)}, str(error), err=True)
+    importer_id, plan = await _plan(args, backend, journal)
+    if plan is None:
         return EXIT_USAGE
     mode = args.mode
     if mode == "unlock" and not plan.needs_unlock:

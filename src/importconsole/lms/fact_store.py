@@ -10,14 +10,15 @@ read back by it alone, in a folder only its user can open), as the duplicate-key
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import marshal
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from importconsole.importfile.facts import EnrollmentKey, UserKey
 
@@ -95,6 +96,25 @@ def user_name(key: UserKey) -> str:
 def enrollment_name(key: EnrollmentKey) -> str:
     name = user_name(key[0])
     return f"{len(name)}:{name}{key[1]}"  # the length keeps ("a", "bc") apart from ("ab", "c")
+
+
+T = TypeVar("T")
+
+
+def look_up(loop: asyncio.AbstractEventLoop, coro: Coroutine[object, None, T], timeout: float | None, who: str) -> T:
+    """One look-up on the client's event loop, from the validation's worker thread (the rules are
+    synchronous); never from that loop itself, which would wait on itself."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError(f"{who} must be called from a worker thread, not from the client's event loop")
+    try:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+    finally:
+        after_lookup()
 
 
 def after_lookup() -> None:

@@ -28,7 +28,7 @@ from importconsole.importfile.facts import (
     to_decimal,
 )
 from importconsole.lms.client import LmsClient
-from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, enrollment_name, user_name
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, enrollment_name, look_up, user_name
 from importconsole.lms.models import Course, Enrollment, User
 
 T = TypeVar("T")
@@ -111,18 +111,8 @@ class ApiFacts:
         self.calls = 0  # requests made (tests check batching and caching)
 
     def _run(self, coro: Coroutine[object, None, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            coro.close()
-            raise RuntimeError("ApiFacts must be called from a worker thread, not from the client's event loop")
         self.calls += 1
-        try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
-        finally:
-            after_lookup()
+        return look_up(self.loop, coro, self.timeout, "ApiFacts")
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         with self._lock:

@@ -35,7 +35,7 @@ from importconsole.importfile.facts import (
     UserKey,
 )
 from importconsole.lms.ethosce.restws import RestwsClient, page_number
-from importconsole.lms.fact_store import IN_MEMORY, FactStore, after_lookup, user_name
+from importconsole.lms.fact_store import IN_MEMORY, FactStore, look_up, user_name
 from importconsole.lms.models import JsonObject
 
 T = TypeVar("T")
@@ -200,18 +200,8 @@ class RestwsFacts:
         return self.lookups.client.requests
 
     def _run(self, coro: Coroutine[object, None, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            coro.close()
-            raise RuntimeError("RestwsFacts must be called from a worker thread, not from the client's event loop")
         with self._lock:
-            try:
-                return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
-            finally:
-                after_lookup()
+            return look_up(self.loop, coro, self.timeout, "RestwsFacts")
 
     def credit_types(self) -> dict[str, CreditTypeFact]:
         return self._run(self.lookups.credit_types())
