@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from child_peak import PEAK_MIB
+
 ROWS = 1_000_000
 MB = 1_000_000
 HEADER = "external_user_id,external_email,first_name,last_name,external_course_id,complete,date_completed\r\n"
@@ -40,20 +42,8 @@ def generate(path: Path, *, rows: int | None = None, size: int | None = None) ->
     return written
 
 
-_CHILD = r"""
-import json, resource, sys, time
-
-
-def _peak_mib():
-    # VmHWM is this process's own peak; ru_maxrss also counts the parent's pages at fork/exec
-    # (make bench runs every bench in one process, which grows).
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+_CHILD = PEAK_MIB + r"""
+import json, sys, time
 
 
 kind, path, out = sys.argv[1], sys.argv[2], sys.argv[3]

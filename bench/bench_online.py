@@ -19,12 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from child_peak import PEAK_MIB
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES_MIB = (8, 32)
 COURSE = "CARD-101"
 HEAD = b"external_user_id,external_email,first_name,last_name,enrollment_start,complete,date_completed,credit_type,credits\n"
 
-_CHILD = r"""
+_CHILD = PEAK_MIB + r"""
 import contextlib, json, sys, time
 result, out, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 from importconsole.cli import main
@@ -32,8 +34,7 @@ start = time.perf_counter()
 with open(out, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
     code = main(argv)
 seconds = time.perf_counter() - start
-peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-open(result, "w").write(json.dumps({"code": code, "seconds": seconds, "rss_mib": peak / 1024}))
+open(result, "w").write(json.dumps({"code": code, "seconds": seconds, "rss_mib": _peak_mib()}))
 """
 
 

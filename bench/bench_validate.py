@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from child_peak import PEAK_MIB
+
 ROWS = 1_000_000
 FRICTIONLESS_ROWS = 100_000  # frictionless takes minutes on 1M rows: measured on a prefix, scaled
 GIB = 1 << 30
@@ -111,20 +113,8 @@ def every_row_a_finding(path: Path, mib: int) -> None:
 
 
 # Each child prints {"seconds": ..., "rss_mib": ...} (its own peak: VmHWM on Linux).
-_CHILD = r"""
-import json, resource, sys, time
-
-
-def _peak_mib():
-    # VmHWM is this process's own peak; ru_maxrss also counts the parent's pages at fork/exec
-    # (make bench runs every bench in one process, which grows).
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+_CHILD = PEAK_MIB + r"""
+import json, sys, time
 
 
 kind, path = sys.argv[1], sys.argv[2]

@@ -22,6 +22,13 @@ def course_file(rows: list[str]) -> bytes:
     return (HEADER + "".join(r + "\r\n" for r in rows)).encode("utf-8")
 
 
+def submit_hanging(server, rows: int, bad_row: int, file_name: str) -> dict:
+    """`rows` completion rows in C-FIXED; row `bad_row` holds U+200B, where the importer hangs."""
+    lines = [f"u{(n - 1) % 5 + 1}" + ("\u200b" if n == bad_row else "") + f",1,2026-01-0{(n - 1) % 9 + 1}"
+             for n in range(1, rows + 1)]
+    return server.submit(course_file(lines), course="C-FIXED", file_name=file_name).json()
+
+
 def console(server, tmp_path, **kwargs) -> ImportConsoleApp:
     session = lms_session(server, tmp_path)
     return ImportConsoleApp(session=session, workdir=tmp_path, start_mode="monitor", theme_dirs=[], **kwargs)
@@ -48,9 +55,7 @@ async def test_monitor_follows_an_import_to_completion(tmp_path):
 
 
 async def _hang(pilot, server, app):
-    rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
-    rows[2] = "u3\u200b,1,2026-01-03"  # a zero-width space in row 3 hangs the LMS importer
-    hung = server.submit(course_file(rows), course="C-FIXED", file_name="zwsp.csv").json()
+    hung = submit_hanging(server, 5, 3, "zwsp.csv")  # a zero-width space in row 3 hangs the LMS importer
     server.wait_rows(hung["id"], 2)
     await wait_for_text(pilot, "HUNG", timeout=15)
     await wait_for_text(pilot, "Stopped at row 3", timeout=15)
@@ -75,9 +80,7 @@ async def test_an_import_hung_before_the_console_opened_is_hung_on_the_first_syn
     from importconsole.operations.watch import ImportWatcher
 
     with start_sandbox(dataset(), rows_per_second=50) as server:
-        rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
-        rows[1] = "u2\u200b,1,2026-01-02"  # hangs at row 2, before any console is open
-        hung = server.submit(course_file(rows), course="C-FIXED", file_name="early.csv").json()
+        hung = submit_hanging(server, 5, 2, "early.csv")  # hangs at row 2, before any console is open
         server.wait_rows(hung["id"], 1)
         time.sleep(1.3)  # stalled longer than hung_after (1 s), by the server's clock
         app = console(server, tmp_path, hung_after=1.0)
@@ -146,9 +149,7 @@ async def test_the_recover_plan_title_and_header_agree_when_an_import_turns_hung
         app = console(server, tmp_path, hung_after=3.0)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for_text(pilot, "0 active")
-            rows = [f"u{n},1,2026-01-0{n}" for n in range(1, 6)]
-            rows[2] = "u3\u200b,1,2026-01-03"
-            hung = server.submit(course_file(rows), course="C-FIXED", file_name="zwsp.csv").json()
+            hung = submit_hanging(server, 5, 3, "zwsp.csv")
             server.wait_rows(hung["id"], 2)
             monitor = app.screen
             await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and not v.is_hung
@@ -176,9 +177,7 @@ async def test_the_recover_plan_opened_while_the_import_still_moves_follows_it_u
             await wait_for_text(pilot, "0 active")
             # Row 16 of 20 hangs it: about 3 s of moving after the first rows, so the first plan is made
             # while it still moves even on a loaded machine (row 8 at 4 rows/s was reached first, 1 run in 3).
-            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 21)]
-            rows[15] = "u9\u200b,1,2026-01-09"
-            hung = server.submit(course_file(rows), course="C-FIXED", file_name="slow.csv").json()
+            hung = submit_hanging(server, 20, 16, "slow.csv")
             monitor = app.screen
             await wait_for(pilot, lambda: any(v.import_id == hung["id"] and v.holds_lock and 0 < v.rows_processed < 5
                                               for v in monitor.views), timeout=15, what="the import moving")
@@ -207,9 +206,7 @@ async def test_recover_on_a_frozen_lms_says_how_long_it_has_not_answered_then_fi
         app = console(server, tmp_path, hung_after=1.0)
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_for_text(pilot, "0 active")
-            rows = [f"u{n % 5 + 1},1,2026-01-0{n % 9 + 1}" for n in range(1, 11)]
-            rows[7] = "u9\u200b,1,2026-01-09"  # row 8 hangs the importer
-            hung = server.submit(course_file(rows), course="C-FIXED", file_name="frozen.csv").json()
+            hung = submit_hanging(server, 10, 8, "frozen.csv")
             await wait_for(pilot, lambda: hung["id"] in app.hung_ids, timeout=20, what="the hung verdict")
             await pilot.press("u")
             dialog = app.screen
