@@ -133,3 +133,16 @@ def test_login_stores_both_passwords_and_logout_removes_both(tmp_path, monkeypat
     out = capsys.readouterr()
     assert ADMIN_PW not in out.out + out.err and RESTWS_PW not in out.out + out.err
     assert (tmp_path / "config.toml").read_text() == GOOD  # nothing was written to the config
+
+
+def test_config_init_writes_a_first_ethosce_profile_and_refuses_one_without_its_restws_account(tmp_path, capsys):
+    """A first-time EthosCE admin starts with `config init` too (it could only write a reference profile)."""
+    path = tmp_path / "new" / "config.toml"
+    base = ["config", "init", "--config", str(path), "--profile", "site", "--kind", "ethosce",
+            "--base-url", "https://ce.example.org", "--username", "admin"]
+    assert main(base) == 2
+    assert "restws_username: missing" in capsys.readouterr().err and not path.exists()
+    assert main([*base, "--restws-username", "restws_console"]) == 0
+    profile = load_config(path).profile("site")
+    assert (profile.kind, profile.username, profile.restws_username) == ("ethosce", "admin", "restws_console")
+    assert "importconsole login --profile site" in capsys.readouterr().out

@@ -400,12 +400,18 @@ def _write_new(path: Path, data: dict[str, Any]) -> None:
 
 
 def init_config(path: str | os.PathLike | None, *, profile: str, base_url: str, username: str,
-                ca_bundle: str | None = None, importer: str = "course") -> Path:
-    """A first config with one profile. Refuses to touch an existing file."""
+                ca_bundle: str | None = None, importer: str = "course", kind: str = "reference",
+                restws_username: str | None = None) -> Path:
+    """A first config with one profile. Refuses to touch an existing file. The profile is checked as
+    `config validate` checks it (an EthosCE one without its restws account is refused, with why)."""
     target = config_path(path)
     if target.exists():
         raise ConfigError([ConfigProblem(str(target), "", "already exists; importconsole never rewrites your config. Edit it by hand (see config.example.toml)")])
     table: dict[str, Any] = {"base_url": base_url, "username": username, "importer": importer}
+    if kind != "reference":
+        table = {"kind": kind, **table}
+    if restws_username is not None:
+        table["restws_username"] = restws_username
     if ca_bundle:
         table["ca_bundle"] = ca_bundle
     data = {"default_profile": profile, "profiles": {profile: table}}

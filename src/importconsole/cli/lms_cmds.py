@@ -32,8 +32,11 @@ def register(subparsers) -> None:
     val.set_defaults(func=cmd_config_validate)
     init = cfg_sub.add_parser("init", help="write a first config file (never over an existing one)")
     _common(init)
+    init.add_argument("--kind", choices=("reference", "ethosce"), default="reference",
+                      help="ethosce: an EthosCE site (Drupal Feeds importers and restws); needs --restws-username")
     init.add_argument("--base-url", required=True, help="the LMS address, https://...")
-    init.add_argument("--username", required=True, help="your LMS user name")
+    init.add_argument("--username", required=True, help="your LMS user name (EthosCE: a site admin)")
+    init.add_argument("--restws-username", help="EthosCE: the restws web-services account (starts with restws)")
     init.add_argument("--ca-bundle", help="PEM file of your LMS's certificate authority (optional)")
     init.add_argument("--importer", choices=("course", "global"), default="course")
     init.set_defaults(func=cmd_config_init)
@@ -193,7 +196,8 @@ def cmd_config_init(args) -> int:
     name = getattr(args, "profile", None) or "default"
     try:
         path = init_config(getattr(args, "config", None), profile=name, base_url=args.base_url, username=args.username,
-                           ca_bundle=args.ca_bundle, importer=args.importer)
+                           ca_bundle=args.ca_bundle, importer=args.importer, kind=args.kind,
+                           restws_username=args.restws_username)
     except ConfigError as exc:
         err(str(exc))
         return EXIT_USAGE
